@@ -1,0 +1,42 @@
+# dbchat: `make run` starts a local server with a demo tenant, `make test`
+# runs every check CI runs. `make help` lists the rest.
+GO      ?= go
+SQLC    := $(GO) tool sqlc
+BIN     := bin/dbchat
+# Provision pgvector locally only when no external database was named.
+LOCAL_PG := $(if $(TEST_DATABASE_URL)$(DBCHAT_ADMIN_DATABASE_URL)$(DATABASE_URL),,pgvector)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test build generate verify lint bench pgvector fuzz clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: $(LOCAL_PG) build ## start a private PostgreSQL, migrate, create the demo tenant and serve on :8080
+	./$(BIN) dev
+
+test: $(LOCAL_PG) build verify ## vet, sqlc checks, then go test -race against a private cluster
+	./$(BIN) cluster exec --dir .dbchat/test -- $(GO) test -race -count=1 ./...
+
+build: ## build bin/dbchat
+	$(GO) build -o $(BIN) ./cmd/dbchat
+
+generate: ## regenerate internal/dbsqlc from queries/ and db/migrations/
+	$(SQLC) generate
+
+verify: ## fail on stale generated code, sqlc vet findings, go vet or gofmt issues
+	$(SQLC) diff
+	$(SQLC) vet
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l cmd internal db)" || { gofmt -l cmd internal db; echo "gofmt needed"; exit 1; }
+
+lint: verify ## alias of verify
+
+bench: $(LOCAL_PG) build ## run the benchmarks against a private cluster
+	./$(BIN) cluster exec --dir .dbchat/test -- $(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+pgvector: ## install the pgvector extension for the local PostgreSQL if missing
+	@./db/scripts/install-pgvector.sh
+
+clean: ## remove build output and the private clusters
+	rm -rf bin .dbchat

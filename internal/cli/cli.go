@@ -1,0 +1,108 @@
+// Package cli implements the dbchat command: migrate, serve, dev, tenant and
+// cluster. Main takes its arguments and streams, so tests run it in-process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+const usage = `usage: dbchat <command> [flags]
+
+commands:
+  serve                   run the HTTP API (DATABASE_URL, DBCHAT_ADDR)
+  dev                     private local PostgreSQL + migrate + demo tenant + serve
+  migrate                 create roles, database, extension; apply migrations (DBCHAT_ADMIN_DATABASE_URL)
+  migrate status          list migrations and whether each is applied
+  tenant create --name N  create a tenant and print its first admin key (--json)
+  cluster exec --dir D -- CMD...
+                          run CMD with TEST_DATABASE_URL pointing at a private cluster
+`
+
+// errUsage marks command-line mistakes: exit code 2.
+var errUsage = errors.New("usage")
+
+// Main runs the dbchat command and returns its exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	env := &Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
+	err := run(ctx, env, args)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stderr, usage)
+		return 2
+	default:
+		var ex exitError
+		if errors.As(err, &ex) {
+			return ex.code
+		}
+		fmt.Fprintf(stderr, "dbchat: %v\n", err)
+		return 1
+	}
+}
+
+// Env is the outside world a command sees.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// exitError carries a child process's exit code through Main.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func run(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, env, rest)
+	case "dev":
+		return cmdDev(ctx, env, rest)
+	case "migrate":
+		return cmdMigrate(ctx, env, rest)
+	case "tenant":
+		return cmdTenant(ctx, env, rest)
+	case "cluster":
+		return cmdCluster(ctx, env, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (try: dbchat help)", cmd)
+}
+
+// newFlags makes a FlagSet that reports errors instead of exiting.
+func newFlags(name string, env *Env) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// config is the operator contract: environment variables only.
+type config struct {
+	DatabaseURL      string // runtime connection, as dbchat_app
+	AdminDatabaseURL string // privileged connection, for migrate only
+	Addr             string
+}
+
+func loadConfig(env *Env) config {
+	c := config{
+		DatabaseURL:      strings.TrimSpace(env.Getenv("DATABASE_URL")),
+		AdminDatabaseURL: strings.TrimSpace(env.Getenv("DBCHAT_ADMIN_DATABASE_URL")),
+		Addr:             strings.TrimSpace(env.Getenv("DBCHAT_ADDR")),
+	}
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	return c
+}

@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+
+	"github.com/dbchat/dbchat/internal/pgcluster"
+)
+
+// cmdCluster implements `dbchat cluster exec`: `make test` uses it to run the
+// tests against a private, throwaway-speed cluster unless the caller already
+// named a database.
+func cmdCluster(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] != "exec" {
+		return errUsage
+	}
+	fs := newFlags("cluster exec", env)
+	dir := fs.String("dir", ".dbchat/test", "cluster directory")
+	fast := fs.Bool("fast", true, "fsync off: for throwaway test clusters")
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() == 0 {
+		return errUsage
+	}
+	testURL := env.Getenv("TEST_DATABASE_URL")
+	if testURL == "" {
+		testURL = env.Getenv("DBCHAT_ADMIN_DATABASE_URL")
+	}
+	if testURL == "" {
+		c, err := pgcluster.EnsureWith(ctx, *dir, env.Stderr, pgcluster.Options{Fast: *fast})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := c.Stop(context.Background()); err != nil {
+				fmt.Fprintf(env.Stderr, "dbchat: stop cluster: %v\n", err)
+			}
+		}()
+		testURL = c.SuperuserURL("postgres")
+		fmt.Fprintf(env.Stderr, "dbchat: private cluster in %s on 127.0.0.1:%d\n", *dir, c.Port)
+	}
+	cmd := exec.CommandContext(ctx, fs.Arg(0), fs.Args()[1:]...)
+	cmd.Env = append(os.Environ(), "TEST_DATABASE_URL="+testURL)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, env.Stdout, env.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return exitError{code: max(ee.ExitCode(), 1)}
+	}
+	return err
+}

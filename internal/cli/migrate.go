@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"text/tabwriter"
+
+	"github.com/dbchat/dbchat/internal/migrate"
+)
+
+func cmdMigrate(ctx context.Context, env *Env, args []string) error {
+	cfg := loadConfig(env)
+	if cfg.AdminDatabaseURL == "" {
+		return errors.New("DBCHAT_ADMIN_DATABASE_URL is not set (a privileged connection used only by migrate)")
+	}
+	if len(args) == 1 && args[0] == "status" {
+		return migrateStatus(ctx, env, cfg.AdminDatabaseURL)
+	}
+	if len(args) > 0 {
+		return errUsage
+	}
+	opts := migrate.Options{AdminURL: cfg.AdminDatabaseURL, Log: env.Stdout, Passwords: appPassword(cfg.DatabaseURL)}
+	if err := migrate.Run(ctx, opts); err != nil {
+		return err
+	}
+	v, _ := migrate.Latest()
+	fmt.Fprintf(env.Stdout, "migrate: database is at version %d\n", v)
+	return nil
+}
+
+// appPassword lets `migrate` set dbchat_app's password from DATABASE_URL, so
+// an operator configures the secret in one place.
+func appPassword(dbURL string) map[string]string {
+	u, err := url.Parse(dbURL)
+	if err != nil || u.User == nil || u.User.Username() != migrate.AppRole {
+		return nil
+	}
+	if pw, ok := u.User.Password(); ok {
+		return map[string]string{migrate.AppRole: pw}
+	}
+	return nil
+}
+
+func migrateStatus(ctx context.Context, env *Env, adminURL string) error {
+	st, err := migrate.Status(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+	pending := 0
+	for _, s := range st {
+		applied := "-"
+		if !s.AppliedAt.IsZero() {
+			applied = s.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		if s.State != "applied" {
+			pending++
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, applied, s.Source.Path)
+	}
+	w.Flush()
+	if pending > 0 {
+		fmt.Fprintf(env.Stdout, "%d pending: run `dbchat migrate`\n", pending)
+	} else {
+		fmt.Fprintln(env.Stdout, "all migrations applied")
+	}
+	return nil
+}

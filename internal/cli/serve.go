@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+func cmdServe(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags("serve", env)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cfg := loadConfig(env)
+	pool, err := openAppPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return listenAndServe(ctx, env, cfg.Addr, pool, nil)
+}
+
+// openAppPool connects the runtime pool and refuses configurations that would
+// make row-level security meaningless or the schema stale.
+func openAppPool(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
+	if dbURL == "" {
+		return nil, errors.New("DATABASE_URL is not set (the runtime connection, as dbchat_app)")
+	}
+	pcfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if err := checkRuntime(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// checkRuntime verifies the runtime role and the schema before serving.
+func checkRuntime(ctx context.Context, pool *pgxpool.Pool) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(ctx); err != nil {
+		c := pool.Config().ConnConfig
+		return fmt.Errorf("cannot reach the database at %s:%d (DATABASE_URL): %w", c.Host, c.Port, err)
+	}
+	rows, err := pool.Query(ctx, `SELECT rolname, rolsuper, rolbypassrls FROM pg_roles
+		WHERE rolname = current_user OR rolname = $1`, migrate.QueryRole)
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for rows.Next() {
+		var name string
+		var super, bypass bool
+		if err := rows.Scan(&name, &super, &bypass); err != nil {
+			return err
+		}
+		if super {
+			bad = append(bad, name+" has SUPERUSER")
+		}
+		if bypass {
+			bad = append(bad, name+" has BYPASSRLS")
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var owned int
+	var user string
+	if err := pool.QueryRow(ctx, `SELECT current_user, (SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user))`).Scan(&user, &owned); err != nil {
+		return err
+	}
+	if owned > 0 {
+		bad = append(bad, fmt.Sprintf("%s owns %d relations", user, owned))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("refusing to start: row-level security would not bind: %s (connect as %s; see docs/SECURITY.md)", strings.Join(bad, ", "), migrate.AppRole)
+	}
+	var hasVector bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'vector')`).Scan(&hasVector); err != nil {
+		return err
+	}
+	if !hasVector {
+		return errors.New("the vector extension is missing in this database: install pgvector (`make pgvector`), then run `dbchat migrate`")
+	}
+	return checkMigrated(ctx, pool)
+}
+
+func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
+	want, err := migrate.Latest()
+	if err != nil {
+		return err
+	}
+	var have int64
+	err = pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM `+migrate.VersionTable+` WHERE is_applied`).Scan(&have)
+	if err != nil || have < want {
+		return fmt.Errorf("database is not migrated (at %d, need %d): run `dbchat migrate`", have, want)
+	}
+	return nil
+}
+
+// listenAndServe serves until ctx ends, then drains in-flight requests.
+// ready, if not nil, receives the bound address (tests listen on :0).
+func listenAndServe(ctx context.Context, env *Env, addr string, pool *pgxpool.Pool, ready func(addr string)) error {
+	log := slog.New(slog.NewJSONHandler(env.Stderr, nil))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (DBCHAT_ADDR): %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           server.New(tenant.New(pool), log),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	fmt.Fprintf(env.Stdout, "dbchat: listening on http://%s\n", ln.Addr())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}

@@ -1,0 +1,201 @@
+// Package dbtest gives each test its own freshly migrated PostgreSQL database,
+// cloned from a migrated template so tests can run in parallel. It needs
+// TEST_DATABASE_URL: a privileged URL to a test cluster (`make test` starts a
+// private one and sets it).
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dbchat/dbchat/db"
+	"github.com/dbchat/dbchat/internal/migrate"
+)
+
+// templateLock serialises template creation across test processes.
+const templateLock = 0x6462636861740002
+
+// DB is one test's database.
+type DB struct {
+	Name     string
+	AdminURL string // privileged connection to this database
+	AppURL   string // dbchat_app login to this database
+}
+
+// AdminURL returns TEST_DATABASE_URL, failing the test when it is unset.
+func AdminURL(t testing.TB) string {
+	u := os.Getenv("TEST_DATABASE_URL")
+	if u == "" {
+		if testing.Short() {
+			t.Skip("TEST_DATABASE_URL not set (-short)")
+		}
+		t.Fatal("TEST_DATABASE_URL is not set: run `make test`, or point it at a privileged URL of a test cluster")
+	}
+	return u
+}
+
+// AppPassword is the password tests give dbchat_app. It is derived from the
+// admin URL so that parallel test processes agree on it.
+func AppPassword(adminURL string) string {
+	sum := sha256.Sum256([]byte("dbchat-test-app:" + adminURL))
+	return hex.EncodeToString(sum[:16])
+}
+
+// New creates a migrated database for t and drops it when t ends.
+func New(t testing.TB) *DB {
+	t.Helper()
+	ctx := context.Background()
+	admin := AdminURL(t)
+	tpl, err := ensureTemplate(ctx, admin)
+	if err != nil {
+		t.Fatalf("dbtest: template: %v", err)
+	}
+	name := "dbchat_test_" + randomHex(6)
+	if err := createFrom(ctx, admin, name, tpl); err != nil {
+		t.Fatalf("dbtest: create %s: %v", name, err)
+	}
+	d := &DB{Name: name, AdminURL: withDatabase(admin, name, "", "")}
+	d.AppURL = withDatabase(admin, name, migrate.AppRole, AppPassword(admin))
+	// Database-level grants are not copied from a template; re-running the
+	// (idempotent) migration applies them and leaves the schema as it is.
+	if err := migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: passwords(admin)}); err != nil {
+		t.Fatalf("dbtest: migrate %s: %v", name, err)
+	}
+	t.Cleanup(func() { dropDatabase(admin, name) })
+	return d
+}
+
+// AppPool opens a dbchat_app pool on the test database, closed at cleanup.
+func (d *DB) AppPool(t testing.TB, maxConns int32) *pgxpool.Pool {
+	return d.pool(t, d.AppURL, maxConns)
+}
+
+// AdminPool opens a privileged pool on the test database, closed at cleanup.
+func (d *DB) AdminPool(t testing.TB) *pgxpool.Pool {
+	return d.pool(t, d.AdminURL, 4)
+}
+
+func (d *DB) pool(t testing.TB, connURL string, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(connURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = maxConns
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func passwords(admin string) map[string]string {
+	return map[string]string{migrate.AppRole: AppPassword(admin)}
+}
+
+// ensureTemplate migrates a template database named after the migrations'
+// content, once per cluster.
+func ensureTemplate(ctx context.Context, admin string) (string, error) {
+	sum, err := migrationsHash()
+	if err != nil {
+		return "", err
+	}
+	name := "dbchat_tpl_" + sum
+	conn, err := pgx.Connect(ctx, withDatabase(admin, "postgres", "", ""))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(templateLock)); err != nil {
+		return "", err
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1 AND datallowconn)`, name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return name, nil
+	}
+	if err := migrate.Run(ctx, migrate.Options{AdminURL: withDatabase(admin, name, "", ""), Passwords: passwords(admin)}); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// createFrom clones tpl, retrying while a just-closed template connection is
+// still going away ("source database is being accessed by other users").
+func createFrom(ctx context.Context, admin, name, tpl string) error {
+	conn, err := pgx.Connect(ctx, withDatabase(admin, "postgres", "", ""))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	stmt := fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", pgx.Identifier{name}.Sanitize(), pgx.Identifier{tpl}.Sanitize())
+	for attempt := 0; ; attempt++ {
+		_, err = conn.Exec(ctx, stmt)
+		var pg *pgconn.PgError
+		if err == nil || attempt == 50 || !errors.As(err, &pg) || pg.Code != "55006" {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func dropDatabase(admin, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, withDatabase(admin, "postgres", "", ""))
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+func migrationsHash() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(db.Migrations, ".", func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(db.Migrations, path)
+		h.Write([]byte(path))
+		h.Write(b)
+		return err
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12], err
+}
+
+// withDatabase returns connURL with its database (and, if user is set, its
+// credentials) replaced.
+func withDatabase(connURL, dbName, user, password string) string {
+	u, err := url.Parse(connURL)
+	if err != nil {
+		panic(fmt.Sprintf("dbtest: TEST_DATABASE_URL must be a postgres:// URL: %v", err))
+	}
+	u.Path = "/" + dbName
+	if user != "" {
+		u.User = url.UserPassword(user, password)
+	}
+	return u.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

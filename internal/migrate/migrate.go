@@ -1,0 +1,204 @@
+// Package migrate prepares a database for dbchat: it creates the database if
+// missing, the cluster-wide roles, the vector extension and the database
+// grants with a privileged connection, then applies the embedded goose
+// migrations as dbchat_owner. Every step is idempotent.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+
+	"github.com/dbchat/dbchat/db"
+)
+
+// VersionTable is goose's bookkeeping table, kept out of the tenant schemas.
+const VersionTable = "dbchat_migrations.goose_db_version"
+
+// lockKey serialises concurrent migrate runs (tests create templates in
+// parallel processes); it is taken in the maintenance database.
+const lockKey = 0x6462636861740001
+
+// Options configures Run.
+type Options struct {
+	// AdminURL is a privileged connection (superuser, or CREATEROLE and
+	// CREATEDB) to the target database.
+	AdminURL string
+	// Passwords sets login passwords by role name (optional).
+	Passwords map[string]string
+	// Log receives one line per applied migration; nil discards.
+	Log io.Writer
+}
+
+// Run brings the database to the latest migration. Running it twice is a no-op.
+func Run(ctx context.Context, opts Options) error {
+	cfg, err := pgx.ParseConfig(opts.AdminURL)
+	if err != nil {
+		return fmt.Errorf("DBCHAT_ADMIN_DATABASE_URL: %w", err)
+	}
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	if err := prepareCluster(ctx, cfg, opts.Passwords); err != nil {
+		return err
+	}
+	if err := prepareDatabase(ctx, cfg); err != nil {
+		return err
+	}
+	provider, closeDB, err := newProvider(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	results, err := provider.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	for _, r := range results {
+		fmt.Fprintf(log, "migrate: applied %s (%s)\n", r.Source.Path, r.Duration.Round(1e6))
+	}
+	return grantVersionTable(ctx, cfg)
+}
+
+// prepareCluster creates the roles and the database, holding an advisory lock
+// in the maintenance database so parallel runs do not race.
+func prepareCluster(ctx context.Context, cfg *pgx.ConnConfig, passwords map[string]string) error {
+	maint := cfg.Copy()
+	maint.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, maint)
+	if err != nil {
+		return fmt.Errorf("connect to the maintenance database: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(lockKey)); err != nil {
+		return err
+	}
+	if err := ensureRoles(ctx, conn, passwords); err != nil {
+		return err
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, cfg.Database).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		stmt := fmt.Sprintf("CREATE DATABASE %s OWNER %s", pgx.Identifier{cfg.Database}.Sanitize(), OwnerRole)
+		if _, err := conn.Exec(ctx, stmt); err != nil && !isDuplicate(err) {
+			return fmt.Errorf("create database %s: %w", cfg.Database, err)
+		}
+	}
+	return nil
+}
+
+// prepareDatabase does what only a privileged role may: the extension, the
+// migrations schema, and database-level grants (PUBLIC loses CONNECT/TEMP).
+func prepareDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", cfg.Database, err)
+	}
+	defer conn.Close(context.Background())
+	dbName := pgx.Identifier{cfg.Database}.Sanitize()
+	stmts := []string{
+		`CREATE EXTENSION IF NOT EXISTS vector`,
+		`CREATE SCHEMA IF NOT EXISTS dbchat_migrations AUTHORIZATION ` + OwnerRole,
+		`REVOKE ALL ON DATABASE ` + dbName + ` FROM PUBLIC`,
+		`GRANT CONNECT, CREATE, TEMPORARY ON DATABASE ` + dbName + ` TO ` + OwnerRole,
+		`GRANT CONNECT, TEMPORARY ON DATABASE ` + dbName + ` TO ` + AppRole,
+		`GRANT CONNECT ON DATABASE ` + dbName + ` TO ` + QueryRole + `, ` + AuditorRole,
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			if strings.Contains(s, "vector") {
+				return fmt.Errorf("create extension vector: %w (install pgvector: `make pgvector`, or use the pgvector/pgvector Docker image)", err)
+			}
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// grantVersionTable lets the runtime and auditor roles read the migration
+// version (for /readyz and audits).
+func grantVersionTable(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, `GRANT USAGE ON SCHEMA dbchat_migrations TO `+AppRole+`, `+AuditorRole+`;
+		GRANT SELECT ON `+VersionTable+` TO `+AppRole+`, `+AuditorRole)
+	return err
+}
+
+// newProvider opens a one-connection database/sql handle that runs as the
+// owner role, and a goose provider over the embedded migrations.
+func newProvider(cfg *pgx.ConnConfig) (*goose.Provider, func(), error) {
+	owner := cfg.Copy()
+	sqlDB := stdlib.OpenDB(*owner, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET ROLE "+OwnerRole)
+		return err
+	}))
+	sqlDB.SetMaxOpenConns(1)
+	fsys, err := fs.Sub(db.Migrations, "migrations")
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, err
+	}
+	store, err := database.NewStore(database.DialectPostgres, VersionTable)
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, err
+	}
+	p, err := goose.NewProvider("", sqlDB, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, err
+	}
+	return p, func() { sqlDB.Close() }, nil
+}
+
+// Status reports each migration as applied or pending.
+func Status(ctx context.Context, adminURL string) ([]*goose.MigrationStatus, error) {
+	cfg, err := pgx.ParseConfig(adminURL)
+	if err != nil {
+		return nil, err
+	}
+	p, closeDB, err := newProvider(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDB()
+	return p.Status(ctx)
+}
+
+// Latest is the newest migration version embedded in this binary.
+func Latest() (int64, error) {
+	names, err := fs.Glob(db.Migrations, "migrations/*.sql")
+	if err != nil || len(names) == 0 {
+		return 0, errors.Join(errors.New("no migrations embedded"), err)
+	}
+	var latest int64
+	for _, n := range names {
+		v, err := goose.NumericComponent(n)
+		if err != nil {
+			return 0, err
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
+}
+
+func isDuplicate(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "42710" || pg.Code == "42P04")
+}

@@ -1,0 +1,71 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The dbchat roles. They are cluster-wide, so they are created here rather
+// than in a per-database migration.
+const (
+	// OwnerRole owns the schemas, tables and SECURITY DEFINER functions;
+	// migrations run as it. It cannot log in.
+	OwnerRole = "dbchat_owner"
+	// AppRole is the server's runtime login: DML grants only, no BYPASSRLS.
+	AppRole = "dbchat_app"
+	// QueryRole runs generated SQL: SELECT on tenant data tables only.
+	QueryRole = "dbchat_query"
+	// AuditorRole reads catalogs and audit views, never tenant rows.
+	AuditorRole = "dbchat_auditor"
+)
+
+// roleAttributes are enforced on every migrate, so drift (someone granting
+// BYPASSRLS by hand) is undone. None of them may bypass RLS or create roles.
+var roleAttributes = []struct{ name, attrs string }{
+	{OwnerRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"},
+	{AppRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
+	{QueryRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
+	{AuditorRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
+}
+
+// ensureRoles creates the roles if missing and (re)applies their attributes
+// and, when given, login passwords.
+func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]string) error {
+	for _, r := range roleAttributes {
+		var exists bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, r.name).Scan(&exists); err != nil {
+			return err
+		}
+		verb := "ALTER"
+		if !exists {
+			verb = "CREATE"
+		}
+		stmt := fmt.Sprintf("%s ROLE %s %s", verb, pgx.Identifier{r.name}.Sanitize(), r.attrs)
+		if _, err := conn.Exec(ctx, stmt); err != nil && !isDuplicate(err) {
+			return fmt.Errorf("%s role %s: %w", verb, r.name, err)
+		}
+		if pw := passwords[r.name]; pw != "" {
+			// Utility statements take no bind parameters; format() quotes the literal.
+			var alter string
+			if err := conn.QueryRow(ctx, `SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)`, r.name, pw).Scan(&alter); err != nil {
+				return err
+			}
+			if _, err := conn.Exec(ctx, alter); err != nil {
+				return fmt.Errorf("set password of %s: %w", r.name, err)
+			}
+		}
+	}
+	// A non-superuser admin needs membership to run migrations as the owner.
+	var super bool
+	if err := conn.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return err
+	}
+	if !super {
+		if _, err := conn.Exec(ctx, "GRANT "+OwnerRole+" TO CURRENT_USER"); err != nil {
+			return fmt.Errorf("grant %s to the admin user: %w", OwnerRole, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+type tenantJSON struct {
+	ID        uuid.UUID `json:"id"`
+	Name      string    `json:"name"`
+	Slug      string    `json:"slug"`
+	IsActive  bool      `json:"is_active"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type userJSON struct {
+	ID    uuid.UUID `json:"id"`
+	Email string    `json:"email"`
+	Name  string    `json:"name"`
+	Role  string    `json:"role"`
+}
+
+// me answers who the key acts as: its tenant, user and role.
+func (s *Server) me(c *gin.Context) {
+	id, _ := tenant.FromContext(c.Request.Context())
+	var t dbsqlc.Tenant
+	var u dbsqlc.User
+	err := s.tx(c, func(ctx context.Context, tx dbsqlc.DBTX) error {
+		var err error
+		if t, err = s.q.CurrentTenant(ctx, tx); err != nil {
+			return err
+		}
+		u, err = s.q.GetUser(ctx, tx, id.UserID)
+		return err
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"tenant": tenantJSON{ID: t.ID, Name: t.Name, Slug: t.Slug, IsActive: t.IsActive, CreatedAt: t.CreatedAt},
+		"user":   userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role},
+		"role":   id.Role,
+		"key_id": id.KeyID,
+	})
+}
+
+// listTables lists the tenant's catalog tables.
+func (s *Server) listTables(c *gin.Context) {
+	var rows []dbsqlc.ListTablesRow
+	err := s.tx(c, func(ctx context.Context, tx dbsqlc.DBTX) error {
+		var err error
+		rows, err = s.q.ListTables(ctx, tx)
+		return err
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if rows == nil {
+		rows = []dbsqlc.ListTablesRow{}
+	}
+	c.JSON(http.StatusOK, gin.H{"tables": rows})
+}

@@ -1,0 +1,47 @@
+package tenant
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+)
+
+// Role is a user's role within its tenant.
+type Role string
+
+// The roles a tenant user can have.
+const (
+	Admin  Role = "admin"
+	Member Role = "member"
+)
+
+// Identity is who a request acts as. The zero Identity means "no tenant":
+// every tenant table then shows zero rows and refuses every insert.
+type Identity struct {
+	TenantID uuid.UUID
+	UserID   uuid.UUID
+	Role     Role
+	KeyID    uuid.UUID
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying id.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the identity carried by ctx, if any.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(ctxKey{}).(Identity)
+	return id, ok
+}
+
+// settingValue renders an id for set_config: the nil UUID becomes '' so the
+// policies' nullif(...) turns it into NULL, which matches nothing.
+func settingValue(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return id.String()
+}

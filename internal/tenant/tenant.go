@@ -1,0 +1,216 @@
+// Package tenant is where tenant isolation is enforced in Go. Every query the
+// service runs goes through DB.Tx, which takes a pooled connection, begins a
+// transaction and sets app.tenant_id and app.user_id with
+// set_config(..., true), the bind-parameter form of SET LOCAL. The settings
+// end with the transaction, so a pooled connection (or a PgBouncer in
+// transaction mode) never carries one tenant's context into another's. The
+// tenant_isolation policies in db/migrations do the filtering; nothing here
+// adds WHERE tenant_id clauses.
+//
+// To keep round trips few, BEGIN and set_config are not sent on their own:
+// they travel in one pipelined batch with the transaction's first statement,
+// so a one-query transaction costs two round trips (statement, COMMIT).
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+)
+
+// DB runs tenant transactions on a pool. Handlers get a DB, never the pool.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// New wraps pool. The pool must connect as a role without BYPASSRLS.
+func New(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+
+// Tx runs fn in a transaction scoped to the identity carried by ctx. A ctx
+// without identity is refused rather than run unscoped.
+func (db *DB) Tx(ctx context.Context, fn func(tx dbsqlc.DBTX) error) error {
+	id, ok := FromContext(ctx)
+	if !ok {
+		return apperr.Errorf(apperr.Internal, "tenant transaction without identity")
+	}
+	return db.TxAs(ctx, id, fn)
+}
+
+// TxAs runs fn in a transaction scoped to id. The zero Identity gives a
+// transaction with no tenant: tenant tables show nothing and accept nothing.
+// fn's error (or a failed COMMIT) rolls everything back; errors come back
+// translated into apperr codes.
+func (db *DB) TxAs(ctx context.Context, id Identity, fn func(tx dbsqlc.DBTX) error) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return Translate(err)
+	}
+	// Release destroys a connection still inside a transaction (after a panic
+	// or a failed ROLLBACK), so no state survives into the pool.
+	defer conn.Release()
+
+	tx := &txConn{conn: conn.Conn(), tenantID: settingValue(id.TenantID), userID: settingValue(id.UserID)}
+	if err := fn(tx); err != nil {
+		tx.rollback()
+		return Translate(err)
+	}
+	return Translate(tx.commit(ctx))
+}
+
+// txConn implements dbsqlc.DBTX on one connection, opening the transaction
+// lazily with the first statement.
+type txConn struct {
+	conn     *pgx.Conn
+	tenantID string
+	userID   string
+	begun    bool
+}
+
+// ErrRolledBack reports a COMMIT that PostgreSQL turned into a ROLLBACK
+// because a statement in the transaction had failed.
+var ErrRolledBack = errors.New("tenant: transaction was rolled back")
+
+const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`
+
+// start sends BEGIN, the tenant context and the first statement in one batch.
+func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	t.begun = true
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(setContext, t.tenantID, t.userID)
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(ctx, b)
+	for i := 0; i < 2; i++ {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, fmt.Errorf("begin tenant transaction: %w", err)
+		}
+	}
+	return br, nil
+}
+
+// Exec implements dbsqlc.DBTX.
+func (t *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.begun {
+		return t.conn.Exec(ctx, sql, args...)
+	}
+	br, err := t.start(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	return tag, errors.Join(err, br.Close())
+}
+
+// Query implements dbsqlc.DBTX.
+func (t *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.begun {
+		return t.conn.Query(ctx, sql, args...)
+	}
+	br, err := t.start(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// QueryRow implements dbsqlc.DBTX.
+func (t *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if t.begun {
+		return t.conn.QueryRow(ctx, sql, args...)
+	}
+	br, err := t.start(ctx, sql, args)
+	if err != nil {
+		return errRow{err}
+	}
+	return &batchRow{row: br.QueryRow(), br: br}
+}
+
+func (t *txConn) commit(ctx context.Context) error {
+	if !t.begun {
+		return nil
+	}
+	tag, err := t.conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return ErrRolledBack
+	}
+	return nil
+}
+
+// rollback ends the transaction even when the request's ctx is cancelled;
+// if it cannot, the connection is closed (and dropped by the pool).
+func (t *txConn) rollback() {
+	if !t.begun || t.conn.IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := t.conn.Exec(ctx, "ROLLBACK"); err != nil {
+		_ = t.conn.Close(ctx)
+	}
+}
+
+// batchRows closes the batch along with the rows of its last statement.
+type batchRows struct {
+	pgx.Rows
+	br  pgx.BatchResults
+	err error
+}
+
+func (r *batchRows) Close() {
+	if r.br == nil {
+		return
+	}
+	r.Rows.Close()
+	r.err = r.br.Close()
+	r.br = nil
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+// batchRow closes the batch once its single row is scanned.
+type batchRow struct {
+	row pgx.Row
+	br  pgx.BatchResults
+}
+
+func (r *batchRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if cerr := r.br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) && cerr != nil {
+		err = cerr
+	}
+	return err
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }

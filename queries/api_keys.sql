@@ -1,0 +1,22 @@
+-- name: CreateAPIKey :one
+INSERT INTO dbchat.api_keys (user_id, name, prefix, key_hash)
+VALUES ($1, $2, $3, $4)
+RETURNING id, tenant_id, user_id, name, prefix, created_at;
+
+-- name: AuthenticateKey :one
+-- Resolves a key hash to its user within the transaction's tenant (the key
+-- names its tenant; the policy does the rest). Deactivated tenants and users
+-- and revoked keys match nothing. last_used_at is refreshed at most once a
+-- minute so that reads do not turn into a write per request.
+WITH k AS (
+    SELECT a.id, a.user_id, u.role, a.last_used_at
+    FROM dbchat.api_keys a
+    JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
+    JOIN dbchat.tenants t ON t.id = a.tenant_id
+    WHERE a.key_hash = $1 AND a.revoked_at IS NULL AND u.is_active AND t.is_active
+), touched AS (
+    UPDATE dbchat.api_keys a SET last_used_at = now()
+    FROM k
+    WHERE a.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+)
+SELECT k.id AS key_id, k.user_id, k.role FROM k;
