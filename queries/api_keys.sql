@@ -20,3 +20,6 @@ WITH k AS (
     WHERE a.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
 )
 SELECT k.id AS key_id, k.user_id, k.role FROM k;
+
+-- name: RevokeAPIKey :execrows
+UPDATE dbchat.api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL;

@@ -8,3 +8,6 @@ SELECT dbchat.create_tenant(sqlc.arg(name), sqlc.arg(slug))::uuid AS id;
 
 -- name: CurrentTenant :one
 SELECT * FROM dbchat.tenants LIMIT 1;
+
+-- name: SetTenantActive :execrows
+UPDATE dbchat.tenants SET is_active = $2, updated_at = now() WHERE id = $1;

@@ -27,10 +27,16 @@ commands:
 // errUsage marks command-line mistakes: exit code 2.
 var errUsage = errors.New("usage")
 
-// Main runs the dbchat command and returns its exit code.
+// Main runs the dbchat command with the process environment and returns its
+// exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	env := &Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
+	return Run(ctx, &Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}, args)
+}
+
+// Run is Main with an explicit environment, for tests.
+func Run(ctx context.Context, env *Env, args []string) int {
 	err := run(ctx, env, args)
+	stderr := env.Stderr
 	switch {
 	case err == nil:
 		return 0

@@ -34,3 +34,21 @@ func (q *Queries) CreateModel(ctx context.Context, db DBTX, arg CreateModelParam
 	)
 	return i, err
 }
+
+const getModelByName = `-- name: GetModelByName :one
+SELECT tenant_id, id, name, llm_model, description, created_at FROM dbchat.models WHERE name = $1
+`
+
+func (q *Queries) GetModelByName(ctx context.Context, db DBTX, name string) (Model, error) {
+	row := db.QueryRow(ctx, getModelByName, name)
+	var i Model
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Name,
+		&i.LlmModel,
+		&i.Description,
+		&i.CreatedAt,
+	)
+	return i, err
+}

@@ -49,3 +49,20 @@ func (q *Queries) CurrentTenant(ctx context.Context, db DBTX) (Tenant, error) {
 	)
 	return i, err
 }
+
+const setTenantActive = `-- name: SetTenantActive :execrows
+UPDATE dbchat.tenants SET is_active = $2, updated_at = now() WHERE id = $1
+`
+
+type SetTenantActiveParams struct {
+	ID       uuid.UUID `json:"id"`
+	IsActive bool      `json:"is_active"`
+}
+
+func (q *Queries) SetTenantActive(ctx context.Context, db DBTX, arg SetTenantActiveParams) (int64, error) {
+	result, err := db.Exec(ctx, setTenantActive, arg.ID, arg.IsActive)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}

@@ -55,7 +55,7 @@ func (s *Server) me(c *gin.Context) {
 // listTables lists the tenant's catalog tables.
 func (s *Server) listTables(c *gin.Context) {
 	var rows []dbsqlc.ListTablesRow
-	err := s.tx(c, func(ctx context.Context, tx dbsqlc.DBTX) error {
+	err := s.once(c, func(ctx context.Context, tx dbsqlc.DBTX) error {
 		var err error
 		rows, err = s.q.ListTables(ctx, tx)
 		return err

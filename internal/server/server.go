@@ -124,3 +124,10 @@ func (s *Server) tx(c *gin.Context, fn func(ctx context.Context, tx dbsqlc.DBTX)
 	ctx := c.Request.Context()
 	return s.db.Tx(ctx, func(tx dbsqlc.DBTX) error { return fn(ctx, tx) })
 }
+
+// once runs a single statement in the request's tenant context, in one round
+// trip (see tenant.DB.Once).
+func (s *Server) once(c *gin.Context, fn func(ctx context.Context, tx dbsqlc.DBTX) error) error {
+	ctx := c.Request.Context()
+	return s.db.Once(ctx, func(tx dbsqlc.DBTX) error { return fn(ctx, tx) })
+}

@@ -9,7 +9,8 @@
 //
 // To keep round trips few, BEGIN and set_config are not sent on their own:
 // they travel in one pipelined batch with the transaction's first statement,
-// so a one-query transaction costs two round trips (statement, COMMIT).
+// so a one-query transaction costs two round trips (statement, COMMIT), and
+// Once runs a single statement in one round trip.
 package tenant
 
 import (
@@ -49,6 +50,29 @@ func (db *DB) Tx(ctx context.Context, fn func(tx dbsqlc.DBTX) error) error {
 // fn's error (or a failed COMMIT) rolls everything back; errors come back
 // translated into apperr codes.
 func (db *DB) TxAs(ctx context.Context, id Identity, fn func(tx dbsqlc.DBTX) error) error {
+	return db.run(ctx, id, false, fn)
+}
+
+// Once runs exactly one statement scoped to the identity in ctx, in one round
+// trip: the tenant setting and the statement travel in one pipeline, which
+// PostgreSQL executes as one implicit transaction, so set_config(..., true)
+// still ends with it. A second statement in fn is refused. The statement
+// commits as soon as it succeeds, whatever fn returns afterwards, so use Once
+// for reads and for writes that need no later check.
+func (db *DB) Once(ctx context.Context, fn func(tx dbsqlc.DBTX) error) error {
+	id, ok := FromContext(ctx)
+	if !ok {
+		return apperr.Errorf(apperr.Internal, "tenant transaction without identity")
+	}
+	return db.OnceAs(ctx, id, fn)
+}
+
+// OnceAs is Once for an explicit identity.
+func (db *DB) OnceAs(ctx context.Context, id Identity, fn func(tx dbsqlc.DBTX) error) error {
+	return db.run(ctx, id, true, fn)
+}
+
+func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx dbsqlc.DBTX) error) error {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return Translate(err)
@@ -57,7 +81,7 @@ func (db *DB) TxAs(ctx context.Context, id Identity, fn func(tx dbsqlc.DBTX) err
 	// or a failed ROLLBACK), so no state survives into the pool.
 	defer conn.Release()
 
-	tx := &txConn{conn: conn.Conn(), tenantID: settingValue(id.TenantID), userID: settingValue(id.UserID)}
+	tx := &txConn{conn: conn.Conn(), tenantID: settingValue(id.TenantID), userID: settingValue(id.UserID), once: once}
 	if err := fn(tx); err != nil {
 		tx.rollback()
 		return Translate(err)
@@ -71,8 +95,13 @@ type txConn struct {
 	conn     *pgx.Conn
 	tenantID string
 	userID   string
+	once     bool // implicit transaction: one statement, no BEGIN/COMMIT
 	begun    bool
 }
+
+// errSecondStatement guards Once: a second statement would run outside the
+// implicit transaction, without the tenant setting.
+var errSecondStatement = errors.New("tenant: Once allows exactly one statement")
 
 // ErrRolledBack reports a COMMIT that PostgreSQL turned into a ROLLBACK
 // because a statement in the transaction had failed.
@@ -84,11 +113,13 @@ const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('ap
 func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	t.begun = true
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
+	if !t.once {
+		b.Queue("BEGIN")
+	}
 	b.Queue(setContext, t.tenantID, t.userID)
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
-	for i := 0; i < 2; i++ {
+	for i := 0; i < len(b.QueuedQueries)-1; i++ {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return nil, fmt.Errorf("begin tenant transaction: %w", err)
@@ -100,6 +131,9 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 // Exec implements dbsqlc.DBTX.
 func (t *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if t.begun {
+		if t.once {
+			return pgconn.CommandTag{}, errSecondStatement
+		}
 		return t.conn.Exec(ctx, sql, args...)
 	}
 	br, err := t.start(ctx, sql, args)
@@ -113,6 +147,9 @@ func (t *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 // Query implements dbsqlc.DBTX.
 func (t *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if t.begun {
+		if t.once {
+			return nil, errSecondStatement
+		}
 		return t.conn.Query(ctx, sql, args...)
 	}
 	br, err := t.start(ctx, sql, args)
@@ -130,6 +167,9 @@ func (t *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 // QueryRow implements dbsqlc.DBTX.
 func (t *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if t.begun {
+		if t.once {
+			return errRow{errSecondStatement}
+		}
 		return t.conn.QueryRow(ctx, sql, args...)
 	}
 	br, err := t.start(ctx, sql, args)
@@ -140,7 +180,7 @@ func (t *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 }
 
 func (t *txConn) commit(ctx context.Context) error {
-	if !t.begun {
+	if !t.begun || t.once {
 		return nil
 	}
 	tag, err := t.conn.Exec(ctx, "COMMIT")
@@ -156,7 +196,7 @@ func (t *txConn) commit(ctx context.Context) error {
 // rollback ends the transaction even when the request's ctx is cancelled;
 // if it cannot, the connection is closed (and dropped by the pool).
 func (t *txConn) rollback() {
-	if !t.begun || t.conn.IsClosed() {
+	if !t.begun || t.once || t.conn.IsClosed() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,0 +1,81 @@
+package dbtest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/provision"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// Tenant is a tenant created for a test, with its first admin's key.
+type Tenant struct {
+	ID       uuid.UUID
+	Slug     string
+	AdminID  uuid.UUID
+	APIKey   string
+	Identity tenant.Identity
+}
+
+// NewTenant provisions a tenant through the real operator path.
+func NewTenant(t testing.TB, db *tenant.DB, name string) Tenant {
+	t.Helper()
+	res, err := provision.CreateTenant(context.Background(), db, provision.Request{Name: name})
+	if err != nil {
+		t.Fatalf("dbtest: create tenant %q: %v", name, err)
+	}
+	return Tenant{
+		ID: res.Tenant.ID, Slug: res.Tenant.Slug, AdminID: res.Admin.ID, APIKey: res.APIKey,
+		Identity: tenant.Identity{TenantID: res.Tenant.ID, UserID: res.Admin.ID, Role: tenant.Admin},
+	}
+}
+
+// SeededTables lists the platform tables SeedEveryTable writes to; the
+// isolation tests compare it with the catalog, so a new table must be
+// seeded (and thereby tested) before those tests pass.
+var SeededTables = []string{
+	"tenants", "users", "api_keys", "database_tables", "database_columns",
+	"models", "training_data", "query_history",
+}
+
+// SeedEveryTable gives tn at least one row in every platform table (tenant,
+// admin, key and default model exist already), each marked with marker.
+func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
+	t.Helper()
+	ctx := context.Background()
+	q := dbsqlc.New()
+	err := db.TxAs(ctx, tn.Identity, func(tx dbsqlc.DBTX) error {
+		if _, err := q.CreateUser(ctx, tx, dbsqlc.CreateUserParams{Email: marker + "@example.com", Name: marker, Role: "member"}); err != nil {
+			return err
+		}
+		tbl, err := q.CreateTable(ctx, tx, dbsqlc.CreateTableParams{Name: "t_" + marker, Description: marker})
+		if err != nil {
+			return err
+		}
+		if _, err := q.CreateColumn(ctx, tx, dbsqlc.CreateColumnParams{TableID: tbl.ID, Name: "c_" + marker, DataType: "text", Description: marker, IsNullable: true, Position: 1}); err != nil {
+			return err
+		}
+		model, err := q.GetModelByName(ctx, tx, provision.DefaultModel)
+		if err != nil {
+			return err
+		}
+		vec := make([]float32, 768)
+		vec[0] = 1
+		v := pgvector.NewVector(vec)
+		embedder := "test"
+		question := "what is " + marker + "?"
+		if _, err := q.CreateTrainingData(ctx, tx, dbsqlc.CreateTrainingDataParams{ModelID: model.ID, Kind: "sql", Question: &question, Content: "SELECT '" + marker + "'", Embedding: &v, Embedder: &embedder}); err != nil {
+			return err
+		}
+		sql := "SELECT '" + marker + "'"
+		_, err = q.CreateQueryHistory(ctx, tx, dbsqlc.CreateQueryHistoryParams{ModelID: &model.ID, Question: &question, GeneratedSql: &sql, Status: "success"})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dbtest: seed %s: %v", tn.Slug, err)
+	}
+}

@@ -1,0 +1,228 @@
+package tenant_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+func TestRolesCannotBypassRLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	admin := d.AdminPool(t)
+	rows, err := admin.Query(ctx, `SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcanlogin,
+		(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid)
+		FROM pg_roles r WHERE r.rolname LIKE 'dbchat\_%' ORDER BY 1`)
+	require.NoError(t, err)
+	type role struct {
+		name                 string
+		super, bypass, login bool
+		owns                 int
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (role, error) {
+		var x role
+		return x, r.Scan(&x.name, &x.super, &x.bypass, &x.login, &x.owns)
+	})
+	require.NoError(t, err)
+	require.Len(t, got, 4)
+	for _, r := range got {
+		require.False(t, r.super, r.name)
+		require.False(t, r.bypass, r.name)
+		if r.name != "dbchat_owner" {
+			require.Zero(t, r.owns, "%s owns relations", r.name)
+		}
+	}
+	require.Equal(t, []bool{true, true, false, false}, []bool{got[0].login, got[1].login, got[2].login, got[3].login},
+		"dbchat_app and dbchat_auditor log in; dbchat_owner and dbchat_query do not")
+
+	// The runtime role has no DDL rights: not in the platform schema, not in
+	// public, not a schema of its own.
+	app := d.AppPool(t, 1)
+	for _, stmt := range []string{`CREATE TABLE dbchat.x (id int)`, `CREATE TABLE public.x (id int)`, `CREATE SCHEMA x`} {
+		_, err := app.Exec(ctx, stmt)
+		requirePgCode(t, err, "42501", stmt)
+	}
+}
+
+func TestTxRequiresIdentity(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 1))
+	err := db.Tx(context.Background(), func(dbsqlc.DBTX) error { return nil })
+	require.Error(t, err)
+	require.Equal(t, apperr.Internal, apperr.CodeOf(err))
+}
+
+func TestTxTranslatesAndRollsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	a := dbtest.NewTenant(t, db, "A")
+	q := dbsqlc.New()
+	actx := tenant.NewContext(ctx, a.Identity)
+
+	// pgx.ErrNoRows never escapes: it becomes NotFound.
+	err := db.Tx(actx, func(tx dbsqlc.DBTX) error { _, err := q.GetUser(ctx, tx, uuid.New()); return err })
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
+
+	// A unique violation is a Conflict.
+	err = db.Tx(actx, func(tx dbsqlc.DBTX) error {
+		_, err := q.CreateModel(ctx, tx, dbsqlc.CreateModelParams{Name: "default"})
+		return err
+	})
+	require.Equal(t, apperr.Conflict, apperr.CodeOf(err))
+
+	// fn's error rolls back what the transaction wrote.
+	boom := errors.New("boom")
+	err = db.Tx(actx, func(tx dbsqlc.DBTX) error {
+		if _, err := q.CreateModel(ctx, tx, dbsqlc.CreateModelParams{Name: "rolled-back"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	err = db.Tx(actx, func(tx dbsqlc.DBTX) error { _, err := q.GetModelByName(ctx, tx, "rolled-back"); return err })
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
+
+	// A failed statement whose error fn swallows still rolls back on COMMIT,
+	// and the caller hears about it.
+	err = db.Tx(actx, func(tx dbsqlc.DBTX) error {
+		if _, err := q.CreateModel(ctx, tx, dbsqlc.CreateModelParams{Name: "swallowed"}); err != nil {
+			return err
+		}
+		_, _ = tx.Exec(ctx, `SELECT 1/0`)
+		return nil
+	})
+	require.ErrorIs(t, err, tenant.ErrRolledBack)
+	err = db.Tx(actx, func(tx dbsqlc.DBTX) error { _, err := q.GetModelByName(ctx, tx, "swallowed"); return err })
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
+
+	// Once refuses a second statement: it would run outside the tenant context.
+	err = db.Once(actx, func(tx dbsqlc.DBTX) error {
+		if _, err := q.GetModelByName(ctx, tx, "default"); err != nil {
+			return err
+		}
+		_, err := q.GetModelByName(ctx, tx, "default")
+		return err
+	})
+	require.Error(t, err)
+}
+
+// The settings are transaction-local: after any tenant transaction, the same
+// physical connection carries no tenant.
+func TestSettingsDoNotOutliveTheTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	pool := d.AppPool(t, 1)
+	db := tenant.New(pool)
+	a := dbtest.NewTenant(t, db, "A")
+	for _, run := range []func(tenant.Identity, func(dbsqlc.DBTX) error) error{
+		func(id tenant.Identity, fn func(dbsqlc.DBTX) error) error { return db.TxAs(ctx, id, fn) },
+		func(id tenant.Identity, fn func(dbsqlc.DBTX) error) error { return db.OnceAs(ctx, id, fn) },
+	} {
+		var inside string
+		require.NoError(t, run(a.Identity, func(tx dbsqlc.DBTX) error {
+			return tx.QueryRow(ctx, `SELECT current_setting('app.tenant_id')`).Scan(&inside)
+		}))
+		require.Equal(t, a.ID.String(), inside)
+		var after *string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT nullif(current_setting('app.tenant_id', true), '')`).Scan(&after))
+		require.Nil(t, after, "tenant setting survived its transaction")
+	}
+}
+
+// Pool hygiene: many goroutines alternating tenants over two connections,
+// with commits, rollbacks, single-statement transactions and context-free
+// transactions interleaved. No transaction may ever see another tenant's row.
+func TestPoolNeverLeaksTenantContext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	tenants := make([]dbtest.Tenant, 4)
+	for i := range tenants {
+		tenants[i] = dbtest.NewTenant(t, db, fmt.Sprintf("Pool %d", i))
+		dbtest.SeedEveryTable(t, db, tenants[i], fmt.Sprintf("pool%d", i))
+	}
+	const workers, perWorker = 8, 400
+	visible := `SELECT tenant_id FROM dbchat.users UNION ALL SELECT tenant_id FROM dbchat.database_tables
+		UNION ALL SELECT id FROM dbchat.tenants UNION ALL SELECT tenant_id FROM dbchat.query_history`
+	errBoom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				want := tenants[(w+i)%len(tenants)]
+				id := want.Identity
+				mode := (w + i) % 4
+				if mode == 3 {
+					id = tenant.Identity{} // no context: must see nothing
+				}
+				var seen []uuid.UUID
+				read := func(tx dbsqlc.DBTX) error {
+					rows, _ := tx.Query(ctx, visible)
+					var err error
+					seen, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+					return err
+				}
+				var err error
+				switch mode {
+				case 0:
+					err = db.OnceAs(ctx, id, read)
+				case 1: // rolled back after reading
+					err = db.TxAs(ctx, id, func(tx dbsqlc.DBTX) error {
+						if err := read(tx); err != nil {
+							return err
+						}
+						return errBoom
+					})
+					if errors.Is(err, errBoom) {
+						err = nil
+					}
+				default:
+					err = db.TxAs(ctx, id, read)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if mode == 3 && len(seen) != 0 {
+					errs <- fmt.Errorf("context-free transaction saw %d rows", len(seen))
+					return
+				}
+				if mode != 3 && len(seen) == 0 {
+					errs <- fmt.Errorf("tenant %s saw none of its rows", want.Slug)
+					return
+				}
+				for _, s := range seen {
+					if mode != 3 && s != want.ID {
+						errs <- fmt.Errorf("tenant %s saw a row of %s", want.ID, s)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
