@@ -29,7 +29,8 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 		return errUsage
 	}
 	cfg := loadConfig(env)
-	appURL, adminURL := cfg.DatabaseURL, cfg.AdminDatabaseURL
+	appURL, adminURL, auditorURL := cfg.DatabaseURL, cfg.AdminDatabaseURL, ""
+	passwords := appPassword(appURL)
 	stateDir := filepath.Dir(*dir)
 	demoFile := filepath.Join(stateDir, "demo-"+shortHash(appURL)+".json")
 	if appURL == "" {
@@ -44,10 +45,15 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 			}
 		}()
 		adminURL, appURL = c.SuperuserURL("dbchat"), c.URL(migrate.AppRole, "dbchat")
+		auditorURL = c.URL(migrate.AuditorRole, "dbchat")
+		passwords = appPassword(appURL)
+		if passwords[migrate.AuditorRole], err = c.Secret(migrate.AuditorRole); err != nil {
+			return err
+		}
 		demoFile = filepath.Join(*dir, "demo.json")
 	}
 	if adminURL != "" {
-		opts := migrate.Options{AdminURL: adminURL, Log: env.Stderr, Passwords: appPassword(appURL)}
+		opts := migrate.Options{AdminURL: adminURL, Log: env.Stderr, Passwords: passwords}
 		if err := migrate.Run(ctx, opts); err != nil {
 			return err
 		}
@@ -62,7 +68,11 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("demo tenant: %w", err)
 	}
 	return listenAndServe(ctx, env, cfg.Addr, pool, func(addr string) {
-		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/tables\n\n", key, key, localAddr(addr))
+		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/tables\n", key, key, localAddr(addr))
+		if auditorURL != "" {
+			fmt.Fprintf(env.Stdout, "audit the policies in psql (read-only, no tenant rows):\n  psql '%s'\n", auditorURL)
+		}
+		fmt.Fprintln(env.Stdout)
 	})
 }
 

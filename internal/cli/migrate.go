@@ -22,6 +22,9 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 		return errUsage
 	}
 	opts := migrate.Options{AdminURL: cfg.AdminDatabaseURL, Log: env.Stdout, Passwords: appPassword(cfg.DatabaseURL)}
+	if pw := env.Getenv("DBCHAT_AUDITOR_PASSWORD"); pw != "" {
+		opts.Passwords[migrate.AuditorRole] = pw
+	}
 	if err := migrate.Run(ctx, opts); err != nil {
 		return err
 	}
@@ -31,16 +34,17 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 }
 
 // appPassword lets `migrate` set dbchat_app's password from DATABASE_URL, so
-// an operator configures the secret in one place.
+// an operator configures the secret in one place. The map is never nil.
 func appPassword(dbURL string) map[string]string {
+	pws := map[string]string{}
 	u, err := url.Parse(dbURL)
 	if err != nil || u.User == nil || u.User.Username() != migrate.AppRole {
-		return nil
+		return pws
 	}
 	if pw, ok := u.User.Password(); ok {
-		return map[string]string{migrate.AppRole: pw}
+		pws[migrate.AppRole] = pw
 	}
-	return nil
+	return pws
 }
 
 func migrateStatus(ctx context.Context, env *Env, adminURL string) error {
