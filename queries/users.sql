@@ -5,3 +5,10 @@ RETURNING *;
 
 -- name: GetUser :one
 SELECT * FROM dbchat.users WHERE id = $1;
+
+-- name: GetMe :one
+-- The tenant and user behind a key, in one statement (one round trip).
+SELECT sqlc.embed(t), sqlc.embed(u)
+FROM dbchat.users u
+JOIN dbchat.tenants t ON t.id = u.tenant_id
+WHERE u.id = $1;

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/dbchat/dbchat/internal/apperr"
 )
 
 const usage = `usage: dbchat <command> [flags]
@@ -47,6 +49,11 @@ func Run(ctx context.Context, env *Env, args []string) int {
 		var ex exitError
 		if errors.As(err, &ex) {
 			return ex.code
+		}
+		var ae *apperr.Error
+		if errors.As(err, &ae) && ae.Code != apperr.Internal {
+			fmt.Fprintf(stderr, "dbchat: %s\n", ae.Message) // client-safe text, without the code prefix
+			return 1
 		}
 		fmt.Fprintf(stderr, "dbchat: %v\n", err)
 		return 1

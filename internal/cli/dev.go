@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 
-
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
@@ -94,7 +93,7 @@ func ensureDemo(ctx context.Context, db *tenant.DB, file string) (string, error)
 	}
 	res, err := provision.CreateTenant(ctx, db, provision.Request{Name: "Demo", Slug: "demo"})
 	if apperr.CodeOf(err) == apperr.Conflict {
-		res, err = provision.CreateTenant(ctx, db, provision.Request{Name: "Demo", Slug: "demo-" + shortHash(file+fmt.Sprint(os.Getpid()))[:6]})
+		res, err = provision.CreateTenant(ctx, db, provision.Request{Name: "Demo", Slug: "demo-" + shortHash(file + fmt.Sprint(os.Getpid()))[:6]})
 	}
 	if err != nil {
 		return "", err
@@ -158,4 +157,3 @@ func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:12]
 }
-

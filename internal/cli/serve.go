@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dbchat/dbchat/internal/migrate"
@@ -58,6 +59,10 @@ func checkRuntime(ctx context.Context, pool *pgxpool.Pool) error {
 	defer cancel()
 	if err := pool.Ping(ctx); err != nil {
 		c := pool.Config().ConnConfig
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) {
+			return fmt.Errorf("the database at %s:%d refused the connection (DATABASE_URL): %s", c.Host, c.Port, pg.Message)
+		}
 		return fmt.Errorf("cannot reach the database at %s:%d (DATABASE_URL): %w", c.Host, c.Port, err)
 	}
 	rows, err := pool.Query(ctx, `SELECT rolname, rolsuper, rolbypassrls FROM pg_roles
@@ -65,6 +70,7 @@ func checkRuntime(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
 	var bad []string
 	for rows.Next() {
 		var name string

@@ -38,6 +38,40 @@ func (q *Queries) CreateUser(ctx context.Context, db DBTX, arg CreateUserParams)
 	return i, err
 }
 
+const getMe = `-- name: GetMe :one
+SELECT t.id, t.name, t.slug, t.is_active, t.created_at, t.updated_at, u.tenant_id, u.id, u.email, u.name, u.role, u.is_active, u.created_at
+FROM dbchat.users u
+JOIN dbchat.tenants t ON t.id = u.tenant_id
+WHERE u.id = $1
+`
+
+type GetMeRow struct {
+	Tenant Tenant `json:"tenant"`
+	User   User   `json:"user"`
+}
+
+// The tenant and user behind a key, in one statement (one round trip).
+func (q *Queries) GetMe(ctx context.Context, db DBTX, id uuid.UUID) (GetMeRow, error) {
+	row := db.QueryRow(ctx, getMe, id)
+	var i GetMeRow
+	err := row.Scan(
+		&i.Tenant.ID,
+		&i.Tenant.Name,
+		&i.Tenant.Slug,
+		&i.Tenant.IsActive,
+		&i.Tenant.CreatedAt,
+		&i.Tenant.UpdatedAt,
+		&i.User.TenantID,
+		&i.User.ID,
+		&i.User.Email,
+		&i.User.Name,
+		&i.User.Role,
+		&i.User.IsActive,
+		&i.User.CreatedAt,
+	)
+	return i, err
+}
+
 const getUser = `-- name: GetUser :one
 SELECT tenant_id, id, email, name, role, is_active, created_at FROM dbchat.users WHERE id = $1
 `

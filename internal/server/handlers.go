@@ -30,20 +30,17 @@ type userJSON struct {
 // me answers who the key acts as: its tenant, user and role.
 func (s *Server) me(c *gin.Context) {
 	id, _ := tenant.FromContext(c.Request.Context())
-	var t dbsqlc.Tenant
-	var u dbsqlc.User
-	err := s.tx(c, func(ctx context.Context, tx dbsqlc.DBTX) error {
+	var row dbsqlc.GetMeRow
+	err := s.once(c, func(ctx context.Context, tx dbsqlc.DBTX) error {
 		var err error
-		if t, err = s.q.CurrentTenant(ctx, tx); err != nil {
-			return err
-		}
-		u, err = s.q.GetUser(ctx, tx, id.UserID)
+		row, err = s.q.GetMe(ctx, tx, id.UserID)
 		return err
 	})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	t, u := row.Tenant, row.User
 	c.JSON(http.StatusOK, gin.H{
 		"tenant": tenantJSON{ID: t.ID, Name: t.Name, Slug: t.Slug, IsActive: t.IsActive, CreatedAt: t.CreatedAt},
 		"user":   userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role},

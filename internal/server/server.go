@@ -79,7 +79,7 @@ func (s *Server) ready(c *gin.Context) {
 	})
 	switch {
 	case err != nil:
-		s.fail(c, apperr.Wrap(apperr.Unavailable, err, "database unreachable"))
+		s.fail(c, apperr.Wrap(apperr.Unavailable, err, "database not ready"))
 	case have < want:
 		s.fail(c, apperr.Errorf(apperr.Unavailable, "database at migration %d, binary needs %d: run `dbchat migrate`", have, want))
 	default:

@@ -37,8 +37,8 @@ func FromContext(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
-// settingValue renders an id for set_config: the nil UUID becomes '' so the
-// policies' nullif(...) turns it into NULL, which matches nothing.
+// settingValue renders an id for set_config: the nil UUID becomes the empty
+// string, which the policies' nullif(...) turns into NULL, matching nothing.
 func settingValue(id uuid.UUID) string {
 	if id == uuid.Nil {
 		return ""

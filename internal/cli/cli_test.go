@@ -1,0 +1,318 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/db"
+	"github.com/dbchat/dbchat/internal/cli"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// result is what a finished command left behind.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs the dbchat command in-process with exactly the environment vars
+// (nothing leaks in from the process environment).
+func run(t *testing.T, vars map[string]string, args ...string) result {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	code := cli.Run(t.Context(), &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: getenv(vars)}, args)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func getenv(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// requireOneLineError checks a failed command: exit 1, nothing on stdout and
+// a single "dbchat: ..." line on stderr containing each of want.
+func requireOneLineError(t *testing.T, r result, want ...string) {
+	t.Helper()
+	require.Equal(t, 1, r.code, "stderr: %s", r.stderr)
+	require.Empty(t, r.stdout)
+	require.True(t, strings.HasPrefix(r.stderr, "dbchat: "), r.stderr)
+	require.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
+	for _, w := range want {
+		require.Contains(t, r.stderr, w)
+	}
+}
+
+// catalogFingerprint renders what migrate controls in the database (relations
+// and their ACLs and RLS flags, policies, functions and their ACLs, the
+// database ACL) as one string, so two snapshots can be compared.
+func catalogFingerprint(t *testing.T, d *dbtest.DB) string {
+	t.Helper()
+	var fp string
+	err := d.AdminPool(t).QueryRow(context.Background(), `
+		SELECT concat_ws(E'\n',
+			(SELECT string_agg(format('%s.%s %s acl=%s rls=%s/%s', n.nspname, c.relname, c.relkind,
+					coalesce(c.relacl::text, '-'), c.relrowsecurity, c.relforcerowsecurity), E'\n' ORDER BY n.nspname, c.relname)
+			 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			 WHERE n.nspname IN ('dbchat', 'dbchat_migrations')),
+			(SELECT string_agg(format('policy %s.%s %s %s roles=%s using=%s check=%s', schemaname, tablename, policyname,
+					cmd, roles, qual, with_check), E'\n' ORDER BY tablename, policyname)
+			 FROM pg_policies WHERE schemaname = 'dbchat'),
+			(SELECT string_agg(format('func %s(%s) acl=%s secdef=%s', p.proname, pg_get_function_identity_arguments(p.oid),
+					coalesce(p.proacl::text, '-'), p.prosecdef), E'\n' ORDER BY p.proname)
+			 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'dbchat'),
+			(SELECT string_agg(format('schema %s acl=%s', nspname, coalesce(nspacl::text, '-')), E'\n' ORDER BY nspname)
+			 FROM pg_namespace WHERE nspname IN ('dbchat', 'dbchat_migrations')),
+			(SELECT format('database acl=%s', datacl) FROM pg_database WHERE datname = current_database()))`).Scan(&fp)
+	require.NoError(t, err)
+	return fp
+}
+
+func migrationFiles(t *testing.T) []string {
+	t.Helper()
+	names, err := fs.Glob(db.Migrations, "migrations/*.sql")
+	require.NoError(t, err)
+	require.NotEmpty(t, names)
+	return names
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	vars := map[string]string{"DBCHAT_ADMIN_DATABASE_URL": d.AdminURL}
+
+	// dbtest's database is already migrated, so both runs are re-runs; the
+	// fingerprint shows the second changes nothing the first left behind.
+	r := run(t, vars, "migrate")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.Contains(t, r.stdout, "migrate: database is at version")
+	before := catalogFingerprint(t, d)
+
+	r = run(t, vars, "migrate")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.NotContains(t, r.stdout, "applied", "a second migrate applies nothing")
+	require.Equal(t, before, catalogFingerprint(t, d))
+
+	r = run(t, vars, "migrate", "status")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	files := migrationFiles(t)
+	require.Len(t, lines, 1+len(files)+1, "header, one row per migration, summary:\n%s", r.stdout)
+	require.Equal(t, []string{"VERSION", "STATE", "APPLIED", "AT", "FILE"}, strings.Fields(lines[0]))
+	for i, line := range lines[1 : 1+len(files)] {
+		f := strings.Fields(line)
+		require.GreaterOrEqual(t, len(f), 3, line)
+		require.Equal(t, "applied", f[1], line)
+		require.Equal(t, strings.TrimPrefix(files[i], "migrations/"), f[len(f)-1], line)
+	}
+	require.Equal(t, "all migrations applied", lines[len(lines)-1])
+}
+
+// A database that does not exist yet is created and migrated from scratch,
+// each migration reported once; a re-run reports none.
+func TestMigrateFreshDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin, err := url.Parse(dbtest.AdminURL(t))
+	require.NoError(t, err)
+	name := "dbchat_clitest_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	admin.Path = "/" + name
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dbtest.AdminURL(t))
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	vars := map[string]string{"DBCHAT_ADMIN_DATABASE_URL": admin.String()}
+
+	r := run(t, vars, "migrate")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	for _, f := range migrationFiles(t) {
+		require.Equal(t, 1, strings.Count(r.stdout, "migrate: applied "+strings.TrimPrefix(f, "migrations/")), r.stdout)
+	}
+
+	r = run(t, vars, "migrate")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.NotContains(t, r.stdout, "applied", r.stdout)
+}
+
+func TestMigrateNeedsAdminURL(t *testing.T) {
+	t.Parallel()
+	requireOneLineError(t, run(t, nil, "migrate"), "DBCHAT_ADMIN_DATABASE_URL is not set")
+}
+
+func TestTenantCreate(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	vars := map[string]string{"DATABASE_URL": d.AppURL}
+
+	r := run(t, vars, "tenant", "create", "--name", "Acme Corp", "--json")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	var out struct {
+		Tenant struct {
+			ID   uuid.UUID `json:"id"`
+			Name string    `json:"name"`
+			Slug string    `json:"slug"`
+		} `json:"tenant"`
+		APIKey string `json:"api_key"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
+	require.NotEqual(t, uuid.Nil, out.Tenant.ID)
+	require.Equal(t, "Acme Corp", out.Tenant.Name)
+	require.Equal(t, "acme-corp", out.Tenant.Slug)
+	require.True(t, strings.HasPrefix(out.APIKey, "dbc_"), out.APIKey)
+
+	// The printed key works against the API over the same database.
+	srv := httptest.NewServer(server.New(tenant.New(d.AppPool(t, 2)), slog.New(slog.NewTextHandler(t.Output(), nil))))
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/me", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+out.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var me struct {
+		Tenant struct {
+			ID uuid.UUID `json:"id"`
+		} `json:"tenant"`
+		Role string `json:"role"`
+	}
+	require.NoError(t, json.Unmarshal(body, &me))
+	require.Equal(t, out.Tenant.ID, me.Tenant.ID)
+	require.Equal(t, "admin", me.Role)
+
+	// Slugs are unique across tenants, even though no tenant sees another.
+	r = run(t, vars, "tenant", "create", "--name", "Acme Again", "--slug", "acme-corp")
+	requireOneLineError(t, r, `"acme-corp" already exists`)
+
+	r = run(t, vars, "tenant", "create", "--json")
+	require.Equal(t, 2, r.code, "missing --name is a usage error; stderr: %s", r.stderr)
+	require.Contains(t, r.stderr, "usage: dbchat")
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+
+	t.Run("no DATABASE_URL", func(t *testing.T) {
+		t.Parallel()
+		requireOneLineError(t, run(t, nil, "serve"), "DATABASE_URL is not set")
+	})
+
+	t.Run("unreachable", func(t *testing.T) {
+		t.Parallel()
+		// Port 1 on loopback: nothing listens, the connection is refused at once.
+		u, err := url.Parse(d.AppURL)
+		require.NoError(t, err)
+		u.Host = "127.0.0.1:1"
+		r := run(t, map[string]string{"DATABASE_URL": u.String()}, "serve")
+		requireOneLineError(t, r, "cannot reach", "127.0.0.1:1")
+		pw, _ := u.User.Password()
+		require.NotContains(t, r.stderr, pw, "the password stays out of the error")
+	})
+
+	t.Run("superuser", func(t *testing.T) {
+		t.Parallel()
+		// As a superuser every RLS policy would be bypassed.
+		r := run(t, map[string]string{"DATABASE_URL": d.AdminURL}, "serve")
+		requireOneLineError(t, r, "SUPERUSER", "refusing to start")
+	})
+}
+
+func TestServeListensAndShutsDown(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	// stdout through a pipe, so the test can wait for the listening line.
+	stdoutR, stdoutW := io.Pipe()
+	var stderr syncBuffer
+	env := &cli.Env{Stdout: stdoutW, Stderr: &stderr, Getenv: getenv(map[string]string{
+		"DATABASE_URL": d.AppURL,
+		"DBCHAT_ADDR":  "127.0.0.1:0",
+	})}
+	done := make(chan int, 1)
+	go func() {
+		code := cli.Run(ctx, env, []string{"serve"})
+		stdoutW.Close() // ends the reader below if serve never gets to listen
+		done <- code
+	}()
+
+	base := waitForListening(t, stdoutR, &stderr)
+	go func() { _, _ = io.Copy(io.Discard, stdoutR) }() // keep stdout from blocking
+
+	resp, err := http.Get(base + "/healthz")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.JSONEq(t, `{"status":"ok"}`, string(body))
+
+	cancel()
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code, "stderr: %s", stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return after its context was cancelled")
+	}
+}
+
+// waitForListening reads stdout until "dbchat: listening on http://ADDR" and
+// returns the URL.
+func waitForListening(t *testing.T, stdout io.Reader, stderr *syncBuffer) string {
+	t.Helper()
+	const prefix = "dbchat: listening on "
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if base, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+			require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), base)
+			return base
+		}
+	}
+	t.Fatalf("serve exited before listening (scan error %v); stderr: %s", sc.Err(), stderr.String())
+	return ""
+}

@@ -1,0 +1,132 @@
+package server_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// countingConn counts Write calls on a connection to PostgreSQL. pgx flushes
+// everything it has queued (a whole pipeline, up to its Sync) in one Write
+// and then waits for the answer, so writes per request = round trips.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// countingPool is a one-connection dbchat_app pool whose writes are counted.
+// One connection keeps the measurement on a connection whose statement cache
+// is warm.
+func countingPool(t *testing.T, d *dbtest.DB, writes *atomic.Int64) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(d.AppURL)
+	require.NoError(t, err)
+	cfg.MaxConns = 1
+	// pgxpool pings a connection that sat idle for over a second before
+	// handing it out; a slow (-race, loaded) run must not count those.
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var dialer net.Dialer
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{Conn: conn, writes: writes}, nil
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// TestRoundTripsPerRequest pins the design's database round trips per
+// authenticated request: the key lookup is one pipelined implicit
+// transaction (tenant setting + lookup), /v1/tables adds one more for the
+// list, /v1/me one transaction of its own.
+func TestRoundTripsPerRequest(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	var writes atomic.Int64
+	pool := countingPool(t, d, &writes)
+	db := tenant.New(pool)
+	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil))))
+	t.Cleanup(srv.Close)
+	a := dbtest.NewTenant(t, db, "Round Trips")
+	createCatalog(t, db, a, []catalogTable{{"orders", 3}, {"customers", 2}})
+
+	// Calibrate the instrument on the tenant layer itself, so the HTTP
+	// numbers below can be read as a sum of these.
+	q := dbsqlc.New()
+	ctx := context.Background()
+	writesOf := func(run func() error) int64 {
+		require.NoError(t, run()) // warm up: prepares the statements
+		before := writes.Load()
+		require.NoError(t, run())
+		return writes.Load() - before
+	}
+	listOnce := func() error {
+		return db.OnceAs(ctx, a.Identity, func(tx dbsqlc.DBTX) error { _, err := q.ListTables(ctx, tx); return err })
+	}
+	listTx := func() error {
+		return db.TxAs(ctx, a.Identity, func(tx dbsqlc.DBTX) error { _, err := q.ListTables(ctx, tx); return err })
+	}
+	twoInTx := func() error {
+		return db.TxAs(ctx, a.Identity, func(tx dbsqlc.DBTX) error {
+			if _, err := q.CurrentTenant(ctx, tx); err != nil {
+				return err
+			}
+			_, err := q.GetUser(ctx, tx, a.AdminID)
+			return err
+		})
+	}
+	require.EqualValues(t, 1, writesOf(listOnce), "Once: tenant setting and statement in one pipeline")
+	require.EqualValues(t, 2, writesOf(listTx), "Tx with one statement: BEGIN+setting+statement, COMMIT")
+	require.EqualValues(t, 3, writesOf(twoInTx), "Tx with two statements: BEGIN+setting+first, second, COMMIT")
+
+	const requests = 50
+	perRequest := func(path string) float64 {
+		// Warm up: the first requests on a connection prepare their
+		// statements, which costs extra round trips once.
+		for range 3 {
+			status, body := getAuth(t, srv.URL+path, bearer(a.APIKey))
+			require.Equal(t, http.StatusOK, status, body)
+		}
+		before := writes.Load()
+		for range requests {
+			status, body := getAuth(t, srv.URL+path, bearer(a.APIKey))
+			require.Equal(t, http.StatusOK, status, body)
+		}
+		avg := float64(writes.Load()-before) / requests
+		t.Logf("GET %s: %.2f round trips per request (%d requests)", path, avg, requests)
+		return avg
+	}
+
+	// Key lookup (Once) + list (Once).
+	require.LessOrEqual(t, perRequest("/v1/tables"), 2.0)
+
+	// Once leaves no tenant behind on the pooled connection: the implicit
+	// transaction that carried set_config(..., true) ended with its Sync.
+	var leftover string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(current_setting('app.tenant_id', true), '')`).Scan(&leftover))
+	require.Empty(t, leftover)
+
+	// Key lookup (Once) + tenant and user in one joined statement (Once).
+	require.LessOrEqual(t, perRequest("/v1/me"), 2.0)
+}
