@@ -76,7 +76,7 @@ func Authenticate(ctx context.Context, db *tenant.DB, plain string) (tenant.Iden
 		return tenant.Identity{}, errUnauthorized
 	}
 	var row dbsqlc.AuthenticateKeyRow
-	err := db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, func(tx dbsqlc.DBTX) error {
+	err := db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, func(tx tenant.Conn) error {
 		var err error
 		row, err = dbsqlc.New().AuthenticateKey(ctx, tx, Hash(plain))
 		return err

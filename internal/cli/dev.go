@@ -122,7 +122,7 @@ var demoTables = []struct {
 		{"amount", "numeric", "Order total in EUR"}, {"ordered_at", "timestamptz", "When it was placed"}}},
 }
 
-func seedDemoCatalog(tx dbsqlc.DBTX) error {
+func seedDemoCatalog(tx tenant.Conn) error {
 	ctx := context.Background()
 	q := dbsqlc.New()
 	for _, t := range demoTables {

@@ -48,7 +48,7 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 	t.Helper()
 	ctx := context.Background()
 	q := dbsqlc.New()
-	err := db.TxAs(ctx, tn.Identity, func(tx dbsqlc.DBTX) error {
+	err := db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error {
 		if _, err := q.CreateUser(ctx, tx, dbsqlc.CreateUserParams{Email: marker + "@example.com", Name: marker, Role: "member"}); err != nil {
 			return err
 		}

@@ -19,6 +19,9 @@ const (
 	QueryRole = "dbchat_query"
 	// AuditorRole reads catalogs and audit views, never tenant rows.
 	AuditorRole = "dbchat_auditor"
+	// OperatorRole owns the one function that lists every tenant; it is the
+	// only role with BYPASSRLS, cannot log in and owns no table.
+	OperatorRole = "dbchat_operator"
 )
 
 // roleAttributes are enforced on every migrate, so drift (someone granting
@@ -28,6 +31,7 @@ var roleAttributes = []struct{ name, attrs string }{
 	{AppRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
 	{QueryRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
 	{AuditorRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
+	{OperatorRole, "NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
 }
 
 // ensureRoles creates the roles if missing and (re)applies their attributes
@@ -56,6 +60,11 @@ func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]strin
 				return fmt.Errorf("set password of %s: %w", r.name, err)
 			}
 		}
+	}
+	// Migrations (as the owner) hand the operator its function; that takes
+	// membership. Role attributes such as BYPASSRLS are never inherited.
+	if _, err := conn.Exec(ctx, "GRANT "+OperatorRole+" TO "+OwnerRole); err != nil {
+		return fmt.Errorf("grant %s to %s: %w", OperatorRole, OwnerRole, err)
 	}
 	// A non-superuser admin needs membership to run migrations as the owner.
 	var super bool

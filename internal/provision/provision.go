@@ -44,7 +44,7 @@ func CreateTenant(ctx context.Context, db *tenant.DB, req Request) (Result, erro
 	var res Result
 	q := dbsqlc.New()
 	// No identity yet: create_tenant makes the new tenant this transaction's.
-	err = db.TxAs(ctx, tenant.Identity{}, func(tx dbsqlc.DBTX) error {
+	err = db.TxAs(ctx, tenant.Identity{}, func(tx tenant.Conn) error {
 		id, err := q.CreateTenant(ctx, tx, dbsqlc.CreateTenantParams{Name: req.Name, Slug: req.Slug})
 		if err != nil {
 			return err

@@ -82,13 +82,13 @@ func TestRoundTripsPerRequest(t *testing.T) {
 		return writes.Load() - before
 	}
 	listOnce := func() error {
-		return db.OnceAs(ctx, a.Identity, func(tx dbsqlc.DBTX) error { _, err := q.ListTables(ctx, tx); return err })
+		return db.OnceAs(ctx, a.Identity, func(tx tenant.Conn) error { _, err := q.ListTables(ctx, tx); return err })
 	}
 	listTx := func() error {
-		return db.TxAs(ctx, a.Identity, func(tx dbsqlc.DBTX) error { _, err := q.ListTables(ctx, tx); return err })
+		return db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error { _, err := q.ListTables(ctx, tx); return err })
 	}
 	twoInTx := func() error {
-		return db.TxAs(ctx, a.Identity, func(tx dbsqlc.DBTX) error {
+		return db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error {
 			if _, err := q.CurrentTenant(ctx, tx); err != nil {
 				return err
 			}

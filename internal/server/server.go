@@ -74,7 +74,7 @@ func (s *Server) ready(c *gin.Context) {
 		return
 	}
 	var have int64
-	err = s.db.TxAs(c.Request.Context(), tenant.Identity{}, func(tx dbsqlc.DBTX) error {
+	err = s.db.TxAs(c.Request.Context(), tenant.Identity{}, func(tx tenant.Conn) error {
 		return tx.QueryRow(c.Request.Context(), `SELECT coalesce(max(version_id), 0) FROM `+migrate.VersionTable+` WHERE is_applied`).Scan(&have)
 	})
 	switch {
@@ -122,12 +122,12 @@ func (s *Server) recoverJSON(c *gin.Context) {
 // tx runs fn in the request's tenant transaction.
 func (s *Server) tx(c *gin.Context, fn func(ctx context.Context, tx dbsqlc.DBTX) error) error {
 	ctx := c.Request.Context()
-	return s.db.Tx(ctx, func(tx dbsqlc.DBTX) error { return fn(ctx, tx) })
+	return s.db.Tx(ctx, func(tx tenant.Conn) error { return fn(ctx, tx) })
 }
 
 // once runs a single statement in the request's tenant context, in one round
 // trip (see tenant.DB.Once).
 func (s *Server) once(c *gin.Context, fn func(ctx context.Context, tx dbsqlc.DBTX) error) error {
 	ctx := c.Request.Context()
-	return s.db.Once(ctx, func(tx dbsqlc.DBTX) error { return fn(ctx, tx) })
+	return s.db.Once(ctx, func(tx tenant.Conn) error { return fn(ctx, tx) })
 }

@@ -191,7 +191,7 @@ func TestRevokedKeyAndDeactivatedTenant(t *testing.T) {
 		keyID := e.me(t, a.APIKey).KeyID
 
 		var revoked int64
-		err := e.db.TxAs(ctx, a.Identity, func(tx dbsqlc.DBTX) error {
+		err := e.db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error {
 			var err error
 			revoked, err = q.RevokeAPIKey(ctx, tx, keyID)
 			return err
@@ -211,7 +211,7 @@ func TestRevokedKeyAndDeactivatedTenant(t *testing.T) {
 		e.me(t, a.APIKey)
 
 		var updated int64
-		err := e.db.TxAs(ctx, a.Identity, func(tx dbsqlc.DBTX) error {
+		err := e.db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error {
 			var err error
 			updated, err = q.SetTenantActive(ctx, tx, dbsqlc.SetTenantActiveParams{ID: a.ID, IsActive: false})
 			return err
@@ -234,7 +234,7 @@ func createCatalog(t *testing.T, db *tenant.DB, tn dbtest.Tenant, tables []catal
 	t.Helper()
 	ctx := context.Background()
 	q := dbsqlc.New()
-	err := db.TxAs(ctx, tn.Identity, func(tx dbsqlc.DBTX) error {
+	err := db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error {
 		for _, tbl := range tables {
 			row, err := q.CreateTable(ctx, tx, dbsqlc.CreateTableParams{Name: tbl.name, Description: "table " + tbl.name})
 			if err != nil {

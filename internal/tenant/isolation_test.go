@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
@@ -117,10 +116,10 @@ func TestTwoTenantsSeeOnlyTheirOwnRowsInEveryTable(t *testing.T) {
 				table, col), b.ID).Scan(&bRow))
 			insertB := fmt.Sprintf(`INSERT INTO dbchat.%s SELECT (jsonb_populate_record(NULL::dbchat.%[1]s, $1::jsonb)).*`, table)
 
-			checkRuntime := func(t *testing.T, runAs string, run func(id tenant.Identity, fn func(tx dbsqlc.DBTX) error) error) {
+			checkRuntime := func(t *testing.T, runAs string, run func(id tenant.Identity, fn func(tx tenant.Conn) error) error) {
 				// A sees only A.
 				var seen []uuid.UUID
-				require.NoError(t, run(a.Identity, func(tx dbsqlc.DBTX) error {
+				require.NoError(t, run(a.Identity, func(tx tenant.Conn) error {
 					rows, _ := tx.Query(ctx, fmt.Sprintf(`SELECT DISTINCT %s FROM dbchat.%s`, col, table))
 					var err error
 					seen, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
@@ -129,16 +128,16 @@ func TestTwoTenantsSeeOnlyTheirOwnRowsInEveryTable(t *testing.T) {
 				require.Equal(t, []uuid.UUID{a.ID}, seen, "%s in A's transaction", runAs)
 
 				// A cannot write a row carrying B's tenant id.
-				err := run(a.Identity, func(tx dbsqlc.DBTX) error { _, err := tx.Exec(ctx, insertB, bRow); return err })
+				err := run(a.Identity, func(tx tenant.Conn) error { _, err := tx.Exec(ctx, insertB, bRow); return err })
 				requirePgCode(t, err, "42501", runAs+": insert B's row in A's transaction")
 
 				// No context: nothing visible, nothing writable.
 				var n int
-				require.NoError(t, run(tenant.Identity{}, func(tx dbsqlc.DBTX) error {
+				require.NoError(t, run(tenant.Identity{}, func(tx tenant.Conn) error {
 					return tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM dbchat.%s`, table)).Scan(&n)
 				}))
 				require.Zero(t, n, "%s without tenant context", runAs)
-				err = run(tenant.Identity{}, func(tx dbsqlc.DBTX) error { _, err := tx.Exec(ctx, insertB, bRow); return err })
+				err = run(tenant.Identity{}, func(tx tenant.Conn) error { _, err := tx.Exec(ctx, insertB, bRow); return err })
 				requirePgCode(t, err, "42501", runAs+": insert without tenant context")
 			}
 			t.Run("as dbchat_app", func(t *testing.T) { checkRuntime(t, "dbchat_app", rawTx(d.AppPool(t, 1), "")) })
@@ -146,7 +145,7 @@ func TestTwoTenantsSeeOnlyTheirOwnRowsInEveryTable(t *testing.T) {
 			t.Run("as dbchat_owner", func(t *testing.T) { checkRuntime(t, "dbchat_owner", rawTx(admin, "dbchat_owner")) })
 
 			// Neither can A's transaction move or delete B's rows.
-			err := rawTx(admin, "dbchat_owner")(a.Identity, func(tx dbsqlc.DBTX) error {
+			err := rawTx(admin, "dbchat_owner")(a.Identity, func(tx tenant.Conn) error {
 				tag, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE dbchat.%s SET %s = %s WHERE %[2]s = $1`, table, col, col), b.ID)
 				if err == nil && tag.RowsAffected() != 0 {
 					return fmt.Errorf("updated %d of B's rows", tag.RowsAffected())
@@ -161,7 +160,7 @@ func TestTwoTenantsSeeOnlyTheirOwnRowsInEveryTable(t *testing.T) {
 				return err
 			})
 			require.NoError(t, err)
-			err = rawTx(admin, "dbchat_owner")(a.Identity, func(tx dbsqlc.DBTX) error {
+			err = rawTx(admin, "dbchat_owner")(a.Identity, func(tx tenant.Conn) error {
 				_, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE dbchat.%s SET %s = $1`, table, col), b.ID)
 				return err
 			})
@@ -173,8 +172,8 @@ func TestTwoTenantsSeeOnlyTheirOwnRowsInEveryTable(t *testing.T) {
 // rawTx runs fn in a transaction on pool with the tenant setting applied the
 // same way the tenant package does, optionally as another role. It lets the
 // tests probe roles the service never uses (the owner).
-func rawTx(pool *pgxpool.Pool, role string) func(tenant.Identity, func(dbsqlc.DBTX) error) error {
-	return func(id tenant.Identity, fn func(dbsqlc.DBTX) error) error {
+func rawTx(pool *pgxpool.Pool, role string) func(tenant.Identity, func(tenant.Conn) error) error {
+	return func(id tenant.Identity, fn func(tenant.Conn) error) error {
 		ctx := context.Background()
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			if role != "" {

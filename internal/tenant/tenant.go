@@ -27,6 +27,13 @@ import (
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 )
 
+// Conn is what a tenant transaction offers: the sqlc DBTX methods plus COPY
+// (for imports).
+type Conn interface {
+	dbsqlc.DBTX
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+}
+
 // DB runs tenant transactions on a pool. Handlers get a DB, never the pool.
 type DB struct {
 	pool *pgxpool.Pool
@@ -37,7 +44,7 @@ func New(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
 
 // Tx runs fn in a transaction scoped to the identity carried by ctx. A ctx
 // without identity is refused rather than run unscoped.
-func (db *DB) Tx(ctx context.Context, fn func(tx dbsqlc.DBTX) error) error {
+func (db *DB) Tx(ctx context.Context, fn func(tx Conn) error) error {
 	id, ok := FromContext(ctx)
 	if !ok {
 		return apperr.Errorf(apperr.Internal, "tenant transaction without identity")
@@ -49,7 +56,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx dbsqlc.DBTX) error) error {
 // transaction with no tenant: tenant tables show nothing and accept nothing.
 // fn's error (or a failed COMMIT) rolls everything back; errors come back
 // translated into apperr codes.
-func (db *DB) TxAs(ctx context.Context, id Identity, fn func(tx dbsqlc.DBTX) error) error {
+func (db *DB) TxAs(ctx context.Context, id Identity, fn func(tx Conn) error) error {
 	return db.run(ctx, id, false, fn)
 }
 
@@ -59,7 +66,7 @@ func (db *DB) TxAs(ctx context.Context, id Identity, fn func(tx dbsqlc.DBTX) err
 // still ends with it. A second statement in fn is refused. The statement
 // commits as soon as it succeeds, whatever fn returns afterwards, so use Once
 // for reads and for writes that need no later check.
-func (db *DB) Once(ctx context.Context, fn func(tx dbsqlc.DBTX) error) error {
+func (db *DB) Once(ctx context.Context, fn func(tx Conn) error) error {
 	id, ok := FromContext(ctx)
 	if !ok {
 		return apperr.Errorf(apperr.Internal, "tenant transaction without identity")
@@ -68,11 +75,11 @@ func (db *DB) Once(ctx context.Context, fn func(tx dbsqlc.DBTX) error) error {
 }
 
 // OnceAs is Once for an explicit identity.
-func (db *DB) OnceAs(ctx context.Context, id Identity, fn func(tx dbsqlc.DBTX) error) error {
+func (db *DB) OnceAs(ctx context.Context, id Identity, fn func(tx Conn) error) error {
 	return db.run(ctx, id, true, fn)
 }
 
-func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx dbsqlc.DBTX) error) error {
+func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) error) error {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return Translate(err)
@@ -126,6 +133,20 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 		}
 	}
 	return br, nil
+}
+
+// CopyFrom implements Conn. COPY cannot share a pipeline with other
+// statements, so the transaction is opened first if need be.
+func (t *txConn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if t.once {
+		return 0, errors.New("tenant: COPY needs a transaction (use Tx, not Once)")
+	}
+	if !t.begun {
+		if _, err := t.Exec(ctx, "SELECT 1"); err != nil {
+			return 0, err
+		}
+	}
+	return t.conn.CopyFrom(ctx, table, columns, src)
 }
 
 // Exec implements dbsqlc.DBTX.

@@ -36,16 +36,36 @@ func TestRolesCannotBypassRLS(t *testing.T) {
 		return x, r.Scan(&x.name, &x.super, &x.bypass, &x.login, &x.owns)
 	})
 	require.NoError(t, err)
-	require.Len(t, got, 4)
+	require.Len(t, got, 5)
 	for _, r := range got {
 		require.False(t, r.super, r.name)
+		if r.name == "dbchat_operator" {
+			continue // checked below: it bypasses RLS for one function only
+		}
 		require.False(t, r.bypass, r.name)
 		if r.name != "dbchat_owner" {
 			require.Zero(t, r.owns, "%s owns relations", r.name)
 		}
 	}
-	require.Equal(t, []bool{true, true, false, false}, []bool{got[0].login, got[1].login, got[2].login, got[3].login},
-		"dbchat_app and dbchat_auditor log in; dbchat_owner and dbchat_query do not")
+	logins := map[string]bool{}
+	for _, r := range got {
+		logins[r.name] = r.login
+	}
+	require.Equal(t, map[string]bool{"dbchat_app": true, "dbchat_auditor": true, "dbchat_operator": false,
+		"dbchat_owner": false, "dbchat_query": false}, logins)
+
+	// dbchat_operator, the one BYPASSRLS role, cannot log in, owns no
+	// relation, and owns exactly one function and its schema.
+	var owned []string
+	rows, err = admin.Query(ctx, `
+		SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p WHERE p.proowner = 'dbchat_operator'::regrole
+		UNION ALL SELECT 'relation ' || c.oid::regclass::text FROM pg_class c WHERE c.relowner = 'dbchat_operator'::regrole
+		UNION ALL SELECT 'schema ' || n.nspname FROM pg_namespace n WHERE n.nspowner = 'dbchat_operator'::regrole
+		ORDER BY 1`)
+	require.NoError(t, err)
+	owned, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"function dbchat_ops.list_tenants()", "schema dbchat_ops"}, owned)
 
 	// The runtime role has no DDL rights: not in the platform schema, not in
 	// public, not a schema of its own.
@@ -60,7 +80,7 @@ func TestTxRequiresIdentity(t *testing.T) {
 	t.Parallel()
 	d := dbtest.New(t)
 	db := tenant.New(d.AppPool(t, 1))
-	err := db.Tx(context.Background(), func(dbsqlc.DBTX) error { return nil })
+	err := db.Tx(context.Background(), func(tenant.Conn) error { return nil })
 	require.Error(t, err)
 	require.Equal(t, apperr.Internal, apperr.CodeOf(err))
 }
@@ -75,11 +95,11 @@ func TestTxTranslatesAndRollsBack(t *testing.T) {
 	actx := tenant.NewContext(ctx, a.Identity)
 
 	// pgx.ErrNoRows never escapes: it becomes NotFound.
-	err := db.Tx(actx, func(tx dbsqlc.DBTX) error { _, err := q.GetUser(ctx, tx, uuid.New()); return err })
+	err := db.Tx(actx, func(tx tenant.Conn) error { _, err := q.GetUser(ctx, tx, uuid.New()); return err })
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 
 	// A unique violation is a Conflict.
-	err = db.Tx(actx, func(tx dbsqlc.DBTX) error {
+	err = db.Tx(actx, func(tx tenant.Conn) error {
 		_, err := q.CreateModel(ctx, tx, dbsqlc.CreateModelParams{Name: "default"})
 		return err
 	})
@@ -87,19 +107,19 @@ func TestTxTranslatesAndRollsBack(t *testing.T) {
 
 	// fn's error rolls back what the transaction wrote.
 	boom := errors.New("boom")
-	err = db.Tx(actx, func(tx dbsqlc.DBTX) error {
+	err = db.Tx(actx, func(tx tenant.Conn) error {
 		if _, err := q.CreateModel(ctx, tx, dbsqlc.CreateModelParams{Name: "rolled-back"}); err != nil {
 			return err
 		}
 		return boom
 	})
 	require.ErrorIs(t, err, boom)
-	err = db.Tx(actx, func(tx dbsqlc.DBTX) error { _, err := q.GetModelByName(ctx, tx, "rolled-back"); return err })
+	err = db.Tx(actx, func(tx tenant.Conn) error { _, err := q.GetModelByName(ctx, tx, "rolled-back"); return err })
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 
 	// A failed statement whose error fn swallows still rolls back on COMMIT,
 	// and the caller hears about it.
-	err = db.Tx(actx, func(tx dbsqlc.DBTX) error {
+	err = db.Tx(actx, func(tx tenant.Conn) error {
 		if _, err := q.CreateModel(ctx, tx, dbsqlc.CreateModelParams{Name: "swallowed"}); err != nil {
 			return err
 		}
@@ -107,11 +127,11 @@ func TestTxTranslatesAndRollsBack(t *testing.T) {
 		return nil
 	})
 	require.ErrorIs(t, err, tenant.ErrRolledBack)
-	err = db.Tx(actx, func(tx dbsqlc.DBTX) error { _, err := q.GetModelByName(ctx, tx, "swallowed"); return err })
+	err = db.Tx(actx, func(tx tenant.Conn) error { _, err := q.GetModelByName(ctx, tx, "swallowed"); return err })
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 
 	// Once refuses a second statement: it would run outside the tenant context.
-	err = db.Once(actx, func(tx dbsqlc.DBTX) error {
+	err = db.Once(actx, func(tx tenant.Conn) error {
 		if _, err := q.GetModelByName(ctx, tx, "default"); err != nil {
 			return err
 		}
@@ -130,12 +150,12 @@ func TestSettingsDoNotOutliveTheTransaction(t *testing.T) {
 	pool := d.AppPool(t, 1)
 	db := tenant.New(pool)
 	a := dbtest.NewTenant(t, db, "A")
-	for _, run := range []func(tenant.Identity, func(dbsqlc.DBTX) error) error{
-		func(id tenant.Identity, fn func(dbsqlc.DBTX) error) error { return db.TxAs(ctx, id, fn) },
-		func(id tenant.Identity, fn func(dbsqlc.DBTX) error) error { return db.OnceAs(ctx, id, fn) },
+	for _, run := range []func(tenant.Identity, func(tenant.Conn) error) error{
+		func(id tenant.Identity, fn func(tenant.Conn) error) error { return db.TxAs(ctx, id, fn) },
+		func(id tenant.Identity, fn func(tenant.Conn) error) error { return db.OnceAs(ctx, id, fn) },
 	} {
 		var inside string
-		require.NoError(t, run(a.Identity, func(tx dbsqlc.DBTX) error {
+		require.NoError(t, run(a.Identity, func(tx tenant.Conn) error {
 			return tx.QueryRow(ctx, `SELECT current_setting('app.tenant_id')`).Scan(&inside)
 		}))
 		require.Equal(t, a.ID.String(), inside)
@@ -176,7 +196,7 @@ func TestPoolNeverLeaksTenantContext(t *testing.T) {
 					id = tenant.Identity{} // no context: must see nothing
 				}
 				var seen []uuid.UUID
-				read := func(tx dbsqlc.DBTX) error {
+				read := func(tx tenant.Conn) error {
 					rows, _ := tx.Query(ctx, visible)
 					var err error
 					seen, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
@@ -187,7 +207,7 @@ func TestPoolNeverLeaksTenantContext(t *testing.T) {
 				case 0:
 					err = db.OnceAs(ctx, id, read)
 				case 1: // rolled back after reading
-					err = db.TxAs(ctx, id, func(tx dbsqlc.DBTX) error {
+					err = db.TxAs(ctx, id, func(tx tenant.Conn) error {
 						if err := read(tx); err != nil {
 							return err
 						}
