@@ -15,3 +15,38 @@ RETURNING *;
 INSERT INTO dbchat.database_columns (table_id, name, data_type, description, is_nullable, position)
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING *;
+
+-- name: GetTable :one
+SELECT * FROM dbchat.database_tables WHERE id = $1;
+
+-- name: ListColumns :many
+SELECT * FROM dbchat.database_columns WHERE table_id = $1 ORDER BY position;
+
+-- name: UpdateTable :one
+UPDATE dbchat.database_tables
+SET description = coalesce(sqlc.narg(description), description),
+    is_active   = coalesce(sqlc.narg(is_active), is_active),
+    updated_at  = now()
+WHERE id = sqlc.arg(id)
+RETURNING *;
+
+-- name: DeleteTable :execrows
+DELETE FROM dbchat.database_tables WHERE id = $1;
+
+-- name: NextColumnPosition :one
+SELECT (coalesce(max(position), 0) + 1)::int AS position FROM dbchat.database_columns WHERE table_id = $1;
+
+-- name: UpdateColumnDescription :one
+UPDATE dbchat.database_columns SET description = $3
+WHERE table_id = $1 AND id = $2
+RETURNING *;
+
+-- name: CreateDataTable :one
+-- The one DDL path (a SECURITY DEFINER function; see db/migrations).
+SELECT dbchat.create_data_table(sqlc.arg(name)::text, sqlc.arg(columns)::jsonb)::text AS schema_name;
+
+-- name: AddDataColumn :exec
+SELECT dbchat.add_data_column(sqlc.arg(table_name)::text, sqlc.arg(column_name)::text, sqlc.arg(data_type)::text, sqlc.arg(nullable)::boolean);
+
+-- name: DropDataTable :exec
+SELECT dbchat.drop_data_table(sqlc.arg(name)::text);

@@ -202,7 +202,7 @@ func TestTenantCreate(t *testing.T) {
 	require.True(t, strings.HasPrefix(out.APIKey, "dbc_"), out.APIKey)
 
 	// The printed key works against the API over the same database.
-	srv := httptest.NewServer(server.New(tenant.New(d.AppPool(t, 2)), slog.New(slog.NewTextHandler(t.Output(), nil))))
+	srv := httptest.NewServer(server.New(tenant.New(d.AppPool(t, 2)), slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{}))
 	t.Cleanup(srv.Close)
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/me", nil)
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,7 +132,7 @@ func listenAndServe(ctx context.Context, env *Env, addr string, pool *pgxpool.Po
 		return fmt.Errorf("listen on %s (DBCHAT_ADDR): %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           server.New(tenant.New(pool), log),
+		Handler:           server.New(tenant.New(pool), log, serverConfig(env)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	fmt.Fprintf(env.Stdout, "dbchat: listening on http://%s\n", ln.Addr())
@@ -148,4 +149,13 @@ func listenAndServe(ctx context.Context, env *Env, addr string, pool *pgxpool.Po
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// serverConfig reads the HTTP server's settings from the environment.
+func serverConfig(env *Env) server.Config {
+	cfg := server.Config{AdminToken: env.Getenv("DBCHAT_ADMIN_TOKEN")}
+	if n, err := strconv.ParseInt(env.Getenv("DBCHAT_MAX_IMPORT_BYTES"), 10, 64); err == nil {
+		cfg.MaxImportBytes = n
+	}
+	return cfg
 }

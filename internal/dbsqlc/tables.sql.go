@@ -12,6 +12,27 @@ import (
 	"github.com/google/uuid"
 )
 
+const addDataColumn = `-- name: AddDataColumn :exec
+SELECT dbchat.add_data_column($1::text, $2::text, $3::text, $4::boolean)
+`
+
+type AddDataColumnParams struct {
+	TableName  string `json:"table_name"`
+	ColumnName string `json:"column_name"`
+	DataType   string `json:"data_type"`
+	Nullable   bool   `json:"nullable"`
+}
+
+func (q *Queries) AddDataColumn(ctx context.Context, db DBTX, arg AddDataColumnParams) error {
+	_, err := db.Exec(ctx, addDataColumn,
+		arg.TableName,
+		arg.ColumnName,
+		arg.DataType,
+		arg.Nullable,
+	)
+	return err
+}
+
 const createColumn = `-- name: CreateColumn :one
 INSERT INTO dbchat.database_columns (table_id, name, data_type, description, is_nullable, position)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -51,6 +72,23 @@ func (q *Queries) CreateColumn(ctx context.Context, db DBTX, arg CreateColumnPar
 	return i, err
 }
 
+const createDataTable = `-- name: CreateDataTable :one
+SELECT dbchat.create_data_table($1::text, $2::jsonb)::text AS schema_name
+`
+
+type CreateDataTableParams struct {
+	Name    string `json:"name"`
+	Columns []byte `json:"columns"`
+}
+
+// The one DDL path (a SECURITY DEFINER function; see db/migrations).
+func (q *Queries) CreateDataTable(ctx context.Context, db DBTX, arg CreateDataTableParams) (string, error) {
+	row := db.QueryRow(ctx, createDataTable, arg.Name, arg.Columns)
+	var schema_name string
+	err := row.Scan(&schema_name)
+	return schema_name, err
+}
+
 const createTable = `-- name: CreateTable :one
 INSERT INTO dbchat.database_tables (name, description)
 VALUES ($1, $2)
@@ -76,6 +114,81 @@ func (q *Queries) CreateTable(ctx context.Context, db DBTX, arg CreateTableParam
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const deleteTable = `-- name: DeleteTable :execrows
+DELETE FROM dbchat.database_tables WHERE id = $1
+`
+
+func (q *Queries) DeleteTable(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
+	result, err := db.Exec(ctx, deleteTable, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const dropDataTable = `-- name: DropDataTable :exec
+SELECT dbchat.drop_data_table($1::text)
+`
+
+func (q *Queries) DropDataTable(ctx context.Context, db DBTX, name string) error {
+	_, err := db.Exec(ctx, dropDataTable, name)
+	return err
+}
+
+const getTable = `-- name: GetTable :one
+SELECT tenant_id, id, user_id, name, description, is_active, created_at, updated_at FROM dbchat.database_tables WHERE id = $1
+`
+
+func (q *Queries) GetTable(ctx context.Context, db DBTX, id uuid.UUID) (DatabaseTable, error) {
+	row := db.QueryRow(ctx, getTable, id)
+	var i DatabaseTable
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.Description,
+		&i.IsActive,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const listColumns = `-- name: ListColumns :many
+SELECT tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at FROM dbchat.database_columns WHERE table_id = $1 ORDER BY position
+`
+
+func (q *Queries) ListColumns(ctx context.Context, db DBTX, tableID uuid.UUID) ([]DatabaseColumn, error) {
+	rows, err := db.Query(ctx, listColumns, tableID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DatabaseColumn
+	for rows.Next() {
+		var i DatabaseColumn
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.TableID,
+			&i.Name,
+			&i.DataType,
+			&i.Description,
+			&i.IsNullable,
+			&i.Position,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listTables = `-- name: ListTables :many
@@ -125,4 +238,75 @@ func (q *Queries) ListTables(ctx context.Context, db DBTX) ([]ListTablesRow, err
 		return nil, err
 	}
 	return items, nil
+}
+
+const nextColumnPosition = `-- name: NextColumnPosition :one
+SELECT (coalesce(max(position), 0) + 1)::int AS position FROM dbchat.database_columns WHERE table_id = $1
+`
+
+func (q *Queries) NextColumnPosition(ctx context.Context, db DBTX, tableID uuid.UUID) (int32, error) {
+	row := db.QueryRow(ctx, nextColumnPosition, tableID)
+	var position int32
+	err := row.Scan(&position)
+	return position, err
+}
+
+const updateColumnDescription = `-- name: UpdateColumnDescription :one
+UPDATE dbchat.database_columns SET description = $3
+WHERE table_id = $1 AND id = $2
+RETURNING tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at
+`
+
+type UpdateColumnDescriptionParams struct {
+	TableID     uuid.UUID `json:"table_id"`
+	ID          uuid.UUID `json:"id"`
+	Description string    `json:"description"`
+}
+
+func (q *Queries) UpdateColumnDescription(ctx context.Context, db DBTX, arg UpdateColumnDescriptionParams) (DatabaseColumn, error) {
+	row := db.QueryRow(ctx, updateColumnDescription, arg.TableID, arg.ID, arg.Description)
+	var i DatabaseColumn
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.TableID,
+		&i.Name,
+		&i.DataType,
+		&i.Description,
+		&i.IsNullable,
+		&i.Position,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
+const updateTable = `-- name: UpdateTable :one
+UPDATE dbchat.database_tables
+SET description = coalesce($1, description),
+    is_active   = coalesce($2, is_active),
+    updated_at  = now()
+WHERE id = $3
+RETURNING tenant_id, id, user_id, name, description, is_active, created_at, updated_at
+`
+
+type UpdateTableParams struct {
+	Description *string   `json:"description"`
+	IsActive    *bool     `json:"is_active"`
+	ID          uuid.UUID `json:"id"`
+}
+
+func (q *Queries) UpdateTable(ctx context.Context, db DBTX, arg UpdateTableParams) (DatabaseTable, error) {
+	row := db.QueryRow(ctx, updateTable, arg.Description, arg.IsActive, arg.ID)
+	var i DatabaseTable
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.Description,
+		&i.IsActive,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }

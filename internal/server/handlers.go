@@ -31,7 +31,7 @@ type userJSON struct {
 func (s *Server) me(c *gin.Context) {
 	id, _ := tenant.FromContext(c.Request.Context())
 	var row dbsqlc.GetMeRow
-	err := s.once(c, func(ctx context.Context, tx dbsqlc.DBTX) error {
+	err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
 		var err error
 		row, err = s.q.GetMe(ctx, tx, id.UserID)
 		return err
@@ -47,22 +47,4 @@ func (s *Server) me(c *gin.Context) {
 		"role":   id.Role,
 		"key_id": id.KeyID,
 	})
-}
-
-// listTables lists the tenant's catalog tables.
-func (s *Server) listTables(c *gin.Context) {
-	var rows []dbsqlc.ListTablesRow
-	err := s.once(c, func(ctx context.Context, tx dbsqlc.DBTX) error {
-		var err error
-		rows, err = s.q.ListTables(ctx, tx)
-		return err
-	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if rows == nil {
-		rows = []dbsqlc.ListTablesRow{}
-	}
-	c.JSON(http.StatusOK, gin.H{"tables": rows})
 }

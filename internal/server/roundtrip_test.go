@@ -66,7 +66,7 @@ func TestRoundTripsPerRequest(t *testing.T) {
 	var writes atomic.Int64
 	pool := countingPool(t, d, &writes)
 	db := tenant.New(pool)
-	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil))))
+	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{}))
 	t.Cleanup(srv.Close)
 	a := dbtest.NewTenant(t, db, "Round Trips")
 	createCatalog(t, db, a, []catalogTable{{"orders", 3}, {"customers", 2}})

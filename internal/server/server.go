@@ -1,14 +1,16 @@
 // Package server is dbchat's HTTP API: thin Gin handlers over sqlc queries,
-// each run inside the request's tenant transaction.
+// each run inside the request's tenant transaction (internal/tenant).
 package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/auth"
@@ -17,18 +19,44 @@ import (
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
+// Config holds the server's tunables.
+type Config struct {
+	// AdminToken is the platform operator's bearer token for /v1/tenants;
+	// empty disables those endpoints.
+	AdminToken string
+	// MaxImportBytes caps a row import body (413 beyond it).
+	MaxImportBytes int64
+	// MaxJSONBytes caps every other request body.
+	MaxJSONBytes int64
+}
+
+// Defaults for Config's zero fields.
+const (
+	DefaultMaxImportBytes = 1 << 30
+	DefaultMaxJSONBytes   = 1 << 20
+)
+
 // Server holds what handlers need. It has a tenant.DB, never a pool.
 type Server struct {
-	db     *tenant.DB
-	log    *slog.Logger
-	q      *dbsqlc.Queries
-	engine *gin.Engine
+	db      *tenant.DB
+	log     *slog.Logger
+	cfg     Config
+	q       *dbsqlc.Queries
+	engine  *gin.Engine
+	metrics *metrics
 }
 
 // New builds the HTTP handler.
-func New(db *tenant.DB, log *slog.Logger) *Server {
+func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = DefaultMaxImportBytes
+	}
+	if cfg.MaxJSONBytes <= 0 {
+		cfg.MaxJSONBytes = DefaultMaxJSONBytes
+	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{db: db, log: log, q: dbsqlc.New(), engine: gin.New()}
+	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db)}
+	s.engine.ContextWithFallback = true
 	s.routes()
 	return s
 }
@@ -36,33 +64,94 @@ func New(db *tenant.DB, log *slog.Logger) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
+// Registry exposes the server's Prometheus registry (for tests).
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
+
 func (s *Server) routes() {
 	e := s.engine
-	e.Use(s.recoverJSON)
+	e.Use(s.observe, s.recoverJSON)
 	e.NoRoute(func(c *gin.Context) { s.fail(c, apperr.Errorf(apperr.NotFound, "no such route")) })
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
+	e.GET("/metrics", s.metrics.handler)
+	e.GET("/openapi.yaml", s.openAPI)
 
+	// Platform operator (DBCHAT_ADMIN_TOKEN).
+	ops := e.Group("/v1/tenants", s.operator)
+	ops.POST("", s.createTenant)
+	ops.GET("", s.listTenants)
+	ops.PATCH("/:id", s.updateTenant)
+
+	// Tenant API keys.
 	v1 := e.Group("/v1", s.authenticate)
 	v1.GET("/me", s.me)
+	v1.GET("/tenant", s.currentTenant)
+
+	v1.POST("/users", s.adminOnly, s.createUser)
+	v1.GET("/users", s.listUsers)
+	v1.DELETE("/users/:id", s.adminOnly, s.deleteUser)
+	v1.POST("/api-keys", s.createAPIKey)
+	v1.GET("/api-keys", s.listAPIKeys)
+	v1.DELETE("/api-keys/:id", s.deleteAPIKey)
+
+	v1.POST("/tables", s.adminOnly, s.createTable)
 	v1.GET("/tables", s.listTables)
+	v1.GET("/tables/:id", s.getTable)
+	v1.PATCH("/tables/:id", s.adminOnly, s.updateTable)
+	v1.DELETE("/tables/:id", s.adminOnly, s.deleteTable)
+	v1.POST("/tables/:id/columns", s.adminOnly, s.addColumn)
+	v1.PATCH("/tables/:id/columns/:column_id", s.adminOnly, s.updateColumn)
+	v1.POST("/tables/:id/rows", s.adminOnly, s.importRows)
+	v1.GET("/tables/:id/rows", s.listRows)
+
+	v1.GET("/history", s.listHistory)
+	v1.GET("/history/:id", s.getHistory)
 }
 
 // authenticate resolves the bearer key and puts the identity in the
 // request's context; every /v1 handler's transaction is scoped to it.
 func (s *Server) authenticate(c *gin.Context) {
-	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok || key == "" {
+	key, ok := bearer(c)
+	if !ok {
 		s.fail(c, apperr.Errorf(apperr.Unauthorized, "missing or invalid API key"))
 		return
 	}
-	id, err := auth.Authenticate(c.Request.Context(), s.db, strings.TrimSpace(key))
+	id, err := auth.Authenticate(c.Request.Context(), s.db, key)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.Request = c.Request.WithContext(tenant.NewContext(c.Request.Context(), id))
 	c.Next()
+}
+
+// operator admits the platform operator's token (constant-time compare).
+func (s *Server) operator(c *gin.Context) {
+	token, ok := bearer(c)
+	if s.cfg.AdminToken == "" {
+		s.fail(c, apperr.Errorf(apperr.NotFound, "operator endpoints are disabled (set DBCHAT_ADMIN_TOKEN)"))
+		return
+	}
+	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
+		s.fail(c, apperr.Errorf(apperr.Unauthorized, "missing or invalid operator token"))
+		return
+	}
+	c.Next()
+}
+
+// adminOnly stops members from doing what only tenant admins may.
+func (s *Server) adminOnly(c *gin.Context) {
+	if id, _ := tenant.FromContext(c.Request.Context()); id.Role != tenant.Admin {
+		s.fail(c, apperr.Errorf(apperr.Forbidden, "only tenant admins may do this"))
+		return
+	}
+	c.Next()
+}
+
+func bearer(c *gin.Context) (string, bool) {
+	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	key = strings.TrimSpace(key)
+	return key, ok && key != ""
 }
 
 // ready reports whether the database answers and carries this binary's
@@ -74,7 +163,7 @@ func (s *Server) ready(c *gin.Context) {
 		return
 	}
 	var have int64
-	err = s.db.TxAs(c.Request.Context(), tenant.Identity{}, func(tx tenant.Conn) error {
+	err = s.db.OnceAs(c.Request.Context(), tenant.Identity{}, func(tx tenant.Conn) error {
 		return tx.QueryRow(c.Request.Context(), `SELECT coalesce(max(version_id), 0) FROM `+migrate.VersionTable+` WHERE is_applied`).Scan(&have)
 	})
 	switch {
@@ -94,7 +183,8 @@ func (s *Server) fail(c *gin.Context, err error) {
 	status := apperr.HTTPStatus(e.Code)
 	if status >= 500 {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
-			slog.String("route", c.FullPath()), slog.String("code", string(e.Code)), slog.Any("error", err))
+			slog.String("request_id", c.GetString(requestIDKey)), slog.String("route", c.FullPath()),
+			slog.String("code", string(e.Code)), slog.Any("error", err))
 	}
 	body := gin.H{"code": e.Code, "message": e.Message}
 	if e.Code == apperr.Internal {
@@ -120,14 +210,14 @@ func (s *Server) recoverJSON(c *gin.Context) {
 }
 
 // tx runs fn in the request's tenant transaction.
-func (s *Server) tx(c *gin.Context, fn func(ctx context.Context, tx dbsqlc.DBTX) error) error {
+func (s *Server) tx(c *gin.Context, fn func(ctx context.Context, tx tenant.Conn) error) error {
 	ctx := c.Request.Context()
 	return s.db.Tx(ctx, func(tx tenant.Conn) error { return fn(ctx, tx) })
 }
 
 // once runs a single statement in the request's tenant context, in one round
 // trip (see tenant.DB.Once).
-func (s *Server) once(c *gin.Context, fn func(ctx context.Context, tx dbsqlc.DBTX) error) error {
+func (s *Server) once(c *gin.Context, fn func(ctx context.Context, tx tenant.Conn) error) error {
 	ctx := c.Request.Context()
 	return s.db.Once(ctx, func(tx tenant.Conn) error { return fn(ctx, tx) })
 }

@@ -41,7 +41,7 @@ func newEnv(t *testing.T) *env {
 	pool := d.AppPool(t, 4)
 	db := tenant.New(pool)
 	// Server logs go to the test's output, so a failure shows what was logged.
-	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil))))
+	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{}))
 	t.Cleanup(srv.Close) // registered last, so it closes before the pool
 	return &env{d: d, pool: pool, db: db, url: srv.URL}
 }

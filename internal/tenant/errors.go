@@ -37,6 +37,12 @@ func Translate(err error) error {
 		return apperr.Wrap(apperr.NotFound, err, "referenced object not found")
 	case pg.Code == "23502", pg.Code == "23514", pg.Code[:2] == "22": // not null, check, data exceptions
 		return apperr.Wrap(apperr.Invalid, err, "invalid value: "+pg.Message)
+	case pg.Code == "42602": // invalid_name, raised by the DDL functions' identifier checks
+		return apperr.Wrap(apperr.Invalid, err, pg.Message)
+	case pg.Code == "42P01": // undefined_table
+		return apperr.Wrap(apperr.NotFound, err, "not found")
+	case pg.Code == "42P07", pg.Code == "42701": // duplicate table or column
+		return apperr.Wrap(apperr.Conflict, err, "already exists")
 	case pg.Code == "57014": // query_canceled (statement_timeout)
 		return apperr.Wrap(apperr.Unavailable, err, "statement timed out")
 	}

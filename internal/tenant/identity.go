@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"strings"
 
 	"github.com/google/uuid"
 )
@@ -44,4 +45,11 @@ func settingValue(id uuid.UUID) string {
 		return ""
 	}
 	return id.String()
+}
+
+// Schema is the name of a tenant's data schema, derived from its id only
+// (never from user input); the database's dbchat.tenant_schema() computes the
+// same name.
+func Schema(tenantID uuid.UUID) string {
+	return "t_" + strings.ReplaceAll(tenantID.String(), "-", "")
 }

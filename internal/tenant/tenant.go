@@ -275,3 +275,6 @@ func (r *batchRow) Scan(dest ...any) error {
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// Stat reports pool statistics (for metrics); it exposes no connection.
+func (db *DB) Stat() *pgxpool.Stat { return db.pool.Stat() }

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+)
+
+// bindJSON decodes a JSON body into dst: 415 for another content type, 413
+// past the size limit, 400 for malformed JSON or unknown fields.
+func (s *Server) bindJSON(c *gin.Context, dst any) error {
+	if mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt != "application/json" {
+		return apperr.Errorf(apperr.UnsupportedMedia, "Content-Type must be application/json")
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxJSONBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return apperr.Errorf(apperr.Invalid, "request body must be a single JSON value")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a client error that names the field.
+func jsonError(err error) error {
+	var tooLarge *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &tooLarge):
+		return apperr.Errorf(apperr.TooLarge, "request body exceeds %d bytes", tooLarge.Limit)
+	case errors.As(err, &typeErr):
+		return apperr.Field(typeErr.Field, "must be %s", typeErr.Type.String())
+	case errors.As(err, &syntaxErr):
+		return apperr.Errorf(apperr.Invalid, "malformed JSON at byte %d", syntaxErr.Offset)
+	case errors.Is(err, io.EOF):
+		return apperr.Errorf(apperr.Invalid, "request body is empty")
+	}
+	return apperr.Wrap(apperr.Invalid, err, "invalid JSON: "+err.Error())
+}
+
+// pathID parses a uuid path parameter. A malformed id is "not found", like
+// an id that belongs to another tenant: existence never leaks.
+func pathID(c *gin.Context, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil {
+		return uuid.Nil, apperr.Errorf(apperr.NotFound, "not found")
+	}
+	return id, nil
+}
+
+// queryInt reads an optional integer query parameter within [lo, hi].
+func queryInt(c *gin.Context, name string, def, lo, hi int) (int, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, apperr.Field(name, "must be an integer from %d to %d", lo, hi)
+	}
+	return n, nil
+}
