@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/pgvector/pgvector-go"
 
+	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/provision"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -78,4 +79,15 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 	if err != nil {
 		t.Fatalf("dbtest: seed %s: %v", tn.Slug, err)
 	}
+}
+
+// CreateKey mints an API key for userID inside tx (the tenant's transaction)
+// and returns the plain key.
+func CreateKey(ctx context.Context, tx tenant.Conn, tenantID, userID uuid.UUID) (string, error) {
+	k, err := auth.Generate(tenantID)
+	if err != nil {
+		return "", err
+	}
+	_, err = dbsqlc.New().CreateAPIKey(ctx, tx, dbsqlc.CreateAPIKeyParams{UserID: userID, Name: "test", Prefix: k.Prefix, KeyHash: k.Hash})
+	return k.Plain, err
 }
