@@ -1,0 +1,253 @@
+// Package sqlguard is the first layer of the SQL sandbox: it parses caller
+// SQL with PostgreSQL's own parser (libpg_query) and admits exactly one plain
+// query that reads only the tenant's own tables and calls only allowlisted
+// built-in functions. It is an allowlist throughout: node types, functions,
+// cast types and relations not named here are rejected. The database layer
+// (the dbchat_query role, a read-only transaction, the RLS policy) holds even
+// when this layer is wrong; this layer makes the refusal clear and early.
+package sqlguard
+
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Policy says what a statement may reference.
+type Policy struct {
+	// Schema is the tenant's data schema; qualified names must use it.
+	Schema string
+	// Tables are the tenant's table names (unqualified).
+	Tables map[string]bool
+}
+
+// Rejection is a statement the sandbox will not run, with the reason.
+type Rejection struct{ Reason string }
+
+func (r *Rejection) Error() string { return "sql rejected: " + r.Reason }
+
+func reject(format string, args ...any) *Rejection {
+	return &Rejection{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Check returns nil when sql is one plain query within p, or a *Rejection.
+func Check(sql string, p Policy) error {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return reject("not valid SQL: %v", err)
+	}
+	stmts := tree.GetStmts()
+	switch {
+	case len(stmts) == 0:
+		return reject("no statement")
+	case len(stmts) > 1:
+		return reject("exactly one statement is allowed, got %d", len(stmts))
+	}
+	sel := stmts[0].GetStmt().GetSelectStmt()
+	if sel == nil {
+		return reject("only a query (SELECT, WITH … SELECT, VALUES) is allowed, got %s", nodeName(stmts[0].GetStmt()))
+	}
+	w := walker{policy: p}
+	return w.selectStmt(sel, nil)
+}
+
+// walker visits the tree with the CTE names in scope.
+type walker struct{ policy Policy }
+
+// selectStmt checks a SELECT with its own WITH scope: a non-recursive CTE
+// sees the CTEs before it, a recursive WITH sees all of its CTEs.
+func (w walker) selectStmt(s *pg_query.SelectStmt, scope []string) error {
+	if s.GetIntoClause() != nil {
+		return reject("SELECT INTO creates a table and is not allowed")
+	}
+	if len(s.GetLockingClause()) > 0 {
+		return reject("locking clauses (FOR UPDATE/SHARE) are not allowed")
+	}
+	if with := s.GetWithClause(); with != nil {
+		names := make([]string, 0, len(with.GetCtes()))
+		for _, n := range with.GetCtes() {
+			if cte := n.GetCommonTableExpr(); cte != nil {
+				names = append(names, cte.GetCtename())
+			}
+		}
+		for i, n := range with.GetCtes() {
+			cte := n.GetCommonTableExpr()
+			if cte == nil {
+				return reject("unexpected %s in WITH", nodeName(n))
+			}
+			visible := names[:i]
+			if with.GetRecursive() {
+				visible = names
+			}
+			if err := w.node(cte.ProtoReflect(), append(scope[:len(scope):len(scope)], visible...)); err != nil {
+				return err
+			}
+		}
+		scope = append(scope[:len(scope):len(scope)], names...)
+	}
+	var err error
+	s.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Name() == "with_clause" {
+			return true
+		}
+		err = w.value(fd, v, scope)
+		return err == nil
+	})
+	return err
+}
+
+// node checks one message and everything beneath it.
+func (w walker) node(m protoreflect.Message, scope []string) error {
+	name := string(m.Descriptor().Name())
+	if !nodeTypes[name] {
+		return reject("%s is not allowed in a query", describe(name))
+	}
+	switch n := m.Interface().(type) {
+	case *pg_query.SelectStmt:
+		return w.selectStmt(n, scope)
+	case *pg_query.RangeVar:
+		return w.relation(n, scope)
+	case *pg_query.FuncCall:
+		if err := function(n); err != nil {
+			return err
+		}
+	case *pg_query.TypeName:
+		if err := typeName(n); err != nil {
+			return err
+		}
+	case *pg_query.A_Expr:
+		if err := operator(n); err != nil {
+			return err
+		}
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		err = w.value(fd, v, scope)
+		return err == nil
+	})
+	return err
+}
+
+func (w walker) value(fd protoreflect.FieldDescriptor, v protoreflect.Value, scope []string) error {
+	if fd.Kind() != protoreflect.MessageKind {
+		return nil
+	}
+	if fd.IsList() {
+		l := v.List()
+		for i := 0; i < l.Len(); i++ {
+			if err := w.node(l.Get(i).Message(), scope); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return w.node(v.Message(), scope)
+}
+
+// relation admits a CTE in scope or one of the tenant's tables, unqualified
+// or qualified with the tenant's schema. Everything else (catalogs,
+// information_schema, platform tables, other schemas) is refused, including
+// unqualified catalog names, which pg_catalog would otherwise resolve.
+func (w walker) relation(r *pg_query.RangeVar, scope []string) error {
+	rel := r.GetRelname()
+	if r.GetCatalogname() != "" {
+		return reject("cross-database reference %s.%s.%s is not allowed", r.GetCatalogname(), r.GetSchemaname(), rel)
+	}
+	switch schema := r.GetSchemaname(); {
+	case schema == "":
+		for _, name := range scope {
+			if name == rel {
+				return nil
+			}
+		}
+		if w.policy.Tables[rel] {
+			return nil
+		}
+		return reject("relation %q is not one of your tables", rel)
+	case schema == w.policy.Schema && w.policy.Tables[rel]:
+		return nil
+	default:
+		return reject("relation %s.%s is outside your tables", schema, rel)
+	}
+}
+
+func function(f *pg_query.FuncCall) error {
+	schema, name := qualified(f.GetFuncname())
+	if schema != "" && schema != "pg_catalog" {
+		return reject("function %s.%s is not allowed", schema, name)
+	}
+	if !functions[name] {
+		return reject("function %s() is not on the allowlist", name)
+	}
+	return nil
+}
+
+func typeName(t *pg_query.TypeName) error {
+	schema, name := qualified(t.GetNames())
+	if schema != "" && schema != "pg_catalog" || !types[name] {
+		return reject("type %s is not allowed", strings.TrimPrefix(schema+"."+name, "."))
+	}
+	return nil
+}
+
+// operator refuses operators qualified with a schema other than pg_catalog
+// (OPERATOR(myschema.+) could name a user-defined function).
+func operator(e *pg_query.A_Expr) error {
+	if schema, name := qualified(e.GetName()); schema != "" && schema != "pg_catalog" {
+		return reject("operator %s.%s is not allowed", schema, name)
+	}
+	return nil
+}
+
+// qualified splits a name list (String nodes) into schema and name.
+func qualified(parts []*pg_query.Node) (schema, name string) {
+	var s []string
+	for _, p := range parts {
+		s = append(s, p.GetString_().GetSval())
+	}
+	switch len(s) {
+	case 0:
+		return "", ""
+	case 1:
+		return "", s[0]
+	}
+	return strings.Join(s[:len(s)-1], "."), s[len(s)-1]
+}
+
+func nodeName(n *pg_query.Node) string {
+	if n == nil || n.GetNode() == nil {
+		return "an empty statement"
+	}
+	m := n.ProtoReflect()
+	od := m.Descriptor().Oneofs().ByName("node")
+	if fd := m.WhichOneof(od); fd != nil {
+		return describe(string(fd.Message().Name()))
+	}
+	return "an unknown statement"
+}
+
+// describe names a node type for humans: InsertStmt → INSERT statement.
+func describe(name string) string {
+	if d, ok := descriptions[name]; ok {
+		return d
+	}
+	if s, ok := strings.CutSuffix(name, "Stmt"); ok {
+		return strings.ToUpper(s) + " statement"
+	}
+	return name
+}
+
+var descriptions = map[string]string{
+	"VariableSetStmt":  "SET/RESET",
+	"VariableShowStmt": "SHOW",
+	"TransactionStmt":  "transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT)",
+	"InsertStmt":       "INSERT (data-modifying statement)",
+	"UpdateStmt":       "UPDATE (data-modifying statement)",
+	"DeleteStmt":       "DELETE (data-modifying statement)",
+	"MergeStmt":        "MERGE (data-modifying statement)",
+	"ParamRef":         "a $n parameter",
+	"RangeTableSample": "TABLESAMPLE",
+	"XmlExpr":          "an XML expression",
+}
