@@ -23,3 +23,16 @@ SELECT k.id AS key_id, k.user_id, k.role FROM k;
 
 -- name: RevokeAPIKey :execrows
 UPDATE dbchat.api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL;
+
+-- name: ListAPIKeys :many
+-- Never the hash. A NULL user_id lists every key of the tenant.
+SELECT id, user_id, name, prefix, created_at, last_used_at, revoked_at
+FROM dbchat.api_keys
+WHERE sqlc.narg(user_id)::uuid IS NULL OR user_id = sqlc.narg(user_id)::uuid
+ORDER BY created_at, id;
+
+-- name: RevokeKey :execrows
+-- Idempotent: an already revoked key keeps its first revoked_at but still
+-- counts as found. A non-NULL user_id limits it to that user's keys.
+UPDATE dbchat.api_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE id = sqlc.arg(id) AND (sqlc.narg(user_id)::uuid IS NULL OR user_id = sqlc.narg(user_id)::uuid);

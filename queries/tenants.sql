@@ -11,3 +11,18 @@ SELECT * FROM dbchat.tenants LIMIT 1;
 
 -- name: SetTenantActive :execrows
 UPDATE dbchat.tenants SET is_active = $2, updated_at = now() WHERE id = $1;
+
+-- name: ListTenants :many
+-- The one cross-tenant read (operator only): a SECURITY DEFINER function
+-- owned by dbchat_operator, the only role that bypasses the policy.
+SELECT * FROM dbchat_ops.list_tenants() ORDER BY created_at, id;
+
+-- name: UpdateTenant :one
+-- Runs in a transaction whose tenant is the one being changed, so the policy
+-- admits exactly that row.
+UPDATE dbchat.tenants
+SET name       = coalesce(sqlc.narg(name), name),
+    is_active  = coalesce(sqlc.narg(is_active), is_active),
+    updated_at = now()
+WHERE id = sqlc.arg(id)
+RETURNING *;

@@ -22,6 +22,7 @@ const (
 	TooLarge         Code = "too_large"
 	UnsupportedMedia Code = "unsupported_media_type"
 	SQLRejected      Code = "sql_rejected"
+	SQLFailed        Code = "sql_error"
 	Unavailable      Code = "unavailable"
 	Internal         Code = "internal"
 )
@@ -29,6 +30,7 @@ const (
 var statuses = map[Code]int{
 	Invalid:          http.StatusBadRequest,
 	SQLRejected:      http.StatusBadRequest,
+	SQLFailed:        http.StatusBadRequest,
 	Unauthorized:     http.StatusUnauthorized,
 	Forbidden:        http.StatusForbidden,
 	NotFound:         http.StatusNotFound,

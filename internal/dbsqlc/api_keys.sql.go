@@ -85,12 +85,78 @@ func (q *Queries) CreateAPIKey(ctx context.Context, db DBTX, arg CreateAPIKeyPar
 	return i, err
 }
 
+const listAPIKeys = `-- name: ListAPIKeys :many
+SELECT id, user_id, name, prefix, created_at, last_used_at, revoked_at
+FROM dbchat.api_keys
+WHERE $1::uuid IS NULL OR user_id = $1::uuid
+ORDER BY created_at, id
+`
+
+type ListAPIKeysRow struct {
+	ID         uuid.UUID  `json:"id"`
+	UserID     uuid.UUID  `json:"user_id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+}
+
+// Never the hash. A NULL user_id lists every key of the tenant.
+func (q *Queries) ListAPIKeys(ctx context.Context, db DBTX, userID *uuid.UUID) ([]ListAPIKeysRow, error) {
+	rows, err := db.Query(ctx, listAPIKeys, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListAPIKeysRow
+	for rows.Next() {
+		var i ListAPIKeysRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Name,
+			&i.Prefix,
+			&i.CreatedAt,
+			&i.LastUsedAt,
+			&i.RevokedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const revokeAPIKey = `-- name: RevokeAPIKey :execrows
 UPDATE dbchat.api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
 `
 
 func (q *Queries) RevokeAPIKey(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
 	result, err := db.Exec(ctx, revokeAPIKey, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const revokeKey = `-- name: RevokeKey :execrows
+UPDATE dbchat.api_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)
+`
+
+type RevokeKeyParams struct {
+	ID     uuid.UUID  `json:"id"`
+	UserID *uuid.UUID `json:"user_id"`
+}
+
+// Idempotent: an already revoked key keeps its first revoked_at but still
+// counts as found. A non-NULL user_id limits it to that user's keys.
+func (q *Queries) RevokeKey(ctx context.Context, db DBTX, arg RevokeKeyParams) (int64, error) {
+	result, err := db.Exec(ctx, revokeKey, arg.ID, arg.UserID)
 	if err != nil {
 		return 0, err
 	}

@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -55,4 +56,137 @@ func (q *Queries) CreateQueryHistory(ctx context.Context, db DBTX, arg CreateQue
 		&i.CreatedAt,
 	)
 	return i, err
+}
+
+const getQueryHistory = `-- name: GetQueryHistory :one
+SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
+       h.row_count, h.generation_ms, h.execution_ms, h.created_at
+FROM dbchat.query_history h
+LEFT JOIN dbchat.models m ON m.tenant_id = h.tenant_id AND m.id = h.model_id
+WHERE h.id = $1
+  AND ($2::uuid IS NULL OR h.user_id = $2::uuid)
+`
+
+type GetQueryHistoryParams struct {
+	ID     uuid.UUID  `json:"id"`
+	UserID *uuid.UUID `json:"user_id"`
+}
+
+type GetQueryHistoryRow struct {
+	ID           uuid.UUID  `json:"id"`
+	UserID       *uuid.UUID `json:"user_id"`
+	Model        *string    `json:"model"`
+	Question     *string    `json:"question"`
+	GeneratedSql *string    `json:"generated_sql"`
+	Status       string     `json:"status"`
+	Error        *string    `json:"error"`
+	RowCount     *int64     `json:"row_count"`
+	GenerationMs *float64   `json:"generation_ms"`
+	ExecutionMs  *float64   `json:"execution_ms"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+// One entry; a non-NULL user_id limits it to that user's entries (members).
+func (q *Queries) GetQueryHistory(ctx context.Context, db DBTX, arg GetQueryHistoryParams) (GetQueryHistoryRow, error) {
+	row := db.QueryRow(ctx, getQueryHistory, arg.ID, arg.UserID)
+	var i GetQueryHistoryRow
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Model,
+		&i.Question,
+		&i.GeneratedSql,
+		&i.Status,
+		&i.Error,
+		&i.RowCount,
+		&i.GenerationMs,
+		&i.ExecutionMs,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
+const listQueryHistory = `-- name: ListQueryHistory :many
+SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
+       h.row_count, h.generation_ms, h.execution_ms, h.created_at
+FROM dbchat.query_history h
+LEFT JOIN dbchat.models m ON m.tenant_id = h.tenant_id AND m.id = h.model_id
+WHERE (h.created_at, h.id) < ($1::timestamptz, $2::uuid)
+  AND h.created_at >= $3::timestamptz
+  AND ($4::text IS NULL OR h.status = $4::text)
+  AND ($5::uuid IS NULL OR h.user_id = $5::uuid)
+  AND ($6::text IS NULL OR m.name = $6::text)
+ORDER BY h.created_at DESC, h.id DESC
+LIMIT $7::int
+`
+
+type ListQueryHistoryParams struct {
+	BeforeAt time.Time  `json:"before_at"`
+	BeforeID uuid.UUID  `json:"before_id"`
+	Since    time.Time  `json:"since"`
+	Status   *string    `json:"status"`
+	UserID   *uuid.UUID `json:"user_id"`
+	Model    *string    `json:"model"`
+	MaxRows  int32      `json:"max_rows"`
+}
+
+type ListQueryHistoryRow struct {
+	ID           uuid.UUID  `json:"id"`
+	UserID       *uuid.UUID `json:"user_id"`
+	Model        *string    `json:"model"`
+	Question     *string    `json:"question"`
+	GeneratedSql *string    `json:"generated_sql"`
+	Status       string     `json:"status"`
+	Error        *string    `json:"error"`
+	RowCount     *int64     `json:"row_count"`
+	GenerationMs *float64   `json:"generation_ms"`
+	ExecutionMs  *float64   `json:"execution_ms"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+// One page of history, newest first, in one statement. status, user_id and
+// model are optional (NULL = no filter); for members the handler always sets
+// user_id. max_rows is the page size plus one (is there a next page?). The
+// keyset and since bounds are always present (the handler passes a far-future
+// position for the first page and a far-past since), never wrapped in
+// coalesce or OR, so both stay index conditions on
+// (tenant_id, created_at DESC, id DESC) in generic plans too.
+func (q *Queries) ListQueryHistory(ctx context.Context, db DBTX, arg ListQueryHistoryParams) ([]ListQueryHistoryRow, error) {
+	rows, err := db.Query(ctx, listQueryHistory,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Since,
+		arg.Status,
+		arg.UserID,
+		arg.Model,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListQueryHistoryRow
+	for rows.Next() {
+		var i ListQueryHistoryRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Model,
+			&i.Question,
+			&i.GeneratedSql,
+			&i.Status,
+			&i.Error,
+			&i.RowCount,
+			&i.GenerationMs,
+			&i.ExecutionMs,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -50,6 +50,39 @@ func (q *Queries) CurrentTenant(ctx context.Context, db DBTX) (Tenant, error) {
 	return i, err
 }
 
+const listTenants = `-- name: ListTenants :many
+SELECT id, name, slug, is_active, created_at, updated_at FROM dbchat_ops.list_tenants() ORDER BY created_at, id
+`
+
+// The one cross-tenant read (operator only): a SECURITY DEFINER function
+// owned by dbchat_operator, the only role that bypasses the policy.
+func (q *Queries) ListTenants(ctx context.Context, db DBTX) ([]Tenant, error) {
+	rows, err := db.Query(ctx, listTenants)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Tenant
+	for rows.Next() {
+		var i Tenant
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Slug,
+			&i.IsActive,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setTenantActive = `-- name: SetTenantActive :execrows
 UPDATE dbchat.tenants SET is_active = $2, updated_at = now() WHERE id = $1
 `
@@ -65,4 +98,35 @@ func (q *Queries) SetTenantActive(ctx context.Context, db DBTX, arg SetTenantAct
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const updateTenant = `-- name: UpdateTenant :one
+UPDATE dbchat.tenants
+SET name       = coalesce($1, name),
+    is_active  = coalesce($2, is_active),
+    updated_at = now()
+WHERE id = $3
+RETURNING id, name, slug, is_active, created_at, updated_at
+`
+
+type UpdateTenantParams struct {
+	Name     *string   `json:"name"`
+	IsActive *bool     `json:"is_active"`
+	ID       uuid.UUID `json:"id"`
+}
+
+// Runs in a transaction whose tenant is the one being changed, so the policy
+// admits exactly that row.
+func (q *Queries) UpdateTenant(ctx context.Context, db DBTX, arg UpdateTenantParams) (Tenant, error) {
+	row := db.QueryRow(ctx, updateTenant, arg.Name, arg.IsActive, arg.ID)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Slug,
+		&i.IsActive,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }

@@ -38,6 +38,20 @@ func (q *Queries) CreateUser(ctx context.Context, db DBTX, arg CreateUserParams)
 	return i, err
 }
 
+const deleteUser = `-- name: DeleteUser :execrows
+DELETE FROM dbchat.users WHERE id = $1
+`
+
+// The user's keys go with it (ON DELETE CASCADE); its tables, training data
+// and history stay, with user_id set to NULL.
+func (q *Queries) DeleteUser(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
+	result, err := db.Exec(ctx, deleteUser, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getMe = `-- name: GetMe :one
 SELECT t.id, t.name, t.slug, t.is_active, t.created_at, t.updated_at, u.tenant_id, u.id, u.email, u.name, u.role, u.is_active, u.created_at
 FROM dbchat.users u
@@ -89,4 +103,36 @@ func (q *Queries) GetUser(ctx context.Context, db DBTX, id uuid.UUID) (User, err
 		&i.CreatedAt,
 	)
 	return i, err
+}
+
+const listUsers = `-- name: ListUsers :many
+SELECT tenant_id, id, email, name, role, is_active, created_at FROM dbchat.users ORDER BY created_at, id
+`
+
+func (q *Queries) ListUsers(ctx context.Context, db DBTX) ([]User, error) {
+	rows, err := db.Query(ctx, listUsers)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []User
+	for rows.Next() {
+		var i User
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.Email,
+			&i.Name,
+			&i.Role,
+			&i.IsActive,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

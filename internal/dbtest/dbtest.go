@@ -33,6 +33,7 @@ type DB struct {
 	Name     string
 	AdminURL string // privileged connection to this database
 	AppURL   string // dbchat_app login to this database
+	QueryURL string // dbchat_query login (the SQL sandbox's role)
 }
 
 // AdminURL returns TEST_DATABASE_URL, failing the test when it is unset.
@@ -47,7 +48,7 @@ func AdminURL(t testing.TB) string {
 	return u
 }
 
-// AppPassword is the password tests give dbchat_app. It is derived from the
+// AppPassword is the password tests give dbchat_app and dbchat_query. It is derived from the
 // admin URL so that parallel test processes agree on it.
 func AppPassword(adminURL string) string {
 	sum := sha256.Sum256([]byte("dbchat-test-app:" + adminURL))
@@ -69,6 +70,7 @@ func New(t testing.TB) *DB {
 	}
 	d := &DB{Name: name, AdminURL: withDatabase(admin, name, "", "")}
 	d.AppURL = withDatabase(admin, name, migrate.AppRole, AppPassword(admin))
+	d.QueryURL = withDatabase(admin, name, migrate.QueryRole, AppPassword(admin))
 	// Database-level grants are not copied from a template; re-running the
 	// (idempotent) migration applies them and leaves the schema as it is.
 	if err := migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: passwords(admin)}); err != nil {
@@ -76,6 +78,11 @@ func New(t testing.TB) *DB {
 	}
 	t.Cleanup(func() { dropDatabase(admin, name) })
 	return d
+}
+
+// QueryPool opens a dbchat_query pool on the test database, closed at cleanup.
+func (d *DB) QueryPool(t testing.TB, maxConns int32) *pgxpool.Pool {
+	return d.pool(t, d.QueryURL, maxConns)
 }
 
 // AppPool opens a dbchat_app pool on the test database, closed at cleanup.
@@ -104,7 +111,7 @@ func (d *DB) pool(t testing.TB, connURL string, maxConns int32) *pgxpool.Pool {
 }
 
 func passwords(admin string) map[string]string {
-	return map[string]string{migrate.AppRole: AppPassword(admin)}
+	return map[string]string{migrate.AppRole: AppPassword(admin), migrate.QueryRole: AppPassword(admin)}
 }
 
 // ensureTemplate migrates a template database named after the migrations'

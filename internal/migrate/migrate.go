@@ -116,6 +116,7 @@ func prepareDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 		`GRANT CONNECT, TEMPORARY ON DATABASE ` + dbName + ` TO ` + AppRole,
 		`GRANT CONNECT ON DATABASE ` + dbName + ` TO ` + QueryRole + `, ` + AuditorRole,
 	}
+	stmts = append(stmts, hardenFunctions...)
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, s); err != nil {
 			if strings.Contains(s, "vector") {
@@ -125,6 +126,24 @@ func prepareDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 		}
 	}
 	return nil
+}
+
+// hardenFunctions closes what a statement could call even if the SQL parser
+// let it through. Any role can change any custom setting, and set_config can
+// change app.tenant_id or role from inside a SELECT: only the roles that set
+// the tenant keep it. Session-level advisory locks would outlive a sandboxed
+// statement on a pooled connection; signalling and notifying other backends
+// (all dbchat_query sessions share one role) is never needed. Superusers, and
+// so pg_dump run by a DBA, are unaffected.
+var hardenFunctions = []string{
+	`REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC`,
+	`GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO ` + OwnerRole + `, ` + AppRole + `, ` + AuditorRole,
+	`REVOKE EXECUTE ON FUNCTION pg_catalog.pg_advisory_lock(bigint), pg_catalog.pg_advisory_lock(integer, integer),
+		pg_catalog.pg_advisory_lock_shared(bigint), pg_catalog.pg_advisory_lock_shared(integer, integer),
+		pg_catalog.pg_try_advisory_lock(bigint), pg_catalog.pg_try_advisory_lock(integer, integer),
+		pg_catalog.pg_try_advisory_lock_shared(bigint), pg_catalog.pg_try_advisory_lock_shared(integer, integer),
+		pg_catalog.pg_notify(text, text), pg_catalog.pg_cancel_backend(integer),
+		pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC`,
 }
 
 // grantVersionTable lets the runtime and auditor roles read the migration

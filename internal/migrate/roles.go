@@ -15,7 +15,8 @@ const (
 	OwnerRole = "dbchat_owner"
 	// AppRole is the server's runtime login: DML grants only, no BYPASSRLS.
 	AppRole = "dbchat_app"
-	// QueryRole runs generated SQL: SELECT on tenant data tables only.
+	// QueryRole runs generated SQL: SELECT on tenant data tables only. It
+	// logs in on its own pool, so there is no other role to switch back to.
 	QueryRole = "dbchat_query"
 	// AuditorRole reads catalogs and audit views, never tenant rows.
 	AuditorRole = "dbchat_auditor"
@@ -29,9 +30,20 @@ const (
 var roleAttributes = []struct{ name, attrs string }{
 	{OwnerRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"},
 	{AppRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
-	{QueryRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
+	{QueryRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT CONNECTION LIMIT 64"},
 	{AuditorRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
 	{OperatorRole, "NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
+}
+
+// queryRoleSettings are dbchat_query's session defaults; the sandbox also
+// sets the per-request ones with SET LOCAL.
+var queryRoleSettings = []string{
+	"default_transaction_read_only = on",
+	"statement_timeout = '5s'",
+	"lock_timeout = '1s'",
+	"idle_in_transaction_session_timeout = '10s'",
+	"work_mem = '16MB'",
+	"temp_file_limit = '256MB'",
 }
 
 // ensureRoles creates the roles if missing and (re)applies their attributes
@@ -59,6 +71,14 @@ func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]strin
 			if _, err := conn.Exec(ctx, alter); err != nil {
 				return fmt.Errorf("set password of %s: %w", r.name, err)
 			}
+		}
+	}
+	// The query role's sessions are boxed by default, whatever the statement
+	// tries: read-only transactions, bounded time, memory and temp files.
+	// temp_file_limit can only be set by a superuser, hence here.
+	for _, set := range queryRoleSettings {
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+QueryRole+" SET "+set); err != nil {
+			return fmt.Errorf("configure %s (%s): %w", QueryRole, set, err)
 		}
 	}
 	// Migrations (as the owner) hand the operator its function; that takes

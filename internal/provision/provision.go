@@ -5,8 +5,10 @@ package provision
 
 import (
 	"context"
+	"net/mail"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -78,9 +80,9 @@ func createKey(ctx context.Context, tx dbsqlc.DBTX, tenantID, userID uuid.UUID, 
 }
 
 func normalise(req Request) (Request, error) {
-	req.Name = strings.TrimSpace(req.Name)
-	if req.Name == "" || len(req.Name) > 200 {
-		return req, apperr.Field("name", "must be 1 to 200 characters")
+	var err error
+	if req.Name, err = NormaliseName("name", req.Name); err != nil {
+		return req, err
 	}
 	if req.Slug == "" {
 		req.Slug = slugify(req.Name)
@@ -91,7 +93,32 @@ func normalise(req Request) (Request, error) {
 	if req.AdminEmail == "" {
 		req.AdminEmail = "admin@" + req.Slug + ".invalid"
 	}
+	if req.AdminEmail, err = NormaliseEmail("admin_email", req.AdminEmail); err != nil {
+		return req, err
+	}
 	return req, nil
+}
+
+// NormaliseName trims a tenant name and checks it fits the tenants table
+// (1 to 200 characters); an error names field.
+func NormaliseName(field, name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if n := utf8.RuneCountInString(name); n == 0 || n > 200 {
+		return name, apperr.Field(field, "must be 1 to 200 characters")
+	}
+	return name, nil
+}
+
+// NormaliseEmail trims a user's email and checks it is a bare address
+// (local@domain, no display name) of 3 to 320 characters; an error names
+// field.
+func NormaliseEmail(field, email string) (string, error) {
+	email = strings.TrimSpace(email)
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || utf8.RuneCountInString(email) > 320 {
+		return email, apperr.Field(field, "must be an email address like name@example.com")
+	}
+	return email, nil
 }
 
 func slugify(name string) string {

@@ -52,7 +52,7 @@ func TestRolesCannotBypassRLS(t *testing.T) {
 		logins[r.name] = r.login
 	}
 	require.Equal(t, map[string]bool{"dbchat_app": true, "dbchat_auditor": true, "dbchat_operator": false,
-		"dbchat_owner": false, "dbchat_query": false}, logins)
+		"dbchat_owner": false, "dbchat_query": true}, logins)
 
 	// dbchat_operator, the one BYPASSRLS role, cannot log in, owns no
 	// relation, and owns exactly one function and its schema.

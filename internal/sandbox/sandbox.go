@@ -1,0 +1,215 @@
+// Package sandbox runs untrusted SQL (an LLM's, or a user's) for a tenant:
+// layer 1 (internal/sqlguard) parses and allowlists it, layer 2
+// (tenant.Sandbox) executes it as dbchat_query in a read-only transaction
+// under the same RLS policy, with time, row and byte caps. Every call is
+// written to query_history as success, error or rejected.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/sqlguard"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// Limits and their defaults.
+const (
+	DefaultMaxRows  = 1000
+	MaxMaxRows      = 10000
+	DefaultTimeout  = 5 * time.Second
+	MaxTimeout      = 30 * time.Second
+	DefaultMaxBytes = 4 << 20
+)
+
+// Service is the one path every generated or typed statement takes.
+type Service struct {
+	db       *tenant.DB
+	box      *tenant.Sandbox
+	maxBytes int
+	// skipParser turns layer 1 off. Only tests set it (SkipParserForTests),
+	// to show the database layer alone holds.
+	skipParser bool
+}
+
+// New builds the service over the runtime DB (catalog, history) and the
+// sandbox (execution).
+func New(db *tenant.DB, box *tenant.Sandbox) *Service {
+	return &Service{db: db, box: box, maxBytes: DefaultMaxBytes}
+}
+
+// SkipParserForTests disables the SQL validator. Never call it outside tests.
+func (s *Service) SkipParserForTests() { s.skipParser = true }
+
+// Request is one statement to run.
+type Request struct {
+	SQL       string
+	MaxRows   int           // 0: DefaultMaxRows
+	Timeout   time.Duration // 0: DefaultTimeout
+	Question  *string       // set by the NL→SQL path
+	ModelID   *uuid.UUID
+	GenTimeMS *float64
+}
+
+// Column describes a result column.
+type Column struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// Result is a finished statement.
+type Result struct {
+	Columns   []Column            `json:"columns"`
+	Rows      [][]json.RawMessage `json:"rows"`
+	RowCount  int                 `json:"row_count"`
+	Truncated bool                `json:"truncated"`
+	ElapsedMS float64             `json:"elapsed_ms"`
+	HistoryID uuid.UUID           `json:"history_id"`
+}
+
+// Run validates and executes req for the tenant in ctx and records it.
+func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
+	id, ok := tenant.FromContext(ctx)
+	if !ok {
+		return Result{}, apperr.Errorf(apperr.Internal, "sandbox without identity")
+	}
+	req = withDefaults(req)
+	if err := s.validate(ctx, req.SQL); err != nil {
+		var rej *sqlguard.Rejection
+		if !errors.As(err, &rej) {
+			return Result{}, err
+		}
+		hid, herr := s.record(ctx, req, "rejected", rej.Reason, nil, nil)
+		return Result{}, withHistory(apperr.Errorf(apperr.SQLRejected, "%s", rej.Reason), hid, herr)
+	}
+	start := time.Now()
+	res, err := s.execute(ctx, id.TenantID, req)
+	res.ElapsedMS = float64(time.Since(start).Microseconds()) / 1000
+	if err != nil {
+		msg := dbMessage(err)
+		hid, herr := s.record(ctx, req, "error", msg, nil, &res.ElapsedMS)
+		if msg == "" {
+			return Result{}, errors.Join(err, herr)
+		}
+		return Result{}, withHistory(apperr.Errorf(apperr.SQLFailed, "%s", msg), hid, herr)
+	}
+	n := int64(res.RowCount)
+	res.HistoryID, err = s.record(ctx, req, "success", "", &n, &res.ElapsedMS)
+	return res, err
+}
+
+func withDefaults(req Request) Request {
+	if req.MaxRows <= 0 {
+		req.MaxRows = DefaultMaxRows
+	}
+	req.MaxRows = min(req.MaxRows, MaxMaxRows)
+	if req.Timeout <= 0 {
+		req.Timeout = DefaultTimeout
+	}
+	req.Timeout = min(req.Timeout, MaxTimeout)
+	return req
+}
+
+// validate runs layer 1 against the tenant's current tables.
+func (s *Service) validate(ctx context.Context, sql string) error {
+	if s.skipParser {
+		return nil
+	}
+	id, _ := tenant.FromContext(ctx)
+	var tables []dbsqlc.ListTablesRow
+	err := s.db.Once(ctx, func(tx tenant.Conn) error {
+		var err error
+		tables, err = dbsqlc.New().ListTables(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	p := sqlguard.Policy{Schema: tenant.Schema(id.TenantID), Tables: map[string]bool{}}
+	for _, t := range tables {
+		p.Tables[t.Name] = true
+	}
+	return sqlguard.Check(sql, p)
+}
+
+// execute runs layer 2 and encodes rows as they stream in, within the row
+// and byte caps.
+func (s *Service) execute(ctx context.Context, tenantID uuid.UUID, req Request) (Result, error) {
+	res := Result{Columns: []Column{}, Rows: [][]json.RawMessage{}}
+	lim := tenant.Limits{MaxRows: req.MaxRows, Timeout: req.Timeout}
+	err := s.box.Query(ctx, tenantID, req.SQL, lim, func(rows pgx.Rows) error {
+		fields := rows.FieldDescriptions()
+		for _, f := range fields {
+			res.Columns = append(res.Columns, Column{Name: f.Name, Type: typeName(f.DataTypeOID)})
+		}
+		size := 0
+		for rows.Next() {
+			if len(res.Rows) == req.MaxRows {
+				res.Truncated = true
+				break
+			}
+			raw := rows.RawValues()
+			row := make([]json.RawMessage, len(raw))
+			for i, v := range raw {
+				row[i] = encode(fields[i].DataTypeOID, v)
+				size += len(row[i]) + 1
+			}
+			if size > s.maxBytes {
+				res.Truncated = true
+				break
+			}
+			res.Rows = append(res.Rows, row)
+		}
+		return rows.Err()
+	})
+	res.RowCount = len(res.Rows)
+	return res, err
+}
+
+// record writes the statement's outcome to query_history (runtime role, the
+// caller's tenant transaction).
+func (s *Service) record(ctx context.Context, req Request, status, msg string, rows *int64, execMS *float64) (uuid.UUID, error) {
+	var errText *string
+	if msg != "" {
+		errText = &msg
+	}
+	sql := req.SQL
+	var h dbsqlc.QueryHistory
+	err := s.db.Once(ctx, func(tx tenant.Conn) error {
+		var err error
+		h, err = dbsqlc.New().CreateQueryHistory(ctx, tx, dbsqlc.CreateQueryHistoryParams{
+			ModelID: req.ModelID, Question: req.Question, GeneratedSql: &sql, Status: status,
+			Error: errText, RowCount: rows, GenerationMs: req.GenTimeMS, ExecutionMs: execMS})
+		return err
+	})
+	return h.ID, err
+}
+
+// dbMessage is the database's message for a failed statement ("" if the
+// failure was not the statement's, e.g. a lost connection).
+func dbMessage(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		if pg.Code == "57014" {
+			return "canceling statement due to statement timeout"
+		}
+		return pg.Message
+	}
+	return ""
+}
+
+func withHistory(e *apperr.Error, historyID uuid.UUID, herr error) error {
+	if herr != nil {
+		return errors.Join(e, herr)
+	}
+	e.Details = map[string]any{"history_id": historyID}
+	return e
+}
