@@ -134,7 +134,8 @@ func prepareDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 // the tenant keep it. Session-level advisory locks would outlive a sandboxed
 // statement on a pooled connection; signalling and notifying other backends
 // (all dbchat_query sessions share one role) is never needed. Superusers, and
-// so pg_dump run by a DBA, are unaffected.
+// so pg_dump run by a DBA, are unaffected. These are per-database grants on
+// built-in functions, so only the privileged migrate connection can make them.
 var hardenFunctions = []string{
 	`REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC`,
 	`GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO ` + OwnerRole + `, ` + AppRole + `, ` + AuditorRole,
@@ -144,6 +145,12 @@ var hardenFunctions = []string{
 		pg_catalog.pg_try_advisory_lock_shared(bigint), pg_catalog.pg_try_advisory_lock_shared(integer, integer),
 		pg_catalog.pg_notify(text, text), pg_catalog.pg_cancel_backend(integer),
 		pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC`,
+	// Every sandboxed statement runs as the same role, so pg_stat_activity
+	// would show one tenant the SQL text (and literals) of another's.
+	`REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC`,
+	`REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) FROM PUBLIC`,
+	`GRANT SELECT ON pg_catalog.pg_stat_activity TO ` + AuditorRole,
+	`GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) TO ` + AuditorRole,
 }
 
 // grantVersionTable lets the runtime and auditor roles read the migration

@@ -23,7 +23,7 @@ type fixture struct {
 	d    *dbtest.DB
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	d := dbtest.New(t)

@@ -1,12 +1,19 @@
 package server
 
 import (
-	"github.com/gin-gonic/gin"
+	_ "embed"
+	"net/http"
 
-	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/gin-gonic/gin"
 )
 
-// openAPI is not implemented yet.
+// openAPISpec describes every route in routes(); openapi_test.go checks the
+// two against each other in both directions.
+//
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// openAPI serves the embedded OpenAPI 3.0 document.
 func (s *Server) openAPI(c *gin.Context) {
-	s.fail(c, apperr.Errorf(apperr.Internal, "not implemented"))
+	c.Data(http.StatusOK, "application/yaml", openAPISpec)
 }
