@@ -105,6 +105,7 @@ func newFlags(name string, env *Env) *flag.FlagSet {
 type config struct {
 	DatabaseURL      string // runtime connection, as dbchat_app
 	AdminDatabaseURL string // privileged connection, for migrate only
+	QueryDatabaseURL string // the SQL sandbox's login, as dbchat_query
 	Addr             string
 }
 
@@ -112,6 +113,7 @@ func loadConfig(env *Env) config {
 	c := config{
 		DatabaseURL:      strings.TrimSpace(env.Getenv("DATABASE_URL")),
 		AdminDatabaseURL: strings.TrimSpace(env.Getenv("DBCHAT_ADMIN_DATABASE_URL")),
+		QueryDatabaseURL: strings.TrimSpace(env.Getenv("DBCHAT_QUERY_DATABASE_URL")),
 		Addr:             strings.TrimSpace(env.Getenv("DBCHAT_ADDR")),
 	}
 	if c.Addr == "" {

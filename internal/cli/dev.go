@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,11 +29,11 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 		return errUsage
 	}
 	cfg := loadConfig(env)
-	appURL, adminURL, auditorURL := cfg.DatabaseURL, cfg.AdminDatabaseURL, ""
-	passwords := appPassword(appURL)
+	adminURL, auditorURL := cfg.AdminDatabaseURL, ""
+	passwords := map[string]string{}
 	stateDir := filepath.Dir(*dir)
-	demoFile := filepath.Join(stateDir, "demo-"+shortHash(appURL)+".json")
-	if appURL == "" {
+	demoFile := filepath.Join(stateDir, "demo-"+shortHash(cfg.DatabaseURL)+".json")
+	if cfg.DatabaseURL == "" {
 		c, err := pgcluster.Ensure(ctx, *dir, env.Stderr)
 		if err != nil {
 			return err
@@ -43,21 +44,21 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 				fmt.Fprintf(env.Stderr, "dbchat: stop cluster: %v\n", err)
 			}
 		}()
-		adminURL, appURL = c.SuperuserURL("dbchat"), c.URL(migrate.AppRole, "dbchat")
-		auditorURL = c.URL(migrate.AuditorRole, "dbchat")
-		passwords = appPassword(appURL)
+		adminURL, auditorURL = c.SuperuserURL("dbchat"), c.URL(migrate.AuditorRole, "dbchat")
+		cfg.DatabaseURL, cfg.QueryDatabaseURL = c.URL(migrate.AppRole, "dbchat"), c.URL(migrate.QueryRole, "dbchat")
 		if passwords[migrate.AuditorRole], err = c.Secret(migrate.AuditorRole); err != nil {
 			return err
 		}
 		demoFile = filepath.Join(*dir, "demo.json")
 	}
 	if adminURL != "" {
+		maps.Copy(passwords, loginPasswords(cfg))
 		opts := migrate.Options{AdminURL: adminURL, Log: env.Stderr, Passwords: passwords}
 		if err := migrate.Run(ctx, opts); err != nil {
 			return err
 		}
 	}
-	pool, err := openAppPool(ctx, appURL)
+	pool, err := openAppPool(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -66,8 +67,10 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo tenant: %w", err)
 	}
-	return listenAndServe(ctx, env, cfg.Addr, pool, func(addr string) {
-		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/tables\n", key, key, localAddr(addr))
+	return listenAndServe(ctx, env, cfg, pool, func(addr string) {
+		base := "http://" + localAddr(addr)
+		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/tables\n", key, key, base)
+		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"sql\":\"SELECT c.name, sum(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY total DESC\"}' %s/v1/sql\n", key, base)
 		if auditorURL != "" {
 			fmt.Fprintf(env.Stdout, "audit the policies in psql (read-only, no tenant rows):\n  psql '%s'\n", auditorURL)
 		}

@@ -21,7 +21,7 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 {
 		return errUsage
 	}
-	opts := migrate.Options{AdminURL: cfg.AdminDatabaseURL, Log: env.Stdout, Passwords: appPassword(cfg.DatabaseURL)}
+	opts := migrate.Options{AdminURL: cfg.AdminDatabaseURL, Log: env.Stdout, Passwords: loginPasswords(cfg)}
 	if pw := env.Getenv("DBCHAT_AUDITOR_PASSWORD"); pw != "" {
 		opts.Passwords[migrate.AuditorRole] = pw
 	}
@@ -33,16 +33,21 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-// appPassword lets `migrate` set dbchat_app's password from DATABASE_URL, so
-// an operator configures the secret in one place. The map is never nil.
-func appPassword(dbURL string) map[string]string {
+// loginPasswords lets `migrate` set the login roles' passwords from the URLs
+// the server uses (DATABASE_URL for dbchat_app, DBCHAT_QUERY_DATABASE_URL for
+// dbchat_query), so an operator configures each secret in one place.
+func loginPasswords(cfg config) map[string]string {
 	pws := map[string]string{}
-	u, err := url.Parse(dbURL)
-	if err != nil || u.User == nil || u.User.Username() != migrate.AppRole {
-		return pws
-	}
-	if pw, ok := u.User.Password(); ok {
-		pws[migrate.AppRole] = pw
+	for _, raw := range []string{cfg.DatabaseURL, cfg.QueryDatabaseURL} {
+		u, err := url.Parse(raw)
+		if err != nil || u.User == nil {
+			continue
+		}
+		if name := u.User.Username(); name == migrate.AppRole || name == migrate.QueryRole {
+			if pw, ok := u.User.Password(); ok {
+				pws[name] = pw
+			}
+		}
 	}
 	return pws
 }

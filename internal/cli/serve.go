@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
@@ -30,7 +31,7 @@ func cmdServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	return listenAndServe(ctx, env, cfg.Addr, pool, nil)
+	return listenAndServe(ctx, env, cfg, pool, nil)
 }
 
 // openAppPool connects the runtime pool and refuses configurations that would
@@ -125,14 +126,26 @@ func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 
 // listenAndServe serves until ctx ends, then drains in-flight requests.
 // ready, if not nil, receives the bound address (tests listen on :0).
-func listenAndServe(ctx context.Context, env *Env, addr string, pool *pgxpool.Pool, ready func(addr string)) error {
+func listenAndServe(ctx context.Context, env *Env, cfg config, pool *pgxpool.Pool, ready func(addr string)) error {
 	log := slog.New(slog.NewJSONHandler(env.Stderr, nil))
-	ln, err := net.Listen("tcp", addr)
+	db := tenant.New(pool)
+	scfg := serverConfig(env)
+	if cfg.QueryDatabaseURL != "" {
+		box, err := tenant.NewSandbox(ctx, cfg.QueryDatabaseURL, 8)
+		if err != nil {
+			return fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
+		}
+		defer box.Close()
+		scfg.SQL = sandbox.New(db, box)
+	} else {
+		log.Warn("DBCHAT_QUERY_DATABASE_URL is not set: POST /v1/sql answers 503")
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s (DBCHAT_ADDR): %w", addr, err)
+		return fmt.Errorf("listen on %s (DBCHAT_ADDR): %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           server.New(tenant.New(pool), log, serverConfig(env)),
+		Handler:           server.New(db, log, scfg),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	fmt.Fprintf(env.Stdout, "dbchat: listening on http://%s\n", ln.Addr())

@@ -16,6 +16,7 @@ import (
 	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -28,6 +29,8 @@ type Config struct {
 	MaxImportBytes int64
 	// MaxJSONBytes caps every other request body.
 	MaxJSONBytes int64
+	// SQL is the SQL sandbox; nil answers POST /v1/sql with 503.
+	SQL *sandbox.Service
 }
 
 // Defaults for Config's zero fields.
@@ -103,6 +106,8 @@ func (s *Server) routes() {
 	v1.PATCH("/tables/:id/columns/:column_id", s.adminOnly, s.updateColumn)
 	v1.POST("/tables/:id/rows", s.adminOnly, s.importRows)
 	v1.GET("/tables/:id/rows", s.listRows)
+
+	v1.POST("/sql", s.runSQL)
 
 	v1.GET("/history", s.listHistory)
 	v1.GET("/history/:id", s.getHistory)
