@@ -5,6 +5,8 @@ SQLC    := $(GO) tool sqlc
 BIN     := bin/dbchat
 # Provision pgvector locally only when no external database was named.
 LOCAL_PG := $(if $(TEST_DATABASE_URL)$(DBCHAT_ADMIN_DATABASE_URL)$(DATABASE_URL),,pgvector)
+# How long `make test` fuzzes the SQL sandbox; `make fuzz` runs longer.
+FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
 .PHONY: help run test build generate verify lint bench pgvector fuzz clean
@@ -15,8 +17,12 @@ help: ## list the targets
 run: $(LOCAL_PG) build ## start a private PostgreSQL, migrate, create the demo tenant and serve on :8080
 	./$(BIN) dev
 
-test: $(LOCAL_PG) build verify ## vet, sqlc checks, then go test -race against a private cluster
-	./$(BIN) cluster exec --dir .dbchat/test -- $(GO) test -race -count=1 ./...
+test: $(LOCAL_PG) build verify ## vet, sqlc checks, go test -race and a bounded sandbox fuzz run, against a private cluster
+	./$(BIN) cluster exec --dir .dbchat/test -- sh -c '$(GO) test -race -count=1 ./... && \
+		$(GO) test -run "^$$" -fuzz FuzzSandbox -fuzztime $(FUZZTIME) ./internal/sandbox/'
+
+fuzz: $(LOCAL_PG) build ## fuzz the SQL sandbox for FUZZTIME (default here 10m)
+	./$(BIN) cluster exec --dir .dbchat/test -- $(GO) test -run '^$$' -fuzz FuzzSandbox -fuzztime $(if $(filter 30s,$(FUZZTIME)),10m,$(FUZZTIME)) ./internal/sandbox/
 
 build: ## build bin/dbchat
 	$(GO) build -o $(BIN) ./cmd/dbchat
