@@ -84,6 +84,7 @@ func (s *Server) routes() {
 	ops.POST("", s.createTenant)
 	ops.GET("", s.listTenants)
 	ops.PATCH("/:id", s.updateTenant)
+	// (audit routes: GET /v1/admin/audit, operator token)
 
 	// Tenant API keys.
 	v1 := e.Group("/v1", s.authenticate)
@@ -111,6 +112,10 @@ func (s *Server) routes() {
 
 	v1.GET("/history", s.listHistory)
 	v1.GET("/history/:id", s.getHistory)
+
+	// (models and training data routes)
+
+	// (ask, feedback and stats routes)
 }
 
 // authenticate resolves the bearer key and puts the identity in the
