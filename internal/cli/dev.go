@@ -50,6 +50,9 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		demoFile = filepath.Join(*dir, "demo.json")
+		if err := writeDevEnv(stateDir, cfg, adminURL); err != nil {
+			return err
+		}
 	}
 	if adminURL != "" {
 		maps.Copy(passwords, loginPasswords(cfg))
@@ -76,6 +79,19 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stdout)
 	})
+}
+
+// writeDevEnv saves the private cluster's connection settings so operator
+// commands (dbchat tenant create, psql) can reach it while `make run` runs:
+//
+//	set -a; . ./.dbchat/dev.env; set +a
+func writeDevEnv(dir string, cfg config, adminURL string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	body := fmt.Sprintf("DATABASE_URL='%s'\nDBCHAT_QUERY_DATABASE_URL='%s'\nDBCHAT_ADMIN_DATABASE_URL='%s'\n",
+		cfg.DatabaseURL, cfg.QueryDatabaseURL, adminURL)
+	return os.WriteFile(filepath.Join(dir, "dev.env"), []byte(body), 0o600)
 }
 
 // demoState is kept next to the cluster so the demo key, shown once by the
