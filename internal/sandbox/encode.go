@@ -44,10 +44,11 @@ func typeName(oid uint32) string {
 }
 
 // encode turns one value in PostgreSQL text format into JSON that keeps its
-// type: NULL → null, integers and numerics as exact JSON numbers (no float
-// round trip), booleans, json/jsonb as JSON, bytea as base64, timestamps as
-// RFC 3339 (the sandbox sets TimeZone UTC and DateStyle ISO), the rest as
-// strings.
+// type: NULL → null; smallint, integer and floats as JSON numbers; bigint and
+// numeric as strings holding the exact digits (a JSON number would be
+// rounded by float64 readers such as JavaScript; the row preview does the
+// same); booleans; json/jsonb as JSON; bytea as base64; timestamps as RFC
+// 3339 (the sandbox sets TimeZone UTC and DateStyle ISO); the rest as strings.
 func encode(oid uint32, text []byte) json.RawMessage {
 	if text == nil {
 		return json.RawMessage("null")
@@ -59,9 +60,9 @@ func encode(oid uint32, text []byte) json.RawMessage {
 			return json.RawMessage("true")
 		}
 		return json.RawMessage("false")
-	case oidInt2, oidInt4, oidInt8, oidOID:
+	case oidInt2, oidInt4, oidOID:
 		return json.RawMessage(s)
-	case oidNumeric, oidFloat4, oidFloat8:
+	case oidFloat4, oidFloat8:
 		if isJSONNumber(s) {
 			return json.RawMessage(s)
 		}

@@ -51,7 +51,7 @@ func TestRunSQL(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &res))
 	require.Equal(t, "n", res.Columns[0].Name)
 	require.Equal(t, "bigint", res.Columns[0].Type)
-	require.Equal(t, "0", string(res.Rows[0][0]))
+	require.Equal(t, `"0"`, string(res.Rows[0][0]), "bigint as a string of exact digits")
 	require.NotEmpty(t, res.HistoryID)
 
 	// A member may run SQL too; the history entry is theirs.
