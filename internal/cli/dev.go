@@ -13,7 +13,7 @@ import (
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/auth"
-	"github.com/dbchat/dbchat/internal/catalog"
+	"github.com/dbchat/dbchat/internal/demo"
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/pgcluster"
 	"github.com/dbchat/dbchat/internal/provision"
@@ -118,7 +118,7 @@ func ensureDemo(ctx context.Context, db *tenant.DB, file string) (string, error)
 		return "", err
 	}
 	id := tenant.Identity{TenantID: res.Tenant.ID, UserID: res.Admin.ID, Role: tenant.Admin}
-	if err := db.TxAs(ctx, id, seedDemo); err != nil {
+	if err := db.TxAs(ctx, id, func(tx tenant.Conn) error { return demo.Seed(context.Background(), tx) }); err != nil {
 		return "", err
 	}
 	b, _ := json.Marshal(demoState{TenantID: res.Tenant.ID.String(), APIKey: res.APIKey})
@@ -128,49 +128,6 @@ func ensureDemo(ctx context.Context, db *tenant.DB, file string) (string, error)
 	return res.APIKey, os.WriteFile(file, b, 0o600)
 }
 
-// demoTables is a small shop: enough to list, preview and ask about.
-var demoTables = []catalog.TableSpec{
-	{Name: "customers", Description: "People who bought something", Columns: []catalog.ColumnSpec{
-		{Name: "id", Type: "bigint", Description: "Customer number", Nullable: ptr(false)},
-		{Name: "name", Type: "text", Description: "Full name"},
-		{Name: "country", Type: "text", Description: "ISO 3166 country code"},
-		{Name: "signed_up", Type: "date", Description: "Day of sign-up"}}},
-	{Name: "orders", Description: "One row per order", Columns: []catalog.ColumnSpec{
-		{Name: "id", Type: "bigint", Description: "Order number", Nullable: ptr(false)},
-		{Name: "customer_id", Type: "bigint", Description: "customers.id"},
-		{Name: "amount", Type: "numeric", Description: "Order total in EUR"},
-		{Name: "ordered_at", Type: "timestamptz", Description: "When it was placed"}}},
-}
-
-// demoRows fills the demo tables; tenant_id comes from the transaction.
-const demoRows = `
-INSERT INTO customers (id, name, country, signed_up) VALUES
-  (1, 'Ada Lovelace', 'GB', '2024-01-15'), (2, 'Grace Hopper', 'US', '2024-02-03'),
-  (3, 'Edsger Dijkstra', 'NL', '2024-03-21'), (4, 'Barbara Liskov', 'US', '2024-05-09');
-INSERT INTO orders (id, customer_id, amount, ordered_at) VALUES
-  (101, 1, 120.50, '2024-06-01 10:00:00+00'), (102, 2, 75.00, '2024-06-02 12:30:00+00'),
-  (103, 1, 33.20, '2024-06-05 09:15:00+00'), (104, 3, 410.00, '2024-06-07 16:45:00+00'),
-  (105, 4, 18.99, '2024-06-09 08:05:00+00')`
-
-func seedDemo(tx tenant.Conn) error {
-	ctx := context.Background()
-	var schema string
-	for _, spec := range demoTables {
-		t, err := catalog.Create(ctx, tx, spec)
-		if err != nil {
-			return err
-		}
-		schema = t.Schema
-	}
-	// Unqualified names resolve in the tenant's schema for this transaction only.
-	if _, err := tx.Exec(ctx, `SELECT set_config('search_path', $1, true)`, schema); err != nil {
-		return err
-	}
-	_, err := tx.Exec(ctx, demoRows)
-	return err
-}
-
-func ptr[T any](v T) *T { return &v }
 
 // localAddr turns a listen address into one a curl on this machine can use.
 func localAddr(addr string) string {
