@@ -128,7 +128,6 @@ func ensureDemo(ctx context.Context, db *tenant.DB, file string) (string, error)
 	return res.APIKey, os.WriteFile(file, b, 0o600)
 }
 
-
 // localAddr turns a listen address into one a curl on this machine can use.
 func localAddr(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
