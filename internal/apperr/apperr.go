@@ -23,6 +23,7 @@ const (
 	UnsupportedMedia Code = "unsupported_media_type"
 	SQLRejected      Code = "sql_rejected"
 	SQLFailed        Code = "sql_error"
+	NoSQL            Code = "no_sql_generated"
 	Unavailable      Code = "unavailable"
 	Internal         Code = "internal"
 )
@@ -31,6 +32,7 @@ var statuses = map[Code]int{
 	Invalid:          http.StatusBadRequest,
 	SQLRejected:      http.StatusBadRequest,
 	SQLFailed:        http.StatusBadRequest,
+	NoSQL:            http.StatusUnprocessableEntity,
 	Unauthorized:     http.StatusUnauthorized,
 	Forbidden:        http.StatusForbidden,
 	NotFound:         http.StatusNotFound,

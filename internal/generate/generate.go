@@ -1,0 +1,88 @@
+// Package generate turns a question into SQL. A Generator sees the question
+// and what retrieval found for the tenant's model (DDL, documentation and
+// similar question→SQL pairs) and never result rows. Three implementations:
+// gemini and openai (any OpenAI-compatible server) call an LLM; offline needs
+// no network and answers common question shapes from the catalog, saying so
+// when it cannot. Whatever a generator returns is untrusted: the caller runs
+// it through the SQL sandbox.
+package generate
+
+import (
+	"context"
+	"regexp"
+	"strings"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+)
+
+// Example is a trained question→SQL pair close to the question.
+type Example struct {
+	Question string
+	SQL      string
+	Distance float64 // cosine distance to the question, 0 = identical
+}
+
+// Column is a catalog column.
+type Column struct {
+	Name, Type, Description string
+}
+
+// Table is a catalog table.
+type Table struct {
+	Name, Description string
+	Columns           []Column
+}
+
+// Input is everything a generator may use.
+type Input struct {
+	Question string
+	DDL      []string
+	Docs     []string
+	Examples []Example
+	// Tables is the tenant's catalog (the offline generator's knowledge).
+	Tables []Table
+	// HasValue reports whether table.column holds value; the offline
+	// generator uses it to turn named values into filters. May be nil.
+	HasValue func(ctx context.Context, table, column, value string) bool
+	// PriorSQL and PriorError drive one correction round.
+	PriorSQL, PriorError string
+}
+
+// Output is a generator's answer.
+type Output struct {
+	SQL string
+}
+
+// Generator writes SQL for a question.
+type Generator interface {
+	// Name identifies the generator (and model) in history and responses.
+	Name() string
+	Generate(ctx context.Context, in Input) (Output, error)
+	// Question writes the question a SQL statement answers (for training
+	// pairs given without one, as Vanna does).
+	Question(ctx context.Context, sql string, in Input) (string, error)
+}
+
+// ErrNoSQL is the honest "I don't know" (HTTP 422 no_sql_generated).
+func ErrNoSQL(reason string) error {
+	return apperr.Errorf(apperr.NoSQL, "no SQL generated: %s", reason)
+}
+
+var (
+	fenced  = regexp.MustCompile("(?s)```(?:sql|postgresql|postgres)?\\s*(.*?)```")
+	leading = regexp.MustCompile(`(?is)\b(WITH|SELECT)\b.*`)
+)
+
+// ExtractSQL pulls the statement out of an LLM reply: the first fenced code
+// block if there is one, else the text from the first WITH or SELECT; a
+// trailing semicolon is dropped.
+func ExtractSQL(reply string) string {
+	s := reply
+	if m := fenced.FindStringSubmatch(reply); m != nil {
+		s = m[1]
+	} else if m := leading.FindString(reply); m != "" {
+		s = m
+	}
+	s = strings.TrimSpace(s)
+	return strings.TrimSpace(strings.TrimSuffix(s, ";"))
+}
