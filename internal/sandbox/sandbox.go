@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -212,4 +213,22 @@ func withHistory(e *apperr.Error, historyID uuid.UUID, herr error) error {
 	}
 	e.Details = map[string]any{"history_id": historyID}
 	return e
+}
+
+// HasValue reports whether table.column of the tenant in ctx holds value. The
+// offline generator uses it to turn names in a question into filters; it
+// runs in the same box as any statement and is not recorded in history.
+func (s *Service) HasValue(ctx context.Context, table, column, value string) bool {
+	id, ok := tenant.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	sql := `SELECT 1 FROM ` + pgx.Identifier{table}.Sanitize() + ` WHERE ` + pgx.Identifier{column}.Sanitize() +
+		` = '` + strings.ReplaceAll(value, "'", "''") + `' LIMIT 1`
+	found := false
+	err := s.box.Query(ctx, id.TenantID, sql, tenant.Limits{MaxRows: 1, Timeout: time.Second}, func(rows pgx.Rows) error {
+		found = rows.Next()
+		return nil
+	})
+	return err == nil && found
 }

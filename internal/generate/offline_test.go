@@ -1,0 +1,100 @@
+package generate_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/demo"
+	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+func demoTables() []generate.Table {
+	var out []generate.Table
+	for _, t := range demo.Tables {
+		gt := generate.Table{Name: t.Name, Description: t.Description}
+		for _, c := range t.Columns {
+			gt.Columns = append(gt.Columns, generate.Column{Name: c.Name, Type: c.Type, Description: c.Description})
+		}
+		out = append(out, gt)
+	}
+	return out
+}
+
+// TestOfflineOnTheDemoShop asks the offline generator questions about the
+// demo data and compares the rows its SQL returns with the rows of a
+// hand-written query (results, not SQL text).
+func TestOfflineOnTheDemoShop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(box.Close)
+	svc := sandbox.New(db, box)
+	shop := dbtest.NewTenant(t, db, "Shop")
+	require.NoError(t, db.TxAs(ctx, shop.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
+	tctx := tenant.NewContext(ctx, shop.Identity)
+	rows := func(sql string) string {
+		t.Helper()
+		res, err := svc.Run(tctx, sandbox.Request{SQL: sql})
+		require.NoError(t, err, sql)
+		b, _ := json.Marshal(res.Rows)
+		return string(b)
+	}
+	gen := generate.NewOffline()
+	in := func(q string) generate.Input {
+		return generate.Input{Question: q, Tables: demoTables(), HasValue: svc.HasValue}
+	}
+	cases := []struct{ question, want string }{
+		{"How many customers do we have?", `SELECT count(*) FROM customers`},
+		{"how many orders are there", `SELECT count(*) FROM orders`},
+		{"Number of customers in US", `SELECT count(*) FROM customers WHERE country = 'US'`},
+		{"List all customers", `SELECT * FROM customers ORDER BY id`},
+		{"Show me the orders", `SELECT * FROM orders ORDER BY id`},
+		{"Which customers are from NL?", `SELECT * FROM customers WHERE country = 'NL' ORDER BY id`},
+		{"What is the total amount of all orders?", `SELECT sum(amount) FROM orders`},
+		{"Total order amount per customer", `SELECT customer_id, sum(amount) FROM orders GROUP BY customer_id ORDER BY 2 DESC, 1`},
+		{"What is the average order amount?", `SELECT avg(amount) FROM orders`},
+		{"Average amount by customer", `SELECT customer_id, avg(amount) FROM orders GROUP BY customer_id ORDER BY 2 DESC, 1`},
+		{"How many customers per country?", `SELECT country, count(*) FROM customers GROUP BY country ORDER BY 2 DESC, 1`},
+		{"How many orders per customer?", `SELECT customer_id, count(*) FROM orders GROUP BY customer_id ORDER BY 2 DESC, 1`},
+		{"What is the highest order amount?", `SELECT max(amount) FROM orders`},
+		{"What is the lowest order amount?", `SELECT min(amount) FROM orders`},
+		{"Top 3 orders by amount", `SELECT * FROM orders ORDER BY amount DESC LIMIT 3`},
+		{"Show the 2 newest orders", `SELECT * FROM orders ORDER BY ordered_at DESC LIMIT 2`},
+		{"Which customer signed up most recently?", `SELECT * FROM customers ORDER BY signed_up DESC LIMIT 1`},
+		{"Who was the earliest customer to sign up?", `SELECT * FROM customers ORDER BY signed_up ASC LIMIT 1`},
+		{"How many orders over 100?", `SELECT count(*) FROM orders WHERE amount > 100`},
+		{"List orders with an amount under 50", `SELECT * FROM orders WHERE amount < 50 ORDER BY id`},
+		{"How many customers signed up in 2024?", `SELECT count(*) FROM customers WHERE signed_up >= '2024-01-01' AND signed_up < '2025-01-01'`},
+		{"Show customers named 'Ada Lovelace'", `SELECT * FROM customers WHERE name = 'Ada Lovelace' ORDER BY id`},
+		{"List customer names", `SELECT name FROM customers ORDER BY id`},
+		{"Total revenue from orders in 2024", `SELECT sum(amount) FROM orders WHERE ordered_at >= '2024-01-01' AND ordered_at < '2025-01-01'`},
+	}
+	for _, c := range cases {
+		out, err := gen.Generate(tctx, in(c.question))
+		require.NoError(t, err, c.question)
+		require.Equal(t, rows(c.want), rows(out.SQL), "%s\ngenerated: %s", c.question, out.SQL)
+	}
+
+	// It says when it does not know instead of guessing.
+	for _, q := range []string{"What will the weather be tomorrow?", "Who is our CEO?", "Why did sales drop?"} {
+		_, err := gen.Generate(tctx, in(q))
+		require.Equal(t, apperr.NoSQL, apperr.CodeOf(err), q)
+	}
+
+	// A near-duplicate of a trained question reuses its SQL.
+	trained := generate.Input{Question: "how many customers are in GB", Tables: demoTables(),
+		Examples: []generate.Example{{Question: "How many customers in GB?", SQL: "SELECT count(*) FROM customers WHERE country = 'GB'", Distance: 0.05}}}
+	out, err := gen.Generate(tctx, trained)
+	require.NoError(t, err)
+	require.Equal(t, "SELECT count(*) FROM customers WHERE country = 'GB'", out.SQL)
+}
