@@ -5,11 +5,12 @@ SQLC    := $(GO) tool sqlc
 BIN     := bin/dbchat
 # Provision pgvector locally only when no external database was named.
 LOCAL_PG := $(if $(TEST_DATABASE_URL)$(DBCHAT_ADMIN_DATABASE_URL)$(DATABASE_URL),,pgvector)
+# Likewise PgBouncer, which `make test` runs the service behind.
 # How long `make test` fuzzes the SQL sandbox; `make fuzz` runs longer.
 FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build generate verify lint bench pgvector fuzz clean
+.PHONY: help run test build generate verify lint bench pgvector pgbouncer fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,7 +18,7 @@ help: ## list the targets
 run: $(LOCAL_PG) build ## start a private PostgreSQL, migrate, create the demo tenant and serve on :8080
 	./$(BIN) dev
 
-test: $(LOCAL_PG) build verify ## vet, sqlc checks, go test -race and a bounded sandbox fuzz run, against a private cluster
+test: $(LOCAL_PG) pgbouncer build verify ## vet, sqlc checks, go test -race and a bounded sandbox fuzz run, against a private cluster
 	./$(BIN) cluster exec --dir .dbchat/test -- sh -c '$(GO) test -race -count=1 ./... && \
 		$(GO) test -run "^$$" -fuzz FuzzSandbox -fuzztime $(FUZZTIME) ./internal/sandbox/'
 
@@ -38,11 +39,15 @@ verify: ## fail on stale generated code, sqlc vet findings, go vet or gofmt issu
 
 lint: verify ## alias of verify
 
-bench: $(LOCAL_PG) build ## run the benchmarks against a private cluster
-	./$(BIN) cluster exec --dir .dbchat/test -- $(GO) test -run '^$$' -bench . -benchtime 2s ./...
+bench: $(LOCAL_PG) build ## benchmarks vs their floors on a private cluster, writes docs/BENCHMARKS.md (BENCH=rls|http|import, BENCH_SCALE=full)
+	$(GO) build -o bin/dbchat-bench ./cmd/dbchat-bench
+	./$(BIN) cluster exec --dir .dbchat/bench --fast=false -- ./bin/dbchat-bench -out docs/BENCHMARKS.md
 
 pgvector: ## install the pgvector extension for the local PostgreSQL if missing
 	@./db/scripts/install-pgvector.sh
+
+pgbouncer: ## install PgBouncer (the tests run the service behind it) if missing
+	@./db/scripts/install-pgbouncer.sh
 
 clean: ## remove build output and the private clusters
 	rm -rf bin .dbchat

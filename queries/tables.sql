@@ -43,7 +43,7 @@ RETURNING *;
 
 -- name: CreateDataTable :one
 -- The one DDL path (a SECURITY DEFINER function; see db/migrations).
-SELECT dbchat.create_data_table(sqlc.arg(name)::text, sqlc.arg(columns)::jsonb)::text AS schema_name;
+SELECT dbchat.create_data_table(sqlc.arg(name)::text, sqlc.arg(columns)::text::jsonb)::text AS schema_name;
 
 -- name: AddDataColumn :exec
 SELECT dbchat.add_data_column(sqlc.arg(table_name)::text, sqlc.arg(column_name)::text, sqlc.arg(data_type)::text, sqlc.arg(nullable)::boolean);

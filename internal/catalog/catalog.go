@@ -128,7 +128,7 @@ func Create(ctx context.Context, tx tenant.Conn, spec TableSpec) (Table, error) 
 		ddl[i] = ddlColumn{c.Name, c.Type, c.nullable()}
 	}
 	cols, _ := json.Marshal(ddl)
-	if t.Schema, err = q.CreateDataTable(ctx, tx, dbsqlc.CreateDataTableParams{Name: spec.Name, Columns: cols}); err != nil {
+	if t.Schema, err = q.CreateDataTable(ctx, tx, dbsqlc.CreateDataTableParams{Name: spec.Name, Columns: string(cols)}); err != nil {
 		return Table{}, nameErr(err, "table", spec.Name)
 	}
 	return t, nil

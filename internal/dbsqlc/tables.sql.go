@@ -73,12 +73,12 @@ func (q *Queries) CreateColumn(ctx context.Context, db DBTX, arg CreateColumnPar
 }
 
 const createDataTable = `-- name: CreateDataTable :one
-SELECT dbchat.create_data_table($1::text, $2::jsonb)::text AS schema_name
+SELECT dbchat.create_data_table($1::text, $2::text::jsonb)::text AS schema_name
 `
 
 type CreateDataTableParams struct {
 	Name    string `json:"name"`
-	Columns []byte `json:"columns"`
+	Columns string `json:"columns"`
 }
 
 // The one DDL path (a SECURITY DEFINER function; see db/migrations).

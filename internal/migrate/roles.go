@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -62,7 +63,7 @@ func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]strin
 		if _, err := conn.Exec(ctx, stmt); err != nil && !isDuplicate(err) {
 			return fmt.Errorf("%s role %s: %w", verb, r.name, err)
 		}
-		if pw := passwords[r.name]; pw != "" {
+		if pw := passwords[r.name]; pw != "" && !loginWorks(ctx, conn.Config(), r.name, pw) {
 			// Utility statements take no bind parameters; format() quotes the literal.
 			var alter string
 			if err := conn.QueryRow(ctx, `SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)`, r.name, pw).Scan(&alter); err != nil {
@@ -97,4 +98,21 @@ func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]strin
 		}
 	}
 	return nil
+}
+
+// loginWorks reports whether role can already log in with password. Setting
+// an unchanged password again would give the role a new SCRAM secret, which
+// breaks a PgBouncer holding the old one (auth passthrough), so migrate only
+// sets passwords that do not work yet.
+func loginWorks(ctx context.Context, admin *pgx.ConnConfig, role, password string) bool {
+	cfg := admin.Copy()
+	cfg.User, cfg.Password = role, password
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close(ctx)
+	return true
 }

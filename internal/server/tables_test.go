@@ -180,13 +180,13 @@ func TestDDLFunctionsStayInTheCallersSchema(t *testing.T) {
 	requireCode(t, err, "invalid")
 	// Without a tenant, the functions refuse outright.
 	err = e.db.TxAs(ctx, tenant.Identity{}, func(tx tenant.Conn) error {
-		_, err := q.CreateDataTable(ctx, tx, dbsqlc.CreateDataTableParams{Name: "x", Columns: []byte(`[{"name":"a","type":"text"}]`)})
+		_, err := q.CreateDataTable(ctx, tx, dbsqlc.CreateDataTableParams{Name: "x", Columns: `[{"name":"a","type":"text"}]`})
 		return err
 	})
 	require.Error(t, err)
 	// Types outside the allowlist are refused by the database too.
 	err = e.db.TxAs(ctx, b.Identity, func(tx tenant.Conn) error {
-		_, err := q.CreateDataTable(ctx, tx, dbsqlc.CreateDataTableParams{Name: "x", Columns: []byte(`[{"name":"a","type":"text); DROP TABLE dbchat.users; --"}]`)})
+		_, err := q.CreateDataTable(ctx, tx, dbsqlc.CreateDataTableParams{Name: "x", Columns: `[{"name":"a","type":"text); DROP TABLE dbchat.users; --"}]`})
 		return err
 	})
 	requireCode(t, err, "invalid")
