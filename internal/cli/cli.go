@@ -22,6 +22,8 @@ commands:
   migrate                 create roles, database, extension; apply migrations (DBCHAT_ADMIN_DATABASE_URL)
   migrate status          list migrations and whether each is applied
   tenant create --name N  create a tenant and print its first admin key (--json)
+  reembed --tenant T [--model M] [--all]  re-embed a model's training data with DBCHAT_EMBEDDER's embedder
+  audit [--probe] [--format text|json|markdown|html] [--out FILE]  isolation lints and report; exit 1 on findings
   cluster exec --dir D -- CMD...
                           run CMD with TEST_DATABASE_URL pointing at a private cluster
 `
@@ -87,6 +89,10 @@ func run(ctx context.Context, env *Env, args []string) error {
 		return cmdTenant(ctx, env, rest)
 	case "cluster":
 		return cmdCluster(ctx, env, rest)
+	case "reembed":
+		return cmdReembed(ctx, env, rest)
+	case "audit":
+		return cmdAudit(ctx, env, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

@@ -14,7 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dbchat/dbchat/internal/ask"
+	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -130,6 +134,11 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, pool *pgxpool.Poo
 	log := slog.New(slog.NewJSONHandler(env.Stderr, nil))
 	db := tenant.New(pool)
 	scfg := serverConfig(env)
+	emb, err := embed.FromEnv(ctx, env.Getenv)
+	if err != nil {
+		return err
+	}
+	scfg.Embedder = emb
 	if cfg.QueryDatabaseURL != "" {
 		box, err := tenant.NewSandbox(ctx, cfg.QueryDatabaseURL, 8)
 		if err != nil {
@@ -137,8 +146,17 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, pool *pgxpool.Poo
 		}
 		defer box.Close()
 		scfg.SQL = sandbox.New(db, box)
+		gen, err := generate.FromEnv(ctx, env.Getenv)
+		if err != nil {
+			return err
+		}
+		store := &nlsql.Store{DB: db, Embedder: emb, QuestionWriter: func(ctx context.Context, sql string) (string, error) {
+			return gen.Question(ctx, sql, generate.Input{})
+		}}
+		scfg.Ask = &ask.Service{DB: db, SQL: scfg.SQL, Embedder: emb, Generator: gen, Store: store}
+		log.Info("question answering ready", slog.String("generator", gen.Name()), slog.String("embedder", emb.Name()))
 	} else {
-		log.Warn("DBCHAT_QUERY_DATABASE_URL is not set: POST /v1/sql answers 503")
+		log.Warn("DBCHAT_QUERY_DATABASE_URL is not set: POST /v1/sql and /v1/ask answer 503")
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -23,6 +23,77 @@ type APIKey struct {
 	RevokedAt  *time.Time `json:"revoked_at"`
 }
 
+// One row per isolation problem found by the lints (lint, level ERROR/WARN, object, detail, remedy). A clean database returns zero rows. docs/SECURITY.md lists the lints.
+type AuditFinding struct {
+	Lint       string `json:"lint"`
+	Level      string `json:"level"`
+	ObjectType string `json:"object_type"`
+	Object     string `json:"object"`
+	Detail     string `json:"detail"`
+	Remedy     string `json:"remedy"`
+}
+
+// Privileges, one row per grantee and privilege, on the relations, columns, functions and schemas of dbchat, dbchat_ops, dbchat_migrations, audit and every t_* schema, on this database, and on the built-in functions dbchat migrate revokes from PUBLIC. is_owner marks the owner's implicit rights.
+type AuditGrant struct {
+	ObjectType string      `json:"object_type"`
+	Schema     string      `json:"schema"`
+	Object     string      `json:"object"`
+	ColumnName *string     `json:"column_name"`
+	Grantee    string      `json:"grantee"`
+	Privilege  interface{} `json:"privilege"`
+	Grantable  interface{} `json:"grantable"`
+	IsOwner    bool        `json:"is_owner"`
+	Grantor    string      `json:"grantor"`
+}
+
+// Every row-level security policy: table, PERMISSIVE/RESTRICTIVE, command, roles, USING and WITH CHECK as PostgreSQL prints them.
+type AuditPolicy struct {
+	Schema        string      `json:"schema"`
+	TableName     string      `json:"table_name"`
+	Policy        string      `json:"policy"`
+	Kind          string      `json:"kind"`
+	Command       string      `json:"command"`
+	Roles         interface{} `json:"roles"`
+	UsingExpr     string      `json:"using_expr"`
+	WithCheckExpr string      `json:"with_check_expr"`
+	Comment       string      `json:"comment"`
+}
+
+// Every table of the platform schema dbchat and of every tenant data schema t_*: RLS enabled and forced, its policies, the tenant column, whether keys and foreign keys include it, and a verdict (ok/warn/fail) with the reason, taken from audit.findings.
+type AuditRlsCoverage struct {
+	Schema                     string      `json:"schema"`
+	TableName                  string      `json:"table_name"`
+	Kind                       string      `json:"kind"`
+	RlsEnabled                 bool        `json:"rls_enabled"`
+	RlsForced                  bool        `json:"rls_forced"`
+	Policies                   interface{} `json:"policies"`
+	TenantColumn               interface{} `json:"tenant_column"`
+	HasTenantID                bool        `json:"has_tenant_id"`
+	KeysIncludeTenantID        bool        `json:"keys_include_tenant_id"`
+	ForeignKeysIncludeTenantID bool        `json:"foreign_keys_include_tenant_id"`
+	Verdict                    string      `json:"verdict"`
+	Reason                     interface{} `json:"reason"`
+}
+
+// The dbchat_* roles: superuser, BYPASSRLS, LOGIN, INHERIT, memberships both ways, role settings and what each owns. Only dbchat_operator may have BYPASSRLS; none may be superuser.
+type AuditRole struct {
+	Role            string      `json:"role"`
+	Superuser       *bool       `json:"superuser"`
+	Bypassrls       *bool       `json:"bypassrls"`
+	Login           *bool       `json:"login"`
+	Inherit         *bool       `json:"inherit"`
+	Createrole      *bool       `json:"createrole"`
+	Createdb        *bool       `json:"createdb"`
+	Replication     *bool       `json:"replication"`
+	ConnectionLimit *int32      `json:"connection_limit"`
+	MemberOf        interface{} `json:"member_of"`
+	Members         interface{} `json:"members"`
+	Settings        interface{} `json:"settings"`
+	OwnedRelations  int64       `json:"owned_relations"`
+	OwnedFunctions  int64       `json:"owned_functions"`
+	OwnedSchemas    int64       `json:"owned_schemas"`
+}
+
 type DatabaseColumn struct {
 	TenantID    uuid.UUID `json:"tenant_id"`
 	ID          uuid.UUID `json:"id"`
@@ -88,8 +159,11 @@ type TrainingData struct {
 	Question  *string             `json:"question"`
 	Content   string              `json:"content"`
 	Embedding *pgvector_go.Vector `json:"embedding"`
-	Embedder  *string             `json:"embedder"`
-	CreatedAt time.Time           `json:"created_at"`
+	// Name of the embedder that produced embedding; retrieval compares only rows of the same embedder (dbchat reembed switches them).
+	Embedder  *string   `json:"embedder"`
+	CreatedAt time.Time `json:"created_at"`
+	// Who wrote the row: user (API), catalog (train-from-catalog, replaced on every re-run), import (Vanna import), feedback (a confirmed answer).
+	Source string `json:"source"`
 }
 
 type User struct {

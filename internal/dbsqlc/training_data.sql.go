@@ -15,7 +15,7 @@ import (
 const createTrainingData = `-- name: CreateTrainingData :one
 INSERT INTO dbchat.training_data (model_id, kind, question, content, embedding, embedder)
 VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING tenant_id, id, model_id, user_id, kind, question, content, embedding, embedder, created_at
+RETURNING tenant_id, id, model_id, user_id, kind, question, content, embedding, embedder, created_at, source
 `
 
 type CreateTrainingDataParams struct {
@@ -48,6 +48,7 @@ func (q *Queries) CreateTrainingData(ctx context.Context, db DBTX, arg CreateTra
 		&i.Embedding,
 		&i.Embedder,
 		&i.CreatedAt,
+		&i.Source,
 	)
 	return i, err
 }

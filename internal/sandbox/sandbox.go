@@ -125,20 +125,32 @@ func (s *Service) validate(ctx context.Context, sql string) error {
 		return nil
 	}
 	id, _ := tenant.FromContext(ctx)
-	var tables []dbsqlc.ListTablesRow
+	var p sqlguard.Policy
 	err := s.db.Once(ctx, func(tx tenant.Conn) error {
 		var err error
-		tables, err = dbsqlc.New().ListTables(ctx, tx)
+		p, err = TenantPolicy(ctx, tx, id.TenantID)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	p := sqlguard.Policy{Schema: tenant.Schema(id.TenantID), Tables: map[string]bool{}}
+	return sqlguard.Check(sql, p)
+}
+
+// TenantPolicy is layer 1's policy for a tenant: its data schema and the
+// tables of its catalog, read with one statement in tx (the caller's tenant
+// transaction). Code that stores SQL for later runs (NL->SQL training pairs)
+// checks it with sqlguard.Check and this policy, exactly as Run does.
+func TenantPolicy(ctx context.Context, tx dbsqlc.DBTX, tenantID uuid.UUID) (sqlguard.Policy, error) {
+	tables, err := dbsqlc.New().ListTables(ctx, tx)
+	if err != nil {
+		return sqlguard.Policy{}, err
+	}
+	p := sqlguard.Policy{Schema: tenant.Schema(tenantID), Tables: make(map[string]bool, len(tables))}
 	for _, t := range tables {
 		p.Tables[t.Name] = true
 	}
-	return sqlguard.Check(sql, p)
+	return p, nil
 }
 
 // execute runs layer 2 and encodes rows as they stream in, within the row
@@ -182,12 +194,15 @@ func (s *Service) record(ctx context.Context, req Request, status, msg string, r
 	if msg != "" {
 		errText = &msg
 	}
-	sql := req.SQL
+	var sql *string
+	if req.SQL != "" {
+		sql = &req.SQL
+	}
 	var h dbsqlc.QueryHistory
 	err := s.db.Once(ctx, func(tx tenant.Conn) error {
 		var err error
 		h, err = dbsqlc.New().CreateQueryHistory(ctx, tx, dbsqlc.CreateQueryHistoryParams{
-			ModelID: req.ModelID, Question: req.Question, GeneratedSql: &sql, Status: status,
+			ModelID: req.ModelID, Question: req.Question, GeneratedSql: sql, Status: status,
 			Error: errText, RowCount: rows, GenerationMs: req.GenTimeMS, ExecutionMs: execMS})
 		return err
 	})
@@ -213,6 +228,23 @@ func withHistory(e *apperr.Error, historyID uuid.UUID, herr error) error {
 	}
 	e.Details = map[string]any{"history_id": historyID}
 	return e
+}
+
+// Validate runs layer 1 only: a *sqlguard.Rejection wrapped as an
+// apperr.SQLRejected error, or nil.
+func (s *Service) Validate(ctx context.Context, sql string) error {
+	err := s.validate(ctx, sql)
+	var rej *sqlguard.Rejection
+	if errors.As(err, &rej) {
+		return apperr.Errorf(apperr.SQLRejected, "%s", rej.Reason)
+	}
+	return err
+}
+
+// Record writes a history entry for a statement that was not executed
+// (generated but refused, or validated only): status rejected or pending.
+func (s *Service) Record(ctx context.Context, req Request, status, msg string) (uuid.UUID, error) {
+	return s.record(ctx, req, status, msg, nil, nil)
 }
 
 // HasValue reports whether table.column of the tenant in ctx holds value. The

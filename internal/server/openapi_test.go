@@ -175,7 +175,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		// The document's security must say what the router does: /v1 is
 		// behind a key (or the operator token), everything else is public.
 		switch {
-		case strings.HasPrefix(path, "/v1/tenants"):
+		case strings.HasPrefix(path, "/v1/tenants"), strings.HasPrefix(path, "/v1/admin/"):
 			require.Equal(t, []string{"operatorToken"}, schemes, key)
 		case strings.HasPrefix(path, "/v1/"):
 			require.Equal(t, []string{"apiKey"}, schemes, key)

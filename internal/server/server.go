@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -31,6 +33,11 @@ type Config struct {
 	MaxJSONBytes int64
 	// SQL is the SQL sandbox; nil answers POST /v1/sql with 503.
 	SQL *sandbox.Service
+	// Embedder embeds training data on write; nil means the local one
+	// (embed.FromEnv picks it from DBCHAT_EMBEDDER).
+	Embedder embed.Embedder
+	// Ask is the NL→SQL pipeline; nil answers POST /v1/ask with 503.
+	Ask *ask.Service
 }
 
 // Defaults for Config's zero fields.
@@ -85,6 +92,7 @@ func (s *Server) routes() {
 	ops.GET("", s.listTenants)
 	ops.PATCH("/:id", s.updateTenant)
 	// (audit routes: GET /v1/admin/audit, operator token)
+	e.Group("/v1/admin", s.operator).GET("/audit", s.adminAudit)
 
 	// Tenant API keys.
 	v1 := e.Group("/v1", s.authenticate)
@@ -114,8 +122,19 @@ func (s *Server) routes() {
 	v1.GET("/history/:id", s.getHistory)
 
 	// (models and training data routes)
+	v1.POST("/models", s.adminOnly, s.createModel)
+	v1.GET("/models", s.listModels)
+	v1.GET("/models/:name", s.getModel)
+	v1.DELETE("/models/:name", s.adminOnly, s.deleteModel)
+	v1.POST("/models/:name/training-data", s.adminOnly, s.addTrainingData)
+	v1.GET("/models/:name/training-data", s.listTrainingData)
+	v1.DELETE("/models/:name/training-data/:id", s.adminOnly, s.deleteTrainingData)
+	v1.POST("/models/:name/training-data/import", s.adminOnly, s.importTrainingData)
+	v1.POST("/models/:name/train-from-catalog", s.adminOnly, s.trainFromCatalog)
 
-	// (ask, feedback and stats routes)
+	v1.POST("/ask", s.askQuestion)
+	v1.POST("/history/:id/feedback", s.feedback)
+	v1.GET("/models/:name/stats", s.modelStats)
 }
 
 // authenticate resolves the bearer key and puts the identity in the

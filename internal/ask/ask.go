@@ -1,0 +1,228 @@
+// Package ask answers a question with SQL and rows: embed the question,
+// retrieve the nearest training data of the tenant's model (under RLS, like
+// everything else), generate SQL, run it through the SQL sandbox (one
+// correction round on a database error), and record it in query history.
+// No result rows are ever sent to a generator.
+package ask
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// Service is the NL→SQL pipeline.
+type Service struct {
+	DB        *tenant.DB
+	SQL       *sandbox.Service
+	Embedder  embed.Embedder
+	Generator generate.Generator
+	Store     *nlsql.Store
+	// Ks is how much context retrieval fetches (zero: nlsql.DefaultKs).
+	Ks nlsql.Ks
+	// Corrections is how many times a failed statement goes back to the
+	// generator with the database's error (default 1; negative: none).
+	Corrections int
+}
+
+// Request is one question.
+type Request struct {
+	Question string
+	Model    string // default "default"
+	Execute  bool
+	Limit    int
+}
+
+// Similar is a trained pair the question was close to.
+type Similar struct {
+	Question string  `json:"question"`
+	SQL      string  `json:"sql"`
+	Distance float64 `json:"distance"`
+}
+
+// Timings are the pipeline's stages in milliseconds.
+type Timings struct {
+	EmbedMS    float64 `json:"embed_ms"`
+	RetrieveMS float64 `json:"retrieve_ms"`
+	GenerateMS float64 `json:"generate_ms"`
+	ExecuteMS  float64 `json:"execute_ms"`
+}
+
+// Answer is the response to a question.
+type Answer struct {
+	SQL       string              `json:"sql"`
+	Columns   []sandbox.Column    `json:"columns"`
+	Rows      [][]json.RawMessage `json:"rows"`
+	RowCount  int                 `json:"row_count"`
+	Truncated bool                `json:"truncated"`
+	HistoryID uuid.UUID           `json:"history_id"`
+	Generator string              `json:"generator"`
+	Timings   Timings             `json:"timings"`
+	Context   AnswerContext       `json:"context"`
+}
+
+// AnswerContext is what retrieval contributed, for the caller to inspect.
+type AnswerContext struct {
+	Similar []Similar `json:"similar"`
+}
+
+const maxQuestion = 2000
+
+// Ask runs the pipeline for the tenant in ctx.
+func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
+	req.Question = strings.TrimSpace(req.Question)
+	switch {
+	case req.Question == "":
+		return Answer{}, apperr.Field("question", "is required")
+	case len(req.Question) > maxQuestion:
+		return Answer{}, apperr.Field("question", "at most %d bytes", maxQuestion)
+	}
+	if req.Model == "" {
+		req.Model = "default"
+	}
+	var a Answer
+	a.Generator = s.Generator.Name()
+
+	start := time.Now()
+	vecs, err := s.Embedder.Embed(ctx, []string{req.Question})
+	if err != nil {
+		return Answer{}, err
+	}
+	a.Timings.EmbedMS = since(start)
+
+	start = time.Now()
+	in, modelID, err := s.context(ctx, req, vecs[0])
+	if err != nil {
+		return Answer{}, err
+	}
+	a.Timings.RetrieveMS = since(start)
+	for _, e := range in.Examples {
+		a.Context.Similar = append(a.Context.Similar, Similar{Question: e.Question, SQL: e.SQL, Distance: e.Distance})
+	}
+
+	start = time.Now()
+	out, err := s.Generator.Generate(ctx, in)
+	a.Timings.GenerateMS = since(start)
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.NoSQL {
+			if _, herr := s.SQL.Record(ctx, sandbox.Request{Question: &req.Question, ModelID: &modelID, GenTimeMS: &a.Timings.GenerateMS}, "rejected", apperr.As(err).Message); herr != nil {
+				return Answer{}, errors.Join(err, herr)
+			}
+		}
+		return Answer{}, err
+	}
+	a.SQL = out.SQL
+	if !req.Execute {
+		return s.validateOnly(ctx, a, req, modelID)
+	}
+	return s.execute(ctx, a, in, req, modelID)
+}
+
+// execute runs the SQL in the sandbox, giving the generator one (or
+// Corrections) chance to fix a statement the database refused.
+func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req Request, modelID uuid.UUID) (Answer, error) {
+	rounds := s.Corrections
+	if rounds == 0 {
+		rounds = 1
+	}
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		gen := a.Timings.GenerateMS
+		res, err := s.SQL.Run(ctx, sandbox.Request{SQL: a.SQL, MaxRows: req.Limit, Question: &req.Question, ModelID: &modelID, GenTimeMS: &gen})
+		a.Timings.ExecuteMS = since(start)
+		if err == nil {
+			a.Columns, a.Rows, a.RowCount, a.Truncated, a.HistoryID = res.Columns, res.Rows, res.RowCount, res.Truncated, res.HistoryID
+			return a, nil
+		}
+		code := apperr.CodeOf(err)
+		if attempt >= rounds || (code != apperr.SQLFailed && code != apperr.SQLRejected) {
+			return Answer{}, err
+		}
+		in.PriorSQL, in.PriorError = a.SQL, apperr.As(err).Message
+		start = time.Now()
+		out, gerr := s.Generator.Generate(ctx, in)
+		a.Timings.GenerateMS += since(start)
+		if gerr != nil {
+			return Answer{}, err // the original failure is the useful one
+		}
+		a.SQL = out.SQL
+	}
+}
+
+// validateOnly checks the SQL without running it and records it as pending.
+func (s *Service) validateOnly(ctx context.Context, a Answer, req Request, modelID uuid.UUID) (Answer, error) {
+	r := sandbox.Request{SQL: a.SQL, Question: &req.Question, ModelID: &modelID, GenTimeMS: &a.Timings.GenerateMS}
+	if err := s.SQL.Validate(ctx, a.SQL); err != nil {
+		id, herr := s.SQL.Record(ctx, r, "rejected", apperr.As(err).Message)
+		if herr != nil {
+			return Answer{}, errors.Join(err, herr)
+		}
+		e := apperr.As(err)
+		e.Details = map[string]any{"history_id": id, "sql": a.SQL}
+		return Answer{}, e
+	}
+	id, err := s.SQL.Record(ctx, r, "pending", "")
+	a.HistoryID = id
+	a.Columns, a.Rows = []sandbox.Column{}, [][]json.RawMessage{}
+	return a, err
+}
+
+// context resolves the model and gathers what the generator may see: the
+// retrieved pairs, DDL and documentation, and the catalog.
+func (s *Service) context(ctx context.Context, req Request, vec []float32) (generate.Input, uuid.UUID, error) {
+	in := generate.Input{Question: req.Question, HasValue: s.SQL.HasValue}
+	var modelID uuid.UUID
+	err := s.DB.Tx(ctx, func(tx tenant.Conn) error {
+		var err error
+		if modelID, err = nlsql.ModelID(ctx, tx, req.Model); err != nil {
+			return err
+		}
+		found, err := nlsql.Retrieve(ctx, tx, modelID, s.Embedder.Name(), vec, s.Ks)
+		if err != nil {
+			return err
+		}
+		for _, m := range found.SQL {
+			in.Examples = append(in.Examples, generate.Example{Question: m.Question, SQL: m.Content, Distance: m.Distance})
+		}
+		for _, m := range found.DDL {
+			in.DDL = append(in.DDL, m.Content)
+		}
+		for _, m := range found.Documentation {
+			in.Docs = append(in.Docs, m.Content)
+		}
+		rows, err := dbsqlc.New().ListActiveCatalog(ctx, tx)
+		in.Tables = tables(rows)
+		return err
+	})
+	return in, modelID, err
+}
+
+// tables groups catalog rows (ordered by table) into generator tables.
+func tables(rows []dbsqlc.ListActiveCatalogRow) []generate.Table {
+	var out []generate.Table
+	for _, r := range rows {
+		if len(out) == 0 || out[len(out)-1].Name != r.TableName {
+			out = append(out, generate.Table{Name: r.TableName, Description: r.TableDescription})
+		}
+		t := &out[len(out)-1]
+		t.Columns = append(t.Columns, generate.Column{Name: r.ColumnName, Type: r.DataType, Description: r.ColumnDescription})
+	}
+	return out
+}
+
+func since(t time.Time) float64 {
+	return math.Round(float64(time.Since(t).Microseconds())) / 1000
+}

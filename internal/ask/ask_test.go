@@ -1,0 +1,196 @@
+package ask_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/ask"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/demo"
+	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// fakeOpenAI records every prompt and answers with reply (set per test).
+type fakeOpenAI struct {
+	mu      sync.Mutex
+	prompts []string
+	reply   func(prompt string) string
+}
+
+func (f *fakeOpenAI) start(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		f.prompts = append(f.prompts, string(b))
+		reply := f.reply(string(b))
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+			"choices": []map[string]any{{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": reply}}}})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type world struct {
+	db    *tenant.DB
+	svc   *ask.Service
+	store *nlsql.Store
+	a, b  dbtest.Tenant
+}
+
+// newWorld is two demo shops; B's training data carries bMarker in every
+// kind, and A has a second model "y" whose data carries yMarker.
+func newWorld(t *testing.T, gen generate.Generator) *world {
+	t.Helper()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 4))
+	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(box.Close)
+	sql := sandbox.New(db, box)
+	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
+	w := &world{db: db, store: store, svc: &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: gen, Store: store}}
+	w.a = dbtest.NewTenant(t, db, "A")
+	w.b = dbtest.NewTenant(t, db, "B")
+	for _, tn := range []dbtest.Tenant{w.a, w.b} {
+		require.NoError(t, db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
+	}
+	w.train(t, w.b, "default",
+		nlsql.NewItem{Kind: nlsql.KindSQL, Question: "How many customers do we have bmarker?", Content: "SELECT count(*) AS bmarker FROM customers"},
+		nlsql.NewItem{Kind: nlsql.KindDDL, Content: "CREATE TABLE customers (bmarker_col text)"},
+		nlsql.NewItem{Kind: nlsql.KindDocumentation, Content: "customers bmarker documentation"})
+	w.train(t, w.a, "default",
+		nlsql.NewItem{Kind: nlsql.KindSQL, Question: "How many customers do we have?", Content: "SELECT count(*) FROM customers"},
+		nlsql.NewItem{Kind: nlsql.KindDocumentation, Content: "customers are people who bought something"})
+	require.NoError(t, db.TxAs(ctx, w.a.Identity, func(tx tenant.Conn) error {
+		_, err := nlsql.CreateModel(ctx, tx, nlsql.NewModel{Name: "y"})
+		return err
+	}))
+	w.train(t, w.a, "y", nlsql.NewItem{Kind: nlsql.KindDocumentation, Content: "customers ymarker documentation"})
+	return w
+}
+
+func (w *world) train(t *testing.T, tn dbtest.Tenant, model string, items ...nlsql.NewItem) {
+	t.Helper()
+	ctx := tenant.NewContext(context.Background(), tn.Identity)
+	var id uuid.UUID
+	require.NoError(t, w.db.Tx(ctx, func(tx tenant.Conn) error {
+		var err error
+		id, err = nlsql.ModelID(ctx, tx, model)
+		return err
+	}))
+	_, err := w.store.Add(ctx, id, items, "user")
+	require.NoError(t, err)
+}
+
+func (w *world) ask(tn dbtest.Tenant, q ask.Request) (ask.Answer, error) {
+	return w.svc.Ask(tenant.NewContext(context.Background(), tn.Identity), q)
+}
+
+func TestPromptsNeverCarryAnotherTenantsOrModelsData(t *testing.T) {
+	t.Parallel()
+	f := &fakeOpenAI{reply: func(string) string { return "```sql\nSELECT count(*) FROM customers\n```" }}
+	w := newWorld(t, generate.NewOpenAI(f.start(t)+"/v1", "k", "m"))
+	for _, q := range []string{"How many customers do we have?", "count the customers please", "documentation about customers"} {
+		a, err := w.ask(w.a, ask.Request{Question: q, Execute: true})
+		require.NoError(t, err, q)
+		require.Equal(t, []string{`"4"`}, []string{string(a.Rows[0][0])})
+		b, _ := json.Marshal(a)
+		require.NotContains(t, string(b), "bmarker")
+	}
+	_, err := w.ask(w.a, ask.Request{Question: "customers documentation", Model: "y", Execute: true})
+	require.NoError(t, err)
+	require.Len(t, f.prompts, 4)
+	for i, p := range f.prompts {
+		require.NotContains(t, p, "bmarker", "prompt %d carried tenant B's training data", i)
+		if i < 3 {
+			require.NotContains(t, p, "ymarker", "a prompt for model default carried model y's data")
+		}
+	}
+	require.Contains(t, f.prompts[0], "SELECT count(*) FROM customers", "A's own pair is in A's prompt")
+	require.Contains(t, f.prompts[3], "ymarker", "model y's prompt has model y's data")
+}
+
+func TestOfflineAnswersTheDemoQuestion(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, generate.NewOffline())
+	a, err := w.ask(w.a, ask.Request{Question: "How many customers do we have?", Execute: true})
+	require.NoError(t, err)
+	require.Equal(t, `"4"`, string(a.Rows[0][0]))
+	require.Equal(t, "offline", a.Generator)
+	require.NotZero(t, a.HistoryID)
+	require.NotEmpty(t, a.Context.Similar)
+
+	_, err = w.ask(w.a, ask.Request{Question: "What is the meaning of life?", Execute: true})
+	require.Equal(t, apperr.NoSQL, apperr.CodeOf(err))
+
+	// execute=false validates and records, without rows.
+	a, err = w.ask(w.a, ask.Request{Question: "List all orders", Execute: false})
+	require.NoError(t, err)
+	require.Empty(t, a.Rows)
+	require.Contains(t, a.SQL, "orders")
+}
+
+// A generator that returns an attack is contained exactly like /v1/sql.
+func TestHostileGeneratedSQLIsContained(t *testing.T) {
+	t.Parallel()
+	var attack string
+	f := &fakeOpenAI{reply: func(string) string { return "```sql\n" + attack + "\n```" }}
+	w := newWorld(t, generate.NewOpenAI(f.start(t)+"/v1", "k", "m"))
+	w.svc.Corrections = -1
+	bSchema := tenant.Schema(w.b.ID)
+	for _, attack = range []string{
+		"DELETE FROM customers",
+		"SELECT * FROM " + bSchema + ".customers",
+		"SELECT set_config('app.tenant_id', '" + w.b.ID.String() + "', true), * FROM customers",
+		"SELECT * FROM dbchat.api_keys",
+		"SELECT 1; DROP TABLE customers",
+		"SELECT pg_sleep(30)",
+	} {
+		a, err := w.ask(w.a, ask.Request{Question: "anything", Execute: true})
+		if err == nil {
+			b, _ := json.Marshal(a)
+			require.NotContains(t, string(b), "Grace Hopper B", attack)
+			continue
+		}
+		require.Contains(t, []apperr.Code{apperr.SQLRejected, apperr.SQLFailed, apperr.NoSQL}, apperr.CodeOf(err), "%s: %v", attack, err)
+	}
+	// Still healthy, and A's data is intact.
+	attack = "SELECT count(*) FROM customers"
+	a, err := w.ask(w.a, ask.Request{Question: "x", Execute: true})
+	require.NoError(t, err)
+	require.Equal(t, `"4"`, string(a.Rows[0][0]))
+}
+
+// One correction round: the generator sees the database's error and fixes it.
+func TestCorrectionRound(t *testing.T) {
+	t.Parallel()
+	f := &fakeOpenAI{reply: func(p string) string {
+		if strings.Contains(p, "failed with") {
+			return "```sql\nSELECT count(*) FROM customers\n```"
+		}
+		return "```sql\nSELECT count(*) FROM customers WHERE nosuchcolumn = 1\n```"
+	}}
+	w := newWorld(t, generate.NewOpenAI(f.start(t)+"/v1", "k", "m"))
+	a, err := w.ask(w.a, ask.Request{Question: "How many customers?", Execute: true})
+	require.NoError(t, err)
+	require.Equal(t, "SELECT count(*) FROM customers", a.SQL)
+	require.Len(t, f.prompts, 2)
+	require.Contains(t, f.prompts[1], "nosuchcolumn", "the second prompt shows the failed SQL and its error")
+}

@@ -1,0 +1,283 @@
+// Package audit reads the isolation audit views of db/migrations/00003_audit.sql
+// (audit.findings, audit.rls_coverage, audit.policies, audit.roles,
+// audit.grants) into a Report and renders it as text, JSON, Markdown or one
+// self-contained HTML file. The lints themselves are SQL, in the view
+// audit.findings, so a DBA in psql and `dbchat audit` see the same thing.
+// The live cross-tenant probe is in package audit/probe; its result is a
+// ProbeResult attached to the Report, which backs every cell of the
+// access-control matrix.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Querier is what Collect reads through: a pgx connection or pool, or a
+// tenant transaction (the server's runtime pool).
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Levels of a finding.
+const (
+	LevelError = "ERROR"
+	LevelWarn  = "WARN"
+)
+
+// Finding is one row of audit.findings.
+type Finding struct {
+	Lint       string `json:"lint"`
+	Level      string `json:"level"`
+	ObjectType string `json:"object_type"`
+	Object     string `json:"object"`
+	Detail     string `json:"detail"`
+	Remedy     string `json:"remedy"`
+}
+
+// Coverage is one row of audit.rls_coverage.
+type Coverage struct {
+	Schema                     string   `json:"schema"`
+	Table                      string   `json:"table"`
+	Kind                       string   `json:"kind"`
+	RLSEnabled                 bool     `json:"rls_enabled"`
+	RLSForced                  bool     `json:"rls_forced"`
+	Policies                   []string `json:"policies"`
+	TenantColumn               string   `json:"tenant_column"`
+	HasTenantID                bool     `json:"has_tenant_id"`
+	KeysIncludeTenantID        bool     `json:"keys_include_tenant_id"`
+	ForeignKeysIncludeTenantID bool     `json:"foreign_keys_include_tenant_id"`
+	Verdict                    string   `json:"verdict"`
+	Reason                     string   `json:"reason"`
+}
+
+// Name is the table's qualified name.
+func (c Coverage) Name() string { return c.Schema + "." + c.Table }
+
+// Policy is one row of audit.policies.
+type Policy struct {
+	Schema    string   `json:"schema"`
+	Table     string   `json:"table"`
+	Policy    string   `json:"policy"`
+	Kind      string   `json:"kind"`
+	Command   string   `json:"command"`
+	Roles     []string `json:"roles"`
+	Using     string   `json:"using"`
+	WithCheck string   `json:"with_check"`
+	Comment   string   `json:"comment"`
+}
+
+// Role is one row of audit.roles.
+type Role struct {
+	Role            string   `json:"role"`
+	Superuser       bool     `json:"superuser"`
+	BypassRLS       bool     `json:"bypassrls"`
+	Login           bool     `json:"login"`
+	Inherit         bool     `json:"inherit"`
+	CreateRole      bool     `json:"createrole"`
+	CreateDB        bool     `json:"createdb"`
+	ConnectionLimit int      `json:"connection_limit"`
+	MemberOf        []string `json:"member_of"`
+	Members         []string `json:"members"`
+	Settings        []string `json:"settings"`
+	OwnedRelations  int64    `json:"owned_relations"`
+	OwnedFunctions  int64    `json:"owned_functions"`
+	OwnedSchemas    int64    `json:"owned_schemas"`
+}
+
+// Grant is one row of audit.grants.
+type Grant struct {
+	ObjectType string `json:"object_type"`
+	Schema     string `json:"schema"`
+	Object     string `json:"object"`
+	Column     string `json:"column,omitempty"`
+	Grantee    string `json:"grantee"`
+	Privilege  string `json:"privilege"`
+	Grantable  bool   `json:"grantable"`
+	IsOwner    bool   `json:"is_owner"`
+}
+
+// Database identifies the audited database.
+type Database struct {
+	Name          string    `json:"name"`
+	OID           int64     `json:"oid"`
+	Host          string    `json:"host"`
+	Port          int       `json:"port"`
+	ServerVersion string    `json:"server_version"`
+	Version       string    `json:"version"`
+	User          string    `json:"user"`
+	StartedAt     time.Time `json:"server_started_at"`
+}
+
+// Report is everything `dbchat audit` and GET /v1/admin/audit show.
+type Report struct {
+	GeneratedAt time.Time    `json:"generated_at"`
+	Database    Database     `json:"database"`
+	Migration   int64        `json:"migration"`
+	Summary     Summary      `json:"summary"`
+	Findings    []Finding    `json:"findings"`
+	Coverage    []Coverage   `json:"coverage"`
+	Policies    []Policy     `json:"policies"`
+	Roles       []Role       `json:"roles"`
+	Grants      []Grant      `json:"grants"`
+	Matrix      []MatrixRow  `json:"access_matrix"`
+	Probe       *ProbeResult `json:"probe"`
+}
+
+// Summary condenses a Report.
+type Summary struct {
+	// Clean: no finding and, when probed, every attempt as expected and
+	// nothing left behind.
+	Clean      bool `json:"clean"`
+	Findings   int  `json:"findings"`
+	Errors     int  `json:"errors"`
+	Warnings   int  `json:"warnings"`
+	Tables     int  `json:"tables"`
+	TablesOK   int  `json:"tables_ok"`
+	TablesWarn int  `json:"tables_warn"`
+	TablesFail int  `json:"tables_fail"`
+	Probed     bool `json:"probed"`
+	Attempts   int  `json:"probe_attempts"`
+	Passed     int  `json:"probe_passed"`
+	Failed     int  `json:"probe_failed"`
+	Residue    int  `json:"probe_residue"`
+}
+
+// Collect reads the audit views. It needs SELECT on them (dbchat_auditor,
+// dbchat_app, or a superuser) and on the migration table.
+func Collect(ctx context.Context, q Querier) (*Report, error) {
+	r := &Report{}
+	err := q.QueryRow(ctx, `SELECT now(), current_database(),
+			(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())::bigint,
+			coalesce(host(inet_server_addr()), 'local socket'), coalesce(inet_server_port(), 0),
+			current_setting('server_version'), version(), current_user::text, pg_postmaster_start_time(),
+			(SELECT coalesce(max(version_id), 0) FROM dbchat_migrations.goose_db_version WHERE is_applied)`).
+		Scan(&r.GeneratedAt, &r.Database.Name, &r.Database.OID, &r.Database.Host, &r.Database.Port,
+			&r.Database.ServerVersion, &r.Database.Version, &r.Database.User, &r.Database.StartedAt, &r.Migration)
+	if err != nil {
+		return nil, fmt.Errorf("audit: database identity and migration version: %w", err)
+	}
+	r.GeneratedAt = r.GeneratedAt.UTC()
+
+	if r.Findings, err = collect(ctx, q, `SELECT lint, level, object_type, object, detail, remedy FROM audit.findings`,
+		func(row pgx.Rows) (f Finding, err error) {
+			err = row.Scan(&f.Lint, &f.Level, &f.ObjectType, &f.Object, &f.Detail, &f.Remedy)
+			return f, err
+		}); err != nil {
+		return nil, err
+	}
+	if r.Coverage, err = collect(ctx, q, `SELECT schema, table_name, kind, rls_enabled, rls_forced, policies,
+			coalesce(tenant_column, ''), has_tenant_id, keys_include_tenant_id, foreign_keys_include_tenant_id, verdict, coalesce(reason, '')
+			FROM audit.rls_coverage`,
+		func(row pgx.Rows) (c Coverage, err error) {
+			err = row.Scan(&c.Schema, &c.Table, &c.Kind, &c.RLSEnabled, &c.RLSForced, &c.Policies, &c.TenantColumn,
+				&c.HasTenantID, &c.KeysIncludeTenantID, &c.ForeignKeysIncludeTenantID, &c.Verdict, &c.Reason)
+			return c, err
+		}); err != nil {
+		return nil, err
+	}
+	if r.Policies, err = collect(ctx, q, `SELECT schema, table_name, policy, kind, command, roles,
+			coalesce(using_expr, ''), coalesce(with_check_expr, ''), coalesce(comment, '') FROM audit.policies`,
+		func(row pgx.Rows) (p Policy, err error) {
+			err = row.Scan(&p.Schema, &p.Table, &p.Policy, &p.Kind, &p.Command, &p.Roles, &p.Using, &p.WithCheck, &p.Comment)
+			return p, err
+		}); err != nil {
+		return nil, err
+	}
+	if r.Roles, err = collect(ctx, q, `SELECT role, superuser, bypassrls, login, inherit, createrole, createdb,
+			connection_limit, member_of, members, settings, owned_relations, owned_functions, owned_schemas FROM audit.roles`,
+		func(row pgx.Rows) (x Role, err error) {
+			err = row.Scan(&x.Role, &x.Superuser, &x.BypassRLS, &x.Login, &x.Inherit, &x.CreateRole, &x.CreateDB,
+				&x.ConnectionLimit, &x.MemberOf, &x.Members, &x.Settings, &x.OwnedRelations, &x.OwnedFunctions, &x.OwnedSchemas)
+			return x, err
+		}); err != nil {
+		return nil, err
+	}
+	if r.Grants, err = collect(ctx, q, `SELECT object_type, coalesce(schema, ''), object, coalesce(column_name, ''),
+			grantee, privilege, grantable, is_owner FROM audit.grants`,
+		func(row pgx.Rows) (g Grant, err error) {
+			err = row.Scan(&g.ObjectType, &g.Schema, &g.Object, &g.Column, &g.Grantee, &g.Privilege, &g.Grantable, &g.IsOwner)
+			return g, err
+		}); err != nil {
+		return nil, err
+	}
+	r.Finalize()
+	return r, nil
+}
+
+func collect[T any](ctx context.Context, q Querier, sql string, scan func(pgx.Rows) (T, error)) ([]T, error) {
+	rows, err := q.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return out, nil
+}
+
+// Finalize recomputes the summary and the access-control matrix; call it
+// after attaching a probe result.
+func (r *Report) Finalize() {
+	s := Summary{Findings: len(r.Findings), Tables: len(r.Coverage)}
+	for _, f := range r.Findings {
+		switch f.Level {
+		case LevelError:
+			s.Errors++
+		case LevelWarn:
+			s.Warnings++
+		}
+	}
+	for _, c := range r.Coverage {
+		switch c.Verdict {
+		case "ok":
+			s.TablesOK++
+		case "warn":
+			s.TablesWarn++
+		default:
+			s.TablesFail++
+		}
+	}
+	if p := r.Probe; p != nil {
+		s.Probed = true
+		s.Attempts = len(p.Attempts)
+		for _, a := range p.Attempts {
+			if a.Passed {
+				s.Passed++
+			} else {
+				s.Failed++
+			}
+		}
+		s.Residue = len(p.Cleanup.Residue)
+		if !p.Cleanup.Done {
+			s.Residue = max(s.Residue, 1)
+		}
+	}
+	s.Clean = s.Findings == 0 && s.Failed == 0 && s.Residue == 0
+	r.Summary = s
+	r.Matrix = buildMatrix(r.Probe)
+}
+
+// FindingsFor returns the findings of one lint.
+func (r *Report) FindingsFor(lint string) []Finding {
+	var out []Finding
+	for _, f := range r.Findings {
+		if f.Lint == lint {
+			out = append(out, f)
+		}
+	}
+	return out
+}

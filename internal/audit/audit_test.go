@@ -1,0 +1,233 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/audit"
+	"github.com/dbchat/dbchat/internal/audit/audittest"
+	"github.com/dbchat/dbchat/internal/catalog"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// findingsOf lists "lint object" for every row of audit.findings.
+func findingsOf(t *testing.T, q audit.Querier) []string {
+	t.Helper()
+	rows, err := q.Query(context.Background(), `SELECT lint || ' ' || object FROM audit.findings`)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return out
+}
+
+func TestMigratedDatabaseHasNoFindings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	// Tenant data schemas are covered too: give the database two tenants
+	// with a managed table each.
+	for _, name := range []string{"Audit A", "Audit B"} {
+		tn := dbtest.NewTenant(t, db, name)
+		dbtest.SeedEveryTable(t, db, tn, strings.ReplaceAll(strings.ToLower(name), " ", ""))
+		err := db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error {
+			_, err := catalog.Create(ctx, tx, catalog.TableSpec{Name: "items", Columns: []catalog.ColumnSpec{{Name: "label", Type: "text"}}})
+			return err
+		})
+		require.NoError(t, err)
+	}
+
+	conn, err := pgx.Connect(ctx, audittest.AuditorURL(t, d))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var user string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT current_user`).Scan(&user))
+	require.Equal(t, "dbchat_auditor", user, "the views are read as the auditor")
+
+	rep, err := audit.Collect(ctx, conn)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings, "a migrated database is clean")
+	require.True(t, rep.Summary.Clean)
+	require.Equal(t, "dbchat_auditor", rep.Database.User)
+	require.NotZero(t, rep.Migration)
+
+	var platform, data int
+	for _, c := range rep.Coverage {
+		require.Equal(t, "ok", c.Verdict, "%s: %s", c.Name(), c.Reason)
+		require.True(t, c.RLSEnabled && c.RLSForced && c.HasTenantID && c.KeysIncludeTenantID && c.ForeignKeysIncludeTenantID, c.Name())
+		require.Equal(t, []string{"tenant_isolation"}, c.Policies, c.Name())
+		switch c.Kind {
+		case "platform":
+			platform++
+		case "tenant data":
+			data++
+			require.True(t, strings.HasPrefix(c.Schema, "t_"), c.Schema)
+		}
+		if c.Name() == "dbchat.tenants" {
+			require.Equal(t, "id", c.TenantColumn)
+			require.Contains(t, c.Reason, "tenants_slug_key", "the slug key is the documented exception")
+		} else {
+			require.Equal(t, "tenant_id", c.TenantColumn)
+		}
+	}
+	require.Equal(t, len(dbtest.SeededTables), platform, "every platform table is covered")
+	require.Equal(t, 2, data, "every tenant data table is covered")
+
+	roles := map[string]audit.Role{}
+	for _, r := range rep.Roles {
+		roles[r.Role] = r
+	}
+	require.Len(t, roles, 5)
+	require.True(t, roles["dbchat_operator"].BypassRLS)
+	require.False(t, roles["dbchat_operator"].Login)
+	require.False(t, roles["dbchat_app"].BypassRLS || roles["dbchat_app"].Superuser)
+	require.Zero(t, roles["dbchat_app"].OwnedRelations)
+	require.Contains(t, roles["dbchat_operator"].Members, "dbchat_owner")
+
+	require.Len(t, rep.Policies, platform+data)
+	for _, p := range rep.Policies {
+		require.Equal(t, "PERMISSIVE", p.Kind)
+		require.Equal(t, "ALL", p.Command)
+		require.Contains(t, p.Using, "current_setting('app.tenant_id'")
+	}
+
+	// Grants: the query role has SELECT on the data tables and nothing on
+	// the platform; the hardened set_config is listed.
+	var querySelects, queryPlatform int
+	setConfig := false
+	for _, g := range rep.Grants {
+		if g.Grantee == "dbchat_query" && strings.HasPrefix(g.Schema, "t_") && g.Privilege == "SELECT" {
+			querySelects++
+		}
+		if g.Grantee == "dbchat_query" && g.Schema == "dbchat" {
+			queryPlatform++
+		}
+		if strings.HasPrefix(g.Object, "pg_catalog.set_config(") {
+			setConfig = true
+			require.NotEqual(t, "PUBLIC", g.Grantee, "set_config is revoked from PUBLIC")
+		}
+	}
+	require.Equal(t, 2, querySelects)
+	require.Zero(t, queryPlatform)
+	require.True(t, setConfig)
+
+	// Every view has a comment a DBA sees in \dv+.
+	var uncommented []string
+	rows, err := conn.Query(ctx, `SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'audit'::regnamespace
+		AND c.relkind = 'v' AND obj_description(c.oid, 'pg_class') IS NULL`)
+	require.NoError(t, err)
+	uncommented, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Empty(t, uncommented)
+
+	// The runtime role (GET /v1/admin/audit) reads the same report through
+	// a tenant transaction; the query role may not read the views at all.
+	err = db.TxAs(ctx, tenant.Identity{}, func(tx tenant.Conn) error {
+		rep, err := audit.Collect(ctx, tx)
+		if err == nil && len(rep.Findings) > 0 {
+			err = fmt.Errorf("findings as dbchat_app: %v", rep.Findings)
+		}
+		return err
+	})
+	require.NoError(t, err)
+	_, err = d.QueryPool(t, 1).Exec(ctx, `SELECT * FROM audit.findings`)
+	var pg *pgconn.PgError
+	require.True(t, errors.As(err, &pg), "%v", err)
+	require.Equal(t, "42501", pg.Code, "dbchat_query may not read the audit views")
+}
+
+// TestEachLintReportsItsProblem creates each problem on purpose in a scratch
+// database and checks that the right lint reports it, as the auditor sees it.
+func TestEachLintReportsItsProblem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	admin := d.AdminPool(t)
+	auditorURL := audittest.AuditorURL(t, d)
+	audittest.Break(t, admin)
+
+	conn, err := pgx.Connect(ctx, auditorURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	got := findingsOf(t, conn)
+	for _, b := range audittest.Breakages {
+		require.Contains(t, got, b.Lint+" "+b.Object, "%s\nfindings:\n%s", b.SQL, strings.Join(got, "\n"))
+	}
+	rep, err := audit.Collect(ctx, conn)
+	require.NoError(t, err)
+	require.False(t, rep.Summary.Clean)
+	require.Len(t, rep.Findings, len(got))
+	for _, f := range rep.Findings {
+		require.Contains(t, []string{audit.LevelError, audit.LevelWarn}, f.Level)
+		require.NotEmpty(t, f.Detail, f.Lint)
+		require.NotEmpty(t, f.Remedy, f.Lint)
+	}
+
+	// The coverage view agrees: the broken tables fail or warn, with the
+	// lint named in the reason.
+	verdicts := map[string]audit.Coverage{}
+	for _, c := range rep.Coverage {
+		verdicts[c.Name()] = c
+	}
+	require.Equal(t, "fail", verdicts["dbchat.no_rls"].Verdict)
+	require.Contains(t, verdicts["dbchat.no_rls"].Reason, "rls_disabled_in_tenant_table")
+	require.Equal(t, "fail", verdicts["dbchat.users"].Verdict)
+	require.False(t, verdicts["dbchat.users"].RLSForced)
+	require.Equal(t, "warn", verdicts["dbchat.no_check"].Verdict)
+	require.False(t, verdicts["dbchat.no_tenant"].HasTenantID)
+	require.Empty(t, verdicts["dbchat.no_tenant"].TenantColumn)
+	require.False(t, verdicts["dbchat.database_columns"].KeysIncludeTenantID)
+	require.False(t, verdicts["dbchat.query_history"].ForeignKeysIncludeTenantID)
+	require.Equal(t, "ok", verdicts["dbchat.tenants"].Verdict, "untouched tables stay ok")
+
+	// Role problems are cluster-wide: made and checked inside a transaction
+	// that is rolled back, so no other test ever sees them.
+	audittest.InRoleTx(t, d, func(tx pgx.Tx) {
+		got := findingsOf(t, tx)
+		for _, b := range audittest.RoleBreakages {
+			require.Contains(t, got, b.Lint+" "+b.Object, b.SQL)
+		}
+		rep, err := audit.Collect(ctx, tx)
+		require.NoError(t, err)
+		require.NotEmpty(t, rep.FindingsFor("runtime_role_bypassrls"))
+		// A superuser holds every privilege: the superuser lint says so once
+		// instead of a privilege finding per object (the auditor's and the
+		// runtime role's deliberate grants above are subsumed).
+		require.Empty(t, rep.FindingsFor("auditor_reads_tenant_rows"))
+		require.Empty(t, rep.FindingsFor("runtime_role_can_create"))
+	})
+}
+
+// TestPerRowLintSeesThroughParentheses checks the scalar-subquery test on
+// mixed and nested expressions.
+func TestPerRowLintSeesThroughParentheses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	admin := d.AdminPool(t)
+	const sub = `(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)`
+	for name, expr := range map[string]string{
+		"ok_nested":    `(tenant_id = ` + sub + `) AND (tenant_id IS NOT NULL)`,
+		"ok_in":        `tenant_id IN (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)`,
+		"bad_mixed":    `(tenant_id = ` + sub + `) AND (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)`,
+		"bad_coalesce": `tenant_id = coalesce(nullif(current_setting('app.tenant_id', true), ''), '')::uuid`,
+	} {
+		_, err := admin.Exec(ctx, fmt.Sprintf(`CREATE TABLE dbchat.%[1]s (tenant_id uuid NOT NULL PRIMARY KEY);
+			ALTER TABLE dbchat.%[1]s ENABLE ROW LEVEL SECURITY; ALTER TABLE dbchat.%[1]s FORCE ROW LEVEL SECURITY;
+			CREATE POLICY tenant_isolation ON dbchat.%[1]s USING (%[2]s) WITH CHECK (tenant_id = %[3]s)`, name, expr, sub))
+		require.NoError(t, err, name)
+	}
+	got := strings.Join(findingsOf(t, admin), "\n")
+	require.Contains(t, got, "policy_reads_setting_per_row dbchat.bad_mixed")
+	require.Contains(t, got, "policy_reads_setting_per_row dbchat.bad_coalesce")
+	require.NotContains(t, got, "dbchat.ok_nested")
+	require.NotContains(t, got, "dbchat.ok_in")
+}

@@ -1,0 +1,157 @@
+package probe_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/audit"
+	"github.com/dbchat/dbchat/internal/audit/probe"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+func config(d *dbtest.DB) probe.Config {
+	return probe.Config{AppURL: d.AppURL, QueryURL: d.QueryURL, AdminURL: d.AdminURL}
+}
+
+// requireNoResidue checks, as a superuser (RLS does not apply), that the
+// database holds no tenant row and no tenant schema.
+func requireNoResidue(t *testing.T, admin *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := admin.Query(ctx, `SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'dbchat'::regnamespace AND c.relkind = 'r'`)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.NotEmpty(t, tables)
+	for _, tbl := range tables {
+		var n int
+		require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM dbchat.`+pgx.Identifier{tbl}.Sanitize()).Scan(&n))
+		require.Zero(t, n, "rows left in dbchat.%s", tbl)
+	}
+	var schemas int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't\_%'`).Scan(&schemas))
+	require.Zero(t, schemas, "tenant schemas left")
+}
+
+func failures(res *audit.ProbeResult) string {
+	var b strings.Builder
+	for _, a := range res.Attempts {
+		if !a.Passed {
+			fmt.Fprintf(&b, "#%d %s %s→%s %s %s: %s (%s)\n", a.ID, a.Channel, a.Actor, a.Victim, a.Action, a.Target, a.Outcome, a.Statement)
+		}
+	}
+	return b.String()
+}
+
+func TestProbeOnAHealthyDatabaseBlocksEverythingAndLeavesNothing(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	admin := d.AdminPool(t)
+	res, err := probe.Run(t.Context(), config(d))
+	require.NoError(t, err)
+	require.Empty(t, failures(res), "every attempt is blocked and every control works")
+	require.True(t, res.Cleanup.Done, res.Cleanup.Error)
+	require.Empty(t, res.Cleanup.Residue)
+	requireNoResidue(t, admin)
+	require.Len(t, res.Tenants, 2)
+
+	// Coverage: every channel, both directions, every platform table, the
+	// data tables, and every id route of the API.
+	channels := map[string]int{}
+	targets := map[string]bool{}
+	directions := map[string]bool{}
+	controls := 0
+	for _, a := range res.Attempts {
+		channels[a.Channel]++
+		targets[a.Channel+" "+a.Action+" "+a.Target] = true
+		directions[a.Actor+a.Victim] = true
+		if a.Control {
+			controls++
+		}
+	}
+	for _, ch := range []string{"sql as dbchat_app", "sql as dbchat_query", "http", "sandbox", "integrity"} {
+		require.NotZero(t, channels[ch], ch)
+	}
+	require.Equal(t, 2, channels["integrity"])
+	require.True(t, directions["AB"] && directions["BA"])
+	require.NotZero(t, controls)
+	for _, tbl := range dbtest.SeededTables {
+		for _, action := range []string{"read", "update", "delete", "move"} {
+			require.True(t, targets["sql as dbchat_app "+action+" dbchat."+tbl], "%s dbchat.%s as dbchat_app", action, tbl)
+		}
+		require.True(t, targets["sql as dbchat_query read dbchat."+tbl], "read dbchat.%s as dbchat_query", tbl)
+	}
+	for _, tn := range res.Tenants {
+		require.True(t, targets["sql as dbchat_query read "+tn.Schema+"."+probe.DataTable], tn.Schema)
+	}
+	srv := server.New(tenant.New(nil), slog.New(slog.DiscardHandler), server.Config{})
+	for _, ep := range srv.Endpoints() {
+		if !strings.Contains(ep.Path, ":") || strings.HasPrefix(ep.Path, "/v1/tenants") {
+			continue
+		}
+		doc := regexp.MustCompile(`:([A-Za-z0-9_]+)`).ReplaceAllString(ep.Path, "{$1}")
+		found := false
+		for k := range targets {
+			if strings.HasPrefix(k, "http ") && strings.Contains(k, ep.Method+" "+doc+" (") {
+				found = true
+			}
+		}
+		require.True(t, found, "route %s %s is attacked with the other tenant's ids", ep.Method, ep.Path)
+	}
+
+	// The matrix: every cell verified, except SQL generation until /v1/ask.
+	rep := &audit.Report{Probe: res}
+	rep.Finalize()
+	for _, row := range rep.Matrix {
+		for _, c := range row.Cells {
+			if row.Operation == "SQL generation" && len(res.Unavailable) > 0 {
+				require.Equal(t, audit.StatusNotAvailable, c.Status)
+				continue
+			}
+			require.Equal(t, audit.StatusVerified, c.Status, "%s / %s: %s", row.Operation, c.Column, c.Note)
+		}
+	}
+}
+
+// TestProbeCatchesABrokenPolicy shows the probe bites: with a policy that
+// lets every tenant read dbchat.users, the reads fail, through SQL and HTTP,
+// and the cleanup still leaves nothing behind.
+func TestProbeCatchesABrokenPolicy(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	admin := d.AdminPool(t)
+	_, err := admin.Exec(context.Background(), `CREATE POLICY open_read ON dbchat.users FOR SELECT USING (true)`)
+	require.NoError(t, err)
+
+	res, err := probe.Run(t.Context(), config(d))
+	require.NoError(t, err)
+	failed := failures(res)
+	require.Contains(t, failed, "sql as dbchat_app A→B read dbchat.users: LEAK")
+	require.Contains(t, failed, "sql as dbchat_app B→A read dbchat.users: LEAK")
+	require.Contains(t, failed, "http A→B read GET /v1/users: MARKER LEAKED")
+	require.NotContains(t, failed, "dbchat.api_keys", "only what the policy opens leaks")
+	require.True(t, res.Cleanup.Done, res.Cleanup.Error)
+	require.Empty(t, res.Cleanup.Residue)
+	requireNoResidue(t, admin)
+
+	rep := &audit.Report{Probe: res}
+	rep.Finalize()
+	require.False(t, rep.Summary.Clean)
+	require.NotZero(t, rep.Summary.Failed)
+}
+
+func TestProbeNeedsItsConnections(t *testing.T) {
+	t.Parallel()
+	_, err := probe.Run(context.Background(), probe.Config{AppURL: "postgres://x@127.0.0.1:1/x"})
+	require.ErrorContains(t, err, "the probe needs")
+}
