@@ -105,6 +105,11 @@ func singular(w string) string {
 // mentions reports whether the question names an identifier such as
 // "customer_id" or "signed_up" (as words, singular or plural).
 func (q question) mentions(ident string) bool {
+	for _, w := range q.words { // written as the identifier itself: "orders_2024"
+		if singular(w) == singular(ident) {
+			return true
+		}
+	}
 	parts := strings.Split(ident, "_")
 	for i := 0; i+len(parts) <= len(q.words); i++ {
 		match := true

@@ -30,8 +30,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/pgbouncer"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
@@ -68,10 +72,8 @@ const (
 	pgbOpRows
 	pgbOpSQL
 	pgbOpHistory
-	// PGB-HOOK(/v1/ask): issue 6 puts /v1/ask in this mix. When the route
-	// exists, give pgbOpAsk a weight in pgbMix and fill in pgbAsk (a
-	// question about one of the tenant's tables); every check below then
-	// applies to it as it does to /v1/sql.
+	// pgbOpAsk asks a question about one of the tenant's tables (offline
+	// generator); every check applies to it as it does to /v1/sql.
 	pgbOpAsk
 )
 
@@ -81,8 +83,8 @@ var pgbMix = []struct {
 	op     pgbOp
 	weight int
 }{
-	{pgbOpList, 15}, {pgbOpCreate, 2}, {pgbOpImport, 23}, {pgbOpRows, 25}, {pgbOpSQL, 25}, {pgbOpHistory, 10},
-	{pgbOpAsk, 0}, // PGB-HOOK(/v1/ask)
+	{pgbOpList, 15}, {pgbOpCreate, 2}, {pgbOpImport, 23}, {pgbOpRows, 20}, {pgbOpSQL, 20}, {pgbOpHistory, 10},
+	{pgbOpAsk, 10},
 }
 
 // pgbMarkerRE finds markers in any text: "pgbm" is not hex, so no uuid,
@@ -191,7 +193,10 @@ func TestPgBouncerPoolCannotLeakTenantContext(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(box.Close)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := httptest.NewServer(server.New(db, log, server.Config{SQL: sandbox.New(db, box)}))
+	sql := sandbox.New(db, box)
+	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
+	asker := &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: generate.NewOffline(), Store: store}
+	srv := httptest.NewServer(server.New(db, log, server.Config{SQL: sql, Ask: asker}))
 	t.Cleanup(srv.Close)
 
 	tr := &http.Transport{MaxIdleConns: 2 * pgbClientCount, MaxIdleConnsPerHost: 2 * pgbClientCount}
@@ -333,8 +338,8 @@ func (e *pgbEnv) do(ctx context.Context, r *mrand.Rand, tn *pgbTenant, op pgbOp)
 	}
 }
 
-// pgbAsk is PGB-HOOK(/v1/ask): send a question about one of tn's tables and
-// let send check the answer for other tenants' markers.
+// pgbAsk sends a question about one of tn's tables and lets send check the
+// answer for other tenants' markers.
 func (e *pgbEnv) pgbAsk(ctx context.Context, r *mrand.Rand, tn *pgbTenant) {
 	tbl := tn.table(r)
 	e.send(ctx, tn, http.MethodPost, "/v1/ask", "application/json",
@@ -480,7 +485,8 @@ func (e *pgbEnv) checkRows(t *testing.T, admin *pgxpool.Pool) {
 	}
 
 	// Every acknowledged row is there, in its tenant, and nothing else is;
-	// so are the tables and the history of every /v1/sql call.
+	// so are the tables and the history of every /v1/sql call (asks carry a
+	// question and are checked for markers in every response instead).
 	var data, sqlRuns int64
 	for _, tn := range e.tenants {
 		require.Equal(t, tn.inserted.Load(), dataRows[tn], "%s: rows in its data tables", tn.marker)
@@ -489,7 +495,7 @@ func (e *pgbEnv) checkRows(t *testing.T, admin *pgxpool.Pool) {
 		var tables, history int64
 		require.NoError(t, admin.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM dbchat.database_tables WHERE tenant_id = $1 AND name LIKE $2 || '\_t%'),
-			(SELECT count(*) FROM dbchat.query_history WHERE tenant_id = $1 AND generated_sql LIKE '%' || $2 || '\_t%')`,
+			(SELECT count(*) FROM dbchat.query_history WHERE tenant_id = $1 AND question IS NULL AND generated_sql LIKE '%' || $2 || '\_t%')`,
 			tn.ID, tn.marker).Scan(&tables, &history))
 		require.EqualValues(t, tn.tableCount(), tables, "%s: its catalog tables", tn.marker)
 		require.Equal(t, tn.sqlRuns.Load(), history, "%s: its /v1/sql history", tn.marker)
