@@ -154,6 +154,9 @@ func (s *Server) listHistory(c *gin.Context) {
 		return
 	}
 	var rows []dbsqlc.ListQueryHistoryRow
+	// The optional filters make PostgreSQL's generic plan for this statement
+	// scan and sort a tenant's whole history; plan it per call instead.
+	c.Request = c.Request.WithContext(tenant.WithCustomPlans(c.Request.Context()))
 	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
 		rows, err = s.q.ListQueryHistory(ctx, tx, p)
 		return err

@@ -116,6 +116,21 @@ var ErrRolledBack = errors.New("tenant: transaction was rolled back")
 
 const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`
 
+// setContextCustomPlans also asks for custom plans for the transaction (see
+// WithCustomPlans), in the same statement.
+const setContextCustomPlans = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),
+	set_config('plan_cache_mode', 'force_custom_plan', true)`
+
+type customPlansKey struct{}
+
+// WithCustomPlans marks ctx so that its transactions plan every statement
+// for its actual parameters. For statements with optional filters
+// ("$1 IS NULL OR col = $1") PostgreSQL's generic plan, chosen after five
+// executions of a prepared statement, can be far worse than a custom one.
+func WithCustomPlans(ctx context.Context) context.Context {
+	return context.WithValue(ctx, customPlansKey{}, true)
+}
+
 // start sends BEGIN, the tenant context and the first statement in one batch.
 func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	t.begun = true
@@ -123,7 +138,11 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 	if !t.once {
 		b.Queue("BEGIN")
 	}
-	b.Queue(setContext, t.tenantID, t.userID)
+	if custom, _ := ctx.Value(customPlansKey{}).(bool); custom {
+		b.Queue(setContextCustomPlans, t.tenantID, t.userID)
+	} else {
+		b.Queue(setContext, t.tenantID, t.userID)
+	}
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
 	for i := 0; i < len(b.QueuedQueries)-1; i++ {

@@ -246,3 +246,20 @@ func TestPoolNeverLeaksTenantContext(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+func TestWithCustomPlans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 1))
+	a := dbtest.NewTenant(t, db, "A")
+	mode := func(ctx context.Context) string {
+		var m string
+		require.NoError(t, db.OnceAs(ctx, a.Identity, func(tx tenant.Conn) error {
+			return tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&m)
+		}))
+		return m
+	}
+	require.Equal(t, "force_custom_plan", mode(tenant.WithCustomPlans(ctx)))
+	require.Equal(t, "auto", mode(ctx), "the setting ends with its transaction")
+}
