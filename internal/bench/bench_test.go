@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func TestDist(t *testing.T) {
+	d := newDist([]float64{5, 1, 3, 2, 4})
+	if d.Med != 3 || d.Min != 1 || d.Max != 5 || d.N != 5 {
+		t.Fatalf("dist = %+v", d)
+	}
+	if got := newDist([]float64{1, 2, 3, 4}).Med; got != 2.5 {
+		t.Fatalf("median of 1..4 = %v", got)
+	}
+	if got := d.f("%.1f"); got != "3.0 (1.0–5.0)" {
+		t.Fatalf("f = %q", got)
+	}
+	if !math.IsNaN(newDist(nil).Med) || newDist(nil).f("%.1f") != "n/a" {
+		t.Fatal("empty dist")
+	}
+	lat := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if durationQuantile(lat, 0.5) != 5 || durationQuantile(lat, 0.99) != 10 {
+		t.Fatal("durationQuantile")
+	}
+}
+
+func TestGoalVerdict(t *testing.T) {
+	atMost := goal{bound: 1.10, atMost: true}
+	if v := atMost.verdict(1.05); !strings.HasPrefix(v, "met") {
+		t.Fatal(v)
+	}
+	if v := atMost.verdict(1.21); !strings.Contains(v, "missed** by 10%") {
+		t.Fatal(v)
+	}
+	atLeast := goal{bound: 0.5}
+	if v := atLeast.verdict(0.25); !strings.Contains(v, "missed** by 50%") {
+		t.Fatal(v)
+	}
+	if v := atLeast.verdict(0.75); !strings.HasPrefix(v, "met") {
+		t.Fatal(v)
+	}
+}
+
+func TestSelectParts(t *testing.T) {
+	all, err := selectParts("")
+	if err != nil || len(all) != len(suite) {
+		t.Fatalf("all = %v, %v", all, err)
+	}
+	got, err := selectParts("import, 1")
+	if err != nil || strings.Join(got, ",") != "rls,import" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if _, err := selectParts("nope"); err == nil {
+		t.Fatal("unknown part accepted")
+	}
+}
+
+// A report written by one part keeps the other parts' sections.
+func TestReportKeepsOtherSections(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "B.md")
+	m := machine{CPU: "cpu", Cores: 2}
+	first := &Section{Part: "rls", Title: "1. RLS policy cost", Body: "rls body --> still fine\n",
+		Summary: []Row{{Measure: "lookup", Ratio: "1.01", Verdict: "met"}}}
+	if err := writeReport(path, m, "make bench", []*Section{first}); err != nil {
+		t.Fatal(err)
+	}
+	second := &Section{Part: "import", Title: "4. Import vs COPY", Body: "import body\n",
+		Summary: []Row{{Measure: "rows/s", Ratio: "0.6", Verdict: "met"}}}
+	if err := writeReport(path, m, "make bench BENCH=import", []*Section{second}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{"rls body --> still fine", "import body", "| 1. RLS policy cost | lookup |", "| 4. Import vs COPY | rows/s |", "not run yet"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, beginMark+"rls"+markClose); n != 1 {
+		t.Errorf("%d rls sections", n)
+	}
+}
+
+func TestSQLLiteral(t *testing.T) {
+	s := "it's"
+	id := uuid.MustParse("00000000-0000-0000-0000-000000000001")
+	cases := []struct {
+		v    any
+		want string
+	}{
+		{nil, "NULL"}, {(*string)(nil), "NULL"}, {&s, "'it''s'"}, {id, "'00000000-0000-0000-0000-000000000001'"},
+		{[]byte{0xab, 0x01}, `'\xab01'`}, {int32(51), "51"},
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), "'9999-12-31 00:00:00Z'"},
+	}
+	for _, c := range cases {
+		got, err := sqlLiteral(c.v)
+		if err != nil || got != c.want {
+			t.Errorf("sqlLiteral(%#v) = %q, %v; want %q", c.v, got, err, c.want)
+		}
+	}
+}
+
+func TestPlanShape(t *testing.T) {
+	a := "Limit (actual time=0.1..0.2 rows=1 loops=1)\n  ->  Index Scan using x on t (actual time=1..2 rows=1 loops=1)\n        Index Cond: (id = 'a')\nExecution Time: 0.2 ms"
+	b := "Limit (actual time=0.3..0.4 rows=1 loops=1)\n  ->  Index Scan using x on t (actual time=3..4 rows=1 loops=1)\n        Index Cond: (id = $1)\nExecution Time: 0.4 ms"
+	if planShape(a) != planShape(b) {
+		t.Fatalf("shapes differ:\n%s\n--\n%s", planShape(a), planShape(b))
+	}
+	if got := planMicros(a); got != 200 {
+		t.Fatalf("planMicros = %v", got)
+	}
+}
+
+func TestProcStat(t *testing.T) {
+	ppid, _, ok := procStat(os.Getpid())
+	if !ok || ppid != os.Getppid() {
+		t.Skipf("no /proc here (ppid %d, ok %v)", ppid, ok)
+	}
+	if m, err := procMemory(os.Getpid()); err != nil || m.HWM <= 0 || m.RssAnon <= 0 {
+		t.Fatalf("procMemory: %+v, %v", m, err)
+	}
+}
+
+func TestImportAnalysis(t *testing.T) {
+	large := &importSize{rows: 1000, copyS: []float64{1, 1.1}, importS: []float64{3, 3.2},
+		phases: map[string][]float64{phaseCopy: {900, 950}, phaseInsert: {2000, 2100}}}
+	text := importAnalysis(large, 0.33, importDiag{copyTemp: 0.5, insertRLS: 2.0, insertFloor: 1.8})
+	for _, want := range []string{"0.33× COPY", "34% short", "policy costs little"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("analysis lacks %q: %s", want, text)
+		}
+	}
+}

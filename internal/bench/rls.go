@@ -1,0 +1,380 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// Part 1: what the tenant_isolation policy costs. The same queries on the
+// same rows, one connection each, one round trip each:
+//
+//   - floor: the superuser (RLS never applies to it) with an explicit
+//     WHERE tenant_id = $1;
+//   - dbchat: dbchat_app through tenant.DB.OnceAs, the production path: the
+//     tenant setting and the statement pipelined as one implicit transaction,
+//     the policy doing the filtering;
+//   - floor + setting (diagnostic): the superuser sending the same set_config
+//     in the same pipeline but filtering explicitly, which splits dbchat's
+//     extra time into "the setting statement" and "the policy".
+
+var rlsGoal = goal{bound: 1.10, atMost: true}
+
+type rlsQuery struct {
+	name      string
+	rls       string // as the service writes it: the policy adds the tenant
+	floor     string // the same with an explicit tenant filter ($1)
+	rlsArgs   func(histSample) []any
+	floorArgs func(histSample) []any
+}
+
+var rlsQueries = []rlsQuery{
+	{
+		name: "lookup by id",
+		rls: `SELECT id, user_id, model_id, question, generated_sql, status, error, row_count, created_at
+FROM dbchat.query_history WHERE id = $1`,
+		floor: `SELECT id, user_id, model_id, question, generated_sql, status, error, row_count, created_at
+FROM dbchat.query_history WHERE tenant_id = $1 AND id = $2`,
+		rlsArgs:   func(s histSample) []any { return []any{s.id} },
+		floorArgs: func(s histSample) []any { return []any{s.tenant, s.id} },
+	},
+	{
+		name: "a user's 20 most recent rows",
+		rls: `SELECT id, question, status, created_at
+FROM dbchat.query_history WHERE user_id = $1 ORDER BY created_at DESC LIMIT 20`,
+		floor: `SELECT id, question, status, created_at
+FROM dbchat.query_history WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT 20`,
+		rlsArgs:   func(s histSample) []any { return []any{s.user} },
+		floorArgs: func(s histSample) []any { return []any{s.tenant, s.user} },
+	},
+	{
+		name: "count by status",
+		rls: `SELECT status, count(*)
+FROM dbchat.query_history GROUP BY status`,
+		floor: `SELECT status, count(*)
+FROM dbchat.query_history WHERE tenant_id = $1 GROUP BY status`,
+		rlsArgs:   func(histSample) []any { return nil },
+		floorArgs: func(s histSample) []any { return []any{s.tenant} },
+	},
+}
+
+// setContext is the statement tenant.DB pipelines before the first one.
+const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`
+
+type rlsVariant struct {
+	name string
+	exec func(ctx context.Context, q rlsQuery, s histSample) error
+}
+
+const (
+	vFloor   = 0
+	vSetting = 1
+	vBare    = 2
+	vRLS     = 3
+)
+
+func drain(rows pgx.Rows) error {
+	for rows.Next() {
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// settingBatch sends set_config and one statement in one pipeline, as
+// tenant.DB.OnceAs does, with bare pgx.
+func settingBatch(ctx context.Context, pool *pgxpool.Pool, s histSample, sql string, args []any) error {
+	b := &pgx.Batch{}
+	b.Queue(setContext, s.tenant.String(), s.user.String())
+	b.Queue(sql, args...)
+	br := pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return err
+	}
+	if err := drain(rows); err != nil {
+		br.Close()
+		return err
+	}
+	return br.Close()
+}
+
+func rlsVariants(floor, floorSet, app *pgxpool.Pool, db *tenant.DB) []rlsVariant {
+	return []rlsVariant{
+		vFloor: {"floor", func(ctx context.Context, q rlsQuery, s histSample) error {
+			rows, err := floor.Query(ctx, q.floor, q.floorArgs(s)...)
+			if err != nil {
+				return err
+			}
+			return drain(rows)
+		}},
+		vSetting: {"floor + setting", func(ctx context.Context, q rlsQuery, s histSample) error {
+			return settingBatch(ctx, floorSet, s, q.floor, q.floorArgs(s))
+		}},
+		vBare: {"policy, bare pgx", func(ctx context.Context, q rlsQuery, s histSample) error {
+			return settingBatch(ctx, app, s, q.rls, q.rlsArgs(s))
+		}},
+		vRLS: {"dbchat (RLS)", func(ctx context.Context, q rlsQuery, s histSample) error {
+			id := tenant.Identity{TenantID: s.tenant, UserID: s.user}
+			return db.OnceAs(ctx, id, func(tx tenant.Conn) error {
+				rows, err := tx.Query(ctx, q.rls, q.rlsArgs(s)...)
+				if err != nil {
+					return err
+				}
+				return drain(rows)
+			})
+		}},
+	}
+}
+
+func runRLS(ctx context.Context, e *Env) (*Section, error) {
+	c := e.cfg.RLS
+	d, err := e.newDatabase(ctx, "rls")
+	if err != nil {
+		return nil, err
+	}
+	admin, err := pgx.Connect(ctx, d.AdminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close(context.Background())
+
+	t0 := time.Now()
+	e.logf("rls: seeding %d tenants × %d query_history rows", c.Tenants, c.RowsPerTenant)
+	if err := seedTenants(ctx, admin, c.Tenants, 10); err != nil {
+		return nil, err
+	}
+	if err := seedHistory(ctx, admin, c.RowsPerTenant); err != nil {
+		return nil, err
+	}
+	if err := vacuumAnalyze(ctx, admin); err != nil {
+		return nil, err
+	}
+	var total int64
+	var size string
+	if err := admin.QueryRow(ctx, `SELECT count(*), pg_size_pretty(pg_total_relation_size('dbchat.query_history')) FROM dbchat.query_history`).Scan(&total, &size); err != nil {
+		return nil, err
+	}
+	e.logf("rls: %d rows (%s with indexes) in %s", total, size, time.Since(t0).Round(time.Second))
+	samples, err := sampleHistory(ctx, admin, c.Samples)
+	if err != nil {
+		return nil, err
+	}
+
+	// One connection (backend) per variant, so that no variant runs on a
+	// backend still warm from another variant's statement.
+	pools := make([]*pgxpool.Pool, 4)
+	for i := range pools {
+		u := d.AdminURL
+		if i >= vBare {
+			u = d.AppURL
+		}
+		if pools[i], err = openPool(ctx, u, 1, nil, nil); err != nil {
+			return nil, err
+		}
+		defer pools[i].Close()
+	}
+	db := tenant.New(pools[vRLS])
+	variants := rlsVariants(pools[vFloor], pools[vSetting], pools[vBare], db)
+
+	// Warm up: prepare every statement, load the pages every variant reads.
+	for _, q := range rlsQueries {
+		for _, v := range variants {
+			for _, s := range samples {
+				if err := v.exec(ctx, q, s); err != nil {
+					return nil, fmt.Errorf("%s, %s: %w", q.name, v.name, err)
+				}
+			}
+		}
+	}
+
+	// us[query][variant][run] is the mean latency of one query, in µs.
+	us := make([][][]float64, len(rlsQueries))
+	for qi := range us {
+		us[qi] = make([][]float64, len(variants))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for run := range e.cfg.Runs {
+		for qi, q := range rlsQueries {
+			// Each sample goes through every variant back to back, in a
+			// random order, so that whatever else the machine does hits all
+			// variants alike and no variant always follows another.
+			lat := make([][]float64, len(variants))
+			for _, s := range samples {
+				for _, vi := range rng.Perm(len(variants)) {
+					start := time.Now()
+					if err := variants[vi].exec(ctx, q, s); err != nil {
+						return nil, fmt.Errorf("%s, %s: %w", q.name, variants[vi].name, err)
+					}
+					lat[vi] = append(lat[vi], micros(time.Since(start)))
+				}
+			}
+			// The median per query: robust to the odd query that waited for a CPU.
+			for vi := range variants {
+				us[qi][vi] = append(us[qi][vi], newDist(lat[vi]).Med)
+			}
+		}
+		e.logf("rls: run %d/%d: %s", run+1, e.cfg.Runs, rlsRunLine(us, run))
+	}
+
+	// Plans and server-side times.
+	plans := make([][2]string, len(rlsQueries))
+	server := make([][2]dist, len(rlsQueries))
+	for qi, q := range rlsQueries {
+		if plans[qi], server[qi], err = explainPair(ctx, d, q, samples); err != nil {
+			return nil, fmt.Errorf("explain %s: %w", q.name, err)
+		}
+	}
+	return rlsSection(e, c, total, size, len(samples), us, plans, server), nil
+}
+
+func rlsRunLine(us [][][]float64, run int) string {
+	var parts []string
+	for qi, q := range rlsQueries {
+		parts = append(parts, fmt.Sprintf("%s %.0f/%.0f/%.0f/%.0f µs", q.name, us[qi][vFloor][run], us[qi][vSetting][run], us[qi][vBare][run], us[qi][vRLS][run]))
+	}
+	return strings.Join(parts, "; ") + " (floor/+setting/policy bare/dbchat)"
+}
+
+// explainPair returns EXPLAIN (ANALYZE, BUFFERS) of both forms for the first
+// sample, as prepared statements after warm-up (the plans the loop runs),
+// and the server-side planning+execution time of each (median over up to 21
+// samples, EXPLAIN ANALYZE with TIMING OFF).
+func explainPair(ctx context.Context, d *benchDB, q rlsQuery, samples []histSample) ([2]string, [2]dist, error) {
+	var plans [2]string
+	var times [2]dist
+	n := min(21, len(samples))
+	floorRuns := make([]planRun, n)
+	rlsRuns := make([]planRun, n)
+	for i, s := range samples[:n] {
+		floorRuns[i] = planRun{args: q.floorArgs(s)}
+		rlsRuns[i] = planRun{id: &tenant.Identity{TenantID: s.tenant, UserID: s.user}, args: q.rlsArgs(s)}
+	}
+	for i, side := range []struct {
+		url  string
+		sql  string
+		runs []planRun
+	}{{d.AdminURL, q.floor, floorRuns}, {d.AppURL, q.rls, rlsRuns}} {
+		shown, err := explainAsRun(ctx, side.url, side.sql, side.runs[:1], "ANALYZE, BUFFERS, COSTS OFF", false)
+		if err != nil {
+			return plans, times, err
+		}
+		plans[i] = shown[0]
+		timed, err := explainAsRun(ctx, side.url, side.sql, side.runs, "ANALYZE, TIMING OFF, COSTS OFF", false)
+		if err != nil {
+			return plans, times, err
+		}
+		times[i] = newDist(collect(timed, planMicros))
+	}
+	return plans, times, nil
+}
+
+func rlsSection(e *Env, c RLSConfig, total int64, size string, samples int, us [][][]float64, plans [][2]string, server [][2]dist) *Section {
+	s := &Section{}
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Goal:** each query through the policy costs at most %.2f× the same query with an explicit `WHERE tenant_id = $1` run by a role the policy does not apply to.\n\n", rlsGoal.bound)
+	fmt.Fprintf(&b, "**Data:** the real `dbchat.query_history` table (migrations, indexes, policy) with %s tenants × %s rows = %s rows (%s with indexes), 10 users per tenant, rows written in time order across tenants, then `VACUUM ANALYZE`.",
+		thousands(c.Tenants), thousands(c.RowsPerTenant), thousands(int(total)), size)
+	if c.Tenants < 1000 || c.RowsPerTenant < 1000 {
+		fmt.Fprintf(&b, " **Scaled down** from the issue's 1,000 tenants × 1,000 rows at this scale; `BENCH_SCALE=full make bench BENCH=rls` runs the full size.")
+	}
+	b.WriteString("\n\n")
+	fmt.Fprintf(&b, "**Method:** %d randomly sampled rows (tenant, id, user) drive every variant, each variant on one warm connection (backend) of its own. A run passes over all samples; each sample goes through the four variants back to back, in a random order, so that anything else happening on the machine hits all variants alike and no variant always follows another. The figure is the median time per query, client side, within a run. Every variant is one round trip (pgx prepared statements).\n\n", samples)
+	b.WriteString("- **floor**: the superuser (RLS never applies to superusers), explicit tenant filter.\n")
+	b.WriteString("- **dbchat (RLS)**: `dbchat_app` through `tenant.DB.OnceAs`, the production path: `set_config('app.tenant_id', …, true)` and the statement pipelined as one implicit transaction; the `tenant_isolation` policy filters.\n")
+	b.WriteString("- **floor + setting** (diagnostic): the superuser sending the same `set_config` in the same pipeline, filtering explicitly.\n")
+	b.WriteString("- **policy, bare pgx** (diagnostic): `dbchat_app` sending the same pipeline with bare pgx (`pgx.Batch`), the policy filtering.\n\n")
+	b.WriteString("Between them they split dbchat's extra time into the setting statement (floor → floor + setting), the policy in PostgreSQL (→ policy, bare pgx) and the Go tenant layer (→ dbchat).\n\n")
+
+	header := []string{"Query", "floor µs", "floor + setting µs", "policy, bare pgx µs", "dbchat (RLS) µs", "dbchat / floor", "setting: +setting / floor", "policy: bare / +setting", "tenant layer: dbchat / bare", "server plan+exec floor → RLS µs", "Verdict"}
+	var rows [][]string
+	var analysis []string
+	for qi, q := range rlsQueries {
+		f, st, bare, r := newDist(us[qi][vFloor]), newDist(us[qi][vSetting]), newDist(us[qi][vBare]), newDist(us[qi][vRLS])
+		ratio := newDist(ratios(us[qi][vRLS], us[qi][vFloor]))
+		setting := newDist(ratios(us[qi][vSetting], us[qi][vFloor]))
+		policy := newDist(ratios(us[qi][vBare], us[qi][vSetting]))
+		layer := newDist(ratios(us[qi][vRLS], us[qi][vBare]))
+		verdict := rlsGoal.verdict(ratio.Med)
+		rows = append(rows, []string{q.name, f.f("%.0f"), st.f("%.0f"), bare.f("%.0f"), r.f("%.0f"), ratio.f("%.2f"),
+			setting.f("%.2f"), policy.f("%.2f"), layer.f("%.2f"), server[qi][0].m("%.0f") + " → " + server[qi][1].m("%.0f"), verdict})
+		s.Summary = append(s.Summary, Row{Measure: q.name + " (µs/query)", Floor: f.m("%.0f µs"), Dbchat: r.m("%.0f µs"),
+			Ratio: ratio.f("%.2f"), Goal: rlsGoal.String(), Verdict: verdict})
+		if !rlsGoal.met(ratio.Med) {
+			analysis = append(analysis, rlsAnalysis(q.name, ratio.Med, setting.Med, policy.Med, layer.Med, server[qi]))
+		}
+	}
+	b.WriteString(mdTable(header, rows))
+	b.WriteString("\nMedian of the runs, (min–max) across runs; ratios are taken within each run. \"server plan+exec\" is PostgreSQL's own planning + execution time from `EXPLAIN (ANALYZE, TIMING OFF) EXECUTE` of the warm prepared statement, median over 21 samples: it excludes the protocol, the network and the client.\n\n")
+	if len(analysis) > 0 {
+		b.WriteString("**Where the goal is missed:**\n\n")
+		for _, a := range analysis {
+			b.WriteString("- " + a + "\n")
+		}
+		b.WriteString("\n")
+	} else {
+		b.WriteString("Every query meets the goal: the policy's `(SELECT current_setting(…))` is an InitPlan evaluated once per statement and used as an index condition, so the plans below are the floor's plans.\n\n")
+	}
+	b.WriteString("### EXPLAIN (ANALYZE, BUFFERS) of both forms\n\nFor the first sampled row; floor as the superuser, dbchat as `dbchat_app` in a tenant transaction; each as a prepared statement after six executions, so the plan shown is the one the timed loop runs (generic or custom, as PostgreSQL's plan cache chooses).\n\n")
+	for qi, q := range rlsQueries {
+		fmt.Fprintf(&b, "#### %s\n\nfloor:\n\n%s\n%s\ndbchat (policy):\n\n%s\n%s\n", q.name,
+			codeBlock(q.floor), codeBlock(plans[qi][0]), codeBlock(q.rls), codeBlock(plans[qi][1]))
+	}
+	s.Body = b.String()
+	return s
+}
+
+// rlsAnalysis explains a missed goal from the paired ratios (medians over
+// the runs) and the server-side times.
+func rlsAnalysis(name string, total, setting, policy, layer float64, server [2]dist) string {
+	serverDelta := server[1].Med - server[0].Med
+	text := fmt.Sprintf("%s: dbchat is %.2f× the floor. The tenant setting statement makes the floor %.2f× (%+.0f%%); the policy in PostgreSQL adds %+.0f%% (%.2f×) on top; the Go tenant layer %+.0f%% (%.2f×). PostgreSQL's own planning+execution differs by %+.0f µs (%.0f → %.0f µs).",
+		name, total, setting, (setting-1)*100, (policy-1)*100, policy, (layer-1)*100, layer, serverDelta, server[0].Med, server[1].Med)
+	switch max(setting, policy, layer) {
+	case setting:
+		text += " The largest part is the `set_config` statement that carries the tenant: a second statement in the pipeline (bind, execute, a row to return)."
+	case policy:
+		if math.Abs(serverDelta) < 0.25*server[0].Med {
+			text += " The largest part is the policy side, yet PostgreSQL's planning and execution barely differ (plans below): the cost is per statement around the plan (the policy's InitPlan, RLS checks, the dbchat_app session)."
+		} else {
+			text += " The largest part is the policy, and PostgreSQL's own time differs too: compare the plans below."
+		}
+	default:
+		text += " The largest part is the Go tenant layer (tenant.DB.OnceAs: pool acquire, batch and row wrappers) over a bare pgx batch."
+	}
+	return text
+}
+
+func pct(part, whole float64) float64 {
+	if whole == 0 || math.IsNaN(whole) {
+		return 0
+	}
+	return part / whole * 100
+}
+
+// thousands formats n with thousands separators.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	var parts []string
+	for len(s) > 3 {
+		parts = append(parts, s[len(s)-3:])
+		s = s[:len(s)-3]
+	}
+	parts = append(parts, s)
+	slices.Reverse(parts)
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// dist summarises repeated measurements: the median and the full spread.
+type dist struct {
+	Med, Min, Max float64
+	N             int
+}
+
+func newDist(xs []float64) dist {
+	if len(xs) == 0 {
+		return dist{Med: math.NaN(), Min: math.NaN(), Max: math.NaN()}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return dist{Med: quantile(s, 0.5), Min: s[0], Max: s[len(s)-1], N: len(s)}
+}
+
+// quantile of sorted xs, linearly interpolated.
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	pos := q * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(sorted)-1)
+	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
+}
+
+// durationQuantile is quantile for durations.
+func durationQuantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// f renders the median with the spread: "12.3 (11.9–13.0)".
+func (d dist) f(format string) string {
+	if d.N == 0 {
+		return "n/a"
+	}
+	if d.N == 1 {
+		return fmt.Sprintf(format, d.Med)
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", d.Med, d.Min, d.Max)
+}
+
+// m renders the median alone.
+func (d dist) m(format string) string {
+	if d.N == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, d.Med)
+}
+
+// ratios divides a by b pairwise (the same run's measurements).
+func ratios(a, b []float64) []float64 {
+	r := make([]float64, min(len(a), len(b)))
+	for i := range r {
+		r[i] = a[i] / b[i]
+	}
+	return r
+}
+
+// goal is a bound on a ratio.
+type goal struct {
+	bound  float64
+	atMost bool // ratio ≤ bound is met; otherwise ratio ≥ bound
+}
+
+func (g goal) String() string {
+	if g.atMost {
+		return fmt.Sprintf("≤ %.2f×", g.bound)
+	}
+	return fmt.Sprintf("≥ %.2f×", g.bound)
+}
+
+func (g goal) met(r float64) bool {
+	if g.atMost {
+		return r <= g.bound
+	}
+	return r >= g.bound
+}
+
+// verdict judges the median ratio and says by how much a miss misses.
+func (g goal) verdict(r float64) string {
+	switch {
+	case math.IsNaN(r):
+		return "not measured"
+	case g.met(r) && g.atMost:
+		return fmt.Sprintf("met (%.0f%% headroom)", (g.bound-r)/g.bound*100)
+	case g.met(r):
+		return fmt.Sprintf("met (%.0f%% above)", (r-g.bound)/g.bound*100)
+	case g.atMost:
+		return fmt.Sprintf("**missed** by %.0f%% (%.2f× vs %s)", (r-g.bound)/g.bound*100, r, g)
+	default:
+		return fmt.Sprintf("**missed** by %.0f%% (%.2f× vs %s)", (g.bound-r)/g.bound*100, r, g)
+	}
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
