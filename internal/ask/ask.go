@@ -95,6 +95,7 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	}
 	var a Answer
 	a.Generator = s.Generator.Name()
+	a.Context.Similar = []Similar{}
 
 	start := time.Now()
 	vecs, err := s.Embedder.Embed(ctx, []string{req.Question})

@@ -24,11 +24,14 @@ import (
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-// fakeOpenAI records every prompt and answers with reply (set per test).
+// fakeOpenAI records every prompt and answers with reply (set per test), in
+// the OpenAI chat-completions shape, or Gemini's generateContent shape when
+// gemini is set.
 type fakeOpenAI struct {
 	mu      sync.Mutex
 	prompts []string
 	reply   func(prompt string) string
+	gemini  bool
 }
 
 func (f *fakeOpenAI) start(t *testing.T) string {
@@ -39,6 +42,11 @@ func (f *fakeOpenAI) start(t *testing.T) string {
 		reply := f.reply(string(b))
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		if f.gemini {
+			_ = json.NewEncoder(w).Encode(map[string]any{"candidates": []map[string]any{
+				{"content": map[string]any{"role": "model", "parts": []map[string]any{{"text": reply}}}}}})
+			return
+		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": "x", "object": "chat.completion", "created": 1, "model": "m",
 			"choices": []map[string]any{{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": reply}}}})
 	}))
@@ -105,8 +113,24 @@ func (w *world) ask(tn dbtest.Tenant, q ask.Request) (ask.Answer, error) {
 
 func TestPromptsNeverCarryAnotherTenantsOrModelsData(t *testing.T) {
 	t.Parallel()
-	f := &fakeOpenAI{reply: func(string) string { return "```sql\nSELECT count(*) FROM customers\n```" }}
-	w := newWorld(t, generate.NewOpenAI(f.start(t)+"/v1", "k", "m"))
+	for _, provider := range []string{"openai", "gemini"} {
+		t.Run(provider, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeOpenAI{gemini: provider == "gemini", reply: func(string) string { return "```sql\nSELECT count(*) FROM customers\n```" }}
+			var gen generate.Generator = generate.NewOpenAI(f.start(t)+"/v1", "k", "m")
+			if f.gemini {
+				g, err := generate.NewGemini(context.Background(), "gemini-test-key", "", f.start(t))
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = g.Close() })
+				gen = g
+			}
+			promptsStayInTheirTenantAndModel(t, f, gen)
+		})
+	}
+}
+
+func promptsStayInTheirTenantAndModel(t *testing.T, f *fakeOpenAI, gen generate.Generator) {
+	w := newWorld(t, gen)
 	for _, q := range []string{"How many customers do we have?", "count the customers please", "documentation about customers"} {
 		a, err := w.ask(w.a, ask.Request{Question: q, Execute: true})
 		require.NoError(t, err, q)

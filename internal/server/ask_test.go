@@ -1,0 +1,107 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/ask"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/demo"
+	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// newAskEnv is newEnv with the sandbox and the offline NL→SQL pipeline.
+func newAskEnv(t *testing.T) *env {
+	t.Helper()
+	d := dbtest.New(t)
+	pool := d.AppPool(t, 4)
+	db := tenant.New(pool)
+	box, err := tenant.NewSandbox(context.Background(), d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(box.Close)
+	sql := sandbox.New(db, box)
+	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
+	asker := &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: generate.NewOffline(), Store: store}
+	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{SQL: sql, Ask: asker}))
+	t.Cleanup(srv.Close)
+	return &env{d: d, pool: pool, db: db, url: srv.URL}
+}
+
+type askAnswer struct {
+	SQL       string              `json:"sql"`
+	Rows      [][]json.RawMessage `json:"rows"`
+	HistoryID string              `json:"history_id"`
+	Context   struct {
+		Similar []struct {
+			Question string  `json:"question"`
+			SQL      string  `json:"sql"`
+			Distance float64 `json:"distance"`
+		} `json:"similar"`
+	} `json:"context"`
+}
+
+func (e *env) ask(t *testing.T, key, question string) askAnswer {
+	t.Helper()
+	status, body := e.send(t, http.MethodPost, "/v1/ask", key, map[string]any{"question": question})
+	require.Equal(t, http.StatusOK, status, body)
+	var a askAnswer
+	require.NoError(t, json.Unmarshal([]byte(body), &a))
+	return a
+}
+
+// Feedback turns an answer into a training pair that the next similar
+// question retrieves (and the offline generator then reuses).
+func TestFeedbackTrainsTheModel(t *testing.T) {
+	t.Parallel()
+	e := newAskEnv(t)
+	ctx := context.Background()
+	a := dbtest.NewTenant(t, e.db, "Shop")
+	require.NoError(t, e.db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
+
+	first := e.ask(t, a.APIKey, "How many customers are in US?")
+	require.Equal(t, `"2"`, string(first.Rows[0][0]))
+	require.Empty(t, first.Context.Similar, "nothing trained yet")
+
+	// A corrected answer: count distinct countries instead.
+	corrected := "SELECT count(DISTINCT country) FROM customers"
+	status, body := e.send(t, http.MethodPost, "/v1/history/"+first.HistoryID+"/feedback", a.APIKey,
+		map[string]any{"correct": false, "sql": corrected})
+	require.Equal(t, http.StatusCreated, status, body)
+	require.Contains(t, body, `"trained":true`)
+
+	again := e.ask(t, a.APIKey, "how many customers are in US")
+	require.NotEmpty(t, again.Context.Similar)
+	require.Equal(t, corrected, again.Context.Similar[0].SQL, "the trained pair is retrieved first")
+	require.Equal(t, corrected, again.SQL, "a near-duplicate reuses the trained SQL")
+
+	// Stats count the questions and the training.
+	status, body = e.send(t, http.MethodGet, "/v1/models/default/stats", a.APIKey, nil)
+	require.Equal(t, http.StatusOK, status, body)
+	var stats struct {
+		Training  struct{ SQL int } `json:"training"`
+		Questions int               `json:"questions"`
+		Succeeded int               `json:"succeeded"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &stats))
+	require.Equal(t, 1, stats.Training.SQL)
+	require.Equal(t, 2, stats.Questions)
+	require.Equal(t, 2, stats.Succeeded)
+
+	// Another tenant cannot give feedback on A's history: 404 like a random id.
+	b := dbtest.NewTenant(t, e.db, "Other")
+	status, _ = e.send(t, http.MethodPost, "/v1/history/"+first.HistoryID+"/feedback", b.APIKey, map[string]any{"correct": true})
+	require.Equal(t, http.StatusNotFound, status)
+	status, body = e.send(t, http.MethodPost, "/v1/ask", b.APIKey, map[string]any{"question": "How many customers are in US?"})
+	require.Equal(t, http.StatusUnprocessableEntity, status, body, "B has no customers table and no training")
+}
