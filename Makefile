@@ -39,7 +39,7 @@ verify: ## fail on stale generated code, sqlc vet findings, go vet or gofmt issu
 
 lint: verify ## alias of verify
 
-bench: $(LOCAL_PG) build ## benchmarks vs their floors on a private cluster, writes docs/BENCHMARKS.md (BENCH=rls|http|import, BENCH_SCALE=full)
+bench: $(LOCAL_PG) build ## benchmarks vs their floors on a private cluster, writes docs/BENCHMARKS.md (BENCH=rls|http|vector|import|ask, BENCH_SCALE=full)
 	$(GO) build -o bin/dbchat-bench ./cmd/dbchat-bench
 	./$(BIN) cluster exec --dir .dbchat/bench --fast=false -- ./bin/dbchat-bench -out docs/BENCHMARKS.md
 

@@ -11,9 +11,9 @@
 //
 //	rls     1. RLS policy cost: the tenant policy vs an explicit WHERE tenant_id
 //	http    2. request path vs the floor: GET /v1/tables and /v1/history
-//	vector  3. vector retrieval at scale (placeholder until internal/nlsql lands)
+//	vector  3. vector retrieval at scale: recall@10 and latency per tenant size class
 //	import  4. CSV import vs COPY, and the server's peak RSS
-//	ask     5. /v1/ask overhead (placeholder until /v1/ask exists)
+//	ask     5. /v1/ask overhead: the pipeline's time outside the generator
 //
 // The binary re-executes itself for the processes a part needs apart from the
 // orchestrator: `dbchat-bench load` is the HTTP load generator and
@@ -45,7 +45,9 @@ type Config struct {
 
 	RLS    RLSConfig
 	HTTP   HTTPConfig
+	Vector VectorConfig
 	Import ImportConfig
+	Ask    AskConfig
 
 	// Command reproduces this invocation (shown in the report).
 	Command string
@@ -70,6 +72,21 @@ type HTTPConfig struct {
 	Warmup        time.Duration
 }
 
+// VectorConfig sizes part 3.
+type VectorConfig struct {
+	Rows    int // training rows in all (every tenant, model and kind)
+	Tenants int // one huge (25 %), ten large (2 % each), the rest small
+	Models  int // models per tenant
+	Topics  int // topic centres shared by all tenants
+	Queries int // queries per tenant size class (the same in every run)
+}
+
+// AskConfig sizes part 5.
+type AskConfig struct {
+	TrainingRows int // training rows of the asking tenant
+	Questions    int // questions per run
+}
+
 // ImportConfig sizes part 4.
 type ImportConfig struct {
 	Rows      int // the large import (ratio and memory)
@@ -82,20 +99,25 @@ var scales = map[string]Config{
 		Runs:   7,
 		RLS:    RLSConfig{Tenants: 200, RowsPerTenant: 1000, Samples: 1000},
 		HTTP:   HTTPConfig{Tenants: 100, RowsPerTenant: 1000, Tables: 10, Concurrency: 32, Duration: 3 * time.Second, Warmup: time.Second},
+		Vector: VectorConfig{Rows: 40_000, Tenants: 200, Models: 3, Topics: 256, Queries: 40},
 		Import: ImportConfig{Rows: 200_000, SmallRows: 20_000},
+		Ask:    AskConfig{TrainingRows: 10_000, Questions: 40},
 	},
 	"full": {
 		Runs:   5,
 		RLS:    RLSConfig{Tenants: 1000, RowsPerTenant: 1000, Samples: 3000},
 		HTTP:   HTTPConfig{Tenants: 1000, RowsPerTenant: 1000, Tables: 10, Concurrency: 32, Duration: 10 * time.Second, Warmup: 2 * time.Second},
+		Vector: VectorConfig{Rows: 200_000, Tenants: 1000, Models: 3, Topics: 256, Queries: 60},
 		Import: ImportConfig{Rows: 1_000_000, SmallRows: 100_000},
+		Ask:    AskConfig{TrainingRows: 10_000, Questions: 60},
 	},
 }
 
 // knobs are the environment variables that tune a run; they are echoed in
 // the reproduce command when set.
 var knobs = []string{"BENCH", "BENCH_SCALE", "BENCH_RUNS", "BENCH_RLS_TENANTS", "BENCH_RLS_ROWS",
-	"BENCH_HTTP_DURATION", "BENCH_HTTP_CONCURRENCY", "BENCH_IMPORT_ROWS"}
+	"BENCH_HTTP_DURATION", "BENCH_HTTP_CONCURRENCY", "BENCH_VECTOR_ROWS", "BENCH_VECTOR_TENANTS", "BENCH_IMPORT_ROWS",
+	"BENCH_ASK_ROWS"}
 
 // Main runs the dbchat-bench command and returns its exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -176,7 +198,10 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	setInt(&cfg.RLS.Tenants, "BENCH_RLS_TENANTS")
 	setInt(&cfg.RLS.RowsPerTenant, "BENCH_RLS_ROWS")
 	setInt(&cfg.HTTP.Concurrency, "BENCH_HTTP_CONCURRENCY")
+	setInt(&cfg.Vector.Rows, "BENCH_VECTOR_ROWS")
+	setInt(&cfg.Vector.Tenants, "BENCH_VECTOR_TENANTS")
 	setInt(&cfg.Import.Rows, "BENCH_IMPORT_ROWS")
+	setInt(&cfg.Ask.TrainingRows, "BENCH_ASK_ROWS")
 	if v := getenv("BENCH_HTTP_DURATION"); err == nil && v != "" {
 		cfg.HTTP.Duration, err = time.ParseDuration(v)
 	}
@@ -185,6 +210,12 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	if *runs > 0 {
 		cfg.Runs = *runs
+	}
+	if slices.Contains(cfg.Parts, "vector") && cfg.Vector.Tenants < 12 {
+		return Config{}, errors.New("BENCH_VECTOR_TENANTS must be at least 12 (one huge, ten large, small ones)")
+	}
+	if slices.Contains(cfg.Parts, "vector") && cfg.Vector.Rows < 10*cfg.Vector.Tenants {
+		return Config{}, errors.New("BENCH_VECTOR_ROWS must be at least 10 per tenant")
 	}
 	if cfg.Runs < 5 {
 		fmt.Fprintf(stderr, "dbchat-bench: note: %d runs per figure; the report's rules ask for at least 5\n", cfg.Runs)
@@ -300,9 +331,7 @@ func Run(ctx context.Context, cfg Config) error {
 			s = failedSection(err)
 		}
 		s.Part, s.Title = p.name, p.title
-		if !s.Pending {
-			s.Stamp = e.stamp(time.Since(t0))
-		}
+		s.Stamp = e.stamp(time.Since(t0))
 		sections = append(sections, s)
 		e.logf("%s done in %s", p.name, time.Since(t0).Round(time.Second))
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,7 +10,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/dbchat/dbchat/internal/demo"
+	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/sqlguard"
 )
+
+func nlsqlScan(method string, fellBack bool) nlsql.Scan {
+	return nlsql.Scan{Kind: nlsql.KindSQL, Method: method, FellBack: fellBack}
+}
 
 func TestDist(t *testing.T) {
 	d := newDist([]float64{5, 1, 3, 2, 4})
@@ -138,6 +148,129 @@ func TestImportAnalysis(t *testing.T) {
 	for _, want := range []string{"0.33× COPY", "34% short", "policy costs little"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("analysis lacks %q: %s", want, text)
+		}
+	}
+}
+
+func TestElideVectors(t *testing.T) {
+	vec := "'[" + strings.Repeat("0.0123,-1.5e-05,", 60) + "1]'"
+	got := elideVectors("Order By: (embedding <=> " + vec + "::vector)\nFilter: (kind = 'sql')")
+	if strings.Contains(got, "0.0123") || !strings.Contains(got, "'[…768 numbers…]'::vector") || !strings.Contains(got, "kind = 'sql'") {
+		t.Fatal(got)
+	}
+}
+
+func TestP95Index(t *testing.T) {
+	xs := make([]float64, 40)
+	for i := range xs {
+		xs[i] = float64((i * 7) % 40) // a permutation of 0..39
+	}
+	if got := xs[p95Index(xs)]; got != 37 {
+		t.Fatalf("value at p95 = %v, want 37", got)
+	}
+}
+
+func TestMeasureQuality(t *testing.T) {
+	ids := make([]uuid.UUID, 12)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	truth := vecResult{ids: [3][]uuid.UUID{ids[:10], ids[10:12], nil}}
+	full := vecResult{ids: truth.ids, scan: nlsqlScan("hnsw", false)}
+	short := vecResult{ids: [3][]uuid.UUID{ids[:7], ids[10:12], nil}, scan: nlsqlScan("hnsw", true)}
+	q := measureQuality([][]vecResult{{truth, full, short, full}, {truth, full, full, full}}, vsHNSW)
+	if q.recall() != 17.0/20 || q.short != 1 || q.queries != 2 || q.recallAll() != 21.0/24 {
+		t.Fatalf("quality = %+v (recall %v, all %v)", q, q.recall(), q.recallAll())
+	}
+	if got := q.pathText(); got != "hnsw 1, hnsw → exact (fell back) 1" {
+		t.Fatal(got)
+	}
+	if v := vecVerdict(0.99, 25); !strings.Contains(v, "missed") || !strings.Contains(v, "25% over") {
+		t.Fatal(v)
+	}
+	if v := vecVerdict(0.96, 10); !strings.HasPrefix(v, "met") {
+		t.Fatal(v)
+	}
+}
+
+// The floor's search is retrieval's exact branch with a tenant filter.
+func TestFloorSearchSQL(t *testing.T) {
+	sql := floorSearchSQL()
+	for _, want := range []string{"tenant_id = $1 AND kind = 'sql' AND model_id = $2 AND embedder = $3", "LIMIT 10) s0", "kind = 'ddl'", "LIMIT 5) s2", "MATERIALIZED"} {
+		if !strings.Contains(sql, want) {
+			t.Errorf("floor SQL lacks %q:\n%s", want, sql)
+		}
+	}
+	if !isSearch(sql) {
+		t.Error("isSearch(floor)")
+	}
+}
+
+// Every generated training pair passes the validator against the demo
+// tables (nlsql.Store.Add would refuse the batch otherwise), questions are
+// distinct, and the kinds are split 85/7.5/7.5.
+func TestAskTrainingItems(t *testing.T) {
+	items := askTrainingItems(2000)
+	if len(items) != 2000 {
+		t.Fatalf("%d items", len(items))
+	}
+	policy := sqlguard.Policy{Schema: "t_x", Tables: map[string]bool{"customers": true, "orders": true}}
+	kinds := map[string]int{}
+	seen := map[string]bool{}
+	for _, it := range items {
+		kinds[it.Kind]++
+		if it.Kind != nlsql.KindSQL {
+			continue
+		}
+		if seen[it.Question] {
+			t.Fatalf("duplicate question %q", it.Question)
+		}
+		seen[it.Question] = true
+		if err := sqlguard.Check(it.Content, policy); err != nil {
+			t.Fatalf("%q: %v", it.Content, err)
+		}
+	}
+	if kinds[nlsql.KindSQL] != 1700 || kinds[nlsql.KindDDL] != 150 || kinds[nlsql.KindDocumentation] != 150 {
+		t.Fatalf("kinds %v", kinds)
+	}
+}
+
+// The catalog questions are ones the offline generator answers from the
+// demo tables alone.
+func TestAskNovelQuestionsGenerate(t *testing.T) {
+	var tables []generate.Table
+	for _, spec := range demo.Tables {
+		tb := generate.Table{Name: spec.Name, Description: spec.Description}
+		for _, c := range spec.Columns {
+			tb.Columns = append(tb.Columns, generate.Column{Name: c.Name, Type: c.Type, Description: c.Description})
+		}
+		tables = append(tables, tb)
+	}
+	policy := sqlguard.Policy{Schema: "t_x", Tables: map[string]bool{"customers": true, "orders": true}}
+	for _, q := range askNovel {
+		out, err := generate.NewOffline().Generate(context.Background(), generate.Input{Question: q, Tables: tables})
+		if err != nil {
+			t.Errorf("%q: %v", q, err)
+			continue
+		}
+		if err := sqlguard.Check(out.SQL, policy); err != nil {
+			t.Errorf("%q → %q: %v", q, out.SQL, err)
+		}
+	}
+	qs := askQuestions([]nlsql.NewItem{{Kind: nlsql.KindSQL, Question: "How many orders?", Content: "SELECT 1"}}, 4)
+	if len(qs) != 4 || !qs[0].trained || qs[0].text != "how many orders" || qs[1].trained {
+		t.Fatalf("questions %+v", qs)
+	}
+}
+
+func TestAskPhase(t *testing.T) {
+	for sql, want := range map[string]string{
+		"-- name: CountRetrievable :one\nSELECT 1":                                                        "CountRetrievable",
+		"SELECT current_setting('enable_sort'), set_config('hnsw.iterative_scan', 'relaxed_order', true)": "HNSW settings (iterative scan, ef_search, enable_sort off)",
+		"COMMIT": "COMMIT",
+	} {
+		if got := askPhase(sql); got != want {
+			t.Errorf("askPhase(%q) = %q, want %q", sql, got, want)
 		}
 	}
 }

@@ -85,6 +85,7 @@ type benchDB struct {
 	Name     string
 	AdminURL string // superuser
 	AppURL   string // dbchat_app: the server's runtime role, subject to RLS
+	QueryURL string // dbchat_query: the SQL sandbox's role
 }
 
 // appPassword matches internal/dbtest's derivation, so that the benchmarks
@@ -105,6 +106,7 @@ func (e *Env) newDatabase(ctx context.Context, suffix string) (*benchDB, error) 
 		Name:     name,
 		AdminURL: withDatabase(e.cfg.AdminURL, name, "", ""),
 		AppURL:   withDatabase(e.cfg.AdminURL, name, migrate.AppRole, pw),
+		QueryURL: withDatabase(e.cfg.AdminURL, name, migrate.QueryRole, pw),
 	}
 	err := migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL,
 		Passwords: map[string]string{migrate.AppRole: pw, migrate.QueryRole: pw}})

@@ -18,7 +18,6 @@ type Section struct {
 	Stamp   string // when, with what command, on what machine
 	Summary []Row  // lines of the summary table
 	Body    string // markdown
-	Pending bool   // the part's subject does not exist yet
 }
 
 // Row is one line of the summary table.
@@ -35,15 +34,6 @@ func failedSection(err error) *Section {
 	return &Section{
 		Summary: []Row{{Measure: "—", Verdict: "did not run: " + err.Error()}},
 		Body:    "The benchmark did not complete: `" + strings.ReplaceAll(err.Error(), "`", "'") + "`.\n",
-	}
-}
-
-// pendingSection is a part whose subject is not built yet.
-func pendingSection(what, goalText, body string) *Section {
-	return &Section{
-		Summary: []Row{{Measure: what, Goal: goalText, Verdict: "not measured yet"}},
-		Body:    body,
-		Pending: true,
 	}
 }
 

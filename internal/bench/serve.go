@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -94,6 +95,26 @@ type phase struct {
 type phaseTracer struct {
 	mu     sync.Mutex
 	phases []phase
+	// name names a statement (default statementPhase); paused stops
+	// recording.
+	name   func(sql string) string
+	paused atomic.Bool
+}
+
+func (t *phaseTracer) phaseName(sql string) string {
+	if t.name != nil {
+		return t.name(sql)
+	}
+	return statementPhase(sql)
+}
+
+// take returns the phases recorded so far and forgets them.
+func (t *phaseTracer) take() []phase {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.phases
+	t.phases = nil
+	return p
 }
 
 type traceKey struct{}
@@ -110,16 +131,22 @@ func (t *phaseTracer) add(name string, start time.Time) {
 }
 
 func (t *phaseTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if t.paused.Load() {
+		return ctx
+	}
 	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now(), sqls: []string{d.SQL}})
 }
 
 func (t *phaseTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
 	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok {
-		t.add(statementPhase(s.sqls[0]), s.at)
+		t.add(t.phaseName(s.sqls[0]), s.at)
 	}
 }
 
 func (t *phaseTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	if t.paused.Load() {
+		return ctx
+	}
 	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now()})
 }
 
@@ -135,7 +162,7 @@ func (t *phaseTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.Trac
 		if s.sqls[0] == "BEGIN" {
 			prefix = "BEGIN + " + prefix
 		}
-		t.add(prefix+statementPhase(s.sqls[len(s.sqls)-1]), s.at)
+		t.add(prefix+t.phaseName(s.sqls[len(s.sqls)-1]), s.at)
 	}
 }
 
@@ -181,10 +208,7 @@ func statementPhase(sql string) string {
 
 // ServeHTTP returns the phases recorded since the last call and forgets them.
 func (t *phaseTracer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	t.mu.Lock()
-	p := t.phases
-	t.phases = nil
-	t.mu.Unlock()
+	p := t.take()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(p)
 }
