@@ -31,3 +31,16 @@ FROM dbchat.query_history h
 LEFT JOIN dbchat.models m ON m.tenant_id = h.tenant_id AND m.id = h.model_id
 WHERE h.id = sqlc.arg(id)
   AND (sqlc.narg(user_id)::uuid IS NULL OR h.user_id = sqlc.narg(user_id)::uuid);
+
+-- name: ListRecentHistory :many
+-- ListQueryHistory without the optional filters, for the common unfiltered
+-- page: nothing here depends on which parameters are NULL, so a generic plan
+-- walks (tenant_id, created_at DESC, id DESC) as a custom one would.
+SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
+       h.row_count, h.generation_ms, h.execution_ms, h.created_at
+FROM dbchat.query_history h
+LEFT JOIN dbchat.models m ON m.tenant_id = h.tenant_id AND m.id = h.model_id
+WHERE (h.created_at, h.id) < (sqlc.arg(before_at)::timestamptz, sqlc.arg(before_id)::uuid)
+  AND h.created_at >= sqlc.arg(since)::timestamptz
+ORDER BY h.created_at DESC, h.id DESC
+LIMIT sqlc.arg(max_rows)::int;

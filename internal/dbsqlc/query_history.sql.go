@@ -190,3 +190,75 @@ func (q *Queries) ListQueryHistory(ctx context.Context, db DBTX, arg ListQueryHi
 	}
 	return items, nil
 }
+
+const listRecentHistory = `-- name: ListRecentHistory :many
+SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
+       h.row_count, h.generation_ms, h.execution_ms, h.created_at
+FROM dbchat.query_history h
+LEFT JOIN dbchat.models m ON m.tenant_id = h.tenant_id AND m.id = h.model_id
+WHERE (h.created_at, h.id) < ($1::timestamptz, $2::uuid)
+  AND h.created_at >= $3::timestamptz
+ORDER BY h.created_at DESC, h.id DESC
+LIMIT $4::int
+`
+
+type ListRecentHistoryParams struct {
+	BeforeAt time.Time `json:"before_at"`
+	BeforeID uuid.UUID `json:"before_id"`
+	Since    time.Time `json:"since"`
+	MaxRows  int32     `json:"max_rows"`
+}
+
+type ListRecentHistoryRow struct {
+	ID           uuid.UUID  `json:"id"`
+	UserID       *uuid.UUID `json:"user_id"`
+	Model        *string    `json:"model"`
+	Question     *string    `json:"question"`
+	GeneratedSql *string    `json:"generated_sql"`
+	Status       string     `json:"status"`
+	Error        *string    `json:"error"`
+	RowCount     *int64     `json:"row_count"`
+	GenerationMs *float64   `json:"generation_ms"`
+	ExecutionMs  *float64   `json:"execution_ms"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+// ListQueryHistory without the optional filters, for the common unfiltered
+// page: nothing here depends on which parameters are NULL, so a generic plan
+// walks (tenant_id, created_at DESC, id DESC) as a custom one would.
+func (q *Queries) ListRecentHistory(ctx context.Context, db DBTX, arg ListRecentHistoryParams) ([]ListRecentHistoryRow, error) {
+	rows, err := db.Query(ctx, listRecentHistory,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Since,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListRecentHistoryRow
+	for rows.Next() {
+		var i ListRecentHistoryRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Model,
+			&i.Question,
+			&i.GeneratedSql,
+			&i.Status,
+			&i.Error,
+			&i.RowCount,
+			&i.GenerationMs,
+			&i.ExecutionMs,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -154,11 +154,22 @@ func (s *Server) listHistory(c *gin.Context) {
 		return
 	}
 	var rows []dbsqlc.ListQueryHistoryRow
-	// The optional filters make PostgreSQL's generic plan for this statement
-	// scan and sort a tenant's whole history; plan it per call instead.
-	c.Request = c.Request.WithContext(tenant.WithCustomPlans(c.Request.Context()))
+	filtered := p.Status != nil || p.UserID != nil || p.Model != nil
+	if filtered {
+		// The optional filters make PostgreSQL's generic plan for this
+		// statement scan and sort a tenant's whole history; plan per call.
+		c.Request = c.Request.WithContext(tenant.WithCustomPlans(c.Request.Context()))
+	}
 	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		rows, err = s.q.ListQueryHistory(ctx, tx, p)
+		if filtered {
+			rows, err = s.q.ListQueryHistory(ctx, tx, p)
+			return err
+		}
+		recent, err := s.q.ListRecentHistory(ctx, tx, dbsqlc.ListRecentHistoryParams{
+			BeforeAt: p.BeforeAt, BeforeID: p.BeforeID, Since: p.Since, MaxRows: p.MaxRows})
+		for _, r := range recent {
+			rows = append(rows, dbsqlc.ListQueryHistoryRow(r))
+		}
 		return err
 	})
 	if err != nil {
