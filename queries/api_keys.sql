@@ -6,20 +6,18 @@ RETURNING id, tenant_id, user_id, name, prefix, created_at;
 -- name: AuthenticateKey :one
 -- Resolves a key hash to its user within the transaction's tenant (the key
 -- names its tenant; the policy does the rest). Deactivated tenants and users
--- and revoked keys match nothing. last_used_at is refreshed at most once a
--- minute so that reads do not turn into a write per request.
-WITH k AS (
-    SELECT a.id, a.user_id, u.role, a.last_used_at
-    FROM dbchat.api_keys a
-    JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
-    JOIN dbchat.tenants t ON t.id = a.tenant_id
-    WHERE a.key_hash = $1 AND a.revoked_at IS NULL AND u.is_active AND t.is_active
-), touched AS (
-    UPDATE dbchat.api_keys a SET last_used_at = now()
-    FROM k
-    WHERE a.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
-)
-SELECT k.id AS key_id, k.user_id, k.role FROM k;
+-- and revoked keys match nothing. A plain read: stale says last_used_at is
+-- over a minute old, and only then does the caller write (TouchAPIKey), so
+-- requests do not turn into a write each.
+SELECT a.id AS key_id, a.user_id, u.role,
+       (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale
+FROM dbchat.api_keys a
+JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
+JOIN dbchat.tenants t ON t.id = a.tenant_id
+WHERE a.key_hash = $1 AND a.revoked_at IS NULL AND u.is_active AND t.is_active;
+
+-- name: TouchAPIKey :exec
+UPDATE dbchat.api_keys SET last_used_at = now() WHERE id = $1;
 
 -- name: RevokeAPIKey :execrows
 UPDATE dbchat.api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL;

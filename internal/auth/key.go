@@ -87,5 +87,11 @@ func Authenticate(ctx context.Context, db *tenant.DB, plain string) (tenant.Iden
 	if err != nil {
 		return tenant.Identity{}, err
 	}
-	return tenant.Identity{TenantID: tenantID, UserID: row.UserID, Role: tenant.Role(row.Role), KeyID: row.KeyID}, nil
+	id := tenant.Identity{TenantID: tenantID, UserID: row.UserID, Role: tenant.Role(row.Role), KeyID: row.KeyID}
+	if row.Stale {
+		// At most once a minute per key; a failure to record use is not a
+		// reason to refuse the request.
+		_ = db.OnceAs(ctx, id, func(tx tenant.Conn) error { return dbsqlc.New().TouchAPIKey(ctx, tx, row.KeyID) })
+	}
+	return id, nil
 }
