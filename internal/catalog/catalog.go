@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -75,9 +77,18 @@ func (s TableSpec) Validate() error {
 	return nil
 }
 
+// SystemColumns are PostgreSQL's system column names. Every table has them,
+// so CREATE TABLE or ADD COLUMN with one fails with the same SQLSTATE as a
+// duplicate column (42701); refusing them here names the real reason.
+var SystemColumns = []string{"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}
+
 func (c ColumnSpec) validate(field string) error {
 	if err := checkName(field+".name", c.Name); err != nil {
 		return err
+	}
+	if slices.Contains(SystemColumns, c.Name) {
+		return apperr.Field(field+".name", "%q is a PostgreSQL system column name and cannot be a column (reserved: %s)",
+			c.Name, strings.Join(SystemColumns, ", "))
 	}
 	for _, t := range Types {
 		if c.Type == t {

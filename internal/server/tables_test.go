@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -227,12 +228,35 @@ func TestTableValidationAndConflicts(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status, body)
 	require.Contains(t, body, "reserved word")
 
-	e.createTable(t, a.APIKey, ordersSpec)
+	// PostgreSQL's system column names would fail as "duplicate column"
+	// (42701), which reads as a clash with another table; the 400 names the
+	// real reason, for a new table and for a new column alike.
+	for i, name := range []string{"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"} {
+		status, body := e.send(t, http.MethodPost, "/v1/tables", a.APIKey, map[string]any{"name": fmt.Sprintf("sys%d", i),
+			"columns": []map[string]any{{"name": "a", "type": "text"}, {"name": name, "type": "text"}}})
+		require.Equal(t, http.StatusBadRequest, status, body)
+		require.Contains(t, body, `"field":"columns[1].name"`, body)
+		require.Contains(t, body, fmt.Sprintf(`\"%s\" is a PostgreSQL system column name`, name), body)
+		require.NotContains(t, body, "already exists")
+	}
+
+	orders := e.createTable(t, a.APIKey, ordersSpec)
 	status, body = e.send(t, http.MethodPost, "/v1/tables", a.APIKey, ordersSpec)
 	require.Equal(t, http.StatusConflict, status, body)
 	require.Contains(t, body, `"code":"conflict"`)
 	names, _ := e.listTables(t, a.APIKey)
 	require.Equal(t, []string{"orders"}, names, "the failed create left nothing behind")
+
+	status, body = e.send(t, http.MethodPost, "/v1/tables/"+orders.ID.String()+"/columns", a.APIKey,
+		map[string]any{"name": "xmin", "type": "bigint"})
+	require.Equal(t, http.StatusBadRequest, status, body)
+	require.Contains(t, body, `"field":"column.name"`, body)
+	require.Contains(t, body, `\"xmin\" is a PostgreSQL system column name`, body)
+	// A real clash still says so.
+	status, body = e.send(t, http.MethodPost, "/v1/tables/"+orders.ID.String()+"/columns", a.APIKey,
+		map[string]any{"name": "amount", "type": "bigint"})
+	require.Equal(t, http.StatusConflict, status, body)
+	require.Contains(t, body, `a column named \"amount\" already exists`, body)
 }
 
 func TestTableLifecycleAndRoles(t *testing.T) {
