@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -52,9 +53,14 @@ func CSV(ctx context.Context, tx tenant.Conn, t catalog.Table, r io.Reader) (int
 		seen[name] = true
 	}
 	if len(unknown) > 0 {
+		// A header can name any number of columns; the error shows a few,
+		// so a hostile or mistaken header cannot make it megabytes long.
 		e := apperr.Errorf(apperr.Invalid, "line %d: unknown columns in the CSV header: %s (table %q has: %s)",
 			hl, quoteList(unknown), t.Name, quoteList(columnNames(all)))
-		e.Details = map[string]any{"line": hl, "columns": unknown}
+		e.Details = map[string]any{"line": hl, "columns": unknown[:min(len(unknown), maxListed)]}
+		if len(unknown) > maxListed {
+			e.Details["unknown_count"] = len(unknown)
+		}
 		return 0, e
 	}
 	// A NOT NULL column missing from the header is NULL on every record.
@@ -114,10 +120,17 @@ func csvError(err error) error {
 	return readError(err)
 }
 
+// maxListed is how many names an error message lists before "and N more".
+const maxListed = 10
+
+// quoteList quotes the first maxListed names and counts the rest.
 func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = quote(n)
+	q := make([]string, 0, min(len(names), maxListed)+1)
+	for _, n := range names[:min(len(names), maxListed)] {
+		q = append(q, quote(n))
+	}
+	if len(names) > maxListed {
+		q = append(q, fmt.Sprintf("and %d more", len(names)-maxListed))
 	}
 	return strings.Join(q, ", ")
 }

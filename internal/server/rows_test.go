@@ -287,6 +287,19 @@ func TestImportUnknownColumns(t *testing.T) {
 	e.requireImportError(t, a, id, "text/csv", "id,colour,amount,size\n1,red,2,L\n", http.StatusBadRequest,
 		`{"error":{"code":"invalid","message":"line 1: unknown columns in the CSV header: \"colour\", \"size\" (table \"orders\" has: \"id\", \"amount\", \"note\", \"paid\", \"placed_at\")",
 		  "details":{"line":1,"columns":["colour","size"]}}}`, 0)
+	// 100,000 unknown names: the error lists ten and counts the rest instead
+	// of echoing a megabyte of header back.
+	var header strings.Builder
+	header.WriteString("id")
+	for i := range 100_000 {
+		fmt.Fprintf(&header, ",unknown_%d", i)
+	}
+	header.WriteString("\n")
+	status, resp := e.importRows(t, a.APIKey, id, "text/csv", strings.NewReader(header.String()))
+	require.Equal(t, http.StatusBadRequest, status, resp)
+	require.JSONEq(t, `{"error":{"code":"invalid","message":"line 1: unknown columns in the CSV header: \"unknown_0\", \"unknown_1\", \"unknown_2\", \"unknown_3\", \"unknown_4\", \"unknown_5\", \"unknown_6\", \"unknown_7\", \"unknown_8\", \"unknown_9\", and 99990 more (table \"orders\" has: \"id\", \"amount\", \"note\", \"paid\", \"placed_at\")",
+		  "details":{"line":1,"columns":["unknown_0","unknown_1","unknown_2","unknown_3","unknown_4","unknown_5","unknown_6","unknown_7","unknown_8","unknown_9"],"unknown_count":100000}}}`, resp)
+	require.Less(t, len(resp), 1024)
 	e.requireImportError(t, a, id, "text/csv", "id,id\n1,2\n", http.StatusBadRequest,
 		`{"error":{"code":"invalid","message":"line 1: column \"id\" appears twice in the CSV header","details":{"line":1,"column":"id"}}}`, 0)
 	// tenant_id and _row_id are not importable: they are not user columns.
