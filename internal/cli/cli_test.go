@@ -227,6 +227,15 @@ func TestTenantCreate(t *testing.T) {
 	r = run(t, vars, "tenant", "create", "--name", "Acme Again", "--slug", "acme-corp")
 	requireOneLineError(t, r, `"acme-corp" already exists`)
 
+	// A name is plain text: it is printed to terminals and logs, where an
+	// escape sequence or a newline would forge output.
+	r = run(t, vars, "tenant", "create", "--name", "Acme\x1b[2J Corp")
+	requireOneLineError(t, r, "name: must not contain control or bidirectional formatting characters (found U+001B)")
+	r = run(t, vars, "tenant", "create", "--name", "Acme\nCorp")
+	requireOneLineError(t, r, "(found U+000A)")
+	r = run(t, vars, "tenant", "create", "--name", "Acme \xff Corp")
+	requireOneLineError(t, r, "name: must be valid UTF-8 text")
+
 	r = run(t, vars, "tenant", "create", "--json")
 	require.Equal(t, 2, r.code, "missing --name is a usage error; stderr: %s", r.stderr)
 	require.Contains(t, r.stderr, "usage: dbchat")

@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -100,13 +101,36 @@ func normalise(req Request) (Request, error) {
 }
 
 // NormaliseName trims a tenant name and checks it fits the tenants table
-// (1 to 200 characters); an error names field.
+// (1 to 200 characters) and is plain text; an error names field.
 func NormaliseName(field, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if n := utf8.RuneCountInString(name); n == 0 || n > 200 {
 		return name, apperr.Field(field, "must be 1 to 200 characters")
 	}
+	if !utf8.ValidString(name) {
+		return name, apperr.Field(field, "must be valid UTF-8 text")
+	}
+	for _, r := range name {
+		if unsafeInName(r) {
+			return name, apperr.Field(field, "must not contain control or bidirectional formatting characters (found %U)", r)
+		}
+	}
 	return name, nil
+}
+
+// unsafeInName reports characters a name is refused for: a name is shown in
+// logs, terminals (dbchat tenant create) and admin UIs, where control
+// characters (newlines, escape sequences, NUL), line and paragraph
+// separators and bidirectional overrides can forge lines or make one name
+// read as another.
+func unsafeInName(r rune) bool {
+	switch {
+	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
+		return true
+	case r >= '\u202A' && r <= '\u202E', r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
 }
 
 // NormaliseEmail trims a user's email and checks it is a bare address

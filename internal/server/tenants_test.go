@@ -139,6 +139,16 @@ func TestCreateAndListTenants(t *testing.T) {
 		`{"name":"Ok","admin_email":"nope"}`:          "admin_email",
 		`{"name":"Ok","admin_email":"a b@c.d"}`:       "admin_email",
 		`{"name":"Ok","slug":7}`:                      "slug",
+		// Control and bidirectional formatting characters inside a name
+		// (at the ends they are trimmed like spaces).
+		`{"name":"Acme\nCorp"}`:        "name",
+		`{"name":"Acme\tCorp"}`:        "name",
+		`{"name":"Acme\u0000Corp"}`:    "name",
+		`{"name":"Acme\u001b[2JCorp"}`: "name",
+		`{"name":"Acme\u0085Corp"}`:    "name",
+		`{"name":"Acme\u2028Corp"}`:    "name",
+		`{"name":"Acme\u202eproC"}`:    "name",
+		`{"name":"Acme\u2067Corp"}`:    "name",
 	} {
 		status, resp := e.callJSON(t, http.MethodPost, "/v1/tenants", operatorToken, body)
 		requireErrorShape(t, status, resp, http.StatusBadRequest, "invalid", field)
@@ -213,5 +223,13 @@ func TestUpdateTenant(t *testing.T) {
 		status, resp := e.callJSON(t, http.MethodPatch, path, operatorToken, body)
 		requireErrorShape(t, status, resp, http.StatusBadRequest, "invalid", field)
 	}
+	// A rename is held to the same rule as a new name.
+	for _, body := range []string{`{"name":"Two\nLines"}`, `{"name":"Esc\u001b]0;owned\u0007"}`, `{"name":"Evil\u202egnp.exe"}`} {
+		status, resp := e.callJSON(t, http.MethodPatch, path, operatorToken, body)
+		requireErrorShape(t, status, resp, http.StatusBadRequest, "invalid", "name")
+		require.Contains(t, resp, "control or bidirectional formatting characters", body)
+	}
+	e.expectJSON(t, http.StatusOK, http.MethodGet, "/v1/tenant", a.APIKey, "", &got)
+	require.Equal(t, "Renamed", got.Name, "refused renames changed nothing")
 	require.Equal(t, a.ID, e.me(t, a.APIKey).Tenant.ID)
 }
