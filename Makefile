@@ -8,6 +8,11 @@ LOCAL_PG := $(if $(TEST_DATABASE_URL)$(DBCHAT_ADMIN_DATABASE_URL)$(DATABASE_URL)
 # Likewise PgBouncer, which `make test` runs the service behind.
 # How long `make test` fuzzes the SQL sandbox; `make fuzz` runs longer.
 FUZZTIME ?= 30s
+# The API document and the clients generated from it: Go (committed) and
+# TypeScript (type-checked by `make verify`, with its tools pinned in TSCHECK).
+OPENAPI   := internal/server/openapi.yaml
+APICLIENT := internal/server/apiclient
+TSCHECK   := $(APICLIENT)/testdata/ts
 
 .DEFAULT_GOAL := help
 .PHONY: help run test build generate verify lint bench pgvector pgbouncer fuzz clean
@@ -28,14 +33,24 @@ fuzz: $(LOCAL_PG) build ## fuzz the SQL sandbox for FUZZTIME (default here 10m)
 build: ## build bin/dbchat
 	$(GO) build -o $(BIN) ./cmd/dbchat
 
-generate: ## regenerate internal/dbsqlc from queries/ and db/migrations/
+generate: ## regenerate internal/dbsqlc (sqlc) and the Go API client internal/server/apiclient (oapi-codegen)
 	$(SQLC) generate
+	$(GO) generate ./$(APICLIENT)
 
-verify: ## fail on stale generated code, sqlc vet findings, go vet or gofmt issues
+verify: $(TSCHECK)/node_modules/.package-lock.json ## fail on stale generated code, sqlc vet findings, go vet or gofmt issues, or an API document a client generator rejects
 	$(SQLC) diff
 	$(SQLC) vet
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd internal db)" || { gofmt -l cmd internal db; echo "gofmt needed"; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -e && \
+	  echo "oapi-codegen: $(OPENAPI) -> $(APICLIENT)/apiclient.gen.go" && \
+	  $(GO) tool oapi-codegen -config $(APICLIENT)/oapi-codegen.yaml -o "$$tmp/apiclient.gen.go" $(OPENAPI) && \
+	  { diff -u $(APICLIENT)/apiclient.gen.go "$$tmp/apiclient.gen.go" || { echo "$(APICLIENT) is stale: run make generate"; exit 1; }; }
+	cd $(TSCHECK) && node_modules/.bin/openapi-typescript ../../../openapi.yaml --output schema.gen.ts && node_modules/.bin/tsc --noEmit -p .
+
+# The TypeScript check's tools, exactly as locked; reinstalled when the lock changes.
+$(TSCHECK)/node_modules/.package-lock.json: $(TSCHECK)/package.json $(TSCHECK)/package-lock.json
+	cd $(TSCHECK) && npm ci --ignore-scripts --no-audit --no-fund
 
 lint: verify ## alias of verify
 
@@ -49,5 +64,5 @@ pgvector: ## install the pgvector extension for the local PostgreSQL if missing
 pgbouncer: ## install PgBouncer (the tests run the service behind it) if missing
 	@./db/scripts/install-pgbouncer.sh
 
-clean: ## remove build output and the private clusters
-	rm -rf bin .dbchat
+clean: ## remove build output, the private clusters and the TypeScript check's node_modules
+	rm -rf bin .dbchat $(TSCHECK)/node_modules $(TSCHECK)/schema.gen.ts
