@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dbchat/dbchat/db"
+	"github.com/dbchat/dbchat/internal/audit/audittest"
 	"github.com/dbchat/dbchat/internal/cli"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/server"
@@ -268,6 +270,98 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		r := run(t, map[string]string{"DATABASE_URL": d.AdminURL}, "serve")
 		requireOneLineError(t, r, "SUPERUSER", "refusing to start")
 	})
+}
+
+// loginRole creates a login role with attrs (e.g. "BYPASSRLS") that is a
+// member of memberOf, for the length of t, and returns a URL of d as it.
+// Roles are cluster-wide: the name is random and not dbchat_*, so the audit
+// views of concurrent tests never list it.
+func loginRole(t *testing.T, d *dbtest.DB, attrs string, memberOf ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	admin := d.AdminPool(t)
+	name := "clitest_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	pw := strings.ReplaceAll(uuid.NewString(), "-", "")
+	_, err := admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN %s PASSWORD '%s'", name, attrs, pw))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if _, err := admin.Exec(context.Background(), "DROP ROLE "+name); err != nil {
+			t.Errorf("drop role %s: %v", name, err)
+		}
+	})
+	for _, g := range memberOf {
+		_, err := admin.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", pgx.Identifier{g}.Sanitize(), name))
+		require.NoError(t, err)
+	}
+	u, err := url.Parse(d.AppURL)
+	require.NoError(t, err)
+	u.User = url.UserPassword(name, pw)
+	return u.String()
+}
+
+// The runtime login must be dbchat_app (or inherit only it): every other
+// login is refused before serving, with a message naming dbchat_app, instead
+// of starting and failing every request, starting with the power to bypass
+// RLS, or reporting the database as not migrated.
+func TestServeRefusesTheWrongRole(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	ctx := context.Background()
+	// A role outside dbchat that bypasses RLS; a login that may SET ROLE to it
+	// would bypass RLS too.
+	admin := d.AdminPool(t)
+	bypasser := "clitest_bypass_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	_, err := admin.Exec(ctx, "CREATE ROLE "+bypasser+" NOLOGIN BYPASSRLS")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if _, err := admin.Exec(context.Background(), "DROP ROLE "+bypasser); err != nil {
+			t.Errorf("drop role %s: %v", bypasser, err)
+		}
+	})
+
+	const right = "(connect as dbchat_app; see docs/SECURITY.md)"
+	for _, c := range []struct {
+		name string
+		url  func(t *testing.T) string
+		want []string
+	}{
+		{"the auditor", func(t *testing.T) string { return audittest.AuditorURL(t, d) },
+			[]string{"logs in as dbchat_auditor", "dbchat_auditor is not dbchat_app and does not inherit its privileges"}},
+		{"the query role", func(t *testing.T) string { return d.QueryURL },
+			[]string{"logs in as dbchat_query", "dbchat_query is not dbchat_app and does not inherit its privileges"}},
+		{"a member of dbchat_owner", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_owner", "dbchat_app") },
+			// dbchat_owner is a member of dbchat_operator, so the login reaches it too.
+			[]string{"is a member of dbchat_operator (BYPASSRLS), dbchat_owner (and could SET ROLE to it)"}},
+		{"a member of dbchat_owner without dbchat_app", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_owner") },
+			[]string{"is a member of dbchat_operator (BYPASSRLS), dbchat_owner", "is not dbchat_app and does not inherit its privileges"}},
+		{"a member of dbchat_app and dbchat_query", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_app", "dbchat_query") },
+			[]string{"is a member of dbchat_query (and could SET ROLE to it)"}},
+		{"a member of dbchat_app and dbchat_auditor", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_app", "dbchat_auditor") },
+			[]string{"is a member of dbchat_auditor"}},
+		{"a member of a BYPASSRLS role", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_app", bypasser) },
+			[]string{"is a member of " + bypasser + " (BYPASSRLS)"}},
+		{"a BYPASSRLS login", func(t *testing.T) string { return loginRole(t, d, "BYPASSRLS", "dbchat_app") },
+			[]string{"has BYPASSRLS"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// Were the login accepted, serve would serve until the deadline
+			// and exit 0, failing the checks below instead of hanging.
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			var stdout, stderr syncBuffer
+			vars := map[string]string{"DATABASE_URL": c.url(t), "DBCHAT_ADDR": "127.0.0.1:0"}
+			code := cli.Run(ctx, &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: getenv(vars)}, []string{"serve"})
+			r := result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+			requireOneLineError(t, r, append([]string{"refusing to start", right}, c.want...)...)
+			require.NotContains(t, r.stderr, "not migrated")
+		})
+	}
+
+	// A login whose only dbchat membership is dbchat_app (inherited) is the
+	// runtime role by another name: accepted, and it works.
+	r := run(t, map[string]string{"DATABASE_URL": loginRole(t, d, "", "dbchat_app")}, "tenant", "create", "--name", "Inherits App")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.Contains(t, r.stdout, "tenant Inherits App (inherits-app) created")
 }
 
 func TestServeListensAndShutsDown(t *testing.T) {

@@ -71,39 +71,8 @@ func checkRuntime(ctx context.Context, pool *pgxpool.Pool) error {
 		}
 		return fmt.Errorf("cannot reach the database at %s:%d (DATABASE_URL): %w", c.Host, c.Port, err)
 	}
-	rows, err := pool.Query(ctx, `SELECT rolname, rolsuper, rolbypassrls FROM pg_roles
-		WHERE rolname = current_user OR rolname = $1`, migrate.QueryRole)
-	if err != nil {
+	if err := checkRuntimeRole(ctx, pool); err != nil {
 		return err
-	}
-	defer rows.Close()
-	var bad []string
-	for rows.Next() {
-		var name string
-		var super, bypass bool
-		if err := rows.Scan(&name, &super, &bypass); err != nil {
-			return err
-		}
-		if super {
-			bad = append(bad, name+" has SUPERUSER")
-		}
-		if bypass {
-			bad = append(bad, name+" has BYPASSRLS")
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	var owned int
-	var user string
-	if err := pool.QueryRow(ctx, `SELECT current_user, (SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user))`).Scan(&user, &owned); err != nil {
-		return err
-	}
-	if owned > 0 {
-		bad = append(bad, fmt.Sprintf("%s owns %d relations", user, owned))
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("refusing to start: row-level security would not bind: %s (connect as %s; see docs/SECURITY.md)", strings.Join(bad, ", "), migrate.AppRole)
 	}
 	var hasVector bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'vector')`).Scan(&hasVector); err != nil {
@@ -113,6 +82,69 @@ func checkRuntime(ctx context.Context, pool *pgxpool.Pool) error {
 		return errors.New("the vector extension is missing in this database: install pgvector (`make pgvector`), then run `dbchat migrate`")
 	}
 	return checkMigrated(ctx, pool)
+}
+
+// checkRuntimeRole refuses a DATABASE_URL login that is not the runtime
+// role. The login must hold dbchat_app's rights (be dbchat_app, or inherit
+// it), and must not be able to become anything more: no SUPERUSER or
+// BYPASSRLS of its own, no membership, direct or through other roles, in
+// another dbchat role (dbchat_owner owns the tables, dbchat_operator bypasses
+// RLS, dbchat_query and dbchat_auditor lack the runtime's rights) or in any
+// role with SUPERUSER or BYPASSRLS (SET ROLE would reach it), and it owns no
+// relation. Without this check a wrong login starts and fails every request
+// (dbchat_auditor), starts with the power to bypass isolation (a member of
+// dbchat_owner), or is reported as "not migrated" (dbchat_query).
+func checkRuntimeRole(ctx context.Context, pool *pgxpool.Pool) error {
+	var (
+		user, queryProblem    string
+		super, bypass, hasApp bool
+		reachable             []string
+		owned                 int
+	)
+	err := pool.QueryRow(ctx, `
+		SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+		       pg_has_role(r.oid, $1::name, 'USAGE'),
+		       ARRAY(SELECT g.rolname || CASE WHEN g.rolsuper THEN ' (SUPERUSER)' WHEN g.rolbypassrls THEN ' (BYPASSRLS)' ELSE '' END
+		             FROM pg_roles g
+		             WHERE g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'MEMBER')
+		               AND (g.rolname = ANY ($2::text[]) OR g.rolsuper OR g.rolbypassrls)
+		             ORDER BY g.rolname),
+		       (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid),
+		       coalesce((SELECT concat_ws(', ', CASE WHEN q.rolsuper THEN q.rolname || ' has SUPERUSER' END,
+		                                        CASE WHEN q.rolbypassrls THEN q.rolname || ' has BYPASSRLS' END)
+		                 FROM pg_roles q WHERE q.rolname = $3), '')
+		FROM pg_roles r WHERE r.rolname = current_user`,
+		migrate.AppRole, []string{migrate.OwnerRole, migrate.OperatorRole, migrate.QueryRole, migrate.AuditorRole}, migrate.QueryRole,
+	).Scan(&user, &super, &bypass, &hasApp, &reachable, &owned, &queryProblem)
+	if err != nil {
+		return fmt.Errorf("check the runtime role: %w", err)
+	}
+	var bad []string
+	switch {
+	case super:
+		bad = append(bad, user+" has SUPERUSER")
+	case bypass:
+		bad = append(bad, user+" has BYPASSRLS")
+	}
+	if !super {
+		if len(reachable) > 0 {
+			bad = append(bad, fmt.Sprintf("%s is a member of %s (and could SET ROLE to it)", user, strings.Join(reachable, ", ")))
+		}
+		if !hasApp {
+			bad = append(bad, fmt.Sprintf("%s is not %s and does not inherit its privileges", user, migrate.AppRole))
+		}
+	}
+	if owned > 0 {
+		bad = append(bad, fmt.Sprintf("%s owns %d relations", user, owned))
+	}
+	if queryProblem != "" {
+		bad = append(bad, queryProblem)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("refusing to start: DATABASE_URL logs in as %s, which is not a safe runtime role: %s (connect as %s; see docs/SECURITY.md)",
+			user, strings.Join(bad, "; "), migrate.AppRole)
+	}
+	return nil
 }
 
 func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
