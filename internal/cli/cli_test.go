@@ -342,6 +342,9 @@ func TestServeRefusesTheWrongRole(t *testing.T) {
 			[]string{"is a member of " + bypasser + " (BYPASSRLS)"}},
 		{"a BYPASSRLS login", func(t *testing.T) string { return loginRole(t, d, "BYPASSRLS", "dbchat_app") },
 			[]string{"has BYPASSRLS"}},
+		// CREATEROLE could GRANT dbchat_operator to itself.
+		{"a CREATEROLE login", func(t *testing.T) string { return loginRole(t, d, "CREATEROLE", "dbchat_app") },
+			[]string{"has CREATEROLE"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// Were the login accepted, serve would serve until the deadline

@@ -87,27 +87,29 @@ func checkRuntime(ctx context.Context, pool *pgxpool.Pool) error {
 // checkRuntimeRole refuses a DATABASE_URL login that is not the runtime
 // role. The login must hold dbchat_app's rights (be dbchat_app, or inherit
 // it), and must not be able to become anything more: no SUPERUSER or
-// BYPASSRLS of its own, no membership, direct or through other roles, in
+// BYPASSRLS or CREATEROLE of its own (CREATEROLE can grant itself any
+// non-superuser role), no membership, direct or through other roles, in
 // another dbchat role (dbchat_owner owns the tables, dbchat_operator bypasses
 // RLS, dbchat_query and dbchat_auditor lack the runtime's rights) or in any
-// role with SUPERUSER or BYPASSRLS (SET ROLE would reach it), and it owns no
-// relation. Without this check a wrong login starts and fails every request
+// role with SUPERUSER, BYPASSRLS or CREATEROLE (SET ROLE would reach it), and
+// it owns no relation. Without this check a wrong login starts and fails every request
 // (dbchat_auditor), starts with the power to bypass isolation (a member of
 // dbchat_owner), or is reported as "not migrated" (dbchat_query).
 func checkRuntimeRole(ctx context.Context, pool *pgxpool.Pool) error {
 	var (
-		user, queryProblem    string
-		super, bypass, hasApp bool
-		reachable             []string
-		owned                 int
+		user, queryProblem                string
+		super, bypass, createRole, hasApp bool
+		reachable                         []string
+		owned                             int
 	)
 	err := pool.QueryRow(ctx, `
-		SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+		SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole,
 		       pg_has_role(r.oid, $1::name, 'USAGE'),
-		       ARRAY(SELECT g.rolname || CASE WHEN g.rolsuper THEN ' (SUPERUSER)' WHEN g.rolbypassrls THEN ' (BYPASSRLS)' ELSE '' END
+		       ARRAY(SELECT g.rolname || CASE WHEN g.rolsuper THEN ' (SUPERUSER)' WHEN g.rolbypassrls THEN ' (BYPASSRLS)'
+		                                      WHEN g.rolcreaterole THEN ' (CREATEROLE)' ELSE '' END
 		             FROM pg_roles g
 		             WHERE g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'MEMBER')
-		               AND (g.rolname = ANY ($2::text[]) OR g.rolsuper OR g.rolbypassrls)
+		               AND (g.rolname = ANY ($2::text[]) OR g.rolsuper OR g.rolbypassrls OR g.rolcreaterole)
 		             ORDER BY g.rolname),
 		       (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid),
 		       coalesce((SELECT concat_ws(', ', CASE WHEN q.rolsuper THEN q.rolname || ' has SUPERUSER' END,
@@ -115,7 +117,7 @@ func checkRuntimeRole(ctx context.Context, pool *pgxpool.Pool) error {
 		                 FROM pg_roles q WHERE q.rolname = $3), '')
 		FROM pg_roles r WHERE r.rolname = current_user`,
 		migrate.AppRole, []string{migrate.OwnerRole, migrate.OperatorRole, migrate.QueryRole, migrate.AuditorRole}, migrate.QueryRole,
-	).Scan(&user, &super, &bypass, &hasApp, &reachable, &owned, &queryProblem)
+	).Scan(&user, &super, &bypass, &createRole, &hasApp, &reachable, &owned, &queryProblem)
 	if err != nil {
 		return fmt.Errorf("check the runtime role: %w", err)
 	}
@@ -125,6 +127,8 @@ func checkRuntimeRole(ctx context.Context, pool *pgxpool.Pool) error {
 		bad = append(bad, user+" has SUPERUSER")
 	case bypass:
 		bad = append(bad, user+" has BYPASSRLS")
+	case createRole:
+		bad = append(bad, user+" has CREATEROLE") // it could grant itself dbchat_operator
 	}
 	if !super {
 		if len(reachable) > 0 {
