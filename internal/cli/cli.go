@@ -113,6 +113,10 @@ type config struct {
 	AdminDatabaseURL string // privileged connection, for migrate only
 	QueryDatabaseURL string // the SQL sandbox's login, as dbchat_query
 	Addr             string
+	// MetricsAddr, when set, is a second listener serving only GET /metrics
+	// without a token, for a scraper on a network the API's clients cannot
+	// reach; on Addr /metrics needs the operator token.
+	MetricsAddr string
 }
 
 func loadConfig(env *Env) config {
@@ -121,6 +125,7 @@ func loadConfig(env *Env) config {
 		AdminDatabaseURL: strings.TrimSpace(env.Getenv("DBCHAT_ADMIN_DATABASE_URL")),
 		QueryDatabaseURL: strings.TrimSpace(env.Getenv("DBCHAT_QUERY_DATABASE_URL")),
 		Addr:             strings.TrimSpace(env.Getenv("DBCHAT_ADDR")),
+		MetricsAddr:      strings.TrimSpace(env.Getenv("DBCHAT_METRICS_ADDR")),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"

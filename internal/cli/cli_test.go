@@ -376,9 +376,12 @@ func TestServeListensAndShutsDown(t *testing.T) {
 	// stdout through a pipe, so the test can wait for the listening line.
 	stdoutR, stdoutW := io.Pipe()
 	var stderr syncBuffer
+	const token = "metrics-test-operator-token"
 	env := &cli.Env{Stdout: stdoutW, Stderr: &stderr, Getenv: getenv(map[string]string{
-		"DATABASE_URL": d.AppURL,
-		"DBCHAT_ADDR":  "127.0.0.1:0",
+		"DATABASE_URL":        d.AppURL,
+		"DBCHAT_ADDR":         "127.0.0.1:0",
+		"DBCHAT_METRICS_ADDR": "127.0.0.1:0",
+		"DBCHAT_ADMIN_TOKEN":  token,
 	})}
 	done := make(chan int, 1)
 	go func() {
@@ -387,16 +390,45 @@ func TestServeListensAndShutsDown(t *testing.T) {
 		done <- code
 	}()
 
-	base := waitForListening(t, stdoutR, &stderr)
+	lines := waitForLines(t, stdoutR, &stderr, "dbchat: metrics on ", "dbchat: listening on ")
+	metricsURL, base := lines[0], lines[1]
+	require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), base)
 	go func() { _, _ = io.Copy(io.Discard, stdoutR) }() // keep stdout from blocking
 
-	resp, err := http.Get(base + "/healthz")
-	require.NoError(t, err)
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	require.JSONEq(t, `{"status":"ok"}`, string(body))
+	get := func(url, authorization string) (int, string) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		require.NoError(t, err)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	status, body := get(base+"/healthz", "")
+	require.Equal(t, http.StatusOK, status, body)
+	require.JSONEq(t, `{"status":"ok"}`, body)
+
+	// On the API's address /metrics is the operator's; on
+	// DBCHAT_METRICS_ADDR it needs no token, and that listener serves
+	// nothing else.
+	status, body = get(base+"/metrics", "")
+	require.Equal(t, http.StatusUnauthorized, status, body)
+	status, body = get(base+"/metrics", "Bearer "+token)
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, "dbchat_db_pool_connections")
+	require.True(t, strings.HasPrefix(metricsURL, "http://127.0.0.1:") && strings.HasSuffix(metricsURL, "/metrics"), metricsURL)
+	require.NotEqual(t, base+"/metrics", metricsURL, "a listener of its own")
+	status, body = get(metricsURL, "")
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, `dbchat_http_requests_total{method="GET",route="/metrics",status="401"} 1`)
+	status, _ = get(strings.TrimSuffix(metricsURL, "/metrics")+"/healthz", "")
+	require.Equal(t, http.StatusNotFound, status)
+	status, _ = get(strings.TrimSuffix(metricsURL, "/metrics")+"/v1/me", "")
+	require.Equal(t, http.StatusNotFound, status)
 
 	cancel()
 	select {
@@ -407,18 +439,19 @@ func TestServeListensAndShutsDown(t *testing.T) {
 	}
 }
 
-// waitForListening reads stdout until "dbchat: listening on http://ADDR" and
-// returns the URL.
-func waitForListening(t *testing.T, stdout io.Reader, stderr *syncBuffer) string {
+// waitForLines reads stdout until it has seen a line starting with each
+// prefix, in order, and returns the rest of each line.
+func waitForLines(t *testing.T, stdout io.Reader, stderr *syncBuffer, prefixes ...string) []string {
 	t.Helper()
-	const prefix = "dbchat: listening on "
+	var out []string
 	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if base, ok := strings.CutPrefix(sc.Text(), prefix); ok {
-			require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), base)
-			return base
+	for len(out) < len(prefixes) && sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), prefixes[len(out)]); ok {
+			out = append(out, rest)
 		}
 	}
-	t.Fatalf("serve exited before listening (scan error %v); stderr: %s", sc.Err(), stderr.String())
-	return ""
+	if len(out) < len(prefixes) {
+		t.Fatalf("serve exited before printing %q (scan error %v); stderr: %s", prefixes[len(out)], sc.Err(), stderr.String())
+	}
+	return out
 }

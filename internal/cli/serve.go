@@ -194,28 +194,50 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, pool *pgxpool.Poo
 	} else {
 		log.Warn("DBCHAT_QUERY_DATABASE_URL is not set: POST /v1/sql and /v1/ask answer 503")
 	}
+	api := server.New(db, log, scfg)
+	servers := []*http.Server{{Handler: api, ReadHeaderTimeout: 10 * time.Second}}
+	listeners := []net.Listener{}
+	defer func() {
+		for _, ln := range listeners {
+			ln.Close() // a no-op once Serve has taken it over
+		}
+	}()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (DBCHAT_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+		listeners = append(listeners, mln)
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", api.MetricsHandler())
+		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second})
+		fmt.Fprintf(env.Stdout, "dbchat: metrics on http://%s/metrics\n", mln.Addr())
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (DBCHAT_ADDR): %w", cfg.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           server.New(db, log, scfg),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	listeners = append([]net.Listener{ln}, listeners...)
 	fmt.Fprintf(env.Stdout, "dbchat: listening on http://%s\n", ln.Addr())
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+	var errs []error
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(shutdownCtx))
+	}
+	return errors.Join(append([]error{serveErr}, errs...)...)
 }
 
 // serverConfig reads the HTTP server's settings from the environment.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -55,6 +56,7 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	http     http.Handler
 	handler  gin.HandlerFunc
 }
 
@@ -71,8 +73,8 @@ func newMetrics(db *tenant.DB) *metrics {
 	}
 	m.registry.MustRegister(m.requests, m.latency, poolCollector{db: db},
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	h := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
-	m.handler = func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) }
+	m.http = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	m.handler = func(c *gin.Context) { m.http.ServeHTTP(c.Writer, c.Request) }
 	return m
 }
 

@@ -53,7 +53,7 @@ func newObsEnv(t *testing.T) *obsEnv {
 	d := dbtest.New(t)
 	db := tenant.New(d.AppPool(t, 4))
 	logs := &obsBuffer{}
-	srv := server.New(db, slog.New(slog.NewJSONHandler(logs, nil)), server.Config{})
+	srv := server.New(db, slog.New(slog.NewJSONHandler(logs, nil)), server.Config{AdminToken: operatorToken})
 	return &obsEnv{srv: srv, db: db, logs: logs}
 }
 
@@ -104,7 +104,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	unknown := uuid.NewString()
 	require.Equal(t, http.StatusNotFound, o.do(t, "GET", "/v1/tables/"+unknown, "", "Authorization", auth).Code)
 
-	rec := o.do(t, "GET", "/metrics", "")
+	rec := o.do(t, "GET", "/metrics", "", "Authorization", "Bearer "+operatorToken)
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain"), rec.Header().Get("Content-Type"))
 	text := rec.Body.String()
@@ -141,6 +141,63 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.NotContains(t, text, unknown)
 	require.NotContains(t, text, "/no/such/route")
 	require.NotContains(t, text, "dbc_")
+}
+
+// Metrics reveal pool sizes, heap and traffic by route: on the API's address
+// they are the operator's, over real HTTP; MetricsHandler (served on
+// DBCHAT_METRICS_ADDR) answers without a token.
+func TestMetricsNeedTheOperatorToken(t *testing.T) {
+	t.Parallel()
+	o := newObsEnv(t)
+	a := dbtest.NewTenant(t, o.db, "Metrics Token")
+	api := httptest.NewServer(o.srv)
+	t.Cleanup(api.Close)
+
+	const badToken = `{"error":{"code":"unauthorized","message":"missing or invalid operator token"}}`
+	for name, authz := range map[string]string{
+		"no token":       "",
+		"wrong token":    "Bearer " + operatorToken + "x",
+		"tenant API key": "Bearer " + a.APIKey,
+		"not bearer":     "Basic " + operatorToken,
+	} {
+		status, body := getAuth(t, api.URL+"/metrics", authz)
+		require.Equal(t, http.StatusUnauthorized, status, "%s: %s", name, body)
+		require.Equal(t, badToken, body, name)
+		require.NotContains(t, body, "dbchat_db_pool", name)
+	}
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, api.URL+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+operatorToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	text, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(text))
+	got, ok := obsSample(string(text), `dbchat_http_requests_total{method="GET",route="/metrics",status="401"}`)
+	require.True(t, ok, "the refused scrapes are counted:\n%s", text)
+	require.Equal(t, 4.0, got)
+	require.Contains(t, string(text), "dbchat_db_pool_connections")
+	require.Contains(t, string(text), "go_memstats_heap_alloc_bytes")
+
+	// The separate listener's handler needs no token.
+	scrape := httptest.NewServer(o.srv.MetricsHandler())
+	t.Cleanup(scrape.Close)
+	resp, err = http.Get(scrape.URL + "/metrics")
+	require.NoError(t, err)
+	text, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(text))
+	require.Contains(t, string(text), "dbchat_db_pool_connections")
+
+	// No operator token configured: /metrics does not exist on the API.
+	disabled := httptest.NewServer(server.New(o.db, slog.New(slog.DiscardHandler), server.Config{}))
+	t.Cleanup(disabled.Close)
+	status, body := getAuth(t, disabled.URL+"/metrics", "")
+	require.Equal(t, http.StatusNotFound, status, body)
+	require.Contains(t, body, `"code":"not_found"`)
 }
 
 // obsLine is one request log line.

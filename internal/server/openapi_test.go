@@ -173,9 +173,10 @@ func TestOpenAPIOperations(t *testing.T) {
 			}
 		}
 		// The document's security must say what the router does: /v1 is
-		// behind a key (or the operator token), everything else is public.
+		// behind a key (or the operator token), /metrics behind the
+		// operator token, everything else is public.
 		switch {
-		case strings.HasPrefix(path, "/v1/tenants"), strings.HasPrefix(path, "/v1/admin/"):
+		case strings.HasPrefix(path, "/v1/tenants"), strings.HasPrefix(path, "/v1/admin/"), path == "/metrics":
 			require.Equal(t, []string{"operatorToken"}, schemes, key)
 		case strings.HasPrefix(path, "/v1/"):
 			require.Equal(t, []string{"apiKey"}, schemes, key)

@@ -24,8 +24,8 @@ import (
 
 // Config holds the server's tunables.
 type Config struct {
-	// AdminToken is the platform operator's bearer token for /v1/tenants;
-	// empty disables those endpoints.
+	// AdminToken is the platform operator's bearer token for /v1/tenants,
+	// /v1/admin and /metrics; empty disables those endpoints.
 	AdminToken string
 	// MaxImportBytes caps a row import body (413 beyond it).
 	MaxImportBytes int64
@@ -74,6 +74,11 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
+// MetricsHandler serves the Prometheus exposition without a token, for a
+// listener of its own that only the scraper can reach (DBCHAT_METRICS_ADDR);
+// on the API's address GET /metrics needs the operator token.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.http }
+
 // Registry exposes the server's Prometheus registry (for tests).
 func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
 
@@ -83,7 +88,10 @@ func (s *Server) routes() {
 	e.NoRoute(func(c *gin.Context) { s.fail(c, apperr.Errorf(apperr.NotFound, "no such route")) })
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
-	e.GET("/metrics", s.metrics.handler)
+	// Metrics show pool sizes, heap and traffic by route: the operator's, like
+	// /v1/tenants. A scraper without the token uses MetricsHandler on a
+	// listener of its own (DBCHAT_METRICS_ADDR).
+	e.GET("/metrics", s.operator, s.metrics.handler)
 	e.GET("/openapi.yaml", s.openAPI)
 
 	// Platform operator (DBCHAT_ADMIN_TOKEN).

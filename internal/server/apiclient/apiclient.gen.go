@@ -1121,7 +1121,10 @@ type ClientInterface interface {
 	// dbchat_http_request_duration_seconds{method,route},
 	// dbchat_db_pool_connections{state}, dbchat_db_pool_acquires_total,
 	// dbchat_db_pool_acquire_waits_total, dbchat_db_pool_acquire_wait_seconds_total,
-	// plus the Go runtime and process collectors.
+	// plus the Go runtime and process collectors. They reveal pool sizes,
+	// memory and traffic, so on the API's address they take the operator
+	// token; DBCHAT_METRICS_ADDR adds a listener of its own that serves
+	// only this path, without a token, for a scraper on a private network.
 	//
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1651,7 +1654,10 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // dbchat_http_request_duration_seconds{method,route},
 // dbchat_db_pool_connections{state}, dbchat_db_pool_acquires_total,
 // dbchat_db_pool_acquire_waits_total, dbchat_db_pool_acquire_wait_seconds_total,
-// plus the Go runtime and process collectors.
+// plus the Go runtime and process collectors. They reveal pool sizes,
+// memory and traffic, so on the API's address they take the operator
+// token; DBCHAT_METRICS_ADDR adds a listener of its own that serves
+// only this path, without a token, for a scraper on a private network.
 //
 // Corresponds with GET /metrics (the `Metrics` operationId).
 func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4424,7 +4430,10 @@ type ClientWithResponsesInterface interface {
 	// dbchat_http_request_duration_seconds{method,route},
 	// dbchat_db_pool_connections{state}, dbchat_db_pool_acquires_total,
 	// dbchat_db_pool_acquire_waits_total, dbchat_db_pool_acquire_wait_seconds_total,
-	// plus the Go runtime and process collectors.
+	// plus the Go runtime and process collectors. They reveal pool sizes,
+	// memory and traffic, so on the API's address they take the operator
+	// token; DBCHAT_METRICS_ADDR adds a listener of its own that serves
+	// only this path, without a token, for a scraper on a private network.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5027,6 +5036,20 @@ func (r HealthzResponse) ContentType() string {
 type MetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *OperatorDisabled
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r MetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r MetricsResponse) GetJSON404() *OperatorDisabled {
+	return r.JSON404
 }
 
 // GetBody returns the raw response body bytes
@@ -7947,7 +7970,10 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 // dbchat_http_request_duration_seconds{method,route},
 // dbchat_db_pool_connections{state}, dbchat_db_pool_acquires_total,
 // dbchat_db_pool_acquire_waits_total, dbchat_db_pool_acquire_wait_seconds_total,
-// plus the Go runtime and process collectors.
+// plus the Go runtime and process collectors. They reveal pool sizes,
+// memory and traffic, so on the API's address they take the operator
+// token; DBCHAT_METRICS_ADDR adds a listener of its own that serves
+// only this path, without a token, for a scraper on a private network.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8870,6 +8896,23 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 	response := &MetricsResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest OperatorDisabled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
 	}
 
 	return response, nil
