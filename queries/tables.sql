@@ -50,3 +50,11 @@ SELECT dbchat.add_data_column(sqlc.arg(table_name)::text, sqlc.arg(column_name):
 
 -- name: DropDataTable :exec
 SELECT dbchat.drop_data_table(sqlc.arg(name)::text);
+
+-- name: ListTableColumns :many
+-- Each table with its column names, for the SQL sandbox's parser policy.
+SELECT t.name, coalesce(array_agg(c.name ORDER BY c.position) FILTER (WHERE c.name IS NOT NULL), '{}')::text[] AS columns
+FROM dbchat.database_tables t
+LEFT JOIN dbchat.database_columns c ON c.tenant_id = t.tenant_id AND c.table_id = t.id
+GROUP BY t.tenant_id, t.id
+ORDER BY t.name;

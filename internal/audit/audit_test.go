@@ -85,7 +85,7 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 	for _, r := range rep.Roles {
 		roles[r.Role] = r
 	}
-	require.Len(t, roles, 5)
+	require.Len(t, roles, 7)
 	require.True(t, roles["dbchat_operator"].BypassRLS)
 	require.False(t, roles["dbchat_operator"].Login)
 	require.False(t, roles["dbchat_app"].BypassRLS || roles["dbchat_app"].Superuser)
@@ -99,24 +99,25 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 		require.Contains(t, p.Using, "current_setting('app.tenant_id'")
 	}
 
-	// Grants: the query role has SELECT on the data tables and nothing on
-	// the platform; the hardened set_config is listed.
-	var querySelects, queryPlatform int
+	// Grants: each tenant's role has SELECT on its data tables, the query
+	// login nothing of its own but CONNECT, and nothing on the platform; the hardened
+	// set_config is listed.
+	var roleSelects, queryGrants int
 	setConfig := false
 	for _, g := range rep.Grants {
-		if g.Grantee == "dbchat_query" && strings.HasPrefix(g.Schema, "t_") && g.Privilege == "SELECT" {
-			querySelects++
+		if g.Grantee == g.Schema && strings.HasPrefix(g.Schema, "t_") && g.Privilege == "SELECT" {
+			roleSelects++
 		}
-		if g.Grantee == "dbchat_query" && g.Schema == "dbchat" {
-			queryPlatform++
+		if g.Grantee == "dbchat_query" && g.ObjectType != "database" || strings.HasPrefix(g.Grantee, "t_") && g.Schema != g.Grantee {
+			queryGrants++
 		}
 		if strings.HasPrefix(g.Object, "pg_catalog.set_config(") {
 			setConfig = true
 			require.NotEqual(t, "PUBLIC", g.Grantee, "set_config is revoked from PUBLIC")
 		}
 	}
-	require.Equal(t, 2, querySelects)
-	require.Zero(t, queryPlatform)
+	require.Equal(t, 2, roleSelects)
+	require.Zero(t, queryGrants)
 	require.True(t, setConfig)
 
 	// Every view has a comment a DBA sees in \dv+.

@@ -214,7 +214,11 @@ func TestAskTrainingItems(t *testing.T) {
 	if len(items) != 2000 {
 		t.Fatalf("%d items", len(items))
 	}
-	policy := sqlguard.Policy{Schema: "t_x", Tables: map[string]bool{"customers": true, "orders": true}}
+	policy := sqlguard.Policy{Schema: "t_x", Tables: map[string]bool{"customers": true, "orders": true},
+		Columns: map[string]map[string]bool{
+			"customers": {"id": true, "name": true, "country": true, "signed_up": true},
+			"orders":    {"id": true, "customer_id": true, "amount": true, "ordered_at": true},
+		}}
 	kinds := map[string]int{}
 	seen := map[string]bool{}
 	for _, it := range items {
@@ -246,7 +250,11 @@ func TestAskNovelQuestionsGenerate(t *testing.T) {
 		}
 		tables = append(tables, tb)
 	}
-	policy := sqlguard.Policy{Schema: "t_x", Tables: map[string]bool{"customers": true, "orders": true}}
+	policy := sqlguard.Policy{Schema: "t_x", Tables: map[string]bool{"customers": true, "orders": true},
+		Columns: map[string]map[string]bool{
+			"customers": {"id": true, "name": true, "country": true, "signed_up": true},
+			"orders":    {"id": true, "customer_id": true, "amount": true, "ordered_at": true},
+		}}
 	for _, q := range askNovel {
 		out, err := generate.NewOffline().Generate(context.Background(), generate.Input{Question: q, Tables: tables})
 		if err != nil {

@@ -191,6 +191,40 @@ func (q *Queries) ListColumns(ctx context.Context, db DBTX, tableID uuid.UUID) (
 	return items, nil
 }
 
+const listTableColumns = `-- name: ListTableColumns :many
+SELECT t.name, coalesce(array_agg(c.name ORDER BY c.position) FILTER (WHERE c.name IS NOT NULL), '{}')::text[] AS columns
+FROM dbchat.database_tables t
+LEFT JOIN dbchat.database_columns c ON c.tenant_id = t.tenant_id AND c.table_id = t.id
+GROUP BY t.tenant_id, t.id
+ORDER BY t.name
+`
+
+type ListTableColumnsRow struct {
+	Name    string   `json:"name"`
+	Columns []string `json:"columns"`
+}
+
+// Each table with its column names, for the SQL sandbox's parser policy.
+func (q *Queries) ListTableColumns(ctx context.Context, db DBTX) ([]ListTableColumnsRow, error) {
+	rows, err := db.Query(ctx, listTableColumns)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListTableColumnsRow
+	for rows.Next() {
+		var i ListTableColumnsRow
+		if err := rows.Scan(&i.Name, &i.Columns); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listTables = `-- name: ListTables :many
 SELECT t.id, t.name, t.description, t.is_active, t.user_id, t.created_at, t.updated_at,
        count(c.id)::int AS column_count

@@ -67,7 +67,7 @@ func Run(ctx context.Context, opts Options) error {
 	for _, r := range results {
 		fmt.Fprintf(log, "migrate: applied %s (%s)\n", r.Source.Path, r.Duration.Round(1e6))
 	}
-	return grantVersionTable(ctx, cfg)
+	return finish(ctx, cfg)
 }
 
 // prepareCluster creates the roles and the database, holding an advisory lock
@@ -153,17 +153,24 @@ var hardenFunctions = []string{
 	`GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) TO ` + AuditorRole,
 }
 
-// grantVersionTable lets the runtime and auditor roles read the migration
-// version (for /readyz and audits).
-func grantVersionTable(ctx context.Context, cfg *pgx.ConnConfig) error {
+// finish runs the privileged steps that follow the migrations in one
+// transaction: the runtime and auditor roles read the migration version (for
+// /readyz and audits), and built-in functions and catalogs are restricted
+// (restrictBuiltins), which must see the functions the migrations created.
+func finish(ctx context.Context, cfg *pgx.ConnConfig) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, `GRANT USAGE ON SCHEMA dbchat_migrations TO `+AppRole+`, `+AuditorRole+`;
-		GRANT SELECT ON `+VersionTable+` TO `+AppRole+`, `+AuditorRole)
-	return err
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `GRANT USAGE ON SCHEMA dbchat_migrations TO `+AppRole+`, `+AuditorRole+`;
+			GRANT SELECT ON `+VersionTable+` TO `+AppRole+`, `+AuditorRole)
+		if err != nil {
+			return err
+		}
+		return restrictBuiltins(ctx, tx)
+	})
 }
 
 // newProvider opens a one-connection database/sql handle that runs as the

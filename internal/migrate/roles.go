@@ -24,16 +24,26 @@ const (
 	// OperatorRole owns the one function that lists every tenant; it is the
 	// only role with BYPASSRLS, cannot log in and owns no table.
 	OperatorRole = "dbchat_operator"
+	// SandboxRole holds EXECUTE on the reviewed functions generated SQL may
+	// call (query_functions.txt); every tenant role inherits it.
+	SandboxRole = "dbchat_sandbox"
+	// ProvisionerRole owns dbchat.ensure_tenant_role(), the one function
+	// that creates a tenant's role; it is the only role with CREATEROLE and
+	// cannot log in.
+	ProvisionerRole = "dbchat_provisioner"
 )
 
 // roleAttributes are enforced on every migrate, so drift (someone granting
-// BYPASSRLS by hand) is undone. None of them may bypass RLS or create roles.
+// BYPASSRLS by hand) is undone. Only the operator bypasses RLS and only the
+// provisioner creates roles; neither can log in.
 var roleAttributes = []struct{ name, attrs string }{
 	{OwnerRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"},
 	{AppRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
 	{QueryRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT CONNECTION LIMIT 64"},
 	{AuditorRole, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
 	{OperatorRole, "NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
+	{SandboxRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"},
+	{ProvisionerRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB CREATEROLE NOREPLICATION NOINHERIT"},
 }
 
 // queryRoleSettings are dbchat_query's session defaults; the sandbox also
@@ -84,8 +94,11 @@ func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]strin
 	}
 	// Migrations (as the owner) hand the operator its function; that takes
 	// membership. Role attributes such as BYPASSRLS are never inherited.
-	if _, err := conn.Exec(ctx, "GRANT "+OperatorRole+" TO "+OwnerRole); err != nil {
-		return fmt.Errorf("grant %s to %s: %w", OperatorRole, OwnerRole, err)
+	// Likewise the provisioner its function.
+	for _, r := range []string{OperatorRole, ProvisionerRole} {
+		if _, err := conn.Exec(ctx, "GRANT "+r+" TO "+OwnerRole); err != nil {
+			return fmt.Errorf("grant %s to %s: %w", r, OwnerRole, err)
+		}
 	}
 	// A non-superuser admin needs membership to run migrations as the owner.
 	var super bool

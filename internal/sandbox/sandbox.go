@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"time"
 
@@ -95,7 +96,7 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 	res, err := s.execute(ctx, id.TenantID, req)
 	res.ElapsedMS = float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
-		msg := dbMessage(err)
+		msg := hideSchemas(err, dbMessage(err), tenant.Schema(id.TenantID))
 		hid, herr := s.record(ctx, req, "error", msg, nil, &res.ElapsedMS)
 		if msg == "" {
 			return Result{}, errors.Join(err, herr)
@@ -138,17 +139,27 @@ func (s *Service) validate(ctx context.Context, sql string) error {
 }
 
 // TenantPolicy is layer 1's policy for a tenant: its data schema and the
-// tables of its catalog, read with one statement in tx (the caller's tenant
-// transaction). Code that stores SQL for later runs (NL->SQL training pairs)
-// checks it with sqlguard.Check and this policy, exactly as Run does.
+// tables and columns of its catalog, read with one statement in tx (the
+// caller's tenant transaction). Code that stores SQL for later runs (NL->SQL
+// training pairs) checks it with sqlguard.Check and this policy, exactly as
+// Run does.
 func TenantPolicy(ctx context.Context, tx dbsqlc.DBTX, tenantID uuid.UUID) (sqlguard.Policy, error) {
-	tables, err := dbsqlc.New().ListTables(ctx, tx)
+	tables, err := dbsqlc.New().ListTableColumns(ctx, tx)
 	if err != nil {
 		return sqlguard.Policy{}, err
 	}
-	p := sqlguard.Policy{Schema: tenant.Schema(tenantID), Tables: make(map[string]bool, len(tables))}
+	p := sqlguard.Policy{
+		Schema:  tenant.Schema(tenantID),
+		Tables:  make(map[string]bool, len(tables)),
+		Columns: make(map[string]map[string]bool, len(tables)),
+	}
 	for _, t := range tables {
 		p.Tables[t.Name] = true
+		cols := map[string]bool{"tenant_id": true, "_row_id": true}
+		for _, c := range t.Columns {
+			cols[c] = true
+		}
+		p.Columns[t.Name] = cols
 	}
 	return p, nil
 }
@@ -220,6 +231,29 @@ func dbMessage(err error) string {
 		return pg.Message
 	}
 	return ""
+}
+
+// tenantSchema matches the name of any tenant's data schema.
+var tenantSchema = regexp.MustCompile(`t_[0-9a-f]{32}`)
+
+// notYourSchema is the one answer for every schema but the caller's, so that
+// errors do not tell whether another tenant's schema exists ("permission
+// denied for schema t_…" against "schema t_… does not exist").
+const notYourSchema = "only your own tables and the built-in functions and types can be used"
+
+// hideSchemas replaces a database message that names another tenant's
+// schema, or says a schema does not exist, with notYourSchema.
+func hideSchemas(err error, msg, own string) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "3F000" { // invalid_schema_name
+		return notYourSchema
+	}
+	for _, name := range tenantSchema.FindAllString(msg, -1) {
+		if name != own {
+			return notYourSchema
+		}
+	}
+	return msg
 }
 
 func withHistory(e *apperr.Error, historyID uuid.UUID, herr error) error {

@@ -98,17 +98,19 @@ func TestCreateTableMakesAnRLSProtectedTable(t *testing.T) {
 	require.Contains(t, qual, "current_setting('app.tenant_id'")
 	require.Contains(t, check, "current_setting('app.tenant_id'")
 
-	// The query role may read it, the runtime role may write it, and neither
+	// The tenant's role (what its untrusted SQL runs as) may read it, the
+	// query login itself may not, the runtime role may write it, and none
 	// owns it.
 	var owner string
-	var querySelect, queryInsert, appInsert bool
+	var roleSelect, roleInsert, querySelect, appInsert bool
 	require.NoError(t, admin.QueryRow(ctx, `SELECT pg_get_userbyid(c.relowner),
-			has_table_privilege('dbchat_query', c.oid, 'SELECT'), has_table_privilege('dbchat_query', c.oid, 'INSERT'),
-			has_table_privilege('dbchat_app', c.oid, 'INSERT')
-		FROM pg_class c WHERE c.oid = to_regclass($1)`, tenant.Schema(a.ID)+".orders").Scan(&owner, &querySelect, &queryInsert, &appInsert))
+			has_table_privilege($2, c.oid, 'SELECT'), has_table_privilege($2, c.oid, 'INSERT'),
+			has_table_privilege('dbchat_query', c.oid, 'SELECT'), has_table_privilege('dbchat_app', c.oid, 'INSERT')
+		FROM pg_class c WHERE c.oid = to_regclass($1)`, tenant.Schema(a.ID)+".orders", tenant.Schema(a.ID)).Scan(&owner, &roleSelect, &roleInsert, &querySelect, &appInsert))
 	require.Equal(t, "dbchat_owner", owner)
-	require.True(t, querySelect)
-	require.False(t, queryInsert)
+	require.True(t, roleSelect)
+	require.False(t, roleInsert)
+	require.False(t, querySelect)
 	require.True(t, appInsert)
 
 	// GET shows it with a row count; list shows it.

@@ -1,5 +1,7 @@
 package sqlguard
 
+import "slices"
+
 // nodeTypes are the parse-tree nodes a plain query may contain. Anything else
 // (INSERT, SET, COPY, XML, JSON_TABLE, parameters, TABLESAMPLE, nodes a future
 // parser adds, …) is rejected: the list says what is allowed, not what is not.
@@ -71,4 +73,16 @@ func set(names ...string) map[string]bool {
 		m[n] = true
 	}
 	return m
+}
+
+// AllowedFunctions lists the function names generated SQL may call, sorted.
+// The database grants the query role EXECUTE on these (and on the operators
+// and casts of the column types), so the two layers agree.
+func AllowedFunctions() []string {
+	names := make([]string, 0, len(functions))
+	for n := range functions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }

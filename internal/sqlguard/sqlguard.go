@@ -10,6 +10,7 @@ package sqlguard
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -21,6 +22,11 @@ type Policy struct {
 	Schema string
 	// Tables are the tenant's table names (unqualified).
 	Tables map[string]bool
+	// Columns are each table's column names, the implicit tenant_id and
+	// _row_id included. A name written in field position (alias.name) must
+	// be one of them: PostgreSQL reads alias.fname as fname(alias) when the
+	// relation has no such column.
+	Columns map[string]map[string]bool
 }
 
 // Rejection is a statement the sandbox will not run, with the reason.
@@ -34,6 +40,9 @@ func reject(format string, args ...any) *Rejection {
 
 // Check returns nil when sql is one plain query within p, or a *Rejection.
 func Check(sql string, p Policy) error {
+	if err := plainText(sql); err != nil {
+		return err
+	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return reject("not valid SQL: %v", err)
@@ -49,12 +58,31 @@ func Check(sql string, p Policy) error {
 	if sel == nil {
 		return reject("only a query (SELECT, WITH … SELECT, VALUES) is allowed, got %s", nodeName(stmts[0].GetStmt()))
 	}
-	w := walker{policy: p}
+	w := walker{policy: p, names: bindNames(sel, p)}
 	return w.selectStmt(sel, nil)
 }
 
-// walker visits the tree with the CTE names in scope.
-type walker struct{ policy Policy }
+// plainText refuses bytes PostgreSQL and the parser could read differently:
+// the parser stops at a NUL, the server never sees what follows it, and
+// other control characters have no place in a query.
+func plainText(sql string) error {
+	if !utf8.ValidString(sql) {
+		return reject("the SQL is not valid UTF-8")
+	}
+	for i, r := range sql {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+			return reject("control character U+%04X at byte %d is not allowed in SQL", r, i)
+		}
+	}
+	return nil
+}
+
+// walker visits the tree with the CTE names in scope; names says which
+// columns each range name (alias or table) of the statement provides.
+type walker struct {
+	policy Policy
+	names  bindings
+}
 
 // selectStmt checks a SELECT with its own WITH scope: a non-recursive CTE
 // sees the CTEs before it, a recursive WITH sees all of its CTEs.
@@ -118,7 +146,27 @@ func (w walker) node(m protoreflect.Message, scope []string) error {
 			return err
 		}
 	case *pg_query.A_Expr:
-		if err := operator(n); err != nil {
+		if err := operator(n.GetName()); err != nil {
+			return err
+		}
+	case *pg_query.SubLink:
+		if err := operator(n.GetOperName()); err != nil {
+			return err
+		}
+	case *pg_query.SortBy:
+		if err := operator(n.GetUseOp()); err != nil {
+			return err
+		}
+	case *pg_query.CollateClause:
+		if err := collation(n); err != nil {
+			return err
+		}
+	case *pg_query.ColumnRef:
+		if err := w.columnRef(n); err != nil {
+			return err
+		}
+	case *pg_query.A_Indirection:
+		if err := fieldSelection(n); err != nil {
 			return err
 		}
 	}
@@ -192,11 +240,21 @@ func typeName(t *pg_query.TypeName) error {
 	return nil
 }
 
-// operator refuses operators qualified with a schema other than pg_catalog
-// (OPERATOR(myschema.+) could name a user-defined function).
-func operator(e *pg_query.A_Expr) error {
-	if schema, name := qualified(e.GetName()); schema != "" && schema != "pg_catalog" {
-		return reject("operator %s.%s is not allowed", schema, name)
+// operator refuses operators qualified with a schema other than pg_catalog,
+// wherever an operator name appears (a OPERATOR(s.op) b, OPERATOR(s.op) ANY,
+// ORDER BY … USING): s.op could name a user-defined function, and the error
+// for another tenant's schema would tell whether it exists.
+func operator(name []*pg_query.Node) error {
+	if schema, op := qualified(name); schema != "" && schema != "pg_catalog" {
+		return reject("operator %s.%s is not allowed", schema, op)
+	}
+	return nil
+}
+
+// collation admits built-in collations only (unqualified or pg_catalog).
+func collation(c *pg_query.CollateClause) error {
+	if schema, name := qualified(c.GetCollname()); schema != "" && schema != "pg_catalog" {
+		return reject("collation %s.%s is not allowed", schema, name)
 	}
 	return nil
 }

@@ -8,7 +8,14 @@ import (
 	"github.com/dbchat/dbchat/internal/sqlguard"
 )
 
-var policy = sqlguard.Policy{Schema: "t_aaaa", Tables: map[string]bool{"orders": true, "customers": true}}
+var policy = sqlguard.Policy{
+	Schema: "t_aaaa",
+	Tables: map[string]bool{"orders": true, "customers": true},
+	Columns: map[string]map[string]bool{
+		"orders":    {"tenant_id": true, "_row_id": true, "id": true, "amount": true, "customer_id": true, "placed_at": true},
+		"customers": {"tenant_id": true, "_row_id": true, "id": true, "name": true, "country": true},
+	},
+}
 
 func TestAllowsPlainQueries(t *testing.T) {
 	t.Parallel()
@@ -87,4 +94,100 @@ func TestRejects(t *testing.T) {
 		require.ErrorAs(t, err, &r, "%q must be rejected", sql)
 		require.NotEmpty(t, r.Reason)
 	}
+}
+
+// Field selection is a function call when the qualifier has no such column:
+// (expr).fname and alias.fname run fname(expr). Names in field position must
+// be real columns of what the qualifier names, or allowlisted functions.
+func TestFieldSelection(t *testing.T) {
+	t.Parallel()
+	for _, sql := range []string{
+		`SELECT c.name, o.amount FROM customers c JOIN orders o ON o.customer_id = c.id`,
+		`SELECT customers.name FROM customers`,
+		`SELECT t_aaaa.customers.name FROM t_aaaa.customers`,
+		`WITH top AS (SELECT name, sum(1) AS n FROM customers GROUP BY name) SELECT top.name, top.n FROM top`,
+		`WITH x AS (SELECT * FROM orders) SELECT x.amount FROM x`,
+		`SELECT s.count, s.total FROM (SELECT count(*), sum(amount) AS total FROM orders) s`,
+		`SELECT s.a FROM (SELECT id FROM orders) s(a)`,
+		`SELECT g.g FROM generate_series(1, 3) g`,
+		`SELECT e.key, e.value FROM orders o, jsonb_each_text('{}'::jsonb) e`,
+		`SELECT o.* FROM orders o`,
+		`SELECT (ARRAY[1,2])[1]`,
+		`SELECT c.name FROM customers c WHERE c.id IN (SELECT o.customer_id FROM orders o)`,
+		`SELECT ('2024-01-01'::text).date`, // allowlisted function: same as date(text)
+	} {
+		require.NoError(t, sqlguard.Check(sql, policy), sql)
+	}
+	for _, sql := range []string{
+		`SELECT ('app.tenant_id'::text).current_setting`,
+		`SELECT (1).pg_sleep`,
+		`SELECT c.record_out FROM customers c`,
+		`SELECT o.pg_get_functiondef FROM orders o`,
+		`SELECT (b).pg_stat_get_backend_activity FROM generate_series(1, 64) b`,
+		`SELECT b.pg_stat_get_backend_activity FROM generate_series(1, 64) b(x)`,
+		`SELECT (42::bigint).pg_advisory_xact_lock`,
+		`SELECT (0).lo_create`,
+		`SELECT (0.42::float8).setseed`,
+		`SELECT ('select 1'::text).ts_stat`,
+		`SELECT v.ts_stat FROM (SELECT 'select 1'::text AS v) s`,
+		`SELECT s.v.ts_stat FROM (SELECT 'select 1'::text AS v) s`,
+		`SELECT s.ts_stat FROM (SELECT 'select 1'::text AS v) s`,
+		`SELECT c.name FROM customers c, (SELECT 1 AS x) c2 WHERE c2.name IS NULL`,
+		`SELECT j.record_out FROM (customers JOIN orders ON true) j`,
+		`SELECT t_bbbb.orders.id FROM orders`,
+		`SELECT x.pg_sleep FROM (SELECT 1 AS a) x, (SELECT 2 AS pg_sleep) y`,
+	} {
+		err := sqlguard.Check(sql, policy)
+		var r *sqlguard.Rejection
+		require.ErrorAs(t, err, &r, "%q must be rejected", sql)
+	}
+}
+
+// Every schema-qualified name is checked, not only relations and functions:
+// another tenant's schema in a collation or operator would be used, or its
+// error would tell whether the schema exists.
+func TestQualifiedNamesEverywhere(t *testing.T) {
+	t.Parallel()
+	for _, sql := range []string{
+		`SELECT name COLLATE t_bbbb."C" FROM customers`,
+		`SELECT name FROM customers ORDER BY name COLLATE t_bbbb."C"`,
+		`SELECT id FROM orders ORDER BY id USING OPERATOR(t_bbbb.<)`,
+		`SELECT 1 WHERE 1 OPERATOR(t_bbbb.=) ANY (ARRAY[1])`,
+		`SELECT 1 WHERE 1 OPERATOR(t_bbbb.=) ANY (SELECT 1)`,
+		`SELECT 1 WHERE 1 OPERATOR(t_bbbb.=) ALL (SELECT 1)`,
+		`SELECT 1::t_bbbb.mytype`,
+		`SELECT CAST(1 AS t_bbbb.mytype)`,
+		`SELECT t_bbbb.f(1)`,
+		`SELECT 1 OPERATOR(t_bbbb.+) 1`,
+	} {
+		err := sqlguard.Check(sql, policy)
+		var r *sqlguard.Rejection
+		require.ErrorAs(t, err, &r, "%q must be rejected", sql)
+	}
+	for _, sql := range []string{
+		`SELECT name COLLATE "C" FROM customers ORDER BY 1`,
+		`SELECT name COLLATE pg_catalog."C" FROM customers`,
+		`SELECT id FROM orders ORDER BY id USING <`,
+		`SELECT 1 WHERE 1 = ANY (ARRAY[1])`,
+	} {
+		require.NoError(t, sqlguard.Check(sql, policy), sql)
+	}
+}
+
+// The parser reads up to a NUL, PostgreSQL reads something else: refuse
+// NUL and other control bytes before parsing.
+func TestControlBytes(t *testing.T) {
+	t.Parallel()
+	for _, sql := range []string{
+		"SELECT 1\x00; SELECT pg_sleep(10)",
+		"SELECT * FROM orders\x00",
+		"SELECT 1 \x1b",
+		"SELECT 1 \x7f",
+		"SELECT '\xff'",
+	} {
+		err := sqlguard.Check(sql, policy)
+		var r *sqlguard.Rejection
+		require.ErrorAs(t, err, &r, "%q must be rejected", sql)
+	}
+	require.NoError(t, sqlguard.Check("SELECT id\n\tFROM orders\r\n", policy))
 }

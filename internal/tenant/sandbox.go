@@ -12,11 +12,12 @@ import (
 )
 
 // Sandbox runs untrusted SQL (generated or typed by a user) for one tenant.
-// Its pool logs in as dbchat_query, so the statement has that role's rights
-// only (SELECT on tenant data tables) and there is no other role to RESET
-// back to. Each run is one READ ONLY transaction with app.tenant_id set
-// locally, search_path pinned to the tenant's schema and the resource limits
-// set locally; the statement becomes a cursor and at most MaxRows+1 rows are
+// Its pool logs in as dbchat_query, which has no rights of its own but may
+// become any tenant's role; each run sets the transaction's role to the
+// tenant's (SELECT on its own tables, the reviewed functions, no catalog),
+// and the statement, a plain query, cannot change it. Each run is one READ
+// ONLY transaction with the role and app.tenant_id set locally, search_path
+// pinned to the tenant's schema and the resource limits set locally; the statement becomes a cursor and at most MaxRows+1 rows are
 // fetched, all in one pipelined round trip, then the transaction is rolled
 // back.
 type Sandbox struct {
@@ -35,22 +36,42 @@ func NewSandbox(ctx context.Context, connURL string, maxConns int32) (*Sandbox, 
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	cfg.AfterRelease = resetSession
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox database URL: %w", err)
 	}
-	var user string
-	var super, bypass bool
-	err = pool.QueryRow(ctx, `SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&user, &super, &bypass)
+	// dbchat_query reads no catalog (not even pg_roles) and executes no
+	// function, so the role's attributes are checked from the runtime pool
+	// (cli.checkRuntime) and by the audit; here, who we are and that we are
+	// no superuser.
+	var user, super string
+	err = pool.QueryRow(ctx, `SELECT current_user`).Scan(&user)
+	if err == nil {
+		err = pool.QueryRow(ctx, `SHOW is_superuser`).Scan(&super)
+	}
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("sandbox pool: %w", err)
 	}
-	if user != "dbchat_query" || super || bypass {
+	if user != "dbchat_query" || super != "off" {
 		pool.Close()
 		return nil, fmt.Errorf("sandbox pool must log in as dbchat_query without SUPERUSER or BYPASSRLS, got %s", user)
 	}
 	return &Sandbox{pool: pool}, nil
+}
+
+// resetSession runs DISCARD ALL on a connection returned to the pool (pgxpool
+// calls it off the request path), so nothing a statement left in the session
+// reaches the next tenant's. The role's rights leave no session state to
+// change (setseed, advisory locks and set_config are not executable, SET
+// LOCAL ends with the transaction); this is the layer under that one. A
+// connection that cannot be reset is dropped.
+func resetSession(c *pgx.Conn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.Exec(ctx, "DISCARD ALL")
+	return err == nil
 }
 
 // Close closes the sandbox's pool.
@@ -80,6 +101,10 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	// quoted identifier and integers, never caller text.
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	// The tenant's role (named like its schema) is the only one with USAGE
+	// on the schema: another tenant's schema is "permission denied" before
+	// any of its tables is looked up or locked.
+	b.Queue(`SET LOCAL ROLE ` + pgx.Identifier{Schema(tenantID)}.Sanitize())
 	b.Queue(fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, tenantID))
 	b.Queue(`SET LOCAL search_path = ` + pgx.Identifier{Schema(tenantID)}.Sanitize())
 	b.Queue(fmt.Sprintf(`SET LOCAL statement_timeout = %d`, max(lim.Timeout.Milliseconds(), 1)))

@@ -7,6 +7,13 @@
 // tenant_isolation policies in db/migrations do the filtering; nothing here
 // adds WHERE tenant_id clauses.
 //
+// Untrusted SQL (Sandbox) runs on a pool of its own as dbchat_query, a role
+// with no rights but membership in every tenant's role. Each statement's
+// transaction also sets the tenant's role (t_<hex>, like its schema) with SET
+// LOCAL ROLE: that role reads its own schema only, calls only the reviewed
+// functions and reads no catalog, so the database, not only the SQL parser,
+// keeps a statement inside its tenant.
+//
 // To keep round trips few, BEGIN and set_config are not sent on their own:
 // they travel in one pipelined batch with the transaction's first statement,
 // so a one-query transaction costs two round trips (statement, COMMIT), and

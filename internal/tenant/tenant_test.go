@@ -36,7 +36,7 @@ func TestRolesCannotBypassRLS(t *testing.T) {
 		return x, r.Scan(&x.name, &x.super, &x.bypass, &x.login, &x.owns)
 	})
 	require.NoError(t, err)
-	require.Len(t, got, 5)
+	require.Len(t, got, 7)
 	for _, r := range got {
 		require.False(t, r.super, r.name)
 		if r.name == "dbchat_operator" {
@@ -52,7 +52,7 @@ func TestRolesCannotBypassRLS(t *testing.T) {
 		logins[r.name] = r.login
 	}
 	require.Equal(t, map[string]bool{"dbchat_app": true, "dbchat_auditor": true, "dbchat_operator": false,
-		"dbchat_owner": false, "dbchat_query": true}, logins)
+		"dbchat_owner": false, "dbchat_query": true, "dbchat_sandbox": false, "dbchat_provisioner": false}, logins)
 
 	// dbchat_operator, the one BYPASSRLS role, cannot log in, owns no
 	// relation, and owns exactly one function and its schema.

@@ -228,6 +228,7 @@ func (p *prober) run(ctx context.Context) error {
 		if err := p.attackQueryRole(ctx, actor, victim, rels); err != nil {
 			return err
 		}
+		p.reachAsQueryRole(ctx, actor, victim)
 		if err := ts.attack(ctx, p, actor, victim); err != nil {
 			return err
 		}
@@ -647,8 +648,9 @@ func (p *prober) attackDirect(ctx context.Context, actor, victim *probeTenant, r
 }
 
 // attackQueryRole runs the same reads and writes as dbchat_query in a
-// transaction scoped to the actor, as the sandbox would (but READ WRITE and
-// without the parser, to test the database layer alone).
+// transaction scoped to the actor and in the actor's role, as the sandbox
+// would (but READ WRITE and without the parser, to test the database layer
+// alone).
 func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant, rels []relation) error {
 	const channel = "sql as dbchat_query"
 	run := func(sql string, read bool, args ...any) (int64, error) {
@@ -658,6 +660,9 @@ func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // always rolled back
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, actor.id)); err != nil {
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+pgx.Identifier{actor.schema}.Sanitize()); err != nil {
 			return 0, err
 		}
 		if read {
@@ -739,7 +744,7 @@ func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant
 	_, err = tx.Exec(ctx, `SET ROLE `+migrate.AppRole)
 	_ = tx.Rollback(context.WithoutCancel(ctx))
 	a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "escalate", Target: "role " + migrate.AppRole,
-		Statement: "SET ROLE " + migrate.AppRole, Expected: "refused: dbchat_query is a member of no role", Cells: []string{audit.CellExecOther}}
+		Statement: "SET ROLE " + migrate.AppRole, Expected: "refused: dbchat_query is a member of the tenant roles only", Cells: []string{audit.CellExecOther}}
 	switch {
 	case errors.As(err, &pg) && pg.Code == "42501":
 		a.Outcome, a.Passed = "refused: "+pg.Code+" "+pg.Message, true
@@ -801,6 +806,69 @@ func (p *prober) attackSandbox(ctx context.Context, actor, victim *probeTenant) 
 		}
 		p.add(a)
 	}
+	// Around the rows: every one refused, none naming the victim.
+	for _, at := range BeyondRows(victim.schema) {
+		res, err := p.svc.Run(actx, sandbox.Request{SQL: at.SQL, Timeout: time.Second})
+		body := sandboxText(res, err)
+		a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "reach", Target: at.Class,
+			Statement: at.SQL, Expected: "refused, naming nothing of the other tenant", Cells: []string{audit.CellExecOther}}
+		a.Outcome = sandboxOutcome(res, err)
+		a.Passed = err != nil && !strings.Contains(body, victim.marker) && !strings.Contains(body, victim.id.String())
+		if err == nil {
+			a.Outcome = "RAN: " + a.Outcome
+		}
+		scrub(&a, victim)
+		p.add(a)
+	}
+}
+
+// reachAsQueryRole runs the attacks around the rows as dbchat_query in the
+// actor's role, without the parser: the database alone must refuse each.
+func (p *prober) reachAsQueryRole(ctx context.Context, actor, victim *probeTenant) {
+	const channel = "sql as dbchat_query"
+	for _, at := range BeyondRows(victim.schema) {
+		if strings.ContainsRune(at.SQL, 0) {
+			continue // refused at the edge; no statement reaches the server
+		}
+		a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "reach", Target: at.Class,
+			Statement: at.SQL, Expected: "refused by the tenant role's privileges", Cells: []string{audit.CellExecOther}}
+		err := p.queryAsRole(ctx, actor, at.SQL)
+		var pg *pgconn.PgError
+		switch {
+		case errors.As(err, &pg) && pg.Code == "42501":
+			a.Outcome, a.Passed = "refused: "+pg.Code+" "+pg.Message, true
+		case err != nil:
+			a.Outcome = "unexpected error: " + err.Error()
+		default:
+			a.Outcome = "RAN"
+		}
+		scrub(&a, victim)
+		p.add(a)
+	}
+}
+
+// queryAsRole runs sql read-only, as the sandbox would: the actor's tenant
+// and role set locally, a one-second timeout, rolled back.
+func (p *prober) queryAsRole(ctx context.Context, actor *probeTenant, sql string) error {
+	tx, err := p.query.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // always rolled back
+	for _, set := range []string{fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, actor.id),
+		`SET LOCAL ROLE ` + pgx.Identifier{actor.schema}.Sanitize(), `SET LOCAL statement_timeout = 1000`} {
+		if _, err := tx.Exec(ctx, set); err != nil {
+			return err
+		}
+	}
+	rows, err := tx.Query(ctx, sql)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	return rows.Err()
 }
 
 func sandboxText(res sandbox.Result, err error) string {

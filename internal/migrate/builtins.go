@@ -1,0 +1,186 @@
+package migrate
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PostgreSQL lets PUBLIC execute nearly every built-in function and read
+// every catalog. For the query role, which runs untrusted SQL for every
+// tenant on shared connections, that is far too much: functions that run SQL
+// text (ts_stat, query_to_xml), show other sessions (pg_stat_get_*), leak or
+// change shared state (setseed, advisory locks, large objects) or give the
+// size or existence of objects by name, and catalogs that name every
+// tenant's schema, tables, columns and row counts.
+//
+// So in dbchat's database untrusted SQL gets an allowlist: what PUBLIC could
+// do moves to the platform roles (nothing changes for them), and the tenant
+// roles that statements run as (through dbchat_sandbox) get EXECUTE on the
+// reviewed functions in query_functions.txt only and no catalog at all;
+// dbchat_query itself has nothing but membership in the tenant roles. Statements do not need catalog privileges to resolve
+// names, and type input/output, sorting and hashing run without EXECUTE
+// checks; operators, casts and called functions are checked, which is why
+// the list holds the operators and casts of the column types a tenant can
+// use. Superusers are unaffected; a non-superuser login that should use
+// psql on this database needs one of the platform roles.
+
+// PrivilegesRevision changes whenever the privileged steps that run outside
+// the migrations change, so that prepared databases (test templates) are
+// rebuilt.
+const PrivilegesRevision = 4
+
+// platformRoles receive what PUBLIC could execute or read.
+var platformRoles = OwnerRole + ", " + AppRole + ", " + AuditorRole + ", " + OperatorRole + ", " + ProvisionerRole
+
+// QueryFunctions is the reviewed list of functions generated SQL may execute
+// (granted to dbchat_sandbox), one regprocedure signature per line ('#'
+// starts a comment).
+//
+//go:embed query_functions.txt
+var QueryFunctions string
+
+// restrictBuiltins moves PUBLIC's EXECUTE and SELECT on built-in and
+// extension objects to the platform roles and grants the query role its
+// allowlist. It is idempotent: a second run finds nothing left for PUBLIC.
+func restrictBuiltins(ctx context.Context, tx pgx.Tx) error {
+	stmts := []string{
+		// Functions of every schema (pg_catalog, information_schema, the
+		// extension's) that PUBLIC may execute.
+		`DO $$
+		DECLARE sigs text;
+		BEGIN
+			SELECT string_agg(p.oid::regprocedure::text, ', ') INTO sigs FROM pg_catalog.pg_proc p
+			WHERE EXISTS (SELECT FROM pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+			              WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE');
+			IF sigs IS NOT NULL THEN
+				EXECUTE 'REVOKE EXECUTE ON ROUTINE ' || sigs || ' FROM PUBLIC';
+				EXECUTE 'GRANT EXECUTE ON ROUTINE ' || sigs || ' TO ` + platformRoles + `';
+			END IF;
+		END $$`,
+		// Catalog tables and views, and information_schema views.
+		`DO $$
+		DECLARE rels text;
+		BEGIN
+			SELECT string_agg(c.oid::regclass::text, ', ') INTO rels FROM pg_catalog.pg_class c
+			WHERE c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+			  AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
+			  AND EXISTS (SELECT FROM pg_catalog.aclexplode(coalesce(c.relacl, pg_catalog.acldefault('r', c.relowner))) a
+			              WHERE a.grantee = 0 AND a.privilege_type = 'SELECT');
+			IF rels IS NOT NULL THEN
+				EXECUTE 'REVOKE SELECT ON ' || rels || ' FROM PUBLIC';
+				EXECUTE 'GRANT SELECT ON ' || rels || ' TO ` + platformRoles + `';
+			END IF;
+		END $$`,
+		// Column grants to PUBLIC (pg_subscription has them).
+		`DO $$
+		DECLARE r record;
+		BEGIN
+			FOR r IN SELECT c.oid::regclass AS rel, string_agg(quote_ident(a.attname), ', ') AS cols
+			         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+			         WHERE c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+			           AND EXISTS (SELECT FROM pg_catalog.aclexplode(a.attacl) x WHERE x.grantee = 0 AND x.privilege_type = 'SELECT')
+			         GROUP BY c.oid
+			LOOP
+				EXECUTE format('REVOKE SELECT (%s) ON %s FROM PUBLIC', r.cols, r.rel);
+				EXECUTE format('GRANT SELECT (%s) ON %s TO ` + platformRoles + `', r.cols, r.rel);
+			END LOOP;
+		END $$`,
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("restrict built-in functions and catalogs: %w", err)
+		}
+	}
+	if err := grantQueryFunctions(ctx, tx); err != nil {
+		return err
+	}
+	return ensureTenantRoles(ctx, tx)
+}
+
+// ensureTenantRoles gives every tenant its role (see migration 00006) with
+// its grants: new tenants get it from dbchat.create_tenant, tenants created
+// before the migration, or restored into a cluster without the roles, here.
+func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `DO $$
+		DECLARE
+			r text;
+		BEGIN
+			FOR r IN SELECT 't_' || replace(t.id::text, '-', '') FROM dbchat.tenants t
+			         UNION SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'
+			LOOP
+				IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+					EXECUTE format('CREATE ROLE %I NOLOGIN INHERIT', r);
+				END IF;
+				EXECUTE format('GRANT `+SandboxRole+` TO %I', r);
+				EXECUTE format('GRANT %I TO `+QueryRole+`', r);
+				IF to_regnamespace(r) IS NOT NULL THEN
+					EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', r, r);
+					EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', r, r);
+				END IF;
+			END LOOP;
+		END $$`)
+	if err != nil {
+		return fmt.Errorf("tenant roles: %w", err)
+	}
+	return nil
+}
+
+// grantQueryFunctions makes dbchat_sandbox's EXECUTE set exactly the
+// reviewed list: listed functions this server has are granted, anything else
+// granted to it (or to dbchat_query) directly is revoked.
+func grantQueryFunctions(ctx context.Context, conn pgx.Tx) error {
+	sigs := ParseFunctionList(QueryFunctions)
+	_, err := conn.Exec(ctx, `DO $$
+		DECLARE extra text;
+		BEGIN
+			SELECT string_agg(p.oid::regprocedure::text, ', ') INTO extra FROM pg_catalog.pg_proc p
+			WHERE EXISTS (SELECT FROM pg_catalog.aclexplode(p.proacl) a
+			              WHERE a.grantee IN ('`+QueryRole+`'::regrole, '`+SandboxRole+`'::regrole) AND a.privilege_type = 'EXECUTE');
+			IF extra IS NOT NULL THEN
+				EXECUTE 'REVOKE EXECUTE ON ROUTINE ' || extra || ' FROM `+QueryRole+`, `+SandboxRole+`';
+			END IF;
+		END $$`)
+	if err != nil {
+		return fmt.Errorf("reset %s's functions: %w", SandboxRole, err)
+	}
+	var have []string
+	rows, err := conn.Query(ctx, `SELECT to_regprocedure(s)::text FROM unnest($1::text[]) s WHERE to_regprocedure(s) IS NOT NULL`, sigs)
+	if err != nil {
+		return err
+	}
+	if have, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return err
+	}
+	if len(have) == 0 {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, `GRANT EXECUTE ON ROUTINE `+strings.Join(have, ", ")+` TO `+SandboxRole); err != nil {
+		return fmt.Errorf("grant %s its functions: %w", SandboxRole, err)
+	}
+	// The audit compares what untrusted SQL may execute with this list.
+	if _, err := conn.Exec(ctx, `DELETE FROM audit.sandbox_functions`); err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO audit.sandbox_functions (fn) SELECT to_regprocedure(s) FROM unnest($1::text[]) s`, have)
+	return err
+}
+
+// ParseFunctionList reads query_functions.txt: one signature a line, blank
+// lines and '#' comments skipped.
+func ParseFunctionList(text string) []string {
+	var sigs []string
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		sigs = append(sigs, line)
+	}
+	return sigs
+}
