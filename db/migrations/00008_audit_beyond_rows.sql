@@ -1,19 +1,20 @@
 -- Isolation beyond rows, for the DBA: audit.findings gains lints for what
 -- untrusted SQL can reach around the rows (dangerous functions, functions
 -- outside the reviewed list, catalogs), for the tenant roles of 00006 and
--- for foreign keys without an index. audit.sandbox_functions holds the
--- reviewed list `dbchat migrate` grants to dbchat_sandbox, so a widening
+-- for foreign keys without an index. dbchat_migrations.sandbox_functions
+-- (bookkeeping next to goose's version table) holds the reviewed list `dbchat migrate` grants to dbchat_sandbox, so a widening
 -- (a PostgreSQL upgrade, an extension update, a manual GRANT) shows up here.
 -- The view below is 00003's with those additions; dbchat_query's
 -- memberships in tenant roles are the design, not a finding.
 
 -- +goose Up
-CREATE TABLE audit.sandbox_functions (
+CREATE TABLE dbchat_migrations.sandbox_functions (
     fn regprocedure PRIMARY KEY
 );
-COMMENT ON TABLE audit.sandbox_functions IS
-    'The reviewed functions untrusted SQL may call (granted to dbchat_sandbox, inherited by every tenant role). Written by `dbchat migrate` from internal/migrate/query_functions.txt.';
-GRANT SELECT ON audit.sandbox_functions TO dbchat_auditor, dbchat_app;
+COMMENT ON TABLE dbchat_migrations.sandbox_functions IS
+    'The reviewed functions untrusted SQL may call (granted to dbchat_sandbox, inherited by every tenant role), as `dbchat migrate` last applied them from internal/migrate/query_functions.txt. Bookkeeping, no tenant data.';
+GRANT USAGE ON SCHEMA dbchat_migrations TO dbchat_auditor, dbchat_app;
+GRANT SELECT ON dbchat_migrations.sandbox_functions TO dbchat_auditor, dbchat_app;
 
 CREATE OR REPLACE VIEW audit.findings WITH (security_invoker = true) AS
 WITH RECURSIVE
@@ -89,7 +90,7 @@ untrusted (oid, rolname) AS (
 -- large objects or files, change shared state, or tell the size or
 -- existence of objects by name: never for untrusted SQL.
 dangerous AS (
-    SELECT p.oid, p.proacl, p.proowner, format('pg_catalog.%I(%s)', p.proname, pg_get_function_identity_arguments(p.oid)) AS sig
+    SELECT p.oid, p.proacl, p.proowner, 'pg_catalog.' || p.oid::regprocedure::text AS sig
     FROM pg_catalog.pg_proc p
     WHERE p.pronamespace = 'pg_catalog'::regnamespace
       AND p.proname ~ '^(ts_stat|ts_rewrite|query_to_xml.*|query_to_xmlschema|table_to_xml.*|schema_to_xml.*|database_to_xml.*|cursor_to_xml.*|pg_stat_get_.*|pg_stat_.*|pg_sleep.*|setseed|pg_advisory_.*|pg_try_advisory_.*|lo_.*|loread|lowrite|pg_.*_size|to_reg.*|pg_get_.*def|pg_get_.*|pg_read_.*|pg_ls_.*|pg_stat_file|set_config|current_setting|pg_notify|pg_cancel_backend|pg_terminate_backend|pg_backend_pid|pg_blocking_pids|pg_listening_channels|txid_.*|pg_current_xact_id.*|pg_snapshot_.*|pg_xact_.*|pg_relation_filenode|pg_relation_filepath|has_.*_privilege|pg_has_role|pg_table_is_visible|pg_.*_is_visible|pg_describe_object|pg_identify_object.*|pg_catalog.*|obj_description|col_description|shobj_description|pg_backup_.*|pg_switch_wal|pg_reload_conf|pg_rotate_logfile|pg_log_backend_memory_contexts|dblink.*)$'
@@ -414,15 +415,15 @@ found (lint, level, object_type, object, detail, remedy) AS (
     JOIN fn_exec u ON u.oid = d.oid
     UNION ALL
     SELECT 'untrusted_sql_function_not_reviewed', 'ERROR', 'function', format('%s.%I(%s)', p.pronamespace::regnamespace, p.proname, pg_get_function_identity_arguments(p.oid)),
-           format('%s may execute a function outside the reviewed list (audit.sandbox_functions): a PostgreSQL upgrade, an extension update or a manual grant widened what generated SQL can call', u.rolname),
+           format('%s may execute a function outside the reviewed list (dbchat_migrations.sandbox_functions): a PostgreSQL upgrade, an extension update or a manual grant widened what generated SQL can call', u.rolname),
            format('REVOKE EXECUTE ON FUNCTION %s FROM %s; (or run `dbchat migrate`)', p.oid::regprocedure, CASE WHEN u.roid = 0 THEN 'PUBLIC' ELSE quote_ident(u.rolname) END)
     FROM fn_exec u
     JOIN pg_catalog.pg_proc p ON p.oid = u.oid
-    WHERE NOT EXISTS (SELECT FROM audit.sandbox_functions s WHERE s.fn = p.oid)
+    WHERE NOT EXISTS (SELECT FROM dbchat_migrations.sandbox_functions s WHERE s.fn = p.oid)
       AND NOT EXISTS (SELECT FROM dangerous d WHERE d.oid = p.oid)
       AND NOT (u.roid = 0 AND p.pronamespace IN (SELECT oid FROM user_schemas WHERE nspname IN ('dbchat', 'dbchat_ops', 'audit') OR nspname LIKE 't\_%'))
     UNION ALL
-    SELECT 'untrusted_sql_reads_catalog', 'ERROR', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'table' END, c.oid::regclass::text,
+    SELECT 'untrusted_sql_reads_catalog', 'ERROR', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'table' END, format('%s.%I', c.relnamespace::regnamespace, c.relname),
            format('%s may read this catalog: it names every tenant''s schema, tables and columns, counts their rows or shows other sessions', u.rolname),
            format('REVOKE SELECT ON %s FROM %s; (or run `dbchat migrate`)', c.oid::regclass, CASE WHEN u.roid = 0 THEN 'PUBLIC' ELSE quote_ident(u.rolname) END)
     FROM catalog_read u
@@ -515,4 +516,4 @@ COMMENT ON VIEW audit.findings IS
 
 -- +goose Down
 -- (00003 has the previous view; restoring it needs its full text)
-DROP TABLE audit.sandbox_functions CASCADE;
+DROP TABLE dbchat_migrations.sandbox_functions CASCADE;

@@ -163,10 +163,10 @@ func grantQueryFunctions(ctx context.Context, conn pgx.Tx) error {
 		return fmt.Errorf("grant %s its functions: %w", SandboxRole, err)
 	}
 	// The audit compares what untrusted SQL may execute with this list.
-	if _, err := conn.Exec(ctx, `DELETE FROM audit.sandbox_functions`); err != nil {
+	if _, err := conn.Exec(ctx, `DELETE FROM dbchat_migrations.sandbox_functions`); err != nil {
 		return err
 	}
-	_, err = conn.Exec(ctx, `INSERT INTO audit.sandbox_functions (fn) SELECT to_regprocedure(s) FROM unnest($1::text[]) s`, have)
+	_, err = conn.Exec(ctx, `INSERT INTO dbchat_migrations.sandbox_functions (fn) SELECT to_regprocedure(s) FROM unnest($1::text[]) s`, have)
 	return err
 }
 

@@ -156,7 +156,19 @@ var Breakages = []Breakage{
 		`CREATE UNIQUE INDEX database_columns_global_name ON dbchat.database_columns (name)`},
 	{"foreign_key_without_tenant_id", "dbchat.query_history",
 		`ALTER TABLE dbchat.query_history ADD COLUMN other_tenant uuid REFERENCES dbchat.tenants (id)`},
+	{"untrusted_sql_dangerous_function", "pg_catalog.ts_stat(text)",
+		`GRANT EXECUTE ON FUNCTION pg_catalog.ts_stat(text) TO dbchat_sandbox`},
+	{"untrusted_sql_function_not_reviewed", "pg_catalog.version()",
+		`GRANT EXECUTE ON FUNCTION pg_catalog.version() TO PUBLIC`},
+	{"untrusted_sql_reads_catalog", "pg_catalog.pg_namespace", `GRANT SELECT ON pg_catalog.pg_namespace TO PUBLIC`},
+	{"unindexed_foreign_key", "dbchat.api_keys",
+		`ALTER TABLE dbchat.api_keys ADD COLUMN model_id uuid, ADD FOREIGN KEY (tenant_id, model_id) REFERENCES dbchat.models (tenant_id, id)`},
 }
+
+// brokenTenantRole is a tenant role (named like a tenant schema of the
+// scratch database) that reaches too far; it exists only in InRoleTx.
+const brokenTenantRole = "t_00000000000000000000000000000b0b"
+
 
 // RoleBreakages alter the cluster-wide roles, so they are only ever made
 // inside a transaction that is rolled back (see InRoleTx): other tests, in
@@ -168,6 +180,9 @@ var RoleBreakages = []Breakage{
 	{"role_bypassrls", "dbchat_owner", `ALTER ROLE dbchat_owner BYPASSRLS`},
 	{"operator_role_can_login", "dbchat_operator", `ALTER ROLE dbchat_operator LOGIN`},
 	{"login_role_membership", "dbchat_query", `GRANT dbchat_owner TO dbchat_query`},
+	{"tenant_role_reaches_other_schema", "dbchat",
+		`CREATE SCHEMA ` + brokenTenantRole + `; CREATE ROLE ` + brokenTenantRole + ` NOLOGIN; GRANT USAGE ON SCHEMA dbchat TO ` + brokenTenantRole},
+	{"tenant_role_membership", brokenTenantRole, `GRANT dbchat_app TO ` + brokenTenantRole},
 }
 
 // Break applies every Breakage to d (committed: d is a scratch database).
