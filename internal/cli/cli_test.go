@@ -328,14 +328,18 @@ func TestServeRefusesTheWrongRole(t *testing.T) {
 		{"the auditor", func(t *testing.T) string { return audittest.AuditorURL(t, d) },
 			[]string{"logs in as dbchat_auditor", "dbchat_auditor is not dbchat_app and does not inherit its privileges"}},
 		{"the query role", func(t *testing.T) string { return d.QueryURL },
-			[]string{"logs in as dbchat_query", "dbchat_query is not dbchat_app and does not inherit its privileges"}},
+			[]string{"logs in as dbchat_query", "dbchat_query is not dbchat_app"}},
 		{"a member of dbchat_owner", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_owner", "dbchat_app") },
-			// dbchat_owner is a member of dbchat_operator, so the login reaches it too.
-			[]string{"is a member of dbchat_operator (BYPASSRLS), dbchat_owner (and could SET ROLE to it)"}},
+			// dbchat_owner is a member of dbchat_operator (and of
+			// dbchat_provisioner), so the login reaches them too.
+			[]string{"is a member of dbchat_operator (BYPASSRLS), dbchat_owner, dbchat_provisioner (CREATEROLE) (and could SET ROLE to it)"}},
+		{"a member of dbchat_app and dbchat_sandbox", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_app", "dbchat_sandbox") },
+			[]string{"is a member of dbchat_sandbox (and could SET ROLE to it)"}},
 		{"a member of dbchat_owner without dbchat_app", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_owner") },
 			[]string{"is a member of dbchat_operator (BYPASSRLS), dbchat_owner", "is not dbchat_app and does not inherit its privileges"}},
 		{"a member of dbchat_app and dbchat_query", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_app", "dbchat_query") },
-			[]string{"is a member of dbchat_query (and could SET ROLE to it)"}},
+			// (and, through the tenant roles dbchat_query may take, of dbchat_sandbox)
+			[]string{"is a member of dbchat_query"}},
 		{"a member of dbchat_app and dbchat_auditor", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_app", "dbchat_auditor") },
 			[]string{"is a member of dbchat_auditor"}},
 		{"a member of a BYPASSRLS role", func(t *testing.T) string { return loginRole(t, d, "", "dbchat_app", bypasser) },

@@ -90,7 +90,8 @@ func checkRuntime(ctx context.Context, pool *pgxpool.Pool) error {
 // BYPASSRLS or CREATEROLE of its own (CREATEROLE can grant itself any
 // non-superuser role), no membership, direct or through other roles, in
 // another dbchat role (dbchat_owner owns the tables, dbchat_operator bypasses
-// RLS, dbchat_query and dbchat_auditor lack the runtime's rights) or in any
+// RLS, dbchat_provisioner creates roles, dbchat_query, dbchat_sandbox and
+// dbchat_auditor lack the runtime's rights) or in any
 // role with SUPERUSER, BYPASSRLS or CREATEROLE (SET ROLE would reach it), and
 // it owns no relation. Without this check a wrong login starts and fails every request
 // (dbchat_auditor), starts with the power to bypass isolation (a member of
@@ -102,6 +103,9 @@ func checkRuntimeRole(ctx context.Context, pool *pgxpool.Pool) error {
 		reachable                         []string
 		owned                             int
 	)
+	if err := pool.QueryRow(ctx, `SELECT current_user`).Scan(&user); err != nil {
+		return fmt.Errorf("check the runtime role: %w", err)
+	}
 	err := pool.QueryRow(ctx, `
 		SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole,
 		       pg_has_role(r.oid, $1::name, 'USAGE'),
@@ -116,8 +120,15 @@ func checkRuntimeRole(ctx context.Context, pool *pgxpool.Pool) error {
 		                                        CASE WHEN q.rolbypassrls THEN q.rolname || ' has BYPASSRLS' END)
 		                 FROM pg_roles q WHERE q.rolname = $3), '')
 		FROM pg_roles r WHERE r.rolname = current_user`,
-		migrate.AppRole, []string{migrate.OwnerRole, migrate.OperatorRole, migrate.QueryRole, migrate.AuditorRole}, migrate.QueryRole,
+		migrate.AppRole, []string{migrate.OwnerRole, migrate.OperatorRole, migrate.QueryRole, migrate.AuditorRole,
+			migrate.SandboxRole, migrate.ProvisionerRole}, migrate.QueryRole,
 	).Scan(&user, &super, &bypass, &createRole, &hasApp, &reachable, &owned, &queryProblem)
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "42501" {
+		// Not even the role catalog: dbchat_query, which reads no catalog.
+		return fmt.Errorf("refusing to start: DATABASE_URL logs in as %s, which is not a safe runtime role: %s is not %s and may not even read pg_roles (connect as %s; see docs/SECURITY.md)",
+			user, user, migrate.AppRole, migrate.AppRole)
+	}
 	if err != nil {
 		return fmt.Errorf("check the runtime role: %w", err)
 	}
