@@ -139,6 +139,18 @@ type QueryHistory struct {
 	GenerationMs *float64   `json:"generation_ms"`
 	ExecutionMs  *float64   `json:"execution_ms"`
 	CreatedAt    time.Time  `json:"created_at"`
+	// The latest feedback on this entry: true confirms the generated SQL, false corrects it (feedback_sql) or just says it is wrong.
+	FeedbackCorrect *bool `json:"feedback_correct"`
+	// The corrected SQL of the latest feedback; NULL when the generated SQL was confirmed or no correction was given.
+	FeedbackSql    *string    `json:"feedback_sql"`
+	FeedbackUserID *uuid.UUID `json:"feedback_user_id"`
+	FeedbackAt     *time.Time `json:"feedback_at"`
+	// pending: a member's feedback awaiting an admin; approved: trained (feedback_training_id); rejected: not trained; NULL: nothing to train.
+	FeedbackStatus     *string    `json:"feedback_status"`
+	FeedbackReviewedBy *uuid.UUID `json:"feedback_reviewed_by"`
+	FeedbackReviewedAt *time.Time `json:"feedback_reviewed_at"`
+	// The training row approved feedback became (NULL once that row is deleted).
+	FeedbackTrainingID *uuid.UUID `json:"feedback_training_id"`
 }
 
 type Tenant struct {

@@ -15,7 +15,7 @@ import (
 const createQueryHistory = `-- name: CreateQueryHistory :one
 INSERT INTO dbchat.query_history (model_id, question, generated_sql, status, error, row_count, generation_ms, execution_ms)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING tenant_id, id, user_id, model_id, question, generated_sql, status, error, row_count, generation_ms, execution_ms, created_at
+RETURNING tenant_id, id, user_id, model_id, question, generated_sql, status, error, row_count, generation_ms, execution_ms, created_at, feedback_correct, feedback_sql, feedback_user_id, feedback_at, feedback_status, feedback_reviewed_by, feedback_reviewed_at, feedback_training_id
 `
 
 type CreateQueryHistoryParams struct {
@@ -54,6 +54,14 @@ func (q *Queries) CreateQueryHistory(ctx context.Context, db DBTX, arg CreateQue
 		&i.GenerationMs,
 		&i.ExecutionMs,
 		&i.CreatedAt,
+		&i.FeedbackCorrect,
+		&i.FeedbackSql,
+		&i.FeedbackUserID,
+		&i.FeedbackAt,
+		&i.FeedbackStatus,
+		&i.FeedbackReviewedBy,
+		&i.FeedbackReviewedAt,
+		&i.FeedbackTrainingID,
 	)
 	return i, err
 }

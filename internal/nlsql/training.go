@@ -49,13 +49,15 @@ const insertBatch = 500
 // transaction: all or nothing. Errors name the item ("items[2].sql: ...";
 // a single item is named by its field alone).
 func (s *Store) Add(ctx context.Context, modelID uuid.UUID, items []NewItem, source string) ([]Item, error) {
-	label := func(i int, field string) string {
-		if len(items) == 1 {
-			return field
-		}
-		return fmt.Sprintf("items[%d].%s", i, field)
-	}
-	items, err := s.prepare(ctx, items, label)
+	return s.AddWith(ctx, modelID, items, source, nil)
+}
+
+// AddWith is Add, with then (if not nil) run inside the inserting
+// transaction after the rows are in: its error rolls the rows back, so what
+// then records and the training data commit together or not at all.
+func (s *Store) AddWith(ctx context.Context, modelID uuid.UUID, items []NewItem, source string,
+	then func(ctx context.Context, tx tenant.Conn, added []Item) error) ([]Item, error) {
+	items, err := s.prepare(ctx, items, itemLabel(len(items)))
 	if err != nil {
 		return nil, err
 	}
@@ -64,14 +66,40 @@ func (s *Store) Add(ctx context.Context, modelID uuid.UUID, items []NewItem, sou
 		return nil, err
 	}
 	var out []Item
+	var insertErr error
 	err = s.DB.Tx(ctx, func(tx tenant.Conn) error {
-		out, err = s.insert(ctx, tx, modelID, items, vecs, source)
-		return err
+		if out, insertErr = s.insert(ctx, tx, modelID, items, vecs, source); insertErr != nil || then == nil {
+			return insertErr
+		}
+		return then(ctx, tx, out)
 	})
-	if apperr.CodeOf(err) == apperr.NotFound {
+	// A missing model fails the insert's foreign key (translated by Tx).
+	if insertErr != nil && apperr.CodeOf(err) == apperr.NotFound {
 		return nil, apperr.Errorf(apperr.NotFound, "model not found")
 	}
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Check validates items as Add would (shape, and a pair's SQL against the
+// tenant's current tables) without embedding or storing them: for input that
+// is kept for later, such as a member's feedback awaiting an admin.
+func (s *Store) Check(ctx context.Context, items []NewItem) error {
+	_, err := s.prepare(ctx, items, itemLabel(len(items)))
+	return err
+}
+
+// itemLabel names a field of item i in errors ("items[2].sql"); a single
+// item is named by its field alone.
+func itemLabel(n int) func(i int, field string) string {
+	return func(i int, field string) string {
+		if n == 1 {
+			return field
+		}
+		return fmt.Sprintf("items[%d].%s", i, field)
+	}
 }
 
 // prepare checks the items' shape, writes missing questions (QuestionWriter)
