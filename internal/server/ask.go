@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/ask"
@@ -56,8 +55,9 @@ type feedbackRequest struct {
 	SQL     *string `json:"sql"`
 }
 
-// feedback turns a confirmed (or corrected) answer into a training pair of
-// the model that produced it, as Vanna's auto-train does.
+// feedback confirms or corrects an answer. An admin's trains the model at
+// once (201); a member's waits for an admin's review (202); feedback with
+// nothing to train is only recorded (200).
 func (s *Server) feedback(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
@@ -77,48 +77,91 @@ func (s *Server) feedback(c *gin.Context) {
 		s.fail(c, apperr.Errorf(apperr.Unavailable, "question answering is not configured"))
 		return
 	}
-	ctx := c.Request.Context()
-	ident, _ := tenant.FromContext(ctx)
-	// Like history itself: members reach only their own entries.
-	params := dbsqlc.GetQueryHistoryParams{ID: id}
-	if ident.Role != tenant.Admin {
-		params.UserID = &ident.UserID
+	res, err := s.cfg.Ask.Feedback(c.Request.Context(), id, *req.Correct, req.SQL)
+	switch {
+	case err != nil:
+		s.fail(c, err)
+	case res.Trained:
+		c.JSON(http.StatusCreated, res)
+	case res.Review != nil:
+		c.JSON(http.StatusAccepted, res)
+	default:
+		c.JSON(http.StatusOK, res)
 	}
-	var h dbsqlc.GetQueryHistoryRow
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		h, err = s.q.GetQueryHistory(ctx, tx, params)
-		return err
-	})
+}
+
+type feedbackPage struct {
+	Items      []ask.Feedback `json:"items"`
+	NextCursor *string        `json:"next_cursor"`
+}
+
+// listFeedback pages through feedback in one review state (default
+// pending), newest first: the admins' review queue; members see their own.
+func (s *Server) listFeedback(c *gin.Context) {
+	if s.cfg.Ask == nil {
+		s.fail(c, apperr.Errorf(apperr.Unavailable, "question answering is not configured"))
+		return
+	}
+	f := ask.FeedbackFilter{Status: c.DefaultQuery("status", ask.ReviewPending), BeforeAt: historyStart.at, BeforeID: historyStart.id}
+	limit, err := queryInt(c, "limit", historyDefaultLimit, 1, historyMaxLimit)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	sql := h.GeneratedSql
-	if req.SQL != nil {
-		sql = req.SQL
+	f.Limit = limit + 1 // one extra row tells whether another page follows
+	if v := c.Query("cursor"); v != "" {
+		k, err := decodeHistoryCursor(v)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		f.BeforeAt, f.BeforeID = k.at, k.id
 	}
-	if h.Question == nil || sql == nil || (!*req.Correct && req.SQL == nil) {
-		c.JSON(http.StatusOK, gin.H{"trained": false})
-		return
-	}
-	model := "default" // entries whose model was deleted train the default one
-	if h.Model != nil {
-		model = *h.Model
-	}
-	var modelID uuid.UUID
-	if err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		modelID, err = nlsql.ModelID(ctx, tx, model)
-		return err
-	}); err != nil {
-		s.fail(c, err)
-		return
-	}
-	items, err := s.cfg.Ask.Store.Add(ctx, modelID, []nlsql.NewItem{{Kind: nlsql.KindSQL, Question: *h.Question, Content: *sql}}, "feedback")
+	items, err := s.cfg.Ask.ListFeedback(c.Request.Context(), f)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"trained": true, "training_data_id": items[0].ID})
+	page := feedbackPage{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := page.Items[limit-1]
+		next := historyCursor{at: last.GivenAt, id: last.HistoryID}.encode()
+		page.NextCursor = &next
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+type reviewRequest struct {
+	Decision string `json:"decision"`
+}
+
+// reviewFeedback approves (trains) or rejects a member's pending feedback.
+func (s *Server) reviewFeedback(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req reviewRequest
+	if err := s.bindJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Decision != "approve" && req.Decision != "reject" {
+		s.fail(c, apperr.Field("decision", "must be approve or reject"))
+		return
+	}
+	if s.cfg.Ask == nil {
+		s.fail(c, apperr.Errorf(apperr.Unavailable, "question answering is not configured"))
+		return
+	}
+	f, err := s.cfg.Ask.ReviewFeedback(c.Request.Context(), id, req.Decision == "approve")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, f)
 }
 
 type statsJSON struct {

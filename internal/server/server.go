@@ -142,6 +142,8 @@ func (s *Server) routes() {
 
 	v1.POST("/ask", s.askQuestion)
 	v1.POST("/history/:id/feedback", s.feedback)
+	v1.GET("/feedback", s.listFeedback)
+	v1.POST("/history/:id/feedback/review", s.adminOnly, s.reviewFeedback)
 	v1.GET("/models/:name/stats", s.modelStats)
 }
 

@@ -245,15 +245,36 @@ func (e AdminAudit200JSONResponseBodyFindingsLevel) Valid() bool {
 	}
 }
 
+// Defines values for ListFeedbackParamsStatus.
+const (
+	ListFeedbackParamsStatusApproved ListFeedbackParamsStatus = "approved"
+	ListFeedbackParamsStatusPending  ListFeedbackParamsStatus = "pending"
+	ListFeedbackParamsStatusRejected ListFeedbackParamsStatus = "rejected"
+)
+
+// Valid indicates whether the value is a known member of the ListFeedbackParamsStatus enum.
+func (e ListFeedbackParamsStatus) Valid() bool {
+	switch e {
+	case ListFeedbackParamsStatusApproved:
+		return true
+	case ListFeedbackParamsStatusPending:
+		return true
+	case ListFeedbackParamsStatusRejected:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Feedback200JSONResponseBodyTrained.
 const (
-	False Feedback200JSONResponseBodyTrained = false
+	Feedback200JSONResponseBodyTrainedFalse Feedback200JSONResponseBodyTrained = false
 )
 
 // Valid indicates whether the value is a known member of the Feedback200JSONResponseBodyTrained enum.
 func (e Feedback200JSONResponseBodyTrained) Valid() bool {
 	switch e {
-	case False:
+	case Feedback200JSONResponseBodyTrainedFalse:
 		return true
 	default:
 		return false
@@ -269,6 +290,54 @@ const (
 func (e Feedback201JSONResponseBodyTrained) Valid() bool {
 	switch e {
 	case True:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Feedback202JSONResponseBodyReview.
+const (
+	Feedback202JSONResponseBodyReviewPending Feedback202JSONResponseBodyReview = "pending"
+)
+
+// Valid indicates whether the value is a known member of the Feedback202JSONResponseBodyReview enum.
+func (e Feedback202JSONResponseBodyReview) Valid() bool {
+	switch e {
+	case Feedback202JSONResponseBodyReviewPending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Feedback202JSONResponseBodyTrained.
+const (
+	Feedback202JSONResponseBodyTrainedFalse Feedback202JSONResponseBodyTrained = false
+)
+
+// Valid indicates whether the value is a known member of the Feedback202JSONResponseBodyTrained enum.
+func (e Feedback202JSONResponseBodyTrained) Valid() bool {
+	switch e {
+	case Feedback202JSONResponseBodyTrainedFalse:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReviewFeedbackJSONBodyDecision.
+const (
+	Approve ReviewFeedbackJSONBodyDecision = "approve"
+	Reject  ReviewFeedbackJSONBodyDecision = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ReviewFeedbackJSONBodyDecision enum.
+func (e ReviewFeedbackJSONBodyDecision) Valid() bool {
+	switch e {
+	case Approve:
+		return true
+	case Reject:
 		return true
 	default:
 		return false
@@ -416,6 +485,32 @@ type ErrorErrorCode string
 type Error_Error_Details struct {
 	Field                *string                `json:"field,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// Feedback The latest feedback on a history entry.
+type Feedback struct {
+	// AskedBy Who asked the question (null once that user is deleted).
+	AskedBy      *openapi_types.UUID `json:"asked_by"`
+	Correct      bool                `json:"correct"`
+	GeneratedSql *string             `json:"generated_sql"`
+	GivenAt      time.Time           `json:"given_at"`
+
+	// GivenBy Who gave the feedback.
+	GivenBy    *openapi_types.UUID `json:"given_by"`
+	HistoryId  openapi_types.UUID  `json:"history_id"`
+	Model      *string             `json:"model"`
+	Question   *string             `json:"question"`
+	ReviewedAt *time.Time          `json:"reviewed_at"`
+	ReviewedBy *openapi_types.UUID `json:"reviewed_by"`
+
+	// Sql The correction; null when the generated SQL was confirmed.
+	Sql *string `json:"sql"`
+
+	// Status pending: waiting for an admin; approved: trained; rejected: not trained; null: nothing to train.
+	Status *string `json:"status"`
+
+	// TrainingDataId The training row approved feedback became.
+	TrainingDataId *openapi_types.UUID `json:"training_data_id"`
 }
 
 // HistoryItem defines model for HistoryItem.
@@ -785,6 +880,18 @@ type AskQuestionJSONBody struct {
 	Question string  `json:"question"`
 }
 
+// ListFeedbackParams defines parameters for ListFeedback.
+type ListFeedbackParams struct {
+	Status *ListFeedbackParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+	Limit  *int                      `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque; next_cursor of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListFeedbackParamsStatus defines parameters for ListFeedback.
+type ListFeedbackParamsStatus string
+
 // ListHistoryParams defines parameters for ListHistory.
 type ListHistoryParams struct {
 	Status *HistoryStatus      `form:"status,omitempty" json:"status,omitempty"`
@@ -812,6 +919,20 @@ type Feedback200JSONResponseBodyTrained bool
 
 // Feedback201JSONResponseBodyTrained defines parameters for Feedback.
 type Feedback201JSONResponseBodyTrained bool
+
+// Feedback202JSONResponseBodyReview defines parameters for Feedback.
+type Feedback202JSONResponseBodyReview string
+
+// Feedback202JSONResponseBodyTrained defines parameters for Feedback.
+type Feedback202JSONResponseBodyTrained bool
+
+// ReviewFeedbackJSONBody defines parameters for ReviewFeedback.
+type ReviewFeedbackJSONBody struct {
+	Decision ReviewFeedbackJSONBodyDecision `json:"decision"`
+}
+
+// ReviewFeedbackJSONBodyDecision defines parameters for ReviewFeedback.
+type ReviewFeedbackJSONBodyDecision string
 
 // TrainFromCatalogJSONBody defines parameters for TrainFromCatalog.
 type TrainFromCatalogJSONBody = map[string]interface{}
@@ -866,6 +987,9 @@ type AskQuestionJSONRequestBody AskQuestionJSONBody
 
 // FeedbackJSONRequestBody defines body for Feedback for application/json ContentType.
 type FeedbackJSONRequestBody FeedbackJSONBody
+
+// ReviewFeedbackJSONRequestBody defines body for ReviewFeedback for application/json ContentType.
+type ReviewFeedbackJSONRequestBody ReviewFeedbackJSONBody
 
 // CreateModelJSONRequestBody defines body for CreateModel for application/json ContentType.
 type CreateModelJSONRequestBody = ModelCreate
@@ -1225,6 +1349,15 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/ask (the `AskQuestion` operationId).
 	AskQuestion(ctx context.Context, body AskQuestionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListFeedback Feedback in one review state, newest first (the admins' review queue)
+	//
+	// Admins see the whole tenant's feedback; members see the feedback they
+	// gave. status defaults to pending. Pass next_cursor back as cursor for
+	// the next page; it is null on the last page.
+	//
+	// Corresponds with GET /v1/feedback (the `ListFeedback` operationId).
+	ListFeedback(ctx context.Context, params *ListFeedbackParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListHistory Query history, newest first, with keyset pagination
 	//
 	// Admins see the whole tenant's history (optionally one user's, with
@@ -1243,27 +1376,63 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/history/{id} (the `GetHistory` operationId).
 	GetHistory(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// FeedbackWithBody Confirm or correct an answer; it becomes a training pair of its model
+	// FeedbackWithBody Confirm or correct an answer; an admin's trains its model, a member's waits for review
 	//
-	// correct true trains the entry's question with its SQL; correct false
-	// with a sql (validated) trains the corrected SQL; correct false without
-	// sql trains nothing. Members may only give feedback on their own entries.
+	// correct true confirms the entry's question with its SQL; correct false
+	// with a sql (validated against the tenant's tables) corrects it;
+	// correct false without sql trains nothing. Adding training data is an
+	// admin's job: an admin's feedback trains the entry's model at once
+	// (201), a member's is recorded as pending (202) and trains nothing
+	// until an admin approves it (POST /v1/history/{id}/feedback/review).
+	// The feedback is kept on the entry; newer feedback replaces older.
+	// Members may only give feedback on their own entries.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/history/{id}/feedback (the `Feedback` operationId).
 	FeedbackWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Feedback Confirm or correct an answer; it becomes a training pair of its model
+	// Feedback Confirm or correct an answer; an admin's trains its model, a member's waits for review
 	//
-	// correct true trains the entry's question with its SQL; correct false
-	// with a sql (validated) trains the corrected SQL; correct false without
-	// sql trains nothing. Members may only give feedback on their own entries.
+	// correct true confirms the entry's question with its SQL; correct false
+	// with a sql (validated against the tenant's tables) corrects it;
+	// correct false without sql trains nothing. Adding training data is an
+	// admin's job: an admin's feedback trains the entry's model at once
+	// (201), a member's is recorded as pending (202) and trains nothing
+	// until an admin approves it (POST /v1/history/{id}/feedback/review).
+	// The feedback is kept on the entry; newer feedback replaces older.
+	// Members may only give feedback on their own entries.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/history/{id}/feedback (the `Feedback` operationId).
 	Feedback(ctx context.Context, id ID, body FeedbackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReviewFeedbackWithBody Approve (train) or reject a member's pending feedback (admins)
+	//
+	// approve trains the pair exactly as an admin's own feedback does and
+	// marks the feedback approved in the same transaction; reject trains
+	// nothing. Feedback that is not pending (already reviewed) is 409, as
+	// is feedback the member replaced while it was being reviewed; an entry
+	// without feedback to review is 404.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/history/{id}/feedback/review (the `ReviewFeedback` operationId).
+	ReviewFeedbackWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReviewFeedback Approve (train) or reject a member's pending feedback (admins)
+	//
+	// approve trains the pair exactly as an admin's own feedback does and
+	// marks the feedback approved in the same transaction; reject trains
+	// nothing. Feedback that is not pending (already reviewed) is 409, as
+	// is feedback the member replaced while it was being reviewed; an entry
+	// without feedback to review is 404.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/history/{id}/feedback/review (the `ReviewFeedback` operationId).
+	ReviewFeedback(ctx context.Context, id ID, body ReviewFeedbackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Me Who the key acts as
 	//
@@ -1858,6 +2027,25 @@ func (c *Client) AskQuestion(ctx context.Context, body AskQuestionJSONRequestBod
 	return c.Client.Do(req)
 }
 
+// ListFeedback Feedback in one review state, newest first (the admins' review queue)
+//
+// Admins see the whole tenant's feedback; members see the feedback they
+// gave. status defaults to pending. Pass next_cursor back as cursor for
+// the next page; it is null on the last page.
+//
+// Corresponds with GET /v1/feedback (the `ListFeedback` operationId).
+func (c *Client) ListFeedback(ctx context.Context, params *ListFeedbackParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListFeedbackRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListHistory Query history, newest first, with keyset pagination
 //
 // Admins see the whole tenant's history (optionally one user's, with
@@ -1896,11 +2084,16 @@ func (c *Client) GetHistory(ctx context.Context, id ID, reqEditors ...RequestEdi
 	return c.Client.Do(req)
 }
 
-// FeedbackWithBody Confirm or correct an answer; it becomes a training pair of its model
+// FeedbackWithBody Confirm or correct an answer; an admin's trains its model, a member's waits for review
 //
-// correct true trains the entry's question with its SQL; correct false
-// with a sql (validated) trains the corrected SQL; correct false without
-// sql trains nothing. Members may only give feedback on their own entries.
+// correct true confirms the entry's question with its SQL; correct false
+// with a sql (validated against the tenant's tables) corrects it;
+// correct false without sql trains nothing. Adding training data is an
+// admin's job: an admin's feedback trains the entry's model at once
+// (201), a member's is recorded as pending (202) and trains nothing
+// until an admin approves it (POST /v1/history/{id}/feedback/review).
+// The feedback is kept on the entry; newer feedback replaces older.
+// Members may only give feedback on their own entries.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1917,17 +2110,68 @@ func (c *Client) FeedbackWithBody(ctx context.Context, id ID, contentType string
 	return c.Client.Do(req)
 }
 
-// Feedback Confirm or correct an answer; it becomes a training pair of its model
+// Feedback Confirm or correct an answer; an admin's trains its model, a member's waits for review
 //
-// correct true trains the entry's question with its SQL; correct false
-// with a sql (validated) trains the corrected SQL; correct false without
-// sql trains nothing. Members may only give feedback on their own entries.
+// correct true confirms the entry's question with its SQL; correct false
+// with a sql (validated against the tenant's tables) corrects it;
+// correct false without sql trains nothing. Adding training data is an
+// admin's job: an admin's feedback trains the entry's model at once
+// (201), a member's is recorded as pending (202) and trains nothing
+// until an admin approves it (POST /v1/history/{id}/feedback/review).
+// The feedback is kept on the entry; newer feedback replaces older.
+// Members may only give feedback on their own entries.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/history/{id}/feedback (the `Feedback` operationId).
 func (c *Client) Feedback(ctx context.Context, id ID, body FeedbackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewFeedbackRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReviewFeedbackWithBody Approve (train) or reject a member's pending feedback (admins)
+//
+// approve trains the pair exactly as an admin's own feedback does and
+// marks the feedback approved in the same transaction; reject trains
+// nothing. Feedback that is not pending (already reviewed) is 409, as
+// is feedback the member replaced while it was being reviewed; an entry
+// without feedback to review is 404.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/history/{id}/feedback/review (the `ReviewFeedback` operationId).
+func (c *Client) ReviewFeedbackWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReviewFeedbackRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReviewFeedback Approve (train) or reject a member's pending feedback (admins)
+//
+// approve trains the pair exactly as an admin's own feedback does and
+// marks the feedback approved in the same transaction; reject trains
+// nothing. Feedback that is not pending (already reviewed) is 409, as
+// is feedback the member replaced while it was being reviewed; an entry
+// without feedback to review is 404.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/history/{id}/feedback/review (the `ReviewFeedback` operationId).
+func (c *Client) ReviewFeedback(ctx context.Context, id ID, body ReviewFeedbackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReviewFeedbackRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2991,6 +3235,84 @@ func NewAskQuestionRequestWithBody(server string, contentType string, body io.Re
 	return req, nil
 }
 
+// NewListFeedbackRequest constructs an http.Request for the ListFeedback method
+func NewListFeedbackRequest(server string, params *ListFeedbackParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/feedback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListHistoryRequest constructs an http.Request for the ListHistory method
 func NewListHistoryRequest(server string, params *ListHistoryParams) (*http.Request, error) {
 	var err error
@@ -3167,6 +3489,53 @@ func NewFeedbackRequestWithBody(server string, id ID, contentType string, body i
 	}
 
 	operationPath := fmt.Sprintf("/v1/history/%s/feedback", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewReviewFeedbackRequest calls the generic ReviewFeedback builder with application/json body
+func NewReviewFeedbackRequest(server string, id ID, body ReviewFeedbackJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReviewFeedbackRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewReviewFeedbackRequestWithBody constructs an http.Request for the ReviewFeedback method, with any body, and a specified content type
+func NewReviewFeedbackRequestWithBody(server string, id ID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/history/%s/feedback/review", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -4546,6 +4915,17 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/ask (the `AskQuestion` operationId).
 	AskQuestionWithResponse(ctx context.Context, body AskQuestionJSONRequestBody, reqEditors ...RequestEditorFn) (*AskQuestionResponse, error)
 
+	// ListFeedbackWithResponse Feedback in one review state, newest first (the admins' review queue)
+	//
+	// Admins see the whole tenant's feedback; members see the feedback they
+	// gave. status defaults to pending. Pass next_cursor back as cursor for
+	// the next page; it is null on the last page.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/feedback (the `ListFeedback` operationId).
+	ListFeedbackWithResponse(ctx context.Context, params *ListFeedbackParams, reqEditors ...RequestEditorFn) (*ListFeedbackResponse, error)
+
 	// ListHistoryWithResponse Query history, newest first, with keyset pagination
 	//
 	// Admins see the whole tenant's history (optionally one user's, with
@@ -4568,27 +4948,63 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/history/{id} (the `GetHistory` operationId).
 	GetHistoryWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*GetHistoryResponse, error)
 
-	// FeedbackWithBodyWithResponse Confirm or correct an answer; it becomes a training pair of its model
+	// FeedbackWithBodyWithResponse Confirm or correct an answer; an admin's trains its model, a member's waits for review
 	//
-	// correct true trains the entry's question with its SQL; correct false
-	// with a sql (validated) trains the corrected SQL; correct false without
-	// sql trains nothing. Members may only give feedback on their own entries.
+	// correct true confirms the entry's question with its SQL; correct false
+	// with a sql (validated against the tenant's tables) corrects it;
+	// correct false without sql trains nothing. Adding training data is an
+	// admin's job: an admin's feedback trains the entry's model at once
+	// (201), a member's is recorded as pending (202) and trains nothing
+	// until an admin approves it (POST /v1/history/{id}/feedback/review).
+	// The feedback is kept on the entry; newer feedback replaces older.
+	// Members may only give feedback on their own entries.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/history/{id}/feedback (the `Feedback` operationId).
 	FeedbackWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FeedbackResponse, error)
 
-	// FeedbackWithResponse Confirm or correct an answer; it becomes a training pair of its model
+	// FeedbackWithResponse Confirm or correct an answer; an admin's trains its model, a member's waits for review
 	//
-	// correct true trains the entry's question with its SQL; correct false
-	// with a sql (validated) trains the corrected SQL; correct false without
-	// sql trains nothing. Members may only give feedback on their own entries.
+	// correct true confirms the entry's question with its SQL; correct false
+	// with a sql (validated against the tenant's tables) corrects it;
+	// correct false without sql trains nothing. Adding training data is an
+	// admin's job: an admin's feedback trains the entry's model at once
+	// (201), a member's is recorded as pending (202) and trains nothing
+	// until an admin approves it (POST /v1/history/{id}/feedback/review).
+	// The feedback is kept on the entry; newer feedback replaces older.
+	// Members may only give feedback on their own entries.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/history/{id}/feedback (the `Feedback` operationId).
 	FeedbackWithResponse(ctx context.Context, id ID, body FeedbackJSONRequestBody, reqEditors ...RequestEditorFn) (*FeedbackResponse, error)
+
+	// ReviewFeedbackWithBodyWithResponse Approve (train) or reject a member's pending feedback (admins)
+	//
+	// approve trains the pair exactly as an admin's own feedback does and
+	// marks the feedback approved in the same transaction; reject trains
+	// nothing. Feedback that is not pending (already reviewed) is 409, as
+	// is feedback the member replaced while it was being reviewed; an entry
+	// without feedback to review is 404.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/history/{id}/feedback/review (the `ReviewFeedback` operationId).
+	ReviewFeedbackWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReviewFeedbackResponse, error)
+
+	// ReviewFeedbackWithResponse Approve (train) or reject a member's pending feedback (admins)
+	//
+	// approve trains the pair exactly as an admin's own feedback does and
+	// marks the feedback approved in the same transaction; reject trains
+	// nothing. Feedback that is not pending (already reviewed) is 409, as
+	// is feedback the member replaced while it was being reviewed; an entry
+	// without feedback to review is 404.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/history/{id}/feedback/review (the `ReviewFeedback` operationId).
+	ReviewFeedbackWithResponse(ctx context.Context, id ID, body ReviewFeedbackJSONRequestBody, reqEditors ...RequestEditorFn) (*ReviewFeedbackResponse, error)
 
 	// MeWithResponse Who the key acts as
 	//
@@ -5601,6 +6017,85 @@ func (r AskQuestionResponse) ContentType() string {
 	return ""
 }
 
+type ListFeedbackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Items []Feedback `json:"items"`
+
+		// NextCursor Pass as cursor for the next page; null on the last page.
+		NextCursor *string `json:"next_cursor"`
+	}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListFeedbackResponse) GetJSON200() *struct {
+	Items []Feedback `json:"items"`
+
+	// NextCursor Pass as cursor for the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+} {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListFeedbackResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListFeedbackResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListFeedbackResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListFeedbackResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListFeedbackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListFeedbackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListFeedbackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListFeedbackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListHistoryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5737,12 +6232,17 @@ type FeedbackResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *struct {
-		Trained *Feedback200JSONResponseBodyTrained `json:"trained,omitempty"`
+		Trained Feedback200JSONResponseBodyTrained `json:"trained"`
 	}
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *struct {
-		Trained        *Feedback201JSONResponseBodyTrained `json:"trained,omitempty"`
-		TrainingDataId *openapi_types.UUID                 `json:"training_data_id,omitempty"`
+		Trained        Feedback201JSONResponseBodyTrained `json:"trained"`
+		TrainingDataId openapi_types.UUID                 `json:"training_data_id"`
+	}
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *struct {
+		Review  Feedback202JSONResponseBodyReview  `json:"review"`
+		Trained Feedback202JSONResponseBodyTrained `json:"trained"`
 	}
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
@@ -5760,17 +6260,25 @@ type FeedbackResponse struct {
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r FeedbackResponse) GetJSON200() *struct {
-	Trained *Feedback200JSONResponseBodyTrained `json:"trained,omitempty"`
+	Trained Feedback200JSONResponseBodyTrained `json:"trained"`
 } {
 	return r.JSON200
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
 func (r FeedbackResponse) GetJSON201() *struct {
-	Trained        *Feedback201JSONResponseBodyTrained `json:"trained,omitempty"`
-	TrainingDataId *openapi_types.UUID                 `json:"training_data_id,omitempty"`
+	Trained        Feedback201JSONResponseBodyTrained `json:"trained"`
+	TrainingDataId openapi_types.UUID                 `json:"training_data_id"`
 } {
 	return r.JSON201
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r FeedbackResponse) GetJSON202() *struct {
+	Review  Feedback202JSONResponseBodyReview  `json:"review"`
+	Trained Feedback202JSONResponseBodyTrained `json:"trained"`
+} {
+	return r.JSON202
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5826,6 +6334,103 @@ func (r FeedbackResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r FeedbackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReviewFeedbackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Feedback
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMedia
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON200() *Feedback {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON415() *UnsupportedMedia {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReviewFeedbackResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReviewFeedbackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReviewFeedbackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReviewFeedbackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReviewFeedbackResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8146,6 +8751,23 @@ func (c *ClientWithResponses) AskQuestionWithResponse(ctx context.Context, body 
 	return ParseAskQuestionResponse(rsp)
 }
 
+// ListFeedbackWithResponse Feedback in one review state, newest first (the admins' review queue)
+//
+// Admins see the whole tenant's feedback; members see the feedback they
+// gave. status defaults to pending. Pass next_cursor back as cursor for
+// the next page; it is null on the last page.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/feedback (the `ListFeedback` operationId).
+func (c *ClientWithResponses) ListFeedbackWithResponse(ctx context.Context, params *ListFeedbackParams, reqEditors ...RequestEditorFn) (*ListFeedbackResponse, error) {
+	rsp, err := c.ListFeedback(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListFeedbackResponse(rsp)
+}
+
 // ListHistoryWithResponse Query history, newest first, with keyset pagination
 //
 // Admins see the whole tenant's history (optionally one user's, with
@@ -8180,11 +8802,16 @@ func (c *ClientWithResponses) GetHistoryWithResponse(ctx context.Context, id ID,
 	return ParseGetHistoryResponse(rsp)
 }
 
-// FeedbackWithBodyWithResponse Confirm or correct an answer; it becomes a training pair of its model
+// FeedbackWithBodyWithResponse Confirm or correct an answer; an admin's trains its model, a member's waits for review
 //
-// correct true trains the entry's question with its SQL; correct false
-// with a sql (validated) trains the corrected SQL; correct false without
-// sql trains nothing. Members may only give feedback on their own entries.
+// correct true confirms the entry's question with its SQL; correct false
+// with a sql (validated against the tenant's tables) corrects it;
+// correct false without sql trains nothing. Adding training data is an
+// admin's job: an admin's feedback trains the entry's model at once
+// (201), a member's is recorded as pending (202) and trains nothing
+// until an admin approves it (POST /v1/history/{id}/feedback/review).
+// The feedback is kept on the entry; newer feedback replaces older.
+// Members may only give feedback on their own entries.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8197,11 +8824,16 @@ func (c *ClientWithResponses) FeedbackWithBodyWithResponse(ctx context.Context, 
 	return ParseFeedbackResponse(rsp)
 }
 
-// FeedbackWithResponse Confirm or correct an answer; it becomes a training pair of its model
+// FeedbackWithResponse Confirm or correct an answer; an admin's trains its model, a member's waits for review
 //
-// correct true trains the entry's question with its SQL; correct false
-// with a sql (validated) trains the corrected SQL; correct false without
-// sql trains nothing. Members may only give feedback on their own entries.
+// correct true confirms the entry's question with its SQL; correct false
+// with a sql (validated against the tenant's tables) corrects it;
+// correct false without sql trains nothing. Adding training data is an
+// admin's job: an admin's feedback trains the entry's model at once
+// (201), a member's is recorded as pending (202) and trains nothing
+// until an admin approves it (POST /v1/history/{id}/feedback/review).
+// The feedback is kept on the entry; newer feedback replaces older.
+// Members may only give feedback on their own entries.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8212,6 +8844,44 @@ func (c *ClientWithResponses) FeedbackWithResponse(ctx context.Context, id ID, b
 		return nil, err
 	}
 	return ParseFeedbackResponse(rsp)
+}
+
+// ReviewFeedbackWithBodyWithResponse Approve (train) or reject a member's pending feedback (admins)
+//
+// approve trains the pair exactly as an admin's own feedback does and
+// marks the feedback approved in the same transaction; reject trains
+// nothing. Feedback that is not pending (already reviewed) is 409, as
+// is feedback the member replaced while it was being reviewed; an entry
+// without feedback to review is 404.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/history/{id}/feedback/review (the `ReviewFeedback` operationId).
+func (c *ClientWithResponses) ReviewFeedbackWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReviewFeedbackResponse, error) {
+	rsp, err := c.ReviewFeedbackWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReviewFeedbackResponse(rsp)
+}
+
+// ReviewFeedbackWithResponse Approve (train) or reject a member's pending feedback (admins)
+//
+// approve trains the pair exactly as an admin's own feedback does and
+// marks the feedback approved in the same transaction; reject trains
+// nothing. Feedback that is not pending (already reviewed) is 409, as
+// is feedback the member replaced while it was being reviewed; an entry
+// without feedback to review is 404.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/history/{id}/feedback/review (the `ReviewFeedback` operationId).
+func (c *ClientWithResponses) ReviewFeedbackWithResponse(ctx context.Context, id ID, body ReviewFeedbackJSONRequestBody, reqEditors ...RequestEditorFn) (*ReviewFeedbackResponse, error) {
+	rsp, err := c.ReviewFeedback(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReviewFeedbackResponse(rsp)
 }
 
 // MeWithResponse Who the key acts as
@@ -9300,6 +9970,65 @@ func ParseAskQuestionResponse(rsp *http.Response) (*AskQuestionResponse, error) 
 	return response, nil
 }
 
+// ParseListFeedbackResponse parses an HTTP response from a ListFeedbackWithResponse call
+func ParseListFeedbackResponse(rsp *http.Response) (*ListFeedbackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListFeedbackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Items []Feedback `json:"items"`
+
+			// NextCursor Pass as cursor for the next page; null on the last page.
+			NextCursor *string `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListHistoryResponse parses an HTTP response from a ListHistoryWithResponse call
 func ParseListHistoryResponse(rsp *http.Response) (*ListHistoryResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9417,7 +10146,7 @@ func ParseFeedbackResponse(rsp *http.Response) (*FeedbackResponse, error) {
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest struct {
-			Trained *Feedback200JSONResponseBodyTrained `json:"trained,omitempty"`
+			Trained Feedback200JSONResponseBodyTrained `json:"trained"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
@@ -9426,13 +10155,23 @@ func ParseFeedbackResponse(rsp *http.Response) (*FeedbackResponse, error) {
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
 		var dest struct {
-			Trained        *Feedback201JSONResponseBodyTrained `json:"trained,omitempty"`
-			TrainingDataId *openapi_types.UUID                 `json:"training_data_id,omitempty"`
+			Trained        Feedback201JSONResponseBodyTrained `json:"trained"`
+			TrainingDataId openapi_types.UUID                 `json:"training_data_id"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest struct {
+			Review  Feedback202JSONResponseBodyReview  `json:"review"`
+			Trained Feedback202JSONResponseBodyTrained `json:"trained"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -9454,6 +10193,88 @@ func ParseFeedbackResponse(rsp *http.Response) (*FeedbackResponse, error) {
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMedia
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseReviewFeedbackResponse parses an HTTP response from a ReviewFeedbackWithResponse call
+func ParseReviewFeedbackResponse(rsp *http.Response) (*ReviewFeedbackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReviewFeedbackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Feedback
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
 		var dest UnsupportedMedia
