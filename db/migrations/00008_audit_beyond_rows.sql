@@ -1,7 +1,7 @@
 -- Isolation beyond rows, for the DBA: audit.findings gains lints for what
 -- untrusted SQL can reach around the rows (dangerous functions, functions
--- outside the reviewed list, catalogs), for the tenant roles of 00006 and
--- for foreign keys without an index. dbchat_migrations.sandbox_functions
+-- outside the reviewed list, catalogs), for the tenant roles of 00006, for
+-- foreign keys without an index and for extensions left in public. dbchat_migrations.sandbox_functions
 -- (bookkeeping next to goose's version table) holds the reviewed list `dbchat migrate` grants to dbchat_sandbox, so a widening
 -- (a PostgreSQL upgrade, an extension update, a manual GRANT) shows up here.
 -- The view below is 00003's with those additions; dbchat_query's
@@ -459,6 +459,12 @@ found (lint, level, object_type, object, detail, remedy) AS (
         SELECT 'can log in, is a superuser, bypasses RLS or creates roles or databases', format('ALTER ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB;', t.rolname)
         WHERE t.rolcanlogin OR t.rolsuper OR t.rolbypassrls OR t.rolcreaterole OR t.rolcreatedb
     ) m ON true
+    UNION ALL
+    SELECT 'extension_in_public', 'WARN', 'extension', e.extname::text,
+           'extension installed in the public schema, which every role can use: its functions and types belong in a schema only the platform roles use (splinter 0014)',
+           format('CREATE SCHEMA IF NOT EXISTS extensions; ALTER EXTENSION %I SET SCHEMA extensions; (or run `dbchat migrate`, which does this for vector)', e.extname)
+    FROM pg_catalog.pg_extension e
+    WHERE e.extnamespace = 'public'::regnamespace
     UNION ALL
     SELECT 'unindexed_foreign_key', 'WARN', 'table', format('%I.%I', n.nspname, c.relname),
            format('foreign key %I (%s) has no index that starts with its columns: deleting or updating a referenced row scans this table', con.conname, pg_get_constraintdef(con.oid)),

@@ -32,7 +32,7 @@ import (
 // PrivilegesRevision changes whenever the privileged steps that run outside
 // the migrations change, so that prepared databases (test templates) are
 // rebuilt.
-const PrivilegesRevision = 4
+const PrivilegesRevision = 5
 
 // platformRoles receive what PUBLIC could execute or read.
 var platformRoles = OwnerRole + ", " + AppRole + ", " + AuditorRole + ", " + OperatorRole + ", " + ProvisionerRole

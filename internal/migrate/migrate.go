@@ -109,7 +109,18 @@ func prepareDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	defer conn.Close(context.Background())
 	dbName := pgx.Identifier{cfg.Database}.Sanitize()
 	stmts := []string{
-		`CREATE EXTENSION IF NOT EXISTS vector`,
+		// Extensions live in a schema of their own, not in public (splinter
+		// 0014): only the platform roles have USAGE on it and find it on
+		// their search_path (roleSearchPath), untrusted SQL never does.
+		`CREATE SCHEMA IF NOT EXISTS ` + ExtensionSchema,
+		`REVOKE ALL ON SCHEMA ` + ExtensionSchema + ` FROM PUBLIC`,
+		`GRANT USAGE ON SCHEMA ` + ExtensionSchema + ` TO ` + OwnerRole + `, ` + AppRole + `, ` + AuditorRole,
+		`CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA ` + ExtensionSchema,
+		`DO $$ BEGIN
+			IF (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector') <> '` + ExtensionSchema + `' THEN
+				ALTER EXTENSION vector SET SCHEMA ` + ExtensionSchema + `;
+			END IF;
+		END $$`,
 		`CREATE SCHEMA IF NOT EXISTS dbchat_migrations AUTHORIZATION ` + OwnerRole,
 		`REVOKE ALL ON DATABASE ` + dbName + ` FROM PUBLIC`,
 		`GRANT CONNECT, CREATE, TEMPORARY ON DATABASE ` + dbName + ` TO ` + OwnerRole,
@@ -178,7 +189,8 @@ func finish(ctx context.Context, cfg *pgx.ConnConfig) error {
 func newProvider(cfg *pgx.ConnConfig) (*goose.Provider, func(), error) {
 	owner := cfg.Copy()
 	sqlDB := stdlib.OpenDB(*owner, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, "SET ROLE "+OwnerRole)
+		// SET ROLE does not apply the role's settings: the search_path too.
+		_, err := c.Exec(ctx, "SET ROLE "+OwnerRole+"; SET search_path = "+roleSearchPath)
 		return err
 	}))
 	sqlDB.SetMaxOpenConns(1)

@@ -46,6 +46,13 @@ var roleAttributes = []struct{ name, attrs string }{
 	{ProvisionerRole, "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB CREATEROLE NOREPLICATION NOINHERIT"},
 }
 
+// ExtensionSchema holds the vector extension.
+const ExtensionSchema = "extensions"
+
+// roleSearchPath is the platform roles' search_path: the extension's schema
+// comes last, so its types and operators resolve without qualification.
+const roleSearchPath = `"$user", public, ` + ExtensionSchema
+
 // queryRoleSettings are dbchat_query's session defaults; the sandbox also
 // sets the per-request ones with SET LOCAL.
 var queryRoleSettings = []string{
@@ -90,6 +97,11 @@ func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]strin
 	for _, set := range queryRoleSettings {
 		if _, err := conn.Exec(ctx, "ALTER ROLE "+QueryRole+" SET "+set); err != nil {
 			return fmt.Errorf("configure %s (%s): %w", QueryRole, set, err)
+		}
+	}
+	for _, r := range []string{OwnerRole, AppRole, AuditorRole} {
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+r+" SET search_path = "+roleSearchPath); err != nil {
+			return fmt.Errorf("configure %s (search_path): %w", r, err)
 		}
 	}
 	// Migrations (as the owner) hand the operator its function; that takes

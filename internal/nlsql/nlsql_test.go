@@ -201,6 +201,12 @@ func TestAddValidatesAndEmbeds(t *testing.T) {
 		{nlsql.NewItem{Kind: nlsql.KindSQL, Question: "q", Content: "SELECT * FROM secrets"}, apperr.SQLRejected, "sql:"},
 		{nlsql.NewItem{Kind: nlsql.KindSQL, Question: "q", Content: "SELECT * FROM dbchat.users"}, apperr.SQLRejected, "sql:"},
 		{nlsql.NewItem{Kind: nlsql.KindSQL, Question: "q", Content: "SELECT 1; SELECT 2"}, apperr.SQLRejected, "exactly one statement"},
+		// Training SQL is checked like any statement: a function called as
+		// field selection, a foreign schema in COLLATE, a NUL byte.
+		{nlsql.NewItem{Kind: nlsql.KindSQL, Question: "q", Content: "SELECT (1).pg_sleep"}, apperr.SQLRejected, "field selection"},
+		{nlsql.NewItem{Kind: nlsql.KindSQL, Question: "q", Content: "SELECT c.record_out FROM customers c"}, apperr.SQLRejected, "not a column of c"},
+		{nlsql.NewItem{Kind: nlsql.KindSQL, Question: "q", Content: `SELECT 'a' COLLATE t_0123456789abcdef0123456789abcdef."C"`}, apperr.SQLRejected, "collation"},
+		{nlsql.NewItem{Kind: nlsql.KindSQL, Question: "q", Content: "SELECT 1\x00; SELECT pg_sleep(1)"}, apperr.Invalid, "sql"},
 		// The hook for the generation half: no LLM, no question.
 		{nlsql.NewItem{Kind: nlsql.KindSQL, Content: "SELECT count(*) FROM orders"}, apperr.Invalid, "question required"},
 	} {

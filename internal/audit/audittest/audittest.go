@@ -161,6 +161,7 @@ var Breakages = []Breakage{
 	{"untrusted_sql_function_not_reviewed", "pg_catalog.version()",
 		`GRANT EXECUTE ON FUNCTION pg_catalog.version() TO PUBLIC`},
 	{"untrusted_sql_reads_catalog", "pg_catalog.pg_namespace", `GRANT SELECT ON pg_catalog.pg_namespace TO PUBLIC`},
+	{"extension_in_public", "pgcrypto", `CREATE EXTENSION pgcrypto SCHEMA public`},
 	{"unindexed_foreign_key", "dbchat.api_keys",
 		`ALTER TABLE dbchat.api_keys ADD COLUMN model_id uuid, ADD FOREIGN KEY (tenant_id, model_id) REFERENCES dbchat.models (tenant_id, id)`},
 }
