@@ -136,3 +136,19 @@ func strings1(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) []strin
 	slices.Sort(out)
 	return out
 }
+
+// Two migrate runs at once both succeed: the privileged steps that rewrite
+// the built-in functions' grants take turns.
+func TestConcurrentMigrateRestrictsOnce(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- migrate.Run(context.Background(), migrate.Options{AdminURL: d.AdminURL}) }()
+	}
+	for range 2 {
+		require.NoError(t, <-errs)
+	}
+	require.Empty(t, strings1(t, d.AdminPool(t), `SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+		WHERE has_function_privilege('dbchat_query', p.oid, 'EXECUTE')`))
+}

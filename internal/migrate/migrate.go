@@ -175,6 +175,11 @@ func finish(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	defer conn.Close(context.Background())
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		// Two migrate runs would update the same pg_proc and pg_class rows
+		// ("tuple concurrently updated"): one at a time.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockKey)); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `GRANT USAGE ON SCHEMA dbchat_migrations TO `+AppRole+`, `+AuditorRole+`;
 			GRANT SELECT ON `+VersionTable+` TO `+AppRole+`, `+AuditorRole)
 		if err != nil {
