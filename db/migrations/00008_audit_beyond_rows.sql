@@ -8,6 +8,8 @@
 -- memberships in tenant roles are the design, not a finding.
 
 -- +goose Up
+-- (migrate creates the schema before any migration; this tells sqlc)
+CREATE SCHEMA IF NOT EXISTS dbchat_migrations;
 CREATE TABLE dbchat_migrations.sandbox_functions (
     fn regprocedure PRIMARY KEY
 );

@@ -117,6 +117,11 @@ type DatabaseTable struct {
 	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
+// The reviewed functions untrusted SQL may call (granted to dbchat_sandbox, inherited by every tenant role), as `dbchat migrate` last applied them from internal/migrate/query_functions.txt. Bookkeeping, no tenant data.
+type DbchatMigrationsSandboxFunction struct {
+	Fn interface{} `json:"fn"`
+}
+
 type Model struct {
 	TenantID    uuid.UUID `json:"tenant_id"`
 	ID          uuid.UUID `json:"id"`

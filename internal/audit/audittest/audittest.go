@@ -170,7 +170,6 @@ var Breakages = []Breakage{
 // scratch database) that reaches too far; it exists only in InRoleTx.
 const brokenTenantRole = "t_00000000000000000000000000000b0b"
 
-
 // RoleBreakages alter the cluster-wide roles, so they are only ever made
 // inside a transaction that is rolled back (see InRoleTx): other tests, in
 // other databases of the same cluster, never see them.
