@@ -283,7 +283,8 @@ found (lint, level, object_type, object, detail, remedy) AS (
     SELECT 'role_missing', 'ERROR', 'role', expected.name,
            'a dbchat role is missing',
            'run `dbchat migrate`'
-    FROM (VALUES ('dbchat_owner'), ('dbchat_app'), ('dbchat_query'), ('dbchat_auditor'), ('dbchat_operator')) AS expected (name)
+    FROM (VALUES ('dbchat_owner'), ('dbchat_app'), ('dbchat_query'), ('dbchat_auditor'), ('dbchat_operator'),
+                 ('dbchat_sandbox'), ('dbchat_provisioner')) AS expected (name)
     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = expected.name)
     UNION ALL
     SELECT 'runtime_role_superuser', 'ERROR', 'role', a.rolname,
@@ -439,9 +440,12 @@ found (lint, level, object_type, object, detail, remedy) AS (
           FROM pg_catalog.pg_namespace n, aclexplode(n.nspacl) a
           UNION ALL
           SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'S' THEN 'sequence' ELSE 'table' END, format('%I.%I', n.nspname, c.relname), n.nspname::text, a.grantee, a.privilege_type
-          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a) o
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+          UNION ALL
+          SELECT 'database', quote_ident(d.datname), NULL, a.grantee, a.privilege_type
+          FROM pg_catalog.pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database()) o
       ON o.grantee = t.oid
-    WHERE o.schema <> t.rolname
+    WHERE o.schema IS DISTINCT FROM t.rolname
        OR (o.object_type = 'schema' AND o.privilege <> 'USAGE')
        OR (o.object_type <> 'schema' AND o.privilege <> 'SELECT')
     UNION ALL

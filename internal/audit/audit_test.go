@@ -196,6 +196,12 @@ func TestEachLintReportsItsProblem(t *testing.T) {
 		for _, b := range audittest.RoleBreakages {
 			require.Contains(t, got, b.Lint+" "+b.Object, b.SQL)
 		}
+		// A tenant role with a grant on the database itself reaches too far.
+		var dbName string
+		_, err := tx.Exec(ctx, `DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO `+audittest.BrokenTenantRole+`', current_database()); END $$`)
+		require.NoError(t, err)
+		require.NoError(t, tx.QueryRow(ctx, `SELECT quote_ident(current_database())`).Scan(&dbName))
+		require.Contains(t, findingsOf(t, tx), "tenant_role_reaches_other_schema "+dbName)
 		rep, err := audit.Collect(ctx, tx)
 		require.NoError(t, err)
 		require.NotEmpty(t, rep.FindingsFor("runtime_role_bypassrls"))

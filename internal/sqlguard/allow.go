@@ -18,7 +18,9 @@ var nodeTypes = set(
 // functions are the built-ins generated SQL may call: aggregates, window
 // functions, math, string, date/time, conditionals, json and type-named casts.
 // Nothing here reads files, sleeps, locks, signals, notifies, reads or
-// changes settings or roles, runs SQL text or touches large objects.
+// changes settings or roles, runs SQL text or touches large objects. Nor is
+// random() here: its generator state belongs to the pooled connection, which
+// serves every tenant in turn, so one tenant's draws would tell it another's.
 var functions = set(
 	// aggregates
 	"count", "sum", "avg", "min", "max", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop",
@@ -31,7 +33,7 @@ var functions = set(
 	// math
 	"abs", "ceil", "ceiling", "floor", "round", "trunc", "sign", "sqrt", "cbrt", "power", "pow", "exp",
 	"ln", "log", "log10", "mod", "div", "pi", "degrees", "radians", "width_bucket", "gcd", "lcm", "scale",
-	"random", "sin", "cos", "tan", "asin", "acos", "atan", "atan2",
+	"sin", "cos", "tan", "asin", "acos", "atan", "atan2",
 	// string
 	"length", "char_length", "character_length", "octet_length", "bit_length", "lower", "upper", "initcap",
 	"btrim", "ltrim", "rtrim", "substr", "substring", "left", "right", "lpad", "rpad", "replace", "reverse",

@@ -128,6 +128,7 @@ func TestFieldSelection(t *testing.T) {
 		`SELECT (42::bigint).pg_advisory_xact_lock`,
 		`SELECT (0).lo_create`,
 		`SELECT (0.42::float8).setseed`,
+		`SELECT random()`,
 		`SELECT ('select 1'::text).ts_stat`,
 		`SELECT v.ts_stat FROM (SELECT 'select 1'::text AS v) s`,
 		`SELECT s.v.ts_stat FROM (SELECT 'select 1'::text AS v) s`,

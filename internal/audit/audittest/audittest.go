@@ -166,9 +166,9 @@ var Breakages = []Breakage{
 		`ALTER TABLE dbchat.api_keys ADD COLUMN model_id uuid, ADD FOREIGN KEY (tenant_id, model_id) REFERENCES dbchat.models (tenant_id, id)`},
 }
 
-// brokenTenantRole is a tenant role (named like a tenant schema of the
+// BrokenTenantRole is a tenant role (named like a tenant schema of the
 // scratch database) that reaches too far; it exists only in InRoleTx.
-const brokenTenantRole = "t_00000000000000000000000000000b0b"
+const BrokenTenantRole = "t_00000000000000000000000000000b0b"
 
 // RoleBreakages alter the cluster-wide roles, so they are only ever made
 // inside a transaction that is rolled back (see InRoleTx): other tests, in
@@ -181,8 +181,8 @@ var RoleBreakages = []Breakage{
 	{"operator_role_can_login", "dbchat_operator", `ALTER ROLE dbchat_operator LOGIN`},
 	{"login_role_membership", "dbchat_query", `GRANT dbchat_owner TO dbchat_query`},
 	{"tenant_role_reaches_other_schema", "dbchat",
-		`CREATE SCHEMA ` + brokenTenantRole + `; CREATE ROLE ` + brokenTenantRole + ` NOLOGIN; GRANT USAGE ON SCHEMA dbchat TO ` + brokenTenantRole},
-	{"tenant_role_membership", brokenTenantRole, `GRANT dbchat_app TO ` + brokenTenantRole},
+		`CREATE SCHEMA ` + BrokenTenantRole + `; CREATE ROLE ` + BrokenTenantRole + ` NOLOGIN; GRANT USAGE ON SCHEMA dbchat TO ` + BrokenTenantRole},
+	{"tenant_role_membership", BrokenTenantRole, `GRANT dbchat_app TO ` + BrokenTenantRole},
 }
 
 // Break applies every Breakage to d (committed: d is a scratch database).

@@ -42,6 +42,7 @@ func BeyondRows(victimSchema string) []Reach {
 		// 5. Shared session state.
 		{"session state", `SELECT (0.42::float8).setseed`},
 		{"session state", `SELECT setseed(0.42)`},
+		{"session state", `SELECT random()`}, // one generator per pooled connection, shared by its tenants
 		// 6. Schema names outside relations (and the existence oracle).
 		{"schema names", `SELECT 'a' COLLATE %S."C"`},
 		{"schema names", `SELECT 1 ORDER BY 1 USING OPERATOR(%S.<)`},

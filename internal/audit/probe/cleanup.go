@@ -13,9 +13,9 @@ import (
 // cleanup removes the probe's tenants with the privileged connection, as
 // dbchat_owner: deleting a tenant row cascades to every platform table
 // (foreign-key actions are not subject to row-level security), and its data
-// schema, which the runtime role may not drop, is dropped. Then it verifies
-// that nothing is left: no row of either tenant in any platform table, no
-// schema.
+// schema, which the runtime role may not drop, is dropped; then, as the
+// admin, its role. Then it verifies that nothing is left: no row of either
+// tenant in any platform table, no schema, no role.
 func (p *prober) cleanup(ctx context.Context) audit.Cleanup {
 	c := audit.Cleanup{Removed: []string{}, Residue: []string{}}
 	if len(p.tenants) == 0 {
@@ -36,7 +36,13 @@ func (p *prober) cleanup(ctx context.Context) audit.Cleanup {
 			c.Error = fmt.Sprintf("remove tenant %s (%s): %v", t.label, t.id, err)
 			return c
 		}
-		c.Removed = append(c.Removed, fmt.Sprintf("tenant %s (%s) and its rows", t.label, t.id), "schema "+t.schema)
+		// The tenant's role is cluster-wide; with its schema gone it holds
+		// nothing in this database.
+		if _, err := p.admin.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{t.schema}.Sanitize()); err != nil {
+			c.Error = fmt.Sprintf("remove the role of tenant %s (%s): %v", t.label, t.id, err)
+			return c
+		}
+		c.Removed = append(c.Removed, fmt.Sprintf("tenant %s (%s) and its rows", t.label, t.id), "schema "+t.schema, "role "+t.schema)
 	}
 
 	// Verify.
@@ -75,6 +81,13 @@ func (p *prober) cleanup(ctx context.Context) audit.Cleanup {
 			}
 			if schemas > 0 {
 				c.Residue = append(c.Residue, "schema "+t.schema)
+			}
+			var roles int
+			if err := p.admin.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = $1`, t.schema).Scan(&roles); err != nil {
+				return err
+			}
+			if roles > 0 {
+				c.Residue = append(c.Residue, "role "+t.schema)
 			}
 			return nil
 		})
