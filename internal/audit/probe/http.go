@@ -38,11 +38,12 @@ var knownRoutes = map[string][]idRequest{
 		// The actor's own table with the victim's column.
 		{params: map[string]string{"id": "own:table", "column_id": "column"}, body: `{"description":"probe"}`},
 	},
-	"POST /v1/tables/:id/rows":      {{params: map[string]string{"id": "table"}, body: `[{"v":"probe"}]`}},
-	"GET /v1/tables/:id/rows":       {{params: map[string]string{"id": "table"}}},
-	"GET /v1/history/:id":           {{params: map[string]string{"id": "history"}}},
-	"POST /v1/history/:id/feedback": {{params: map[string]string{"id": "history"}, body: `{"correct":true}`}},
-	"GET /v1/models/:name/stats":    {{params: map[string]string{"name": "model name"}}},
+	"POST /v1/tables/:id/rows":             {{params: map[string]string{"id": "table"}, body: `[{"v":"probe"}]`}},
+	"GET /v1/tables/:id/rows":              {{params: map[string]string{"id": "table"}}},
+	"GET /v1/history/:id":                  {{params: map[string]string{"id": "history"}}},
+	"POST /v1/history/:id/feedback":        {{params: map[string]string{"id": "history"}, body: `{"correct":true}`}},
+	"POST /v1/history/:id/feedback/review": {{params: map[string]string{"id": "history"}, body: `{"decision":"reject"}`}},
+	"GET /v1/models/:name/stats":           {{params: map[string]string{"name": "model name"}}},
 }
 
 // value is the tenant's id (or model name) of a kind.
