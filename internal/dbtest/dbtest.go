@@ -162,15 +162,39 @@ func createFrom(ctx context.Context, admin, name, tpl string) error {
 	}
 }
 
+// dropDatabase drops a test database and then its tenants' roles, which are
+// cluster-wide and would otherwise pile up in the test cluster.
 func dropDatabase(admin, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	roles := tenantRoles(ctx, withDatabase(admin, name, "", ""))
 	conn, err := pgx.Connect(ctx, withDatabase(admin, "postgres", "", ""))
 	if err != nil {
 		return
 	}
 	defer conn.Close(context.Background())
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return
+	}
+	for _, r := range roles {
+		_, _ = conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize())
+	}
+}
+
+// tenantRoles lists the roles of the tenants in the database at connURL
+// (read as the superuser, so every tenant).
+func tenantRoles(ctx context.Context, connURL string) []string {
+	conn, err := pgx.Connect(ctx, connURL)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT 't_' || replace(id::text, '-', '') FROM dbchat.tenants`)
+	if err != nil {
+		return nil
+	}
+	roles, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	return roles
 }
 
 func migrationsHash() (string, error) {
