@@ -38,6 +38,14 @@ type Service struct {
 	Corrections int
 }
 
+// New wires the pipeline: questions are embedded with store's embedder (the
+// one its training data was embedded with), SQL comes from gen and runs in
+// sql, and everything is read and recorded through db under the tenant's
+// policies. Ks and Corrections keep their defaults; set them on the result.
+func New(db *tenant.DB, sql *sandbox.Service, store *nlsql.Store, gen generate.Generator) *Service {
+	return &Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: gen, Store: store}
+}
+
 // Request is one question.
 type Request struct {
 	Question string

@@ -73,7 +73,7 @@ func newWorld(t *testing.T, gen generate.Generator) *world {
 	t.Cleanup(box.Close)
 	sql := sandbox.New(db, box)
 	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
-	w := &world{db: db, store: store, svc: &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: gen, Store: store}}
+	w := &world{db: db, store: store, svc: ask.New(db, sql, store, gen)}
 	w.a = dbtest.NewTenant(t, db, "A")
 	w.b = dbtest.NewTenant(t, db, "B")
 	for _, tn := range []dbtest.Tenant{w.a, w.b} {
