@@ -61,16 +61,16 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	pool, err := openAppPool(ctx, cfg.DatabaseURL)
+	pool, db, err := openAppPool(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	key, err := ensureDemo(ctx, tenant.New(pool), demoFile)
+	key, err := ensureDemo(ctx, db, demoFile)
 	if err != nil {
 		return fmt.Errorf("demo tenant: %w", err)
 	}
-	return listenAndServe(ctx, env, cfg, pool, func(addr string) {
+	return listenAndServe(ctx, env, cfg, db, func(addr string) {
 		base := "http://" + localAddr(addr)
 		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/tables\n", key, key, base)
 		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"sql\":\"SELECT c.name, sum(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY total DESC\"}' %s/v1/sql\n", key, base)

@@ -30,12 +30,11 @@ func cmdReembed(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := openAppPool(ctx, loadConfig(env).DatabaseURL)
+	pool, db, err := openAppPool(ctx, loadConfig(env).DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	db := tenant.New(pool)
 
 	tenantID, slug, err := resolveTenant(ctx, db, *tenantArg)
 	if err != nil {

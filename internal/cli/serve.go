@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -30,136 +29,67 @@ func cmdServe(ctx context.Context, env *Env, args []string) error {
 		return errUsage
 	}
 	cfg := loadConfig(env)
-	pool, err := openAppPool(ctx, cfg.DatabaseURL)
+	pool, db, err := openAppPool(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	return listenAndServe(ctx, env, cfg, pool, nil)
+	return listenAndServe(ctx, env, cfg, db, nil)
 }
 
 // openAppPool connects the runtime pool and refuses configurations that would
-// make row-level security meaningless or the schema stale.
-func openAppPool(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
+// make row-level security meaningless or the schema stale. The DB is the
+// pool's, checked by tenant.Open.
+func openAppPool(ctx context.Context, dbURL string) (*pgxpool.Pool, *tenant.DB, error) {
 	if dbURL == "" {
-		return nil, errors.New("DATABASE_URL is not set (the runtime connection, as dbchat_app)")
+		return nil, nil, errors.New("DATABASE_URL is not set (the runtime connection, as dbchat_app)")
 	}
 	pcfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	if err := checkRuntime(ctx, pool); err != nil {
+	db, err := checkRuntime(ctx, pool)
+	if err != nil {
 		pool.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return pool, nil
+	return pool, db, nil
 }
 
-// checkRuntime verifies the runtime role and the schema before serving.
-func checkRuntime(ctx context.Context, pool *pgxpool.Pool) error {
+// checkRuntime verifies the runtime role (tenant.Open) and the schema
+// before serving.
+func checkRuntime(ctx context.Context, pool *pgxpool.Pool) (*tenant.DB, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(ctx); err != nil {
 		c := pool.Config().ConnConfig
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) {
-			return fmt.Errorf("the database at %s:%d refused the connection (DATABASE_URL): %s", c.Host, c.Port, pg.Message)
+			return nil, fmt.Errorf("the database at %s:%d refused the connection (DATABASE_URL): %s", c.Host, c.Port, pg.Message)
 		}
-		return fmt.Errorf("cannot reach the database at %s:%d (DATABASE_URL): %w", c.Host, c.Port, err)
+		return nil, fmt.Errorf("cannot reach the database at %s:%d (DATABASE_URL): %w", c.Host, c.Port, err)
 	}
-	if err := checkRuntimeRole(ctx, pool); err != nil {
-		return err
+	db, err := tenant.Open(ctx, pool)
+	var bad *tenant.RoleError
+	if errors.As(err, &bad) {
+		return nil, fmt.Errorf("refusing to start: DATABASE_URL logs in as %s, which is not a safe runtime role: %s (connect as %s; see docs/SECURITY.md)",
+			bad.User, bad.Reason, tenant.AppRole)
+	}
+	if err != nil {
+		return nil, err
 	}
 	var hasVector bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'vector')`).Scan(&hasVector); err != nil {
-		return err
+		return nil, err
 	}
 	if !hasVector {
-		return errors.New("the vector extension is missing in this database: install pgvector (`make pgvector`), then run `dbchat migrate`")
+		return nil, errors.New("the vector extension is missing in this database: install pgvector (`make pgvector`), then run `dbchat migrate`")
 	}
-	return checkMigrated(ctx, pool)
-}
-
-// checkRuntimeRole refuses a DATABASE_URL login that is not the runtime
-// role. The login must hold dbchat_app's rights (be dbchat_app, or inherit
-// it), and must not be able to become anything more: no SUPERUSER or
-// BYPASSRLS or CREATEROLE of its own (CREATEROLE can grant itself any
-// non-superuser role), no membership, direct or through other roles, in
-// another dbchat role (dbchat_owner owns the tables, dbchat_operator bypasses
-// RLS, dbchat_provisioner creates roles, dbchat_query, dbchat_sandbox and
-// dbchat_auditor lack the runtime's rights) or in any
-// role with SUPERUSER, BYPASSRLS or CREATEROLE (SET ROLE would reach it), and
-// it owns no relation. Without this check a wrong login starts and fails every request
-// (dbchat_auditor), starts with the power to bypass isolation (a member of
-// dbchat_owner), or is reported as "not migrated" (dbchat_query).
-func checkRuntimeRole(ctx context.Context, pool *pgxpool.Pool) error {
-	var (
-		user, queryProblem                string
-		super, bypass, createRole, hasApp bool
-		reachable                         []string
-		owned                             int
-	)
-	if err := pool.QueryRow(ctx, `SELECT current_user`).Scan(&user); err != nil {
-		return fmt.Errorf("check the runtime role: %w", err)
-	}
-	err := pool.QueryRow(ctx, `
-		SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole,
-		       pg_has_role(r.oid, $1::name, 'USAGE'),
-		       ARRAY(SELECT g.rolname || CASE WHEN g.rolsuper THEN ' (SUPERUSER)' WHEN g.rolbypassrls THEN ' (BYPASSRLS)'
-		                                      WHEN g.rolcreaterole THEN ' (CREATEROLE)' ELSE '' END
-		             FROM pg_roles g
-		             WHERE g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'MEMBER')
-		               AND (g.rolname = ANY ($2::text[]) OR g.rolsuper OR g.rolbypassrls OR g.rolcreaterole)
-		             ORDER BY g.rolname),
-		       (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid),
-		       coalesce((SELECT concat_ws(', ', CASE WHEN q.rolsuper THEN q.rolname || ' has SUPERUSER' END,
-		                                        CASE WHEN q.rolbypassrls THEN q.rolname || ' has BYPASSRLS' END)
-		                 FROM pg_roles q WHERE q.rolname = $3), '')
-		FROM pg_roles r WHERE r.rolname = current_user`,
-		migrate.AppRole, []string{migrate.OwnerRole, migrate.OperatorRole, migrate.QueryRole, migrate.AuditorRole,
-			migrate.SandboxRole, migrate.ProvisionerRole}, migrate.QueryRole,
-	).Scan(&user, &super, &bypass, &createRole, &hasApp, &reachable, &owned, &queryProblem)
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "42501" {
-		// Not even the role catalog: dbchat_query, which reads no catalog.
-		return fmt.Errorf("refusing to start: DATABASE_URL logs in as %s, which is not a safe runtime role: %s is not %s and may not even read pg_roles (connect as %s; see docs/SECURITY.md)",
-			user, user, migrate.AppRole, migrate.AppRole)
-	}
-	if err != nil {
-		return fmt.Errorf("check the runtime role: %w", err)
-	}
-	var bad []string
-	switch {
-	case super:
-		bad = append(bad, user+" has SUPERUSER")
-	case bypass:
-		bad = append(bad, user+" has BYPASSRLS")
-	case createRole:
-		bad = append(bad, user+" has CREATEROLE") // it could grant itself dbchat_operator
-	}
-	if !super {
-		if len(reachable) > 0 {
-			bad = append(bad, fmt.Sprintf("%s is a member of %s (and could SET ROLE to it)", user, strings.Join(reachable, ", ")))
-		}
-		if !hasApp {
-			bad = append(bad, fmt.Sprintf("%s is not %s and does not inherit its privileges", user, migrate.AppRole))
-		}
-	}
-	if owned > 0 {
-		bad = append(bad, fmt.Sprintf("%s owns %d relations", user, owned))
-	}
-	if queryProblem != "" {
-		bad = append(bad, queryProblem)
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("refusing to start: DATABASE_URL logs in as %s, which is not a safe runtime role: %s (connect as %s; see docs/SECURITY.md)",
-			user, strings.Join(bad, "; "), migrate.AppRole)
-	}
-	return nil
+	return db, checkMigrated(ctx, pool)
 }
 
 func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
@@ -177,9 +107,8 @@ func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 
 // listenAndServe serves until ctx ends, then drains in-flight requests.
 // ready, if not nil, receives the bound address (tests listen on :0).
-func listenAndServe(ctx context.Context, env *Env, cfg config, pool *pgxpool.Pool, ready func(addr string)) error {
+func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, ready func(addr string)) error {
 	log := slog.New(slog.NewJSONHandler(env.Stderr, nil))
-	db := tenant.New(pool)
 	scfg := serverConfig(env)
 	emb, err := embed.FromEnv(ctx, env.Getenv)
 	if err != nil {
@@ -200,7 +129,7 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, pool *pgxpool.Poo
 		store := &nlsql.Store{DB: db, Embedder: emb, QuestionWriter: func(ctx context.Context, sql string) (string, error) {
 			return gen.Question(ctx, sql, generate.Input{})
 		}}
-		scfg.Ask = &ask.Service{DB: db, SQL: scfg.SQL, Embedder: emb, Generator: gen, Store: store}
+		scfg.Ask = ask.New(db, scfg.SQL, store, gen)
 		log.Info("question answering ready", slog.String("generator", gen.Name()), slog.String("embedder", emb.Name()))
 	} else {
 		log.Warn("DBCHAT_QUERY_DATABASE_URL is not set: POST /v1/sql and /v1/ask answer 503")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/dbchat/dbchat/internal/provision"
-	"github.com/dbchat/dbchat/internal/tenant"
 )
 
 func cmdTenant(ctx context.Context, env *Env, args []string) error {
@@ -21,12 +20,12 @@ func cmdTenant(ctx context.Context, env *Env, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || *name == "" {
 		return errUsage
 	}
-	pool, err := openAppPool(ctx, loadConfig(env).DatabaseURL)
+	pool, db, err := openAppPool(ctx, loadConfig(env).DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	res, err := provision.CreateTenant(ctx, tenant.New(pool), provision.Request{Name: *name, Slug: *slug, AdminEmail: *email})
+	res, err := provision.CreateTenant(ctx, db, provision.Request{Name: *name, Slug: *slug, AdminEmail: *email})
 	if err != nil {
 		return err
 	}

@@ -43,8 +43,8 @@ func NewSandbox(ctx context.Context, connURL string, maxConns int32) (*Sandbox, 
 	}
 	// dbchat_query reads no catalog (not even pg_roles) and executes no
 	// function, so the role's attributes are checked from the runtime pool
-	// (cli.checkRuntime) and by the audit; here, who we are and that we are
-	// no superuser.
+	// (CheckRuntimeRole, through Open) and by the audit; here, who we are and
+	// that we are no superuser.
 	var user, super string
 	err = pool.QueryRow(ctx, `SELECT current_user`).Scan(&user)
 	if err == nil {
@@ -54,7 +54,7 @@ func NewSandbox(ctx context.Context, connURL string, maxConns int32) (*Sandbox, 
 		pool.Close()
 		return nil, fmt.Errorf("sandbox pool: %w", err)
 	}
-	if user != "dbchat_query" || super != "off" {
+	if user != QueryRole || super != "off" {
 		pool.Close()
 		return nil, fmt.Errorf("sandbox pool must log in as dbchat_query without SUPERUSER or BYPASSRLS, got %s", user)
 	}
