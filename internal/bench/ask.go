@@ -29,6 +29,7 @@ import (
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/vectest"
 )
 
 // Part 5: what /v1/ask costs around the generator. A tenant with the demo
@@ -293,7 +294,7 @@ func seedAsk(ctx context.Context, e *Env, admin *pgx.Conn, db *tenant.DB, store 
 	}
 	e.logf("ask: training the tenant's model with %s rows", thousands(c.TrainingRows))
 	start := time.Now()
-	s.build, err = loadWithoutHNSW(ctx, admin, func() error {
+	s.build, err = vectest.LoadWithoutHNSW(ctx, admin, func() error {
 		cat, err := store.TrainFromCatalog(tctx, modelID)
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,10 +132,34 @@ func TestPlanShape(t *testing.T) {
 	}
 }
 
+// procStat parses this process's /proc entry: its parent pid, and a CPU
+// time that agrees with getrusage (both count every thread; /proc in ticks).
 func TestProcStat(t *testing.T) {
-	ppid, _, ok := procStat(os.Getpid())
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	var before, after syscall.Rusage
+	// Spin until getrusage shows at least 50 ms of CPU (a busy machine
+	// gives this process less than the wall time).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &before) == nil && rusageCPU(&before) >= 50*time.Millisecond {
+			break
+		}
+	}
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
+		t.Fatal(err)
+	}
+	ppid, cpu, ok := procStat(os.Getpid())
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
+		t.Fatal(err)
+	}
 	if !ok || ppid != os.Getppid() {
-		t.Skipf("no /proc here (ppid %d, ok %v)", ppid, ok)
+		t.Fatalf("procStat = ppid %d, ok %v; want ppid %d", ppid, ok, os.Getppid())
+	}
+	// /proc counts whole ticks (10 ms), so allow two ticks either side.
+	const slack = 2 * time.Second / clockTick
+	if lo, hi := rusageCPU(&before)-slack, rusageCPU(&after)+slack; cpu < 30*time.Millisecond || cpu < lo || cpu > hi {
+		t.Fatalf("procStat CPU %v, want ≥ 30ms and within %v–%v (getrusage)", cpu, lo, hi)
 	}
 	if m, err := procMemory(os.Getpid()); err != nil || m.HWM <= 0 || m.RssAnon <= 0 {
 		t.Fatalf("procMemory: %+v, %v", m, err)

@@ -202,7 +202,7 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 		}
 	}
 
-	// us[query][variant][run] is the mean latency of one query, in µs.
+	// us[query][variant][run] is the median latency of one query within a run, in µs.
 	us := make([][][]float64, len(rlsQueries))
 	for qi := range us {
 		us[qi] = make([][]float64, len(variants))

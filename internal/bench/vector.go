@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"database/sql/driver"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -15,13 +13,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/vectest"
 )
 
 // Part 3: vector retrieval at scale. Many tenants' training rows share one
@@ -39,14 +37,6 @@ const (
 	// vecEmbedder labels the synthetic rows (retrieval compares only rows of
 	// the embedder it is given).
 	vecEmbedder = "bench/clustered-v1"
-	// vecDataNoise is the per-dimension noise of a stored row around its
-	// topic centre; vecQueryNoise that of a query around the stored row it
-	// paraphrases. At 768 dimensions they put a row about as far from its
-	// centre as the centre's own length (the clusters overlap) and a query
-	// about half that from its row (internal/nlsql/retrieve_scale_test.go
-	// uses the same).
-	vecDataNoise  = 0.035
-	vecQueryNoise = 0.02
 	// vecTenantTopics is how many of the shared topics one tenant's rows
 	// are drawn from.
 	vecTenantTopics = 16
@@ -124,34 +114,6 @@ type vecData struct {
 	buildTook time.Duration
 	tableSize string
 	indexSize []string // "name: size"
-}
-
-// vecGen draws unit vectors around shared topic centres.
-type vecGen struct {
-	rng     *rand.Rand
-	centres [][]float32
-}
-
-func newVecGen(seed uint64, topics int) *vecGen {
-	g := &vecGen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
-	for range topics {
-		c := make([]float32, embed.Dim)
-		for i := range c {
-			c[i] = float32(g.rng.NormFloat64())
-		}
-		embed.Normalize(c)
-		g.centres = append(g.centres, c)
-	}
-	return g
-}
-
-func (g *vecGen) near(base []float32, noise float64) []float32 {
-	v := make([]float32, embed.Dim)
-	for i := range v {
-		v[i] = base[i] + float32(noise*g.rng.NormFloat64())
-	}
-	embed.Normalize(v)
-	return v
 }
 
 func runVector(ctx context.Context, e *Env) (*Section, error) {
@@ -448,7 +410,7 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) (
 		data.tenants[11+i].rows = n
 		left -= n
 	}
-	gen := newVecGen(42, c.Topics)
+	gen := vectest.New(42, c.Topics)
 	var load []vecRow
 	for ti := range data.tenants {
 		t := &data.tenants[ti]
@@ -513,7 +475,7 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) (
 			if q.near {
 				seedAt[idx] = append(seedAt[idx], [2]int{ci, qi})
 			} else {
-				q.vec = gen.near(gen.centres[t.topics[rng.IntN(len(t.topics))]], vecDataNoise)
+				q.vec = gen.Near(gen.Centres[t.topics[rng.IntN(len(t.topics))]], vectest.DataNoise)
 			}
 			data.queries[ci] = append(data.queries[ci], q)
 		}
@@ -521,12 +483,12 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) (
 
 	// COPY as the superuser (no policy), foreign-key triggers skipped (the
 	// keys hold by construction), HNSW indexes dropped meanwhile.
-	if err := registerVectorCopy(ctx, admin); err != nil {
+	if err := vectest.RegisterCopy(ctx, admin); err != nil {
 		return nil, err
 	}
 	loadStart := time.Now()
 	var loadTook time.Duration
-	build, err := loadWithoutHNSW(ctx, admin, func() error {
+	build, err := vectest.LoadWithoutHNSW(ctx, admin, func() error {
 		if _, err := admin.Exec(ctx, `SET session_replication_role = replica`); err != nil {
 			return err
 		}
@@ -538,9 +500,9 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) (
 			}
 			r := load[i]
 			t := &data.tenants[r.tenant]
-			vec := gen.near(gen.centres[t.topics[rng.IntN(len(t.topics))]], vecDataNoise)
+			vec := gen.Near(gen.Centres[t.topics[rng.IntN(len(t.topics))]], vectest.DataNoise)
 			for _, at := range seedAt[i] {
-				data.queries[at[0]][at[1]].vec = gen.near(vec, vecQueryNoise)
+				data.queries[at[0]][at[1]].vec = gen.Near(vec, vectest.QueryNoise)
 			}
 			var question *string
 			kind := vecKinds[r.kind].kind
@@ -864,7 +826,7 @@ func vectorSection(e *Env, c VectorConfig, data *vecData, quality [][]vecQuality
 	}
 	fmt.Fprintf(&b, "Skew: one tenant holds 25 %% of the rows, ten hold 2 %% each, the other %s share the rest (each between 0.2 and 1.8 times their mean). Within a tenant each model has half the rows of the one before; within a model 1/16 are DDL items, 1/16 documentation items and the rest question→SQL pairs.\n\n", thousands(c.Tenants-11))
 	fmt.Fprintf(&b, "Vectors are clustered, not uniform (uniform random vectors have no neighbourhoods for an ANN index to exploit): %d random unit topic centres shared by all tenants; each tenant draws its rows from %d of them, a row being its centre plus Gaussian noise (σ = %.3f per dimension) normalised. Every tenant's rows thus sit in regions crowded with other tenants' rows, which is what makes a filtered HNSW search hard. Rows were loaded in random order across tenants (one tenant's rows scattered over the heap) by `COPY` as the superuser with the HNSW indexes dropped (%s), then the indexes were rebuilt from their own catalog definitions (%s) and the table vacuumed and analysed. Heap %s; indexes: %s.\n\n",
-		c.Topics, vecTenantTopics, vecDataNoise, data.loadTook.Round(time.Second), data.buildTook.Round(time.Second), data.tableSize, strings.Join(data.indexSize, ", "))
+		c.Topics, vecTenantTopics, vectest.DataNoise, data.loadTook.Round(time.Second), data.buildTook.Round(time.Second), data.tableSize, strings.Join(data.indexSize, ", "))
 
 	header := []string{"Class", "Tenants", "Rows per tenant", "Pairs per (tenant, model)", "Queries"}
 	var rows [][]string
@@ -881,7 +843,7 @@ func vectorSection(e *Env, c VectorConfig, data *vecData, quality [][]vecQuality
 	}
 	b.WriteString(mdTable(header, rows))
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "**Queries:** %d per class, the same in every run: the tenant at random within the class, the model that of a random stored pair of the tenant; two in three are that pair's vector plus noise (σ = %.3f, a paraphrase of a trained question), one in three a fresh draw from one of the tenant's topics (a new question on a subject it has trained).\n\n", c.Queries, vecQueryNoise)
+	fmt.Fprintf(&b, "**Queries:** %d per class, the same in every run: the tenant at random within the class, the model that of a random stored pair of the tenant; two in three are that pair's vector plus noise (σ = %.3f, a paraphrase of a trained question), one in three a fresh draw from one of the tenant's topics (a new question on a subject it has trained).\n\n", c.Queries, vectest.QueryNoise)
 	b.WriteString("**Method:** each call is what `/v1/ask` pays for retrieval: `tenant.DB.TxAs` as `dbchat_app` (BEGIN and the tenant setting pipelined with the first statement, COMMIT at the end) around `nlsql.Retriever{Method: …}.Retrieve` with `nlsql.DefaultKs` (10 pairs, 5 DDL items, 5 documentation items of the tenant's model). Strategies:\n\n")
 	b.WriteString("- **floor**: the superuser (no RLS) running retrieval's exact search statement with an explicit `WHERE tenant_id = $1 AND model_id = $2`: one statement, one round trip, no count, no transaction. Its answers are the ground truth for recall.\n")
 	fmt.Fprintf(&b, "- **exact** (`ForceExact`): the tenant's rows found through the `(tenant_id, model_id, embedder, kind)` B-tree, every distance computed, sorted.\n")
@@ -1018,45 +980,4 @@ func vecObservations(data *vecData, q [][]vecQuality, p50, p95 [][][]float64, pl
 		return ""
 	}
 	return strings.Join(out, " ") + "\n"
-}
-
-// vectorCopyCodec encodes pgvector.Vector in pgvector's binary format, which
-// COPY (always binary in pgx) needs. Encoding only: nothing here scans
-// vectors. (pgvector-go's own pgx package would bring in another module.)
-type vectorCopyCodec struct{}
-
-func (vectorCopyCodec) FormatSupported(format int16) bool { return format == pgtype.BinaryFormatCode }
-func (vectorCopyCodec) PreferredFormat() int16            { return pgtype.BinaryFormatCode }
-
-func (vectorCopyCodec) PlanEncode(_ *pgtype.Map, _ uint32, format int16, value any) pgtype.EncodePlan {
-	if _, ok := value.(pgvector.Vector); !ok || format != pgtype.BinaryFormatCode {
-		return nil
-	}
-	return vectorBinaryPlan{}
-}
-
-func (vectorCopyCodec) PlanScan(*pgtype.Map, uint32, int16, any) pgtype.ScanPlan { return nil }
-
-func (vectorCopyCodec) DecodeDatabaseSQLValue(*pgtype.Map, uint32, int16, []byte) (driver.Value, error) {
-	return nil, errors.New("vectorCopyCodec encodes only")
-}
-
-func (vectorCopyCodec) DecodeValue(*pgtype.Map, uint32, int16, []byte) (any, error) {
-	return nil, errors.New("vectorCopyCodec encodes only")
-}
-
-type vectorBinaryPlan struct{}
-
-func (vectorBinaryPlan) Encode(value any, buf []byte) ([]byte, error) {
-	return value.(pgvector.Vector).EncodeBinary(buf)
-}
-
-// registerVectorCopy teaches conn the vector type for COPY.
-func registerVectorCopy(ctx context.Context, conn *pgx.Conn) error {
-	var oid uint32
-	if err := conn.QueryRow(ctx, `SELECT 'vector'::regtype::oid`).Scan(&oid); err != nil {
-		return err
-	}
-	conn.TypeMap().RegisterType(&pgtype.Type{Name: "vector", OID: oid, Codec: vectorCopyCodec{}})
-	return nil
 }

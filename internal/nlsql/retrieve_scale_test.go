@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"sort"
 	"strconv"
@@ -14,52 +13,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/dbtest"
-	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/provision"
 	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/vectest"
 )
-
-// synth draws 768-dimensional unit vectors around shared topic centres, so
-// that every tenant's rows are spread over the same regions, as questions
-// about customers and orders are for every tenant: the nearest rows to any
-// question belong mostly to other tenants.
-type synth struct {
-	rng     *rand.Rand
-	centres [][]float32
-	noise   float64
-}
-
-func newSynth(seed uint64, topics int) *synth {
-	s := &synth{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), noise: 0.035}
-	for range topics {
-		c := make([]float32, embed.Dim)
-		for i := range c {
-			c[i] = float32(s.rng.NormFloat64())
-		}
-		embed.Normalize(c)
-		s.centres = append(s.centres, c)
-	}
-	return s
-}
-
-// near returns a unit vector at about the synth's noise around base.
-func (s *synth) near(base []float32, noise float64) []float32 {
-	v := make([]float32, embed.Dim)
-	for i := range v {
-		v[i] = base[i] + float32(noise*s.rng.NormFloat64())
-	}
-	embed.Normalize(v)
-	return v
-}
-
-func (s *synth) draw() []float32 { return s.near(s.centres[s.rng.IntN(len(s.centres))], s.noise) }
 
 type scaleTenant struct {
 	id      tenant.Identity
@@ -97,13 +60,9 @@ func TestRetrieveTinyTenantAmongMany(t *testing.T) {
 	d := dbtest.New(t)
 
 	db := tenant.New(d.AppPool(t, 4))
-	admin := d.AdminPool(t)
-	indexes := hnswIndexes(t, admin)
-	require.Len(t, indexes, 3, "one HNSW index per kind")
-	for name := range indexes {
-		_, err := admin.Exec(ctx, "DROP INDEX "+name)
-		require.NoError(t, err)
-	}
+	admin, err := d.AdminPool(t).Acquire(ctx)
+	require.NoError(t, err)
+	defer admin.Release()
 
 	const tenants = 200
 	totalRows := 30_000
@@ -112,7 +71,7 @@ func TestRetrieveTinyTenantAmongMany(t *testing.T) {
 	}
 	tinyRows := totalRows / 1000 // 0.1%
 	bigRows := totalRows / 5     // 20%
-	s := newSynth(42, 48)
+	s := vectest.New(42, 48)
 	split := func(n int) map[string]int {
 		ddl, doc := max(5, n/16), max(5, n/16)
 		return map[string]int{nlsql.KindSQL: n - ddl - doc, nlsql.KindDDL: ddl, nlsql.KindDocumentation: doc}
@@ -121,66 +80,59 @@ func TestRetrieveTinyTenantAmongMany(t *testing.T) {
 
 	start := time.Now()
 	all := make([]scaleTenant, tenants)
-	for i := range all {
-		tn := dbtest.NewTenant(t, db, fmt.Sprintf("scale-%03d", i))
-		n := rest
-		switch i {
-		case 0:
-			n = tinyRows
-		case 1:
-			n = bigRows
+	build, err := vectest.LoadWithoutHNSW(ctx, admin, func() error {
+		for i := range all {
+			tn := dbtest.NewTenant(t, db, fmt.Sprintf("scale-%03d", i))
+			n := rest
+			switch i {
+			case 0:
+				n = tinyRows
+			case 1:
+				n = bigRows
+			}
+			st := scaleTenant{id: tn.Identity, rows: map[string][][]float32{}}
+			for kind, m := range split(n) {
+				for range m {
+					st.rows[kind] = append(st.rows[kind], s.Draw())
+				}
+			}
+			all[i] = st
 		}
-		st := scaleTenant{id: tn.Identity, rows: map[string][][]float32{}}
-		for kind, m := range split(n) {
-			for range m {
-				st.rows[kind] = append(st.rows[kind], s.draw())
+		// Load in parallel, each tenant in its own transaction, with the
+		// service's batch INSERT.
+		var wg sync.WaitGroup
+		errs := make(chan error, tenants)
+		work := make(chan int)
+		for range 2 {
+			wg.Go(func() {
+				for i := range work {
+					errs <- load(ctx, db, &all[i])
+				}
+			})
+		}
+		for i := range all {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				return err
 			}
 		}
-		all[i] = st
-	}
-	// Load in parallel, each tenant in its own transaction, with the
-	// service's batch INSERT.
-	var wg sync.WaitGroup
-	errs := make(chan error, tenants)
-	work := make(chan int)
-	for range 2 {
-		wg.Go(func() {
-			for i := range work {
-				errs <- load(ctx, db, &all[i])
-			}
-		})
-	}
-	for i := range all {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	loaded := 0
-	for _, st := range all {
-		loaded += st.total()
-	}
-	t.Logf("inserted %d rows for %d tenants in %s (tiny %d, big %d)", loaded, tenants, time.Since(start).Round(time.Millisecond), all[0].total(), all[1].total())
-
-	start = time.Now()
-	conn, err := admin.Acquire(ctx)
+		loaded := 0
+		for _, st := range all {
+			loaded += st.total()
+		}
+		t.Logf("inserted %d rows for %d tenants in %s (tiny %d, big %d)", loaded, tenants, time.Since(start).Round(time.Millisecond), all[0].total(), all[1].total())
+		return nil
+	})
 	require.NoError(t, err)
-	_, err = conn.Exec(ctx, "SET maintenance_work_mem = '512MB'")
+	indexes, err := vectest.HNSWIndexes(ctx, admin)
 	require.NoError(t, err)
-	for _, def := range indexes {
-		_, err = conn.Exec(ctx, def)
-		require.NoError(t, err)
-	}
-	// Statistics and the visibility map, as autovacuum would leave them
-	// (Retrieve reads the table's size estimate; its counts are index-only).
-	_, err = conn.Exec(ctx, "VACUUM (ANALYZE) dbchat.training_data")
-	require.NoError(t, err)
-	conn.Release()
-	require.Len(t, hnswIndexes(t, admin), 3)
-	t.Logf("built the HNSW indexes in %s", time.Since(start).Round(time.Millisecond))
+	require.Len(t, indexes, 3, "one HNSW index per kind, rebuilt")
+	t.Logf("built the HNSW indexes in %s", build.Round(time.Millisecond))
 
 	for _, c := range []struct {
 		name string
@@ -198,7 +150,7 @@ func TestRetrieveTinyTenantAmongMany(t *testing.T) {
 		// enable_sort=off makes the planner use the index, as it does by
 		// itself whenever it expects the tenant's set to be large.
 		tiny := all[0]
-		q := s.near(tiny.rows[nlsql.KindSQL][0], 0.01)
+		q := s.Near(tiny.rows[nlsql.KindSQL][0], 0.01)
 		const plain = `SELECT id FROM dbchat.training_data WHERE kind = 'sql' AND model_id = $1 AND embedder = 'synthetic' ORDER BY embedding <=> $2 LIMIT 10`
 		var got int
 		var plan []string
@@ -238,21 +190,6 @@ func TestRetrieveTinyTenantAmongMany(t *testing.T) {
 	})
 }
 
-// hnswIndexes returns training_data's HNSW indexes: name -> definition.
-func hnswIndexes(t *testing.T, admin *pgxpool.Pool) map[string]string {
-	rows, err := admin.Query(context.Background(), `SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid)
-		FROM pg_index WHERE indrelid = 'dbchat.training_data'::regclass AND pg_get_indexdef(indexrelid) LIKE '%USING hnsw%'`)
-	require.NoError(t, err)
-	defs := map[string]string{}
-	for rows.Next() {
-		var name, def string
-		require.NoError(t, rows.Scan(&name, &def))
-		defs[name] = def
-	}
-	require.NoError(t, rows.Err())
-	return defs
-}
-
 func load(ctx context.Context, db *tenant.DB, st *scaleTenant) error {
 	return db.TxAs(ctx, st.id, func(tx tenant.Conn) error {
 		if err := tx.QueryRow(ctx, `SELECT id FROM dbchat.models WHERE name = $1`, provision.DefaultModel).Scan(&st.modelID); err != nil {
@@ -282,15 +219,15 @@ func load(ctx context.Context, db *tenant.DB, st *scaleTenant) error {
 
 // checkRecall asks 20 questions near the tenant's own rows and 10 fresh ones
 // and compares Retrieve with an exact ranking of the same rows.
-func checkRecall(t *testing.T, db *tenant.DB, s *synth, st scaleTenant) {
+func checkRecall(t *testing.T, db *tenant.DB, s *vectest.Synth, st scaleTenant) {
 	ctx := context.Background()
 	var queries [][]float32
 	for i := range 20 {
 		base := st.rows[nlsql.KindSQL][i%len(st.rows[nlsql.KindSQL])]
-		queries = append(queries, s.near(base, 0.02))
+		queries = append(queries, s.Near(base, vectest.QueryNoise))
 	}
 	for range 10 {
-		queries = append(queries, s.draw())
+		queries = append(queries, s.Draw())
 	}
 	var hits, wanted int
 	var latencies []time.Duration
