@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"math"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -22,32 +20,39 @@ type askRequest struct {
 	Limit    *int   `json:"limit"`
 }
 
+// Validate bounds the row limit.
+func (r *askRequest) Validate() error {
+	if r.Limit != nil && (*r.Limit < 1 || *r.Limit > 10000) {
+		return apperr.Field("limit", "must be from 1 to 10000")
+	}
+	return nil
+}
+
+// askService is the NL→SQL pipeline, or why there is none.
+func (s *Server) askService(why string) (*ask.Service, error) {
+	if s.cfg.Ask == nil {
+		return nil, apperr.Errorf(apperr.Unavailable, "question answering is not configured%s", why)
+	}
+	return s.cfg.Ask, nil
+}
+
 // askQuestion answers a question with SQL (and rows, unless execute is
 // false) through the NL→SQL pipeline.
-func (s *Server) askQuestion(c *gin.Context) {
-	if s.cfg.Ask == nil {
-		s.fail(c, apperr.Errorf(apperr.Unavailable, "question answering is not configured (it needs DBCHAT_QUERY_DATABASE_URL)"))
-		return
+func (s *Server) askQuestion(c *gin.Context) (int, any, error) {
+	svc, err := s.askService(" (it needs DBCHAT_QUERY_DATABASE_URL)")
+	if err != nil {
+		return 0, nil, err
 	}
-	var req askRequest
-	if err := s.bindJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+	req, err := bind[askRequest](s, c)
+	if err != nil {
+		return 0, nil, err
 	}
 	r := ask.Request{Question: req.Question, Model: req.Model, Execute: req.Execute == nil || *req.Execute}
 	if req.Limit != nil {
-		if *req.Limit < 1 || *req.Limit > 10000 {
-			s.fail(c, apperr.Field("limit", "must be from 1 to 10000"))
-			return
-		}
 		r.Limit = *req.Limit
 	}
-	a, err := s.cfg.Ask.Ask(c.Request.Context(), r)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, a)
+	a, err := svc.Ask(c.Request.Context(), r)
+	return reply(http.StatusOK, a, err)
 }
 
 type feedbackRequest struct {
@@ -55,172 +60,97 @@ type feedbackRequest struct {
 	SQL     *string `json:"sql"`
 }
 
+// Validate requires the verdict.
+func (r *feedbackRequest) Validate() error {
+	if r.Correct == nil {
+		return apperr.Field("correct", "is required")
+	}
+	return nil
+}
+
 // feedback confirms or corrects an answer. An admin's trains the model at
 // once (201); a member's waits for an admin's review (202); feedback with
 // nothing to train is only recorded (200).
-func (s *Server) feedback(c *gin.Context) {
-	id, err := pathID(c, "id")
+func (s *Server) feedback(c *gin.Context) (int, any, error) {
+	id, req, err := pathIDAndBody[feedbackRequest](s, c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var req feedbackRequest
-	if err := s.bindJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+	svc, err := s.askService("")
+	if err != nil {
+		return 0, nil, err
 	}
-	if req.Correct == nil {
-		s.fail(c, apperr.Field("correct", "is required"))
-		return
-	}
-	if s.cfg.Ask == nil {
-		s.fail(c, apperr.Errorf(apperr.Unavailable, "question answering is not configured"))
-		return
-	}
-	res, err := s.cfg.Ask.Feedback(c.Request.Context(), id, *req.Correct, req.SQL)
+	res, err := svc.Feedback(c.Request.Context(), id, *req.Correct, req.SQL)
 	switch {
-	case err != nil:
-		s.fail(c, err)
 	case res.Trained:
-		c.JSON(http.StatusCreated, res)
+		return reply(http.StatusCreated, res, err)
 	case res.Review != nil:
-		c.JSON(http.StatusAccepted, res)
-	default:
-		c.JSON(http.StatusOK, res)
+		return reply(http.StatusAccepted, res, err)
 	}
-}
-
-type feedbackPage struct {
-	Items      []ask.Feedback `json:"items"`
-	NextCursor *string        `json:"next_cursor"`
+	return reply(http.StatusOK, res, err)
 }
 
 // listFeedback pages through feedback in one review state (default
 // pending), newest first: the admins' review queue; members see their own.
-func (s *Server) listFeedback(c *gin.Context) {
-	if s.cfg.Ask == nil {
-		s.fail(c, apperr.Errorf(apperr.Unavailable, "question answering is not configured"))
-		return
+func (s *Server) listFeedback(c *gin.Context) (int, any, error) {
+	svc, err := s.askService("")
+	if err != nil {
+		return 0, nil, err
 	}
-	f := ask.FeedbackFilter{Status: c.DefaultQuery("status", ask.ReviewPending), BeforeAt: historyStart.at, BeforeID: historyStart.id}
 	limit, err := queryInt(c, "limit", historyDefaultLimit, 1, historyMaxLimit)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	f.Limit = limit + 1 // one extra row tells whether another page follows
-	if v := c.Query("cursor"); v != "" {
-		k, err := decodeHistoryCursor(v)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		f.BeforeAt, f.BeforeID = k.at, k.id
-	}
-	items, err := s.cfg.Ask.ListFeedback(c.Request.Context(), f)
+	start, err := pageCursor(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
+	items, err := svc.ListFeedback(c.Request.Context(), ask.FeedbackFilter{
+		Status: c.DefaultQuery("status", ask.ReviewPending), BeforeAt: start.at, BeforeID: start.id, Limit: limit + 1})
 	page := feedbackPage{Items: items}
 	if len(items) > limit {
 		page.Items = items[:limit]
 		last := page.Items[limit-1]
-		next := historyCursor{at: last.GivenAt, id: last.HistoryID}.encode()
-		page.NextCursor = &next
+		page.NextCursor = historyCursor{at: last.GivenAt, id: last.HistoryID}.next()
 	}
-	c.JSON(http.StatusOK, page)
+	return reply(http.StatusOK, page, err)
 }
 
 type reviewRequest struct {
 	Decision string `json:"decision"`
 }
 
-// reviewFeedback approves (trains) or rejects a member's pending feedback.
-func (s *Server) reviewFeedback(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		s.fail(c, err)
-		return
+// Validate accepts the two decisions.
+func (r *reviewRequest) Validate() error {
+	if r.Decision != "approve" && r.Decision != "reject" {
+		return apperr.Field("decision", "must be approve or reject")
 	}
-	var req reviewRequest
-	if err := s.bindJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if req.Decision != "approve" && req.Decision != "reject" {
-		s.fail(c, apperr.Field("decision", "must be approve or reject"))
-		return
-	}
-	if s.cfg.Ask == nil {
-		s.fail(c, apperr.Errorf(apperr.Unavailable, "question answering is not configured"))
-		return
-	}
-	f, err := s.cfg.Ask.ReviewFeedback(c.Request.Context(), id, req.Decision == "approve")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, f)
+	return nil
 }
 
-type statsJSON struct {
-	Model    string `json:"model"`
-	Training struct {
-		SQL           int64      `json:"sql"`
-		DDL           int64      `json:"ddl"`
-		Documentation int64      `json:"documentation"`
-		LastTrained   *time.Time `json:"last_trained"`
-	} `json:"training"`
-	Questions   int64    `json:"questions"`
-	Succeeded   int64    `json:"succeeded"`
-	Failed      int64    `json:"failed"`
-	Rejected    int64    `json:"rejected"`
-	SuccessRate *float64 `json:"success_rate"`
-	Latency     struct {
-		GenerationP50 *float64 `json:"generation_p50_ms"`
-		GenerationP95 *float64 `json:"generation_p95_ms"`
-		ExecutionP50  *float64 `json:"execution_p50_ms"`
-		ExecutionP95  *float64 `json:"execution_p95_ms"`
-	} `json:"latency"`
+// reviewFeedback approves (trains) or rejects a member's pending feedback.
+func (s *Server) reviewFeedback(c *gin.Context) (int, any, error) {
+	id, req, err := pathIDAndBody[reviewRequest](s, c, "id")
+	if err != nil {
+		return 0, nil, err
+	}
+	svc, err := s.askService("")
+	if err != nil {
+		return 0, nil, err
+	}
+	f, err := svc.ReviewFeedback(c.Request.Context(), id, req.Decision == "approve")
+	return reply(http.StatusOK, f, err)
 }
 
 // modelStats reports a model's training counts and how its questions fared.
-func (s *Server) modelStats(c *gin.Context) {
+func (s *Server) modelStats(c *gin.Context) (int, any, error) {
 	name := c.Param("name")
-	var row dbsqlc.ModelStatsRow
-	err := s.tx(c, func(ctx context.Context, tx tenant.Conn) error {
+	row, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (dbsqlc.ModelStatsRow, error) {
 		id, err := nlsql.ModelID(ctx, tx, name)
 		if err != nil {
-			return err
+			return dbsqlc.ModelStatsRow{}, err
 		}
-		row, err = s.q.ModelStats(ctx, tx, &id)
-		return err
+		return s.q.ModelStats(ctx, tx, &id)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	var out statsJSON
-	out.Model = name
-	out.Training.SQL, out.Training.DDL, out.Training.Documentation = row.SqlItems, row.DdlItems, row.DocumentationItems
-	if row.SqlItems+row.DdlItems+row.DocumentationItems > 0 {
-		out.Training.LastTrained = &row.LastTrained
-	}
-	out.Questions, out.Succeeded, out.Failed, out.Rejected = row.Questions, row.Succeeded, row.Failed, row.Rejected
-	if row.Questions > 0 {
-		rate := float64(row.Succeeded) / float64(row.Questions)
-		out.SuccessRate = &rate
-	}
-	out.Latency.GenerationP50, out.Latency.GenerationP95 = number(row.GenerationP50Ms), number(row.GenerationP95Ms)
-	out.Latency.ExecutionP50, out.Latency.ExecutionP95 = number(row.ExecutionP50Ms), number(row.ExecutionP95Ms)
-	c.JSON(http.StatusOK, out)
-}
-
-// number maps the query's NaN ("no data") to null.
-func number(f float64) *float64 {
-	if math.IsNaN(f) {
-		return nil
-	}
-	return &f
+	return reply(http.StatusOK, toStatsJSON(name, row), err)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -12,24 +13,16 @@ import (
 // adminAudit returns the isolation audit (the audit.* views: findings,
 // per-table coverage, policies, roles, grants) as JSON, behind the operator
 // token. It reads through the runtime pool in a transaction without a
-// tenant: migration 00003 grants dbchat_app SELECT on the audit views, which
+// tenant: migration 00003 lets dbchat_app read the audit views, which
 // show catalog metadata only, never a tenant row. A report with findings is
 // still a 200; summary.clean says whether the database is clean. The live
 // probe is not run here (it needs the query and admin connections): use
 // `dbchat audit --probe`.
-func (s *Server) adminAudit(c *gin.Context) {
-	ctx := c.Request.Context()
-	var rep *audit.Report
-	err := s.db.TxAs(ctx, tenant.Identity{}, func(tx tenant.Conn) error {
-		var err error
-		rep, err = audit.Collect(ctx, tx)
-		return err
+func (s *Server) adminAudit(c *gin.Context) (int, any, error) {
+	rep, err := query(c, as(s.db.TxAs, tenant.Identity{}), func(ctx context.Context, tx tenant.Conn) (*audit.Report, error) {
+		return audit.Collect(ctx, tx)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, rep)
+	return reply(http.StatusOK, rep, err)
 }
 
 // Endpoint is one routed method and path, in the router's syntax

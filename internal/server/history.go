@@ -33,34 +33,6 @@ var (
 	historyEpoch = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// historyItem is one query history entry as the API shows it.
-type historyItem struct {
-	ID           uuid.UUID  `json:"id"`
-	UserID       *uuid.UUID `json:"user_id"`
-	Model        *string    `json:"model"`
-	Question     *string    `json:"question"`
-	GeneratedSQL *string    `json:"generated_sql"`
-	Status       string     `json:"status"`
-	Error        *string    `json:"error"`
-	RowCount     *int64     `json:"row_count"`
-	GenerationMs *float64   `json:"generation_ms"`
-	ExecutionMs  *float64   `json:"execution_ms"`
-	CreatedAt    time.Time  `json:"created_at"`
-}
-
-func historyFromRow(r dbsqlc.ListQueryHistoryRow) historyItem {
-	return historyItem{
-		ID: r.ID, UserID: r.UserID, Model: r.Model, Question: r.Question, GeneratedSQL: r.GeneratedSql,
-		Status: r.Status, Error: r.Error, RowCount: r.RowCount, GenerationMs: r.GenerationMs,
-		ExecutionMs: r.ExecutionMs, CreatedAt: r.CreatedAt,
-	}
-}
-
-type historyPage struct {
-	Items      []historyItem `json:"items"`
-	NextCursor *string       `json:"next_cursor"`
-}
-
 // historyCursor is a keyset position: the (created_at, id) of the last entry
 // of a page. On the wire it is opaque: base64url of created_at in Unix
 // microseconds (PostgreSQL's precision) and the id's 16 bytes.
@@ -74,6 +46,12 @@ func (k historyCursor) encode() string {
 	binary.BigEndian.PutUint64(b[:8], uint64(k.at.UnixMicro()))
 	copy(b[8:], k.id[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// next is k as the next_cursor of a page that ends at k.
+func (k historyCursor) next() *string {
+	v := k.encode()
+	return &v
 }
 
 func decodeHistoryCursor(s string) (historyCursor, error) {
@@ -127,91 +105,85 @@ func historyFilter(c *gin.Context, id tenant.Identity) (dbsqlc.ListQueryHistoryP
 		}
 		p.UserID = &u
 	}
-	if id.Role != tenant.Admin {
-		if p.UserID != nil && *p.UserID != id.UserID {
-			return p, apperr.Errorf(apperr.Forbidden, "members may only list their own history")
-		}
-		self := id.UserID
-		p.UserID = &self
+	if p.UserID, err = ownHistoryOnly(id, p.UserID); err != nil {
+		return p, err
 	}
+	start, err := pageCursor(c)
+	p.BeforeAt, p.BeforeID = start.at, start.id
+	return p, err
+}
+
+// ownHistoryOnly is the user_id filter a caller may use: any (or none) for
+// admins, always their own for members.
+func ownHistoryOnly(id tenant.Identity, asked *uuid.UUID) (*uuid.UUID, error) {
+	if id.Role == tenant.Admin {
+		return asked, nil
+	}
+	if asked != nil && *asked != id.UserID {
+		return nil, apperr.Errorf(apperr.Forbidden, "members may only list their own history")
+	}
+	return &id.UserID, nil
+}
+
+// pageCursor reads a keyset page's cursor; without one the page starts
+// before every entry.
+func pageCursor(c *gin.Context) (historyCursor, error) {
 	if v := c.Query("cursor"); v != "" {
-		k, err := decodeHistoryCursor(v)
-		if err != nil {
-			return p, err
-		}
-		p.BeforeAt, p.BeforeID = k.at, k.id
+		return decodeHistoryCursor(v)
 	}
-	return p, nil
+	return historyStart, nil
 }
 
 // listHistory pages through the tenant's query history, newest first, in
 // one statement (one round trip).
-func (s *Server) listHistory(c *gin.Context) {
-	id, _ := tenant.FromContext(c.Request.Context())
-	p, err := historyFilter(c, id)
+func (s *Server) listHistory(c *gin.Context) (int, any, error) {
+	p, err := historyFilter(c, callerIdentity(c))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var rows []dbsqlc.ListQueryHistoryRow
-	filtered := p.Status != nil || p.UserID != nil || p.Model != nil
-	if filtered {
-		// The optional filters make PostgreSQL's generic plan for this
-		// statement scan and sort a tenant's whole history; plan per call.
-		c.Request = c.Request.WithContext(tenant.WithCustomPlans(c.Request.Context()))
-	}
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		if filtered {
-			rows, err = s.q.ListQueryHistory(ctx, tx, p)
-			return err
-		}
-		recent, err := s.q.ListRecentHistory(ctx, tx, dbsqlc.ListRecentHistoryParams{
-			BeforeAt: p.BeforeAt, BeforeID: p.BeforeID, Since: p.Since, MaxRows: p.MaxRows})
-		for _, r := range recent {
-			rows = append(rows, dbsqlc.ListQueryHistoryRow(r))
-		}
-		return err
-	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
+	rows, err := s.historyRows(c, p)
 	page := historyPage{Items: make([]historyItem, 0, len(rows))}
-	limit := int(p.MaxRows) - 1
-	if len(rows) > limit {
+	if limit := int(p.MaxRows) - 1; len(rows) > limit {
 		rows = rows[:limit]
-		last := rows[limit-1]
-		next := historyCursor{at: last.CreatedAt, id: last.ID}.encode()
-		page.NextCursor = &next
+		page.NextCursor = historyCursor{at: rows[limit-1].CreatedAt, id: rows[limit-1].ID}.next()
 	}
 	for _, r := range rows {
-		page.Items = append(page.Items, historyFromRow(r))
+		page.Items = append(page.Items, toHistoryItem(r))
 	}
-	c.JSON(http.StatusOK, page)
+	return reply(http.StatusOK, page, err)
+}
+
+// historyRows runs the history query that fits p in one statement: the
+// filtered one only when a filter is set, since its optional filters make
+// PostgreSQL's generic plan scan and sort a tenant's whole history (so it
+// is planned per call), and the unfiltered one otherwise.
+func (s *Server) historyRows(c *gin.Context, p dbsqlc.ListQueryHistoryParams) ([]dbsqlc.ListQueryHistoryRow, error) {
+	if p.Status != nil || p.UserID != nil || p.Model != nil {
+		c.Request = c.Request.WithContext(tenant.WithCustomPlans(c.Request.Context()))
+		return query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) ([]dbsqlc.ListQueryHistoryRow, error) {
+			return s.q.ListQueryHistory(ctx, tx, p)
+		})
+	}
+	recent, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) ([]dbsqlc.ListRecentHistoryRow, error) {
+		return s.q.ListRecentHistory(ctx, tx, dbsqlc.ListRecentHistoryParams{
+			BeforeAt: p.BeforeAt, BeforeID: p.BeforeID, Since: p.Since, MaxRows: p.MaxRows})
+	})
+	return convert(recent, func(r dbsqlc.ListRecentHistoryRow) dbsqlc.ListQueryHistoryRow { return dbsqlc.ListQueryHistoryRow(r) }), err
 }
 
 // getHistory returns one entry. Another tenant's id, a member asking for
 // someone else's entry and an id that does not exist all get the same 404.
-func (s *Server) getHistory(c *gin.Context) {
+func (s *Server) getHistory(c *gin.Context) (int, any, error) {
 	hid, err := pathID(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	id, _ := tenant.FromContext(c.Request.Context())
 	p := dbsqlc.GetQueryHistoryParams{ID: hid}
-	if id.Role != tenant.Admin {
-		self := id.UserID
-		p.UserID = &self
+	if id := callerIdentity(c); id.Role != tenant.Admin {
+		p.UserID = &id.UserID
 	}
-	var row dbsqlc.GetQueryHistoryRow
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		row, err = s.q.GetQueryHistory(ctx, tx, p)
-		return err
+	row, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.GetQueryHistoryRow, error) {
+		return s.q.GetQueryHistory(ctx, tx, p)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, historyFromRow(dbsqlc.ListQueryHistoryRow(row)))
+	return reply(http.StatusOK, toHistoryItem(dbsqlc.ListQueryHistoryRow(row)), err)
 }

@@ -49,86 +49,47 @@ func (s *Server) trainer() *nlsql.Store {
 }
 
 // createModel creates a named model (admins only).
-func (s *Server) createModel(c *gin.Context) {
-	var req nlsql.NewModel
-	if err := s.bindJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := req.Validate(); err != nil {
-		s.fail(c, err)
-		return
-	}
-	var m nlsql.Model
-	err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		var err error
-		m, err = nlsql.CreateModel(ctx, tx, req)
-		return err
-	})
+func (s *Server) createModel(c *gin.Context) (int, any, error) {
+	req, err := bind[nlsql.NewModel](s, c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	c.JSON(http.StatusCreated, m)
+	m, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (nlsql.Model, error) {
+		return nlsql.CreateModel(ctx, tx, req)
+	})
+	return reply(http.StatusCreated, m, err)
 }
 
 // listModels lists the tenant's models with their training counts.
-func (s *Server) listModels(c *gin.Context) {
-	var ms []nlsql.Model
-	err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		var err error
-		ms, err = nlsql.ListModels(ctx, tx)
-		return err
-	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"models": ms})
+func (s *Server) listModels(c *gin.Context) (int, any, error) {
+	ms, err := query(c, s.db.Once, nlsql.ListModels)
+	return reply(http.StatusOK, gin.H{"models": ms}, err)
 }
 
 // getModel returns one model by name.
-func (s *Server) getModel(c *gin.Context) {
-	var m nlsql.Model
-	err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		var err error
-		m, err = nlsql.GetModel(ctx, tx, c.Param("name"))
-		return err
+func (s *Server) getModel(c *gin.Context) (int, any, error) {
+	m, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (nlsql.Model, error) {
+		return nlsql.GetModel(ctx, tx, c.Param("name"))
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, m)
+	return reply(http.StatusOK, m, err)
 }
 
 // deleteModel deletes a model and its training data (the seed's cleanup),
 // reporting how many training rows went (admins only).
-func (s *Server) deleteModel(c *gin.Context) {
+func (s *Server) deleteModel(c *gin.Context) (int, any, error) {
 	name := c.Param("name")
-	var deleted nlsql.Counts
-	err := s.tx(c, func(ctx context.Context, tx tenant.Conn) error {
-		var err error
-		deleted, err = nlsql.DeleteModel(ctx, tx, name)
-		return err
+	deleted, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (nlsql.Counts, error) {
+		return nlsql.DeleteModel(ctx, tx, name)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"model": name, "deleted": deleted})
+	return reply(http.StatusOK, gin.H{"model": name, "deleted": deleted}, err)
 }
 
 // modelID resolves the :name path parameter (404 for an unknown name or
 // another tenant's).
 func (s *Server) modelID(c *gin.Context) (uuid.UUID, error) {
-	var id uuid.UUID
-	err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		var err error
-		id, err = nlsql.ModelID(ctx, tx, c.Param("name"))
-		return err
+	return query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (uuid.UUID, error) {
+		return nlsql.ModelID(ctx, tx, c.Param("name"))
 	})
-	return id, err
 }
 
 // trainingRequest is one training item: {kind:"ddl"|"documentation",
@@ -171,98 +132,94 @@ func (r trainingRequest) item() (nlsql.NewItem, error) {
 
 // addTrainingData adds one training item to a model, embedded on write
 // (admins only). A pair's SQL must pass the sandbox validator.
-func (s *Server) addTrainingData(c *gin.Context) {
-	var req trainingRequest
-	if err := s.bindJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+func (s *Server) addTrainingData(c *gin.Context) (int, any, error) {
+	req, err := bind[trainingRequest](s, c)
+	if err != nil {
+		return 0, nil, err
 	}
 	it, err := req.item()
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
 	modelID, err := s.modelID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
 	items, err := s.trainer().Add(c.Request.Context(), modelID, []nlsql.NewItem{it}, nlsql.SourceUser)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	c.JSON(http.StatusCreated, items[0])
-}
-
-type trainingPage struct {
-	Items      []nlsql.Item `json:"items"`
-	Limit      int          `json:"limit"`
-	Offset     int          `json:"offset"`
-	NextOffset *int         `json:"next_offset"`
+	return http.StatusCreated, items[0], nil
 }
 
 // listTrainingData pages through a model's training data, newest first,
 // optionally of one kind or source.
-func (s *Server) listTrainingData(c *gin.Context) {
+func (s *Server) listTrainingData(c *gin.Context) (int, any, error) {
 	f := nlsql.ListFilter{Kind: c.Query("kind"), Source: c.Query("source")}
 	var err error
 	if f.Limit, err = queryInt(c, "limit", trainingDefaultLimit, 1, trainingMaxLimit); err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
 	if f.Offset, err = queryInt(c, "offset", 0, 0, trainingMaxOffset); err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	name := c.Param("name")
-	page := trainingPage{Limit: f.Limit, Offset: f.Offset}
-	err = s.tx(c, func(ctx context.Context, tx tenant.Conn) error {
-		modelID, err := nlsql.ModelID(ctx, tx, name)
-		if err != nil {
-			return err
-		}
-		var more bool
-		page.Items, more, err = nlsql.ListTrainingData(ctx, tx, modelID, f)
-		if more {
-			next := f.Offset + f.Limit
-			page.NextOffset = &next
-		}
-		return err
+	page, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (trainingPage, error) {
+		return listTrainingPage(ctx, tx, c.Param("name"), f)
 	})
+	return reply(http.StatusOK, page, err)
+}
+
+// listTrainingPage reads one page of the named model's training data.
+func listTrainingPage(ctx context.Context, tx tenant.Conn, model string, f nlsql.ListFilter) (trainingPage, error) {
+	page := trainingPage{Limit: f.Limit, Offset: f.Offset}
+	modelID, err := nlsql.ModelID(ctx, tx, model)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return page, err
 	}
-	c.JSON(http.StatusOK, page)
+	var more bool
+	page.Items, more, err = nlsql.ListTrainingData(ctx, tx, modelID, f)
+	if more {
+		next := f.Offset + f.Limit
+		page.NextOffset = &next
+	}
+	return page, err
 }
 
 // deleteTrainingData deletes one item of a model (admins only). Another
 // model's or tenant's id answers like an unknown one.
-func (s *Server) deleteTrainingData(c *gin.Context) {
+func (s *Server) deleteTrainingData(c *gin.Context) (int, any, error) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
-		s.fail(c, apperr.Errorf(apperr.NotFound, "training data not found"))
-		return
+		return 0, nil, apperr.Errorf(apperr.NotFound, "training data not found")
 	}
-	name := c.Param("name")
-	err = s.tx(c, func(ctx context.Context, tx tenant.Conn) error {
-		modelID, err := nlsql.ModelID(ctx, tx, name)
+	err = exec(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) error {
+		modelID, err := nlsql.ModelID(ctx, tx, c.Param("name"))
 		if err != nil {
 			return err
 		}
 		return nlsql.DeleteTrainingData(ctx, tx, modelID, id)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return reply(http.StatusNoContent, nil, err)
 }
 
 // importTrainingData imports a Vanna get_training_data() export, CSV or
 // JSON (admins only): all rows or none; a bad row is a 400 naming it.
-func (s *Server) importTrainingData(c *gin.Context) {
+func (s *Server) importTrainingData(c *gin.Context) (int, any, error) {
+	rows, err := s.vannaRows(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	modelID, err := s.modelID(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := s.trainer().Import(c.Request.Context(), modelID, rows)
+	return reply(http.StatusOK, res, err)
+}
+
+// vannaRows reads and parses an import body: its format from ?format= or
+// the Content-Type, its size capped.
+func (s *Server) vannaRows(c *gin.Context) ([]nlsql.VannaRow, error) {
 	format := c.Query("format")
 	if format == "" {
 		mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
@@ -274,54 +231,28 @@ func (s *Server) importTrainingData(c *gin.Context) {
 		}
 	}
 	if format != "csv" && format != "json" {
-		s.fail(c, apperr.Errorf(apperr.UnsupportedMedia, "send the export as text/csv or application/json (or set format=csv|json)"))
-		return
+		return nil, apperr.Errorf(apperr.UnsupportedMedia, "send the export as text/csv or application/json (or set format=csv|json)")
 	}
-	limit := min(s.cfg.MaxImportBytes, maxTrainingImportSize)
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.fail(c, apperr.Errorf(apperr.TooLarge, "the import exceeds %d bytes", tooLarge.Limit))
-			return
-		}
-		s.fail(c, apperr.Wrap(apperr.Invalid, err, "could not read the request body"))
-		return
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, min(s.cfg.MaxImportBytes, maxTrainingImportSize)))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, apperr.Errorf(apperr.TooLarge, "the import exceeds %d bytes", tooLarge.Limit)
+	case err != nil:
+		return nil, apperr.Wrap(apperr.Invalid, err, "could not read the request body")
+	case len(bytes.TrimSpace(body)) == 0:
+		return nil, apperr.Errorf(apperr.Invalid, "request body is empty")
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		s.fail(c, apperr.Errorf(apperr.Invalid, "request body is empty"))
-		return
-	}
-	rows, err := nlsql.ParseVanna(bytes.NewReader(body), strings.ToLower(format))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	modelID, err := s.modelID(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	res, err := s.trainer().Import(c.Request.Context(), modelID, rows)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
+	return nlsql.ParseVanna(bytes.NewReader(body), strings.ToLower(format))
 }
 
 // trainFromCatalog writes DDL and documentation for every active table of
 // the tenant's catalog, replacing what the previous run wrote (admins only).
-func (s *Server) trainFromCatalog(c *gin.Context) {
+func (s *Server) trainFromCatalog(c *gin.Context) (int, any, error) {
 	modelID, err := s.modelID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
 	res, err := s.trainer().TrainFromCatalog(c.Request.Context(), modelID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
+	return reply(http.StatusOK, res, err)
 }

@@ -31,11 +31,16 @@ func (s *Server) observe(c *gin.Context) {
 	c.Header("X-Request-Id", rid)
 	c.Next()
 
+	s.logAndCount(c, rid, time.Since(start))
+}
+
+// logAndCount records a finished request: its counter, its latency and one
+// access log line.
+func (s *Server) logAndCount(c *gin.Context, rid string, elapsed time.Duration) {
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"
 	}
-	elapsed := time.Since(start)
 	status := c.Writer.Status()
 	s.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())

@@ -72,3 +72,29 @@ func queryInt(c *gin.Context, name string, def, lo, hi int) (int, error) {
 	}
 	return n, nil
 }
+
+// bind decodes the JSON body into a new T (see bindJSON) and, when *T has a
+// Validate method, runs it, so a handler only ever sees checked input.
+// Validate may also normalise (trim a name, parse an id).
+func bind[T any](s *Server, c *gin.Context) (T, error) {
+	var v T
+	if err := s.bindJSON(c, &v); err != nil {
+		return v, err
+	}
+	if val, ok := any(&v).(interface{ Validate() error }); ok {
+		return v, val.Validate()
+	}
+	return v, nil
+}
+
+// pathIDAndBody is pathID(name) followed by bind: the shape of every update
+// of an object named by its id.
+func pathIDAndBody[T any](s *Server, c *gin.Context, name string) (uuid.UUID, T, error) {
+	var v T
+	id, err := pathID(c, name)
+	if err != nil {
+		return id, v, err
+	}
+	v, err = bind[T](s, c)
+	return id, v, err
+}

@@ -1,5 +1,8 @@
-// Package server is dbchat's HTTP API: thin Gin handlers over sqlc queries,
-// each run inside the request's tenant transaction (internal/tenant).
+// Package server is dbchat's HTTP API: thin Gin handlers over the domain
+// packages and sqlc queries, each run inside the request's tenant
+// transaction (internal/tenant). A handler parses its request, makes one
+// call and returns what to answer; adapter.go writes it, and every error
+// goes through Server.fail. api.go holds the response types and their rule.
 package server
 
 import (
@@ -83,108 +86,104 @@ func (s *Server) MetricsHandler() http.Handler { return s.metrics.http }
 func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
 
 func (s *Server) routes() {
-	e := s.engine
+	e, h := s.engine, s.handle
 	e.Use(s.observe, s.recoverJSON)
 	e.NoRoute(func(c *gin.Context) { s.fail(c, apperr.Errorf(apperr.NotFound, "no such route")) })
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	e.GET("/readyz", s.ready)
+	e.GET("/readyz", h(s.ready))
+	operator, admin := s.guard(s.operator), s.guard(s.adminOnly)
 	// Metrics show pool sizes, heap and traffic by route: the operator's, like
 	// /v1/tenants. A scraper without the token uses MetricsHandler on a
 	// listener of its own (DBCHAT_METRICS_ADDR).
-	e.GET("/metrics", s.operator, s.metrics.handler)
+	e.GET("/metrics", operator, s.metrics.handler)
 	e.GET("/openapi.yaml", s.openAPI)
 
 	// Platform operator (DBCHAT_ADMIN_TOKEN).
-	ops := e.Group("/v1/tenants", s.operator)
-	ops.POST("", s.createTenant)
-	ops.GET("", s.listTenants)
-	ops.PATCH("/:id", s.updateTenant)
+	ops := e.Group("/v1/tenants", operator)
+	ops.POST("", h(s.createTenant))
+	ops.GET("", h(s.listTenants))
+	ops.PATCH("/:id", h(s.updateTenant))
 	// (audit routes: GET /v1/admin/audit, operator token)
-	e.Group("/v1/admin", s.operator).GET("/audit", s.adminAudit)
+	e.Group("/v1/admin", operator).GET("/audit", h(s.adminAudit))
 
 	// Tenant API keys.
-	v1 := e.Group("/v1", s.authenticate)
-	v1.GET("/me", s.me)
-	v1.GET("/tenant", s.currentTenant)
+	v1 := e.Group("/v1", s.guard(s.authenticate))
+	v1.GET("/me", h(s.me))
+	v1.GET("/tenant", h(s.currentTenant))
 
-	v1.POST("/users", s.adminOnly, s.createUser)
-	v1.GET("/users", s.listUsers)
-	v1.DELETE("/users/:id", s.adminOnly, s.deleteUser)
-	v1.POST("/api-keys", s.createAPIKey)
-	v1.GET("/api-keys", s.listAPIKeys)
-	v1.DELETE("/api-keys/:id", s.deleteAPIKey)
+	v1.POST("/users", admin, h(s.createUser))
+	v1.GET("/users", h(s.listUsers))
+	v1.DELETE("/users/:id", admin, h(s.deleteUser))
+	v1.POST("/api-keys", h(s.createAPIKey))
+	v1.GET("/api-keys", h(s.listAPIKeys))
+	v1.DELETE("/api-keys/:id", h(s.deleteAPIKey))
 
-	v1.POST("/tables", s.adminOnly, s.createTable)
-	v1.GET("/tables", s.listTables)
-	v1.GET("/tables/:id", s.getTable)
-	v1.PATCH("/tables/:id", s.adminOnly, s.updateTable)
-	v1.DELETE("/tables/:id", s.adminOnly, s.deleteTable)
-	v1.POST("/tables/:id/columns", s.adminOnly, s.addColumn)
-	v1.PATCH("/tables/:id/columns/:column_id", s.adminOnly, s.updateColumn)
-	v1.POST("/tables/:id/rows", s.adminOnly, s.importRows)
-	v1.GET("/tables/:id/rows", s.listRows)
+	v1.POST("/tables", admin, h(s.createTable))
+	v1.GET("/tables", h(s.listTables))
+	v1.GET("/tables/:id", h(s.getTable))
+	v1.PATCH("/tables/:id", admin, h(s.updateTable))
+	v1.DELETE("/tables/:id", admin, h(s.deleteTable))
+	v1.POST("/tables/:id/columns", admin, h(s.addColumn))
+	v1.PATCH("/tables/:id/columns/:column_id", admin, h(s.updateColumn))
+	v1.POST("/tables/:id/rows", admin, h(s.importRows))
+	v1.GET("/tables/:id/rows", h(s.listRows))
 
-	v1.POST("/sql", s.runSQL)
+	v1.POST("/sql", h(s.runSQL))
 
-	v1.GET("/history", s.listHistory)
-	v1.GET("/history/:id", s.getHistory)
+	v1.GET("/history", h(s.listHistory))
+	v1.GET("/history/:id", h(s.getHistory))
 
 	// (models and training data routes)
-	v1.POST("/models", s.adminOnly, s.createModel)
-	v1.GET("/models", s.listModels)
-	v1.GET("/models/:name", s.getModel)
-	v1.DELETE("/models/:name", s.adminOnly, s.deleteModel)
-	v1.POST("/models/:name/training-data", s.adminOnly, s.addTrainingData)
-	v1.GET("/models/:name/training-data", s.listTrainingData)
-	v1.DELETE("/models/:name/training-data/:id", s.adminOnly, s.deleteTrainingData)
-	v1.POST("/models/:name/training-data/import", s.adminOnly, s.importTrainingData)
-	v1.POST("/models/:name/train-from-catalog", s.adminOnly, s.trainFromCatalog)
+	v1.POST("/models", admin, h(s.createModel))
+	v1.GET("/models", h(s.listModels))
+	v1.GET("/models/:name", h(s.getModel))
+	v1.DELETE("/models/:name", admin, h(s.deleteModel))
+	v1.POST("/models/:name/training-data", admin, h(s.addTrainingData))
+	v1.GET("/models/:name/training-data", h(s.listTrainingData))
+	v1.DELETE("/models/:name/training-data/:id", admin, h(s.deleteTrainingData))
+	v1.POST("/models/:name/training-data/import", admin, h(s.importTrainingData))
+	v1.POST("/models/:name/train-from-catalog", admin, h(s.trainFromCatalog))
 
-	v1.POST("/ask", s.askQuestion)
-	v1.POST("/history/:id/feedback", s.feedback)
-	v1.GET("/feedback", s.listFeedback)
-	v1.POST("/history/:id/feedback/review", s.adminOnly, s.reviewFeedback)
-	v1.GET("/models/:name/stats", s.modelStats)
+	v1.POST("/ask", h(s.askQuestion))
+	v1.POST("/history/:id/feedback", h(s.feedback))
+	v1.GET("/feedback", h(s.listFeedback))
+	v1.POST("/history/:id/feedback/review", admin, h(s.reviewFeedback))
+	v1.GET("/models/:name/stats", h(s.modelStats))
 }
 
 // authenticate resolves the bearer key and puts the identity in the
 // request's context; every /v1 handler's transaction is scoped to it.
-func (s *Server) authenticate(c *gin.Context) {
+func (s *Server) authenticate(c *gin.Context) error {
 	key, ok := bearer(c)
 	if !ok {
-		s.fail(c, apperr.Errorf(apperr.Unauthorized, "missing or invalid API key"))
-		return
+		return apperr.Errorf(apperr.Unauthorized, "missing or invalid API key")
 	}
 	id, err := auth.Authenticate(c.Request.Context(), s.db, key)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.Request = c.Request.WithContext(tenant.NewContext(c.Request.Context(), id))
-	c.Next()
+	return nil
 }
 
 // operator admits the platform operator's token (constant-time compare).
-func (s *Server) operator(c *gin.Context) {
+func (s *Server) operator(c *gin.Context) error {
 	token, ok := bearer(c)
 	if s.cfg.AdminToken == "" {
-		s.fail(c, apperr.Errorf(apperr.NotFound, "operator endpoints are disabled (set DBCHAT_ADMIN_TOKEN)"))
-		return
+		return apperr.Errorf(apperr.NotFound, "operator endpoints are disabled (set DBCHAT_ADMIN_TOKEN)")
 	}
 	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
-		s.fail(c, apperr.Errorf(apperr.Unauthorized, "missing or invalid operator token"))
-		return
+		return apperr.Errorf(apperr.Unauthorized, "missing or invalid operator token")
 	}
-	c.Next()
+	return nil
 }
 
 // adminOnly stops members from doing what only tenant admins may.
-func (s *Server) adminOnly(c *gin.Context) {
-	if id, _ := tenant.FromContext(c.Request.Context()); id.Role != tenant.Admin {
-		s.fail(c, apperr.Errorf(apperr.Forbidden, "only tenant admins may do this"))
-		return
+func (s *Server) adminOnly(c *gin.Context) error {
+	if callerIdentity(c).Role != tenant.Admin {
+		return apperr.Errorf(apperr.Forbidden, "only tenant admins may do this")
 	}
-	c.Next()
+	return nil
 }
 
 func bearer(c *gin.Context) (string, bool) {
@@ -193,26 +192,29 @@ func bearer(c *gin.Context) (string, bool) {
 	return key, ok && key != ""
 }
 
+// callerIdentity is the caller behind the request's key (set by authenticate).
+func callerIdentity(c *gin.Context) tenant.Identity {
+	id, _ := tenant.FromContext(c.Request.Context())
+	return id
+}
+
 // ready reports whether the database answers and carries this binary's
-// latest migration.
-func (s *Server) ready(c *gin.Context) {
+// latest migration. It reads in a transaction without a tenant.
+func (s *Server) ready(c *gin.Context) (int, any, error) {
 	want, err := migrate.Latest()
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var have int64
-	err = s.db.OnceAs(c.Request.Context(), tenant.Identity{}, func(tx tenant.Conn) error {
-		return tx.QueryRow(c.Request.Context(), `SELECT coalesce(max(version_id), 0) FROM `+migrate.VersionTable+` WHERE is_applied`).Scan(&have)
+	have, err := query(c, as(s.db.OnceAs, tenant.Identity{}), func(ctx context.Context, tx tenant.Conn) (int64, error) {
+		return migrate.Applied(ctx, tx)
 	})
 	switch {
 	case err != nil:
-		s.fail(c, apperr.Wrap(apperr.Unavailable, err, "database not ready"))
+		return 0, nil, apperr.Wrap(apperr.Unavailable, err, "database not ready")
 	case have < want:
-		s.fail(c, apperr.Errorf(apperr.Unavailable, "database at migration %d, binary needs %d: run `dbchat migrate`", have, want))
-	default:
-		c.JSON(http.StatusOK, gin.H{"status": "ready", "migration": have})
+		return 0, nil, apperr.Errorf(apperr.Unavailable, "database at migration %d, binary needs %d: run `dbchat migrate`", have, want)
 	}
+	return http.StatusOK, gin.H{"status": "ready", "migration": have}, nil
 }
 
 // fail writes err in the one error shape and stops the handler chain.
@@ -235,6 +237,8 @@ func (s *Server) fail(c *gin.Context, err error) {
 	c.AbortWithStatusJSON(status, gin.H{"error": body})
 }
 
+// recoverJSON turns a handler's panic into the one error shape (500) and a
+// log line, instead of a dropped connection.
 func (s *Server) recoverJSON(c *gin.Context) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -246,17 +250,4 @@ func (s *Server) recoverJSON(c *gin.Context) {
 		}
 	}()
 	c.Next()
-}
-
-// tx runs fn in the request's tenant transaction.
-func (s *Server) tx(c *gin.Context, fn func(ctx context.Context, tx tenant.Conn) error) error {
-	ctx := c.Request.Context()
-	return s.db.Tx(ctx, func(tx tenant.Conn) error { return fn(ctx, tx) })
-}
-
-// once runs a single statement in the request's tenant context, in one round
-// trip (see tenant.DB.Once).
-func (s *Server) once(c *gin.Context, fn func(ctx context.Context, tx tenant.Conn) error) error {
-	ctx := c.Request.Context()
-	return s.db.Once(ctx, func(tx tenant.Conn) error { return fn(ctx, tx) })
 }

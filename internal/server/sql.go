@@ -17,43 +17,43 @@ type sqlRequest struct {
 	TimeoutMS *int   `json:"timeout_ms"`
 }
 
+// Validate checks the request against the sandbox's bounds.
+func (r *sqlRequest) Validate() error {
+	switch {
+	case strings.TrimSpace(r.SQL) == "":
+		return apperr.Field("sql", "is required")
+	case len(r.SQL) > 100_000:
+		return apperr.Field("sql", "at most 100000 bytes")
+	case r.Limit != nil && (*r.Limit < 1 || *r.Limit > sandbox.MaxMaxRows):
+		return apperr.Field("limit", "must be from 1 to %d", sandbox.MaxMaxRows)
+	case r.TimeoutMS != nil && (*r.TimeoutMS < 1 || *r.TimeoutMS > int(sandbox.MaxTimeout.Milliseconds())):
+		return apperr.Field("timeout_ms", "must be from 1 to %d", sandbox.MaxTimeout.Milliseconds())
+	}
+	return nil
+}
+
+// run is the sandbox request; zero fields take the sandbox's defaults.
+func (r sqlRequest) run() sandbox.Request {
+	run := sandbox.Request{SQL: r.SQL}
+	if r.Limit != nil {
+		run.MaxRows = *r.Limit
+	}
+	if r.TimeoutMS != nil {
+		run.Timeout = time.Duration(*r.TimeoutMS) * time.Millisecond
+	}
+	return run
+}
+
 // runSQL runs caller SQL through exactly the path generated SQL takes (the
 // seed's run_sql): validator, then the sandbox, then query_history.
-func (s *Server) runSQL(c *gin.Context) {
+func (s *Server) runSQL(c *gin.Context) (int, any, error) {
 	if s.cfg.SQL == nil {
-		s.fail(c, apperr.Errorf(apperr.Unavailable, "the SQL sandbox is not configured (set DBCHAT_QUERY_DATABASE_URL)"))
-		return
+		return 0, nil, apperr.Errorf(apperr.Unavailable, "the SQL sandbox is not configured (set DBCHAT_QUERY_DATABASE_URL)")
 	}
-	var req sqlRequest
-	if err := s.bindJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
-	}
-	run := sandbox.Request{SQL: req.SQL}
-	switch {
-	case strings.TrimSpace(req.SQL) == "":
-		s.fail(c, apperr.Field("sql", "is required"))
-		return
-	case len(req.SQL) > 100_000:
-		s.fail(c, apperr.Field("sql", "at most 100000 bytes"))
-		return
-	case req.Limit != nil && (*req.Limit < 1 || *req.Limit > sandbox.MaxMaxRows):
-		s.fail(c, apperr.Field("limit", "must be from 1 to %d", sandbox.MaxMaxRows))
-		return
-	case req.TimeoutMS != nil && (*req.TimeoutMS < 1 || *req.TimeoutMS > int(sandbox.MaxTimeout.Milliseconds())):
-		s.fail(c, apperr.Field("timeout_ms", "must be from 1 to %d", sandbox.MaxTimeout.Milliseconds()))
-		return
-	}
-	if req.Limit != nil {
-		run.MaxRows = *req.Limit
-	}
-	if req.TimeoutMS != nil {
-		run.Timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
-	}
-	res, err := s.cfg.SQL.Run(c.Request.Context(), run)
+	req, err := bind[sqlRequest](s, c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	c.JSON(http.StatusOK, res)
+	res, err := s.cfg.SQL.Run(c.Request.Context(), req.run())
+	return reply(http.StatusOK, res, err)
 }

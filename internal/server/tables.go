@@ -12,66 +12,37 @@ import (
 )
 
 // createTable creates the catalog rows and the real table.
-func (s *Server) createTable(c *gin.Context) {
-	var spec catalog.TableSpec
-	if err := s.bindJSON(c, &spec); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := spec.Validate(); err != nil {
-		s.fail(c, err)
-		return
-	}
-	var t catalog.Table
-	err := s.tx(c, func(ctx context.Context, tx tenant.Conn) error {
-		var err error
-		t, err = catalog.Create(ctx, tx, spec)
-		return err
-	})
+func (s *Server) createTable(c *gin.Context) (int, any, error) {
+	spec, err := bind[catalog.TableSpec](s, c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	zero := int64(0)
+	t, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (catalog.Table, error) {
+		return catalog.Create(ctx, tx, spec)
+	})
+	zero := int64(0) // a new table is empty
 	t.RowCount = &zero
-	c.JSON(http.StatusCreated, t)
+	return reply(http.StatusCreated, toTableDetailJSON(t), err)
 }
 
 // listTables lists the tenant's catalog tables.
-func (s *Server) listTables(c *gin.Context) {
-	var rows []dbsqlc.ListTablesRow
-	err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		var err error
-		rows, err = s.q.ListTables(ctx, tx)
-		return err
+func (s *Server) listTables(c *gin.Context) (int, any, error) {
+	rows, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) ([]dbsqlc.ListTablesRow, error) {
+		return s.q.ListTables(ctx, tx)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if rows == nil {
-		rows = []dbsqlc.ListTablesRow{}
-	}
-	c.JSON(http.StatusOK, gin.H{"tables": rows})
+	return reply(http.StatusOK, gin.H{"tables": convert(rows, toTableSummaryJSON)}, err)
 }
 
 // getTable returns a table with its columns and row count.
-func (s *Server) getTable(c *gin.Context) {
+func (s *Server) getTable(c *gin.Context) (int, any, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var t catalog.Table
-	err = s.tx(c, func(ctx context.Context, tx tenant.Conn) error {
-		t, err = catalog.Get(ctx, tx, id, true)
-		return err
+	t, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (catalog.Table, error) {
+		return catalog.Get(ctx, tx, id, true)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, t)
+	return reply(http.StatusOK, toTableDetailJSON(t), err)
 }
 
 type tablePatch struct {
@@ -80,65 +51,37 @@ type tablePatch struct {
 }
 
 // updateTable changes a table's description or active flag.
-func (s *Server) updateTable(c *gin.Context) {
-	id, err := pathID(c, "id")
+func (s *Server) updateTable(c *gin.Context) (int, any, error) {
+	id, p, err := pathIDAndBody[tablePatch](s, c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var p tablePatch
-	if err := s.bindJSON(c, &p); err != nil {
-		s.fail(c, err)
-		return
-	}
-	var t dbsqlc.DatabaseTable
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		t, err = s.q.UpdateTable(ctx, tx, dbsqlc.UpdateTableParams{ID: id, Description: p.Description, IsActive: p.IsActive})
-		return err
+	t, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.DatabaseTable, error) {
+		return s.q.UpdateTable(ctx, tx, dbsqlc.UpdateTableParams{ID: id, Description: p.Description, IsActive: p.IsActive})
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, t)
+	return reply(http.StatusOK, toTableJSON(t), err)
 }
 
 // deleteTable drops the data table and its catalog rows.
-func (s *Server) deleteTable(c *gin.Context) {
+func (s *Server) deleteTable(c *gin.Context) (int, any, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	if err := s.tx(c, func(ctx context.Context, tx tenant.Conn) error { return catalog.Delete(ctx, tx, id) }); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	err = exec(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) error { return catalog.Delete(ctx, tx, id) })
+	return reply(http.StatusNoContent, nil, err)
 }
 
 // addColumn adds a column to the real table and the catalog.
-func (s *Server) addColumn(c *gin.Context) {
-	id, err := pathID(c, "id")
+func (s *Server) addColumn(c *gin.Context) (int, any, error) {
+	id, spec, err := pathIDAndBody[catalog.ColumnSpec](s, c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var spec catalog.ColumnSpec
-	if err := s.bindJSON(c, &spec); err != nil {
-		s.fail(c, err)
-		return
-	}
-	var col dbsqlc.DatabaseColumn
-	err = s.tx(c, func(ctx context.Context, tx tenant.Conn) error {
-		col, err = catalog.AddColumn(ctx, tx, id, spec)
-		return err
+	col, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (dbsqlc.DatabaseColumn, error) {
+		return catalog.AddColumn(ctx, tx, id, spec)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, col)
+	return reply(http.StatusCreated, toColumnJSON(col), err)
 }
 
 type columnPatch struct {
@@ -146,30 +89,17 @@ type columnPatch struct {
 }
 
 // updateColumn changes a column's description.
-func (s *Server) updateColumn(c *gin.Context) {
+func (s *Server) updateColumn(c *gin.Context) (int, any, error) {
 	tableID, err := pathID(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	colID, err := pathID(c, "column_id")
+	colID, p, err := pathIDAndBody[columnPatch](s, c, "column_id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var p columnPatch
-	if err := s.bindJSON(c, &p); err != nil {
-		s.fail(c, err)
-		return
-	}
-	var col dbsqlc.DatabaseColumn
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		col, err = s.q.UpdateColumnDescription(ctx, tx, dbsqlc.UpdateColumnDescriptionParams{TableID: tableID, ID: colID, Description: p.Description})
-		return err
+	col, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.DatabaseColumn, error) {
+		return s.q.UpdateColumnDescription(ctx, tx, dbsqlc.UpdateColumnDescriptionParams{TableID: tableID, ID: colID, Description: p.Description})
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, col)
+	return reply(http.StatusOK, toColumnJSON(col), err)
 }

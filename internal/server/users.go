@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -17,23 +16,16 @@ import (
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-// callerIdentity is the caller behind the request's key (set by authenticate).
-func callerIdentity(c *gin.Context) tenant.Identity {
-	id, _ := tenant.FromContext(c.Request.Context())
-	return id
-}
-
 // errNoSuchObject is the one answer for an id the caller may not see, whether it
 // is unknown, another tenant's or another user's: existence never leaks.
 func errNoSuchObject() error { return apperr.Errorf(apperr.NotFound, "not found") }
 
-// optionalUserName trims a display name and checks its length.
-func optionalUserName(field, name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if utf8.RuneCountInString(name) > 200 {
-		return name, apperr.Field(field, "must be at most 200 characters")
+// deleted answers a delete that matched n rows: none is "not found".
+func deleted(n int64, err error) (int, any, error) {
+	if err == nil && n == 0 {
+		err = errNoSuchObject()
 	}
-	return name, nil
+	return reply(http.StatusNoContent, nil, err)
 }
 
 type userRequest struct {
@@ -42,168 +34,127 @@ type userRequest struct {
 	Role  string `json:"role"`
 }
 
-// createUser adds a user to the caller's tenant (admins only).
-func (s *Server) createUser(c *gin.Context) {
-	var req userRequest
-	if err := s.bindJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
-	}
-	email, err := provision.NormaliseEmail("email", req.Email)
+// Validate normalises the email and name and checks the role.
+func (r *userRequest) Validate() error {
+	email, err := provision.NormaliseEmail("email", r.Email)
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	name, err := optionalUserName("name", req.Name)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if r := tenant.Role(req.Role); r != tenant.Admin && r != tenant.Member {
-		s.fail(c, apperr.Field("role", "must be %q or %q", tenant.Admin, tenant.Member))
-		return
-	}
-	var u dbsqlc.User
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		u, err = s.q.CreateUser(ctx, tx, dbsqlc.CreateUserParams{Email: email, Name: name, Role: req.Role})
 		return err
+	}
+	r.Email, r.Name = email, strings.TrimSpace(r.Name)
+	if utf8.RuneCountInString(r.Name) > 200 {
+		return apperr.Field("name", "must be at most 200 characters")
+	}
+	if role := tenant.Role(r.Role); role != tenant.Admin && role != tenant.Member {
+		return apperr.Field("role", "must be %q or %q", tenant.Admin, tenant.Member)
+	}
+	return nil
+}
+
+// createUser adds a user to the caller's tenant (admins only).
+func (s *Server) createUser(c *gin.Context) (int, any, error) {
+	req, err := bind[userRequest](s, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	u, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.User, error) {
+		return s.q.CreateUser(ctx, tx, dbsqlc.CreateUserParams{Email: req.Email, Name: req.Name, Role: req.Role})
 	})
 	if apperr.CodeOf(err) == apperr.Conflict {
-		err = apperr.Errorf(apperr.Conflict, "a user with email %q already exists", email)
+		err = apperr.Errorf(apperr.Conflict, "a user with email %q already exists", req.Email)
 	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, toUserJSON(u))
+	return reply(http.StatusCreated, toUserJSON(u), err)
 }
 
 // listUsers lists the tenant's users for admins and only the caller for
 // members.
-func (s *Server) listUsers(c *gin.Context) {
+func (s *Server) listUsers(c *gin.Context) (int, any, error) {
 	me := callerIdentity(c)
-	var users []dbsqlc.User
-	err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
+	users, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) ([]dbsqlc.User, error) {
 		if me.Role != tenant.Admin {
 			u, err := s.q.GetUser(ctx, tx, me.UserID)
-			users = []dbsqlc.User{u}
-			return err
+			return []dbsqlc.User{u}, err
 		}
-		var err error
-		users, err = s.q.ListUsers(ctx, tx)
-		return err
+		return s.q.ListUsers(ctx, tx)
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	out := make([]userJSON, 0, len(users))
-	for _, u := range users {
-		out = append(out, toUserJSON(u))
-	}
-	c.JSON(http.StatusOK, gin.H{"users": out})
+	return reply(http.StatusOK, gin.H{"users": convert(users, toUserJSON)}, err)
 }
 
 // deleteUser removes a user and, by cascade, its keys (admins only). An
 // admin cannot delete itself, so a tenant always keeps an admin who can act.
-func (s *Server) deleteUser(c *gin.Context) {
+func (s *Server) deleteUser(c *gin.Context) (int, any, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
 	if id == callerIdentity(c).UserID {
-		s.fail(c, apperr.Errorf(apperr.Invalid, "you cannot delete yourself; ask another admin"))
-		return
+		return 0, nil, apperr.Errorf(apperr.Invalid, "you cannot delete yourself; ask another admin")
 	}
-	var n int64
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		n, err = s.q.DeleteUser(ctx, tx, id)
-		return err
-	})
-	if err == nil && n == 0 {
-		err = errNoSuchObject()
-	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return deleted(query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (int64, error) {
+		return s.q.DeleteUser(ctx, tx, id)
+	}))
 }
 
 type apiKeyRequest struct {
 	Name   string  `json:"name"`
 	UserID *string `json:"user_id"` // parsed here, so a bad value names the field
+
+	owner *uuid.UUID // UserID parsed by Validate
 }
 
-type apiKeyJSON struct {
-	ID         uuid.UUID  `json:"id"`
-	Name       string     `json:"name"`
-	Prefix     string     `json:"prefix"`
-	UserID     uuid.UUID  `json:"user_id"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
+// Validate trims and bounds the name and parses the owner's id.
+func (r *apiKeyRequest) Validate() error {
+	r.Name = strings.TrimSpace(r.Name)
+	if n := utf8.RuneCountInString(r.Name); n == 0 || n > 200 {
+		return apperr.Field("name", "must be 1 to 200 characters")
+	}
+	if r.UserID != nil {
+		id, err := uuid.Parse(*r.UserID)
+		if err != nil {
+			return apperr.Field("user_id", "must be a UUID")
+		}
+		r.owner = &id
+	}
+	return nil
 }
 
-type newAPIKeyJSON struct {
-	ID        uuid.UUID `json:"id"`
-	Name      string    `json:"name"`
-	Prefix    string    `json:"prefix"`
-	CreatedAt time.Time `json:"created_at"`
-	UserID    uuid.UUID `json:"user_id"`
-	APIKey    string    `json:"api_key"`
+// keyOwner is whom a new key belongs to: the caller unless an admin named
+// another user; members mint keys for themselves only.
+func keyOwner(me tenant.Identity, asked *uuid.UUID) (uuid.UUID, error) {
+	if asked == nil || *asked == me.UserID {
+		return me.UserID, nil
+	}
+	if me.Role != tenant.Admin {
+		return uuid.Nil, apperr.Errorf(apperr.Forbidden, "members may only create keys for themselves")
+	}
+	return *asked, nil
 }
 
 // createAPIKey mints a key, shown once in the response and stored as a
 // hash. Members mint keys for themselves only; admins for any user of the
 // tenant.
-func (s *Server) createAPIKey(c *gin.Context) {
-	var req apiKeyRequest
-	if err := s.bindJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
-	}
-	name := strings.TrimSpace(req.Name)
-	if n := utf8.RuneCountInString(name); n == 0 || n > 200 {
-		s.fail(c, apperr.Field("name", "must be 1 to 200 characters"))
-		return
+func (s *Server) createAPIKey(c *gin.Context) (int, any, error) {
+	req, err := bind[apiKeyRequest](s, c)
+	if err != nil {
+		return 0, nil, err
 	}
 	me := callerIdentity(c)
-	owner := me.UserID
-	if req.UserID != nil {
-		id, err := uuid.Parse(*req.UserID)
-		if err != nil {
-			s.fail(c, apperr.Field("user_id", "must be a UUID"))
-			return
-		}
-		owner = id
-	}
-	if owner != me.UserID && me.Role != tenant.Admin {
-		s.fail(c, apperr.Errorf(apperr.Forbidden, "members may only create keys for themselves"))
-		return
+	owner, err := keyOwner(me, req.owner)
+	if err != nil {
+		return 0, nil, err
 	}
 	k, err := auth.Generate(me.TenantID)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var row dbsqlc.CreateAPIKeyRow
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		row, err = s.q.CreateAPIKey(ctx, tx, dbsqlc.CreateAPIKeyParams{UserID: owner, Name: name, Prefix: k.Prefix, KeyHash: k.Hash})
-		return err
+	row, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.CreateAPIKeyRow, error) {
+		return s.q.CreateAPIKey(ctx, tx, dbsqlc.CreateAPIKeyParams{UserID: owner, Name: req.Name, Prefix: k.Prefix, KeyHash: k.Hash})
 	})
 	if apperr.CodeOf(err) == apperr.NotFound {
-		// The (tenant, user) foreign key: no such user in this tenant.
-		err = apperr.Errorf(apperr.NotFound, "user not found")
+		err = apperr.Errorf(apperr.NotFound, "user not found") // the (tenant, user) foreign key
 	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, newAPIKeyJSON{
+	return reply(http.StatusCreated, newAPIKeyJSON{
 		ID: row.ID, Name: row.Name, Prefix: row.Prefix, CreatedAt: row.CreatedAt, UserID: row.UserID, APIKey: k.Plain,
-	})
+	}, err)
 }
 
 // ownKeysOnly is the user filter for key queries: nil (every key of the
@@ -217,47 +168,22 @@ func ownKeysOnly(me tenant.Identity) *uuid.UUID {
 
 // listAPIKeys lists key metadata, never a key or its hash: the tenant's keys
 // for admins, their own for members.
-func (s *Server) listAPIKeys(c *gin.Context) {
-	var rows []dbsqlc.ListAPIKeysRow
-	err := s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		var err error
-		rows, err = s.q.ListAPIKeys(ctx, tx, ownKeysOnly(callerIdentity(c)))
-		return err
+func (s *Server) listAPIKeys(c *gin.Context) (int, any, error) {
+	rows, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) ([]dbsqlc.ListAPIKeysRow, error) {
+		return s.q.ListAPIKeys(ctx, tx, ownKeysOnly(callerIdentity(c)))
 	})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	out := make([]apiKeyJSON, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, apiKeyJSON{
-			ID: r.ID, Name: r.Name, Prefix: r.Prefix, UserID: r.UserID,
-			CreatedAt: r.CreatedAt, LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt,
-		})
-	}
-	c.JSON(http.StatusOK, gin.H{"api_keys": out})
+	return reply(http.StatusOK, gin.H{"api_keys": convert(rows, toAPIKeyJSON)}, err)
 }
 
 // deleteAPIKey revokes a key; the row stays for audit. Revoking is
 // idempotent. Members may revoke only their own keys; another user's key is
 // "not found", like an unknown one.
-func (s *Server) deleteAPIKey(c *gin.Context) {
+func (s *Server) deleteAPIKey(c *gin.Context) (int, any, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	var n int64
-	err = s.once(c, func(ctx context.Context, tx tenant.Conn) error {
-		n, err = s.q.RevokeKey(ctx, tx, dbsqlc.RevokeKeyParams{ID: id, UserID: ownKeysOnly(callerIdentity(c))})
-		return err
-	})
-	if err == nil && n == 0 {
-		err = errNoSuchObject()
-	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return deleted(query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (int64, error) {
+		return s.q.RevokeKey(ctx, tx, dbsqlc.RevokeKeyParams{ID: id, UserID: ownKeysOnly(callerIdentity(c))})
+	}))
 }

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// handler is a route's logic without the writing: it parses the request,
+// calls one domain function and says what to answer. Returning the error
+// instead of writing it keeps every error on one path, Server.fail.
+type handler func(c *gin.Context) (status int, body any, err error)
+
+// handle adapts h to gin: an error goes to fail, a nil body answers with
+// the status alone (204), anything else is written as JSON.
+func (s *Server) handle(h handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		status, body, err := h(c)
+		switch {
+		case err != nil:
+			s.fail(c, err)
+		case body == nil:
+			c.Status(status)
+		default:
+			c.JSON(status, body)
+		}
+	}
+}
+
+// guard adapts a middleware check to gin: an error stops the chain through
+// fail, nil lets the request on.
+func (s *Server) guard(check func(c *gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := check(c); err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Next()
+	}
+}
+
+// reply is a handler's successful answer; with it, a handler ends in one
+// line whether or not its last call failed.
+func reply(status int, body any, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, body, nil
+}
+
+// runner runs fn in a tenant transaction: tenant.DB's Tx (several
+// statements) or Once (one statement, one round trip), or as() for an
+// explicit identity.
+type runner func(ctx context.Context, fn func(tx tenant.Conn) error) error
+
+// as is a runner for id rather than the request's identity: operator
+// endpoints run with no tenant, or as the one tenant they change.
+func as(run func(context.Context, tenant.Identity, func(tenant.Conn) error) error, id tenant.Identity) runner {
+	return func(ctx context.Context, fn func(tx tenant.Conn) error) error { return run(ctx, id, fn) }
+}
+
+// query runs fn through run in the request's context and returns its
+// result, so a handler needs no closure variables to carry it out.
+func query[T any](c *gin.Context, run runner, fn func(ctx context.Context, tx tenant.Conn) (T, error)) (T, error) {
+	ctx := c.Request.Context()
+	var out T
+	err := run(ctx, func(tx tenant.Conn) error {
+		var err error
+		out, err = fn(ctx, tx)
+		return err
+	})
+	return out, err
+}
+
+// exec is query for fn without a result.
+func exec(c *gin.Context, run runner, fn func(ctx context.Context, tx tenant.Conn) error) error {
+	ctx := c.Request.Context()
+	return run(ctx, func(tx tenant.Conn) error { return fn(ctx, tx) })
+}
