@@ -26,26 +26,18 @@ const (
 	maxTrainingImportSize = 64 << 20
 )
 
-var defaultEmbedder = embed.NewLocal()
-
-// embedder is the configured embedder, the local one by default.
-func (s *Server) embedder() embed.Embedder {
-	if s.cfg.Embedder != nil {
-		return s.cfg.Embedder
-	}
-	return defaultEmbedder
-}
-
-// trainer writes training data with the configured embedder.
-//
 // trainer is the training-data store: the NL→SQL pipeline's when configured
 // (its generator writes the question of a pair posted without one, as Vanna
-// does), else one without a question writer (such pairs answer 400).
-func (s *Server) trainer() *nlsql.Store {
-	if s.cfg.Ask != nil && s.cfg.Ask.Store != nil {
-		return s.cfg.Ask.Store
+// does), else one with the configured embedder (the local one by default)
+// and no question writer, so such pairs answer 400.
+func trainer(db *tenant.DB, cfg Config) *nlsql.Store {
+	if cfg.Ask != nil && cfg.Ask.Store != nil {
+		return cfg.Ask.Store
 	}
-	return &nlsql.Store{DB: s.db, Embedder: s.embedder()}
+	if cfg.Embedder == nil {
+		cfg.Embedder = embed.NewLocal()
+	}
+	return &nlsql.Store{DB: db, Embedder: cfg.Embedder}
 }
 
 // createModel creates a named model (admins only).
@@ -145,7 +137,7 @@ func (s *Server) addTrainingData(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	items, err := s.trainer().Add(c.Request.Context(), modelID, []nlsql.NewItem{it}, nlsql.SourceUser)
+	items, err := s.store.Add(c.Request.Context(), modelID, []nlsql.NewItem{it}, nlsql.SourceUser)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -213,7 +205,7 @@ func (s *Server) importTrainingData(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.trainer().Import(c.Request.Context(), modelID, rows)
+	res, err := s.store.Import(c.Request.Context(), modelID, rows)
 	return reply(http.StatusOK, res, err)
 }
 
@@ -253,6 +245,6 @@ func (s *Server) trainFromCatalog(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.trainer().TrainFromCatalog(c.Request.Context(), modelID)
+	res, err := s.store.TrainFromCatalog(c.Request.Context(), modelID)
 	return reply(http.StatusOK, res, err)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
@@ -57,6 +58,7 @@ type Server struct {
 	q       *dbsqlc.Queries
 	engine  *gin.Engine
 	metrics *metrics
+	store   *nlsql.Store // training data; see trainer
 }
 
 // New builds the HTTP handler.
@@ -68,7 +70,8 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 		cfg.MaxJSONBytes = DefaultMaxJSONBytes
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db)}
+	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
+		store: trainer(db, cfg)}
 	s.engine.ContextWithFallback = true
 	s.routes()
 	return s

@@ -76,6 +76,20 @@ func (s *Server) updateTenant(c *gin.Context) (int, any, error) {
 	return reply(http.StatusOK, toTenantJSON(t), err)
 }
 
+// me answers who the key acts as: its tenant, user and role.
+func (s *Server) me(c *gin.Context) (int, any, error) {
+	id := callerIdentity(c)
+	row, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.GetMeRow, error) {
+		return s.q.GetMe(ctx, tx, id.UserID)
+	})
+	return reply(http.StatusOK, gin.H{
+		"tenant": toTenantJSON(row.Tenant),
+		"user":   toUserJSON(row.User),
+		"role":   id.Role,
+		"key_id": id.KeyID,
+	}, err)
+}
+
 // currentTenant returns the caller's own tenant.
 func (s *Server) currentTenant(c *gin.Context) (int, any, error) {
 	t, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.Tenant, error) {
