@@ -3,7 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/dbchat/dbchat/internal/audit"
 	"github.com/dbchat/dbchat/internal/audit/probe"
+	"github.com/dbchat/dbchat/internal/server"
 )
 
 // cmdAudit reads the audit views (and, with --probe, runs the live
@@ -67,7 +72,7 @@ func cmdAudit(ctx context.Context, env *Env, args []string) error {
 		return couldNot("%v (is the database migrated? run `dbchat migrate`)", err)
 	}
 	if *runProbe {
-		res, err := probe.Run(ctx, probe.Config{AppURL: cfg.DatabaseURL, QueryURL: cfg.QueryDatabaseURL, AdminURL: cfg.AdminDatabaseURL})
+		res, err := probe.Run(ctx, probe.Config{AppURL: cfg.DatabaseURL, QueryURL: cfg.QueryDatabaseURL, AdminURL: cfg.AdminDatabaseURL, API: probeAPI})
 		if err != nil {
 			return couldNot("probe: %v", err)
 		}
@@ -93,4 +98,19 @@ func cmdAudit(ctx context.Context, env *Env, args []string) error {
 		return exitError{1}
 	}
 	return nil
+}
+
+// probeAPI is the API the probe attacks: the real server, in-process, on
+// the probe's connections and services, with an operator token nobody
+// knows (operator routes are not tenant-scoped and not attacked).
+func probeAPI(s probe.Services) (http.Handler, []probe.Endpoint) {
+	token := make([]byte, 16)
+	_, _ = rand.Read(token)
+	srv := server.New(s.DB, slog.New(slog.DiscardHandler), server.Config{AdminToken: hex.EncodeToString(token), SQL: s.SQL, Ask: s.Ask})
+	routes := srv.Endpoints()
+	eps := make([]probe.Endpoint, 0, len(routes))
+	for _, r := range routes {
+		eps = append(eps, probe.Endpoint{Method: r.Method, Path: r.Path})
+	}
+	return srv, eps
 }

@@ -21,7 +21,7 @@ import (
 
 func (p *prober) newAsk() {
 	p.store = &nlsql.Store{DB: p.db, Embedder: embed.NewLocal()}
-	p.ask = &ask.Service{DB: p.db, SQL: p.svc, Embedder: p.store.Embedder, Generator: generate.NewOffline(), Store: p.store}
+	p.ask = ask.New(p.db, p.svc, p.store, generate.NewOffline())
 }
 
 // seedRetrieval trains the tenant's default model with an embedded,

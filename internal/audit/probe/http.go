@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/dbchat/dbchat/internal/audit"
-	"github.com/dbchat/dbchat/internal/server"
 )
 
 // idRequest is how the probe calls one route that takes ids: which of the
@@ -127,7 +126,7 @@ func statusOutcome(r response, err error) string {
 // reads every list route, and runs the controls on the actor's own data.
 func (h *httpProbe) attack(ctx context.Context, p *prober, actor, victim *probeTenant) error {
 	const channel = "http"
-	eps := append([]server.Endpoint(nil), h.endpoints...)
+	eps := append([]Endpoint(nil), h.endpoints...)
 	sort.Slice(eps, func(i, j int) bool { return eps[i].Path+eps[i].Method < eps[j].Path+eps[j].Method })
 
 	// Controls: the actor reads and creates its own tables, reads its history.
@@ -232,7 +231,7 @@ func describe(params map[string]string) string {
 
 // idAttempt sends one request with the victim's ids: it must be a 404 that
 // carries nothing of the victim's.
-func (h *httpProbe) idAttempt(ctx context.Context, p *prober, actor, victim *probeTenant, ep server.Endpoint, path, contentType, body, what string) {
+func (h *httpProbe) idAttempt(ctx context.Context, p *prober, actor, victim *probeTenant, ep Endpoint, path, contentType, body, what string) {
 	r, err := h.do(ctx, actor.key, ep.Method, path, contentType, body)
 	a := audit.Attempt{Channel: "http", Actor: actor.label, Victim: victim.label, Action: actionFor(ep.Method),
 		Target: ep.Method + " " + docPath(ep.Path) + " (" + what + ")", Statement: strings.TrimSpace(ep.Method + " " + path + " " + body),
@@ -249,7 +248,7 @@ func (h *httpProbe) idAttempt(ctx context.Context, p *prober, actor, victim *pro
 // after it): every one of the victim's ids goes into every path parameter.
 // Any 2xx, or the victim's marker, fails; a 4xx other than 404 passes but
 // says the route refused the empty body before looking the id up.
-func (h *httpProbe) attackUnknown(ctx context.Context, p *prober, actor, victim *probeTenant, ep server.Endpoint) {
+func (h *httpProbe) attackUnknown(ctx context.Context, p *prober, actor, victim *probeTenant, ep Endpoint) {
 	kinds := make([]string, 0, len(victim.ids))
 	for k := range victim.ids {
 		kinds = append(kinds, k)
@@ -322,7 +321,7 @@ func actionFor(method string) string {
 // attacks never contain the victim's marker, so a marker in a response can
 // only have come from the victim's training data, history or rows. If the
 // request shape of /v1/ask changes, change the bodies here.
-func (h *httpProbe) attackAsk(ctx context.Context, p *prober, actor, victim *probeTenant, ep server.Endpoint) {
+func (h *httpProbe) attackAsk(ctx context.Context, p *prober, actor, victim *probeTenant, ep Endpoint) {
 	control := fmt.Sprintf(`{"question":%q}`, actor.question())
 	r, err := h.do(ctx, actor.key, ep.Method, ep.Path, "", control)
 	a := audit.Attempt{Channel: "ask", Actor: actor.label, Victim: actor.label, Action: "control", Control: true,
@@ -356,19 +355,4 @@ func (h *httpProbe) attackAsk(ctx context.Context, p *prober, actor, victim *pro
 		}
 		p.add(a)
 	}
-}
-
-// askUnavailable records, when the router has no POST /v1/ask, that SQL
-// generation was not probed.
-func (h *httpProbe) askUnavailable(res *audit.ProbeResult) {
-	for _, ep := range h.endpoints {
-		if ep.Method == http.MethodPost && ep.Path == "/v1/ask" {
-			return
-		}
-	}
-	res.Unavailable = append(res.Unavailable, audit.Unavailable{
-		What:   "POST /v1/ask",
-		Reason: "not implemented yet, so SQL generation is not probed (hook: attackAsk in internal/audit/probe)",
-		Cells:  []string{audit.CellGenSame, audit.CellGenOther},
-	})
 }

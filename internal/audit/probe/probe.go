@@ -8,13 +8,13 @@
 //     (tenant.DB.TxAs) and as dbchat_query (a plain connection with
 //     SET LOCAL app.tenant_id, as the sandbox runs it): read, update,
 //     delete, and rewrite its own rows into the other tenant;
-//   - through every HTTP route that takes an id (server.New in-process,
-//     behind an httptest server): the other tenant's ids must answer 404,
-//     and no response may carry the other tenant's marker;
+//   - through every HTTP route that takes an id (the API the caller builds
+//     with Config.API on the probe's own services, in-process behind an
+//     httptest server): the other tenant's ids must answer 404, and no
+//     response may carry the other tenant's marker;
 //   - through the SQL sandbox (sandbox.Service.Run) and POST /v1/ask (the
-//     NL→SQL pipeline, see ask.go): the other tenant's marker must never
-//     appear. If the router has no POST /v1/ask, the result says so and the
-//     matrix's SQL generation cells are "not available".
+//     NL→SQL pipeline with the offline generator, see ask.go): the other
+//     tenant's marker must never appear.
 //
 // Every attempt is paired with controls (the same tenant on its own data,
 // which must work) so that "blocked" is never vacuous, and the victim's rows
@@ -29,7 +29,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"time"
@@ -48,7 +48,6 @@ import (
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/provision"
 	"github.com/dbchat/dbchat/internal/sandbox"
-	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -63,6 +62,26 @@ type Config struct {
 	// victims' rows and removes everything the probe created, which the
 	// runtime role cannot (it may not delete tenants or drop schemas).
 	AdminURL string
+	// API builds the HTTP API to attack on the probe's own connections and
+	// services, and lists its routes. The caller supplies it (dbchat audit:
+	// server.New), so that this package does not depend on the HTTP layer.
+	API func(Services) (http.Handler, []Endpoint)
+}
+
+// Services are what the probe connects and hands to Config.API: the runtime
+// pool's DB, the SQL sandbox and the NL→SQL pipeline (offline generator,
+// local embedder).
+type Services struct {
+	DB  *tenant.DB
+	SQL *sandbox.Service
+	Ask *ask.Service
+}
+
+// Endpoint is one routed method and path, in the router's syntax
+// (/v1/users/:id).
+type Endpoint struct {
+	Method string
+	Path   string
 }
 
 // DataTable is the managed data table each probe tenant gets.
@@ -143,6 +162,9 @@ func (p *prober) connect(ctx context.Context) error {
 			return fmt.Errorf("the probe needs %s", name)
 		}
 	}
+	if p.cfg.API == nil {
+		return errors.New("the probe needs the API to attack (Config.API)")
+	}
 	var err error
 	if p.admin, err = pgx.Connect(ctx, p.cfg.AdminURL); err != nil {
 		return fmt.Errorf("DBCHAT_ADMIN_DATABASE_URL: %w", err)
@@ -215,7 +237,6 @@ func (p *prober) run(ctx context.Context) error {
 
 	ts := p.newHTTP()
 	defer ts.close()
-	ts.askUnavailable(p.res)
 	for _, pair := range [][2]*probeTenant{{a, b}, {b, a}} {
 		actor, victim := pair[0], pair[1]
 		before, err := p.snapshot(ctx, victim, rels)
@@ -519,141 +540,42 @@ func scrub(a *audit.Attempt, victim *probeTenant) {
 	}
 }
 
-// attackDirect runs, as dbchat_app in the actor's transaction, a control
-// and four attacks on every table. Each runs in its own transaction, which
-// is rolled back.
-func (p *prober) attackDirect(ctx context.Context, actor, victim *probeTenant, rels []relation) error {
-	const channel = "sql as dbchat_app"
-	exec := func(sql string, args ...any) (int64, error) {
-		var n int64
-		var stmtErr error
-		err := p.db.TxAs(ctx, actor.identity, func(tx tenant.Conn) error {
-			tag, err := tx.Exec(ctx, sql, args...)
-			n, stmtErr = tag.RowsAffected(), err
-			return errRollback
-		})
-		if stmtErr == nil && err != nil && !errors.Is(err, errRollback) {
-			stmtErr = err
-		}
-		return n, stmtErr
-	}
-	count := func(sql string, args ...any) (int64, error) {
-		var n int64
-		var stmtErr error
-		err := p.db.TxAs(ctx, actor.identity, func(tx tenant.Conn) error {
-			stmtErr = tx.QueryRow(ctx, sql, args...).Scan(&n)
-			return errRollback
-		})
-		if stmtErr == nil && err != nil && !errors.Is(err, errRollback) {
-			stmtErr = err
-		}
-		return n, stmtErr
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for _, r := range rels {
-		tcol := pgx.Identifier{r.tcol}.Sanitize()
-		cells := cellsFor(r, false)
-		if r.owner == "" || r.owner == actor.label {
-			// Control: the actor sees its own rows.
-			stmt := fmt.Sprintf(`SELECT count(*) FROM %s x WHERE x::text LIKE '%%' || $1 || '%%'`, r.ident())
-			n, err := count(stmt, actor.marker)
-			a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: actor.label, Action: "control", Control: true,
-				Target: r.String(), Statement: stmt, Expected: "its own marked rows are visible"}
-			a.Passed = err == nil && n > 0
-			if err != nil {
-				a.Outcome, _ = outcome(0, err, "")
-			} else {
-				a.Outcome = fmt.Sprintf("%d own rows visible", n)
-			}
-			if r.owner != "" {
-				a.Cells = []string{audit.CellViewSame}
-			}
-			p.add(a)
-		}
-		if r.owner == actor.label {
-			// The actor's own data table holds nothing of the victim's; it
-			// can only try to rewrite its rows into the victim (WITH CHECK).
-			stmt := fmt.Sprintf(`UPDATE %s SET %s = $1 WHERE %s = $2`, r.ident(), tcol, tcol)
-			n, err := exec(stmt, victim.id, actor.id)
-			a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "move", Target: r.String(),
-				Statement: stmt, Expected: "refused (WITH CHECK)"}
-			a.Outcome, a.Passed = outcome(n, err, "moved into the other tenant")
-			if err == nil && n == 0 {
-				a.Passed, a.Outcome = false, "inconclusive: the actor's own rows were not visible"
-			}
-			p.add(a)
-			continue
-		}
-		// Read: the victim's rows, by tenant column or by marker.
-		stmt := fmt.Sprintf(`SELECT count(*) FROM %s x WHERE x.%s = $1 OR x::text LIKE '%%' || $2 || '%%'`, r.ident(), tcol)
-		n, err := count(stmt, victim.id, victim.marker)
-		a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "read", Target: r.String(),
-			Statement: stmt, Expected: "no row of the other tenant", Cells: cells}
-		a.Outcome, a.Passed = outcome(n, err, "visible")
-		scrub(&a, victim)
-		p.add(a)
-
-		// Update the victim's rows (a column the runtime role may update).
-		col := r.updCol
-		if col == "" {
-			col = r.tcol
-		}
-		qcol := pgx.Identifier{col}.Sanitize()
-		stmt = fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s = $1`, r.ident(), qcol, qcol, tcol)
-		n, err = exec(stmt, victim.id)
-		a = audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "update", Target: r.String(),
-			Statement: stmt, Expected: "no row updated", Cells: cells}
-		a.Outcome, a.Passed = outcome(n, err, "updated")
-		scrub(&a, victim)
-		p.add(a)
-
-		// Delete the victim's rows.
-		stmt = fmt.Sprintf(`DELETE FROM %s WHERE %s = $1`, r.ident(), tcol)
-		n, err = exec(stmt, victim.id)
-		a = audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "delete", Target: r.String(),
-			Statement: stmt, Expected: "no row deleted", Cells: cells}
-		a.Outcome, a.Passed = outcome(n, err, "deleted")
-		scrub(&a, victim)
-		p.add(a)
-
-		// Move: rewrite the actor's own rows into the victim (WITH CHECK).
-		if r.owner == "" {
-			stmt = fmt.Sprintf(`UPDATE %s SET %s = $1 WHERE %s = $2`, r.ident(), tcol, tcol)
-			n, err = exec(stmt, victim.id, actor.id)
-			a = audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "move", Target: r.String(),
-				Statement: stmt, Expected: "refused (WITH CHECK or privilege)", Cells: cells}
-			a.Outcome, a.Passed = outcome(n, err, "moved into the other tenant")
-			if err == nil && n == 0 {
-				a.Passed, a.Outcome = false, "inconclusive: the actor's own rows were not visible"
-			}
-			scrub(&a, victim)
-			p.add(a)
-		}
-	}
-
-	// Create: DDL in the victim's schema.
-	stmt := fmt.Sprintf(`CREATE TABLE %s (x int)`, pgx.Identifier{victim.schema, "probe_intruder"}.Sanitize())
-	n, err := exec(stmt)
-	a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "create", Target: "schema " + victim.schema,
-		Statement: stmt, Expected: "refused: no DDL rights", Cells: []string{audit.CellCreateOther}}
-	if err == nil {
-		a.Outcome, a.Passed = "LEAK: table created in the other tenant's schema (rolled back)", false
-	} else {
-		a.Outcome, a.Passed = outcome(n, err, "")
-	}
-	p.add(a)
-	return nil
+// sqlLogin is one of the two logins the probe attacks the tables with
+// directly. run executes one statement as the actor and rolls it back: a
+// read returns its count(*), a write the rows it touched.
+type sqlLogin struct {
+	channel string
+	query   bool // dbchat_query in the actor's tenant role (SELECT only); else dbchat_app
+	run     func(stmt string, read bool, args ...any) (int64, error)
 }
 
-// attackQueryRole runs the same reads and writes as dbchat_query in a
-// transaction scoped to the actor and in the actor's role, as the sandbox
-// would (but READ WRITE and without the parser, to test the database layer
-// alone).
-func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant, rels []relation) error {
-	const channel = "sql as dbchat_query"
-	run := func(sql string, read bool, args ...any) (int64, error) {
+// asApp runs statements as dbchat_app in the actor's tenant transaction
+// (tenant.DB.TxAs), each in its own transaction.
+func (p *prober) asApp(ctx context.Context, actor *probeTenant) sqlLogin {
+	return sqlLogin{channel: "sql as dbchat_app", run: func(sql string, read bool, args ...any) (int64, error) {
+		var n int64
+		var stmtErr error
+		err := p.db.TxAs(ctx, actor.identity, func(tx tenant.Conn) error {
+			if read {
+				stmtErr = tx.QueryRow(ctx, sql, args...).Scan(&n)
+			} else {
+				tag, err := tx.Exec(ctx, sql, args...)
+				n, stmtErr = tag.RowsAffected(), err
+			}
+			return errRollback
+		})
+		if stmtErr == nil && err != nil && !errors.Is(err, errRollback) {
+			stmtErr = err
+		}
+		return n, stmtErr
+	}}
+}
+
+// asQuery runs statements as dbchat_query in a transaction scoped to the
+// actor and in the actor's role, as the sandbox would (but READ WRITE and
+// without the parser, to test the database layer alone).
+func (p *prober) asQuery(ctx context.Context, actor *probeTenant) sqlLogin {
+	return sqlLogin{channel: "sql as dbchat_query", query: true, run: func(sql string, read bool, args ...any) (int64, error) {
 		tx, err := p.query.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadWrite})
 		if err != nil {
 			return 0, err
@@ -672,35 +594,74 @@ func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant
 		}
 		tag, err := tx.Exec(ctx, sql, args...)
 		return tag.RowsAffected(), err
+	}}
+}
+
+// attackTables runs, as one login, a control and the attacks on every
+// table, each statement in its own transaction, rolled back: as dbchat_app
+// a control on every platform table and on the actor's own data table,
+// then read, update, delete and move (rewrite its own rows into the victim)
+// on the victim's rows; as dbchat_query a control on its own data table and
+// read, update and delete, which its SELECT-only rights must refuse.
+func (p *prober) attackTables(ctx context.Context, l sqlLogin, actor, victim *probeTenant, rels []relation) error {
+	move := func(r relation, expected string, cells []string) audit.Attempt {
+		tcol := pgx.Identifier{r.tcol}.Sanitize()
+		stmt := fmt.Sprintf(`UPDATE %s SET %s = $1 WHERE %s = $2`, r.ident(), tcol, tcol)
+		n, err := l.run(stmt, false, victim.id, actor.id)
+		a := audit.Attempt{Channel: l.channel, Actor: actor.label, Victim: victim.label, Action: "move", Target: r.String(),
+			Statement: stmt, Expected: expected, Cells: cells}
+		a.Outcome, a.Passed = outcome(n, err, "moved into the other tenant")
+		if err == nil && n == 0 {
+			a.Passed, a.Outcome = false, "inconclusive: the actor's own rows were not visible"
+		}
+		return a
 	}
 	for _, r := range rels {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		tcol := pgx.Identifier{r.tcol}.Sanitize()
-		cells := cellsFor(r, true)
-		if r.owner == actor.label {
+		cells := cellsFor(r, l.query)
+		own := r.owner == actor.label
+		if own || (r.owner == "" && !l.query) {
+			// Control: the actor sees its own rows.
 			stmt := fmt.Sprintf(`SELECT count(*) FROM %s x WHERE x::text LIKE '%%' || $1 || '%%'`, r.ident())
-			n, err := run(stmt, true, actor.marker)
-			a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: actor.label, Action: "control", Control: true,
-				Target: r.String(), Statement: stmt, Expected: "its own marked rows are visible", Passed: err == nil && n > 0,
-				Cells: []string{audit.CellExecSame}}
+			n, err := l.run(stmt, true, actor.marker)
+			a := audit.Attempt{Channel: l.channel, Actor: actor.label, Victim: actor.label, Action: "control", Control: true,
+				Target: r.String(), Statement: stmt, Expected: "its own marked rows are visible", Passed: err == nil && n > 0}
 			if err != nil {
 				a.Outcome, _ = outcome(0, err, "")
 			} else {
 				a.Outcome = fmt.Sprintf("%d own rows visible", n)
 			}
+			switch {
+			case l.query:
+				a.Cells = []string{audit.CellExecSame}
+			case r.owner != "":
+				a.Cells = []string{audit.CellViewSame}
+			}
 			p.add(a)
+		}
+		if own {
+			// The actor's own data table holds nothing of the victim's; as
+			// dbchat_app it can only try to rewrite its rows into the
+			// victim (WITH CHECK).
+			if !l.query {
+				p.add(move(r, "refused (WITH CHECK)", nil))
+			}
 			continue
 		}
+		// Read: the victim's rows, by tenant column or by marker.
 		stmt := fmt.Sprintf(`SELECT count(*) FROM %s x WHERE x.%s = $1 OR x::text LIKE '%%' || $2 || '%%'`, r.ident(), tcol)
-		n, err := run(stmt, true, victim.id, victim.marker)
-		a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "read", Target: r.String(),
+		n, err := l.run(stmt, true, victim.id, victim.marker)
+		a := audit.Attempt{Channel: l.channel, Actor: actor.label, Victim: victim.label, Action: "read", Target: r.String(),
 			Statement: stmt, Expected: "no row of the other tenant", Cells: cells}
 		a.Outcome, a.Passed = outcome(n, err, "visible")
 		scrub(&a, victim)
 		p.add(a)
 
+		// Update (a column the runtime role may update) and delete the
+		// victim's rows.
 		col := r.updCol
 		if col == "" {
 			col = r.tcol
@@ -710,21 +671,64 @@ func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant
 			{"update", fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s = $1`, r.ident(), qcol, qcol, tcol), "updated"},
 			{"delete", fmt.Sprintf(`DELETE FROM %s WHERE %s = $1`, r.ident(), tcol), "deleted"},
 		} {
-			n, err := run(w.stmt, false, victim.id)
-			a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: w.action, Target: r.String(),
-				Statement: w.stmt, Expected: "refused: SELECT only", Cells: cells}
+			expected := "no row " + w.verb
+			if l.query {
+				expected = "refused: SELECT only"
+			}
+			n, err := l.run(w.stmt, false, victim.id)
+			a := audit.Attempt{Channel: l.channel, Actor: actor.label, Victim: victim.label, Action: w.action, Target: r.String(),
+				Statement: w.stmt, Expected: expected, Cells: cells}
 			a.Outcome, a.Passed = outcome(n, err, w.verb)
 			scrub(&a, victim)
 			p.add(a)
 		}
+
+		// Move: rewrite the actor's own rows into the victim (WITH CHECK).
+		if r.owner == "" && !l.query {
+			a := move(r, "refused (WITH CHECK or privilege)", cells)
+			scrub(&a, victim)
+			p.add(a)
+		}
+	}
+	return nil
+}
+
+// attackDirect attacks every table as dbchat_app in the actor's
+// transaction (attackTables), then tries DDL in the victim's schema.
+func (p *prober) attackDirect(ctx context.Context, actor, victim *probeTenant, rels []relation) error {
+	app := p.asApp(ctx, actor)
+	if err := p.attackTables(ctx, app, actor, victim, rels); err != nil {
+		return err
+	}
+	// Create: DDL in the victim's schema.
+	stmt := fmt.Sprintf(`CREATE TABLE %s (x int)`, pgx.Identifier{victim.schema, "probe_intruder"}.Sanitize())
+	n, err := app.run(stmt, false)
+	a := audit.Attempt{Channel: app.channel, Actor: actor.label, Victim: victim.label, Action: "create", Target: "schema " + victim.schema,
+		Statement: stmt, Expected: "refused: no DDL rights", Cells: []string{audit.CellCreateOther}}
+	if err == nil {
+		a.Outcome, a.Passed = "LEAK: table created in the other tenant's schema (rolled back)", false
+	} else {
+		a.Outcome, a.Passed = outcome(n, err, "")
+	}
+	p.add(a)
+	return nil
+}
+
+// attackQueryRole attacks every table as dbchat_query in the actor's role
+// (attackTables), then tries to change the tenant or the role from inside
+// SQL.
+func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant, rels []relation) error {
+	q := p.asQuery(ctx, actor)
+	if err := p.attackTables(ctx, q, actor, victim, rels); err != nil {
+		return err
 	}
 	// Escalation: change the tenant or the role from inside SQL.
 	for _, e := range []struct{ stmt, expected string }{
 		{fmt.Sprintf(`SELECT count(*) FROM (SELECT set_config('app.tenant_id', '%s', true)) s`, victim.id), "refused: EXECUTE on set_config is revoked"},
 		{`SELECT count(*) FROM (SELECT set_config('role', 'dbchat_app', true)) s`, "refused: EXECUTE on set_config is revoked"},
 	} {
-		n, err := run(e.stmt, true)
-		a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "escalate", Target: "set_config",
+		n, err := q.run(e.stmt, true)
+		a := audit.Attempt{Channel: q.channel, Actor: actor.label, Victim: victim.label, Action: "escalate", Target: "set_config",
 			Statement: e.stmt, Expected: e.expected, Cells: []string{audit.CellExecOther}}
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) && pg.Code == "42501" {
@@ -743,7 +747,7 @@ func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant
 	}
 	_, err = tx.Exec(ctx, `SET ROLE `+migrate.AppRole)
 	_ = tx.Rollback(context.WithoutCancel(ctx))
-	a := audit.Attempt{Channel: channel, Actor: actor.label, Victim: victim.label, Action: "escalate", Target: "role " + migrate.AppRole,
+	a := audit.Attempt{Channel: q.channel, Actor: actor.label, Victim: victim.label, Action: "escalate", Target: "role " + migrate.AppRole,
 		Statement: "SET ROLE " + migrate.AppRole, Expected: "refused: dbchat_query is a member of the tenant roles only", Cells: []string{audit.CellExecOther}}
 	switch {
 	case errors.As(err, &pg) && pg.Code == "42501":
@@ -900,14 +904,13 @@ func randomHex(n int) string {
 
 // httpProbe is the API, in-process, in front of the runtime pool.
 type httpProbe struct {
-	srv       *server.Server
 	ts        *httptest.Server
-	endpoints []server.Endpoint
+	endpoints []Endpoint
 }
 
 func (p *prober) newHTTP() *httpProbe {
-	srv := server.New(p.db, slog.New(slog.DiscardHandler), server.Config{AdminToken: randomHex(16), SQL: p.svc, Ask: p.ask})
-	return &httpProbe{srv: srv, ts: httptest.NewServer(srv), endpoints: srv.Endpoints()}
+	api, endpoints := p.cfg.API(Services{DB: p.db, SQL: p.svc, Ask: p.ask})
+	return &httpProbe{ts: httptest.NewServer(api), endpoints: endpoints}
 }
 
 func (h *httpProbe) close() { h.ts.Close() }

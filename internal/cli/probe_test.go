@@ -1,9 +1,8 @@
-package probe_test
+package cli_test
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,18 +13,22 @@ import (
 
 	"github.com/dbchat/dbchat/internal/audit"
 	"github.com/dbchat/dbchat/internal/audit/probe"
+	"github.com/dbchat/dbchat/internal/cli"
 	"github.com/dbchat/dbchat/internal/dbtest"
-	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-func config(d *dbtest.DB) probe.Config {
-	return probe.Config{AppURL: d.AppURL, QueryURL: d.QueryURL, AdminURL: d.AdminURL}
+// The tests of internal/audit/probe live here: the probe attacks the API
+// the CLI builds for it (cli.ProbeAPI, the real server), which the probe's
+// own package may not import.
+
+func probeConfig(d *dbtest.DB) probe.Config {
+	return probe.Config{AppURL: d.AppURL, QueryURL: d.QueryURL, AdminURL: d.AdminURL, API: cli.ProbeAPI}
 }
 
 // requireNoResidue checks, as a superuser (RLS does not apply), that the
 // database holds no tenant row and no tenant schema.
-func requireNoResidue(t *testing.T, admin *pgxpool.Pool) {
+func requireNoProbeResidue(t *testing.T, admin *pgxpool.Pool) {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := admin.Query(ctx, `SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'dbchat'::regnamespace AND c.relkind = 'r'`)
@@ -43,7 +46,7 @@ func requireNoResidue(t *testing.T, admin *pgxpool.Pool) {
 	require.Zero(t, schemas, "tenant schemas left")
 }
 
-func failures(res *audit.ProbeResult) string {
+func probeFailures(res *audit.ProbeResult) string {
 	var b strings.Builder
 	for _, a := range res.Attempts {
 		if !a.Passed {
@@ -57,12 +60,12 @@ func TestProbeOnAHealthyDatabaseBlocksEverythingAndLeavesNothing(t *testing.T) {
 	t.Parallel()
 	d := dbtest.New(t)
 	admin := d.AdminPool(t)
-	res, err := probe.Run(t.Context(), config(d))
+	res, err := probe.Run(t.Context(), probeConfig(d))
 	require.NoError(t, err)
-	require.Empty(t, failures(res), "every attempt is blocked and every control works")
+	require.Empty(t, probeFailures(res), "every attempt is blocked and every control works")
 	require.True(t, res.Cleanup.Done, res.Cleanup.Error)
 	require.Empty(t, res.Cleanup.Residue)
-	requireNoResidue(t, admin)
+	requireNoProbeResidue(t, admin)
 	require.Len(t, res.Tenants, 2)
 
 	// Coverage: every channel, both directions, every platform table, the
@@ -94,8 +97,9 @@ func TestProbeOnAHealthyDatabaseBlocksEverythingAndLeavesNothing(t *testing.T) {
 	for _, tn := range res.Tenants {
 		require.True(t, targets["sql as dbchat_query read "+tn.Schema+"."+probe.DataTable], tn.Schema)
 	}
-	srv := server.New(tenant.New(nil), slog.New(slog.DiscardHandler), server.Config{})
-	for _, ep := range srv.Endpoints() {
+	_, endpoints := cli.ProbeAPI(probe.Services{DB: tenant.New(nil)})
+	require.NotEmpty(t, endpoints)
+	for _, ep := range endpoints {
 		if !strings.Contains(ep.Path, ":") || strings.HasPrefix(ep.Path, "/v1/tenants") {
 			continue
 		}
@@ -109,15 +113,14 @@ func TestProbeOnAHealthyDatabaseBlocksEverythingAndLeavesNothing(t *testing.T) {
 		require.True(t, found, "route %s %s is attacked with the other tenant's ids", ep.Method, ep.Path)
 	}
 
-	// The matrix: every cell verified, except SQL generation until /v1/ask.
+	// The matrix: every cell verified, SQL generation included (the probe
+	// always answers with the offline generator).
+	require.Empty(t, res.Unavailable)
+	require.NotZero(t, channels["ask"])
 	rep := &audit.Report{Probe: res}
 	rep.Finalize()
 	for _, row := range rep.Matrix {
 		for _, c := range row.Cells {
-			if row.Operation == "SQL generation" && len(res.Unavailable) > 0 {
-				require.Equal(t, audit.StatusNotAvailable, c.Status)
-				continue
-			}
 			require.Equal(t, audit.StatusVerified, c.Status, "%s / %s: %s", row.Operation, c.Column, c.Note)
 		}
 	}
@@ -133,16 +136,16 @@ func TestProbeCatchesABrokenPolicy(t *testing.T) {
 	_, err := admin.Exec(context.Background(), `CREATE POLICY open_read ON dbchat.users FOR SELECT USING (true)`)
 	require.NoError(t, err)
 
-	res, err := probe.Run(t.Context(), config(d))
+	res, err := probe.Run(t.Context(), probeConfig(d))
 	require.NoError(t, err)
-	failed := failures(res)
+	failed := probeFailures(res)
 	require.Contains(t, failed, "sql as dbchat_app A→B read dbchat.users: LEAK")
 	require.Contains(t, failed, "sql as dbchat_app B→A read dbchat.users: LEAK")
 	require.Contains(t, failed, "http A→B read GET /v1/users: MARKER LEAKED")
 	require.NotContains(t, failed, "dbchat.api_keys", "only what the policy opens leaks")
 	require.True(t, res.Cleanup.Done, res.Cleanup.Error)
 	require.Empty(t, res.Cleanup.Residue)
-	requireNoResidue(t, admin)
+	requireNoProbeResidue(t, admin)
 
 	rep := &audit.Report{Probe: res}
 	rep.Finalize()
@@ -154,4 +157,7 @@ func TestProbeNeedsItsConnections(t *testing.T) {
 	t.Parallel()
 	_, err := probe.Run(context.Background(), probe.Config{AppURL: "postgres://x@127.0.0.1:1/x"})
 	require.ErrorContains(t, err, "the probe needs")
+	u := "postgres://x@127.0.0.1:1/x"
+	_, err = probe.Run(context.Background(), probe.Config{AppURL: u, QueryURL: u, AdminURL: u})
+	require.ErrorContains(t, err, "the probe needs the API")
 }
