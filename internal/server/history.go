@@ -82,28 +82,8 @@ func historyFilter(c *gin.Context, id tenant.Identity) (dbsqlc.ListQueryHistoryP
 	// One extra row tells whether another page follows.
 	p.MaxRows = int32(limit + 1)
 
-	if v := c.Query("status"); v != "" {
-		if !slices.Contains(historyStatuses, v) {
-			return p, apperr.Field("status", "must be one of %v", historyStatuses)
-		}
-		p.Status = &v
-	}
-	if v := c.Query("model"); v != "" {
-		p.Model = &v
-	}
-	if v := c.Query("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return p, apperr.Field("since", "must be an RFC 3339 timestamp, e.g. 2024-01-02T15:04:05Z")
-		}
-		p.Since = t
-	}
-	if v := c.Query("user_id"); v != "" {
-		u, err := uuid.Parse(v)
-		if err != nil {
-			return p, apperr.Field("user_id", "must be a UUID")
-		}
-		p.UserID = &u
+	if err := historyFilters(c, &p); err != nil {
+		return p, err
 	}
 	if p.UserID, err = ownHistoryOnly(id, p.UserID); err != nil {
 		return p, err
@@ -111,6 +91,29 @@ func historyFilter(c *gin.Context, id tenant.Identity) (dbsqlc.ListQueryHistoryP
 	start, err := pageCursor(c)
 	p.BeforeAt, p.BeforeID = start.at, start.id
 	return p, err
+}
+
+// historyFilters reads the optional status, model, since and user_id.
+func historyFilters(c *gin.Context, p *dbsqlc.ListQueryHistoryParams) error {
+	p.Model = optionalQuery(c, "model")
+	if p.Status = optionalQuery(c, "status"); p.Status != nil && !slices.Contains(historyStatuses, *p.Status) {
+		return apperr.Field("status", "must be one of %v", historyStatuses)
+	}
+	if v := c.Query("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return apperr.Field("since", "must be an RFC 3339 timestamp, e.g. 2024-01-02T15:04:05Z")
+		}
+		p.Since = t
+	}
+	if v := c.Query("user_id"); v != "" {
+		u, err := uuid.Parse(v)
+		if err != nil {
+			return apperr.Field("user_id", "must be a UUID")
+		}
+		p.UserID = &u
+	}
+	return nil
 }
 
 // ownHistoryOnly is the user_id filter a caller may use: any (or none) for

@@ -91,35 +91,34 @@ type trainingRequest struct {
 	Question *string `json:"question"`
 	Content  *string `json:"content"`
 	SQL      *string `json:"sql"`
+
+	item nlsql.NewItem // set by Validate
 }
 
-func (r trainingRequest) item() (nlsql.NewItem, error) {
-	it := nlsql.NewItem{Kind: r.Kind}
-	if r.Question != nil {
-		it.Question = *r.Question
+// Validate maps the request onto an item, refusing fields its kind has not.
+func (r *trainingRequest) Validate() error {
+	r.item = nlsql.NewItem{Kind: r.Kind, Question: deref(r.Question), Content: deref(r.Content)}
+	isSQL := r.Kind == nlsql.KindSQL
+	switch {
+	case isSQL && r.SQL != nil && r.Content != nil:
+		return apperr.Field("content", "give a pair's SQL as sql only")
+	case isSQL && r.SQL != nil:
+		r.item.Content = *r.SQL // content is Vanna's name for it
+	case r.Kind != nlsql.KindDDL && r.Kind != nlsql.KindDocumentation:
+		// a pair, or a kind the store refuses by name
+	case r.SQL != nil:
+		return apperr.Field("sql", "only sql pairs have sql; give %s as content", r.Kind)
+	case r.Question != nil:
+		return apperr.Field("question", "only sql pairs have a question")
 	}
-	switch r.Kind {
-	case nlsql.KindSQL:
-		switch {
-		case r.SQL != nil && r.Content != nil:
-			return it, apperr.Field("content", "give a pair's SQL as sql only")
-		case r.SQL != nil:
-			it.Content = *r.SQL
-		case r.Content != nil:
-			it.Content = *r.Content // Vanna's name for it
-		}
-	case nlsql.KindDDL, nlsql.KindDocumentation:
-		if r.SQL != nil {
-			return it, apperr.Field("sql", "only sql pairs have sql; give %s as content", r.Kind)
-		}
-		if r.Question != nil {
-			return it, apperr.Field("question", "only sql pairs have a question")
-		}
-		if r.Content != nil {
-			it.Content = *r.Content
-		}
+	return nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
 	}
-	return it, nil
+	return *p
 }
 
 // addTrainingData adds one training item to a model, embedded on write
@@ -129,15 +128,11 @@ func (s *Server) addTrainingData(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	it, err := req.item()
-	if err != nil {
-		return 0, nil, err
-	}
 	modelID, err := s.modelID(c)
 	if err != nil {
 		return 0, nil, err
 	}
-	items, err := s.store.Add(c.Request.Context(), modelID, []nlsql.NewItem{it}, nlsql.SourceUser)
+	items, err := s.store.Add(c.Request.Context(), modelID, []nlsql.NewItem{req.item}, nlsql.SourceUser)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -212,18 +207,9 @@ func (s *Server) importTrainingData(c *gin.Context) (int, any, error) {
 // vannaRows reads and parses an import body: its format from ?format= or
 // the Content-Type, its size capped.
 func (s *Server) vannaRows(c *gin.Context) ([]nlsql.VannaRow, error) {
-	format := c.Query("format")
-	if format == "" {
-		mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
-		switch mt {
-		case "text/csv", "application/csv":
-			format = "csv"
-		case "application/json":
-			format = "json"
-		}
-	}
-	if format != "csv" && format != "json" {
-		return nil, apperr.Errorf(apperr.UnsupportedMedia, "send the export as text/csv or application/json (or set format=csv|json)")
+	format, err := vannaFormat(c)
+	if err != nil {
+		return nil, err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, min(s.cfg.MaxImportBytes, maxTrainingImportSize)))
 	var tooLarge *http.MaxBytesError
@@ -236,6 +222,24 @@ func (s *Server) vannaRows(c *gin.Context) ([]nlsql.VannaRow, error) {
 		return nil, apperr.Errorf(apperr.Invalid, "request body is empty")
 	}
 	return nlsql.ParseVanna(bytes.NewReader(body), strings.ToLower(format))
+}
+
+// vannaFormat is an import's format: ?format=, else from the Content-Type.
+func vannaFormat(c *gin.Context) (string, error) {
+	format := c.Query("format")
+	if format == "" {
+		mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+		switch mt {
+		case "text/csv", "application/csv":
+			format = "csv"
+		case "application/json":
+			format = "json"
+		}
+	}
+	if format != "csv" && format != "json" {
+		return "", apperr.Errorf(apperr.UnsupportedMedia, "send the export as text/csv or application/json (or set format=csv|json)")
+	}
+	return format, nil
 }
 
 // trainFromCatalog writes DDL and documentation for every active table of

@@ -98,3 +98,11 @@ func pathIDAndBody[T any](s *Server, c *gin.Context, name string) (uuid.UUID, T,
 	v, err = bind[T](s, c)
 	return id, v, err
 }
+
+// optionalQuery is a query parameter's value, nil when absent or empty.
+func optionalQuery(c *gin.Context, name string) *string {
+	if v := c.Query(name); v != "" {
+		return &v
+	}
+	return nil
+}
