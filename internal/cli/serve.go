@@ -97,8 +97,7 @@ func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
-	var have int64
-	err = pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM `+migrate.VersionTable+` WHERE is_applied`).Scan(&have)
+	have, err := migrate.Applied(ctx, pool)
 	if err != nil || have < want {
 		return fmt.Errorf("database is not migrated (at %d, need %d): run `dbchat migrate`", have, want)
 	}
