@@ -32,7 +32,7 @@ func newAskEnv(t *testing.T) *env {
 	t.Cleanup(box.Close)
 	sql := sandbox.New(db, box)
 	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
-	asker := &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: generate.NewOffline(), Store: store}
+	asker := ask.New(db, sql, store, generate.NewOffline())
 	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{SQL: sql, Ask: asker}))
 	t.Cleanup(srv.Close)
 	return &env{d: d, pool: pool, db: db, url: srv.URL}

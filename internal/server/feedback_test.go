@@ -73,7 +73,7 @@ func newFeedbackEnv(t *testing.T) (*env, *promptLog) {
 	sql := sandbox.New(db, box)
 	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
 	gen := &promptLog{Generator: generate.NewOffline()}
-	asker := &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: gen, Store: store}
+	asker := ask.New(db, sql, store, gen)
 	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{AdminToken: operatorToken, SQL: sql, Ask: asker}))
 	t.Cleanup(srv.Close)
 	return &env{d: d, pool: pool, db: db, url: srv.URL}, gen

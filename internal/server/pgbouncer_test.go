@@ -195,7 +195,7 @@ func TestPgBouncerPoolCannotLeakTenantContext(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sql := sandbox.New(db, box)
 	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
-	asker := &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: generate.NewOffline(), Store: store}
+	asker := ask.New(db, sql, store, generate.NewOffline())
 	srv := httptest.NewServer(server.New(db, log, server.Config{SQL: sql, Ask: asker}))
 	t.Cleanup(srv.Close)
 

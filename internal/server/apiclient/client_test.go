@@ -164,7 +164,7 @@ func startServer(t *testing.T) string {
 	t.Cleanup(box.Close)
 	sql := sandbox.New(db, box)
 	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
-	asker := &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: generate.NewOffline(), Store: store}
+	asker := ask.New(db, sql, store, generate.NewOffline())
 	cfg := server.Config{AdminToken: operatorToken, SQL: sql, Ask: asker, Embedder: store.Embedder}
 	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), cfg))
 	t.Cleanup(srv.Close)
