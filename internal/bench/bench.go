@@ -1,11 +1,14 @@
 // Package bench is dbchat's benchmark suite (`make bench`, cmd/dbchat-bench).
 //
 // These are benchmarks, not tests: nothing here fails on a number. Every
-// figure is a ratio against a floor measured in the same run on the same
-// machine (the best achievable without dbchat's machinery: no RLS, no auth,
-// bare net/http, plain COPY), each taken as the median of several runs with
-// its spread. The suite prints a table and writes docs/BENCHMARKS.md, one
-// section per part, with the machine and the command that reproduces it.
+// figure is compared with a reference measured in the same run on the same
+// machine: a floor (the same work without dbchat's machinery: no RLS, no
+// auth, bare net/http, plain COPY) for parts 1, 2 and 4, exact search (the
+// ground truth, not a floor) for part 3, one bare query (for scale; the goal
+// is absolute) for part 5. Each is the median of several runs with its
+// spread. EXPLAIN plans and CPU profiles are captured on request
+// (BENCH_EXPLAIN=1). The suite prints a table and writes docs/BENCHMARKS.md,
+// one section per part, with the machine and the command that reproduces it.
 //
 // Parts (BENCH=name[,name] runs a subset; BENCH_SCALE=full the issue's sizes):
 //
@@ -42,6 +45,7 @@ type Config struct {
 	Out      string   // report path; empty: stdout only
 	WorkDir  string   // CSV files, profiles
 	Keep     bool     // keep the benchmark databases
+	Explain  bool     // also capture query plans and CPU profiles (diagnostics, slower)
 
 	RLS    RLSConfig
 	HTTP   HTTPConfig
@@ -117,7 +121,7 @@ var scales = map[string]Config{
 // the reproduce command when set.
 var knobs = []string{"BENCH", "BENCH_SCALE", "BENCH_RUNS", "BENCH_RLS_TENANTS", "BENCH_RLS_ROWS",
 	"BENCH_HTTP_DURATION", "BENCH_HTTP_CONCURRENCY", "BENCH_VECTOR_ROWS", "BENCH_VECTOR_TENANTS", "BENCH_IMPORT_ROWS",
-	"BENCH_ASK_ROWS"}
+	"BENCH_ASK_ROWS", "BENCH_EXPLAIN"}
 
 // Main runs the dbchat-bench command and returns its exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -158,6 +162,7 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	out := fs.String("out", "docs/BENCHMARKS.md", "report to write (sections of parts not run are kept); empty: none")
 	workDir := fs.String("workdir", ".dbchat/bench/work", "scratch directory: CSV files and CPU profiles")
 	keep := fs.Bool("keep", false, "keep the benchmark databases afterwards")
+	explain := fs.Bool("explain", getenv("BENCH_EXPLAIN") != "" && getenv("BENCH_EXPLAIN") != "0", "also capture EXPLAIN plans and CPU profiles (env BENCH_EXPLAIN=1)")
 	runs := fs.Int("runs", 0, "measured runs per figure (env BENCH_RUNS; default 7 quick, 5 full)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -178,7 +183,7 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if cfg.AdminURL == "" {
 		return Config{}, errors.New("TEST_DATABASE_URL is not set: run `make bench`, which starts a private cluster, or point it at a superuser URL of a throwaway cluster")
 	}
-	cfg.Out, cfg.WorkDir, cfg.Keep = *out, *workDir, *keep
+	cfg.Out, cfg.WorkDir, cfg.Keep, cfg.Explain = *out, *workDir, *keep, *explain
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	var err error
 	if cfg.Parts, err = selectParts(*partsFlag); err != nil {
@@ -221,12 +226,12 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "dbchat-bench: note: %d runs per figure; the report's rules ask for at least 5\n", cfg.Runs)
 	}
 	cfg.Import.SmallRows = max(1, cfg.Import.Rows/10)
-	cfg.Command = reproduce(getenv, *partsFlag, *scale, *runs)
+	cfg.Command = reproduce(getenv, *partsFlag, *scale, *runs, *explain)
 	return cfg, nil
 }
 
 // reproduce spells the make command for this configuration.
-func reproduce(getenv func(string) string, parts, scale string, runs int) string {
+func reproduce(getenv func(string) string, parts, scale string, runs int, explain bool) string {
 	var env []string
 	for _, k := range knobs {
 		v := getenv(k)
@@ -242,6 +247,10 @@ func reproduce(getenv func(string) string, parts, scale string, runs int) string
 		case "BENCH_RUNS":
 			if runs > 0 {
 				v = strconv.Itoa(runs)
+			}
+		case "BENCH_EXPLAIN":
+			if v = ""; explain {
+				v = "1"
 			}
 		}
 		if v != "" {

@@ -307,3 +307,68 @@ func TestAskPhase(t *testing.T) {
 		}
 	}
 }
+
+// Every section renders from its template, with and without the EXPLAIN
+// and profile diagnostics (a template error would show up in the body).
+func TestSectionsRender(t *testing.T) {
+	e := &Env{cfg: Config{WorkDir: "w"}, machine: machine{Cores: 2, pgPID: 1}}
+	runs := func(v float64) []float64 { return []float64{v, v * 1.1, v * 0.9} }
+	prof := profileSummary{Total: "Duration: 3s (50.00%)", Groups: []profileLine{{"pgx", 40}}, Flat: []profileLine{{"f", 1}}, Own: []profileLine{{"g", 2}}}
+	check := func(name string, s *Section, want ...string) {
+		t.Helper()
+		if strings.Contains(s.Body, "(template ") || len(s.Summary) == 0 {
+			t.Fatalf("%s: %s", name, s.Body)
+		}
+		for _, w := range want {
+			if !strings.Contains(s.Body, w) {
+				t.Errorf("%s lacks %q:\n%s", name, w, s.Body)
+			}
+		}
+	}
+	us := make([][][]float64, len(rlsQueries))
+	for qi := range us {
+		us[qi] = [][]float64{runs(100), runs(110), runs(115), runs(130)}
+	}
+	plans := make([][2]string, len(rlsQueries))
+	server := make([][2]dist, len(rlsQueries))
+	check("rls", rlsSection(e, RLSConfig{Tenants: 10, RowsPerTenant: 10}, 100, "1 MB", 10, us, nil, nil), "**Scaled down**", "tenant layer")
+	check("rls explain", rlsSection(e, RLSConfig{Tenants: 10, RowsPerTenant: 10}, 100, "1 MB", 10, us, plans, server), "EXPLAIN (ANALYZE, BUFFERS) of both forms")
+
+	hs := func(rps float64) []httpSample {
+		return []httpSample{{load: loadResult{RPS: rps}, roundTrips: 1}, {load: loadResult{RPS: rps}, roundTrips: 1}}
+	}
+	res := [][][]httpSample{{hs(100), hs(50)}, {hs(100), hs(90)}}
+	sizes := [][]int{{1, 2}, {3, 4}}
+	check("http", httpSection(e, HTTPConfig{Tenants: 10, Tables: 2}, res, sizes, nil, nil), "Where the goal is missed", "GET /v1/tables")
+	ep := endpointPlans{dbchat: []stmtPlan{{sql: "SELECT 1", auto: "Result", custom: "Result 2"}}, floor: stmtPlan{sql: "SELECT 2", auto: "Result"}}
+	check("http explain", httpSection(e, HTTPConfig{Tenants: 10, Tables: 2}, res, sizes, [][]profileSummary{{prof, prof}, {prof, prof}}, []endpointPlans{ep, ep}),
+		"What PostgreSQL runs per request", "CPU profiles of the server process", "force_custom_plan")
+
+	small := &importSize{rows: 10, copyS: runs(1), importS: runs(2), anonPeak: 10 << 20, proc: procMem{HWM: 50 << 20}, phases: map[string][]float64{phaseCopy: runs(5)}}
+	large := &importSize{rows: 100, copyS: runs(1), importS: runs(1.5), anonPeak: 11 << 20, proc: procMem{HWM: 51 << 20}, phases: map[string][]float64{phaseCopy: runs(50)}}
+	check("import", importSection(e, []*importSize{small, large}, profileSummary{}, importDiag{}), "anonymous memory grows 1.10×", "flat (1.10× for 10× the rows)")
+	check("import explain", importSection(e, []*importSize{small, large}, prof, importDiag{copyTemp: 1, insertRLS: 1, insertFloor: 1, planRLS: "p", planFloor: "q"}), "PostgreSQL side", "CPU profile of the server process")
+
+	seed := &askSeeded{counts: map[string]int{nlsql.KindSQL: 8}}
+	samples := [][]askSample{{{total: 5, generate: 1}}, {{total: 6, generate: 1}}}
+	floors := [][]float64{{0.1}, {0.1}}
+	check("ask", askSection(e, AskConfig{TrainingRows: 10}, seed, []askQuestion{{text: "q", trained: true}}, 1, 0, 1, samples, floors, askDiag{}), "for scale")
+	diag := askDiag{asks: 1, phases: []phaseStat{{"COMMIT", 1, 0.1}}, prof: prof, question: "q", plan: "Limit"}
+	check("ask explain", askSection(e, AskConfig{TrainingRows: 10}, seed, []askQuestion{{text: "q"}}, 1, 0, 1, samples, floors, diag), "Where the time goes", "CPU profile of this process")
+
+	data := &vecData{rows: 30, tenants: []vecTenant{{rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}},
+		classes: []vecClass{{name: "huge", tenants: []int{0}}, {name: "large", tenants: []int{1}}, {name: "small", tenants: []int{2}}},
+		queries: [][]vecQuery{{{}}, {{}}, {{}}}}
+	quality := make([][]vecQuality, 3)
+	p := make([][][]float64, 3)
+	for ci := range quality {
+		quality[ci] = []vecQuality{{}, {pairHit: 10, pairWant: 10, queries: 1, paths: map[string]int{"exact": 1}},
+			{pairHit: 5, pairWant: 10, short: 1, queries: 1, paths: map[string]int{"hnsw": 1}}, {pairHit: 10, pairWant: 10, queries: 1, paths: map[string]int{"hnsw": 1}}}
+		p[ci] = [][]float64{runs(30), runs(30), runs(40), runs(25)}
+	}
+	vc := VectorConfig{Rows: 30, Tenants: 14, Models: 1, Topics: 4, Queries: 1}
+	check("vector", vectorSection(e, vc, data, quality, p, p, nil), "Where the goal is missed", "HNSW without fallback answers 1 of 1")
+	vp := make([]vecPlans, 3)
+	vp[2].HNSW = "Rows Removed by Filter: 12\n"
+	check("vector explain", vectorSection(e, vc, data, quality, p, p, vp), "### Plans", "discards 12 rows")
+}

@@ -26,6 +26,7 @@ type Env struct {
 	machine machine
 	exe     string // this binary, re-executed for the load generator and the server
 	dbs     []string
+	conns   []*pgx.Conn
 }
 
 func newEnv(ctx context.Context, cfg Config) (*Env, error) {
@@ -44,6 +45,9 @@ func newEnv(ctx context.Context, cfg Config) (*Env, error) {
 }
 
 func (e *Env) close() {
+	for _, c := range e.conns {
+		c.Close(context.Background())
+	}
 	if e.cfg.Keep {
 		return
 	}
@@ -115,6 +119,21 @@ func (e *Env) newDatabase(ctx context.Context, suffix string) (*benchDB, error) 
 	}
 	e.dbs = append(e.dbs, name)
 	return d, nil
+}
+
+// open is every part's setup: a fresh database and a superuser connection
+// to it, closed when the run ends.
+func (e *Env) open(ctx context.Context, suffix string) (*benchDB, *pgx.Conn, error) {
+	d, err := e.newDatabase(ctx, suffix)
+	if err != nil {
+		return nil, nil, err
+	}
+	admin, err := pgx.Connect(ctx, d.AdminURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.conns = append(e.conns, admin)
+	return d, admin, nil
 }
 
 func (e *Env) dropDatabase(name string) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -69,15 +68,10 @@ type target struct {
 
 func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.HTTP
-	d, err := e.newDatabase(ctx, "http")
+	d, admin, err := e.open(ctx, "http")
 	if err != nil {
 		return nil, err
 	}
-	admin, err := pgx.Connect(ctx, d.AdminURL)
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close(context.Background())
 
 	var appWrites, floorWrites atomic.Int64
 	capture := &stmtCapture{}
@@ -99,14 +93,9 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 		return nil, err
 	}
 
-	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer devNull.Close()
 	// The production server as `dbchat serve` builds it, logging JSON (to
 	// /dev/null here, so the cost of formatting and writing stays).
-	api := server.New(db, slog.New(slog.NewJSONHandler(devNull, nil)), server.Config{})
+	api := server.New(db, devNullLog, server.Config{})
 	var realReqs, floorReqs atomic.Int64
 	realURL, stopReal, err := serve(countRequests(api, &realReqs))
 	if err != nil {
@@ -159,6 +148,9 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 		}
 	}
 
+	if !e.cfg.Explain {
+		return httpSection(e, c, res, sizes, nil, nil), nil
+	}
 	// One more run of each server under the CPU profiler.
 	profs := make([][]profileSummary, len(endpoints))
 	for ei, ep := range endpoints {
@@ -467,20 +459,25 @@ func profileLoad(ctx context.Context, e *Env, t target, ep endpoint, c HTTPConfi
 
 func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int, profs [][]profileSummary, plans []endpointPlans) *Section {
 	s := &Section{}
-	var b strings.Builder
-	fmt.Fprintf(&b, "**Goal:** dbchat's throughput is at least %.2f× the floor's on the same endpoint.\n\n", httpGoal.bound)
-	fmt.Fprintf(&b, "**Data:** %s tenants, each with %d catalog tables of 5 columns and %s query_history rows (%s rows in all); the measured tenant was provisioned through the real path (its API key is real), its %d tables through `catalog.Create`.",
-		thousands(c.Tenants), c.Tables, thousands(c.RowsPerTenant), thousands(c.Tenants*c.RowsPerTenant), c.Tables)
-	if c.Tenants < 1000 {
-		b.WriteString(" Quick scale seeds fewer tenants than full scale (1,000); the measured tenant's rows are the same.")
+	type stmt struct {
+		Who, First, SQL, Auto, Custom string
+		AutoUs, CustomUs              float64
 	}
-	b.WriteString("\n\n")
-	fmt.Fprintf(&b, "**Method:** both servers run in the benchmark process on pgxpool's default pool size (%d connections here), each connection's writes counted (one write per round trip: pgx flushes a whole pipeline at once). The load comes from a second process (`dbchat-bench load`, Go net/http client) over loopback: %d keep-alive connections sending back to back for %s per run, after a %s warm-up; the order of the servers alternates between runs. CPU time per request is read from the kernel for this process (the servers), PostgreSQL (postmaster and backends) and the load generator.\n\n",
-		max(4, e.machine.Cores), c.Concurrency, c.Duration, c.Warmup)
-	b.WriteString("- **floor**: `net/http` mux, one pgx query as the superuser with `WHERE tenant_id = $1` (no auth, no RLS, no tenant setting), rows scanned into structs with the API's fields, `encoding/json`.\n")
-	b.WriteString("- **dbchat**: `server.New` over a `dbchat_app` pool, as `dbchat serve` builds it: request id, metrics and a JSON access log (to /dev/null), bearer key lookup (one pipelined tenant-scoped statement), the handler's statement in its own tenant context, sqlc, gin's JSON.\n\n")
-
+	type epPlans struct {
+		Name  string
+		Stmts []stmt
+	}
+	type epProf struct {
+		Name   string
+		Names  []string
+		Both   []profileSummary
+		Dbchat profileSummary
+	}
+	type epOut struct{ Name, Table, Verdict string }
+	var eps []epOut
 	var analysis []string
+	var planOut []epPlans
+	var profOut []epProf
 	for ei, ep := range endpoints {
 		f, r := res[ei][0], res[ei][1]
 		rps := func(xs []httpSample) []float64 { return collect(xs, func(x httpSample) float64 { return x.load.RPS }) }
@@ -489,12 +486,10 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int, prof
 		s.Summary = append(s.Summary, Row{Measure: ep.name + " (req/s, c=" + fmt.Sprint(c.Concurrency) + ")",
 			Floor: newDist(rps(f)).m("%.0f"), Dbchat: newDist(rps(r)).m("%.0f"), Ratio: ratio.f("%.2f"),
 			Goal: httpGoal.String(), Verdict: verdict})
-		fmt.Fprintf(&b, "### %s\n\n", ep.name)
 		header := []string{"", "req/s", "p50 ms", "p99 ms", "round trips / req", "CPU µs / req: server", "PostgreSQL", "load generator", "response bytes"}
 		var rows [][]string
 		for ti, xs := range [][]httpSample{f, r} {
-			name := []string{"floor", "dbchat"}[ti]
-			rows = append(rows, []string{name,
+			rows = append(rows, []string{[]string{"floor", "dbchat"}[ti],
 				newDist(rps(xs)).f("%.0f"),
 				newDist(collect(xs, func(x httpSample) float64 { return x.load.P50us / 1000 })).f("%.2f"),
 				newDist(collect(xs, func(x httpSample) float64 { return x.load.P99us / 1000 })).f("%.2f"),
@@ -506,8 +501,7 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int, prof
 			})
 		}
 		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f"), "", "", "", "", "", "", ""})
-		b.WriteString(mdTable(header, rows))
-		fmt.Fprintf(&b, "\nVerdict: %s.\n\n", verdict)
+		eps = append(eps, epOut{ep.name, mdTable(header, rows), verdict})
 		if !httpGoal.met(ratio.Med) {
 			var ps *endpointPlans
 			if ei < len(plans) {
@@ -515,47 +509,24 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int, prof
 			}
 			analysis = append(analysis, httpAnalysis(e, ep, f, r, ratio.Med, ps))
 		}
-	}
-	if len(analysis) > 0 {
-		b.WriteString("### Where the goal is missed\n\n")
-		for _, a := range analysis {
-			b.WriteString(a + "\n\n")
-		}
-	}
-	if len(plans) == len(endpoints) {
-		b.WriteString("### What PostgreSQL runs per request\n\n")
-		b.WriteString("Each statement as the server sends it: a prepared statement, explained with `EXPLAIN (ANALYZE, BUFFERS) EXECUTE` after six executions, so the plan is the one PostgreSQL's plan cache settled on (it may switch to a generic plan after five). When that plan's shape differs from a custom plan for the same arguments, both are shown. dbchat's statements run as `dbchat_app` in the measured tenant's context (the per-request `set_config` is not shown); the floor's as the superuser.\n\n")
-		for ei, ep := range endpoints {
-			fmt.Fprintf(&b, "#### %s\n\n", ep.name)
+		if ei < len(plans) {
+			out := epPlans{Name: ep.name}
 			for i, p := range append(plans[ei].dbchat, plans[ei].floor) {
 				who := "dbchat"
 				if i == len(plans[ei].dbchat) {
 					who = "floor"
 				}
 				first, _, _ := strings.Cut(p.sql, "\n")
-				if p.custom == "" {
-					fmt.Fprintf(&b, "<details><summary>%s: <code>%s…</code>, %.0f µs planning + execution as run</summary>\n\n%s\n%s\n</details>\n\n",
-						who, htmlEscape(first), p.autoUs, codeBlock(p.sql), codeBlock(p.auto))
-					continue
-				}
-				fmt.Fprintf(&b, "%s, %.0f µs planning + execution as run, **a generic plan of another shape than the custom plan**:\n\n%s\n%s\n", who, p.autoUs, codeBlock(p.sql), codeBlock(p.auto))
-				fmt.Fprintf(&b, "The same with a custom plan (`plan_cache_mode = force_custom_plan`), %.0f µs:\n\n%s\n", p.customUs, codeBlock(p.custom))
+				out.Stmts = append(out.Stmts, stmt{who, first, p.sql, p.auto, p.custom, p.autoUs, p.customUs})
 			}
+			planOut = append(planOut, out)
+		}
+		if ei < len(profs) && len(profs[ei]) == 2 {
+			profOut = append(profOut, epProf{ep.name, []string{"floor", "dbchat"}, profs[ei], profs[ei][1]})
 		}
 	}
-	b.WriteString("### CPU profiles of the server process\n\n")
-	b.WriteString("One extra run of each server under `runtime/pprof`; shares are of the samples taken in the benchmark process (the server under load). Profiles are kept in " + "`" + e.cfg.WorkDir + "`" + ".\n\n")
-	for ei, ep := range endpoints {
-		if len(profs[ei]) < 2 || profs[ei][1].Total == "" {
-			fmt.Fprintf(&b, "%s: no profile (see the benchmark's log).\n\n", ep.name)
-			continue
-		}
-		fmt.Fprintf(&b, "#### %s\n\n", ep.name)
-		b.WriteString(groupTable([]string{"floor", "dbchat"}, profs[ei]))
-		fmt.Fprintf(&b, "\ndbchat's top functions (flat share; %s):\n\n%s\ndbchat's own functions (cumulative share):\n\n%s\n",
-			profs[ei][1].Total, linesBlock(profs[ei][1].Flat), linesBlock(profs[ei][1].Own))
-	}
-	s.Body = b.String()
+	s.Body = render("http", map[string]any{"Goal": httpGoal.bound, "C": c, "AllRows": c.Tenants * c.RowsPerTenant,
+		"Pool": max(4, e.machine.Cores), "Endpoints": eps, "Analysis": analysis, "Plans": planOut, "Profiles": profOut, "WorkDir": e.cfg.WorkDir})
 	return s
 }
 
@@ -578,8 +549,7 @@ func collect[T any](xs []T, f func(T) float64) []float64 {
 	return out
 }
 
-// httpAnalysis explains a missed goal from the CPU accounting: with every
-// process on the same cores, throughput follows total CPU per request.
+// httpAnalysis splits a missed goal's extra CPU per request by process.
 func httpAnalysis(e *Env, ep endpoint, f, r []httpSample, ratio float64, plans *endpointPlans) string {
 	med := func(xs []httpSample, g func(httpSample) float64) float64 { return newDist(collect(xs, g)).Med }
 	srv := func(x httpSample) float64 { return micros(x.serverCPU) }
@@ -588,7 +558,7 @@ func httpAnalysis(e *Env, ep endpoint, f, r []httpSample, ratio float64, plans *
 	rt := func(x httpSample) float64 { return x.roundTrips }
 	fTotal := med(f, srv) + med(f, pg) + med(f, ld)
 	rTotal := med(r, srv) + med(r, pg) + med(r, ld)
-	return fmt.Sprintf("**%s** reaches %.2f× the floor (%.0f%% short of %.2f×). The %d cores are shared by every process, so throughput follows total CPU per request: %.0f µs for dbchat vs %.0f µs for the floor (%.2f×). Of the %.0f µs extra, the server process accounts for %+.0f µs (%.0f → %.0f), PostgreSQL for %+.0f µs (%.0f → %.0f, with %.2f round trips per request instead of %.2f: the key lookup is a statement of its own, carrying its tenant setting, before the handler's statement) and the load generator for %+.0f µs. The profile below shows where the server's share goes.",
+	return fmt.Sprintf("**%s** reaches %.2f× the floor (%.0f%% short of %.2f×). CPU per request, all processes on the same %d cores: %.0f µs for dbchat vs %.0f µs for the floor (%.2f×). Of the %.0f µs extra, the server process accounts for %+.0f µs (%.0f → %.0f), PostgreSQL for %+.0f µs (%.0f → %.0f; %.2f round trips per request instead of %.2f) and the load generator for %+.0f µs.",
 		ep.name, ratio, (httpGoal.bound-ratio)/httpGoal.bound*100, httpGoal.bound, e.machine.Cores,
 		rTotal, fTotal, rTotal/fTotal, rTotal-fTotal,
 		med(r, srv)-med(f, srv), med(f, srv), med(r, srv),

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -62,15 +63,10 @@ type importSize struct {
 
 func runImport(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.Import
-	d, err := e.newDatabase(ctx, "import")
+	d, admin, err := e.open(ctx, "import")
 	if err != nil {
 		return nil, err
 	}
-	admin, err := pgx.Connect(ctx, d.AdminURL)
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close(context.Background())
 	app, err := openPool(ctx, d.AppURL, 2, nil, nil)
 	if err != nil {
 		return nil, err
@@ -168,6 +164,9 @@ func runImport(ctx context.Context, e *Env) (*Section, error) {
 				return err
 			}
 			// Diagnostics at the large size, outside the measured runs.
+			if !e.cfg.Explain {
+				return nil
+			}
 			path := e.path("import-server.pprof")
 			if prof, err = profileImport(ctx, admin, ch, url(ch), dataTable, res.APIKey, sz, path); err != nil {
 				e.logf("import: profile: %v", err)
@@ -465,19 +464,6 @@ const diagRepeats = 3
 func importSection(e *Env, sizes []*importSize, prof profileSummary, diag importDiag) *Section {
 	s := &Section{}
 	small, large := sizes[0], sizes[len(sizes)-1]
-	var b strings.Builder
-	fmt.Fprintf(&b, "**Goal:** the import API loads at least %.2f× the rows per second of `COPY` into an equivalent table without RLS, with the server's memory flat in the row count.\n\n", importGoal.bound)
-	fmt.Fprintf(&b, "**Data:** a generated 5-column CSV (`%s`: bigint, text with some quoted commas, numeric, timestamptz, boolean with some empty = NULL) of %s rows (%.1f MiB) and %s rows (%.1f MiB).",
-		importColumns, thousands(large.rows), mib(large.bytes), thousands(small.rows), mib(small.bytes))
-	if large.rows < 1_000_000 {
-		b.WriteString(" **Scaled down** from the issue's 1,000,000 rows at this scale; `BENCH_SCALE=full make bench BENCH=import` runs 1,000,000.")
-	}
-	b.WriteString("\n\n")
-	b.WriteString("**Method:** before every timed load both tables are truncated and a `CHECKPOINT` is taken; the two loads alternate in order between runs; times are wall-clock, client side, from the first byte sent to the answer.\n\n")
-	b.WriteString("- **floor**: `COPY bench_floor.orders (…) FROM STDIN (FORMAT csv, HEADER)` as the superuser, streaming the file through pgx. `bench_floor.orders` has the data table's DDL (tenant_id default from `app.tenant_id`, identity `_row_id`, primary key) without RLS.\n")
-	b.WriteString("- **dbchat**: `POST /v1/tables/{id}/rows` (`Content-Type: text/csv`), body streamed from the same file over loopback to the API server running in a child process (`dbchat-bench serve`: `server.New` over a `dbchat_app` pool, as `dbchat serve`). The importer parses and converts every value in Go, COPYs binary rows into a temporary staging table, then runs one `INSERT … SELECT` into the data table under the policy.\n\n")
-
-	header := []string{"rows", "COPY rows/s", "import rows/s", "import / COPY", "COPY s", "import s", "Verdict"}
 	var rows [][]string
 	var ratio dist
 	for _, sz := range sizes {
@@ -487,79 +473,65 @@ func importSection(e *Env, sizes []*importSize, prof profileSummary, diag import
 		r := newDist(ratios(sz.copyS, sz.importS)) // rows/s ratio = inverse time ratio
 		verdict := "(fixed costs weigh more at this size; the goal applies to the large import)"
 		if sz == large {
-			verdict = importGoal.verdict(r.Med)
+			verdict, ratio = importGoal.verdict(r.Med), r
+			s.Summary = append(s.Summary, Row{Measure: fmt.Sprintf("CSV import, %s rows (rows/s)", thousands(sz.rows)),
+				Floor: newDist(rate(sz.copyS)).m("%.0f"), Dbchat: newDist(rate(sz.importS)).m("%.0f"),
+				Ratio: r.f("%.2f"), Goal: importGoal.String(), Verdict: verdict})
 		}
 		rows = append(rows, []string{thousands(sz.rows), newDist(rate(sz.copyS)).f("%.0f"), newDist(rate(sz.importS)).f("%.0f"),
 			r.f("%.2f"), newDist(sz.copyS).f("%.2f"), newDist(sz.importS).f("%.2f"), verdict})
-		if sz == large {
-			ratio = r
-			s.Summary = append(s.Summary, Row{Measure: fmt.Sprintf("CSV import, %s rows (rows/s)", thousands(sz.rows)),
-				Floor: newDist(rate(sz.copyS)).m("%.0f"), Dbchat: newDist(rate(sz.importS)).m("%.0f"),
-				Ratio: r.f("%.2f"), Goal: importGoal.String(), Verdict: importGoal.verdict(r.Med)})
-		}
 	}
-	b.WriteString(mdTable(header, rows))
-	b.WriteString("\n")
-
 	growth := float64(large.proc.HWM) / float64(small.proc.HWM)
 	anonGrowth := float64(large.anonPeak) / float64(max(1, small.anonPeak))
-	memVerdict := fmt.Sprintf("flat (%.2f× for %d× the rows)", growth, large.rows/max(1, small.rows))
-	if growth > memoryFlat {
-		memVerdict = fmt.Sprintf("**not flat**: %.2f× for %d× the rows (bound %.2f×)", growth, large.rows/max(1, small.rows), memoryFlat)
+	times := large.rows / max(1, small.rows)
+	memVerdict := fmt.Sprintf("flat (%.2f× for %d× the rows)", anonGrowth, times)
+	if anonGrowth > memoryFlat {
+		memVerdict = fmt.Sprintf("**not flat**: %.2f× for %d× the rows (bound %.2f×)", anonGrowth, times, memoryFlat)
 	}
-	s.Summary = append(s.Summary, Row{Measure: fmt.Sprintf("server peak RSS, %s → %s rows", thousands(small.rows), thousands(large.rows)),
-		Floor: "—", Dbchat: fmt.Sprintf("%.0f → %.0f MiB", mib(small.proc.HWM), mib(large.proc.HWM)), Ratio: fmt.Sprintf("%.2f", growth),
+	s.Summary = append(s.Summary, Row{Measure: fmt.Sprintf("server peak anonymous memory (RssAnon), %s → %s rows", thousands(small.rows), thousands(large.rows)),
+		Floor: "—", Dbchat: fmt.Sprintf("%.1f → %.1f MiB", mib(small.anonPeak), mib(large.anonPeak)), Ratio: fmt.Sprintf("%.2f", anonGrowth),
 		Goal: fmt.Sprintf("flat (≤ %.2f×)", memoryFlat), Verdict: memVerdict})
-	b.WriteString("### Server memory\n\nA fresh server process per size, so its peak RSS (`VmHWM` in `/proc/<pid>/status`) covers that size's runs only. `VmHWM` includes the binary's file pages (`RssFile`, shared and independent of the work); the peak of anonymous memory (`RssAnon`: heap, stacks) is sampled every 5 ms during the runs. The Go runtime's figures come from `runtime.ReadMemStats` in the server after the runs; allocation per row is what the server allocated during the imports divided by the rows imported (garbage the GC collects, not retained memory).\n\n")
-	rows = nil
+	var mem [][]string
 	for _, sz := range sizes {
-		rows = append(rows, []string{thousands(sz.rows), fmt.Sprintf("%.1f", mib(sz.bytes)), fmt.Sprintf("%.1f", mib(sz.proc.HWM)),
+		mem = append(mem, []string{thousands(sz.rows), fmt.Sprintf("%.1f", mib(sz.bytes)), fmt.Sprintf("%.1f", mib(sz.proc.HWM)),
 			fmt.Sprintf("%.1f", mib(sz.anonPeak)), fmt.Sprintf("%.1f", mib(sz.proc.RssFile)),
 			fmt.Sprintf("%.1f", mib(int64(sz.mem.Sys))), fmt.Sprintf("%.1f", mib(int64(sz.mem.HeapSys))), fmt.Sprintf("%.0f", sz.allocRow), fmt.Sprint(sz.mem.NumGC)})
 	}
-	b.WriteString(mdTable([]string{"rows", "CSV MiB", "peak RSS (VmHWM) MiB", "peak anonymous RSS MiB", "file RSS MiB", "Go runtime Sys MiB", "Go heap MiB", "bytes allocated per row", "GC cycles"}, rows))
-	fmt.Fprintf(&b, "\nPeak anonymous memory grows %.2f× for %d× the rows.\n", anonGrowth, large.rows/max(1, small.rows))
-	fmt.Fprintf(&b, "\nVerdict: %s.\n\n", memVerdict)
-
-	b.WriteString(fmt.Sprintf("### Where an import's time goes (%s rows)\n\nFrom a pgx tracer in the server process: time per database call as the server saw it, median over the runs; the COPY phase includes reading and converting the streamed body, because the importer feeds COPY from the parser.\n\n", thousands(large.rows)))
-	names := make([]string, 0, len(large.phases))
-	for n := range large.phases {
-		names = append(names, n)
-	}
+	names := slices.Collect(maps.Keys(large.phases))
 	total := newDist(large.importS).Med * 1000
 	slices.SortFunc(names, func(a, b string) int {
 		return cmp.Or(cmp.Compare(newDist(large.phases[b]).Med, newDist(large.phases[a]).Med), strings.Compare(a, b))
 	})
-	rows = nil
+	var phases [][]string
 	for _, n := range names {
 		m := newDist(large.phases[n]).Med
-		rows = append(rows, []string{n, fmt.Sprintf("%.0f", m), fmt.Sprintf("%.0f %%", pct(m, total))})
+		phases = append(phases, []string{n, fmt.Sprintf("%.0f", m), fmt.Sprintf("%.0f %%", pct(m, total))})
 	}
-	b.WriteString(mdTable([]string{"phase", "ms", "share of the import"}, rows))
-	b.WriteString("\n")
-
+	diagTable := ""
 	if diag.planRLS != "" {
 		copyMed := newDist(large.copyS).Med
-		fmt.Fprintf(&b, "### PostgreSQL side (%s rows, median of %d diagnostic runs, rolled back)\n\n", thousands(large.rows), diagRepeats)
-		b.WriteString("The importer's two database steps replayed in SQL with the same file: `COPY` (csv) into a temporary table, then `INSERT … SELECT` into the target, as `dbchat_app` under the policy and as the superuser into the floor table.\n\n")
-		b.WriteString(mdTable([]string{"step", "s", "rows/s"}, [][]string{
-			{"COPY straight into the floor table (the floor, median of the runs)", fmt.Sprintf("%.2f", copyMed), fmt.Sprintf("%.0f", float64(large.rows)/copyMed)},
-			{"COPY into a temporary staging table", fmt.Sprintf("%.2f", diag.copyTemp), fmt.Sprintf("%.0f", float64(large.rows)/diag.copyTemp)},
-			{"INSERT … SELECT into the data table, dbchat_app under the policy", fmt.Sprintf("%.2f", diag.insertRLS), fmt.Sprintf("%.0f", float64(large.rows)/diag.insertRLS)},
-			{"INSERT … SELECT into the floor table, superuser, no RLS", fmt.Sprintf("%.2f", diag.insertFloor), fmt.Sprintf("%.0f", float64(large.rows)/diag.insertFloor)},
-		}))
-		fmt.Fprintf(&b, "\nUnder the policy:\n\n%s\nWithout RLS:\n\n%s\n", codeBlock(diag.planRLS), codeBlock(diag.planFloor))
+		step := func(name string, secs float64) []string {
+			return []string{name, fmt.Sprintf("%.2f", secs), fmt.Sprintf("%.0f", float64(large.rows)/secs)}
+		}
+		diagTable = mdTable([]string{"step", "s", "rows/s"}, [][]string{
+			step("COPY straight into the floor table (the floor, median of the runs)", copyMed),
+			step("COPY into a temporary staging table", diag.copyTemp),
+			step("INSERT … SELECT into the data table, dbchat_app under the policy", diag.insertRLS),
+			step("INSERT … SELECT into the floor table, superuser, no RLS", diag.insertFloor),
+		})
 	}
-	if prof.Total != "" {
-		fmt.Fprintf(&b, "### CPU profile of the server process during one import (%s)\n\n", prof.Total)
-		b.WriteString(groupTable([]string{"server"}, []profileSummary{prof}))
-		fmt.Fprintf(&b, "\nTop functions (flat share):\n\n%s\ndbchat's own functions (cumulative share):\n\n%s\n", linesBlock(prof.Flat), linesBlock(prof.Own))
-	}
+	analysis := ""
 	if !importGoal.met(ratio.Med) {
-		b.WriteString("### Where the goal is missed\n\n")
-		b.WriteString(importAnalysis(large, ratio.Med, diag) + "\n")
+		analysis = importAnalysis(large, ratio.Med, diag)
 	}
-	s.Body = b.String()
+	s.Body = render("import", map[string]any{"Goal": importGoal.bound, "Columns": importColumns, "LargeRows": large.rows, "SmallRows": small.rows,
+		"LargeMiB": mib(large.bytes), "SmallMiB": mib(small.bytes),
+		"Table":      mdTable([]string{"rows", "COPY rows/s", "import rows/s", "import / COPY", "COPY s", "import s", "Verdict"}, rows),
+		"MemTable":   mdTable([]string{"rows", "CSV MiB", "peak RSS (VmHWM) MiB", "peak anonymous RSS MiB", "file RSS MiB", "Go runtime Sys MiB", "Go heap MiB", "bytes allocated per row", "GC cycles"}, mem),
+		"AnonGrowth": anonGrowth, "Growth": growth, "Times": times, "MemVerdict": memVerdict,
+		"Phases": mdTable([]string{"phase", "ms", "share of the import"}, phases), "Diag": diagTable, "Repeats": diagRepeats,
+		"PlanRLS": diag.planRLS, "PlanFloor": diag.planFloor, "Prof": prof, "ProfNames": []string{"server"}, "Profs": []profileSummary{prof},
+		"Analysis": analysis})
 	return s
 }
 
@@ -570,16 +542,16 @@ func importAnalysis(large *importSize, ratio float64, diag importDiag) string {
 	copyMed := newDist(large.copyS).Med
 	copyPhase := newDist(large.phases[phaseCopy]).Med / 1000
 	insertPhase := newDist(large.phases[phaseInsert]).Med / 1000
-	text := fmt.Sprintf("The import reaches %.2f× COPY's rate (%.0f%% short of %.2f×): %.2f s against %.2f s. The staged design does the database work twice: the COPY into the staging table takes %.2f s (%.0f%%) and the INSERT … SELECT into the data table %.2f s (%.0f%%).",
+	text := fmt.Sprintf("The import reaches %.2f× COPY's rate (%.0f%% short of %.2f×): %.2f s against %.2f s. The COPY into the staging table takes %.2f s (%.0f%%) and the INSERT … SELECT into the data table %.2f s (%.0f%%).",
 		ratio, (importGoal.bound-ratio)/importGoal.bound*100, importGoal.bound, total, copyMed,
 		copyPhase, pct(copyPhase, total), insertPhase, pct(insertPhase, total))
 	if diag.insertRLS > 0 {
-		text += fmt.Sprintf(" Replayed in SQL, COPY into a temporary table alone takes %.2f s, so the Go side (read, parse, convert, binary encode) costs about %.2f s on top of it. The INSERT … SELECT takes %.2f s under the policy and %.2f s without RLS into the floor table",
+		text += fmt.Sprintf(" Replayed in SQL, COPY into a temporary table alone takes %.2f s, %.2f s less than the COPY phase. The INSERT … SELECT takes %.2f s under the policy and %.2f s without RLS into the floor table",
 			diag.copyTemp, max(0, copyPhase-diag.copyTemp), diag.insertRLS, diag.insertFloor)
 		if d := diag.insertRLS - diag.insertFloor; d > 0.1*diag.insertRLS {
-			text += fmt.Sprintf(", so the policy (WITH CHECK on every row, as dbchat_app) accounts for %.0f%% of that step and the rest is the second write itself (heap, primary key, WAL).", pct(d, diag.insertRLS))
+			text += fmt.Sprintf(": %.0f%% of that step is the difference.", pct(d, diag.insertRLS))
 		} else {
-			text += ": the policy costs little there; that step is the second write itself (heap, primary key, WAL), about as long as COPY straight into the table."
+			text += ": the policy costs little there."
 		}
 	}
 	return text

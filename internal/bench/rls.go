@@ -143,15 +143,10 @@ func rlsVariants(floor, floorSet, app *pgxpool.Pool, db *tenant.DB) []rlsVariant
 
 func runRLS(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.RLS
-	d, err := e.newDatabase(ctx, "rls")
+	d, admin, err := e.open(ctx, "rls")
 	if err != nil {
 		return nil, err
 	}
-	admin, err := pgx.Connect(ctx, d.AdminURL)
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close(context.Background())
 
 	t0 := time.Now()
 	e.logf("rls: seeding %d tenants × %d query_history rows", c.Tenants, c.RowsPerTenant)
@@ -231,10 +226,14 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 		e.logf("rls: run %d/%d: %s", run+1, e.cfg.Runs, rlsRunLine(us, run))
 	}
 
-	// Plans and server-side times.
-	plans := make([][2]string, len(rlsQueries))
-	server := make([][2]dist, len(rlsQueries))
+	// Plans and server-side times, on request.
+	var plans [][2]string
+	var server [][2]dist
 	for qi, q := range rlsQueries {
+		if !e.cfg.Explain {
+			break
+		}
+		plans, server = append(plans, [2]string{}), append(server, [2]dist{})
 		if plans[qi], server[qi], err = explainPair(ctx, d, q, samples); err != nil {
 			return nil, fmt.Errorf("explain %s: %w", q.name, err)
 		}
@@ -285,22 +284,10 @@ func explainPair(ctx context.Context, d *benchDB, q rlsQuery, samples []histSamp
 
 func rlsSection(e *Env, c RLSConfig, total int64, size string, samples int, us [][][]float64, plans [][2]string, server [][2]dist) *Section {
 	s := &Section{}
-	var b strings.Builder
-	fmt.Fprintf(&b, "**Goal:** each query through the policy costs at most %.2f× the same query with an explicit `WHERE tenant_id = $1` run by a role the policy does not apply to.\n\n", rlsGoal.bound)
-	fmt.Fprintf(&b, "**Data:** the real `dbchat.query_history` table (migrations, indexes, policy) with %s tenants × %s rows = %s rows (%s with indexes), 10 users per tenant, rows written in time order across tenants, then `VACUUM ANALYZE`.",
-		thousands(c.Tenants), thousands(c.RowsPerTenant), thousands(int(total)), size)
-	if c.Tenants < 1000 || c.RowsPerTenant < 1000 {
-		fmt.Fprintf(&b, " **Scaled down** from the issue's 1,000 tenants × 1,000 rows at this scale; `BENCH_SCALE=full make bench BENCH=rls` runs the full size.")
+	header := []string{"Query", "floor µs", "floor + setting µs", "policy, bare pgx µs", "dbchat (RLS) µs", "dbchat / floor", "setting: +setting / floor", "policy: bare / +setting", "tenant layer: dbchat / bare"}
+	if plans != nil {
+		header = append(header, "server plan+exec floor → RLS µs")
 	}
-	b.WriteString("\n\n")
-	fmt.Fprintf(&b, "**Method:** %d randomly sampled rows (tenant, id, user) drive every variant, each variant on one warm connection (backend) of its own. A run passes over all samples; each sample goes through the four variants back to back, in a random order, so that anything else happening on the machine hits all variants alike and no variant always follows another. The figure is the median time per query, client side, within a run. Every variant is one round trip (pgx prepared statements).\n\n", samples)
-	b.WriteString("- **floor**: the superuser (RLS never applies to superusers), explicit tenant filter.\n")
-	b.WriteString("- **dbchat (RLS)**: `dbchat_app` through `tenant.DB.OnceAs`, the production path: `set_config('app.tenant_id', …, true)` and the statement pipelined as one implicit transaction; the `tenant_isolation` policy filters.\n")
-	b.WriteString("- **floor + setting** (diagnostic): the superuser sending the same `set_config` in the same pipeline, filtering explicitly.\n")
-	b.WriteString("- **policy, bare pgx** (diagnostic): `dbchat_app` sending the same pipeline with bare pgx (`pgx.Batch`), the policy filtering.\n\n")
-	b.WriteString("Between them they split dbchat's extra time into the setting statement (floor → floor + setting), the policy in PostgreSQL (→ policy, bare pgx) and the Go tenant layer (→ dbchat).\n\n")
-
-	header := []string{"Query", "floor µs", "floor + setting µs", "policy, bare pgx µs", "dbchat (RLS) µs", "dbchat / floor", "setting: +setting / floor", "policy: bare / +setting", "tenant layer: dbchat / bare", "server plan+exec floor → RLS µs", "Verdict"}
 	var rows [][]string
 	var analysis []string
 	for qi, q := range rlsQueries {
@@ -310,53 +297,28 @@ func rlsSection(e *Env, c RLSConfig, total int64, size string, samples int, us [
 		policy := newDist(ratios(us[qi][vBare], us[qi][vSetting]))
 		layer := newDist(ratios(us[qi][vRLS], us[qi][vBare]))
 		verdict := rlsGoal.verdict(ratio.Med)
-		rows = append(rows, []string{q.name, f.f("%.0f"), st.f("%.0f"), bare.f("%.0f"), r.f("%.0f"), ratio.f("%.2f"),
-			setting.f("%.2f"), policy.f("%.2f"), layer.f("%.2f"), server[qi][0].m("%.0f") + " → " + server[qi][1].m("%.0f"), verdict})
+		row := []string{q.name, f.f("%.0f"), st.f("%.0f"), bare.f("%.0f"), r.f("%.0f"), ratio.f("%.2f"), setting.f("%.2f"), policy.f("%.2f"), layer.f("%.2f")}
+		if plans != nil {
+			row = append(row, server[qi][0].m("%.0f")+" → "+server[qi][1].m("%.0f"))
+		}
+		rows = append(rows, append(row, verdict))
 		s.Summary = append(s.Summary, Row{Measure: q.name + " (µs/query)", Floor: f.m("%.0f µs"), Dbchat: r.m("%.0f µs"),
 			Ratio: ratio.f("%.2f"), Goal: rlsGoal.String(), Verdict: verdict})
 		if !rlsGoal.met(ratio.Med) {
-			analysis = append(analysis, rlsAnalysis(q.name, ratio.Med, setting.Med, policy.Med, layer.Med, server[qi]))
+			analysis = append(analysis, fmt.Sprintf("%s: dbchat is %.2f× the floor: the tenant setting statement %.2f× (%+.0f%%), the policy in PostgreSQL %.2f× (%+.0f%%), the Go tenant layer %.2f× (%+.0f%%).",
+				q.name, ratio.Med, setting.Med, (setting.Med-1)*100, policy.Med, (policy.Med-1)*100, layer.Med, (layer.Med-1)*100))
 		}
 	}
-	b.WriteString(mdTable(header, rows))
-	b.WriteString("\nMedian of the runs, (min–max) across runs; ratios are taken within each run. \"server plan+exec\" is PostgreSQL's own planning + execution time from `EXPLAIN (ANALYZE, TIMING OFF) EXECUTE` of the warm prepared statement, median over 21 samples: it excludes the protocol, the network and the client.\n\n")
-	if len(analysis) > 0 {
-		b.WriteString("**Where the goal is missed:**\n\n")
-		for _, a := range analysis {
-			b.WriteString("- " + a + "\n")
-		}
-		b.WriteString("\n")
-	} else {
-		b.WriteString("Every query meets the goal: the policy's `(SELECT current_setting(…))` is an InitPlan evaluated once per statement and used as an index condition, so the plans below are the floor's plans.\n\n")
-	}
-	b.WriteString("### EXPLAIN (ANALYZE, BUFFERS) of both forms\n\nFor the first sampled row; floor as the superuser, dbchat as `dbchat_app` in a tenant transaction; each as a prepared statement after six executions, so the plan shown is the one the timed loop runs (generic or custom, as PostgreSQL's plan cache chooses).\n\n")
+	type plan struct{ Name, FloorSQL, FloorPlan, RLSSQL, RLSPlan string }
+	var ps []plan
 	for qi, q := range rlsQueries {
-		fmt.Fprintf(&b, "#### %s\n\nfloor:\n\n%s\n%s\ndbchat (policy):\n\n%s\n%s\n", q.name,
-			codeBlock(q.floor), codeBlock(plans[qi][0]), codeBlock(q.rls), codeBlock(plans[qi][1]))
-	}
-	s.Body = b.String()
-	return s
-}
-
-// rlsAnalysis explains a missed goal from the paired ratios (medians over
-// the runs) and the server-side times.
-func rlsAnalysis(name string, total, setting, policy, layer float64, server [2]dist) string {
-	serverDelta := server[1].Med - server[0].Med
-	text := fmt.Sprintf("%s: dbchat is %.2f× the floor. The tenant setting statement makes the floor %.2f× (%+.0f%%); the policy in PostgreSQL adds %+.0f%% (%.2f×) on top; the Go tenant layer %+.0f%% (%.2f×). PostgreSQL's own planning+execution differs by %+.0f µs (%.0f → %.0f µs).",
-		name, total, setting, (setting-1)*100, (policy-1)*100, policy, (layer-1)*100, layer, serverDelta, server[0].Med, server[1].Med)
-	switch max(setting, policy, layer) {
-	case setting:
-		text += " The largest part is the `set_config` statement that carries the tenant: a second statement in the pipeline (bind, execute, a row to return)."
-	case policy:
-		if math.Abs(serverDelta) < 0.25*server[0].Med {
-			text += " The largest part is the policy side, yet PostgreSQL's planning and execution barely differ (plans below): the cost is per statement around the plan (the policy's InitPlan, RLS checks, the dbchat_app session)."
-		} else {
-			text += " The largest part is the policy, and PostgreSQL's own time differs too: compare the plans below."
+		if plans != nil {
+			ps = append(ps, plan{q.name, q.floor, plans[qi][0], q.rls, plans[qi][1]})
 		}
-	default:
-		text += " The largest part is the Go tenant layer (tenant.DB.OnceAs: pool acquire, batch and row wrappers) over a bare pgx batch."
 	}
-	return text
+	s.Body = render("rls", map[string]any{"Goal": rlsGoal.bound, "C": c, "Total": int(total), "Size": size, "Samples": samples,
+		"Table": mdTable(append(header, "Verdict"), rows), "Analysis": analysis, "Plans": ps})
+	return s
 }
 
 func pct(part, whole float64) float64 {

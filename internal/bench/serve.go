@@ -48,12 +48,7 @@ func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	defer pool.Close()
-	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		return fail(err)
-	}
-	defer devNull.Close()
-	api := server.New(tenant.New(pool), slog.New(slog.NewJSONHandler(devNull, nil)), server.Config{MaxImportBytes: 1 << 40})
+	api := server.New(tenant.New(pool), devNullLog, server.Config{MaxImportBytes: 1 << 40})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.Handle("/debug/bench/phases", tr)
@@ -83,6 +78,16 @@ func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
 	_ = srv.Shutdown(sctx)
 	return 0
 }
+
+// devNullLog is the JSON access log of `dbchat serve`, written to /dev/null
+// so that the cost of formatting and writing stays.
+var devNullLog = func() *slog.Logger {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		panic(err)
+	}
+	return slog.New(slog.NewJSONHandler(f, nil))
+}()
 
 // phase is the time one database call took, as the client saw it.
 type phase struct {

@@ -56,9 +56,9 @@ type vecStrategy struct {
 }
 
 var vecStrategies = []vecStrategy{
-	vsFloor: {name: "floor: exact, superuser, explicit tenant filter"},
+	vsFloor: {name: "exact reference: superuser, explicit tenant filter"},
 	vsExact: {name: "exact (ForceExact)", method: nlsql.ForceExact},
-	vsHNSW:  {name: "HNSW only (ForceHNSW)", method: nlsql.ForceHNSW},
+	vsHNSW:  {name: "HNSW, no fallback (ForceHNSW)", method: nlsql.ForceHNSW},
 	vsAuto:  {name: "**Auto (shipped)**", method: nlsql.Auto},
 }
 
@@ -118,15 +118,10 @@ type vecData struct {
 
 func runVector(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.Vector
-	d, err := e.newDatabase(ctx, "vector")
+	d, admin, err := e.open(ctx, "vector")
 	if err != nil {
 		return nil, err
 	}
-	admin, err := pgx.Connect(ctx, d.AdminURL)
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close(context.Background())
 	data, err := seedVectors(ctx, e, admin, c)
 	if err != nil {
 		return nil, err
@@ -214,7 +209,7 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 		for s := range vecStrategies {
 			quality[ci][s] = measureQuality(results[ci], s)
 		}
-		e.logf("vector: %s: recall@10 exact %.3f, HNSW only %.3f, Auto %.3f", data.classes[ci].name,
+		e.logf("vector: %s: recall@10 exact %.3f, HNSW without fallback %.3f, Auto %.3f", data.classes[ci].name,
 			quality[ci][vsExact].recall(), quality[ci][vsHNSW].recall(), quality[ci][vsAuto].recall())
 	}
 
@@ -258,32 +253,35 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 	// Plans of the query at the p95 of Auto's latency in the last run, per
 	// class: Auto's statements replayed with EXPLAIN (ANALYZE, BUFFERS), and
 	// the floor's; for the small class also HNSW only, the under-fill case.
-	plans := make([]vecPlans, len(data.classes))
-	for ci, cl := range data.classes {
+	var plans []vecPlans
+	if e.cfg.Explain {
+		plans = make([]vecPlans, len(data.classes))
+	}
+	for ci, cl := range plans2(data.classes, plans) {
 		qi := p95Index(last[ci][vsAuto])
 		q := data.queries[ci][qi]
-		plans[ci].query = qi
-		plans[ci].clientMS = last[ci][vsAuto][qi]
+		plans[ci].Query = qi
+		plans[ci].ClientMS = last[ci][vsAuto][qi]
 		strategies := []int{vsAuto}
 		if cl.name == "small" {
 			// HNSW only: a query it answered short (the under-fill), else
 			// its own p95 query.
 			strategies = append(strategies, vsHNSW)
-			plans[ci].hnswQuery = p95Index(last[ci][vsHNSW])
+			plans[ci].HNSWQuery = p95Index(last[ci][vsHNSW])
 			for i, r := range results[ci] {
 				if len(r[vsHNSW].ids[0]) < len(r[vsFloor].ids[0]) {
-					plans[ci].hnswQuery, plans[ci].hnswShort = i, true
+					plans[ci].HNSWQuery, plans[ci].HNSWShort = i, true
 					break
 				}
 			}
-			plans[ci].hnswMS = last[ci][vsHNSW][plans[ci].hnswQuery]
-			plans[ci].hnswGot = len(results[ci][plans[ci].hnswQuery][vsHNSW].ids[0])
-			plans[ci].hnswWant = len(results[ci][plans[ci].hnswQuery][vsFloor].ids[0])
+			plans[ci].HNSWMS = last[ci][vsHNSW][plans[ci].HNSWQuery]
+			plans[ci].HNSWGot = len(results[ci][plans[ci].HNSWQuery][vsHNSW].ids[0])
+			plans[ci].HNSWWant = len(results[ci][plans[ci].HNSWQuery][vsFloor].ids[0])
 		}
 		for _, s := range strategies {
 			q := q
 			if s == vsHNSW {
-				q = data.queries[ci][plans[ci].hnswQuery]
+				q = data.queries[ci][plans[ci].HNSWQuery]
 			}
 			label := fmt.Sprintf("%s/%d", cl.name, s)
 			capture.start(label)
@@ -298,16 +296,16 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 				text = "EXPLAIN failed: " + err.Error()
 			}
 			if s == vsAuto {
-				plans[ci].auto = text
+				plans[ci].Auto = text
 			} else {
-				plans[ci].hnsw = text
+				plans[ci].HNSW = text
 			}
 		}
 		t := data.tenants[q.tenant]
-		plans[ci].floor, err = explainFloor(ctx, admin, floor, t.id.TenantID, t.models[q.model], q.vec)
+		plans[ci].Floor, err = explainFloor(ctx, admin, floor, t.id.TenantID, t.models[q.model], q.vec)
 		if err != nil {
 			e.logf("vector: explain floor: %v", err)
-			plans[ci].floor = "EXPLAIN failed: " + err.Error()
+			plans[ci].Floor = "EXPLAIN failed: " + err.Error()
 		}
 	}
 	return vectorSection(e, c, data, quality, p50, p95, plans), nil
@@ -647,16 +645,15 @@ func p95Index(xs []float64) int {
 }
 
 type vecPlans struct {
-	query      int
-	clientMS   float64
-	auto, hnsw string
-	floor      string
+	Query             int
+	ClientMS          float64
+	Auto, HNSW, Floor string
 	// The HNSW-only plan's query, its latency, and the pairs it returned
 	// against those that exist (up to k).
-	hnswQuery         int
-	hnswMS            float64
-	hnswShort         bool
-	hnswGot, hnswWant int
+	HNSWQuery         int
+	HNSWMS            float64
+	HNSWShort         bool
+	HNSWGot, HNSWWant int
 }
 
 // isSearch reports whether a captured statement is retrieval's search.
@@ -807,28 +804,20 @@ func vecVerdict(recall, p95 float64) string {
 	return "**missed**: " + strings.Join(miss, "; ")
 }
 
+// plans2 is classes when plans are wanted, else nothing.
+func plans2(classes []vecClass, plans []vecPlans) []vecClass {
+	if plans == nil {
+		return nil
+	}
+	return classes
+}
+
 func vectorSection(e *Env, c VectorConfig, data *vecData, quality [][]vecQuality, p50, p95 [][][]float64, plans []vecPlans) *Section {
 	s := &Section{}
-	var b strings.Builder
-	fmt.Fprintf(&b, "**Goal:** recall@10 ≥ %.2f against exact search in every tenant size class, and p95 ≤ %.0f ms, for the shipped retrieval (`nlsql.Retrieve`, strategy Auto).\n\n", vecRecallGoal, vecP95GoalMS)
-	fmt.Fprintf(&b, "**Data:** %s training rows of %d dimensions in `dbchat.training_data` (the real table: migrations, B-tree and per-kind HNSW indexes, policy) across %s tenants with %d models each. ",
-		thousands(data.rows), embed.Dim, thousands(c.Tenants), c.Models)
-	if c.Rows < 200_000 || c.Tenants < 1000 {
-		fmt.Fprintf(&b, "**Scaled down** at this scale from the issue's 200,000 rows across 1,000 tenants (`BENCH_SCALE=full make bench BENCH=vector` runs the full size). ")
-		largest := 0
-		for _, ti := range data.classes[1].tenants {
-			largest = max(largest, slices.Max(data.tenants[ti].sqlRows))
-		}
-		if largest <= nlsql.DefaultExactMax {
-			fmt.Fprintf(&b, "At this size no large tenant's model holds more than %s pairs, below Auto's exact threshold (%s), so Auto searches the large class exactly; at full size (2 %% of 200,000 rows) their main models cross it and take the HNSW path, and the graph Auto walks for the huge tenant is five times larger. ",
-				thousands(largest), thousands(nlsql.DefaultExactMax))
-		}
+	largest := 0
+	for _, ti := range data.classes[1].tenants {
+		largest = max(largest, slices.Max(data.tenants[ti].sqlRows))
 	}
-	fmt.Fprintf(&b, "Skew: one tenant holds 25 %% of the rows, ten hold 2 %% each, the other %s share the rest (each between 0.2 and 1.8 times their mean). Within a tenant each model has half the rows of the one before; within a model 1/16 are DDL items, 1/16 documentation items and the rest question→SQL pairs.\n\n", thousands(c.Tenants-11))
-	fmt.Fprintf(&b, "Vectors are clustered, not uniform (uniform random vectors have no neighbourhoods for an ANN index to exploit): %d random unit topic centres shared by all tenants; each tenant draws its rows from %d of them, a row being its centre plus Gaussian noise (σ = %.3f per dimension) normalised. Every tenant's rows thus sit in regions crowded with other tenants' rows, which is what makes a filtered HNSW search hard. Rows were loaded in random order across tenants (one tenant's rows scattered over the heap) by `COPY` as the superuser with the HNSW indexes dropped (%s), then the indexes were rebuilt from their own catalog definitions (%s) and the table vacuumed and analysed. Heap %s; indexes: %s.\n\n",
-		c.Topics, vecTenantTopics, vectest.DataNoise, data.loadTook.Round(time.Second), data.buildTook.Round(time.Second), data.tableSize, strings.Join(data.indexSize, ", "))
-
-	header := []string{"Class", "Tenants", "Rows per tenant", "Pairs per (tenant, model)", "Queries"}
 	var rows [][]string
 	for ci, cl := range data.classes {
 		lo, hi, plo, phi := math.MaxInt, 0, math.MaxInt, 0
@@ -841,17 +830,7 @@ func vectorSection(e *Env, c VectorConfig, data *vecData, quality [][]vecQuality
 		}
 		rows = append(rows, []string{cl.name + " (" + cl.share + ")", thousands(len(cl.tenants)), rangeText(lo, hi), rangeText(plo, phi), strconv.Itoa(len(data.queries[ci]))})
 	}
-	b.WriteString(mdTable(header, rows))
-	b.WriteString("\n")
-	fmt.Fprintf(&b, "**Queries:** %d per class, the same in every run: the tenant at random within the class, the model that of a random stored pair of the tenant; two in three are that pair's vector plus noise (σ = %.3f, a paraphrase of a trained question), one in three a fresh draw from one of the tenant's topics (a new question on a subject it has trained).\n\n", c.Queries, vectest.QueryNoise)
-	b.WriteString("**Method:** each call is what `/v1/ask` pays for retrieval: `tenant.DB.TxAs` as `dbchat_app` (BEGIN and the tenant setting pipelined with the first statement, COMMIT at the end) around `nlsql.Retriever{Method: …}.Retrieve` with `nlsql.DefaultKs` (10 pairs, 5 DDL items, 5 documentation items of the tenant's model). Strategies:\n\n")
-	b.WriteString("- **floor**: the superuser (no RLS) running retrieval's exact search statement with an explicit `WHERE tenant_id = $1 AND model_id = $2`: one statement, one round trip, no count, no transaction. Its answers are the ground truth for recall.\n")
-	fmt.Fprintf(&b, "- **exact** (`ForceExact`): the tenant's rows found through the `(tenant_id, model_id, embedder, kind)` B-tree, every distance computed, sorted.\n")
-	fmt.Fprintf(&b, "- **HNSW only** (`ForceHNSW`): the kind's partial HNSW index with pgvector's iterative scan (`relaxed_order`, `hnsw.ef_search` = %d, `hnsw.max_scan_tuples` = %d) and **no exact fallback**: what the index alone returns once RLS and the model filter have dropped other tenants' rows.\n", nlsql.DefaultEfSearch, nlsql.DefaultMaxScanTuples)
-	fmt.Fprintf(&b, "- **Auto** (shipped): counts the set first (index-only, capped); exact up to %d rows or when the expected walk (k × table rows / set rows) exceeds half of `max_scan_tuples`, HNSW with the iterative scan otherwise, and exact again when an HNSW scan comes back short.\n\n", nlsql.DefaultExactMax)
-	b.WriteString("Each strategy runs on one warm connection of its own; per query the four run back to back in a random order, so that other work on the machine hits them alike. A first untimed pass over all queries warms the caches and gives recall (the answers do not change between runs). Latency is client-side wall time; p50 and p95 are taken over the class's queries within a run, then the median (min–max) over runs. Recall@10 is the share of the floor's top pairs (up to 10, fewer when the model has fewer) that the strategy returned, over all the class's queries; \"all kinds\" counts the DDL (k = 5) and documentation (k = 5) items too; \"short\" counts queries answered with fewer pairs than exist (up to 10).\n\n")
-
-	header = []string{"Class", "Strategy", "recall@10 (pairs)", "recall, all kinds", "short", "p50 ms", "p95 ms", "p95 / floor p95", "path taken for the pairs"}
+	classes := mdTable([]string{"Class", "Tenants", "Rows per tenant", "Pairs per (tenant, model)", "Queries"}, rows)
 	rows = nil
 	var analysis []string
 	for ci, cl := range data.classes {
@@ -867,45 +846,37 @@ func vectorSection(e *Env, c VectorConfig, data *vecData, quality [][]vecQuality
 		}
 		qa := quality[ci][vsAuto]
 		ap95 := newDist(p95[ci][vsAuto])
-		verdict := vecVerdict(qa.recall(), ap95.Med)
 		s.Summary = append(s.Summary, Row{
 			Measure: fmt.Sprintf("%s tenants (%s): recall@10, p95", cl.name, cl.share),
-			Floor:   "p95 " + newDist(p95[ci][vsFloor]).m("%.1f ms"),
+			Floor:   "exact search p95 " + newDist(p95[ci][vsFloor]).m("%.1f ms"),
 			Dbchat:  fmt.Sprintf("recall %.3f, p95 %s", qa.recall(), ap95.m("%.1f ms")),
-			Ratio:   newDist(ratios(p95[ci][vsAuto], p95[ci][vsFloor])).f("%.2f"),
+			Ratio:   newDist(ratios(p95[ci][vsAuto], p95[ci][vsFloor])).f("%.2f") + " (not judged)",
 			Goal:    fmt.Sprintf("recall ≥ %.2f, p95 ≤ %.0f ms", vecRecallGoal, vecP95GoalMS),
-			Verdict: verdict,
+			Verdict: vecVerdict(qa.recall(), ap95.Med),
 		})
 		if qa.recall() < vecRecallGoal || ap95.Med > vecP95GoalMS {
-			analysis = append(analysis, vecAnalysis(cl, quality[ci], p95[ci], plans[ci]))
+			analysis = append(analysis, vecAnalysis(cl, quality[ci], p95[ci]))
 		}
 	}
-	b.WriteString(mdTable(header, rows))
-	b.WriteString("\n")
-	if len(analysis) > 0 {
-		b.WriteString("**Where the goal is missed:**\n\n")
-		for _, a := range analysis {
-			b.WriteString("- " + a + "\n")
-		}
-		b.WriteString("\n")
-	} else {
-		fmt.Fprintf(&b, "**Every class meets the goal with Auto** (recall ≥ %.2f, p95 ≤ %.0f ms). ", vecRecallGoal, vecP95GoalMS)
+	type planOut struct {
+		Class, What string
+		P           vecPlans
 	}
-	b.WriteString(vecObservations(data, quality, p50, p95, plans))
-	b.WriteString("\n### Plans\n\nFor each class, the query at the 95th percentile of Auto's latency in the last run, replayed as `dbchat_app` in the tenant's transaction with the statements Auto ran (the count and, on the HNSW path, the `hnsw.*`/`enable_sort` settings) and its search under `EXPLAIN (ANALYZE, BUFFERS)`, warm; then the floor's statement for the same query as the superuser. For the small class also HNSW only, which shows the under-fill.\n\n")
-	for ci, cl := range data.classes {
-		p := plans[ci]
-		fmt.Fprintf(&b, "#### %s: query %d (Auto took %.1f ms client-side)\n\nAuto: %s\n\n%s\n", cl.name, p.query, p.clientMS, planFacts(p.auto), codeBlock(p.auto))
-		if p.hnsw != "" {
-			what := "its p95 query"
-			if p.hnswShort {
-				what = "the first query it answered short"
-			}
-			fmt.Fprintf(&b, "HNSW only, %s (query %d: %d of %d pairs, %.1f ms client-side): %s\n\n%s\n", what, p.hnswQuery, p.hnswGot, p.hnswWant, p.hnswMS, planFacts(p.hnsw), codeBlock(p.hnsw))
+	var ps []planOut
+	for ci, p := range plans {
+		what := "its p95 query"
+		if p.HNSWShort {
+			what = "the first query it answered short"
 		}
-		fmt.Fprintf(&b, "floor: %s\n\n%s\n", planFacts(p.floor), codeBlock(p.floor))
+		ps = append(ps, planOut{data.classes[ci].name, what, p})
 	}
-	s.Body = b.String()
+	s.Body = render("vector", map[string]any{"Recall": vecRecallGoal, "P95": vecP95GoalMS, "Rows": data.rows, "Dim": embed.Dim, "C": c,
+		"Scaled": c.Rows < 200_000 || c.Tenants < 1000, "BelowExact": largest <= nlsql.DefaultExactMax, "Largest": largest,
+		"ExactMax": nlsql.DefaultExactMax, "Others": c.Tenants - 11, "TenantTopics": vecTenantTopics, "DataNoise": vectest.DataNoise,
+		"QueryNoise": vectest.QueryNoise, "LoadTook": data.loadTook, "BuildTook": data.buildTook, "TableSize": data.tableSize,
+		"IndexSize": strings.Join(data.indexSize, ", "), "Classes": classes, "EfSearch": nlsql.DefaultEfSearch,
+		"MaxScan": nlsql.DefaultMaxScanTuples, "Table": mdTable([]string{"Class", "Strategy", "recall@10 (pairs)", "recall, all kinds", "short", "p50 ms", "p95 ms", "p95 / exact reference p95", "path taken for the pairs"}, rows),
+		"Analysis": analysis, "Observations": vecObservations(data, quality, p50, p95, plans), "Plans": ps})
 	return s
 }
 
@@ -916,8 +887,8 @@ func rangeText(lo, hi int) string {
 	return thousands(lo) + "–" + thousands(hi)
 }
 
-// vecAnalysis explains a missed goal for one class.
-func vecAnalysis(cl vecClass, q []vecQuality, p95 [][]float64, p vecPlans) string {
+// vecAnalysis states a missed goal for one class from the measurements.
+func vecAnalysis(cl vecClass, q []vecQuality, p95 [][]float64) string {
 	qa := q[vsAuto]
 	text := fmt.Sprintf("%s: Auto's %s. Pairs searched: %s.", cl.name, strings.TrimPrefix(vecVerdict(qa.recall(), newDist(p95[vsAuto]).Med), "**missed**: "), qa.pathText())
 	best, bestP95 := -1, math.Inf(1)
@@ -927,20 +898,13 @@ func vecAnalysis(cl vecClass, q []vecQuality, p95 [][]float64, p vecPlans) strin
 		}
 	}
 	if best >= 0 {
-		text += fmt.Sprintf(" Of the forced strategies, %s reaches the recall goal with p95 %.1f ms.", strings.Trim(vecStrategies[best].name, "*"), bestP95)
-	} else {
-		text += " No forced strategy reaches the recall goal either."
+		return text + fmt.Sprintf(" Of the forced strategies, %s reaches the recall goal with p95 %.1f ms.", vecStrategies[best].name, bestP95)
 	}
-	text += fmt.Sprintf(" The plan of the p95 query (below): %s, against %.1f ms client-side", planFacts(p.auto), p.clientMS)
-	if strings.Contains(p.auto, "hnsw") {
-		text += "; on the HNSW path the time goes into the graph walk and the heap fetches of candidates that RLS and the model filter then discard (see \"Rows Removed by Filter\")."
-	} else {
-		text += "; on the exact path the time is one distance per row of the set, fetched through the B-tree from heap pages scattered across the table (buffers above); the set is too large for exact search within the goal."
-	}
-	return text
+	return text + " No forced strategy reaches the recall goal either."
 }
 
-// vecObservations states what the table shows beyond the verdicts.
+// vecObservations states what the table shows beyond the verdicts, from
+// the numbers (and the plans, when captured).
 func vecObservations(data *vecData, q [][]vecQuality, p50, p95 [][][]float64, plans []vecPlans) string {
 	var out, exactClasses []string
 	for ci, cl := range data.classes {
@@ -950,30 +914,28 @@ func vecObservations(data *vecData, q [][]vecQuality, p50, p95 [][][]float64, pl
 		}
 	}
 	if len(exactClasses) > 0 {
-		out = append(out, fmt.Sprintf("Where Auto searches exactly it runs the floor's kind of plan and costs, at p50, %s more than the floor: the count statement that picks the path and the transaction around the search (BEGIN and the tenant setting ride with the first statement, COMMIT is a round trip of its own).",
-			strings.Join(exactClasses, ", ")))
+		out = append(out, fmt.Sprintf("Where Auto searches exactly, its p50 differs from the exact reference's (one statement, no count, no transaction) by %s.", strings.Join(exactClasses, ", ")))
 	}
 	for ci, cl := range data.classes {
-		if au, hn := newDist(p95[ci][vsAuto]).Med, newDist(p95[ci][vsHNSW]).Med; q[ci][vsAuto].paths["hnsw"] > 0 && hn > au {
-			out = append(out, fmt.Sprintf("Auto beats HNSW only on the %s class (p95 %.1f against %.1f ms) because it walks the graph only for large sets and ranks the small ones (DDL and documentation items, the smaller models) exactly: a graph walk for a small set spends its time skipping other tenants' rows.",
-				cl.name, au, hn))
+		au, hn, ex := newDist(p95[ci][vsAuto]).Med, newDist(p95[ci][vsHNSW]).Med, newDist(p95[ci][vsExact]).Med
+		if q[ci][vsAuto].paths["hnsw"] > 0 && hn > au {
+			out = append(out, fmt.Sprintf("On the %s class Auto's p95 is %.1f ms against %.1f ms for HNSW without fallback.", cl.name, au, hn))
 		}
-		h := q[ci][vsHNSW]
-		if h.short > 0 || h.recall() < vecRecallGoal {
-			text := fmt.Sprintf("HNSW alone answers %d of %d %s-class queries short (recall %.3f) at p95 %.0f ms: the index orders every tenant's vectors together, the policy and the model filter drop the other tenants' candidates, and the iterative scan stops at `max_scan_tuples` before enough of a %s tenant's rows turn up.",
-				h.short, h.queries, cl.name, h.recall(), newDist(p95[ci][vsHNSW]).Med, cl.name)
-			if removed := maxRemoved(plans[ci].hnsw); removed > 0 {
-				text += fmt.Sprintf(" In the plan below one scan discards %s rows of other tenants and models", thousands(removed))
-				if m := planBuffers.FindStringSubmatch(plans[ci].hnsw); m != nil && m[2] != "" {
-					text += fmt.Sprintf(", and the walk reads %s pages from outside shared_buffers (heap and graph together exceed them)", m[2])
+		if h := q[ci][vsHNSW]; h.short > 0 || h.recall() < vecRecallGoal {
+			text := fmt.Sprintf("HNSW without fallback answers %d of %d %s-class queries short (recall %.3f) at p95 %.0f ms.", h.short, h.queries, cl.name, h.recall(), hn)
+			if ci < len(plans) {
+				if removed := maxRemoved(plans[ci].HNSW); removed > 0 {
+					text += fmt.Sprintf(" In the plan below one scan discards %s rows by filter", thousands(removed))
+					if m := planBuffers.FindStringSubmatch(plans[ci].HNSW); m != nil && m[2] != "" {
+						text += fmt.Sprintf(" and reads %s pages from outside shared_buffers", m[2])
+					}
+					text += "."
 				}
-				text += "."
 			}
 			out = append(out, text)
 		}
-		ex, au := newDist(p95[ci][vsExact]).Med, newDist(p95[ci][vsAuto]).Med
 		if q[ci][vsAuto].paths["hnsw"] > 0 && ex > au {
-			out = append(out, fmt.Sprintf("For the %s class exact search would cost p95 %.1f ms against Auto's %.1f ms on the HNSW path.", cl.name, ex, au))
+			out = append(out, fmt.Sprintf("For the %s class exact search (ForceExact) has p95 %.1f ms against Auto's %.1f ms on the HNSW path.", cl.name, ex, au))
 		}
 	}
 	if len(out) == 0 {
