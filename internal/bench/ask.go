@@ -101,7 +101,7 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	defer box.Close()
 	sql := sandbox.New(db, box)
 	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
-	svc := &ask.Service{DB: db, SQL: sql, Embedder: store.Embedder, Generator: generate.NewOffline(), Store: store}
+	svc := ask.New(db, sql, store, generate.NewOffline())
 
 	seed, err := seedAsk(ctx, e, admin, db, store, c)
 	if err != nil {
