@@ -8,9 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"regexp"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -599,30 +597,16 @@ func askDiagnostics(ctx context.Context, e *Env, appURL string, svc *ask.Service
 		e.logf("ask: explain: %v", err)
 	}
 
-	path := e.path("ask.pprof")
-	f, err := os.Create(path)
-	if err != nil {
-		return d, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return d, err
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, q := range questions {
-			if _, err := svc.Ask(tctx, ask.Request{Question: q.text, Execute: true}); err != nil {
-				pprof.StopCPUProfile()
-				f.Close()
-				return d, err
+	d.prof, err = profileSelf(ctx, e.path("ask.pprof"), func() error {
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+			for _, q := range questions {
+				if _, err := svc.Ask(tctx, ask.Request{Question: q.text, Execute: true}); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	pprof.StopCPUProfile()
-	if err := f.Close(); err != nil {
-		return d, err
-	}
-	d.prof, err = summarizeProfile(ctx, path)
+		return nil
+	})
 	return d, err
 }
 

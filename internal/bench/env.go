@@ -117,6 +117,12 @@ func (e *Env) newDatabase(ctx context.Context, suffix string) (*benchDB, error) 
 	if err != nil {
 		return nil, fmt.Errorf("migrate %s: %w", name, err)
 	}
+	// The superuser's sessions find the vector type and operators where the
+	// platform roles do (migrate keeps the extension out of public).
+	if err := e.exec(ctx, "postgres", "ALTER ROLE CURRENT_USER IN DATABASE "+pgx.Identifier{name}.Sanitize()+
+		" SET search_path = \"$user\", public, "+migrate.ExtensionSchema); err != nil {
+		return nil, err
+	}
 	e.dbs = append(e.dbs, name)
 	return d, nil
 }
@@ -139,12 +145,18 @@ func (e *Env) open(ctx context.Context, suffix string) (*benchDB, *pgx.Conn, err
 func (e *Env) dropDatabase(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, withDatabase(e.cfg.AdminURL, "postgres", "", ""))
+	_ = e.exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+// exec runs one statement as the superuser in database db.
+func (e *Env) exec(ctx context.Context, db, sql string) error {
+	conn, err := pgx.Connect(ctx, withDatabase(e.cfg.AdminURL, db, "", ""))
 	if err != nil {
-		return
+		return err
 	}
 	defer conn.Close(context.Background())
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 // withDatabase returns connURL with its database (and, if user is set, its

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -438,23 +436,10 @@ func measureLoad(ctx context.Context, e *Env, t target, ep endpoint, c HTTPConfi
 
 // profileLoad repeats a load run with this process under the CPU profiler.
 func profileLoad(ctx context.Context, e *Env, t target, ep endpoint, c HTTPConfig, path string) (profileSummary, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return profileSummary{}, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return profileSummary{}, err
-	}
-	_, err = e.runLoad(ctx, t.url+ep.path, t.header, c.Concurrency, c.Duration)
-	pprof.StopCPUProfile()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return profileSummary{Path: path}, err
-	}
-	return summarizeProfile(ctx, path)
+	return profileSelf(ctx, path, func() error {
+		_, err := e.runLoad(ctx, t.url+ep.path, t.header, c.Concurrency, c.Duration)
+		return err
+	})
 }
 
 func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int, profs [][]profileSummary, plans []endpointPlans) *Section {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,6 +85,28 @@ func goTool() (string, error) {
 		return filepath.Join(root, "bin", "go"), nil
 	}
 	return "", fmt.Errorf("the go command is not on PATH")
+}
+
+// profileSelf runs work with this process under the CPU profiler, writing
+// the profile to path, and summarises it.
+func profileSelf(ctx context.Context, path string, work func() error) (profileSummary, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return profileSummary{}, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return profileSummary{}, err
+	}
+	err = work()
+	pprof.StopCPUProfile()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return profileSummary{Path: path}, err
+	}
+	return summarizeProfile(ctx, path)
 }
 
 // summarizeProfile reads a CPU profile with `go tool pprof -top`.

@@ -130,7 +130,7 @@ func LoadWithoutHNSW(ctx context.Context, conn Conn, load func() error) (time.Du
 // (pgvector-go's own pgx package would bring in another module.)
 func RegisterCopy(ctx context.Context, conn *pgx.Conn) error {
 	var oid uint32
-	if err := conn.QueryRow(ctx, `SELECT 'vector'::regtype::oid`).Scan(&oid); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT oid FROM pg_type WHERE typname = 'vector' AND typtype = 'b'`).Scan(&oid); err != nil {
 		return err
 	}
 	conn.TypeMap().RegisterType(&pgtype.Type{Name: "vector", OID: oid, Codec: copyCodec{}})
