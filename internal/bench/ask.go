@@ -34,8 +34,9 @@ import (
 // ask.Service.Ask with the offline generator, in this process; the time
 // outside the generator (embed, retrieve, validate, execute, history write)
 // is the total minus the generator's own time. The same questions also go
-// end to end over HTTP (the real server, key auth, JSON). The floor is one
-// bare pgx query of the tenant's customers table as the superuser.
+// end to end over HTTP (the real server, key auth, JSON). The goal is an
+// absolute time; one bare pgx query of the tenant's customers table as the
+// superuser is the reference shown for scale (not a floor).
 
 const askP50GoalMS = 10.0
 
@@ -195,7 +196,7 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	}
 
 	// Timed runs: every question once per run in a random order, each
-	// directly, over HTTP and followed by the floor query, in a random order.
+	// directly, over HTTP and followed by the reference query, in a random order.
 	samples := make([][]askSample, e.cfg.Runs)
 	floors := make([][]float64, e.cfg.Runs)
 	rng := rand.New(rand.NewPCG(5, 6))
