@@ -37,10 +37,11 @@ generate: ## regenerate internal/dbsqlc (sqlc) and the Go API client internal/se
 	$(SQLC) generate
 	$(GO) generate ./$(APICLIENT)
 
-verify: $(TSCHECK)/node_modules/.package-lock.json ## fail on stale generated code, sqlc vet findings, go vet or gofmt issues, or an API document a client generator rejects
+verify: $(TSCHECK)/node_modules/.package-lock.json ## fail on stale generated code, sqlc vet findings, go vet, staticcheck or gofmt issues, or an API document a client generator rejects
 	$(SQLC) diff
 	$(SQLC) vet
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	@test -z "$$(gofmt -l cmd internal db)" || { gofmt -l cmd internal db; echo "gofmt needed"; exit 1; }
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -e && \
 	  echo "oapi-codegen: $(OPENAPI) -> $(APICLIENT)/apiclient.gen.go" && \

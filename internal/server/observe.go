@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -77,7 +78,7 @@ func newMetrics(db *tenant.DB) *metrics {
 		}, []string{"method", "route"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, poolCollector{db: db},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.http = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 	m.handler = func(c *gin.Context) { m.http.ServeHTTP(c.Writer, c.Request) }
 	return m
