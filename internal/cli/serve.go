@@ -98,8 +98,13 @@ func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 		return err
 	}
 	have, err := migrate.Applied(ctx, pool)
-	if err != nil || have < want {
+	switch {
+	case err != nil || have < want:
 		return fmt.Errorf("database is not migrated (at %d, need %d): run `dbchat migrate`", have, want)
+	case have > want:
+		// A newer binary migrated it: this one would run against tables and
+		// policies it does not know.
+		return fmt.Errorf("database is at migration %d, newer than this dbchat knows (%d): run the newer dbchat", have, want)
 	}
 	return nil
 }

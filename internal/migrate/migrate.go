@@ -49,7 +49,14 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = io.Discard
 	}
-	if err := prepareCluster(ctx, cfg, opts.Passwords); err != nil {
+	// One run at a time, start to end: two instances starting together
+	// would race on CREATE EXTENSION, the roles and the grants.
+	maint, err := lockCluster(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer maint.Close(context.Background())
+	if err := prepareCluster(ctx, maint, cfg, opts.Passwords); err != nil {
 		return err
 	}
 	if err := prepareDatabase(ctx, cfg); err != nil {
@@ -70,19 +77,25 @@ func Run(ctx context.Context, opts Options) error {
 	return finish(ctx, cfg)
 }
 
-// prepareCluster creates the roles and the database, holding an advisory lock
-// in the maintenance database so parallel runs do not race.
-func prepareCluster(ctx context.Context, cfg *pgx.ConnConfig, passwords map[string]string) error {
+// lockCluster connects to the maintenance database and takes the migrate
+// lock there; it is held until the connection closes.
+func lockCluster(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 	maint := cfg.Copy()
 	maint.Database = "postgres"
 	conn, err := pgx.ConnectConfig(ctx, maint)
 	if err != nil {
-		return fmt.Errorf("connect to the maintenance database: %w", err)
+		return nil, fmt.Errorf("connect to the maintenance database: %w", err)
 	}
-	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(lockKey)); err != nil {
-		return err
+		conn.Close(context.Background())
+		return nil, err
 	}
+	return conn, nil
+}
+
+// prepareCluster creates the roles and the database on conn, a connection
+// to the maintenance database that holds the migrate lock.
+func prepareCluster(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig, passwords map[string]string) error {
 	if err := ensureRoles(ctx, conn, passwords); err != nil {
 		return err
 	}
@@ -130,7 +143,7 @@ func prepareDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	stmts = append(stmts, hardenFunctions...)
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, s); err != nil {
-			if strings.Contains(s, "vector") {
+			if strings.Contains(s, "CREATE EXTENSION") && extensionMissing(err) {
 				return fmt.Errorf("create extension vector: %w (install pgvector: `make pgvector`, or use the pgvector/pgvector Docker image)", err)
 			}
 			return fmt.Errorf("%s: %w", s, err)
@@ -246,6 +259,14 @@ func Latest() (int64, error) {
 		latest = max(latest, v)
 	}
 	return latest, nil
+}
+
+// extensionMissing reports whether err says the server has no such
+// extension installed (its control file is missing), the one case where
+// installing pgvector is the fix.
+func extensionMissing(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "58P01" || pg.Code == "0A000")
 }
 
 func isDuplicate(err error) bool {
