@@ -36,6 +36,11 @@ func bindNames(sel *pg_query.SelectStmt, p Policy) bindings {
 				name = a.GetAliasname()
 			}
 			b[name] = append(b[name], inf.rangeVar(n))
+			// Outside the CTE's scope the same name is the tenant's table:
+			// the field must be a column of both.
+			if _, cte := ctes[n.GetRelname()]; cte && n.GetSchemaname() == "" && p.Tables[n.GetRelname()] {
+				b[name] = append(b[name], p.Columns[n.GetRelname()])
+			}
 		case *pg_query.RangeSubselect:
 			if a := n.GetAlias(); a != nil {
 				cols := inf.withAliasColumns(inf.query(n.GetSubquery().GetSelectStmt()), a)

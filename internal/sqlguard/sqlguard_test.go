@@ -137,6 +137,8 @@ func TestFieldSelection(t *testing.T) {
 		`SELECT j.record_out FROM (customers JOIN orders ON true) j`,
 		`SELECT t_bbbb.orders.id FROM orders`,
 		`SELECT x.pg_sleep FROM (SELECT 1 AS a) x, (SELECT 2 AS pg_sleep) y`,
+		// orders is the tenant's table here, the CTE only inside s
+		`SELECT o.record_out FROM orders o, (WITH orders AS (SELECT 1 AS record_out) SELECT * FROM orders) s`,
 	} {
 		err := sqlguard.Check(sql, policy)
 		var r *sqlguard.Rejection
