@@ -192,7 +192,7 @@ func (s *Service) validateOnly(ctx context.Context, a Answer, req Request, model
 // context resolves the model and gathers what the generator may see: the
 // retrieved pairs, DDL and documentation, and the catalog.
 func (s *Service) context(ctx context.Context, req Request, vec []float32) (generate.Input, uuid.UUID, error) {
-	in := generate.Input{Question: req.Question, HasValue: s.SQL.HasValue}
+	in := generate.Input{Question: req.Question, FindValues: s.SQL.FindValues}
 	var modelID uuid.UUID
 	err := s.DB.Tx(ctx, func(tx tenant.Conn) error {
 		var err error

@@ -41,9 +41,10 @@ type Input struct {
 	Examples []Example
 	// Tables is the tenant's catalog (the offline generator's knowledge).
 	Tables []Table
-	// HasValue reports whether table.column holds value; the offline
-	// generator uses it to turn named values into filters. May be nil.
-	HasValue func(ctx context.Context, table, column, value string) bool
+	// FindValues reports which of values table.column holds (one sandbox
+	// statement per call); the offline generator uses it, within its probe
+	// budget, to turn named values into filters. May be nil.
+	FindValues func(ctx context.Context, table, column string, values []string) ([]string, error)
 	// PriorSQL and PriorError drive one correction round.
 	PriorSQL, PriorError string
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -21,10 +22,26 @@ type Offline struct {
 	// ReuseDistance is how close (cosine distance) a trained question must
 	// be for its SQL to be reused as is.
 	ReuseDistance float64
+	// Probes is the question's budget for looking up the values it names:
+	// at most MaxProbes sandbox statements (one per text column, each
+	// checking all candidate values at once) taking at most ProbeTime in
+	// all, for at most MaxValues candidate values. Values still unplaced
+	// when the budget is spent become no filter.
+	MaxProbes, MaxValues int
+	ProbeTime            time.Duration
 }
 
+// Probe budget defaults.
+const (
+	DefaultMaxProbes = 50
+	DefaultMaxValues = 32
+	DefaultProbeTime = 5 * time.Second
+)
+
 // NewOffline returns the offline generator with its defaults.
-func NewOffline() *Offline { return &Offline{ReuseDistance: 0.12} }
+func NewOffline() *Offline {
+	return &Offline{ReuseDistance: 0.12, MaxProbes: DefaultMaxProbes, MaxValues: DefaultMaxValues, ProbeTime: DefaultProbeTime}
+}
 
 // Name implements Generator.
 func (o *Offline) Name() string { return "offline" }
@@ -39,7 +56,7 @@ func (o *Offline) Generate(ctx context.Context, in Input) (Output, error) {
 	if !ok {
 		return Output{}, ErrNoSQL("the question names none of your tables")
 	}
-	sql, err := q.build(ctx, t, in.HasValue)
+	sql, err := q.build(t, o.placeValues(ctx, q, t, in.FindValues))
 	if err != nil {
 		return Output{}, err
 	}
@@ -229,9 +246,53 @@ func firstOf(t Table, k string) (Column, bool) {
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// build writes the SQL for q over t.
-func (q question) build(ctx context.Context, t Table, hasValue func(context.Context, string, string, string) bool) (string, error) {
-	where, err := q.filters(ctx, t, hasValue)
+// placeValues finds, within the probe budget, the text column of t that
+// holds each value the question names (the first one in catalog order), with
+// one statement per column for all values still unplaced.
+func (o *Offline) placeValues(ctx context.Context, q question, t Table, find func(context.Context, string, string, []string) ([]string, error)) map[string]string {
+	placed := map[string]string{}
+	if find == nil {
+		return placed
+	}
+	var open []string
+	for _, v := range q.values() {
+		if !slices.Contains(open, v) && len(open) < o.MaxValues {
+			open = append(open, v)
+		}
+	}
+	if len(open) == 0 {
+		return placed
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.ProbeTime)
+	defer cancel()
+	probes := 0
+	for _, c := range t.Columns {
+		if len(open) == 0 || probes >= o.MaxProbes || ctx.Err() != nil {
+			break
+		}
+		if kind(c.Type) != "text" {
+			continue
+		}
+		probes++
+		found, err := find(ctx, t.Name, c.Name, open)
+		if err != nil {
+			continue // a failed probe places nothing
+		}
+		open = slices.DeleteFunc(open, func(v string) bool {
+			if slices.Contains(found, v) {
+				placed[v] = c.Name
+				return true
+			}
+			return false
+		})
+	}
+	return placed
+}
+
+// build writes the SQL for q over t; placed maps values the question names
+// to the column holding them.
+func (q question) build(t Table, placed map[string]string) (string, error) {
+	where, err := q.filters(t, placed)
 	if err != nil {
 		return "", err
 	}
@@ -398,16 +459,13 @@ var comparisons = []struct {
 
 // filters builds the WHERE clause: named values, numeric comparisons and a
 // year ("in 2024").
-func (q question) filters(ctx context.Context, t Table, hasValue func(context.Context, string, string, string) bool) (string, error) {
+func (q question) filters(t Table, placed map[string]string) (string, error) {
 	var conds []string
-	if hasValue != nil {
-		for _, v := range q.values() {
-			for _, c := range t.Columns {
-				if kind(c.Type) == "text" && hasValue(ctx, t.Name, c.Name, v) {
-					conds = append(conds, ident(c.Name)+" = "+literal(v))
-					break
-				}
-			}
+	seen := map[string]bool{}
+	for _, v := range q.values() {
+		if c, ok := placed[v]; ok && !seen[v] {
+			seen[v] = true
+			conds = append(conds, ident(c)+" = "+literal(v))
 		}
 	}
 	joined := " " + strings.Join(q.words, " ") + " "

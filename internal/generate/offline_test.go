@@ -51,7 +51,7 @@ func TestOfflineOnTheDemoShop(t *testing.T) {
 	}
 	gen := generate.NewOffline()
 	in := func(q string) generate.Input {
-		return generate.Input{Question: q, Tables: demoTables(), HasValue: svc.HasValue}
+		return generate.Input{Question: q, Tables: demoTables(), FindValues: svc.FindValues}
 	}
 	cases := []struct{ question, want string }{
 		{"How many customers do we have?", `SELECT count(*) FROM customers`},

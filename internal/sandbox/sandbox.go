@@ -194,6 +194,12 @@ func (s *Service) execute(ctx context.Context, tenantID uuid.UUID, req Request) 
 		}
 		return rows.Err()
 	})
+	if errors.Is(err, tenant.ErrRowTooLarge) {
+		// A row larger than the sandbox's message cap could never fit in
+		// the response: it ends the result as the byte cap would, without
+		// having been read into memory.
+		res.Truncated, err = true, nil
+	}
 	res.RowCount = len(res.Rows)
 	return res, err
 }
@@ -281,20 +287,40 @@ func (s *Service) Record(ctx context.Context, req Request, status, msg string) (
 	return s.record(ctx, req, status, msg, nil, nil)
 }
 
-// HasValue reports whether table.column of the tenant in ctx holds value. The
-// offline generator uses it to turn names in a question into filters; it
-// runs in the same box as any statement and is not recorded in history.
-func (s *Service) HasValue(ctx context.Context, table, column, value string) bool {
+// FindValues reports which of values table.column of the tenant in ctx
+// holds, with one statement (SELECT EXISTS (… WHERE column = 'v1'),
+// EXISTS (… = 'v2'), …: each stops at its first match, and uses only the
+// column's equality operator): the offline generator uses it to turn names
+// in a question into filters. It runs in the same box as any statement,
+// counts toward the tenant's share of the sandbox, and is not recorded in
+// history.
+func (s *Service) FindValues(ctx context.Context, table, column string, values []string) ([]string, error) {
 	id, ok := tenant.FromContext(ctx)
 	if !ok {
-		return false
+		return nil, apperr.Errorf(apperr.Internal, "sandbox without identity")
 	}
-	sql := `SELECT 1 FROM ` + pgx.Identifier{table}.Sanitize() + ` WHERE ` + pgx.Identifier{column}.Sanitize() +
-		` = '` + strings.ReplaceAll(value, "'", "''") + `' LIMIT 1`
-	found := false
-	err := s.box.Query(ctx, id.TenantID, sql, tenant.Limits{MaxRows: 1, Timeout: time.Second}, func(rows pgx.Rows) error {
-		found = rows.Next()
-		return nil
+	if len(values) == 0 {
+		return nil, nil
+	}
+	from := ` FROM ` + pgx.Identifier{table}.Sanitize() + ` WHERE ` + pgx.Identifier{column}.Sanitize() + ` = `
+	var sql strings.Builder
+	sql.WriteString(`SELECT `)
+	for i, v := range values {
+		if i > 0 {
+			sql.WriteString(`, `)
+		}
+		sql.WriteString(`EXISTS (SELECT 1` + from + `'` + strings.ReplaceAll(v, "'", "''") + `')`)
+	}
+	var found []string
+	err := s.box.Query(ctx, id.TenantID, sql.String(), tenant.Limits{MaxRows: 1, Timeout: time.Second}, func(rows pgx.Rows) error {
+		if rows.Next() {
+			for i, v := range rows.RawValues() {
+				if string(v) == "t" {
+					found = append(found, values[i])
+				}
+			}
+		}
+		return rows.Err()
 	})
-	return err == nil && found
+	return found, err
 }
