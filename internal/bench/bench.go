@@ -6,8 +6,7 @@
 // auth, bare net/http, plain COPY) for parts 1, 2 and 4, exact search (the
 // ground truth, not a floor) for part 3, one bare query (for scale; the goal
 // is absolute) for part 5. Each is the median of several runs with its
-// spread. EXPLAIN plans and CPU profiles are captured on request
-// (BENCH_EXPLAIN=1). The suite prints a table and writes docs/BENCHMARKS.md,
+// spread. The suite prints a table and writes docs/BENCHMARKS.md,
 // one section per part, with the machine and the command that reproduces it.
 //
 // Parts (BENCH=name[,name] runs a subset; BENCH_SCALE=full the issue's sizes):
@@ -45,7 +44,6 @@ type Config struct {
 	Out      string   // report path; empty: stdout only
 	WorkDir  string   // CSV files, profiles
 	Keep     bool     // keep the benchmark databases
-	Explain  bool     // also capture query plans and CPU profiles (diagnostics, slower)
 
 	RLS    RLSConfig
 	HTTP   HTTPConfig
@@ -121,7 +119,7 @@ var scales = map[string]Config{
 // the reproduce command when set.
 var knobs = []string{"BENCH", "BENCH_SCALE", "BENCH_RUNS", "BENCH_RLS_TENANTS", "BENCH_RLS_ROWS",
 	"BENCH_HTTP_DURATION", "BENCH_HTTP_CONCURRENCY", "BENCH_VECTOR_ROWS", "BENCH_VECTOR_TENANTS", "BENCH_IMPORT_ROWS",
-	"BENCH_ASK_ROWS", "BENCH_EXPLAIN"}
+	"BENCH_ASK_ROWS"}
 
 // Main runs the dbchat-bench command and returns its exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -162,7 +160,6 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	out := fs.String("out", "docs/BENCHMARKS.md", "report to write (sections of parts not run are kept); empty: none")
 	workDir := fs.String("workdir", ".dbchat/bench/work", "scratch directory: CSV files and CPU profiles")
 	keep := fs.Bool("keep", false, "keep the benchmark databases afterwards")
-	explain := fs.Bool("explain", getenv("BENCH_EXPLAIN") != "" && getenv("BENCH_EXPLAIN") != "0", "also capture EXPLAIN plans and CPU profiles (env BENCH_EXPLAIN=1)")
 	runs := fs.Int("runs", 0, "measured runs per figure (env BENCH_RUNS; default 7 quick, 5 full)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -183,7 +180,7 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if cfg.AdminURL == "" {
 		return Config{}, errors.New("TEST_DATABASE_URL is not set: run `make bench`, which starts a private cluster, or point it at a superuser URL of a throwaway cluster")
 	}
-	cfg.Out, cfg.WorkDir, cfg.Keep, cfg.Explain = *out, *workDir, *keep, *explain
+	cfg.Out, cfg.WorkDir, cfg.Keep = *out, *workDir, *keep
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	var err error
 	if cfg.Parts, err = selectParts(*partsFlag); err != nil {
@@ -226,32 +223,24 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "dbchat-bench: note: %d runs per figure; the report's rules ask for at least 5\n", cfg.Runs)
 	}
 	cfg.Import.SmallRows = max(1, cfg.Import.Rows/10)
-	cfg.Command = reproduce(getenv, *partsFlag, *scale, *runs, *explain)
+	cfg.Command = reproduce(getenv, *partsFlag, *scale, *runs)
 	return cfg, nil
 }
 
 // reproduce spells the make command for this configuration.
-func reproduce(getenv func(string) string, parts, scale string, runs int, explain bool) string {
+func reproduce(getenv func(string) string, parts, scale string, runs int) string {
+	set := map[string]string{"BENCH": parts, "BENCH_SCALE": scale, "BENCH_RUNS": getenv("BENCH_RUNS")}
+	if scale == "quick" {
+		set["BENCH_SCALE"] = ""
+	}
+	if runs > 0 {
+		set["BENCH_RUNS"] = strconv.Itoa(runs)
+	}
 	var env []string
 	for _, k := range knobs {
-		v := getenv(k)
-		switch k {
-		case "BENCH":
-			v = parts
-		case "BENCH_SCALE":
-			if scale == "quick" {
-				v = ""
-			} else {
-				v = scale
-			}
-		case "BENCH_RUNS":
-			if runs > 0 {
-				v = strconv.Itoa(runs)
-			}
-		case "BENCH_EXPLAIN":
-			if v = ""; explain {
-				v = "1"
-			}
+		v, ok := set[k]
+		if !ok {
+			v = getenv(k)
 		}
 		if v != "" {
 			env = append(env, k+"="+v)
@@ -277,38 +266,27 @@ var suite = []part{
 }
 
 func partNames() []string {
-	names := make([]string, len(suite))
-	for i, p := range suite {
-		names[i] = p.name
+	var names []string
+	for _, p := range suite {
+		names = append(names, p.name)
 	}
 	return names
 }
 
 func selectParts(spec string) ([]string, error) {
-	spec = strings.TrimSpace(spec)
-	if spec == "" || spec == "all" {
+	if spec = strings.TrimSpace(spec); spec == "" || spec == "all" {
 		return partNames(), nil
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(spec, ",") {
 		s = strings.ToLower(strings.TrimSpace(s))
-		found := false
-		for _, p := range suite {
-			if s == p.name || slices.Contains(p.aliases, s) {
-				want[p.name], found = true, true
-			}
-		}
-		if !found {
+		i := slices.IndexFunc(suite, func(p part) bool { return s == p.name || slices.Contains(p.aliases, s) })
+		if i < 0 {
 			return nil, fmt.Errorf("unknown part %q in BENCH (parts: %s)", s, strings.Join(partNames(), ", "))
 		}
+		want[suite[i].name] = true
 	}
-	var parts []string
-	for _, p := range suite {
-		if want[p.name] {
-			parts = append(parts, p.name)
-		}
-	}
-	return parts, nil
+	return slices.DeleteFunc(partNames(), func(n string) bool { return !want[n] }), nil
 }
 
 // Run runs the selected parts, prints the summary and writes the report. A

@@ -70,15 +70,11 @@ func (e *Env) stamp(took time.Duration) string {
 // loadAverage is the 1, 5 and 15 minute load average: a machine busy with
 // other work shows up as spread.
 func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
+	return "unknown"
 }
 
 // path returns a file name in the scratch directory.
@@ -135,11 +131,10 @@ func (e *Env) open(ctx context.Context, suffix string) (*benchDB, *pgx.Conn, err
 		return nil, nil, err
 	}
 	admin, err := pgx.Connect(ctx, d.AdminURL)
-	if err != nil {
-		return nil, nil, err
+	if err == nil {
+		e.conns = append(e.conns, admin)
 	}
-	e.conns = append(e.conns, admin)
-	return d, admin, nil
+	return d, admin, err
 }
 
 func (e *Env) dropDatabase(name string) {
@@ -189,26 +184,22 @@ func (c countingConn) Write(b []byte) (int, error) {
 
 // openPool opens a pool on connURL; maxConns 0 keeps pgxpool's default (as
 // `dbchat serve` does). A non-nil writes counts the pool's round trips; a
-// non-nil tracer sees its statements.
-func openPool(ctx context.Context, connURL string, maxConns int32, writes *atomic.Int64, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
+// tracer sees its statements.
+func openPool(ctx context.Context, connURL string, maxConns int32, writes *atomic.Int64, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(connURL)
 	if err != nil {
 		return nil, err
 	}
-	if tracer != nil {
-		cfg.ConnConfig.Tracer = tracer
+	if len(tracer) > 0 {
+		cfg.ConnConfig.Tracer = tracer[0]
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
 	if writes != nil {
 		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return countingConn{Conn: conn, writes: writes}, nil
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			return countingConn{Conn: conn, writes: writes}, err
 		}
 	}
 	return pgxpool.NewWithConfig(ctx, cfg)

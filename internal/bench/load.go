@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,12 +22,9 @@ type loadResult struct {
 	Requests   int64   `json:"requests"`
 	Errors     int64   `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
-	Seconds    float64 `json:"seconds"`
 	RPS        float64 `json:"rps"`
 	P50us      float64 `json:"p50_us"`
 	P99us      float64 `json:"p99_us"`
-	MeanUs     float64 `json:"mean_us"`
-	BodyBytes  int64   `json:"body_bytes"` // per successful response
 
 	CPU time.Duration `json:"-"` // the load generator's own CPU time (rusage)
 }
@@ -35,6 +32,11 @@ type loadResult struct {
 // loadHeaderEnv carries one request header (the API key) to the load
 // generator, out of its command line.
 const loadHeaderEnv = "BENCH_LOAD_HEADER"
+
+func cutHeader(h string) (name, value string, ok bool) {
+	k, v, ok := strings.Cut(h, ":")
+	return k, strings.TrimSpace(v), ok
+}
 
 // loadMain is the load generator: c workers on keep-alive connections send
 // GET url back to back for d, then it prints a loadResult as JSON.
@@ -48,89 +50,54 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "usage: dbchat-bench load -url URL [-c 32] [-d 5s]   (header in $"+loadHeaderEnv+")")
 		return 2
 	}
-	var hName, hValue string
-	if h := os.Getenv(loadHeaderEnv); h != "" {
-		k, v, _ := bytes.Cut([]byte(h), []byte(":"))
-		hName, hValue = string(k), string(bytes.TrimSpace(v))
-	}
-	tr := &http.Transport{MaxIdleConns: *conc, MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc,
-		DisableCompression: true, IdleConnTimeout: time.Minute}
-	client := &http.Client{Transport: tr, Timeout: time.Minute}
-
-	type worker struct {
-		lat    []time.Duration
-		errors int64
-		first  string
-		bytes  int64
-	}
-	workers := make([]worker, *conc)
+	hName, hValue, hSet := cutHeader(os.Getenv(loadHeaderEnv))
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConns: *conc, MaxIdleConnsPerHost: *conc,
+		MaxConnsPerHost: *conc, DisableCompression: true, IdleConnTimeout: time.Minute}}
+	var mu sync.Mutex
+	var res loadResult
+	var lat []float64 // µs
 	start := time.Now()
 	deadline := start.Add(*dur)
 	var wg sync.WaitGroup
-	for i := range workers {
-		w := &workers[i]
-		w.lat = make([]time.Duration, 0, 1<<14)
+	for range *conc {
 		wg.Go(func() {
+			var mine []float64
+			var errs int64
+			first := ""
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, *target, nil)
-				if err != nil {
-					w.errors++
-					w.first = err.Error()
-					return
-				}
-				if hName != "" {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *target, nil)
+				if hSet {
 					req.Header.Set(hName, hValue)
 				}
 				t0 := time.Now()
 				resp, err := client.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
 				if err != nil {
-					w.errors++
-					if w.first == "" {
-						w.first = err.Error()
+					if errs++; first == "" {
+						first = err.Error()
 					}
 					continue
 				}
-				n, err := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				elapsed := time.Since(t0)
-				if err != nil || resp.StatusCode != http.StatusOK {
-					w.errors++
-					if w.first == "" {
-						w.first = "status " + strconv.Itoa(resp.StatusCode)
-					}
-					continue
-				}
-				w.lat = append(w.lat, elapsed)
-				w.bytes += n
+				mine = append(mine, micros(time.Since(t0)))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat, res.Errors = append(lat, mine...), res.Errors+errs
+			if res.FirstError == "" {
+				res.FirstError = first
 			}
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	var res loadResult
-	var all []time.Duration
-	var sum time.Duration
-	for _, w := range workers {
-		all = append(all, w.lat...)
-		res.Errors += w.errors
-		res.BodyBytes += w.bytes
-		if res.FirstError == "" {
-			res.FirstError = w.first
-		}
-	}
-	for _, l := range all {
-		sum += l
-	}
-	slices.Sort(all)
-	res.Requests = int64(len(all))
-	res.Seconds = elapsed.Seconds()
-	res.RPS = float64(res.Requests) / res.Seconds
-	res.P50us = micros(durationQuantile(all, 0.50))
-	res.P99us = micros(durationQuantile(all, 0.99))
-	if res.Requests > 0 {
-		res.MeanUs = micros(sum) / float64(res.Requests)
-		res.BodyBytes /= res.Requests
-	}
+	res.Requests = int64(len(lat))
+	res.RPS = float64(res.Requests) / time.Since(start).Seconds()
+	res.P50us, res.P99us = pq(lat, 0.50), pq(lat, 0.99)
 	if err := json.NewEncoder(stdout).Encode(res); err != nil {
 		return 1
 	}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -88,15 +88,9 @@ func (m machine) oneLine() string {
 func firstField(path, key string) string { return firstFieldSep(path, key, ":") }
 
 func firstFieldSep(path, key, sep string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), sep)
-		if ok && strings.TrimSpace(k) == key {
+	b, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, sep); ok && strings.TrimSpace(k) == key {
 			return strings.TrimSpace(v)
 		}
 	}
@@ -188,39 +182,23 @@ type procMem struct {
 func procMemory(pid int) (procMem, error) {
 	var m procMem
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return m, err
-	}
+	fields := map[string]*int64{"VmHWM": &m.HWM, "VmRSS": &m.RSS, "RssAnon": &m.RssAnon, "RssFile": &m.RssFile}
 	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseInt(f[0], 10, 64)
-		switch k {
-		case "VmHWM":
-			m.HWM = n << 10
-		case "VmRSS":
-			m.RSS = n << 10
-		case "RssAnon":
-			m.RssAnon = n << 10
-		case "RssFile":
-			m.RssFile = n << 10
+		k, v, _ := strings.Cut(line, ":")
+		if f := strings.Fields(v); fields[k] != nil && len(f) > 0 {
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			*fields[k] = n << 10
 		}
 	}
-	if m.HWM == 0 {
-		return m, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	if err == nil && m.HWM == 0 {
+		err = fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 	}
-	return m, nil
+	return m, err
 }
 
 // peakAnon samples a process's anonymous RSS every 5 ms until stop, which
-// returns the peak: VmHWM also counts the binary's file pages, which do not
-// depend on the work done.
+// returns the peak (and may be called again): VmHWM also counts the
+// binary's file pages, which do not depend on the work done.
 func peakAnon(pid int) (stop func() int64) {
 	done := make(chan struct{})
 	result := make(chan int64, 1)
@@ -240,8 +218,8 @@ func peakAnon(pid int) (stop func() int64) {
 			}
 		}
 	}()
-	return func() int64 {
+	return sync.OnceValue(func() int64 {
 		close(done)
 		return <-result
-	}
+	})
 }

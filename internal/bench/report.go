@@ -33,11 +33,22 @@ type Row struct {
 	Verdict string `json:"verdict"`
 }
 
+func (r Row) cells() []string {
+	return []string{r.Measure, r.Floor, r.Dbchat, r.Ratio, r.Goal, r.Verdict}
+}
+
 func failedSection(err error) *Section {
-	return &Section{
-		Summary: []Row{{Measure: "—", Verdict: "did not run: " + err.Error()}},
-		Body:    "The benchmark did not complete: `" + strings.ReplaceAll(err.Error(), "`", "'") + "`.\n",
+	return &Section{Summary: []Row{{Measure: "—", Verdict: "did not run: " + err.Error()}},
+		Body: "The benchmark did not complete: `" + strings.ReplaceAll(err.Error(), "`", "'") + "`.\n"}
+}
+
+// summaryRows are the summary table's lines: the part's title on its first.
+func summaryRows(title string, rows []Row) [][]string {
+	var out [][]string
+	for i, r := range rows {
+		out = append(out, append([]string{map[bool]string{true: title}[i == 0]}, r.cells()...))
 	}
+	return out
 }
 
 // printSummary writes the summary table of this run to w.
@@ -46,13 +57,8 @@ func printSummary(w io.Writer, sections []*Section) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PART\tMEASURE\tFLOOR OR REFERENCE\tDBCHAT\tRATIO median (min–max)\tGOAL\tVERDICT")
 	for _, s := range sections {
-		for i, r := range s.Summary {
-			title := s.Title
-			if i > 0 {
-				title = ""
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", title, r.Measure, r.Floor, r.Dbchat, r.Ratio, r.Goal,
-				strings.ReplaceAll(r.Verdict, "**", ""))
+		for _, r := range summaryRows(s.Title, s.Summary) {
+			fmt.Fprintln(tw, strings.ReplaceAll(strings.Join(r, "\t"), "**", ""))
 		}
 	}
 	tw.Flush()
@@ -83,37 +89,24 @@ func writeReport(path string, m machine, command string, sections []*Section) er
 	for _, s := range sections {
 		kept[s.Part] = stored{text: renderSection(s), rows: s.Summary}
 	}
-	var b strings.Builder
-	b.WriteString(render("header", nil))
-	b.WriteString("\n## Summary\n\n")
-	var rows [][]string
 	for _, p := range suite {
-		st, ok := kept[p.name]
-		if !ok {
-			rows = append(rows, []string{p.title, "—", "", "", "", "", "not run yet (`make bench BENCH=" + p.name + "`)"})
-			continue
-		}
-		for i, r := range st.rows {
-			title := p.title
-			if i > 0 {
-				title = ""
-			}
-			rows = append(rows, []string{title, r.Measure, r.Floor, r.Dbchat, r.Ratio, r.Goal, r.Verdict})
+		if _, ok := kept[p.name]; !ok {
+			rows := []Row{{Measure: "—", Verdict: "not run yet (`make bench BENCH=" + p.name + "`)"}}
+			kept[p.name] = stored{rows: rows, text: renderSection(&Section{Part: p.name, Title: p.title, Summary: rows,
+				Body: "Not run yet: `make bench BENCH=" + p.name + "`.\n"})}
 		}
 	}
+	var b strings.Builder
+	b.WriteString(render("header", nil) + "\n## Summary\n\n")
+	var rows [][]string
+	for _, p := range suite {
+		rows = append(rows, summaryRows(p.title, kept[p.name].rows)...)
+	}
 	b.WriteString(mdTable([]string{"Part", "Measure", "Floor or reference", "dbchat", "Ratio to it: median (min–max)", "Goal", "Verdict"}, rows))
-	b.WriteString("\n")
-	b.WriteString(render("machine", m))
+	b.WriteString("\n" + render("machine", m))
 	fmt.Fprintf(&b, "- Last command: `%s`; commit %s\n", command, m.Commit)
 	for _, p := range suite {
-		b.WriteString("\n")
-		if st, ok := kept[p.name]; ok {
-			b.WriteString(st.text)
-			continue
-		}
-		b.WriteString(renderSection(&Section{Part: p.name, Title: p.title,
-			Summary: []Row{{Measure: "—", Verdict: "not run yet"}},
-			Body:    "Not run yet: `make bench BENCH=" + p.name + "`.\n"}))
+		b.WriteString("\n" + kept[p.name].text)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -125,8 +118,7 @@ func writeReport(path string, m machine, command string, sections []*Section) er
 var templateFS embed.FS
 
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"thousands": thousands, "table": mdTable, "code": codeBlock, "facts": planFacts, "html": htmlEscape,
-	"lines": linesBlock, "groups": groupTable, "ms": func(d time.Duration) time.Duration { return d.Round(time.Millisecond) },
+	"thousands": thousands, "ms": func(d time.Duration) time.Duration { return d.Round(time.Millisecond) },
 	"s": func(d time.Duration) time.Duration { return d.Round(time.Second) },
 }).ParseFS(templateFS, "templates/*.tmpl"))
 
@@ -141,14 +133,12 @@ func render(name string, data any) string {
 
 func renderSection(s *Section) string {
 	var b strings.Builder
-	b.WriteString(beginMark + s.Part + markClose + "\n")
-	b.WriteString("## " + s.Title + "\n\n")
+	b.WriteString(beginMark + s.Part + markClose + "\n## " + s.Title + "\n\n")
 	if s.Stamp != "" {
 		b.WriteString("_" + s.Stamp + "_\n\n")
 	}
-	b.WriteString(strings.TrimRight(s.Body, "\n") + "\n")
 	rows, _ := json.Marshal(s.Summary) // escapes < and >, so no "-->" inside
-	b.WriteString(summaryMark + string(rows) + markClose + "\n")
+	b.WriteString(strings.TrimRight(s.Body, "\n") + "\n" + summaryMark + string(rows) + markClose + "\n")
 	b.WriteString(endMark + s.Part + markClose + "\n")
 	return b.String()
 }
@@ -161,14 +151,10 @@ func parseSections(text string) map[string]stored {
 		if i < 0 {
 			return out
 		}
-		rest := text[i+len(beginMark):]
-		name, _, ok := strings.Cut(rest, markClose)
-		if !ok {
-			return out
-		}
+		name, _, ok := strings.Cut(text[i+len(beginMark):], markClose)
 		end := endMark + name + markClose
 		j := strings.Index(text[i:], end)
-		if j < 0 {
+		if !ok || j < 0 {
 			return out
 		}
 		body := text[i : i+j+len(end)]
@@ -182,34 +168,23 @@ func parseSections(text string) map[string]stored {
 	}
 }
 
-// mdTable renders a markdown table.
+// mdTable renders a markdown table, the one renderer of every table.
 func mdTable(header []string, rows [][]string) string {
-	var b strings.Builder
 	cell := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
-	b.WriteString("|")
-	for _, h := range header {
-		b.WriteString(" " + cell(h) + " |")
-	}
-	b.WriteString("\n|")
-	for range header {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
-	for _, r := range rows {
-		b.WriteString("|")
-		for i := range header {
-			v := ""
-			if i < len(r) {
-				v = r[i]
+	line := func(cells []string) string {
+		out := make([]string, len(header))
+		for i := range out {
+			if i < len(cells) {
+				out[i] = cell(cells[i])
 			}
-			b.WriteString(" " + cell(v) + " |")
 		}
-		b.WriteString("\n")
+		return "| " + strings.Join(out, " | ") + " |\n"
 	}
-	return b.String()
-}
-
-// codeBlock fences text.
-func codeBlock(text string) string {
-	return "```\n" + strings.TrimRight(text, "\n") + "\n```\n"
+	return line(header) + "|" + strings.Repeat("---|", len(header)) + "\n" + func() string {
+		var b strings.Builder
+		for _, r := range rows {
+			b.WriteString(line(r))
+		}
+		return b.String()
+	}()
 }

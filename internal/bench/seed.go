@@ -13,29 +13,23 @@ import (
 // provisioning path is not what is measured, and going through it for 1,000
 // tenants would only cost time.
 func seedTenants(ctx context.Context, conn *pgx.Conn, n, users int) error {
-	_, err := conn.Exec(ctx, `
-		INSERT INTO dbchat.tenants (id, name, slug)
-		SELECT md5('bench-tenant-' || i)::uuid, 'Bench tenant ' || i, 'tenant-' || i
-		FROM generate_series(1, $1::int) i;
-		`, n)
-	if err != nil {
-		return fmt.Errorf("seed tenants: %w", err)
-	}
-	_, err = conn.Exec(ctx, `
-		INSERT INTO dbchat.users (tenant_id, id, email, name, role)
-		SELECT t.id, md5(t.id::text || '/user/' || u)::uuid, 'user' || u || '@' || t.slug || '.invalid', 'User ' || u,
-		       CASE WHEN u = 1 THEN 'admin' ELSE 'member' END
-		FROM dbchat.tenants t, generate_series(1, $1::int) u
-		WHERE t.slug LIKE 'tenant-%'`, users)
-	if err != nil {
-		return fmt.Errorf("seed users: %w", err)
-	}
-	_, err = conn.Exec(ctx, `
-		INSERT INTO dbchat.models (tenant_id, id, name, description)
-		SELECT t.id, md5(t.id::text || '/model')::uuid, 'default', 'Default model'
-		FROM dbchat.tenants t WHERE t.slug LIKE 'tenant-%'`)
-	if err != nil {
-		return fmt.Errorf("seed models: %w", err)
+	for _, q := range []struct {
+		what, sql string
+		args      []any
+	}{
+		{"tenants", `INSERT INTO dbchat.tenants (id, name, slug)
+			SELECT md5('bench-tenant-' || i)::uuid, 'Bench tenant ' || i, 'tenant-' || i FROM generate_series(1, $1::int) i`, []any{n}},
+		{"users", `INSERT INTO dbchat.users (tenant_id, id, email, name, role)
+			SELECT t.id, md5(t.id::text || '/user/' || u)::uuid, 'user' || u || '@' || t.slug || '.invalid', 'User ' || u,
+			       CASE WHEN u = 1 THEN 'admin' ELSE 'member' END
+			FROM dbchat.tenants t, generate_series(1, $1::int) u WHERE t.slug LIKE 'tenant-%'`, []any{users}},
+		{"models", `INSERT INTO dbchat.models (tenant_id, id, name, description)
+			SELECT t.id, md5(t.id::text || '/model')::uuid, 'default', 'Default model'
+			FROM dbchat.tenants t WHERE t.slug LIKE 'tenant-%'`, nil},
+	} {
+		if _, err := conn.Exec(ctx, q.sql, q.args...); err != nil {
+			return fmt.Errorf("seed %s: %w", q.what, err)
+		}
 	}
 	return nil
 }
@@ -45,7 +39,9 @@ func seedTenants(ctx context.Context, conn *pgx.Conn, n, users int) error {
 // tenants (as a live service would write them, so one tenant's rows are
 // scattered over the heap). Status is 70 % success, 15 % error, 10 %
 // rejected, 5 % pending. Foreign keys hold by construction; their triggers
-// are skipped (session_replication_role) to keep the load fast.
+// are skipped (session_replication_role) to keep the load fast. Then
+// VACUUM ANALYZE leaves fresh statistics and visibility maps, as autovacuum
+// would on a table in steady state.
 func seedHistory(ctx context.Context, conn *pgx.Conn, rowsPerTenant int) error {
 	if _, err := conn.Exec(ctx, `SET session_replication_role = replica`); err != nil {
 		return err
@@ -70,42 +66,24 @@ func seedHistory(ctx context.Context, conn *pgx.Conn, rowsPerTenant int) error {
 	if err != nil {
 		return fmt.Errorf("seed query_history: %w", err)
 	}
-	return nil
-}
-
-// vacuumAnalyze leaves fresh statistics and visibility maps, as autovacuum
-// would on a table in steady state.
-func vacuumAnalyze(ctx context.Context, conn *pgx.Conn) error {
-	_, err := conn.Exec(ctx, `VACUUM (ANALYZE) dbchat.tenants, dbchat.users, dbchat.api_keys, dbchat.models,
+	_, err = conn.Exec(ctx, `VACUUM (ANALYZE) dbchat.tenants, dbchat.users, dbchat.api_keys, dbchat.models,
 		dbchat.database_tables, dbchat.database_columns, dbchat.query_history`)
 	return err
 }
 
 // histSample is one existing query_history row.
-type histSample struct {
-	tenant, id, user uuid.UUID
-}
+type histSample struct{ Tenant, ID, User uuid.UUID }
 
 // sampleHistory picks n random rows (with replacement when the table is
 // smaller than n).
 func sampleHistory(ctx context.Context, conn *pgx.Conn, n int) ([]histSample, error) {
-	rows, err := conn.Query(ctx, `SELECT tenant_id, id, user_id FROM dbchat.query_history ORDER BY random() LIMIT $1`, n)
-	if err != nil {
-		return nil, err
+	rows, _ := conn.Query(ctx, `SELECT tenant_id, id, user_id FROM dbchat.query_history ORDER BY random() LIMIT $1`, n)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[histSample])
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("no query_history rows to sample")
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (histSample, error) {
-		var s histSample
-		err := r.Scan(&s.tenant, &s.id, &s.user)
-		return s, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no query_history rows to sample")
-	}
-	for i := len(out); i < n; i++ {
+	for i := len(out); err == nil && i < n; i++ {
 		out = append(out, out[i%len(out)])
 	}
-	return out, nil
+	return out, err
 }

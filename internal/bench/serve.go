@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/exec"
 	"runtime"
@@ -29,53 +28,51 @@ import (
 // serveMain is `dbchat-bench serve`: the API server as `dbchat serve` builds
 // it (server.New over a dbchat_app pool from DATABASE_URL, JSON access log,
 // here to /dev/null), in a process of its own so that its memory is its own.
-// It adds two benchmark-only routes: /debug/pprof/profile (CPU profile) and
-// /debug/bench/phases (time per database statement since the last call). It
-// prints its address on stdout and serves until stdin closes.
+// It adds two benchmark-only routes: /debug/bench/phases (time per database
+// statement since the last call) and /debug/bench/memstats. It prints its
+// address on stdout and serves until stdin closes.
 func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
-	fail := func(err error) int {
+	err := func() error {
+		cfg, err := pgxpool.ParseConfig(os.Getenv("DATABASE_URL"))
+		if err != nil {
+			return err
+		}
+		tr := &phaseTracer{name: statementPhase}
+		cfg.ConnConfig.Tracer = tr
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		mux := http.NewServeMux()
+		mux.Handle("/", server.New(tenant.New(pool), devNullLog, server.Config{MaxImportBytes: 1 << 40}))
+		mux.HandleFunc("/debug/bench/phases", func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(tr.take()) })
+		mux.HandleFunc("/debug/bench/memstats", func(w http.ResponseWriter, _ *http.Request) {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			_ = json.NewEncoder(w).Encode(memStats{Sys: m.Sys, HeapSys: m.HeapSys, TotalAlloc: m.TotalAlloc, NumGC: m.NumGC})
+		})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		fmt.Fprintln(stdout, ln.Addr().String())
+		stdinClosed := make(chan struct{})
+		go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+		select {
+		case <-stdinClosed:
+		case <-ctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}()
+	if err != nil {
 		fmt.Fprintf(stderr, "dbchat-bench serve: %v\n", err)
 		return 1
 	}
-	cfg, err := pgxpool.ParseConfig(os.Getenv("DATABASE_URL"))
-	if err != nil {
-		return fail(err)
-	}
-	tr := &phaseTracer{}
-	cfg.ConnConfig.Tracer = tr
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return fail(err)
-	}
-	defer pool.Close()
-	api := server.New(tenant.New(pool), devNullLog, server.Config{MaxImportBytes: 1 << 40})
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.Handle("/debug/bench/phases", tr)
-	mux.HandleFunc("/debug/bench/memstats", func(w http.ResponseWriter, _ *http.Request) {
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(memStats{Sys: m.Sys, HeapSys: m.HeapSys, TotalAlloc: m.TotalAlloc, NumGC: m.NumGC})
-	})
-	mux.Handle("/", api)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fail(err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	fmt.Fprintln(stdout, ln.Addr().String())
-
-	stdinClosed := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
-	select {
-	case <-stdinClosed:
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
 	return 0
 }
 
@@ -95,22 +92,13 @@ type phase struct {
 	Ms   float64 `json:"ms"`
 }
 
-// phaseTracer records every statement's duration (a pgx tracer), so the
-// benchmark can say where an import's time goes.
+// phaseTracer records every statement's (or pipeline's, or COPY's)
+// duration, named by name; paused stops recording.
 type phaseTracer struct {
 	mu     sync.Mutex
 	phases []phase
-	// name names a statement (default statementPhase); paused stops
-	// recording.
 	name   func(sql string) string
 	paused atomic.Bool
-}
-
-func (t *phaseTracer) phaseName(sql string) string {
-	if t.name != nil {
-		return t.name(sql)
-	}
-	return statementPhase(sql)
 }
 
 // take returns the phases recorded so far and forgets them.
@@ -129,30 +117,31 @@ type traceStart struct {
 	sqls []string
 }
 
-func (t *phaseTracer) add(name string, start time.Time) {
-	t.mu.Lock()
-	t.phases = append(t.phases, phase{name, float64(time.Since(start)) / float64(time.Millisecond)})
-	t.mu.Unlock()
+func (t *phaseTracer) start(ctx context.Context, sqls ...string) context.Context {
+	if t.paused.Load() {
+		return ctx
+	}
+	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now(), sqls: sqls})
+}
+
+func (t *phaseTracer) end(ctx context.Context, name func(sqls []string) string) {
+	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok && len(s.sqls) > 0 {
+		t.mu.Lock()
+		t.phases = append(t.phases, phase{name(s.sqls), millis(time.Since(s.at))})
+		t.mu.Unlock()
+	}
 }
 
 func (t *phaseTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if t.paused.Load() {
-		return ctx
-	}
-	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now(), sqls: []string{d.SQL}})
+	return t.start(ctx, d.SQL)
 }
 
 func (t *phaseTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
-	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok {
-		t.add(t.phaseName(s.sqls[0]), s.at)
-	}
+	t.end(ctx, func(s []string) string { return t.name(s[0]) })
 }
 
 func (t *phaseTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	if t.paused.Load() {
-		return ctx
-	}
-	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now()})
+	return t.start(ctx)
 }
 
 func (t *phaseTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
@@ -162,60 +151,40 @@ func (t *phaseTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.Tr
 }
 
 func (t *phaseTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
-	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok && len(s.sqls) > 0 {
-		prefix := "tenant setting + "
-		if s.sqls[0] == "BEGIN" {
-			prefix = "BEGIN + " + prefix
-		}
-		t.add(prefix+t.phaseName(s.sqls[len(s.sqls)-1]), s.at)
-	}
+	t.end(ctx, func(s []string) string {
+		return map[bool]string{true: "BEGIN + "}[s[0] == "BEGIN"] + "tenant setting + " + t.name(s[len(s)-1])
+	})
 }
 
 func (t *phaseTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
-	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now()})
+	return t.start(ctx, "COPY")
 }
 
 func (t *phaseTracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromEndData) {
-	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok {
-		t.add(phaseCopy, s.at)
-	}
+	t.end(ctx, func([]string) string { return phaseCopy })
 }
 
-const (
-	phaseCopy   = "COPY into the staging table (streams the body: read, CSV parse, convert, encode)"
-	phaseInsert = "INSERT … SELECT into the data table (policy WITH CHECK, defaults, PK index)"
-)
+const phaseCopy = "COPY into the staging table (streams the body: read, CSV parse, convert, encode)"
 
 // statementPhase names a statement by what it does in the request path.
 func statementPhase(sql string) string {
 	s := strings.TrimSpace(sql)
-	switch {
-	case strings.HasPrefix(s, "CREATE TEMPORARY TABLE"):
-		return "create the staging table"
-	case strings.HasPrefix(s, "INSERT INTO") && strings.Contains(s, "SELECT"):
-		return phaseInsert
-	case strings.HasPrefix(s, "DROP TABLE"):
-		return "drop the staging table"
-	case s == "COMMIT" || s == "ROLLBACK":
-		return s
-	case strings.Contains(s, "dbchat.database_columns"):
-		return "catalog: columns"
-	case strings.Contains(s, "dbchat.database_tables"):
-		return "catalog: table"
-	case strings.Contains(s, "dbchat.api_keys"):
-		return "key lookup"
+	for _, p := range []struct{ prefix, contains, name string }{
+		{"CREATE TEMPORARY TABLE", "", "create the staging table"},
+		{"INSERT INTO", "SELECT", "INSERT … SELECT into the data table (policy WITH CHECK, defaults, PK index)"},
+		{"DROP TABLE", "", "drop the staging table"},
+		{"COMMIT", "", "COMMIT"}, {"ROLLBACK", "", "ROLLBACK"},
+		{"", "dbchat.database_columns", "catalog: columns"}, {"", "dbchat.database_tables", "catalog: table"},
+		{"", "dbchat.api_keys", "key lookup"},
+	} {
+		if strings.HasPrefix(s, p.prefix) && strings.Contains(s, p.contains) {
+			return p.name
+		}
 	}
 	if len(s) > 40 {
 		s = s[:40] + "…"
 	}
 	return s
-}
-
-// ServeHTTP returns the phases recorded since the last call and forgets them.
-func (t *phaseTracer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	p := t.take()
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(p)
 }
 
 // child is a `dbchat-bench serve` process.
@@ -250,16 +219,14 @@ func (e *Env) startServer(ctx context.Context, dbURL string) (*child, error) {
 	}()
 	select {
 	case a := <-addr:
-		if a == "" {
-			_ = c.stop()
-			return nil, errors.New("the server process exited before listening")
+		if a != "" {
+			c.url = "http://" + a
+			return c, nil
 		}
-		c.url = "http://" + a
 	case <-time.After(30 * time.Second):
-		_ = c.stop()
-		return nil, errors.New("the server process did not start listening within 30 s")
 	}
-	return c, nil
+	_ = c.stop()
+	return nil, errors.New("the server process did not start listening")
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
@@ -267,15 +234,9 @@ func (c *child) pid() int { return c.cmd.Process.Pid }
 // stop closes the child's stdin (it shuts down) and waits for it.
 func (c *child) stop() error {
 	_ = c.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(40 * time.Second):
-		_ = c.cmd.Process.Kill()
-		return <-done
-	}
+	timer := time.AfterFunc(40*time.Second, func() { _ = c.cmd.Process.Kill() })
+	defer timer.Stop()
+	return c.cmd.Wait()
 }
 
 // memStats is the Go runtime's view of the server's memory.
@@ -286,25 +247,13 @@ type memStats struct {
 	NumGC      uint32 `json:"num_gc"`
 }
 
-func (c *child) memStats(ctx context.Context) (memStats, error) {
-	var m memStats
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/debug/bench/memstats", nil)
+// get decodes the JSON the child serves at path into v.
+func (c *child) get(ctx context.Context, path string, v any) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+path, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return m, err
+		return err
 	}
 	defer resp.Body.Close()
-	return m, json.NewDecoder(resp.Body).Decode(&m)
-}
-
-// phases fetches and resets the child's statement timings.
-func (c *child) phases(ctx context.Context) ([]phase, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/debug/bench/phases", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var p []phase
-	return p, json.NewDecoder(resp.Body).Decode(&p)
+	return json.NewDecoder(resp.Body).Decode(v)
 }
