@@ -154,6 +154,7 @@ func TestTenantQueueIsBounded(t *testing.T) {
 	_, err := n.svc.Run(tenant.NewContext(ctx, n.noisy.Identity), sandbox.Request{SQL: `SELECT 1`})
 	require.Equal(t, apperr.Unavailable, apperr.CodeOf(err), "%v", err)
 	require.Contains(t, err.Error(), "overloaded")
+	require.Contains(t, apperr.As(err).Details, "history_id", "the refusal is in the history")
 	n.quietSelect(t, ctx)
 
 	unblock()
@@ -222,6 +223,13 @@ func TestHugeValueIsNotReadIntoMemory(t *testing.T) {
 	require.Empty(t, res.Rows)
 	allocated := after.TotalAlloc - before.TotalAlloc
 	require.Less(t, allocated, uint64(size/8), "bytes allocated while running a statement with a %d-byte value", size)
+
+	// The rows before an oversized one are kept.
+	res, err = f.svc.Run(ctx, sandbox.Request{SQL: `SELECT n, CASE WHEN n = 3 THEN repeat('x', 8388608) ELSE 'small' END AS v
+		FROM generate_series(1, 5) AS n ORDER BY n`})
+	require.NoError(t, err)
+	require.True(t, res.Truncated)
+	require.Equal(t, [][]json.RawMessage{{json.RawMessage("1"), json.RawMessage(`"small"`)}, {json.RawMessage("2"), json.RawMessage(`"small"`)}}, res.Rows)
 
 	// Values up to the cap still arrive whole, and the pool recovered.
 	res, err = f.svc.Run(ctx, sandbox.Request{SQL: `SELECT repeat('y', 1000000) AS v`})

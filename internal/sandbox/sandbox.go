@@ -97,6 +97,13 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 	res.ElapsedMS = float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
 		msg := hideSchemas(err, dbMessage(err), tenant.Schema(id.TenantID))
+		var box *apperr.Error
+		if msg == "" && errors.As(err, &box) && box.Code == apperr.Unavailable {
+			// The box refused or gave up (overloaded, cancelled): its
+			// message is the client's and the history's.
+			hid, herr := s.record(ctx, req, "error", box.Message, nil, &res.ElapsedMS)
+			return Result{}, withHistory(box, hid, herr)
+		}
 		hid, herr := s.record(ctx, req, "error", msg, nil, &res.ElapsedMS)
 		if msg == "" {
 			return Result{}, errors.Join(err, herr)
