@@ -238,3 +238,32 @@ func TestHugeValueIsNotReadIntoMemory(t *testing.T) {
 	require.Len(t, res.Rows, 1)
 	require.Equal(t, `"`+strings.Repeat("y", 1000000)+`"`, string(res.Rows[0][0]))
 }
+
+// TestTenantLimitsFromEnvironment: DBCHAT_SANDBOX_TENANT_CONNS and
+// DBCHAT_SANDBOX_TENANT_QUEUE size the cap and the queue; a bad value stops
+// the sandbox from opening. Not parallel: it sets the environment.
+func TestTenantLimitsFromEnvironment(t *testing.T) {
+	t.Setenv("DBCHAT_SANDBOX_TENANT_CONNS", "3")
+	t.Setenv("DBCHAT_SANDBOX_TENANT_QUEUE", "1")
+	n := newNeighbours(t, 4)
+	unblock := n.block(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 4)
+	for range 4 {
+		n.slow(ctx, done)
+	}
+	until(t, "three run, one waits", func() bool {
+		return n.box.Running(n.noisy.ID) == 3 && n.box.Waiting(n.noisy.ID) == 1
+	})
+	_, err := n.svc.Run(tenant.NewContext(ctx, n.noisy.Identity), sandbox.Request{SQL: `SELECT 1`})
+	require.Contains(t, err.Error(), "overloaded")
+	unblock()
+	for range 4 {
+		require.NoError(t, <-done)
+	}
+
+	t.Setenv("DBCHAT_SANDBOX_TENANT_CONNS", "none")
+	_, err = tenant.NewSandbox(context.Background(), n.admin.QueryURL, 4)
+	require.ErrorContains(t, err, "DBCHAT_SANDBOX_TENANT_CONNS")
+}
