@@ -25,6 +25,8 @@ const (
 	SQLFailed        Code = "sql_error"
 	NoSQL            Code = "no_sql_generated"
 	Unavailable      Code = "unavailable"
+	Overloaded       Code = "overloaded"
+	RequestTimeout   Code = "request_timeout"
 	Internal         Code = "internal"
 )
 
@@ -40,6 +42,8 @@ var statuses = map[Code]int{
 	TooLarge:         http.StatusRequestEntityTooLarge,
 	UnsupportedMedia: http.StatusUnsupportedMediaType,
 	Unavailable:      http.StatusServiceUnavailable,
+	Overloaded:       http.StatusServiceUnavailable,
+	RequestTimeout:   http.StatusRequestTimeout,
 	Internal:         http.StatusInternalServerError,
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -113,7 +114,11 @@ func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 // ready, if not nil, receives the bound address (tests listen on :0).
 func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, ready func(addr string)) error {
 	log := slog.New(slog.NewJSONHandler(env.Stderr, nil))
-	scfg := serverConfig(env)
+	scfg, lim, err := serverConfig(env)
+	if err != nil {
+		return err
+	}
+	db.SetAcquireTimeout(lim.acquire)
 	emb, err := embed.FromEnv(ctx, env.Getenv)
 	if err != nil {
 		return err
@@ -139,7 +144,7 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 		log.Warn("DBCHAT_QUERY_DATABASE_URL is not set: POST /v1/sql and /v1/ask answer 503")
 	}
 	api := server.New(db, log, scfg)
-	servers := []*http.Server{{Handler: api, ReadHeaderTimeout: 10 * time.Second}}
+	servers := []*http.Server{{Handler: api, ReadHeaderTimeout: lim.readHeader, IdleTimeout: lim.idle}}
 	listeners := []net.Listener{}
 	defer func() {
 		for _, ln := range listeners {
@@ -154,7 +159,7 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 		listeners = append(listeners, mln)
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", api.MetricsHandler())
-		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second})
+		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: lim.readHeader, IdleTimeout: lim.idle})
 		fmt.Fprintf(env.Stdout, "dbchat: metrics on http://%s/metrics\n", mln.Addr())
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -184,11 +189,43 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 	return errors.Join(append([]error{serveErr}, errs...)...)
 }
 
-// serverConfig reads the HTTP server's settings from the environment.
-func serverConfig(env *Env) server.Config {
+// httpLimits are the HTTP server's and the pool's time limits.
+type httpLimits struct {
+	readHeader time.Duration // DBCHAT_READ_HEADER_TIMEOUT: a request's headers
+	idle       time.Duration // DBCHAT_IDLE_TIMEOUT: a keep-alive connection between requests
+	acquire    time.Duration // DBCHAT_POOL_ACQUIRE_TIMEOUT: a wait for a pooled connection
+}
+
+// serverConfig reads the HTTP server's settings from the environment; a
+// limit that is set must parse (a Go duration such as 30s, or an integer).
+func serverConfig(env *Env) (server.Config, httpLimits, error) {
 	cfg := server.Config{AdminToken: env.Getenv("DBCHAT_ADMIN_TOKEN")}
 	if n, err := strconv.ParseInt(env.Getenv("DBCHAT_MAX_IMPORT_BYTES"), 10, 64); err == nil {
 		cfg.MaxImportBytes = n
 	}
-	return cfg
+	lim := httpLimits{readHeader: 10 * time.Second, idle: 2 * time.Minute, acquire: 3 * time.Second}
+	var errs []error
+	duration := func(name string, dst *time.Duration) {
+		if v := strings.TrimSpace(env.Getenv(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 30s", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	duration("DBCHAT_READ_HEADER_TIMEOUT", &lim.readHeader)
+	duration("DBCHAT_IDLE_TIMEOUT", &lim.idle)
+	duration("DBCHAT_POOL_ACQUIRE_TIMEOUT", &lim.acquire)
+	duration("DBCHAT_BODY_IDLE_TIMEOUT", &cfg.BodyIdleTimeout)
+	duration("DBCHAT_IMPORT_STATEMENT_TIMEOUT", &cfg.ImportStatementTimeout)
+	if v := strings.TrimSpace(env.Getenv("DBCHAT_MAX_CONCURRENT_IMPORTS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("DBCHAT_MAX_CONCURRENT_IMPORTS=%q: want a positive integer", v))
+		}
+		cfg.MaxConcurrentImports = n
+	}
+	return cfg, lim, errors.Join(errs...)
 }

@@ -64,6 +64,18 @@ var queryRoleSettings = []string{
 	"temp_file_limit = '256MB'",
 }
 
+// appRoleSettings are dbchat_app's session defaults, so that no request
+// can hold a connection or run a statement without end: a transaction left
+// idle (a client that stopped sending mid-import) is ended by the server,
+// and a statement (a preview deep into a huge table) is cancelled. Row
+// imports lift statement_timeout with SET LOCAL for their COPY and INSERT.
+// The HTTP layer's own limits (DBCHAT_BODY_IDLE_TIMEOUT, 30s) are shorter,
+// so these are the backstop.
+var appRoleSettings = []string{
+	"statement_timeout = '30s'",
+	"idle_in_transaction_session_timeout = '60s'",
+}
+
 // ensureRoles creates the roles if missing and (re)applies their attributes
 // and, when given, login passwords.
 func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]string) error {
@@ -97,6 +109,11 @@ func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]strin
 	for _, set := range queryRoleSettings {
 		if _, err := conn.Exec(ctx, "ALTER ROLE "+QueryRole+" SET "+set); err != nil {
 			return fmt.Errorf("configure %s (%s): %w", QueryRole, set, err)
+		}
+	}
+	for _, set := range appRoleSettings {
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+AppRole+" SET "+set); err != nil {
+			return fmt.Errorf("configure %s (%s): %w", AppRole, set, err)
 		}
 	}
 	for _, r := range []string{OwnerRole, AppRole, AuditorRole} {

@@ -32,10 +32,18 @@ func (s *Server) importRows(c *gin.Context) (int, any, error) {
 	if limit := s.cfg.MaxImportBytes; c.Request.ContentLength > limit {
 		return 0, nil, importTooLarge(limit)
 	}
+	release, err := s.importSlot(c.Request.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxImportBytes)
 	n, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (int64, error) {
 		t, err := catalog.Get(ctx, tx, id, false)
 		if err != nil {
+			return 0, err
+		}
+		if err := s.importStatementTimeout(ctx, tx); err != nil {
 			return 0, err
 		}
 		return load(ctx, tx, t, body)
@@ -43,13 +51,13 @@ func (s *Server) importRows(c *gin.Context) (int, any, error) {
 	return reply(http.StatusOK, gin.H{"inserted": n}, importErr(err))
 }
 
-// importErr words a body cut off at the size limit as such; the importer
-// sees it only as a read error.
+// importErr words a body cut off at the size limit, or one that stalled, as
+// such; the importer sees either only as a read error.
 func importErr(err error) error {
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 		return importTooLarge(mbe.Limit)
 	}
-	return err
+	return stalledErr(err)
 }
 
 // importFormat picks the importer for a Content-Type: CSV or JSON, UTF-8.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,18 @@ type Config struct {
 	Embedder embed.Embedder
 	// Ask is the NL→SQL pipeline; nil answers POST /v1/ask with 503.
 	Ask *ask.Service
+	// BodyIdleTimeout cuts a request body that sends nothing for this long
+	// (408 for an import); a body that keeps flowing is never cut. Zero
+	// means DefaultBodyIdleTimeout, negative none.
+	BodyIdleTimeout time.Duration
+	// MaxConcurrentImports caps row imports running at once (each holds a
+	// pooled connection while its body arrives); more wait as long as for a
+	// connection, then get 503 overloaded. Zero means half the pool.
+	MaxConcurrentImports int
+	// ImportStatementTimeout is an import transaction's statement_timeout
+	// (SET LOCAL over dbchat_app's default). Zero means
+	// DefaultImportStatementTimeout.
+	ImportStatementTimeout time.Duration
 }
 
 // Defaults for Config's zero fields.
@@ -58,7 +71,8 @@ type Server struct {
 	q       *dbsqlc.Queries
 	engine  *gin.Engine
 	metrics *metrics
-	store   *nlsql.Store // training data; see trainer
+	store   *nlsql.Store  // training data; see trainer
+	imports chan struct{} // one token per running row import; see importSlot
 }
 
 // New builds the HTTP handler.
@@ -69,16 +83,28 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 	if cfg.MaxJSONBytes <= 0 {
 		cfg.MaxJSONBytes = DefaultMaxJSONBytes
 	}
+	if cfg.BodyIdleTimeout == 0 {
+		cfg.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
+	if cfg.ImportStatementTimeout <= 0 {
+		cfg.ImportStatementTimeout = DefaultImportStatementTimeout
+	}
+	if cfg.MaxConcurrentImports <= 0 {
+		cfg.MaxConcurrentImports = max(1, db.MaxConns()/2)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
-		store: trainer(db, cfg)}
+		store: trainer(db, cfg), imports: make(chan struct{}, cfg.MaxConcurrentImports)}
 	s.engine.ContextWithFallback = true
 	s.routes()
 	return s
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+// Request bodies are cut when they stall (see idleBody).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.engine.ServeHTTP(w, s.withIdleBody(w, r))
+}
 
 // MetricsHandler serves the Prometheus exposition without a token, for a
 // listener of its own that only the scraper can reach (DBCHAT_METRICS_ADDR);
@@ -229,6 +255,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
 			slog.String("request_id", c.GetString(requestIDKey)), slog.String("route", c.FullPath()),
 			slog.String("code", string(e.Code)), slog.Any("error", err))
+	}
+	if e.Code == apperr.Overloaded {
+		c.Header("Retry-After", s.retryAfter())
 	}
 	body := gin.H{"code": e.Code, "message": e.Message}
 	if e.Code == apperr.Internal {

@@ -3,6 +3,9 @@ package tenant
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,6 +29,9 @@ func Translate(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return apperr.Wrap(apperr.Unavailable, err, "request cancelled or timed out")
 	}
+	if ConnectionLost(err) {
+		return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable; try again later")
+	}
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
 		return apperr.Wrap(apperr.Internal, err, "internal error")
@@ -44,7 +50,33 @@ func Translate(err error) error {
 	case pg.Code == "42P07", pg.Code == "42701": // duplicate table or column
 		return apperr.Wrap(apperr.Conflict, err, "already exists")
 	case pg.Code == "57014": // query_canceled (statement_timeout)
-		return apperr.Wrap(apperr.Unavailable, err, "statement timed out")
+		return apperr.Wrap(apperr.Unavailable, err, "statement timed out (or was cancelled); nothing was changed")
+	case pg.Code == "25P03": // idle_in_transaction_session_timeout
+		return apperr.Wrap(apperr.Unavailable, err, "transaction idle for too long; nothing was changed")
+	case pg.Code == "53300": // too_many_connections
+		return apperr.Wrap(apperr.Overloaded, err, "the database has no free connections; try again later")
 	}
 	return apperr.Wrap(apperr.Internal, err, "internal error")
+}
+
+// ConnectionLost reports whether err means the database (or the path to
+// it) is gone rather than that a statement failed: a connection that could
+// not be made, a server shutting down, starting up or in recovery (57P01,
+// 57P02, 57P03), a connection exception (08xxx), or a socket that died
+// under a statement (EOF, reset, a closed connection).
+func ConnectionLost(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch {
+		case pg.Code == "57P01", pg.Code == "57P02", pg.Code == "57P03", pg.Code[:2] == "08":
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }

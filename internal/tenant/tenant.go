@@ -43,8 +43,27 @@ type Conn interface {
 
 // DB runs tenant transactions on a pool. Handlers get a DB, never the pool.
 type DB struct {
-	pool *pgxpool.Pool
+	pool           *pgxpool.Pool
+	acquireTimeout time.Duration
 }
+
+// SetAcquireTimeout bounds how long a transaction waits for a pooled
+// connection: past d, with every connection busy, it fails with
+// apperr.Overloaded (503 and Retry-After) instead of queueing without end.
+// Zero waits as long as the request's context allows. Call it before the DB
+// is used.
+func (db *DB) SetAcquireTimeout(d time.Duration) { db.acquireTimeout = d }
+
+// MaxConns is the pool's size (zero for a DB without a pool).
+func (db *DB) MaxConns() int {
+	if db.pool == nil {
+		return 0
+	}
+	return int(db.pool.Config().MaxConns)
+}
+
+// AcquireTimeout is the bound set by SetAcquireTimeout (zero: none).
+func (db *DB) AcquireTimeout() time.Duration { return db.acquireTimeout }
 
 // New wraps pool. The pool must connect as a role without BYPASSRLS.
 func New(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
@@ -87,9 +106,9 @@ func (db *DB) OnceAs(ctx context.Context, id Identity, fn func(tx Conn) error) e
 }
 
 func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) error) error {
-	conn, err := db.pool.Acquire(ctx)
+	conn, err := db.acquire(ctx)
 	if err != nil {
-		return Translate(err)
+		return err
 	}
 	// Release destroys a connection still inside a transaction (after a panic
 	// or a failed ROLLBACK), so no state survives into the pool.
@@ -101,6 +120,30 @@ func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) 
 		return Translate(err)
 	}
 	return Translate(tx.commit(ctx))
+}
+
+// acquire takes a pooled connection, waiting at most acquireTimeout. A wait
+// that runs out with every connection in use is Overloaded; one that runs
+// out while connections are being opened (a database that does not answer)
+// is Unavailable.
+func (db *DB) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	if db.acquireTimeout <= 0 {
+		conn, err := db.pool.Acquire(ctx)
+		return conn, Translate(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, db.acquireTimeout)
+	defer cancel()
+	conn, err := db.pool.Acquire(actx)
+	if err == nil {
+		return conn, nil
+	}
+	if ctx.Err() == nil && actx.Err() != nil {
+		if st := db.pool.Stat(); st.AcquiredConns() >= st.MaxConns() {
+			return nil, apperr.Wrap(apperr.Overloaded, err, "every database connection is busy; try again shortly")
+		}
+		return nil, apperr.Wrap(apperr.Unavailable, err, "the database did not answer in time; try again later")
+	}
+	return nil, Translate(err)
 }
 
 // txConn implements dbsqlc.DBTX on one connection, opening the transaction

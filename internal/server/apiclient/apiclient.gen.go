@@ -70,6 +70,8 @@ const (
 	ErrorErrorCodeInvalid              ErrorErrorCode = "invalid"
 	ErrorErrorCodeNoSqlGenerated       ErrorErrorCode = "no_sql_generated"
 	ErrorErrorCodeNotFound             ErrorErrorCode = "not_found"
+	ErrorErrorCodeOverloaded           ErrorErrorCode = "overloaded"
+	ErrorErrorCodeRequestTimeout       ErrorErrorCode = "request_timeout"
 	ErrorErrorCodeSqlError             ErrorErrorCode = "sql_error"
 	ErrorErrorCodeSqlRejected          ErrorErrorCode = "sql_rejected"
 	ErrorErrorCodeTooLarge             ErrorErrorCode = "too_large"
@@ -92,6 +94,10 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeNoSqlGenerated:
 		return true
 	case ErrorErrorCodeNotFound:
+		return true
+	case ErrorErrorCodeOverloaded:
+		return true
+	case ErrorErrorCodeRequestTimeout:
 		return true
 	case ErrorErrorCodeSqlError:
 		return true
@@ -463,8 +469,8 @@ type Error struct {
 	Error struct {
 		// Code Decides the status: invalid 400, sql_rejected 400,
 		// sql_error 400, no_sql_generated 422, unauthorized 401, forbidden 403, not_found 404,
-		// conflict 409, too_large 413, unsupported_media_type 415,
-		// unavailable 503, internal 500.
+		// request_timeout 408, conflict 409, too_large 413, unsupported_media_type 415,
+		// unavailable 503, overloaded 503 (with Retry-After), internal 500.
 		Code ErrorErrorCode `json:"code"`
 
 		// Details Present only when there is more to say, e.g. {"field":"limit"}.
@@ -477,8 +483,8 @@ type Error struct {
 
 // ErrorErrorCode Decides the status: invalid 400, sql_rejected 400,
 // sql_error 400, no_sql_generated 422, unauthorized 401, forbidden 403, not_found 404,
-// conflict 409, too_large 413, unsupported_media_type 415,
-// unavailable 503, internal 500.
+// request_timeout 408, conflict 409, too_large 413, unsupported_media_type 415,
+// unavailable 503, overloaded 503 (with Retry-After), internal 500.
 type ErrorErrorCode string
 
 // Error_Error_Details Present only when there is more to say, e.g. {"field":"limit"}.
@@ -845,6 +851,9 @@ type NotFound = Error
 
 // OperatorDisabled Example: {"error":{"code":"invalid","details":{"field":"limit"},"message":"limit: must be an integer from 1 to 200"}}
 type OperatorDisabled = Error
+
+// RequestTimeout Example: {"error":{"code":"invalid","details":{"field":"limit"},"message":"limit: must be an integer from 1 to 200"}}
+type RequestTimeout = Error
 
 // TooLarge Example: {"error":{"code":"invalid","details":{"field":"limit"},"message":"limit: must be an integer from 1 to 200"}}
 type TooLarge = Error
@@ -1709,7 +1718,10 @@ type ClientInterface interface {
 	// Either a JSON array of objects keyed by column name, or CSV whose
 	// header row names the columns (UTF-8; another charset is 415). All
 	// rows go in or none do. The body is capped by the server's import
-	// limit (413 beyond it; nothing is imported).
+	// limit (413 beyond it; nothing is imported). A body that sends
+	// nothing for the server's body idle timeout is cut (408); a body that
+	// keeps flowing is never cut. At most a few imports run at once (503
+	// overloaded with Retry-After beyond them).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1721,7 +1733,10 @@ type ClientInterface interface {
 	// Either a JSON array of objects keyed by column name, or CSV whose
 	// header row names the columns (UTF-8; another charset is 415). All
 	// rows go in or none do. The body is capped by the server's import
-	// limit (413 beyond it; nothing is imported).
+	// limit (413 beyond it; nothing is imported). A body that sends
+	// nothing for the server's body idle timeout is cut (408); a body that
+	// keeps flowing is never cut. At most a few imports run at once (503
+	// overloaded with Retry-After beyond them).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2747,7 +2762,10 @@ func (c *Client) ListRows(ctx context.Context, id ID, params *ListRowsParams, re
 // Either a JSON array of objects keyed by column name, or CSV whose
 // header row names the columns (UTF-8; another charset is 415). All
 // rows go in or none do. The body is capped by the server's import
-// limit (413 beyond it; nothing is imported).
+// limit (413 beyond it; nothing is imported). A body that sends
+// nothing for the server's body idle timeout is cut (408); a body that
+// keeps flowing is never cut. At most a few imports run at once (503
+// overloaded with Retry-After beyond them).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2769,7 +2787,10 @@ func (c *Client) ImportRowsWithBody(ctx context.Context, id ID, contentType stri
 // Either a JSON array of objects keyed by column name, or CSV whose
 // header row names the columns (UTF-8; another charset is 415). All
 // rows go in or none do. The body is capped by the server's import
-// limit (413 beyond it; nothing is imported).
+// limit (413 beyond it; nothing is imported). A body that sends
+// nothing for the server's body idle timeout is cut (408); a body that
+// keeps flowing is never cut. At most a few imports run at once (503
+// overloaded with Retry-After beyond them).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5303,7 +5324,10 @@ type ClientWithResponsesInterface interface {
 	// Either a JSON array of objects keyed by column name, or CSV whose
 	// header row names the columns (UTF-8; another charset is 415). All
 	// rows go in or none do. The body is capped by the server's import
-	// limit (413 beyond it; nothing is imported).
+	// limit (413 beyond it; nothing is imported). A body that sends
+	// nothing for the server's body idle timeout is cut (408); a body that
+	// keeps flowing is never cut. At most a few imports run at once (503
+	// overloaded with Retry-After beyond them).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5315,7 +5339,10 @@ type ClientWithResponsesInterface interface {
 	// Either a JSON array of objects keyed by column name, or CSV whose
 	// header row names the columns (UTF-8; another charset is 415). All
 	// rows go in or none do. The body is capped by the server's import
-	// limit (413 beyond it; nothing is imported).
+	// limit (413 beyond it; nothing is imported). A body that sends
+	// nothing for the server's body idle timeout is cut (408); a body that
+	// keeps flowing is never cut. At most a few imports run at once (503
+	// overloaded with Retry-After beyond them).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5538,6 +5565,11 @@ func (r OpenapiResponse) ContentType() string {
 	return ""
 }
 
+// ReadyzResponse503Headers the declared response headers of an HTTP 503 response for Readyz
+type ReadyzResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5551,6 +5583,8 @@ type ReadyzResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReadyzResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5927,6 +5961,11 @@ func (r DeleteAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// AskQuestionResponse503Headers the declared response headers of an HTTP 503 response for AskQuestion
+type AskQuestionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type AskQuestionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5946,6 +5985,8 @@ type AskQuestionResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AskQuestionResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6017,6 +6058,11 @@ func (r AskQuestionResponse) ContentType() string {
 	return ""
 }
 
+// ListFeedbackResponse503Headers the declared response headers of an HTTP 503 response for ListFeedback
+type ListFeedbackResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListFeedbackResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6035,6 +6081,8 @@ type ListFeedbackResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListFeedbackResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6227,6 +6275,11 @@ func (r GetHistoryResponse) ContentType() string {
 	return ""
 }
 
+// FeedbackResponse503Headers the declared response headers of an HTTP 503 response for Feedback
+type FeedbackResponse503Headers struct {
+	RetryAfter *int
+}
+
 type FeedbackResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6256,6 +6309,8 @@ type FeedbackResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *FeedbackResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6340,6 +6395,11 @@ func (r FeedbackResponse) ContentType() string {
 	return ""
 }
 
+// ReviewFeedbackResponse503Headers the declared response headers of an HTTP 503 response for ReviewFeedback
+type ReviewFeedbackResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReviewFeedbackResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6361,6 +6421,8 @@ type ReviewFeedbackResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReviewFeedbackResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6847,6 +6909,11 @@ func (r ModelStatsResponse) ContentType() string {
 	return ""
 }
 
+// TrainFromCatalogResponse503Headers the declared response headers of an HTTP 503 response for TrainFromCatalog
+type TrainFromCatalogResponse503Headers struct {
+	RetryAfter *int
+}
+
 type TrainFromCatalogResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6862,6 +6929,8 @@ type TrainFromCatalogResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TrainFromCatalogResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6992,6 +7061,11 @@ func (r ListTrainingDataResponse) ContentType() string {
 	return ""
 }
 
+// AddTrainingDataResponse503Headers the declared response headers of an HTTP 503 response for AddTrainingData
+type AddTrainingDataResponse503Headers struct {
+	RetryAfter *int
+}
+
 type AddTrainingDataResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7013,6 +7087,8 @@ type AddTrainingDataResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AddTrainingDataResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -7089,6 +7165,11 @@ func (r AddTrainingDataResponse) ContentType() string {
 	return ""
 }
 
+// ImportTrainingDataResponse503Headers the declared response headers of an HTTP 503 response for ImportTrainingData
+type ImportTrainingDataResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ImportTrainingDataResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7110,6 +7191,8 @@ type ImportTrainingDataResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportTrainingDataResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7248,6 +7331,11 @@ func (r DeleteTrainingDataResponse) ContentType() string {
 	return ""
 }
 
+// RunSQLResponse503Headers the declared response headers of an HTTP 503 response for RunSQL
+type RunSQLResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RunSQLResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7265,6 +7353,8 @@ type RunSQLResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RunSQLResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7881,6 +7971,11 @@ func (r UpdateColumnResponse) ContentType() string {
 	return ""
 }
 
+// ListRowsResponse503Headers the declared response headers of an HTTP 503 response for ListRows
+type ListRowsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListRowsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7894,6 +7989,10 @@ type ListRowsResponse struct {
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListRowsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7919,6 +8018,11 @@ func (r ListRowsResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListRowsResponse) GetJSON500() *Internal {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListRowsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -7950,6 +8054,11 @@ func (r ListRowsResponse) ContentType() string {
 	return ""
 }
 
+// ImportRowsResponse503Headers the declared response headers of an HTTP 503 response for ImportRows
+type ImportRowsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ImportRowsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7965,12 +8074,18 @@ type ImportRowsResponse struct {
 	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *TooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
 	JSON415 *UnsupportedMedia
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportRowsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8000,6 +8115,11 @@ func (r ImportRowsResponse) GetJSON404() *NotFound {
 	return r.JSON404
 }
 
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r ImportRowsResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
+}
+
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r ImportRowsResponse) GetJSON413() *TooLarge {
 	return r.JSON413
@@ -8013,6 +8133,11 @@ func (r ImportRowsResponse) GetJSON415() *UnsupportedMedia {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ImportRowsResponse) GetJSON500() *Internal {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ImportRowsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -9355,7 +9480,10 @@ func (c *ClientWithResponses) ListRowsWithResponse(ctx context.Context, id ID, p
 // Either a JSON array of objects keyed by column name, or CSV whose
 // header row names the columns (UTF-8; another charset is 415). All
 // rows go in or none do. The body is capped by the server's import
-// limit (413 beyond it; nothing is imported).
+// limit (413 beyond it; nothing is imported). A body that sends
+// nothing for the server's body idle timeout is cut (408); a body that
+// keeps flowing is never cut. At most a few imports run at once (503
+// overloaded with Retry-After beyond them).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9373,7 +9501,10 @@ func (c *ClientWithResponses) ImportRowsWithBodyWithResponse(ctx context.Context
 // Either a JSON array of objects keyed by column name, or CSV whose
 // header row names the columns (UTF-8; another charset is 415). All
 // rows go in or none do. The body is capped by the server's import
-// limit (413 beyond it; nothing is imported).
+// limit (413 beyond it; nothing is imported). A body that sends
+// nothing for the server's body idle timeout is cut (408); a body that
+// keeps flowing is never cut. At most a few imports run at once (503
+// overloaded with Retry-After beyond them).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9653,6 +9784,19 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReadyzResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -9967,6 +10111,19 @@ func ParseAskQuestionResponse(rsp *http.Response) (*AskQuestionResponse, error) 
 
 	}
 
+	switch {
+	case rsp.StatusCode == 503:
+		var headers AskQuestionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -10024,6 +10181,19 @@ func ParseListFeedbackResponse(rsp *http.Response) (*ListFeedbackResponse, error
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListFeedbackResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10217,6 +10387,19 @@ func ParseFeedbackResponse(rsp *http.Response) (*FeedbackResponse, error) {
 
 	}
 
+	switch {
+	case rsp.StatusCode == 503:
+		var headers FeedbackResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -10297,6 +10480,19 @@ func ParseReviewFeedbackResponse(rsp *http.Response) (*ReviewFeedbackResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReviewFeedbackResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10675,6 +10871,19 @@ func ParseTrainFromCatalogResponse(rsp *http.Response) (*TrainFromCatalogRespons
 
 	}
 
+	switch {
+	case rsp.StatusCode == 503:
+		var headers TrainFromCatalogResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -10811,6 +11020,19 @@ func ParseAddTrainingDataResponse(rsp *http.Response) (*AddTrainingDataResponse,
 
 	}
 
+	switch {
+	case rsp.StatusCode == 503:
+		var headers AddTrainingDataResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -10891,6 +11113,19 @@ func ParseImportTrainingDataResponse(rsp *http.Response) (*ImportTrainingDataRes
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportTrainingDataResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11009,6 +11244,19 @@ func ParseRunSQLResponse(rsp *http.Response) (*RunSQLResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RunSQLResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11509,6 +11757,26 @@ func ParseListRowsResponse(rsp *http.Response) (*ListRowsResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListRowsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11565,6 +11833,13 @@ func ParseImportRowsResponse(rsp *http.Response) (*ImportRowsResponse, error) {
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11586,6 +11861,26 @@ func ParseImportRowsResponse(rsp *http.Response) (*ImportRowsResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportRowsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

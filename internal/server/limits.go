@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// Defaults for the limits in Config.
+const (
+	DefaultBodyIdleTimeout        = 30 * time.Second
+	DefaultImportStatementTimeout = time.Hour
+)
+
+// idleBody cuts a request body that stops flowing: before each read it
+// moves the connection's read deadline idle ahead, so an upload of any size
+// that keeps sending is fine and one that stalls for idle fails with a
+// *bodyStalledError. The deadline is cleared once the body ends, so that
+// net/http's own reads after the body (which cancel the request's context
+// on an error) never hit it; after a stall it is left expired.
+type idleBody struct {
+	io.ReadCloser
+	ctl  *http.ResponseController
+	idle time.Duration
+	done bool
+}
+
+// bodyStalledError reports a body that sent nothing for Idle.
+type bodyStalledError struct {
+	Idle time.Duration
+	err  error
+}
+
+func (e *bodyStalledError) Error() string {
+	return fmt.Sprintf("request body sent nothing for %s: %v", e.Idle, e.err)
+}
+
+func (e *bodyStalledError) Unwrap() error { return e.err }
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if b.done {
+		return b.ReadCloser.Read(p)
+	}
+	_ = b.ctl.SetReadDeadline(time.Now().Add(b.idle))
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == nil:
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline stays in the past: net/http's own attempt to drain
+		// the rest of the body fails at once and closes the connection.
+		b.done = true
+		return n, &bodyStalledError{Idle: b.idle, err: err}
+	default:
+		b.done = true
+		_ = b.ctl.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// withIdleBody returns a shallow copy of r whose body is an idleBody
+// (requests without a body are left alone). net/http keeps the original,
+// whose type it inspects after the handler to decide how to drain it.
+func (s *Server) withIdleBody(w http.ResponseWriter, r *http.Request) *http.Request {
+	if s.cfg.BodyIdleTimeout <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return r
+	}
+	r2 := r.WithContext(r.Context())
+	r2.Body = &idleBody{ReadCloser: r.Body, ctl: http.NewResponseController(w), idle: s.cfg.BodyIdleTimeout}
+	return r2
+}
+
+// stalledErr words a body that stopped flowing as 408; the importer sees
+// it only as a read error.
+func stalledErr(err error) error {
+	if stall := (*bodyStalledError)(nil); errors.As(err, &stall) {
+		return apperr.Wrap(apperr.RequestTimeout, err,
+			fmt.Sprintf("the request body sent nothing for %s; nothing was imported", stall.Idle))
+	}
+	return err
+}
+
+// importSlot admits one row import, at most MaxConcurrentImports at once.
+// An import reads its body inside its transaction, so each holds a pooled
+// connection for as long as its client keeps sending; the cap keeps the
+// rest of the pool for every other request. The wait is as bounded as a
+// wait for a connection: past it, 503 overloaded.
+func (s *Server) importSlot(ctx context.Context) (release func(), err error) {
+	wait := s.db.AcquireTimeout()
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	select {
+	case s.imports <- struct{}{}:
+		return func() { <-s.imports }, nil
+	case <-ctx.Done():
+		return nil, apperr.Wrap(apperr.Overloaded, ctx.Err(),
+			fmt.Sprintf("%d imports are already running; try again shortly", cap(s.imports)))
+	}
+}
+
+// importStatementTimeout lifts dbchat_app's statement_timeout for the rest
+// of an import's transaction (SET LOCAL): its COPY runs as long as the
+// client sends (bounded by BodyIdleTimeout and MaxImportBytes) and its
+// INSERT moves every row at once.
+func (s *Server) importStatementTimeout(ctx context.Context, tx tenant.Conn) error {
+	ms := strconv.FormatInt(s.cfg.ImportStatementTimeout.Milliseconds(), 10)
+	_, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, ms)
+	return err
+}
+
+// retryAfter is the Retry-After of an overloaded answer, in seconds: the
+// time a request may wait for a connection, at least one second.
+func (s *Server) retryAfter() string {
+	return strconv.Itoa(max(1, int((s.db.AcquireTimeout()+time.Second-1)/time.Second)))
+}
