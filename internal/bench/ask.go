@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -69,44 +68,22 @@ const (
 
 func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.Ask
-	d, admin, err := e.open(ctx, "ask")
-	if err != nil {
-		return nil, err
-	}
+	d := e.open(ctx, "ask")
 	var appWrites atomic.Int64
 	tracer := &phaseTracer{name: askPhase}
 	tracer.paused.Store(true)
-	app, err := openPool(ctx, d.AppURL, 0, &appWrites, tracer)
-	if err != nil {
-		return nil, err
-	}
-	defer app.Close()
-	db := tenant.New(app)
-	box, err := tenant.NewSandbox(ctx, d.QueryURL, 4)
-	if err != nil {
-		return nil, err
-	}
-	defer box.Close()
+	db := tenant.New(e.pool(ctx, d.AppURL, 0, &appWrites, tracer))
+	box := must1(tenant.NewSandbox(ctx, d.QueryURL, 4))
+	e.atEnd(box.Close)
 	sql := sandbox.New(db, box)
 	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
 	svc := ask.New(db, sql, store, generate.NewOffline())
-	seed, err := seedAsk(ctx, e, admin, db, store, c)
-	if err != nil {
-		return nil, err
-	}
+	seed := seedAsk(ctx, e, d.admin, db, store, c)
 	tctx := tenant.NewContext(ctx, seed.id)
 	questions := askQuestions(seed.trained, c.Questions)
-	floorPool, err := openPool(ctx, d.AdminURL, 1, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer floorPool.Close()
+	floorPool := e.pool(ctx, d.AdminURL, 1, nil)
 	floorSQL := "SELECT count(*) FROM " + pgx.Identifier{tenant.Schema(seed.id.TenantID), "customers"}.Sanitize()
-	apiURL, stopAPI, err := serve(server.New(db, devNullLog, server.Config{SQL: sql, Ask: svc}))
-	if err != nil {
-		return nil, err
-	}
-	defer stopAPI()
+	apiURL := e.serve(server.New(db, devNullLog, server.Config{SQL: sql, Ask: svc}))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}, Timeout: time.Minute}
 
 	// try runs one question one way (0 directly, 1 over HTTP, 2 the
@@ -120,24 +97,13 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 			s.total, s.embed, s.retrieve, s.generate, s.execute = millis(time.Since(start)), t.EmbedMS, t.RetrieveMS, t.GenerateMS, t.ExecuteMS
 		case 1:
 			body, _ := json.Marshal(map[string]any{"question": q})
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/v1/ask", bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+seed.apiKey)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
-				return a, err
-			}
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			s.httpTotal = millis(time.Since(start))
 			var out struct {
 				Timings struct {
 					GenerateMS float64 `json:"generate_ms"`
 				} `json:"timings"`
 			}
-			if err == nil && (resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil) {
-				err = fmt.Errorf("POST /v1/ask: %s: %s", resp.Status, b)
-			}
+			_, err = doJSON(ctx, client, http.MethodPost, apiURL+"/v1/ask", "Authorization: Bearer "+seed.apiKey, bytes.NewReader(body), &out)
+			s.httpTotal = millis(time.Since(start))
 			s.httpGenerate = out.Timings.GenerateMS
 			return a, err
 		default:
@@ -150,40 +116,29 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 		}
 		return a, err
 	}
-	// Warm-up: every question once each way; note what the generator did.
+	// A warm-up pass notes what the generator did; then every run asks
+	// every question directly, over HTTP and runs the reference query.
 	var reused int
 	executed := map[string]bool{}
-	for _, q := range questions {
-		for way := range 3 {
-			a, err := try(way, q.text, &askSample{}, new(float64))
-			if err != nil {
-				return nil, err
-			}
-			if way == 0 {
+	samples, floors := make([][]askSample, e.cfg.Runs), make([][]float64, e.cfg.Runs)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for run := -1; run < e.cfg.Runs; run++ {
+		s, f := make([]askSample, len(questions)), make([]float64, len(questions))
+		must1(pass(rng, len(questions), 3, func(qi, way int) error {
+			a, err := try(way, questions[qi].text, &s[qi], &f[qi])
+			if run < 0 && way == 0 {
 				executed[a.SQL] = true
 				if len(a.Context.Similar) > 0 && a.Context.Similar[0].SQL == a.SQL {
 					reused++
 				}
 			}
+			return err
+		}))
+		if run >= 0 {
+			samples[run], floors[run] = s, f
+			e.logf("ask: run %d/%d: outside the generator p50 %.2f ms (HTTP %.2f ms); floor p50 %.3f ms", run+1, e.cfg.Runs,
+				pq(collect(s, askStages[stageOverhead].get), 0.5), pq(collect(s, askStages[stageHTTPOverhead].get), 0.5), pq(f, 0.5))
 		}
-	}
-	// Timed runs: every question once per run in a random order, each
-	// directly, over HTTP and followed by the reference query, in a random order.
-	samples, floors := make([][]askSample, e.cfg.Runs), make([][]float64, e.cfg.Runs)
-	rng := rand.New(rand.NewPCG(5, 6))
-	for run := range e.cfg.Runs {
-		for _, qi := range rng.Perm(len(questions)) {
-			var s askSample
-			var f float64
-			for _, way := range rng.Perm(3) {
-				if _, err := try(way, questions[qi].text, &s, &f); err != nil {
-					return nil, err
-				}
-			}
-			samples[run], floors[run] = append(samples[run], s), append(floors[run], f)
-		}
-		e.logf("ask: run %d/%d: outside the generator p50 %.2f ms (HTTP %.2f ms); floor p50 %.3f ms", run+1, e.cfg.Runs,
-			pq(collect(samples[run], askStages[stageOverhead].get), 0.5), pq(collect(samples[run], askStages[stageHTTPOverhead].get), 0.5), pq(floors[run], 0.5))
 	}
 	// The statements on the runtime pool per question (client-side time
 	// each) and round trips, in one untimed pass.
@@ -191,9 +146,7 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	w0 := appWrites.Load()
 	tracer.paused.Store(false)
 	for _, q := range questions {
-		if _, err := try(0, q.text, &askSample{}, nil); err != nil {
-			return nil, err
-		}
+		must1(try(0, q.text, &askSample{}, nil))
 	}
 	tracer.paused.Store(true)
 	diag := askDiag{roundTrips: float64(appWrites.Load()-w0) / float64(len(questions))}
@@ -222,51 +175,35 @@ type askSeeded struct {
 // demo tables, trains the model from the catalog and adds the generated
 // training rows through nlsql.Store (validated, embedded with the local
 // embedder, batch-inserted), with the HNSW indexes dropped meanwhile.
-func seedAsk(ctx context.Context, e *Env, admin *pgx.Conn, db *tenant.DB, store *nlsql.Store, c AskConfig) (*askSeeded, error) {
-	res, err := provision.CreateTenant(ctx, db, provision.Request{Name: "Ask bench"})
-	if err != nil {
-		return nil, err
-	}
+func seedAsk(ctx context.Context, e *Env, admin *pgx.Conn, db *tenant.DB, store *nlsql.Store, c AskConfig) *askSeeded {
+	res := must1(provision.CreateTenant(ctx, db, provision.Request{Name: "Ask bench"}))
 	s := &askSeeded{id: tenant.Identity{TenantID: res.Tenant.ID, UserID: res.Admin.ID, Role: tenant.Admin}, apiKey: res.APIKey, counts: map[string]int{}}
 	tctx := tenant.NewContext(ctx, s.id)
 	var modelID uuid.UUID
-	if err := db.TxAs(ctx, s.id, func(tx tenant.Conn) error {
-		if err := demo.Seed(ctx, tx); err != nil {
-			return err
+	must(db.TxAs(ctx, s.id, func(tx tenant.Conn) (err error) {
+		if err = demo.Seed(ctx, tx); err == nil {
+			modelID, err = nlsql.ModelID(ctx, tx, provision.DefaultModel)
 		}
-		modelID, err = nlsql.ModelID(ctx, tx, provision.DefaultModel)
 		return err
-	}); err != nil {
-		return nil, err
-	}
+	}))
 	e.logf("ask: training the tenant's model with %s rows", thousands(c.TrainingRows))
 	start := time.Now()
-	s.build, err = vectest.LoadWithoutHNSW(ctx, admin, func() error {
-		cat, err := store.TrainFromCatalog(tctx, modelID)
-		if err != nil {
-			return err
-		}
+	s.build = must1(vectest.LoadWithoutHNSW(ctx, admin, func() error {
+		cat := must1(store.TrainFromCatalog(tctx, modelID))
 		s.catalog = cat.DDL + cat.Documentation
 		items := askTrainingItems(max(0, c.TrainingRows-s.catalog))
-		if _, err := store.Add(tctx, modelID, items, nlsql.SourceImport); err != nil {
-			return err
-		}
+		must1(store.Add(tctx, modelID, items, nlsql.SourceImport))
 		s.trained = slices.DeleteFunc(items, func(it nlsql.NewItem) bool { return it.Kind != nlsql.KindSQL })
 		s.loadTook = time.Since(start)
 		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
+	}))
 	rows, _ := admin.Query(ctx, `SELECT kind, count(*)::int FROM dbchat.training_data GROUP BY kind`)
 	var k string
 	var n int
-	if _, err := pgx.ForEachRow(rows, []any{&k, &n}, func() error { s.counts[k] = n; return nil }); err != nil {
-		return nil, err
-	}
+	must1(pgx.ForEachRow(rows, []any{&k, &n}, func() error { s.counts[k] = n; return nil }))
 	e.logf("ask: %d pairs, %d DDL, %d documentation rows: inserted in %s, HNSW built in %s", s.counts[nlsql.KindSQL],
 		s.counts[nlsql.KindDDL], s.counts[nlsql.KindDocumentation], s.loadTook.Round(time.Millisecond), s.build.Round(time.Millisecond))
-	return s, nil
+	return s
 }
 
 // askShapes are the training questions' shapes with their SQL over the demo
@@ -433,14 +370,6 @@ func askSection(c AskConfig, seed *askSeeded, questions []askQuestion, reused, b
 		phaseTable = mdTable([]string{"Statement (sqlc query name, or what it does)", "calls / question", "ms / question"},
 			append(phases, []string{"all statements on the runtime pool", "", fmt.Sprintf("%.3f", sum)}))
 	}
-	analysis := ""
-	if over.Med > askP50GoalMS {
-		si := slices.IndexFunc(stageP50[:stageOverhead], func(xs []float64) bool {
-			return newDist(xs).Med == slices.Max(collect(stageP50[:stageOverhead], func(ys []float64) float64 { return newDist(ys).Med }))
-		})
-		analysis = fmt.Sprintf("At p50 %.2f ms the largest stage is %s (p50 %.2f ms); %.1f round trips on the runtime pool per question.",
-			over.Med, askStages[si].name, newDist(stageP50[si]).Med, diag.roundTrips)
-	}
 	counts := seed.counts
 	s.Body = render("ask", map[string]any{"Goal": askP50GoalMS, "C": c, "Rows": counts[nlsql.KindSQL] + counts[nlsql.KindDDL] + counts[nlsql.KindDocumentation],
 		"Pairs": counts[nlsql.KindSQL], "DDL": counts[nlsql.KindDDL], "Docs": counts[nlsql.KindDocumentation], "Catalog": seed.catalog,
@@ -448,7 +377,7 @@ func askSection(c AskConfig, seed *askSeeded, questions []askQuestion, reused, b
 		"Reused": reused, "Built": built, "Distinct": distinctSQL, "Table": mdTable([]string{"Stage", "p50 ms", "p95 ms"}, rows),
 		"Over": over.f("%.2f"), "OverMed": over.Med, "Verdict": strings.ReplaceAll(askVerdict(over.Med), "**", ""), "HTTPOver": httpOver.f("%.2f"),
 		"HTTPVerdict": strings.ReplaceAll(askVerdict(httpOver.Med), "**", ""), "Ratio": ratio.m("%.0f"), "HTTPRatio": httpRatio.m("%.0f"),
-		"Phases": phaseTable, "RoundTrips": diag.roundTrips, "Sum": sum, "Analysis": analysis})
+		"Phases": phaseTable, "RoundTrips": diag.roundTrips, "Sum": sum})
 	return s
 }
 

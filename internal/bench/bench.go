@@ -42,8 +42,9 @@ type Config struct {
 	Scale    string   // "quick" or "full"
 	Runs     int      // measured runs per figure (median and spread)
 	Out      string   // report path; empty: stdout only
-	WorkDir  string   // CSV files, profiles
+	WorkDir  string   // CSV files
 	Keep     bool     // keep the benchmark databases
+	Command  string   // reproduces this invocation (shown in the report)
 
 	RLS    RLSConfig
 	HTTP   HTTPConfig
@@ -51,75 +52,53 @@ type Config struct {
 	Import ImportConfig
 	Ask    AskConfig
 
-	// Command reproduces this invocation (shown in the report).
-	Command string
-
 	Stdout, Stderr io.Writer
 }
 
-// RLSConfig sizes part 1.
-type RLSConfig struct {
-	Tenants       int // tenants with history
-	RowsPerTenant int // query_history rows per tenant
-	Samples       int // queries per variant and run
-}
+// RLSConfig sizes part 1: tenants × query_history rows each, queries per
+// variant and run.
+type RLSConfig struct{ Tenants, RowsPerTenant, Samples int }
 
-// HTTPConfig sizes part 2.
+// HTTPConfig sizes part 2: tenants sharing the tables (one is measured),
+// query_history rows and catalog tables of each; the load per measured run.
 type HTTPConfig struct {
-	Tenants       int // tenants sharing the tables (one is measured)
-	RowsPerTenant int // query_history rows per tenant
-	Tables        int // catalog tables of each tenant
-	Concurrency   int
-	Duration      time.Duration // per measured run
-	Warmup        time.Duration
+	Tenants, RowsPerTenant, Tables, Concurrency int
+	Duration, Warmup                            time.Duration
 }
 
-// VectorConfig sizes part 3.
-type VectorConfig struct {
-	Rows    int // training rows in all (every tenant, model and kind)
-	Tenants int // one huge (25 %), ten large (2 % each), the rest small
-	Models  int // models per tenant
-	Topics  int // topic centres shared by all tenants
-	Queries int // queries per tenant size class (the same in every run)
-}
+// VectorConfig sizes part 3: training rows in all, tenants (one huge, ten
+// large, the rest small), models per tenant, topic centres shared by all
+// tenants, queries per tenant size class (the same in every run).
+type VectorConfig struct{ Rows, Tenants, Models, Topics, Queries int }
 
-// AskConfig sizes part 5.
-type AskConfig struct {
-	TrainingRows int // training rows of the asking tenant
-	Questions    int // questions per run
-}
+// ImportConfig sizes part 4: the large import (ratio and memory); the small
+// one, whose memory is compared with it, has a tenth of the rows.
+type ImportConfig struct{ Rows int }
 
-// ImportConfig sizes part 4.
-type ImportConfig struct {
-	Rows      int // the large import (ratio and memory)
-	SmallRows int // the small import (memory is compared with it)
-}
+// AskConfig sizes part 5: training rows of the asking tenant, questions per run.
+type AskConfig struct{ TrainingRows, Questions int }
 
 // scales are the presets; environment variables override single knobs.
 var scales = map[string]Config{
-	"quick": {
-		Runs:   7,
-		RLS:    RLSConfig{Tenants: 200, RowsPerTenant: 1000, Samples: 1000},
-		HTTP:   HTTPConfig{Tenants: 100, RowsPerTenant: 1000, Tables: 10, Concurrency: 32, Duration: 3 * time.Second, Warmup: time.Second},
-		Vector: VectorConfig{Rows: 40_000, Tenants: 200, Models: 3, Topics: 256, Queries: 40},
-		Import: ImportConfig{Rows: 200_000, SmallRows: 20_000},
-		Ask:    AskConfig{TrainingRows: 10_000, Questions: 40},
-	},
-	"full": {
-		Runs:   5,
-		RLS:    RLSConfig{Tenants: 1000, RowsPerTenant: 1000, Samples: 3000},
-		HTTP:   HTTPConfig{Tenants: 1000, RowsPerTenant: 1000, Tables: 10, Concurrency: 32, Duration: 10 * time.Second, Warmup: 2 * time.Second},
-		Vector: VectorConfig{Rows: 200_000, Tenants: 1000, Models: 3, Topics: 256, Queries: 60},
-		Import: ImportConfig{Rows: 1_000_000, SmallRows: 100_000},
-		Ask:    AskConfig{TrainingRows: 10_000, Questions: 60},
-	},
+	"quick": {Runs: 7, RLS: RLSConfig{200, 1000, 1000}, HTTP: HTTPConfig{100, 1000, 10, 32, 3 * time.Second, time.Second},
+		Vector: VectorConfig{40_000, 200, 3, 256, 40}, Import: ImportConfig{Rows: 200_000}, Ask: AskConfig{10_000, 40}},
+	"full": {Runs: 5, RLS: RLSConfig{1000, 1000, 3000}, HTTP: HTTPConfig{1000, 1000, 10, 32, 10 * time.Second, 2 * time.Second},
+		Vector: VectorConfig{200_000, 1000, 3, 256, 60}, Import: ImportConfig{Rows: 1_000_000}, Ask: AskConfig{10_000, 60}},
 }
 
-// knobs are the environment variables that tune a run; they are echoed in
-// the reproduce command when set.
-var knobs = []string{"BENCH", "BENCH_SCALE", "BENCH_RUNS", "BENCH_RLS_TENANTS", "BENCH_RLS_ROWS",
-	"BENCH_HTTP_DURATION", "BENCH_HTTP_CONCURRENCY", "BENCH_VECTOR_ROWS", "BENCH_VECTOR_TENANTS", "BENCH_IMPORT_ROWS",
-	"BENCH_ASK_ROWS"}
+// knobs are the environment variables that tune a run, echoed in the
+// reproduce command when set; the positive integers among them override
+// the field they point at.
+var knobs = []struct {
+	name  string
+	field func(*Config) *int
+}{
+	{"BENCH", nil}, {"BENCH_SCALE", nil}, {"BENCH_RUNS", func(c *Config) *int { return &c.Runs }},
+	{"BENCH_RLS_TENANTS", func(c *Config) *int { return &c.RLS.Tenants }}, {"BENCH_RLS_ROWS", func(c *Config) *int { return &c.RLS.RowsPerTenant }},
+	{"BENCH_HTTP_DURATION", nil}, {"BENCH_HTTP_CONCURRENCY", func(c *Config) *int { return &c.HTTP.Concurrency }},
+	{"BENCH_VECTOR_ROWS", func(c *Config) *int { return &c.Vector.Rows }}, {"BENCH_VECTOR_TENANTS", func(c *Config) *int { return &c.Vector.Tenants }},
+	{"BENCH_IMPORT_ROWS", func(c *Config) *int { return &c.Import.Rows }}, {"BENCH_ASK_ROWS", func(c *Config) *int { return &c.Ask.TrainingRows }},
+}
 
 // Main runs the dbchat-bench command and returns its exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -151,8 +130,12 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	fs := flag.NewFlagSet("dbchat-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
+		var names []string
+		for _, k := range knobs {
+			names = append(names, k.name)
+		}
 		fmt.Fprintf(stderr, "usage: dbchat-bench [flags]   (TEST_DATABASE_URL: superuser URL of a throwaway cluster)\n\n"+
-			"parts: %s\nenvironment: %s\n\nflags:\n", strings.Join(partNames(), ", "), strings.Join(knobs, ", "))
+			"parts: %s\nenvironment: %s\n\nflags:\n", strings.Join(partNames(), ", "), strings.Join(names, ", "))
 		fs.PrintDefaults()
 	}
 	partsFlag := fs.String("parts", getenv("BENCH"), "comma-separated parts to run (default all; env BENCH)")
@@ -186,24 +169,13 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if cfg.Parts, err = selectParts(*partsFlag); err != nil {
 		return Config{}, err
 	}
-	setInt := func(dst *int, name string) {
-		if err != nil || getenv(name) == "" {
-			return
+	for _, k := range knobs {
+		if v := getenv(k.name); k.field != nil && v != "" && err == nil {
+			if *k.field(&cfg), err = strconv.Atoi(v); err == nil && *k.field(&cfg) <= 0 {
+				err = fmt.Errorf("%s must be positive", k.name)
+			}
 		}
-		var n int
-		if n, err = strconv.Atoi(getenv(name)); err == nil && n <= 0 {
-			err = fmt.Errorf("%s must be positive", name)
-		}
-		*dst = n
 	}
-	setInt(&cfg.Runs, "BENCH_RUNS")
-	setInt(&cfg.RLS.Tenants, "BENCH_RLS_TENANTS")
-	setInt(&cfg.RLS.RowsPerTenant, "BENCH_RLS_ROWS")
-	setInt(&cfg.HTTP.Concurrency, "BENCH_HTTP_CONCURRENCY")
-	setInt(&cfg.Vector.Rows, "BENCH_VECTOR_ROWS")
-	setInt(&cfg.Vector.Tenants, "BENCH_VECTOR_TENANTS")
-	setInt(&cfg.Import.Rows, "BENCH_IMPORT_ROWS")
-	setInt(&cfg.Ask.TrainingRows, "BENCH_ASK_ROWS")
 	if v := getenv("BENCH_HTTP_DURATION"); err == nil && v != "" {
 		cfg.HTTP.Duration, err = time.ParseDuration(v)
 	}
@@ -213,16 +185,12 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if *runs > 0 {
 		cfg.Runs = *runs
 	}
-	if slices.Contains(cfg.Parts, "vector") && cfg.Vector.Tenants < 12 {
-		return Config{}, errors.New("BENCH_VECTOR_TENANTS must be at least 12 (one huge, ten large, small ones)")
-	}
-	if slices.Contains(cfg.Parts, "vector") && cfg.Vector.Rows < 10*cfg.Vector.Tenants {
-		return Config{}, errors.New("BENCH_VECTOR_ROWS must be at least 10 per tenant")
+	if slices.Contains(cfg.Parts, "vector") && (cfg.Vector.Tenants < 12 || cfg.Vector.Rows < 10*cfg.Vector.Tenants) {
+		return Config{}, errors.New("BENCH_VECTOR_TENANTS must be at least 12 (one huge, ten large, small ones), BENCH_VECTOR_ROWS at least 10 per tenant")
 	}
 	if cfg.Runs < 5 {
 		fmt.Fprintf(stderr, "dbchat-bench: note: %d runs per figure; the report's rules ask for at least 5\n", cfg.Runs)
 	}
-	cfg.Import.SmallRows = max(1, cfg.Import.Rows/10)
 	cfg.Command = reproduce(getenv, *partsFlag, *scale, *runs)
 	return cfg, nil
 }
@@ -238,12 +206,12 @@ func reproduce(getenv func(string) string, parts, scale string, runs int) string
 	}
 	var env []string
 	for _, k := range knobs {
-		v, ok := set[k]
+		v, ok := set[k.name]
 		if !ok {
-			v = getenv(k)
+			v = getenv(k.name)
 		}
 		if v != "" {
-			env = append(env, k+"="+v)
+			env = append(env, k.name+"="+v)
 		}
 	}
 	return strings.TrimSpace(strings.Join(env, " ") + " make bench")
@@ -308,7 +276,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		e.logf("== %s (load average %s)", p.title, loadAverage())
 		t0 := time.Now()
-		s, err := p.run(ctx, e)
+		s, err := e.runPart(ctx, p)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("%s: %w", p.name, ctx.Err())

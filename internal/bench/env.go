@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,11 +9,18 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -27,6 +35,7 @@ type Env struct {
 	exe     string // this binary, re-executed for the load generator and the server
 	dbs     []string
 	conns   []*pgx.Conn
+	closers []func() // of the running part
 }
 
 func newEnv(ctx context.Context, cfg Config) (*Env, error) {
@@ -82,7 +91,7 @@ func (e *Env) path(name string) string { return filepath.Join(e.cfg.WorkDir, nam
 
 // benchDB is a freshly migrated database for one part.
 type benchDB struct {
-	Name     string
+	admin    *pgx.Conn
 	AdminURL string // superuser
 	AppURL   string // dbchat_app: the server's runtime role, subject to RLS
 	QueryURL string // dbchat_query: the SQL sandbox's role
@@ -96,45 +105,57 @@ func appPassword(adminURL string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// newDatabase (re)creates dbchat_bench_<suffix> and applies the migrations
-// the way `dbchat migrate` does. It is dropped when the run ends.
-func (e *Env) newDatabase(ctx context.Context, suffix string) (*benchDB, error) {
+// open is every part's setup: it (re)creates dbchat_bench_<suffix>, applies
+// the migrations the way `dbchat migrate` does, and connects to it as the
+// superuser. Connection and database go when the run ends.
+func (e *Env) open(ctx context.Context, suffix string) *benchDB {
 	name := "dbchat_bench_" + suffix
 	e.dropDatabase(name)
 	pw := appPassword(e.cfg.AdminURL)
-	d := &benchDB{
-		Name:     name,
-		AdminURL: withDatabase(e.cfg.AdminURL, name, "", ""),
-		AppURL:   withDatabase(e.cfg.AdminURL, name, migrate.AppRole, pw),
-		QueryURL: withDatabase(e.cfg.AdminURL, name, migrate.QueryRole, pw),
-	}
-	err := migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL,
-		Passwords: map[string]string{migrate.AppRole: pw, migrate.QueryRole: pw}})
-	if err != nil {
-		return nil, fmt.Errorf("migrate %s: %w", name, err)
-	}
+	d := &benchDB{AdminURL: withDatabase(e.cfg.AdminURL, name, "", ""), AppURL: withDatabase(e.cfg.AdminURL, name, migrate.AppRole, pw),
+		QueryURL: withDatabase(e.cfg.AdminURL, name, migrate.QueryRole, pw)}
+	must(migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: map[string]string{migrate.AppRole: pw, migrate.QueryRole: pw}}))
+	e.dbs = append(e.dbs, name)
 	// The superuser's sessions find the vector type and operators where the
 	// platform roles do (migrate keeps the extension out of public).
-	if err := e.exec(ctx, "postgres", "ALTER ROLE CURRENT_USER IN DATABASE "+pgx.Identifier{name}.Sanitize()+
-		" SET search_path = \"$user\", public, "+migrate.ExtensionSchema); err != nil {
-		return nil, err
-	}
-	e.dbs = append(e.dbs, name)
-	return d, nil
+	must(e.exec(ctx, "postgres", "ALTER ROLE CURRENT_USER IN DATABASE "+pgx.Identifier{name}.Sanitize()+
+		" SET search_path = \"$user\", public, "+migrate.ExtensionSchema))
+	d.admin = must1(pgx.Connect(ctx, d.AdminURL))
+	e.conns = append(e.conns, d.admin)
+	return d
 }
 
-// open is every part's setup: a fresh database and a superuser connection
-// to it, closed when the run ends.
-func (e *Env) open(ctx context.Context, suffix string) (*benchDB, *pgx.Conn, error) {
-	d, err := e.newDatabase(ctx, suffix)
+// must aborts the running part on an error: Env.runPart recovers it, and
+// the report says the part did not run.
+func must(err error) {
 	if err != nil {
-		return nil, nil, err
+		panic(partError{err})
 	}
-	admin, err := pgx.Connect(ctx, d.AdminURL)
-	if err == nil {
-		e.conns = append(e.conns, admin)
-	}
-	return d, admin, err
+}
+
+func must1[T any](v T, err error) T {
+	must(err)
+	return v
+}
+
+type partError struct{ error }
+
+// runPart runs one part, closing what it opened with e.pool afterwards.
+func (e *Env) runPart(ctx context.Context, p part) (s *Section, err error) {
+	defer func() {
+		for _, c := range slices.Backward(e.closers) {
+			c()
+		}
+		e.closers = nil
+		if r := recover(); r != nil {
+			pe, ok := r.(partError)
+			if !ok {
+				panic(r)
+			}
+			err = pe.error
+		}
+	}()
+	return p.run(ctx, e)
 }
 
 func (e *Env) dropDatabase(name string) {
@@ -182,14 +203,11 @@ func (c countingConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// openPool opens a pool on connURL; maxConns 0 keeps pgxpool's default (as
-// `dbchat serve` does). A non-nil writes counts the pool's round trips; a
-// tracer sees its statements.
-func openPool(ctx context.Context, connURL string, maxConns int32, writes *atomic.Int64, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(connURL)
-	if err != nil {
-		return nil, err
-	}
+// pool opens a pool on connURL for the running part; maxConns 0 keeps
+// pgxpool's default (as `dbchat serve` does). A non-nil writes counts the
+// pool's round trips; a tracer sees its statements.
+func (e *Env) pool(ctx context.Context, connURL string, maxConns int32, writes *atomic.Int64, tracer ...pgx.QueryTracer) *pgxpool.Pool {
+	cfg := must1(pgxpool.ParseConfig(connURL))
 	if len(tracer) > 0 {
 		cfg.ConnConfig.Tracer = tracer[0]
 	}
@@ -202,12 +220,302 @@ func openPool(ctx context.Context, connURL string, maxConns int32, writes *atomi
 			return countingConn{Conn: conn, writes: writes}, err
 		}
 	}
-	return pgxpool.NewWithConfig(ctx, cfg)
+	p := must1(pgxpool.NewWithConfig(ctx, cfg))
+	e.atEnd(p.Close)
+	return p
 }
+
+// atEnd runs f when the running part ends.
+func (e *Env) atEnd(f func()) { e.closers = append(e.closers, f) }
 
 // checkpoint flushes dirty buffers so a timed write does not pay for the
 // previous one's.
 func checkpoint(ctx context.Context, conn *pgx.Conn) error {
 	_, err := conn.Exec(ctx, "CHECKPOINT")
 	return err
+}
+
+// seedTenants creates n synthetic tenants, each with users members (the
+// first an admin) and models models (the first "default"), directly as the
+// superuser: the provisioning path is not what is measured, and going
+// through it for 1,000 tenants would only cost time. Ids are md5 hashes of
+// the tenant's number (and the tenant id), so callers can compute them.
+func seedTenants(ctx context.Context, conn *pgx.Conn, n, users, models int) error {
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO dbchat.tenants (id, name, slug)
+		SELECT md5('bench-tenant-' || i)::uuid, 'Bench tenant ' || i, 'tenant-' || i FROM generate_series(1, $1::int) i`, n)
+	b.Queue(`INSERT INTO dbchat.users (tenant_id, id, email, name, role)
+		SELECT t.id, md5(t.id::text || '/user/' || u)::uuid, 'user' || u || '@' || t.slug || '.invalid', 'User ' || u,
+		       CASE WHEN u = 1 THEN 'admin' ELSE 'member' END
+		FROM dbchat.tenants t, generate_series(1, $1::int) u WHERE t.slug LIKE 'tenant-%'`, users)
+	b.Queue(`INSERT INTO dbchat.models (tenant_id, id, name, description)
+		SELECT t.id, md5(t.id::text || CASE WHEN k = 1 THEN '/model' ELSE '/model/' || k END)::uuid,
+		       CASE WHEN k = 1 THEN 'default' ELSE 'model-' || k END, 'Bench model ' || k
+		FROM dbchat.tenants t, generate_series(1, $1::int) k WHERE t.slug LIKE 'tenant-%'`, models)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("seed tenants: %w", err)
+	}
+	return nil
+}
+
+// seedHistory gives every tenant rowsPerTenant query_history rows spread over
+// its users and the last 90 days, inserted in created_at order across
+// tenants (as a live service would write them, so one tenant's rows are
+// scattered over the heap). Status is 70 % success, 15 % error, 10 %
+// rejected, 5 % pending. Foreign keys hold by construction; their triggers
+// are skipped (session_replication_role) to keep the load fast. Then
+// VACUUM ANALYZE leaves fresh statistics and visibility maps, as autovacuum
+// would on a table in steady state.
+func seedHistory(ctx context.Context, conn *pgx.Conn, rowsPerTenant int) error {
+	if _, err := conn.Exec(ctx, `SET session_replication_role = replica`); err != nil {
+		return err
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), `RESET session_replication_role`) }()
+	_, err := conn.Exec(ctx, `
+		INSERT INTO dbchat.query_history (tenant_id, id, user_id, model_id, question, generated_sql, status, error,
+		                                  row_count, generation_ms, execution_ms, created_at)
+		SELECT tenant_id, gen_random_uuid(), users[1 + (g % array_length(users, 1))], model,
+		       'How many orders did region ' || g || ' place last month?',
+		       'SELECT count(*) FROM orders WHERE region = ' || g || ' AND placed_at >= date_trunc(''month'', now()) - interval ''1 month''',
+		       CASE WHEN r < 0.70 THEN 'success' WHEN r < 0.85 THEN 'error' WHEN r < 0.95 THEN 'rejected' ELSE 'pending' END,
+		       CASE WHEN r >= 0.70 AND r < 0.85 THEN 'column "region" does not exist' END,
+		       CASE WHEN r < 0.70 THEN (g * 7) % 1000 END,
+		       50 + 900 * random(), 0.2 + 20 * random(),
+		       now() - interval '90 days' * random()
+		FROM (SELECT u.tenant_id, array_agg(u.id ORDER BY u.id) AS users,
+		             (SELECT m.id FROM dbchat.models m WHERE m.tenant_id = u.tenant_id ORDER BY m.created_at LIMIT 1) AS model
+		      FROM dbchat.users u GROUP BY u.tenant_id) t,
+		     LATERAL (SELECT g, random() AS r FROM generate_series(1, $1::int) g) s
+		ORDER BY 12`, rowsPerTenant)
+	if err != nil {
+		return fmt.Errorf("seed query_history: %w", err)
+	}
+	_, err = conn.Exec(ctx, `VACUUM (ANALYZE) dbchat.tenants, dbchat.users, dbchat.api_keys, dbchat.models,
+		dbchat.database_tables, dbchat.database_columns, dbchat.query_history`)
+	return err
+}
+
+// histSample is one existing query_history row.
+type histSample struct{ Tenant, ID, User uuid.UUID }
+
+// sampleHistory picks n random rows (with replacement when the table is
+// smaller than n).
+func sampleHistory(ctx context.Context, conn *pgx.Conn, n int) ([]histSample, error) {
+	rows, _ := conn.Query(ctx, `SELECT tenant_id, id, user_id FROM dbchat.query_history ORDER BY random() LIMIT $1`, n)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[histSample])
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("no query_history rows to sample")
+	}
+	for i := len(out); err == nil && i < n; i++ {
+		out = append(out, out[i%len(out)])
+	}
+	return out, err
+}
+
+// machine describes where the numbers were taken.
+type machine struct {
+	CPU        string
+	Cores      int
+	MemGiB     float64
+	OS         string
+	Kernel     string
+	Postgres   string // version()
+	PGShort    string // e.g. "PostgreSQL 15.18"
+	PGVector   string
+	PGSettings [][2]string
+	Go         string
+	Commit     string
+	pgPID      int // postmaster pid when the cluster is local, else 0
+}
+
+// pgSettings are the server settings that matter to these numbers.
+var pgSettings = []string{"shared_buffers", "work_mem", "temp_buffers", "max_wal_size", "fsync",
+	"synchronous_commit", "full_page_writes", "jit", "max_connections"}
+
+func probeMachine(ctx context.Context, adminURL string) (machine, error) {
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	m.CPU = firstField("/proc/cpuinfo", "model name")
+	if kb, err := strconv.ParseFloat(strings.Fields(firstField("/proc/meminfo", "MemTotal") + " 0")[0], 64); err == nil {
+		m.MemGiB = kb / (1 << 20)
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	m.OS = strings.Trim(firstFieldSep("/etc/os-release", "PRETTY_NAME", "="), `"`)
+	m.Commit = gitCommit()
+
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return m, err
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(ctx, `SELECT version(), 'PostgreSQL ' || current_setting('server_version'),
+		coalesce((SELECT default_version FROM pg_available_extensions WHERE name = 'vector'), 'not installed')`).
+		Scan(&m.Postgres, &m.PGShort, &m.PGVector); err != nil {
+		return m, err
+	}
+	for _, s := range pgSettings {
+		var v string
+		if err := conn.QueryRow(ctx, "SELECT current_setting($1)", s).Scan(&v); err == nil {
+			m.PGSettings = append(m.PGSettings, [2]string{s, v})
+		}
+	}
+	// The postmaster's pid lets the HTTP part account PostgreSQL's CPU time;
+	// only meaningful when the cluster runs on this machine.
+	var pidFile string
+	if conn.QueryRow(ctx, `SELECT pg_read_file('postmaster.pid')`).Scan(&pidFile) == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(pidFile, "\n", 2)[0])); err == nil {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil && isLocal(conn.Config().Host) {
+				m.pgPID = pid
+			}
+		}
+	}
+	return m, nil
+}
+
+func isLocal(host string) bool {
+	return host == "127.0.0.1" || host == "localhost" || host == "::1" || strings.HasPrefix(host, "/")
+}
+
+func (m machine) oneLine() string {
+	return fmt.Sprintf("%d cores (%s), %.0f GiB RAM, %s, %s", m.Cores, m.CPU, m.MemGiB, m.PGShort, m.Go)
+}
+
+func firstField(path, key string) string { return firstFieldSep(path, key, ":") }
+
+func firstFieldSep(path, key, sep string) string {
+	b, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, sep); ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += " (with uncommitted changes)"
+	}
+	return c
+}
+
+// clockTick is Linux's USER_HZ, the unit of /proc/<pid>/stat CPU times; it is
+// 100 on every mainstream architecture.
+const clockTick = 100
+
+// cpuTimes is CPU time (user+system) consumed so far by the processes that
+// share the machine during a load run.
+type cpuTimes struct {
+	self     time.Duration // this process: the servers under test
+	postgres time.Duration // the postmaster and its children (backends, walwriter, …)
+	at       time.Time
+}
+
+func (m machine) cpuNow() cpuTimes {
+	t := cpuTimes{at: time.Now()}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		t.self = rusageCPU(&ru)
+	}
+	if m.pgPID == 0 {
+		return t
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		ppid, cpu, ok := procStat(pid)
+		if ok && (pid == m.pgPID || ppid == m.pgPID) {
+			t.postgres += cpu
+		}
+	}
+	return t
+}
+
+func rusageCPU(ru *syscall.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procStat reads a process's parent and CPU time from /proc/<pid>/stat.
+func procStat(pid int) (ppid int, cpu time.Duration, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name is in parentheses and may contain spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// After the name: state(0) ppid(1) … utime(11) stime(12).
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return ppid, time.Duration(ut+st) * time.Second / clockTick, true
+}
+
+// procMem is a process's memory from /proc/<pid>/status, in bytes.
+type procMem struct {
+	HWM     int64 // VmHWM: peak resident set
+	RSS     int64 // VmRSS: resident now
+	RssAnon int64 // resident anonymous memory (heap, stacks) now
+	RssFile int64 // resident file mappings (the binary's pages) now
+}
+
+// procMemory reads /proc/<pid>/status.
+func procMemory(pid int) (procMem, error) {
+	var m procMem
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	fields := map[string]*int64{"VmHWM": &m.HWM, "VmRSS": &m.RSS, "RssAnon": &m.RssAnon, "RssFile": &m.RssFile}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if f := strings.Fields(v); fields[k] != nil && len(f) > 0 {
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			*fields[k] = n << 10
+		}
+	}
+	if err == nil && m.HWM == 0 {
+		err = fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	}
+	return m, err
+}
+
+// peakAnon samples a process's anonymous RSS every 5 ms until stop, which
+// returns the peak (and may be called again): VmHWM also counts the
+// binary's file pages, which do not depend on the work done.
+func peakAnon(pid int) (stop func() int64) {
+	done := make(chan struct{})
+	result := make(chan int64, 1)
+	go func() {
+		var peak int64
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if m, err := procMemory(pid); err == nil {
+				peak = max(peak, m.RssAnon)
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return sync.OnceValue(func() int64 {
+		close(done)
+		return <-result
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -114,51 +113,30 @@ func (t *target) count(h http.Handler) http.Handler {
 
 func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.HTTP
-	d, admin, err := e.open(ctx, "http")
-	if err != nil {
-		return nil, err
-	}
+	d := e.open(ctx, "http")
 	floor, real := &target{name: "floor"}, &target{name: "dbchat"}
 	targets := []*target{floor, real}
-	app, err := openPool(ctx, d.AppURL, 0, &real.writes)
-	if err != nil {
-		return nil, err
-	}
-	defer app.Close()
-	db := tenant.New(app)
-	floorPool, err := openPool(ctx, d.AdminURL, 0, &floor.writes)
-	if err != nil {
-		return nil, err
-	}
-	defer floorPool.Close()
+	db, floorPool := tenant.New(e.pool(ctx, d.AppURL, 0, &real.writes)), e.pool(ctx, d.AdminURL, 0, &floor.writes)
 	e.logf("http: seeding %d tenants with %d tables and %d history rows each", c.Tenants, c.Tables, c.RowsPerTenant)
-	tenantID, key, err := seedHTTP(ctx, admin, db, c)
-	if err != nil {
-		return nil, err
-	}
+	tenantID, key := seedHTTP(ctx, d.admin, db, c)
 	real.header = "Authorization: Bearer " + key
 	mux := http.NewServeMux()
 	floorRoute[floorTable](mux, floorPool, endpoints[0], tenantID)
 	floorRoute[floorHistory](mux, floorPool, endpoints[1], tenantID)
 	// The production server as `dbchat serve` builds it, logging JSON (to
 	// /dev/null here, so the cost of formatting and writing stays).
-	for _, t := range targets {
-		h := http.Handler(mux)
-		if t == real {
-			h = server.New(db, devNullLog, server.Config{})
-		}
-		var stop func()
-		if t.url, stop, err = serve(t.count(h)); err != nil {
-			return nil, err
-		}
-		defer stop()
-	}
-	sizes, err := checkSameRows(ctx, targets, c)
-	if err != nil {
-		return nil, err
-	}
-	for _, ep := range endpoints {
+	floor.url, real.url = e.serve(floor.count(mux)), e.serve(real.count(server.New(db, devNullLog, server.Config{})))
+	// Both list the same rows; the warm-up runs.
+	sizes := make([][]int, len(endpoints))
+	for ei, ep := range endpoints {
 		for _, t := range targets {
+			var doc map[string]json.RawMessage
+			var list []json.RawMessage
+			body := must1(doJSON(ctx, http.DefaultClient, http.MethodGet, t.url+ep.path, t.header, nil, &doc))
+			if err := json.Unmarshal(doc[ep.list], &list); err != nil || len(list) != ep.want(c) {
+				return nil, fmt.Errorf("%s %s: %d %s, want %d (%v)", t.name, ep.name, len(list), ep.list, ep.want(c), err)
+			}
+			sizes[ei] = append(sizes[ei], len(body))
 			if _, err := e.runLoad(ctx, t.url+ep.path, t.header, c.Concurrency, c.Warmup); err != nil {
 				return nil, fmt.Errorf("warm-up %s %s: %w", t.name, ep.name, err)
 			}
@@ -172,11 +150,7 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 		for ei, ep := range endpoints {
 			for k := range targets {
 				ti := (k + run) % len(targets) // the order alternates between runs
-				s, err := measureLoad(ctx, e, targets[ti], ep, c)
-				if err != nil {
-					return nil, err
-				}
-				res[ei][ti] = append(res[ei][ti], s)
+				res[ei][ti] = append(res[ei][ti], measureLoad(ctx, e, targets[ti], ep, c))
 			}
 			e.logf("http: run %d/%d %s: floor %.0f req/s, dbchat %.0f req/s", run+1, e.cfg.Runs, ep.name,
 				res[ei][0][run].load.RPS, res[ei][1][run].load.RPS)
@@ -188,116 +162,63 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 // seedHTTP provisions the measured tenant through the real path (its key is
 // real) with c.Tables tables through catalog.Create; the other tenants and
 // their catalogs are bulk-loaded (their data tables are not read).
-func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig) (uuid.UUID, string, error) {
-	res, err := provision.CreateTenant(ctx, db, provision.Request{Name: "Bench target"})
-	if err != nil {
-		return uuid.Nil, "", err
-	}
-	if err := seedTenants(ctx, admin, c.Tenants-1, 10); err != nil {
-		return uuid.Nil, "", err
-	}
+func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig) (uuid.UUID, string) {
+	res := must1(provision.CreateTenant(ctx, db, provision.Request{Name: "Bench target"}))
+	must(seedTenants(ctx, admin, c.Tenants-1, 10, 1))
 	id := tenant.Identity{TenantID: res.Tenant.ID, UserID: res.Admin.ID, Role: tenant.Admin}
-	types := []string{"bigint", "text", "numeric", "timestamptz", "boolean"}
 	for i := range c.Tables {
 		spec := catalog.TableSpec{Name: fmt.Sprintf("table_%02d", i+1), Description: fmt.Sprint("Benchmark table ", i+1)}
-		for j, typ := range types {
+		for j, typ := range []string{"bigint", "text", "numeric", "timestamptz", "boolean"} {
 			spec.Columns = append(spec.Columns, catalog.ColumnSpec{Name: fmt.Sprintf("col_%d", j+1), Type: typ, Description: "column " + typ})
 		}
-		if err := db.TxAs(ctx, id, func(tx tenant.Conn) error { _, err := catalog.Create(ctx, tx, spec); return err }); err != nil {
-			return uuid.Nil, "", fmt.Errorf("create table %s: %w", spec.Name, err)
-		}
+		must(db.TxAs(ctx, id, func(tx tenant.Conn) error { _, err := catalog.Create(ctx, tx, spec); return err }))
 	}
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`INSERT INTO dbchat.users (tenant_id, email, name, role)
-		SELECT $1, 'member' || u || '@bench.invalid', 'Member ' || u, 'member' FROM generate_series(2, 10) u`, []any{res.Tenant.ID}},
-		{`INSERT INTO dbchat.database_tables (tenant_id, id, name, description)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO dbchat.users (tenant_id, email, name, role)
+		SELECT $1, 'member' || u || '@bench.invalid', 'Member ' || u, 'member' FROM generate_series(2, 10) u`, res.Tenant.ID)
+	b.Queue(`INSERT INTO dbchat.database_tables (tenant_id, id, name, description)
 		SELECT t.id, md5(t.id::text || '/table/' || k)::uuid, 'table_' || lpad(k::text, 2, '0'), 'Benchmark table ' || k
-		FROM dbchat.tenants t, generate_series(1, $1::int) k WHERE t.slug LIKE 'tenant-%'`, []any{c.Tables}},
-		{`INSERT INTO dbchat.database_columns (tenant_id, table_id, name, data_type, description, position)
+		FROM dbchat.tenants t, generate_series(1, $1::int) k WHERE t.slug LIKE 'tenant-%'`, c.Tables)
+	b.Queue(`INSERT INTO dbchat.database_columns (tenant_id, table_id, name, data_type, description, position)
 		SELECT t.tenant_id, t.id, 'col_' || j, (ARRAY['bigint','text','numeric','timestamptz','boolean'])[j], 'column', j
-		FROM dbchat.database_tables t, generate_series(1, 5) j WHERE t.tenant_id <> $1`, []any{res.Tenant.ID}},
-	} {
-		if _, err := admin.Exec(ctx, q.sql, q.args...); err != nil {
-			return uuid.Nil, "", err
-		}
-	}
-	return res.Tenant.ID, res.APIKey, seedHistory(ctx, admin, c.RowsPerTenant)
+		FROM dbchat.database_tables t, generate_series(1, 5) j WHERE t.tenant_id <> $1`, res.Tenant.ID)
+	must(admin.SendBatch(ctx, b).Close())
+	must(seedHistory(ctx, admin, c.RowsPerTenant))
+	return res.Tenant.ID, res.APIKey
 }
 
-// serve runs h on a loopback port until stop.
-func serve(h http.Handler) (url string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
+// serve runs h on a loopback port until the running part ends.
+func (e *Env) serve(h http.Handler) (url string) {
+	ln := must1(net.Listen("tcp", "127.0.0.1:0"))
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() {
+	e.atEnd(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-	}, nil
-}
-
-// checkSameRows fetches each endpoint from both servers and checks they list
-// the same number of rows; it returns the response sizes.
-func checkSameRows(ctx context.Context, targets []*target, c HTTPConfig) ([][]int, error) {
-	sizes := make([][]int, len(endpoints))
-	for ei, ep := range endpoints {
-		for _, t := range targets {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.url+ep.path, nil)
-			if k, v, ok := cutHeader(t.header); ok {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var doc map[string][]json.RawMessage
-			if err == nil && resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
-			}
-			if err == nil {
-				err = json.Unmarshal(body, &doc)
-			}
-			if err == nil && len(doc[ep.list]) != ep.want(c) {
-				err = fmt.Errorf("%d %s, want %d", len(doc[ep.list]), ep.list, ep.want(c))
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", t.name, ep.name, err)
-			}
-			sizes[ei] = append(sizes[ei], len(body))
-		}
-	}
-	return sizes, nil
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // measureLoad runs one load run and accounts round trips and CPU time.
-func measureLoad(ctx context.Context, e *Env, t *target, ep endpoint, c HTTPConfig) (httpSample, error) {
+func measureLoad(ctx context.Context, e *Env, t *target, ep endpoint, c HTTPConfig) httpSample {
 	reqs0, writes0, cpu0 := t.requests.Load(), t.writes.Load(), e.machine.cpuNow()
 	lr, err := e.runLoad(ctx, t.url+ep.path, t.header, c.Concurrency, c.Duration)
-	if err != nil {
-		return httpSample{}, fmt.Errorf("%s %s: %w", t.name, ep.name, err)
+	cpu1, n := e.machine.cpuNow(), float64(t.requests.Load()-reqs0)
+	if n == 0 && err == nil {
+		err = errors.New("no requests reached the server")
 	}
-	cpu1 := e.machine.cpuNow()
-	n := float64(t.requests.Load() - reqs0)
-	if n == 0 {
-		return httpSample{}, errors.New("no requests reached the server")
+	if err != nil {
+		must(fmt.Errorf("%s %s: %w", t.name, ep.name, err))
 	}
 	return httpSample{load: lr, roundTrips: float64(t.writes.Load()-writes0) / n, serverCPU: micros(cpu1.self-cpu0.self) / n,
-		pgCPU: micros(cpu1.postgres-cpu0.postgres) / n, loadCPU: micros(lr.CPU) / n}, nil
+		pgCPU: micros(cpu1.postgres-cpu0.postgres) / n, loadCPU: micros(lr.CPU) / n}
 }
 
 func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Section {
 	s := &Section{}
 	type epOut struct{ Name, Table, Verdict string }
 	var eps []epOut
-	var analysis []string
 	fields := []struct {
 		format string
 		get    func(httpSample) float64
@@ -329,15 +250,9 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Sec
 		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f")})
 		eps = append(eps, epOut{ep.name, mdTable([]string{"", "req/s", "p50 ms", "p99 ms", "round trips / req", "CPU µs / req: server",
 			"PostgreSQL", "load generator", "response bytes"}, rows), verdict})
-		if !httpGoal.met(ratio.Med) {
-			// The extra CPU per request, split by process.
-			fTotal, rTotal := med(f, 4)+med(f, 5)+med(f, 6), med(r, 4)+med(r, 5)+med(r, 6)
-			analysis = append(analysis, fmt.Sprintf("**%s** reaches %.2f× the floor (%.0f%% short of %.2f×). CPU per request, all processes on the same %d cores: %.0f µs for dbchat vs %.0f µs for the floor (%.2f×). Of the %.0f µs extra, the server process accounts for %+.0f µs (%.0f → %.0f), PostgreSQL for %+.0f µs (%.0f → %.0f; %.2f round trips per request instead of %.2f) and the load generator for %+.0f µs.",
-				ep.name, ratio.Med, (httpGoal.bound-ratio.Med)/httpGoal.bound*100, httpGoal.bound, e.machine.Cores, rTotal, fTotal, rTotal/fTotal,
-				rTotal-fTotal, med(r, 4)-med(f, 4), med(f, 4), med(r, 4), med(r, 5)-med(f, 5), med(f, 5), med(r, 5), med(r, 3), med(f, 3), med(r, 6)-med(f, 6)))
-		}
+
 	}
 	s.Body = render("http", map[string]any{"Goal": httpGoal.bound, "C": c, "AllRows": c.Tenants * c.RowsPerTenant,
-		"Pool": max(4, e.machine.Cores), "Endpoints": eps, "Analysis": analysis})
+		"Pool": max(4, e.machine.Cores), "Endpoints": eps})
 	return s
 }

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"text/template"
 	"time"
 )
@@ -51,17 +54,16 @@ func summaryRows(title string, rows []Row) [][]string {
 	return out
 }
 
+// summaryHeader heads the summary table.
+var summaryHeader = []string{"Part", "Measure", "Floor or reference", "dbchat", "Ratio to it: median (min–max)", "Goal", "Verdict"}
+
 // printSummary writes the summary table of this run to w.
 func printSummary(w io.Writer, sections []*Section) {
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PART\tMEASURE\tFLOOR OR REFERENCE\tDBCHAT\tRATIO median (min–max)\tGOAL\tVERDICT")
+	var rows [][]string
 	for _, s := range sections {
-		for _, r := range summaryRows(s.Title, s.Summary) {
-			fmt.Fprintln(tw, strings.ReplaceAll(strings.Join(r, "\t"), "**", ""))
-		}
+		rows = append(rows, summaryRows(s.Title, s.Summary)...)
 	}
-	tw.Flush()
+	fmt.Fprint(w, "\n"+mdTable(summaryHeader, rows))
 }
 
 const (
@@ -102,7 +104,7 @@ func writeReport(path string, m machine, command string, sections []*Section) er
 	for _, p := range suite {
 		rows = append(rows, summaryRows(p.title, kept[p.name].rows)...)
 	}
-	b.WriteString(mdTable([]string{"Part", "Measure", "Floor or reference", "dbchat", "Ratio to it: median (min–max)", "Goal", "Verdict"}, rows))
+	b.WriteString(mdTable(summaryHeader, rows))
 	b.WriteString("\n" + render("machine", m))
 	fmt.Fprintf(&b, "- Last command: `%s`; commit %s\n", command, m.Commit)
 	for _, p := range suite {
@@ -187,4 +189,132 @@ func mdTable(header []string, rows [][]string) string {
 		}
 		return b.String()
 	}()
+}
+
+// dist summarises repeated measurements: the median and the full spread.
+type dist struct {
+	Med, Min, Max float64
+	N             int
+}
+
+func newDist(xs []float64) dist {
+	if len(xs) == 0 {
+		return dist{Med: math.NaN(), Min: math.NaN(), Max: math.NaN()}
+	}
+	s := slices.Sorted(slices.Values(xs))
+	return dist{Med: quantile(s, 0.5), Min: s[0], Max: s[len(s)-1], N: len(s)}
+}
+
+// quantile of sorted xs, linearly interpolated.
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	pos := q * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(sorted)-1)
+	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
+}
+
+// pq is the q-quantile of unsorted xs.
+func pq(xs []float64, q float64) float64 { return quantile(slices.Sorted(slices.Values(xs)), q) }
+
+// f renders the median with the spread: "12.3 (11.9–13.0)".
+func (d dist) f(format string) string {
+	if d.N <= 1 {
+		return d.m(format)
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", d.Med, d.Min, d.Max)
+}
+
+// m renders the median alone.
+func (d dist) m(format string) string {
+	if d.N == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, d.Med)
+}
+
+// ratios divides a by b pairwise (the same run's measurements).
+func ratios(a, b []float64) []float64 {
+	r := make([]float64, min(len(a), len(b)))
+	for i := range r {
+		r[i] = a[i] / b[i]
+	}
+	return r
+}
+
+// collect maps xs to numbers.
+func collect[T any](xs []T, f func(T) float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
+	}
+	return out
+}
+
+// goal is a bound on a ratio.
+type goal struct {
+	bound  float64
+	atMost bool // ratio ≤ bound is met; otherwise ratio ≥ bound
+}
+
+func (g goal) String() string {
+	return fmt.Sprintf("%s %.2f×", map[bool]string{true: "≤", false: "≥"}[g.atMost], g.bound)
+}
+
+func (g goal) met(r float64) bool { return g.atMost == (r <= g.bound) || r == g.bound }
+
+// verdict judges the median ratio and says by how much a miss misses.
+func (g goal) verdict(r float64) string {
+	off := math.Abs(r-g.bound) / g.bound * 100
+	switch {
+	case math.IsNaN(r):
+		return "not measured"
+	case g.met(r) && g.atMost:
+		return fmt.Sprintf("met (%.0f%% headroom)", off)
+	case g.met(r):
+		return fmt.Sprintf("met (%.0f%% above)", off)
+	}
+	return fmt.Sprintf("**missed** by %.0f%% (%.2f× vs %s)", off, r, g)
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// thousands formats n with thousands separators.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func pct(part, whole float64) float64 {
+	if whole == 0 || math.IsNaN(whole) {
+		return 0
+	}
+	return part / whole * 100
+}
+
+// pass times call(item, variant) once for every item and variant: items in
+// a random order, each item's variants back to back in a random order, so
+// that other work on the machine hits all variants alike and no variant
+// always follows another. It returns ms[variant] over the items.
+func pass(rng *rand.Rand, items, variants int, call func(item, variant int) error) ([][]float64, error) {
+	ms := make([][]float64, variants)
+	for _, i := range rng.Perm(items) {
+		for _, v := range rng.Perm(variants) {
+			start := time.Now()
+			if err := call(i, v); err != nil {
+				return nil, err
+			}
+			ms[v] = append(ms[v], millis(time.Since(start)))
+		}
+	}
+	return ms, nil
 }

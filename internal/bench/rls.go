@@ -101,84 +101,54 @@ func rlsExec(ctx context.Context, v int, pool *pgxpool.Pool, db *tenant.DB, q rl
 
 func runRLS(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.RLS
-	d, admin, err := e.open(ctx, "rls")
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
+	d, t0 := e.open(ctx, "rls"), time.Now()
 	e.logf("rls: seeding %d tenants × %d query_history rows", c.Tenants, c.RowsPerTenant)
-	if err := seedTenants(ctx, admin, c.Tenants, 10); err != nil {
-		return nil, err
-	}
-	if err := seedHistory(ctx, admin, c.RowsPerTenant); err != nil {
-		return nil, err
-	}
+	must(seedTenants(ctx, d.admin, c.Tenants, 10, 1))
+	must(seedHistory(ctx, d.admin, c.RowsPerTenant))
 	var total int64
 	var size string
-	if err := admin.QueryRow(ctx, `SELECT count(*), pg_size_pretty(pg_total_relation_size('dbchat.query_history')) FROM dbchat.query_history`).Scan(&total, &size); err != nil {
-		return nil, err
-	}
+	must(d.admin.QueryRow(ctx, `SELECT count(*), pg_size_pretty(pg_total_relation_size('dbchat.query_history')) FROM dbchat.query_history`).Scan(&total, &size))
 	e.logf("rls: %d rows (%s with indexes) in %s", total, size, time.Since(t0).Round(time.Second))
-	samples, err := sampleHistory(ctx, admin, c.Samples)
-	if err != nil {
-		return nil, err
-	}
+	samples := must1(sampleHistory(ctx, d.admin, c.Samples))
 	// One connection (backend) per variant, so that no variant runs on a
 	// backend still warm from another variant's statement.
 	pools := make([]*pgxpool.Pool, len(rlsVariants))
 	for i := range pools {
-		if pools[i], err = openPool(ctx, map[bool]string{true: d.AdminURL, false: d.AppURL}[i <= vSetting], 1, nil); err != nil {
-			return nil, err
-		}
-		defer pools[i].Close()
+		pools[i] = e.pool(ctx, map[bool]string{true: d.AdminURL, false: d.AppURL}[i <= vSetting], 1, nil)
 	}
 	db := tenant.New(pools[vRLS])
-	run := func(q rlsQuery, v int, s histSample) (float64, error) {
-		start := time.Now()
-		if err := rlsExec(ctx, v, pools[v], db, q, s); err != nil {
-			return 0, fmt.Errorf("%s, %s: %w", q.name, rlsVariants[v], err)
-		}
-		return micros(time.Since(start)), nil
-	}
-	// Warm up: prepare every statement, load the pages every variant reads.
-	for _, q := range rlsQueries {
-		for v := range rlsVariants {
-			for _, s := range samples {
-				if _, err := run(q, v, s); err != nil {
-					return nil, err
-				}
+	rng := rand.New(rand.NewPCG(1, 2))
+	run := func(q rlsQuery) ([][]float64, error) {
+		return pass(rng, len(samples), len(rlsVariants), func(i, v int) error {
+			if err := rlsExec(ctx, v, pools[v], db, q, samples[i]); err != nil {
+				return fmt.Errorf("%s, %s: %w", q.name, rlsVariants[v], err)
 			}
-		}
+			return nil
+		})
 	}
-	// us[query][variant][run] is the median latency of one query within a
-	// run, in µs: robust to the odd query that waited for a CPU.
+	// A warm-up pass prepares every statement and loads the pages every
+	// variant reads. Then us[query][variant][run] is the median latency of
+	// one query within a run, in µs: robust to the odd query that waited
+	// for a CPU.
 	us := make([][][]float64, len(rlsQueries))
 	for qi := range us {
 		us[qi] = make([][]float64, len(rlsVariants))
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for r := range e.cfg.Runs {
+	for r := -1; r < e.cfg.Runs; r++ {
 		var line []string
 		for qi, q := range rlsQueries {
-			// Each sample goes through every variant back to back, in a
-			// random order, so that whatever else the machine does hits all
-			// variants alike and no variant always follows another.
-			lat := make([][]float64, len(rlsVariants))
-			for _, s := range samples {
-				for _, v := range rng.Perm(len(rlsVariants)) {
-					t, err := run(q, v, s)
-					if err != nil {
-						return nil, err
-					}
-					lat[v] = append(lat[v], t)
-				}
+			lat := must1(run(q))
+			if r < 0 {
+				continue
 			}
 			for v := range rlsVariants {
-				us[qi][v] = append(us[qi][v], newDist(lat[v]).Med)
+				us[qi][v] = append(us[qi][v], 1000*newDist(lat[v]).Med)
 			}
 			line = append(line, fmt.Sprintf("%s %.0f/%.0f/%.0f/%.0f µs", q.name, us[qi][0][r], us[qi][1][r], us[qi][2][r], us[qi][3][r]))
 		}
-		e.logf("rls: run %d/%d: %s (floor/+setting/policy bare/dbchat)", r+1, e.cfg.Runs, strings.Join(line, "; "))
+		if r >= 0 {
+			e.logf("rls: run %d/%d: %s (floor/+setting/policy bare/dbchat)", r+1, e.cfg.Runs, strings.Join(line, "; "))
+		}
 	}
 	return rlsSection(c, total, size, len(samples), us), nil
 }
@@ -186,7 +156,6 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 func rlsSection(c RLSConfig, total int64, size string, samples int, us [][][]float64) *Section {
 	s := &Section{}
 	var rows [][]string
-	var analysis []string
 	for qi, q := range rlsQueries {
 		u := us[qi]
 		ratio, setting := newDist(ratios(u[vRLS], u[vFloor])), newDist(ratios(u[vSetting], u[vFloor]))
@@ -196,14 +165,11 @@ func rlsSection(c RLSConfig, total int64, size string, samples int, us [][][]flo
 			newDist(u[vRLS]).f("%.0f"), ratio.f("%.2f"), setting.f("%.2f"), policy.f("%.2f"), layer.f("%.2f"), verdict})
 		s.Summary = append(s.Summary, Row{q.name + " (µs/query)", newDist(u[vFloor]).m("%.0f µs"), newDist(u[vRLS]).m("%.0f µs"),
 			ratio.f("%.2f"), rlsGoal.String(), verdict})
-		if !rlsGoal.met(ratio.Med) {
-			analysis = append(analysis, fmt.Sprintf("%s: dbchat is %.2f× the floor: the tenant setting statement %.2f× (%+.0f%%), the policy in PostgreSQL %.2f× (%+.0f%%), the Go tenant layer %.2f× (%+.0f%%).",
-				q.name, ratio.Med, setting.Med, (setting.Med-1)*100, policy.Med, (policy.Med-1)*100, layer.Med, (layer.Med-1)*100))
-		}
+
 	}
 	header := []string{"Query", "floor µs", "floor + setting µs", "policy, bare pgx µs", "dbchat (RLS) µs", "dbchat / floor",
 		"setting: +setting / floor", "policy: bare / +setting", "tenant layer: dbchat / bare", "Verdict"}
 	s.Body = render("rls", map[string]any{"Goal": rlsGoal.bound, "C": c, "Total": int(total), "Size": size, "Samples": samples,
-		"Table": mdTable(header, rows), "Analysis": analysis})
+		"Table": mdTable(header, rows)})
 	return s
 }

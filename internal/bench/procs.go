@@ -1,0 +1,365 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// serveMain is `dbchat-bench serve`: the API server as `dbchat serve` builds
+// it (server.New over a dbchat_app pool from DATABASE_URL, JSON access log,
+// here to /dev/null), in a process of its own so that its memory is its own.
+// It adds two benchmark-only routes: /debug/bench/phases (time per database
+// statement since the last call) and /debug/bench/memstats. It prints its
+// address on stdout and serves until stdin closes.
+func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+	_, err := (&Env{}).runPart(ctx, part{run: func(ctx context.Context, e *Env) (*Section, error) {
+		tr := &phaseTracer{name: statementPhase}
+		mux := http.NewServeMux()
+		mux.Handle("/", server.New(tenant.New(e.pool(ctx, os.Getenv("DATABASE_URL"), 0, nil, tr)), devNullLog, server.Config{MaxImportBytes: 1 << 40}))
+		mux.HandleFunc("/debug/bench/phases", func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(tr.take()) })
+		mux.HandleFunc("/debug/bench/memstats", func(w http.ResponseWriter, _ *http.Request) {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			_ = json.NewEncoder(w).Encode(memStats{Sys: m.Sys, HeapSys: m.HeapSys, TotalAlloc: m.TotalAlloc, NumGC: m.NumGC})
+		})
+		fmt.Fprintln(stdout, strings.TrimPrefix(e.serve(mux), "http://"))
+		stdinClosed := make(chan struct{})
+		go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+		select {
+		case <-stdinClosed:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}})
+	if err != nil {
+		fmt.Fprintf(stderr, "dbchat-bench serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// devNullLog is the JSON access log of `dbchat serve`, written to /dev/null
+// so that the cost of formatting and writing stays.
+var devNullLog = func() *slog.Logger {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		panic(err)
+	}
+	return slog.New(slog.NewJSONHandler(f, nil))
+}()
+
+// phase is the time one database call took, as the client saw it.
+type phase struct {
+	Name string  `json:"name"`
+	Ms   float64 `json:"ms"`
+}
+
+// phaseTracer records every statement's (or pipeline's, or COPY's)
+// duration, named by name; paused stops recording.
+type phaseTracer struct {
+	mu     sync.Mutex
+	phases []phase
+	name   func(sql string) string
+	paused atomic.Bool
+}
+
+// take returns the phases recorded so far and forgets them.
+func (t *phaseTracer) take() []phase {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.phases
+	t.phases = nil
+	return p
+}
+
+type traceKey struct{}
+
+type traceStart struct {
+	at   time.Time
+	sqls []string
+}
+
+func (t *phaseTracer) start(ctx context.Context, sqls ...string) context.Context {
+	if t.paused.Load() {
+		return ctx
+	}
+	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now(), sqls: sqls})
+}
+
+func (t *phaseTracer) end(ctx context.Context, name func(sqls []string) string) {
+	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok && len(s.sqls) > 0 {
+		t.mu.Lock()
+		t.phases = append(t.phases, phase{name(s.sqls), millis(time.Since(s.at))})
+		t.mu.Unlock()
+	}
+}
+
+func (t *phaseTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	return t.start(ctx, d.SQL)
+}
+
+func (t *phaseTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	t.end(ctx, func(s []string) string { return t.name(s[0]) })
+}
+
+func (t *phaseTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return t.start(ctx)
+}
+
+func (t *phaseTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok {
+		s.sqls = append(s.sqls, d.SQL)
+	}
+}
+
+func (t *phaseTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
+	t.end(ctx, func(s []string) string {
+		return map[bool]string{true: "BEGIN + "}[s[0] == "BEGIN"] + "tenant setting + " + t.name(s[len(s)-1])
+	})
+}
+
+func (t *phaseTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
+	return t.start(ctx, "COPY")
+}
+
+func (t *phaseTracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromEndData) {
+	t.end(ctx, func([]string) string { return phaseCopy })
+}
+
+const phaseCopy = "COPY into the staging table (streams the body: read, CSV parse, convert, encode)"
+
+// statementPhase names a statement by what it does in the request path.
+func statementPhase(sql string) string {
+	s := strings.TrimSpace(sql)
+	for _, p := range []struct{ prefix, contains, name string }{
+		{"CREATE TEMPORARY TABLE", "", "create the staging table"},
+		{"INSERT INTO", "SELECT", "INSERT … SELECT into the data table (policy WITH CHECK, defaults, PK index)"},
+		{"DROP TABLE", "", "drop the staging table"},
+		{"COMMIT", "", "COMMIT"}, {"ROLLBACK", "", "ROLLBACK"},
+		{"", "dbchat.database_columns", "catalog: columns"}, {"", "dbchat.database_tables", "catalog: table"},
+		{"", "dbchat.api_keys", "key lookup"},
+	} {
+		if strings.HasPrefix(s, p.prefix) && strings.Contains(s, p.contains) {
+			return p.name
+		}
+	}
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return s
+}
+
+// child is a `dbchat-bench serve` process.
+type child struct {
+	pid  int
+	url  string
+	stop func() error // closes its stdin (it shuts down) and waits for it
+}
+
+// startServer starts the API server in a child process on dbURL, stopped
+// at the latest when the running part ends.
+func (e *Env) startServer(ctx context.Context, dbURL string) *child {
+	cmd := exec.CommandContext(ctx, e.exe, "serve")
+	cmd.Env, cmd.Stderr = append(os.Environ(), "DATABASE_URL="+dbURL), e.cfg.Stderr
+	stdin, stdout := must1(cmd.StdinPipe()), must1(cmd.StdoutPipe())
+	must(cmd.Start())
+	c := &child{pid: cmd.Process.Pid, stop: sync.OnceValue(func() error {
+		_ = stdin.Close()
+		timer := time.AfterFunc(40*time.Second, func() { _ = cmd.Process.Kill() })
+		defer timer.Stop()
+		return cmd.Wait()
+	})}
+	e.atEnd(func() { _ = c.stop() })
+	addr := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		addr <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case a := <-addr:
+		if c.url = "http://" + a; a != "" {
+			return c
+		}
+	case <-time.After(30 * time.Second):
+	}
+	panic(partError{errors.New("the server process did not start listening")})
+}
+
+// memStats is the Go runtime's view of the server's memory.
+type memStats struct {
+	Sys        uint64 `json:"sys"`         // obtained from the OS
+	HeapSys    uint64 `json:"heap_sys"`    // of which heap
+	TotalAlloc uint64 `json:"total_alloc"` // allocated since start, cumulative
+	NumGC      uint32 `json:"num_gc"`
+}
+
+// get decodes the JSON the child serves at path into v.
+func (c *child) get(ctx context.Context, path string, v any) error {
+	_, err := doJSON(ctx, http.DefaultClient, http.MethodGet, c.url+path, "", nil, v)
+	return err
+}
+
+// loadResult is what `dbchat-bench load` reports on stdout.
+type loadResult struct {
+	Requests   int64   `json:"requests"`
+	Errors     int64   `json:"errors"`
+	FirstError string  `json:"first_error,omitempty"`
+	RPS        float64 `json:"rps"`
+	P50us      float64 `json:"p50_us"`
+	P99us      float64 `json:"p99_us"`
+
+	CPU time.Duration `json:"-"` // the load generator's own CPU time (rusage)
+}
+
+// loadHeaderEnv carries one request header (the API key) to the load
+// generator, out of its command line.
+const loadHeaderEnv = "BENCH_LOAD_HEADER"
+
+func cutHeader(h string) (name, value string, ok bool) {
+	k, v, ok := strings.Cut(h, ":")
+	return k, strings.TrimSpace(v), ok
+}
+
+// loadMain is the load generator: c workers on keep-alive connections send
+// GET url back to back for d, then it prints a loadResult as JSON.
+func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dbchat-bench load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	target := fs.String("url", "", "URL to GET")
+	conc := fs.Int("c", 32, "concurrent connections")
+	dur := fs.Duration("d", 5*time.Second, "duration")
+	if err := fs.Parse(args); err != nil || *target == "" {
+		fmt.Fprintln(stderr, "usage: dbchat-bench load -url URL [-c 32] [-d 5s]   (header in $"+loadHeaderEnv+")")
+		return 2
+	}
+	hName, hValue, hSet := cutHeader(os.Getenv(loadHeaderEnv))
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConns: *conc, MaxIdleConnsPerHost: *conc,
+		MaxConnsPerHost: *conc, DisableCompression: true, IdleConnTimeout: time.Minute}}
+	var mu sync.Mutex
+	var res loadResult
+	var lat []float64 // µs
+	start := time.Now()
+	deadline := start.Add(*dur)
+	var wg sync.WaitGroup
+	for range *conc {
+		wg.Go(func() {
+			var mine []float64
+			var errs int64
+			first := ""
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *target, nil)
+				if hSet {
+					req.Header.Set(hName, hValue)
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					if errs++; first == "" {
+						first = err.Error()
+					}
+					continue
+				}
+				mine = append(mine, micros(time.Since(t0)))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat, res.Errors = append(lat, mine...), res.Errors+errs
+			if res.FirstError == "" {
+				res.FirstError = first
+			}
+		})
+	}
+	wg.Wait()
+	res.Requests = int64(len(lat))
+	res.RPS = float64(res.Requests) / time.Since(start).Seconds()
+	res.P50us, res.P99us = pq(lat, 0.50), pq(lat, 0.99)
+	if err := json.NewEncoder(stdout).Encode(res); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// runLoad runs the load generator in a second process against url.
+func (e *Env) runLoad(ctx context.Context, url, header string, conc int, d time.Duration) (loadResult, error) {
+	cmd := exec.CommandContext(ctx, e.exe, "load", "-url", url, "-c", strconv.Itoa(conc), "-d", d.String())
+	cmd.Env = append(os.Environ(), loadHeaderEnv+"="+header)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return loadResult{}, fmt.Errorf("load generator: %w: %s", err, errb.String())
+	}
+	var res loadResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return res, fmt.Errorf("load generator output %q: %w", out.String(), err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.CPU = rusageCPU(ru)
+	}
+	if res.Errors > 0 {
+		return res, fmt.Errorf("load generator: %d failed requests (first: %s)", res.Errors, res.FirstError)
+	}
+	return res, nil
+}
+
+// doJSON sends a request with the header ("Name: value", may be empty) and
+// decodes a 200 response's JSON body into out; it returns the body.
+func doJSON(ctx context.Context, client *http.Client, method, url, header string, body io.Reader, out any) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	if k, v, ok := cutHeader(header); ok {
+		req.Header.Set(k, v)
+	}
+	if f, ok := body.(*os.File); ok {
+		req.Header.Set("Content-Type", "text/csv")
+		if st, err := f.Stat(); err == nil {
+			req.ContentLength = st.Size()
+		}
+	} else if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b)
+	}
+	if err == nil && out != nil {
+		err = json.Unmarshal(b, out)
+	}
+	return b, err
+}
