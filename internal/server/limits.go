@@ -77,12 +77,13 @@ func (s *Server) withIdleBody(w http.ResponseWriter, r *http.Request) *http.Requ
 	return r2
 }
 
-// stalledErr words a body that stopped flowing as 408; the importer sees
-// it only as a read error.
+// stalledErr words a body that stopped flowing as 408 (the importer and
+// the JSON decoder see it only as a read error); any other error is
+// returned as it is.
 func stalledErr(err error) error {
 	if stall := (*bodyStalledError)(nil); errors.As(err, &stall) {
 		return apperr.Wrap(apperr.RequestTimeout, err,
-			fmt.Sprintf("the request body sent nothing for %s; nothing was imported", stall.Idle))
+			fmt.Sprintf("the request body sent nothing for %s; nothing was changed", stall.Idle))
 	}
 	return err
 }

@@ -38,6 +38,8 @@ func jsonError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
+	case errors.As(err, new(*bodyStalledError)):
+		return stalledErr(err)
 	case errors.As(err, &tooLarge):
 		return apperr.Errorf(apperr.TooLarge, "request body exceeds %d bytes", tooLarge.Limit)
 	case errors.As(err, &typeErr):
