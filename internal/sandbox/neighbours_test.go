@@ -204,39 +204,69 @@ func TestFreedConnectionGoesToTheQuieterTenant(t *testing.T) {
 }
 
 // TestHugeValueIsNotReadIntoMemory: a value far larger than the response cap
-// is refused by the driver after the row's header (the server's message is
-// larger than tenant.MaxMessageBytes), so the service allocates a fraction
-// of it, and the result ends truncated as the byte cap would have it. The
-// sandbox works on afterwards. Not parallel: it measures the process's
-// allocations.
+// is replaced by the database before it is sent (the sandbox's per-value cap,
+// tenant.MaxValueBytes), so the service allocates a fraction of it, and the
+// result ends truncated as the byte cap would have it. Not parallel: it
+// measures the process's allocations.
 func TestHugeValueIsNotReadIntoMemory(t *testing.T) {
-	f := newFixture(t)
+	n := newNeighbours(t, 2)
 	const size = 64 << 20
-	ctx := tenant.NewContext(context.Background(), f.a.Identity)
+	ctx := tenant.NewContext(context.Background(), n.quiet.Identity)
+	cut := n.box.ValuesCut()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	res, err := f.svc.Run(ctx, sandbox.Request{SQL: `SELECT 1 AS n, repeat('x', 67108864) AS big`, Timeout: sandbox.MaxTimeout})
+	res, err := n.svc.Run(ctx, sandbox.Request{SQL: `SELECT 1 AS n, repeat('x', 67108864) AS big`, Timeout: sandbox.MaxTimeout})
 	runtime.ReadMemStats(&after)
 	require.NoError(t, err)
 	require.True(t, res.Truncated)
 	require.Empty(t, res.Rows)
+	require.Equal(t, []sandbox.Column{{Name: "n", Type: "integer"}, {Name: "big", Type: "text"}}, res.Columns)
 	allocated := after.TotalAlloc - before.TotalAlloc
 	require.Less(t, allocated, uint64(size/8), "bytes allocated while running a statement with a %d-byte value", size)
+	require.Equal(t, cut+1, n.box.ValuesCut(), "the database cut the value")
 
-	// The rows before an oversized one are kept.
-	res, err = f.svc.Run(ctx, sandbox.Request{SQL: `SELECT n, CASE WHEN n = 3 THEN repeat('x', 8388608) ELSE 'small' END AS v
-		FROM generate_series(1, 5) AS n ORDER BY n`})
-	require.NoError(t, err)
-	require.True(t, res.Truncated)
-	require.Equal(t, [][]json.RawMessage{{json.RawMessage("1"), json.RawMessage(`"small"`)}, {json.RawMessage("2"), json.RawMessage(`"small"`)}}, res.Rows)
+	// The rows before an oversized one are kept, in the statement's order;
+	// a value under the cap is untouched.
+	for _, big := range []string{`repeat('x', 4194305)`, `CAST(repeat('x', 4194305) AS varchar)`} {
+		res, err = n.svc.Run(ctx, sandbox.Request{SQL: `SELECT n, CASE WHEN n = 3 THEN ` + big + ` END AS v
+			FROM generate_series(1, 5) AS n ORDER BY n DESC`})
+		require.NoError(t, err, big)
+		require.True(t, res.Truncated, big)
+		require.Equal(t, [][]json.RawMessage{{json.RawMessage("5"), json.RawMessage(`null`)}, {json.RawMessage("4"), json.RawMessage(`null`)}}, res.Rows, big)
+	}
+	require.Equal(t, cut+3, n.box.ValuesCut())
 
-	// Values up to the cap still arrive whole, and the pool recovered.
-	res, err = f.svc.Run(ctx, sandbox.Request{SQL: `SELECT repeat('y', 1000000) AS v`})
+	// Values up to the cap still arrive whole.
+	res, err = n.svc.Run(ctx, sandbox.Request{SQL: `SELECT repeat('y', 1000000) AS v`})
 	require.NoError(t, err)
 	require.False(t, res.Truncated)
 	require.Len(t, res.Rows, 1)
 	require.Equal(t, `"`+strings.Repeat("y", 1000000)+`"`, string(res.Rows[0][0]))
+}
+
+// TestOversizedRowIsNotReadIntoMemory: a row whose values are each under the
+// per-value cap but together larger than the response cap is refused by the
+// driver after its header (tenant.MaxMessageBytes), before its body is read.
+func TestOversizedRowIsNotReadIntoMemory(t *testing.T) {
+	n := newNeighbours(t, 2)
+	ctx := tenant.NewContext(context.Background(), n.quiet.Identity)
+	var cols []string
+	for range 12 {
+		cols = append(cols, `repeat('x', 4000000)`)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := n.svc.Run(ctx, sandbox.Request{SQL: `SELECT ` + strings.Join(cols, ", "), Timeout: sandbox.MaxTimeout})
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	require.True(t, res.Truncated)
+	require.Empty(t, res.Rows)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(48000000/8))
+
+	// The sandbox works on afterwards (the connection was replaced).
+	n.quietSelect(t, context.Background())
 }
 
 // TestTenantLimitsFromEnvironment: DBCHAT_SANDBOX_TENANT_CONNS and

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -24,9 +26,10 @@ import (
 // tenant's (SELECT on its own tables, the reviewed functions, no catalog),
 // and the statement, a plain query, cannot change it. Each run is one READ
 // ONLY transaction with the role and app.tenant_id set locally, search_path
-// pinned to the tenant's schema and the resource limits set locally; the statement becomes a cursor and at most MaxRows+1 rows are
-// fetched, all in one pipelined round trip, then the transaction is rolled
-// back.
+// pinned to the tenant's schema and the resource limits set locally (one
+// pipelined round trip); the statement is described (one more), then
+// becomes a cursor, wrapped by capValues when it returns text, and at most
+// MaxRows+1 rows are fetched and the transaction rolled back (one more).
 //
 // The pool is shared fairly (admission): at most TenantConns statements of
 // one tenant run at once, the rest wait in that tenant's queue, and a freed
@@ -35,8 +38,9 @@ import (
 type Sandbox struct {
 	pool  *pgxpool.Pool
 	admit *admission
-	// statements counts the statements sent to the database (Statements).
-	statements atomic.Int64
+	// statements counts the statements sent to the database (Statements);
+	// cuts the results ended by the per-value cap (ValuesCut).
+	statements, cuts atomic.Int64
 }
 
 // Sandbox defaults; DBCHAT_SANDBOX_TENANT_CONNS and
@@ -147,6 +151,10 @@ func (s *Sandbox) Waiting(tenantID uuid.UUID) int { return s.admit.waiting(tenan
 // database (admitted Query calls), for budgets' tests.
 func (s *Sandbox) Statements() int64 { return s.statements.Load() }
 
+// ValuesCut is the number of results the database ended early because a
+// value was larger than MaxValueBytes (capValues).
+func (s *Sandbox) ValuesCut() int64 { return s.cuts.Load() }
+
 // resetSession runs DISCARD ALL on a connection returned to the pool (pgxpool
 // calls it off the request path), so nothing a statement left in the session
 // reaches the next tenant's. The role's rights leave no session state to
@@ -190,33 +198,130 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 
 	// SET takes no bind parameters. The values are a formatted uuid, a
 	// quoted identifier and integers, never caller text.
+	prelude := []string{
+		`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`,
+		// The tenant's role (named like its schema) is the only one with
+		// USAGE on the schema: another tenant's schema is "permission
+		// denied" before any of its tables is looked up or locked.
+		`SET LOCAL ROLE ` + pgx.Identifier{Schema(tenantID)}.Sanitize(),
+		fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, tenantID),
+		`SET LOCAL search_path = ` + pgx.Identifier{Schema(tenantID)}.Sanitize(),
+		fmt.Sprintf(`SET LOCAL statement_timeout = %d`, max(lim.Timeout.Milliseconds(), 1)),
+		`SET LOCAL TimeZone = 'UTC'`,
+		`SET LOCAL DateStyle = 'ISO, YMD'`,
+		`SET LOCAL IntervalStyle = 'iso_8601'`,
+		`SET LOCAL bytea_output = 'hex'`,
+	}
+	fetch := fmt.Sprintf(`FETCH FORWARD %d FROM %s`, lim.MaxRows+1, cursorName) // text format: exact values
+
+	// The per-value cap: describe the statement as the tenant, then run it
+	// wrapped so that the database replaces any value too large for a
+	// response before sending it (capValues). If the statement cannot be
+	// described, or the wrapper is refused, it runs as written, as below.
+	fields, err := describe(ctx, conn, prelude, sql)
+	if err != nil && !errors.Is(err, errNoDescription) {
+		return s.finish(conn, err)
+	}
+	if err == nil {
+		if wrapped, ok := capValues(sql, fields); ok {
+			failed, err := run(ctx, conn, nil, wrapped, fetch, func(rows pgx.Rows) error {
+				return read(&cutRows{Rows: rows, n: len(fields), cuts: &s.cuts})
+			})
+			if !failed || !retryPlain(ctx, conn, err) {
+				return s.finish(conn, err)
+			}
+		} else {
+			// Nothing to cap: run it in the open transaction.
+			_, err := run(ctx, conn, nil, sql, fetch, read)
+			return s.finish(conn, err)
+		}
+		if err := rollback(conn); err != nil {
+			return err
+		}
+	}
+	_, err = run(ctx, conn, prelude, sql, fetch, read)
+	return s.finish(conn, err)
+}
+
+// retryPlain reports whether a statement whose wrapped DECLARE failed with
+// err is run again as written, so that its error (or success) is exactly
+// what it would have been: yes, except when the request is over, the
+// connection gone, or the failure took the statement's time or memory
+// (statement timeout, out of memory), which a second run would only repeat.
+func retryPlain(ctx context.Context, conn *pgxpool.Conn, err error) bool {
+	if ctx.Err() != nil || conn.Conn().IsClosed() {
+		return false
+	}
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return false
+	}
+	return pg.Code != "57014" && pg.Code[:2] != "53"
+}
+
+// errNoDescription: the statement could not be described (the transaction
+// was rolled back); it runs as written and fails or not as it would have.
+var errNoDescription = errors.New("sandbox: statement not described")
+
+// describe opens the tenant's transaction (prelude) and describes sql in it
+// (Parse and Describe, unnamed). It returns errNoDescription, the
+// transaction ended, if sql could not be described, and any other error when
+// the transaction could not be opened.
+func describe(ctx context.Context, conn *pgxpool.Conn, prelude []string, sql string) ([]pgconn.FieldDescription, error) {
 	b := &pgx.Batch{}
-	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
-	// The tenant's role (named like its schema) is the only one with USAGE
-	// on the schema: another tenant's schema is "permission denied" before
-	// any of its tables is looked up or locked.
-	b.Queue(`SET LOCAL ROLE ` + pgx.Identifier{Schema(tenantID)}.Sanitize())
-	b.Queue(fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, tenantID))
-	b.Queue(`SET LOCAL search_path = ` + pgx.Identifier{Schema(tenantID)}.Sanitize())
-	b.Queue(fmt.Sprintf(`SET LOCAL statement_timeout = %d`, max(lim.Timeout.Milliseconds(), 1)))
-	b.Queue(`SET LOCAL TimeZone = 'UTC'`)
-	b.Queue(`SET LOCAL DateStyle = 'ISO, YMD'`)
-	b.Queue(`SET LOCAL IntervalStyle = 'iso_8601'`)
-	b.Queue(`SET LOCAL bytea_output = 'hex'`)
-	prelude := b.Len()
+	for _, q := range prelude {
+		b.Queue(q)
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	d, err := conn.Conn().PgConn().Prepare(ctx, "", sql, nil)
+	if err != nil {
+		if ctx.Err() != nil || conn.Conn().IsClosed() {
+			return nil, err
+		}
+		if rerr := rollback(conn); rerr != nil {
+			return nil, rerr
+		}
+		return nil, errNoDescription
+	}
+	return d.Fields, nil
+}
+
+// rollback ends the connection's transaction, or closes the connection.
+func rollback(conn *pgxpool.Conn) error {
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = conn.Conn().Close(rctx)
+		return err
+	}
+	return nil
+}
+
+// run sends, in one round trip, the prelude (if any), DECLARE … FOR query,
+// the FETCH and ROLLBACK, and hands the fetched rows to read. declareFailed
+// reports an error from the prelude or the DECLARE (the statement did not
+// start); the transaction is then aborted, not ended.
+func run(ctx context.Context, conn *pgxpool.Conn, prelude []string, query, fetch string, read func(pgx.Rows) error) (declareFailed bool, err error) {
+	b := &pgx.Batch{}
+	for _, q := range prelude {
+		b.Queue(q)
+	}
 	// The caller's text only ever follows DECLARE … FOR: the extended
 	// protocol refuses a second statement, and DECLARE accepts only a query.
-	b.Queue(`DECLARE ` + cursorName + ` NO SCROLL CURSOR FOR ` + sql)
-	b.Queue(fmt.Sprintf(`FETCH FORWARD %d FROM %s`, lim.MaxRows+1, cursorName)) // text format: exact values
+	b.Queue(`DECLARE ` + cursorName + ` NO SCROLL CURSOR FOR ` + query)
+	b.Queue(fetch)
 	b.Queue(`ROLLBACK`)
-
 	br := conn.SendBatch(ctx, b)
+	declareFailed = true
 	err = func() error {
-		for range prelude + 1 {
+		for range len(prelude) + 1 {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
 		}
+		declareFailed = false
 		rows, err := br.Query()
 		if err != nil {
 			return err
@@ -235,21 +340,119 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
+	return declareFailed && err != nil, err
+}
+
+// finish maps a run's error and, after an error, ends the transaction (the
+// batch's ROLLBACK was skipped) or drops the connection.
+func (s *Sandbox) finish(conn *pgxpool.Conn, err error) error {
 	if _, ok := errors.AsType[*pgproto3.ExceededMaxBodyLenErr](err); ok {
 		// pgconn closed the connection: the rest of the message was
 		// never read.
 		return ErrRowTooLarge
 	}
 	if err != nil {
-		// After an error the batch's ROLLBACK was skipped; end the
-		// transaction here, or drop the connection.
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
-			_ = conn.Conn().Close(rctx)
-		}
+		_ = rollback(conn)
 	}
 	return err
+}
+
+// MaxValueBytes is the per-value cap: a value whose text is longer could
+// never be part of a response (the sandbox's byte cap is 4 MiB), so the
+// database replaces it before sending and the result ends there, truncated.
+const MaxValueBytes = 4 << 20
+
+// capValues wraps sql so that the database sends no text, varchar,
+// char(n), xml or bytea value whose text is longer than MaxValueBytes: each
+// such value becomes NULL and a last column, dbchat_cut, says the row had
+// one (cutRows ends the result there). The wrapper adds only octet_length
+// (text, char, bytea), binary casts (xml to text), comparisons and CASE, all
+// executable by the tenant roles; a value of another type (json, jsonb,
+// arrays, records, …) would need its type's output function, which the
+// tenant roles may not execute, so it is not measured here: a row too large
+// for a response is refused by the driver instead (MaxMessageBytes). The
+// statement is fenced (OFFSET 0) so that each value is computed once, and
+// keeps its row order (a subquery scan and a lateral nested loop preserve
+// it). ok is false when no column needs a cap.
+func capValues(sql string, fields []pgconn.FieldDescription) (string, bool) {
+	var cols, aliases, measures, flags []string
+	for i, f := range fields {
+		c := fmt.Sprintf("q.c%d", i+1)
+		aliases = append(aliases, fmt.Sprintf("c%d", i+1))
+		name := pgx.Identifier{f.Name}.Sanitize()
+		var size string
+		limit := MaxValueBytes
+		switch f.DataTypeOID {
+		case 25, 1043, 1042: // text, varchar, char(n)
+			size = "octet_length(" + c + ")"
+		case 142: // xml: a binary cast to text
+			size = "octet_length(" + c + "::text)"
+		case 17: // bytea, sent as hex: two characters a byte
+			size, limit = "octet_length("+c+")", MaxValueBytes/2
+		default:
+			cols = append(cols, c+" AS "+name)
+			continue
+		}
+		b := fmt.Sprintf("b%d", i+1)
+		measures = append(measures, fmt.Sprintf("COALESCE(%s > %d, false) AS %s", size, limit, b))
+		flags = append(flags, "l."+b)
+		cols = append(cols, fmt.Sprintf("CASE WHEN l.%s THEN NULL ELSE %s END AS %s", b, c, name))
+	}
+	if len(measures) == 0 {
+		return "", false
+	}
+	return "SELECT " + strings.Join(cols, ", ") + ", " + strings.Join(flags, " OR ") + " AS dbchat_cut" +
+		" FROM (SELECT * FROM (\n" + sql + "\n) AS q0 OFFSET 0) AS q(" + strings.Join(aliases, ", ") + ")" +
+		", LATERAL (SELECT " + strings.Join(measures, ", ") + " OFFSET 0) AS l", true
+}
+
+// cutRows hides capValues' last column and ends the rows, with
+// ErrRowTooLarge, at the first row that had a value cut.
+type cutRows struct {
+	pgx.Rows
+	n    int
+	cut  bool
+	cuts *atomic.Int64
+}
+
+func (r *cutRows) FieldDescriptions() []pgconn.FieldDescription {
+	return r.Rows.FieldDescriptions()[:r.n]
+}
+
+func (r *cutRows) Next() bool {
+	if r.cut || !r.Rows.Next() {
+		return false
+	}
+	if raw := r.Rows.RawValues(); len(raw) > r.n && string(raw[r.n]) == "t" {
+		r.cut = true
+		r.cuts.Add(1)
+		return false
+	}
+	return true
+}
+
+func (r *cutRows) RawValues() [][]byte { return r.Rows.RawValues()[:r.n] }
+
+func (r *cutRows) Values() ([]any, error) {
+	v, err := r.Rows.Values()
+	if err != nil {
+		return nil, err
+	}
+	return v[:r.n], nil
+}
+
+func (r *cutRows) Scan(...any) error {
+	return errors.New("sandbox: rows are read with RawValues")
+}
+
+func (r *cutRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	if r.cut {
+		return ErrRowTooLarge
+	}
+	return nil
 }
 
 // admission shares the sandbox pool's connections among tenants: at most
