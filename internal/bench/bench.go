@@ -2,23 +2,15 @@
 //
 // These are benchmarks, not tests: nothing here fails on a number. Every
 // figure is compared with a reference measured in the same run on the same
-// machine: a floor (the same work without dbchat's machinery: no RLS, no
-// auth, bare net/http, plain COPY) for parts 1, 2 and 4, exact search (the
-// ground truth, not a floor) for part 3, one bare query (for scale; the goal
-// is absolute) for part 5. Each is the median of several runs with its
-// spread. The suite prints a table and writes docs/BENCHMARKS.md,
-// one section per part, with the machine and the command that reproduces it.
+// machine (a floor without dbchat's machinery, exact search, or one bare
+// query; docs/BENCHMARKS.md says which) and is the median of several runs
+// with its spread. The suite prints the summary and writes
+// docs/BENCHMARKS.md, one section per part (BENCH=name[,name] runs a
+// subset, refreshing only their sections; BENCH_SCALE=full the issue's
+// sizes): rls, http, vector, import, ask.
 //
-// Parts (BENCH=name[,name] runs a subset; BENCH_SCALE=full the issue's sizes):
-//
-//	rls     1. RLS policy cost: the tenant policy vs an explicit WHERE tenant_id
-//	http    2. request path vs the floor: GET /v1/tables and /v1/history
-//	vector  3. vector retrieval at scale: recall@10 and latency per tenant size class
-//	import  4. CSV import vs COPY, and the server's peak RSS
-//	ask     5. /v1/ask overhead: the pipeline's time outside the generator
-//
-// The binary re-executes itself for the processes a part needs apart from the
-// orchestrator: `dbchat-bench load` is the HTTP load generator and
+// The binary re-executes itself for the processes a part needs apart from
+// the orchestrator: `dbchat-bench load` is the HTTP load generator and
 // `dbchat-bench serve` the API server whose memory is measured.
 package bench
 
@@ -141,7 +133,7 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	partsFlag := fs.String("parts", getenv("BENCH"), "comma-separated parts to run (default all; env BENCH)")
 	scale := fs.String("scale", getenv("BENCH_SCALE"), "quick (default, a few minutes) or full (the issue's sizes; env BENCH_SCALE)")
 	out := fs.String("out", "docs/BENCHMARKS.md", "report to write (sections of parts not run are kept); empty: none")
-	workDir := fs.String("workdir", ".dbchat/bench/work", "scratch directory: CSV files and CPU profiles")
+	workDir := fs.String("workdir", ".dbchat/bench/work", "scratch directory: CSV files")
 	keep := fs.Bool("keep", false, "keep the benchmark databases afterwards")
 	runs := fs.Int("runs", 0, "measured runs per figure (env BENCH_RUNS; default 7 quick, 5 full)")
 	if err := fs.Parse(args); err != nil {
@@ -165,25 +157,35 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	cfg.Out, cfg.WorkDir, cfg.Keep = *out, *workDir, *keep
 	cfg.Stdout, cfg.Stderr = stdout, stderr
+	// The flags override the environment; env is what this run was given.
+	env := map[string]string{}
+	for _, k := range knobs {
+		env[k.name] = getenv(k.name)
+	}
+	env["BENCH"], env["BENCH_SCALE"] = *partsFlag, map[bool]string{false: *scale}[*scale == "quick"]
+	if *runs > 0 {
+		env["BENCH_RUNS"] = strconv.Itoa(*runs)
+	}
 	var err error
 	if cfg.Parts, err = selectParts(*partsFlag); err != nil {
 		return Config{}, err
 	}
+	var set []string
 	for _, k := range knobs {
-		if v := getenv(k.name); k.field != nil && v != "" && err == nil {
-			if *k.field(&cfg), err = strconv.Atoi(v); err == nil && *k.field(&cfg) <= 0 {
-				err = fmt.Errorf("%s must be positive", k.name)
+		if v := env[k.name]; v != "" {
+			set = append(set, k.name+"="+v)
+			if k.field != nil && err == nil {
+				if *k.field(&cfg), err = strconv.Atoi(v); err == nil && *k.field(&cfg) <= 0 {
+					err = fmt.Errorf("%s must be positive", k.name)
+				}
 			}
 		}
 	}
-	if v := getenv("BENCH_HTTP_DURATION"); err == nil && v != "" {
+	if v := env["BENCH_HTTP_DURATION"]; err == nil && v != "" {
 		cfg.HTTP.Duration, err = time.ParseDuration(v)
 	}
 	if err != nil {
 		return Config{}, err
-	}
-	if *runs > 0 {
-		cfg.Runs = *runs
 	}
 	if slices.Contains(cfg.Parts, "vector") && (cfg.Vector.Tenants < 12 || cfg.Vector.Rows < 10*cfg.Vector.Tenants) {
 		return Config{}, errors.New("BENCH_VECTOR_TENANTS must be at least 12 (one huge, ten large, small ones), BENCH_VECTOR_ROWS at least 10 per tenant")
@@ -191,30 +193,8 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if cfg.Runs < 5 {
 		fmt.Fprintf(stderr, "dbchat-bench: note: %d runs per figure; the report's rules ask for at least 5\n", cfg.Runs)
 	}
-	cfg.Command = reproduce(getenv, *partsFlag, *scale, *runs)
+	cfg.Command = strings.TrimSpace(strings.Join(set, " ") + " make bench")
 	return cfg, nil
-}
-
-// reproduce spells the make command for this configuration.
-func reproduce(getenv func(string) string, parts, scale string, runs int) string {
-	set := map[string]string{"BENCH": parts, "BENCH_SCALE": scale, "BENCH_RUNS": getenv("BENCH_RUNS")}
-	if scale == "quick" {
-		set["BENCH_SCALE"] = ""
-	}
-	if runs > 0 {
-		set["BENCH_RUNS"] = strconv.Itoa(runs)
-	}
-	var env []string
-	for _, k := range knobs {
-		v, ok := set[k.name]
-		if !ok {
-			v = getenv(k.name)
-		}
-		if v != "" {
-			env = append(env, k.name+"="+v)
-		}
-	}
-	return strings.TrimSpace(strings.Join(env, " ") + " make bench")
 }
 
 // part is one section of the report.

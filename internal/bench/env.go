@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -34,7 +33,6 @@ type Env struct {
 	machine machine
 	exe     string // this binary, re-executed for the load generator and the server
 	dbs     []string
-	conns   []*pgx.Conn
 	closers []func() // of the running part
 }
 
@@ -54,14 +52,10 @@ func newEnv(ctx context.Context, cfg Config) (*Env, error) {
 }
 
 func (e *Env) close() {
-	for _, c := range e.conns {
-		c.Close(context.Background())
-	}
-	if e.cfg.Keep {
-		return
-	}
 	for _, name := range e.dbs {
-		e.dropDatabase(name)
+		if !e.cfg.Keep {
+			e.dropDatabase(name)
+		}
 	}
 }
 
@@ -121,7 +115,7 @@ func (e *Env) open(ctx context.Context, suffix string) *benchDB {
 	must(e.exec(ctx, "postgres", "ALTER ROLE CURRENT_USER IN DATABASE "+pgx.Identifier{name}.Sanitize()+
 		" SET search_path = \"$user\", public, "+migrate.ExtensionSchema))
 	d.admin = must1(pgx.Connect(ctx, d.AdminURL))
-	e.conns = append(e.conns, d.admin)
+	e.atEnd(func() { d.admin.Close(context.Background()) })
 	return d
 }
 
@@ -228,19 +222,12 @@ func (e *Env) pool(ctx context.Context, connURL string, maxConns int32, writes *
 // atEnd runs f when the running part ends.
 func (e *Env) atEnd(f func()) { e.closers = append(e.closers, f) }
 
-// checkpoint flushes dirty buffers so a timed write does not pay for the
-// previous one's.
-func checkpoint(ctx context.Context, conn *pgx.Conn) error {
-	_, err := conn.Exec(ctx, "CHECKPOINT")
-	return err
-}
-
 // seedTenants creates n synthetic tenants, each with users members (the
 // first an admin) and models models (the first "default"), directly as the
 // superuser: the provisioning path is not what is measured, and going
 // through it for 1,000 tenants would only cost time. Ids are md5 hashes of
 // the tenant's number (and the tenant id), so callers can compute them.
-func seedTenants(ctx context.Context, conn *pgx.Conn, n, users, models int) error {
+func seedTenants(ctx context.Context, conn *pgx.Conn, n, users, models int) {
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO dbchat.tenants (id, name, slug)
 		SELECT md5('bench-tenant-' || i)::uuid, 'Bench tenant ' || i, 'tenant-' || i FROM generate_series(1, $1::int) i`, n)
@@ -252,10 +239,7 @@ func seedTenants(ctx context.Context, conn *pgx.Conn, n, users, models int) erro
 		SELECT t.id, md5(t.id::text || CASE WHEN k = 1 THEN '/model' ELSE '/model/' || k END)::uuid,
 		       CASE WHEN k = 1 THEN 'default' ELSE 'model-' || k END, 'Bench model ' || k
 		FROM dbchat.tenants t, generate_series(1, $1::int) k WHERE t.slug LIKE 'tenant-%'`, models)
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("seed tenants: %w", err)
-	}
-	return nil
+	must(conn.SendBatch(ctx, b).Close())
 }
 
 // seedHistory gives every tenant rowsPerTenant query_history rows spread over
@@ -266,12 +250,10 @@ func seedTenants(ctx context.Context, conn *pgx.Conn, n, users, models int) erro
 // are skipped (session_replication_role) to keep the load fast. Then
 // VACUUM ANALYZE leaves fresh statistics and visibility maps, as autovacuum
 // would on a table in steady state.
-func seedHistory(ctx context.Context, conn *pgx.Conn, rowsPerTenant int) error {
-	if _, err := conn.Exec(ctx, `SET session_replication_role = replica`); err != nil {
-		return err
-	}
+func seedHistory(ctx context.Context, conn *pgx.Conn, rowsPerTenant int) {
+	must1(conn.Exec(ctx, `SET session_replication_role = replica`))
 	defer func() { _, _ = conn.Exec(context.Background(), `RESET session_replication_role`) }()
-	_, err := conn.Exec(ctx, `
+	must1(conn.Exec(ctx, `
 		INSERT INTO dbchat.query_history (tenant_id, id, user_id, model_id, question, generated_sql, status, error,
 		                                  row_count, generation_ms, execution_ms, created_at)
 		SELECT tenant_id, gen_random_uuid(), users[1 + (g % array_length(users, 1))], model,
@@ -286,13 +268,9 @@ func seedHistory(ctx context.Context, conn *pgx.Conn, rowsPerTenant int) error {
 		             (SELECT m.id FROM dbchat.models m WHERE m.tenant_id = u.tenant_id ORDER BY m.created_at LIMIT 1) AS model
 		      FROM dbchat.users u GROUP BY u.tenant_id) t,
 		     LATERAL (SELECT g, random() AS r FROM generate_series(1, $1::int) g) s
-		ORDER BY 12`, rowsPerTenant)
-	if err != nil {
-		return fmt.Errorf("seed query_history: %w", err)
-	}
-	_, err = conn.Exec(ctx, `VACUUM (ANALYZE) dbchat.tenants, dbchat.users, dbchat.api_keys, dbchat.models,
-		dbchat.database_tables, dbchat.database_columns, dbchat.query_history`)
-	return err
+		ORDER BY 12`, rowsPerTenant))
+	must1(conn.Exec(ctx, `VACUUM (ANALYZE) dbchat.tenants, dbchat.users, dbchat.api_keys, dbchat.models,
+		dbchat.database_tables, dbchat.database_columns, dbchat.query_history`))
 }
 
 // histSample is one existing query_history row.
@@ -300,16 +278,13 @@ type histSample struct{ Tenant, ID, User uuid.UUID }
 
 // sampleHistory picks n random rows (with replacement when the table is
 // smaller than n).
-func sampleHistory(ctx context.Context, conn *pgx.Conn, n int) ([]histSample, error) {
+func sampleHistory(ctx context.Context, conn *pgx.Conn, n int) []histSample {
 	rows, _ := conn.Query(ctx, `SELECT tenant_id, id, user_id FROM dbchat.query_history ORDER BY random() LIMIT $1`, n)
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[histSample])
-	if err == nil && len(out) == 0 {
-		err = fmt.Errorf("no query_history rows to sample")
-	}
-	for i := len(out); err == nil && i < n; i++ {
+	out := must1(pgx.CollectRows(rows, pgx.RowToStructByPos[histSample]))
+	for i := len(out); i < n; i++ {
 		out = append(out, out[i%len(out)])
 	}
-	return out, err
+	return out
 }
 
 // machine describes where the numbers were taken.
@@ -334,14 +309,14 @@ var pgSettings = []string{"shared_buffers", "work_mem", "temp_buffers", "max_wal
 
 func probeMachine(ctx context.Context, adminURL string) (machine, error) {
 	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
-	m.CPU = firstField("/proc/cpuinfo", "model name")
-	if kb, err := strconv.ParseFloat(strings.Fields(firstField("/proc/meminfo", "MemTotal") + " 0")[0], 64); err == nil {
+	m.CPU = firstField("/proc/cpuinfo", "model name", ":")
+	if kb, err := strconv.ParseFloat(strings.Fields(firstField("/proc/meminfo", "MemTotal", ":") + " 0")[0], 64); err == nil {
 		m.MemGiB = kb / (1 << 20)
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	m.OS = strings.Trim(firstFieldSep("/etc/os-release", "PRETTY_NAME", "="), `"`)
+	m.OS = strings.Trim(firstField("/etc/os-release", "PRETTY_NAME", "="), `"`)
 	m.Commit = gitCommit()
 
 	conn, err := pgx.Connect(ctx, adminURL)
@@ -356,34 +331,27 @@ func probeMachine(ctx context.Context, adminURL string) (machine, error) {
 	}
 	for _, s := range pgSettings {
 		var v string
-		if err := conn.QueryRow(ctx, "SELECT current_setting($1)", s).Scan(&v); err == nil {
+		if conn.QueryRow(ctx, "SELECT current_setting($1)", s).Scan(&v) == nil {
 			m.PGSettings = append(m.PGSettings, [2]string{s, v})
 		}
 	}
 	// The postmaster's pid lets the HTTP part account PostgreSQL's CPU time;
 	// only meaningful when the cluster runs on this machine.
 	var pidFile string
-	if conn.QueryRow(ctx, `SELECT pg_read_file('postmaster.pid')`).Scan(&pidFile) == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(pidFile, "\n", 2)[0])); err == nil {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil && isLocal(conn.Config().Host) {
-				m.pgPID = pid
-			}
-		}
+	host := conn.Config().Host
+	if conn.QueryRow(ctx, `SELECT pg_read_file('postmaster.pid')`).Scan(&pidFile) == nil &&
+		(host == "127.0.0.1" || host == "localhost" || host == "::1" || strings.HasPrefix(host, "/")) {
+		m.pgPID, _ = strconv.Atoi(strings.TrimSpace(strings.SplitN(pidFile, "\n", 2)[0]))
 	}
 	return m, nil
-}
-
-func isLocal(host string) bool {
-	return host == "127.0.0.1" || host == "localhost" || host == "::1" || strings.HasPrefix(host, "/")
 }
 
 func (m machine) oneLine() string {
 	return fmt.Sprintf("%d cores (%s), %.0f GiB RAM, %s, %s", m.Cores, m.CPU, m.MemGiB, m.PGShort, m.Go)
 }
 
-func firstField(path, key string) string { return firstFieldSep(path, key, ":") }
-
-func firstFieldSep(path, key, sep string) string {
+// firstField is the value of the first "key<sep>value" line of a file.
+func firstField(path, key, sep string) string {
 	b, _ := os.ReadFile(path)
 	for _, line := range strings.Split(string(b), "\n") {
 		if k, v, ok := strings.Cut(line, sep); ok && strings.TrimSpace(k) == key {
@@ -414,11 +382,10 @@ const clockTick = 100
 type cpuTimes struct {
 	self     time.Duration // this process: the servers under test
 	postgres time.Duration // the postmaster and its children (backends, walwriter, …)
-	at       time.Time
 }
 
 func (m machine) cpuNow() cpuTimes {
-	t := cpuTimes{at: time.Now()}
+	var t cpuTimes
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		t.self = rusageCPU(&ru)
@@ -469,7 +436,6 @@ func procStat(pid int) (ppid int, cpu time.Duration, ok bool) {
 // procMem is a process's memory from /proc/<pid>/status, in bytes.
 type procMem struct {
 	HWM     int64 // VmHWM: peak resident set
-	RSS     int64 // VmRSS: resident now
 	RssAnon int64 // resident anonymous memory (heap, stacks) now
 	RssFile int64 // resident file mappings (the binary's pages) now
 }
@@ -478,7 +444,7 @@ type procMem struct {
 func procMemory(pid int) (procMem, error) {
 	var m procMem
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	fields := map[string]*int64{"VmHWM": &m.HWM, "VmRSS": &m.RSS, "RssAnon": &m.RssAnon, "RssFile": &m.RssFile}
+	fields := map[string]*int64{"VmHWM": &m.HWM, "RssAnon": &m.RssAnon, "RssFile": &m.RssFile}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, _ := strings.Cut(line, ":")
 		if f := strings.Fields(v); fields[k] != nil && len(f) > 0 {
@@ -496,26 +462,20 @@ func procMemory(pid int) (procMem, error) {
 // returns the peak (and may be called again): VmHWM also counts the
 // binary's file pages, which do not depend on the work done.
 func peakAnon(pid int) (stop func() int64) {
+	var peak atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	result := make(chan int64, 1)
 	go func() {
-		var peak int64
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if m, err := procMemory(pid); err == nil {
-				peak = max(peak, m.RssAnon)
-			}
-			select {
-			case <-done:
-				result <- peak
-				return
-			case <-t.C:
+		defer close(done)
+		for t := time.NewTicker(5 * time.Millisecond); ctx.Err() == nil; <-t.C {
+			if m, err := procMemory(pid); err == nil && m.RssAnon > peak.Load() {
+				peak.Store(m.RssAnon)
 			}
 		}
 	}()
-	return sync.OnceValue(func() int64 {
-		close(done)
-		return <-result
-	})
+	return func() int64 {
+		cancel()
+		<-done
+		return peak.Load()
+	}
 }

@@ -164,7 +164,7 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 // their catalogs are bulk-loaded (their data tables are not read).
 func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig) (uuid.UUID, string) {
 	res := must1(provision.CreateTenant(ctx, db, provision.Request{Name: "Bench target"}))
-	must(seedTenants(ctx, admin, c.Tenants-1, 10, 1))
+	seedTenants(ctx, admin, c.Tenants-1, 10, 1)
 	id := tenant.Identity{TenantID: res.Tenant.ID, UserID: res.Admin.ID, Role: tenant.Admin}
 	for i := range c.Tables {
 		spec := catalog.TableSpec{Name: fmt.Sprintf("table_%02d", i+1), Description: fmt.Sprint("Benchmark table ", i+1)}
@@ -183,7 +183,7 @@ func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig)
 		SELECT t.tenant_id, t.id, 'col_' || j, (ARRAY['bigint','text','numeric','timestamptz','boolean'])[j], 'column', j
 		FROM dbchat.database_tables t, generate_series(1, 5) j WHERE t.tenant_id <> $1`, res.Tenant.ID)
 	must(admin.SendBatch(ctx, b).Close())
-	must(seedHistory(ctx, admin, c.RowsPerTenant))
+	seedHistory(ctx, admin, c.RowsPerTenant)
 	return res.Tenant.ID, res.APIKey
 }
 

@@ -62,13 +62,7 @@ func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
 
 // devNullLog is the JSON access log of `dbchat serve`, written to /dev/null
 // so that the cost of formatting and writing stays.
-var devNullLog = func() *slog.Logger {
-	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		panic(err)
-	}
-	return slog.New(slog.NewJSONHandler(f, nil))
-}()
+var devNullLog = slog.New(slog.NewJSONHandler(must1(os.OpenFile(os.DevNull, os.O_WRONLY, 0)), nil))
 
 // phase is the time one database call took, as the client saw it.
 type phase struct {
@@ -108,10 +102,15 @@ func (t *phaseTracer) start(ctx context.Context, sqls ...string) context.Context
 	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now(), sqls: sqls})
 }
 
-func (t *phaseTracer) end(ctx context.Context, name func(sqls []string) string) {
+// end records a call: a pipeline by its last statement.
+func (t *phaseTracer) end(ctx context.Context) {
 	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok && len(s.sqls) > 0 {
+		name := t.name(s.sqls[len(s.sqls)-1])
+		if len(s.sqls) > 1 {
+			name = map[bool]string{true: "BEGIN + "}[s.sqls[0] == "BEGIN"] + "tenant setting + " + name
+		}
 		t.mu.Lock()
-		t.phases = append(t.phases, phase{name(s.sqls), millis(time.Since(s.at))})
+		t.phases = append(t.phases, phase{name, millis(time.Since(s.at))})
 		t.mu.Unlock()
 	}
 }
@@ -121,7 +120,7 @@ func (t *phaseTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tr
 }
 
 func (t *phaseTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
-	t.end(ctx, func(s []string) string { return t.name(s[0]) })
+	t.end(ctx)
 }
 
 func (t *phaseTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
@@ -135,9 +134,7 @@ func (t *phaseTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.Tr
 }
 
 func (t *phaseTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
-	t.end(ctx, func(s []string) string {
-		return map[bool]string{true: "BEGIN + "}[s[0] == "BEGIN"] + "tenant setting + " + t.name(s[len(s)-1])
-	})
+	t.end(ctx)
 }
 
 func (t *phaseTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
@@ -145,7 +142,7 @@ func (t *phaseTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx
 }
 
 func (t *phaseTracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromEndData) {
-	t.end(ctx, func([]string) string { return phaseCopy })
+	t.end(ctx)
 }
 
 const phaseCopy = "COPY into the staging table (streams the body: read, CSV parse, convert, encode)"
@@ -154,7 +151,7 @@ const phaseCopy = "COPY into the staging table (streams the body: read, CSV pars
 func statementPhase(sql string) string {
 	s := strings.TrimSpace(sql)
 	for _, p := range []struct{ prefix, contains, name string }{
-		{"CREATE TEMPORARY TABLE", "", "create the staging table"},
+		{"COPY", "", phaseCopy}, {"CREATE TEMPORARY TABLE", "", "create the staging table"},
 		{"INSERT INTO", "SELECT", "INSERT … SELECT into the data table (policy WITH CHECK, defaults, PK index)"},
 		{"DROP TABLE", "", "drop the staging table"},
 		{"COMMIT", "", "COMMIT"}, {"ROLLBACK", "", "ROLLBACK"},

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,29 +146,19 @@ func renderSection(s *Section) string {
 	return b.String()
 }
 
+// sectionRE matches a section of an existing report: its part and, in
+// the summary mark, its summary rows as JSON.
+var sectionRE = regexp.MustCompile(`(?s)<!-- bench:begin (\w+) -->.*?<!-- bench:summary (.*?) -->\n<!-- bench:end \w+ -->\n`)
+
 // parseSections finds the sections of an existing report.
 func parseSections(text string) map[string]stored {
 	out := map[string]stored{}
-	for {
-		i := strings.Index(text, beginMark)
-		if i < 0 {
-			return out
-		}
-		name, _, ok := strings.Cut(text[i+len(beginMark):], markClose)
-		end := endMark + name + markClose
-		j := strings.Index(text[i:], end)
-		if !ok || j < 0 {
-			return out
-		}
-		body := text[i : i+j+len(end)]
-		st := stored{text: body + "\n"}
-		if k := strings.Index(body, summaryMark); k >= 0 {
-			js, _, _ := strings.Cut(body[k+len(summaryMark):], markClose)
-			_ = json.Unmarshal([]byte(js), &st.rows)
-		}
-		out[name] = st
-		text = text[i+j+len(end):]
+	for _, m := range sectionRE.FindAllStringSubmatch(text, -1) {
+		st := stored{text: m[0]}
+		_ = json.Unmarshal([]byte(m[2]), &st.rows)
+		out[m[1]] = st
 	}
+	return out
 }
 
 // mdTable renders a markdown table, the one renderer of every table.
