@@ -152,7 +152,7 @@ func TestTenantQueueIsBounded(t *testing.T) {
 		return n.box.Running(n.noisy.ID) == 1 && n.box.Waiting(n.noisy.ID) == 1
 	})
 	_, err := n.svc.Run(tenant.NewContext(ctx, n.noisy.Identity), sandbox.Request{SQL: `SELECT 1`})
-	require.Equal(t, apperr.Unavailable, apperr.CodeOf(err), "%v", err)
+	require.Equal(t, apperr.Overloaded, apperr.CodeOf(err), "%v", err)
 	require.Contains(t, err.Error(), "overloaded")
 	require.Contains(t, apperr.As(err).Details, "history_id", "the refusal is in the history")
 	n.quietSelect(t, ctx)

@@ -98,7 +98,7 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		msg := hideSchemas(err, dbMessage(err), tenant.Schema(id.TenantID))
 		var box *apperr.Error
-		if msg == "" && errors.As(err, &box) && box.Code == apperr.Unavailable {
+		if msg == "" && errors.As(err, &box) && (box.Code == apperr.Overloaded || box.Code == apperr.Unavailable) {
 			// The box refused or gave up (overloaded, cancelled): its
 			// message is the client's and the history's.
 			hid, herr := s.record(ctx, req, "error", box.Message, nil, &res.ElapsedMS)

@@ -486,9 +486,10 @@ func newAdmission(conns, perTenant, maxQueue int, maxWait time.Duration) *admiss
 }
 
 // errOverloaded is the answer to a statement that finds its tenant's queue
-// full or waits too long for a connection (HTTP 503).
+// full or waits too long for a connection (HTTP 503 overloaded, with
+// Retry-After).
 func errOverloaded(why string) error {
-	return apperr.Errorf(apperr.Unavailable, "overloaded: %s; retry later", why)
+	return apperr.Errorf(apperr.Overloaded, "overloaded: %s; retry later", why)
 }
 
 // acquire admits one statement of t, waiting its turn if t is at its cap or
