@@ -149,16 +149,8 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 		must1(try(0, q.text, &askSample{}, nil))
 	}
 	tracer.paused.Store(true)
-	diag := askDiag{roundTrips: float64(appWrites.Load()-w0) / float64(len(questions))}
-	for _, p := range tracer.take() {
-		i := slices.IndexFunc(diag.phases, func(s phaseStat) bool { return s.name == p.Name })
-		if i < 0 {
-			i, diag.phases = len(diag.phases), append(diag.phases, phaseStat{name: p.Name})
-		}
-		diag.phases[i].calls += 1 / float64(len(questions))
-		diag.phases[i].ms += p.Ms / float64(len(questions))
-	}
-	return askSection(c, seed, questions, reused, len(questions)-reused, len(executed), samples, floors, diag), nil
+	trips := float64(appWrites.Load()-w0) / float64(len(questions))
+	return askSection(c, seed, questions, reused, len(executed), samples, floors, tracer.take(), trips), nil
 }
 
 // askSeeded is the asking tenant.
@@ -324,18 +316,7 @@ func askPhase(sql string) string {
 	return statementPhase(s)
 }
 
-// askDiag is what the untimed pass found.
-type askDiag struct {
-	roundTrips float64 // to PostgreSQL on the runtime pool, per question
-	phases     []phaseStat
-}
-
-type phaseStat struct {
-	name      string
-	calls, ms float64 // per question
-}
-
-func askSection(c AskConfig, seed *askSeeded, questions []askQuestion, reused, built, distinctSQL int, samples [][]askSample, floors [][]float64, diag askDiag) *Section {
+func askSection(c AskConfig, seed *askSeeded, questions []askQuestion, reused, distinctSQL int, samples [][]askSample, floors [][]float64, phases []phase, trips float64) *Section {
 	nTrained := 0
 	for _, q := range questions {
 		nTrained += map[bool]int{true: 1}[q.trained]
@@ -359,25 +340,32 @@ func askSection(c AskConfig, seed *askSeeded, questions []askQuestion, reused, b
 		{"time outside the generator, p50 (`ask.Service.Ask`)", ref, over.m("%.2f ms"), ratio.f("%.1f") + " (scale only)", goal, askVerdict(over.Med)},
 		{"the same over HTTP (`POST /v1/ask`)", ref, httpOver.m("%.2f ms"), httpRatio.f("%.1f") + " (scale only)", goal, askVerdict(httpOver.Med)},
 	}}
-	var phases [][]string
-	var sum float64
-	for _, p := range diag.phases {
-		phases = append(phases, []string{p.name, fmt.Sprintf("%.2f", p.calls), fmt.Sprintf("%.3f", p.ms)})
-		sum += p.ms
+	// The statements of the traced pass, per question, in order of appearance.
+	n, sum, calls, ms := float64(len(questions)), 0.0, map[string]float64{}, map[string]float64{}
+	var names []string
+	for _, p := range phases {
+		if calls[p.Name] == 0 {
+			names = append(names, p.Name)
+		}
+		calls[p.Name], ms[p.Name], sum = calls[p.Name]+1/n, ms[p.Name]+p.Ms/n, sum+p.Ms/n
+	}
+	var prows [][]string
+	for _, name := range names {
+		prows = append(prows, []string{name, fmt.Sprintf("%.2f", calls[name]), fmt.Sprintf("%.3f", ms[name])})
 	}
 	phaseTable := ""
-	if len(phases) > 0 {
+	if len(names) > 0 {
 		phaseTable = mdTable([]string{"Statement (sqlc query name, or what it does)", "calls / question", "ms / question"},
-			append(phases, []string{"all statements on the runtime pool", "", fmt.Sprintf("%.3f", sum)}))
+			append(prows, []string{"all statements on the runtime pool", "", fmt.Sprintf("%.3f", sum)}))
 	}
 	counts := seed.counts
 	s.Body = render("ask", map[string]any{"Goal": askP50GoalMS, "C": c, "Rows": counts[nlsql.KindSQL] + counts[nlsql.KindDDL] + counts[nlsql.KindDocumentation],
 		"Pairs": counts[nlsql.KindSQL], "DDL": counts[nlsql.KindDDL], "Docs": counts[nlsql.KindDocumentation], "Catalog": seed.catalog,
 		"LoadTook": seed.loadTook, "Build": seed.build, "Questions": len(questions), "Trained": nTrained, "Novel": len(questions) - nTrained,
-		"Reused": reused, "Built": built, "Distinct": distinctSQL, "Table": mdTable([]string{"Stage", "p50 ms", "p95 ms"}, rows),
+		"Reused": reused, "Built": len(questions) - reused, "Distinct": distinctSQL, "Table": mdTable([]string{"Stage", "p50 ms", "p95 ms"}, rows),
 		"Over": over.f("%.2f"), "OverMed": over.Med, "Verdict": strings.ReplaceAll(askVerdict(over.Med), "**", ""), "HTTPOver": httpOver.f("%.2f"),
 		"HTTPVerdict": strings.ReplaceAll(askVerdict(httpOver.Med), "**", ""), "Ratio": ratio.m("%.0f"), "HTTPRatio": httpRatio.m("%.0f"),
-		"Phases": phaseTable, "RoundTrips": diag.roundTrips, "Sum": sum})
+		"Phases": phaseTable, "RoundTrips": trips, "Sum": sum})
 	return s
 }
 

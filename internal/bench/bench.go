@@ -103,18 +103,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	cfg, err := ParseConfig(args, os.Getenv, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 2
+	code := 2 // a bad invocation; 1: a part did not run
+	if err == nil {
+		code, err = 1, Run(ctx, cfg)
 	}
-	if err != nil {
+	if err == nil {
+		return 0
+	}
+	if !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stderr, "dbchat-bench: %v\n", err)
-		return 2
 	}
-	if err := Run(ctx, cfg); err != nil {
-		fmt.Fprintf(stderr, "dbchat-bench: %v\n", err)
-		return 1
-	}
-	return 0
+	return code
 }
 
 // ParseConfig reads flags, falling back on the BENCH_* environment.
@@ -122,12 +121,8 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	fs := flag.NewFlagSet("dbchat-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		var names []string
-		for _, k := range knobs {
-			names = append(names, k.name)
-		}
-		fmt.Fprintf(stderr, "usage: dbchat-bench [flags]   (TEST_DATABASE_URL: superuser URL of a throwaway cluster)\n\n"+
-			"parts: %s\nenvironment: %s\n\nflags:\n", strings.Join(partNames(), ", "), strings.Join(names, ", "))
+		fmt.Fprintf(stderr, "usage: dbchat-bench [flags]   (TEST_DATABASE_URL: superuser URL of a throwaway cluster; "+
+			"BENCH_* knobs: see internal/bench)\n\nparts: %s\n\nflags:\n", strings.Join(partNames(), ", "))
 		fs.PrintDefaults()
 	}
 	partsFlag := fs.String("parts", getenv("BENCH"), "comma-separated parts to run (default all; env BENCH)")

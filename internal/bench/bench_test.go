@@ -255,8 +255,7 @@ func TestSectionsRender(t *testing.T) {
 
 	seed := &askSeeded{counts: map[string]int{nlsql.KindSQL: 8}}
 	samples := [][]askSample{{{total: 15, embed: 12, generate: 1}}, {{total: 16, embed: 13, generate: 1}}}
-	diag := askDiag{roundTrips: 3, phases: []phaseStat{{"COMMIT", 1, 0.1}}}
-	check("ask", askSection(AskConfig{TrainingRows: 10}, seed, []askQuestion{{text: "q", trained: true}}, 1, 0, 1, samples, [][]float64{{0.1}, {0.1}}, diag),
+	check("ask", askSection(AskConfig{TrainingRows: 10}, seed, []askQuestion{{text: "q", trained: true}}, 1, 1, samples, [][]float64{{0.1}, {0.1}}, []phase{{"COMMIT", 0.1}}, 3),
 		"for scale", "Where the time goes", "| COMMIT | 1.00 | 0.100 |", "| **time outside the generator** (total − generate) | 14.50 (14.00–15.00) |")
 
 	data := &vecData{rows: 30, tenants: []vecTenant{{rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}},

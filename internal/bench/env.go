@@ -395,12 +395,8 @@ func (m machine) cpuNow() cpuTimes {
 	}
 	entries, _ := os.ReadDir("/proc")
 	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		ppid, cpu, ok := procStat(pid)
-		if ok && (pid == m.pgPID || ppid == m.pgPID) {
+		pid, _ := strconv.Atoi(ent.Name())
+		if ppid, cpu, ok := procStat(pid); ok && (pid == m.pgPID || ppid == m.pgPID) {
 			t.postgres += cpu
 		}
 	}
@@ -413,17 +409,10 @@ func rusageCPU(ru *syscall.Rusage) time.Duration {
 
 // procStat reads a process's parent and CPU time from /proc/<pid>/stat.
 func procStat(pid int) (ppid int, cpu time.Duration, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, false
-	}
-	// The command name is in parentheses and may contain spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// After the name: state(0) ppid(1) … utime(11) stime(12).
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// After the command name (in parentheses, may contain spaces): state(0)
+	// ppid(1) … utime(11) stime(12).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
 		return 0, 0, false
 	}

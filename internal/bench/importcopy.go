@@ -72,7 +72,7 @@ func runImport(ctx context.Context, e *Env) (*Section, error) {
 	sizes := []*importSize{{rows: max(1, c.Rows/10)}, {rows: c.Rows}}
 	for _, sz := range sizes {
 		sz.path, sz.phases = e.path(fmt.Sprintf("orders-%d.csv", sz.rows)), map[string][]float64{}
-		sz.bytes = must1(writeOrdersCSV(sz.path, sz.rows))
+		sz.bytes = writeOrdersCSV(sz.path, sz.rows)
 		e.atEnd(func() { os.Remove(sz.path) })
 	}
 	for _, sz := range sizes {
@@ -83,7 +83,7 @@ func runImport(ctx context.Context, e *Env) (*Section, error) {
 			return nil, fmt.Errorf("server process: %w", err)
 		}
 	}
-	must(sameRows(ctx, d.admin, dataTable))
+	sameRows(ctx, d.admin, dataTable)
 	return importSection(sizes), nil
 }
 
@@ -102,13 +102,13 @@ func importRuns(ctx context.Context, e *Env, admin *pgx.Conn, ch *child, url, da
 			must1(admin.Exec(ctx, "TRUNCATE "+map[bool]string{true: "bench_floor.orders", false: dataTable}[floor]+" RESTART IDENTITY"))
 			must1(admin.Exec(ctx, "CHECKPOINT"))
 			if floor {
-				sz.copyS = append(sz.copyS, must1(copyFloor(ctx, admin, sz)))
+				sz.copyS = append(sz.copyS, copyFloor(ctx, admin, sz))
 				continue
 			}
 			var ph []phase
 			must(ch.get(ctx, "/debug/bench/phases", &ph)) // reset
 			start := time.Now()
-			must(postCSV(ctx, url, key, sz))
+			postCSV(ctx, url, key, sz)
 			secs := time.Since(start).Seconds()
 			must(ch.get(ctx, "/debug/bench/phases", &ph))
 			sz.importS = append(sz.importS, secs)
@@ -131,11 +131,8 @@ func importRuns(ctx context.Context, e *Env, admin *pgx.Conn, ch *child, url, da
 
 // writeOrdersCSV writes n rows of a 5-column CSV: bigint, text (some quoted
 // with a comma), numeric, timestamptz, boolean (some empty, i.e. NULL).
-func writeOrdersCSV(path string, n int) (int64, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
-	}
+func writeOrdersCSV(path string, n int) int64 {
+	f := must1(os.Create(path))
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -151,65 +148,44 @@ func writeOrdersCSV(path string, n int) (int64, error) {
 		}
 		fmt.Fprintf(w, "%d,%s,%d.%02d,%s,%s\n", i, customer, (i*37)%100000, i%100, base.Add(time.Duration(i)*time.Second).Format(time.RFC3339), paid)
 	}
-	if err := w.Flush(); err != nil {
-		return 0, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return st.Size(), f.Close()
+	must(w.Flush())
+	return must1(f.Stat()).Size()
 }
 
 // copyFloor loads the CSV with COPY as the superuser; it returns seconds.
-func copyFloor(ctx context.Context, admin *pgx.Conn, sz *importSize) (float64, error) {
-	f, err := os.Open(sz.path)
-	if err != nil {
-		return 0, err
-	}
+func copyFloor(ctx context.Context, admin *pgx.Conn, sz *importSize) float64 {
+	f := must1(os.Open(sz.path))
 	defer f.Close()
 	start := time.Now()
-	tag, err := admin.PgConn().CopyFrom(ctx, f, "COPY bench_floor.orders ("+importColumns+") FROM STDIN (FORMAT csv, HEADER true)")
-	secs := time.Since(start).Seconds()
-	if err == nil && tag.RowsAffected() != int64(sz.rows) {
-		err = fmt.Errorf("COPY loaded %d rows, want %d", tag.RowsAffected(), sz.rows)
+	tag := must1(admin.PgConn().CopyFrom(ctx, f, "COPY bench_floor.orders ("+importColumns+") FROM STDIN (FORMAT csv, HEADER true)"))
+	if tag.RowsAffected() != int64(sz.rows) {
+		must(fmt.Errorf("COPY loaded %d rows, want %d", tag.RowsAffected(), sz.rows))
 	}
-	return secs, err
+	return time.Since(start).Seconds()
 }
 
 // postCSV streams the CSV to the import endpoint.
-func postCSV(ctx context.Context, url, key string, sz *importSize) error {
-	f, err := os.Open(sz.path)
-	if err != nil {
-		return err
-	}
+func postCSV(ctx context.Context, url, key string, sz *importSize) {
+	f := must1(os.Open(sz.path))
 	defer f.Close()
 	var out struct {
 		Inserted int64 `json:"inserted"`
 	}
-	if _, err := doJSON(ctx, http.DefaultClient, http.MethodPost, url, "Authorization: Bearer "+key, f, &out); err != nil {
-		return err
-	}
+	must1(doJSON(ctx, http.DefaultClient, http.MethodPost, url, "Authorization: Bearer "+key, f, &out))
 	if out.Inserted != int64(sz.rows) {
-		return fmt.Errorf("imported %d rows, want %d", out.Inserted, sz.rows)
+		must(fmt.Errorf("imported %d rows, want %d", out.Inserted, sz.rows))
 	}
-	return nil
 }
 
 // sameRows checks that the import and COPY stored the same values.
-func sameRows(ctx context.Context, admin *pgx.Conn, dataTable string) error {
+func sameRows(ctx context.Context, admin *pgx.Conn, dataTable string) {
 	var a, b string
 	q := `SELECT concat_ws(' ', count(*), sum(id), sum(amount), count(paid), sum(length(customer)), max(ordered_at), count(DISTINCT tenant_id)) FROM `
-	if err := admin.QueryRow(ctx, q+dataTable).Scan(&a); err != nil {
-		return err
-	}
-	if err := admin.QueryRow(ctx, q+"bench_floor.orders").Scan(&b); err != nil {
-		return err
-	}
+	must(admin.QueryRow(ctx, q+dataTable).Scan(&a))
+	must(admin.QueryRow(ctx, q+"bench_floor.orders").Scan(&b))
 	if a != b {
-		return fmt.Errorf("the import and COPY stored different data: %s vs %s", a, b)
+		must(fmt.Errorf("the import and COPY stored different data: %s vs %s", a, b))
 	}
-	return nil
 }
 
 func importSection(sizes []*importSize) *Section {
