@@ -26,10 +26,10 @@ import (
 // tenant's (SELECT on its own tables, the reviewed functions, no catalog),
 // and the statement, a plain query, cannot change it. Each run is one READ
 // ONLY transaction with the role and app.tenant_id set locally, search_path
-// pinned to the tenant's schema and the resource limits set locally (one
-// pipelined round trip); the statement is described (one more), then
-// becomes a cursor, wrapped by capValues when it returns text, and at most
-// MaxRows+1 rows are fetched and the transaction rolled back (one more).
+// pinned to the tenant's schema and the resource limits set locally, and
+// the statement described (one pipelined round trip); then it becomes a
+// cursor, wrapped by capValues when it returns text, and at most MaxRows+1
+// rows are fetched and the transaction rolled back (one more).
 //
 // The pool is shared fairly (admission): at most TenantConns statements of
 // one tenant run at once, the rest wait in that tenant's queue, and a freed
@@ -214,7 +214,8 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	}
 	fetch := fmt.Sprintf(`FETCH FORWARD %d FROM %s`, lim.MaxRows+1, cursorName) // text format: exact values
 
-	// The per-value cap: describe the statement as the tenant, then run it
+	// The per-value cap: describe the statement as the tenant (with the
+	// prelude, one round trip), then run it
 	// wrapped so that the database replaces any value too large for a
 	// response before sending it (capValues). If the statement cannot be
 	// described, or the wrapper is refused, it runs as written, as below.
@@ -264,28 +265,59 @@ func retryPlain(ctx context.Context, conn *pgxpool.Conn, err error) bool {
 var errNoDescription = errors.New("sandbox: statement not described")
 
 // describe opens the tenant's transaction (prelude) and describes sql in it
-// (Parse and Describe, unnamed). It returns errNoDescription, the
-// transaction ended, if sql could not be described, and any other error when
-// the transaction could not be opened.
+// (Parse and Describe, unnamed), in one pipelined round trip. It returns
+// errNoDescription, the transaction ended, if sql could not be described,
+// and any other error when the transaction could not be opened.
 func describe(ctx context.Context, conn *pgxpool.Conn, prelude []string, sql string) ([]pgconn.FieldDescription, error) {
-	b := &pgx.Batch{}
+	pl := conn.Conn().PgConn().StartPipeline(ctx)
 	for _, q := range prelude {
-		b.Queue(q)
+		pl.SendQueryParams(q, nil, nil, nil, nil)
 	}
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+	pl.SendPrepare("", sql, nil)
+	if err := pl.Sync(); err != nil {
+		_ = pl.Close()
 		return nil, err
 	}
-	d, err := conn.Conn().PgConn().Prepare(ctx, "", sql, nil)
-	if err != nil {
-		if ctx.Err() != nil || conn.Conn().IsClosed() {
+	var fields []pgconn.FieldDescription
+	var preludeErr, describeErr error
+	for i := range len(prelude) + 1 {
+		res, err := pl.GetResults()
+		if err == nil {
+			switch r := res.(type) {
+			case *pgconn.ResultReader:
+				_, err = r.Close()
+			case *pgconn.StatementDescription:
+				fields = r.Fields
+			default:
+				err = fmt.Errorf("sandbox: unexpected pipeline result %T", res)
+			}
+		}
+		if err != nil {
+			if i < len(prelude) {
+				preludeErr = err
+			} else {
+				describeErr = err
+			}
+			break
+		}
+	}
+	cerr := pl.Close()
+	switch {
+	case preludeErr != nil:
+		return nil, preludeErr
+	case describeErr != nil:
+		var pg *pgconn.PgError
+		if ctx.Err() != nil || conn.Conn().IsClosed() || !errors.As(describeErr, &pg) {
+			return nil, describeErr
+		}
+		if err := rollback(conn); err != nil {
 			return nil, err
 		}
-		if rerr := rollback(conn); rerr != nil {
-			return nil, rerr
-		}
 		return nil, errNoDescription
+	case cerr != nil:
+		return nil, cerr
 	}
-	return d.Fields, nil
+	return fields, nil
 }
 
 // rollback ends the connection's transaction, or closes the connection.
