@@ -172,10 +172,7 @@ func (e *Env) exec(ctx context.Context, db, sql string) error {
 // withDatabase returns connURL with its database (and, if user is set, its
 // credentials) replaced.
 func withDatabase(connURL, dbName, user, password string) string {
-	u, err := url.Parse(connURL)
-	if err != nil {
-		return connURL
-	}
+	u := must1(url.Parse(connURL))
 	u.Path = "/" + dbName
 	if user != "" {
 		u.User = url.UserPassword(user, password)
@@ -242,14 +239,10 @@ func seedTenants(ctx context.Context, conn *pgx.Conn, n, users, models int) {
 	must(conn.SendBatch(ctx, b).Close())
 }
 
-// seedHistory gives every tenant rowsPerTenant query_history rows spread over
-// its users and the last 90 days, inserted in created_at order across
-// tenants (as a live service would write them, so one tenant's rows are
-// scattered over the heap). Status is 70 % success, 15 % error, 10 %
-// rejected, 5 % pending. Foreign keys hold by construction; their triggers
-// are skipped (session_replication_role) to keep the load fast. Then
-// VACUUM ANALYZE leaves fresh statistics and visibility maps, as autovacuum
-// would on a table in steady state.
+// seedHistory gives every tenant rowsPerTenant query_history rows over its
+// users and the last 90 days, in created_at order across tenants (one
+// tenant's rows scattered over the heap, as a live service writes them),
+// foreign-key triggers skipped, then VACUUM ANALYZE (a steady state).
 func seedHistory(ctx context.Context, conn *pgx.Conn, rowsPerTenant int) {
 	must1(conn.Exec(ctx, `SET session_replication_role = replica`))
 	defer func() { _, _ = conn.Exec(context.Background(), `RESET session_replication_role`) }()

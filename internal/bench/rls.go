@@ -12,19 +12,9 @@ import (
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-// Part 1: what the tenant_isolation policy costs. The same queries on the
-// same rows, one connection each, one round trip each:
-//
-//   - floor: the superuser (RLS never applies to it) with an explicit
-//     WHERE tenant_id = $1;
-//   - floor + setting (diagnostic): the superuser sending the same set_config
-//     in the same pipeline but filtering explicitly;
-//   - policy, bare pgx (diagnostic): dbchat_app sending that pipeline with a
-//     bare pgx.Batch, the policy filtering;
-//   - dbchat: dbchat_app through tenant.DB.OnceAs, the production path.
-//
-// Between them they split dbchat's extra time into the setting statement,
-// the policy in PostgreSQL and the Go tenant layer.
+// Part 1: what the tenant_isolation policy costs: the same queries on the
+// same rows through four variants (rlsVariants), one connection and one
+// round trip each; templates/rls.md.tmpl describes them.
 
 var rlsGoal = goal{bound: 1.10, atMost: true}
 
@@ -86,16 +76,8 @@ func rlsExec(ctx context.Context, v int, pool *pgxpool.Pool, db *tenant.DB, q rl
 	// set_config and the statement in one pipeline, as tenant.DB.OnceAs sends them.
 	b := &pgx.Batch{}
 	b.Queue(setContext, s.Tenant.String(), s.User.String())
-	b.Queue(sql, args...)
-	br := pool.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return err
-	}
-	if err := drain(br.Query()); err != nil {
-		return err
-	}
-	return br.Close()
+	b.Queue(sql, args...).Query(func(rows pgx.Rows) error { return drain(rows, nil) })
+	return pool.SendBatch(ctx, b).Close()
 }
 
 func runRLS(ctx context.Context, e *Env) (*Section, error) {
@@ -117,14 +99,6 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 	}
 	db := tenant.New(pools[vRLS])
 	rng := rand.New(rand.NewPCG(1, 2))
-	run := func(q rlsQuery) ([][]float64, error) {
-		return pass(rng, len(samples), len(rlsVariants), func(i, v int) error {
-			if err := rlsExec(ctx, v, pools[v], db, q, samples[i]); err != nil {
-				return fmt.Errorf("%s, %s: %w", q.name, rlsVariants[v], err)
-			}
-			return nil
-		})
-	}
 	// A warm-up pass prepares every statement and loads the pages every
 	// variant reads. Then us[query][variant][run] is the median latency of
 	// one query within a run, in µs: robust to the odd query that waited
@@ -135,7 +109,11 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 	}
 	for r := -1; r < e.cfg.Runs; r++ {
 		for qi, q := range rlsQueries {
-			lat := must1(run(q))
+			lat := pass(rng, len(samples), len(rlsVariants), func(i, v int) {
+				if err := rlsExec(ctx, v, pools[v], db, q, samples[i]); err != nil {
+					must(fmt.Errorf("%s, %s: %w", q.name, rlsVariants[v], err))
+				}
+			})
 			if r < 0 {
 				continue
 			}
@@ -160,7 +138,6 @@ func rlsSection(c RLSConfig, total int64, size string, samples int, us [][][]flo
 			newDist(u[vRLS]).f("%.0f"), ratio.f("%.2f"), setting.f("%.2f"), policy.f("%.2f"), layer.f("%.2f"), verdict})
 		s.Summary = append(s.Summary, Row{q.name + " (µs/query)", newDist(u[vFloor]).m("%.0f µs"), newDist(u[vRLS]).m("%.0f µs"),
 			ratio.f("%.2f"), rlsGoal.String(), verdict})
-
 	}
 	header := []string{"Query", "floor µs", "floor + setting µs", "policy, bare pgx µs", "dbchat (RLS) µs", "dbchat / floor",
 		"setting: +setting / floor", "policy: bare / +setting", "tenant layer: dbchat / bare", "Verdict"}
