@@ -65,7 +65,7 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.Ask
 	d := e.open(ctx, "ask")
 	var appWrites atomic.Int64
-	tracer := &phaseTracer{name: askPhase}
+	tracer := &phaseTracer{}
 	tracer.paused.Store(true)
 	db := tenant.New(e.pool(ctx, d.AppURL, 0, &appWrites, tracer))
 	box := must1(tenant.NewSandbox(ctx, d.QueryURL, 4))
@@ -289,23 +289,6 @@ func askQuestions(trained []nlsql.NewItem, n int) []askQuestion {
 		}
 	}
 	return out
-}
-
-// askPhase names a statement of the ask pipeline.
-func askPhase(sql string) string {
-	s := strings.TrimSpace(sql)
-	switch {
-	case strings.Contains(s, "set_config('hnsw.iterative_scan'"):
-		return "HNSW settings (iterative scan, ef_search, enable_sort off)"
-	case strings.Contains(s, "set_config('enable_sort', $1"):
-		return "restore enable_sort, jit"
-	case strings.Contains(s, "FROM dbchat.training_data") && strings.Contains(s, "embedding <=>"):
-		return "retrieval search (one UNION ALL branch per kind)"
-	case strings.HasPrefix(s, "-- name: "):
-		name, _, _ := strings.Cut(strings.TrimPrefix(s, "-- name: "), " ")
-		return name
-	}
-	return statementPhase(s)
 }
 
 func askSection(c AskConfig, seed *askSeeded, questions []askQuestion, reused, distinctSQL int, samples [][]askSample, floors [][]float64, phases []phase, trips float64) *Section {

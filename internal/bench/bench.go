@@ -235,9 +235,15 @@ func selectParts(spec string) ([]string, error) {
 // Run runs the selected parts, prints the summary and writes the report. A
 // part that fails to run is reported as such; the others still run.
 func Run(ctx context.Context, cfg Config) error {
-	e, err := newEnv(ctx, cfg)
+	e, err := &Env{cfg: cfg}, os.MkdirAll(cfg.WorkDir, 0o755)
+	if err == nil {
+		e.exe, err = os.Executable()
+	}
+	if err == nil {
+		e.machine, err = probeMachine(ctx, cfg.AdminURL)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("set up (TEST_DATABASE_URL reachable?): %w", err)
 	}
 	defer e.close()
 	start := time.Now()

@@ -161,8 +161,8 @@ func TestFloorSearchSQL(t *testing.T) {
 			t.Errorf("floor SQL lacks %q:\n%s", want, sql)
 		}
 	}
-	if askPhase(sql) != "retrieval search (one UNION ALL branch per kind)" || askPhase("-- name: CountRetrievable :one\nSELECT 1") != "CountRetrievable" {
-		t.Error("askPhase")
+	if statementPhase(sql) != "retrieval search (one UNION ALL branch per kind)" || statementPhase("-- name: CountRetrievable :one\nSELECT 1") != "CountRetrievable" {
+		t.Error("statementPhase")
 	}
 }
 

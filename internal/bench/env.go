@@ -36,21 +36,6 @@ type Env struct {
 	closers []func() // of the running part
 }
 
-func newEnv(ctx context.Context, cfg Config) (*Env, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
-		return nil, err
-	}
-	e := &Env{cfg: cfg, exe: exe}
-	if e.machine, err = probeMachine(ctx, cfg.AdminURL); err != nil {
-		return nil, fmt.Errorf("probe the database (TEST_DATABASE_URL): %w", err)
-	}
-	return e, nil
-}
-
 func (e *Env) close() {
 	for _, name := range e.dbs {
 		if !e.cfg.Keep {

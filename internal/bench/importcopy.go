@@ -225,7 +225,7 @@ func importSection(sizes []*importSize) *Section {
 	})
 	var phases [][]string
 	for _, n := range names {
-		phases = append(phases, []string{n, fmt.Sprintf("%.0f", phaseMed(n)), fmt.Sprintf("%.0f %%", pct(phaseMed(n), total))})
+		phases = append(phases, []string{n, fmt.Sprintf("%.0f", phaseMed(n)), fmt.Sprintf("%.0f %%", phaseMed(n)/total*100)})
 	}
 	s.Body = render("import", map[string]any{"Goal": importGoal.bound, "Columns": importColumns, "LargeRows": large.rows, "SmallRows": small.rows,
 		"LargeMiB": mib(large.bytes), "SmallMiB": mib(small.bytes),

@@ -35,7 +35,7 @@ import (
 // address on stdout and serves until stdin closes.
 func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
 	_, err := (&Env{}).runPart(ctx, part{run: func(ctx context.Context, e *Env) (*Section, error) {
-		tr := &phaseTracer{name: statementPhase}
+		tr := &phaseTracer{}
 		mux := http.NewServeMux()
 		mux.Handle("/", server.New(tenant.New(e.pool(ctx, os.Getenv("DATABASE_URL"), 0, nil, tr)), devNullLog, server.Config{MaxImportBytes: 1 << 40}))
 		mux.HandleFunc("/debug/bench/phases", func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(tr.take()) })
@@ -71,11 +71,10 @@ type phase struct {
 }
 
 // phaseTracer records every statement's (or pipeline's, or COPY's)
-// duration, named by name; paused stops recording.
+// duration, named by statementPhase; paused stops recording.
 type phaseTracer struct {
 	mu     sync.Mutex
 	phases []phase
-	name   func(sql string) string
 	paused atomic.Bool
 }
 
@@ -105,7 +104,7 @@ func (t *phaseTracer) start(ctx context.Context, sqls ...string) context.Context
 // end records a call: a pipeline by its last statement.
 func (t *phaseTracer) end(ctx context.Context) {
 	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok && len(s.sqls) > 0 {
-		name := t.name(s.sqls[len(s.sqls)-1])
+		name := statementPhase(s.sqls[len(s.sqls)-1])
 		if len(s.sqls) > 1 {
 			name = map[bool]string{true: "BEGIN + "}[s.sqls[0] == "BEGIN"] + "tenant setting + " + name
 		}
@@ -147,18 +146,26 @@ func (t *phaseTracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, _ pgx.T
 
 const phaseCopy = "COPY into the staging table (streams the body: read, CSV parse, convert, encode)"
 
-// statementPhase names a statement by what it does in the request path.
+// statementPhase names a statement by what it does (an sqlc query by its
+// name) for the import's and the ask pipeline's breakdowns.
 func statementPhase(sql string) string {
 	s := strings.TrimSpace(sql)
 	for _, p := range []struct{ prefix, contains, name string }{
 		{"COPY", "", phaseCopy}, {"CREATE TEMPORARY TABLE", "", "create the staging table"},
 		{"INSERT INTO", "SELECT", "INSERT … SELECT into the data table (policy WITH CHECK, defaults, PK index)"},
-		{"DROP TABLE", "", "drop the staging table"},
-		{"COMMIT", "", "COMMIT"}, {"ROLLBACK", "", "ROLLBACK"},
+		{"DROP TABLE", "", "drop the staging table"}, {"COMMIT", "", "COMMIT"}, {"ROLLBACK", "", "ROLLBACK"},
+		{"", "set_config('hnsw.iterative_scan'", "HNSW settings (iterative scan, ef_search, enable_sort off)"},
+		{"", "set_config('enable_sort', $1", "restore enable_sort, jit"},
+		{"", "embedding <=>", "retrieval search (one UNION ALL branch per kind)"},
+		{"-- name: ", "", ""}, // the sqlc name
 		{"", "dbchat.database_columns", "catalog: columns"}, {"", "dbchat.database_tables", "catalog: table"},
 		{"", "dbchat.api_keys", "key lookup"},
 	} {
 		if strings.HasPrefix(s, p.prefix) && strings.Contains(s, p.contains) {
+			if p.name == "" {
+				name, _, _ := strings.Cut(s[len(p.prefix):], " ")
+				return name
+			}
 			return p.name
 		}
 	}

@@ -285,13 +285,6 @@ func thousands(n int) string {
 	return s
 }
 
-func pct(part, whole float64) float64 {
-	if whole == 0 || math.IsNaN(whole) {
-		return 0
-	}
-	return part / whole * 100
-}
-
 // pass times call(item, variant) once for every item and variant: items in
 // a random order, each item's variants back to back in a random order, so
 // that other work on the machine hits all variants alike and no variant
