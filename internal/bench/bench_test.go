@@ -210,7 +210,7 @@ func TestAskQuestions(t *testing.T) {
 		}
 	}
 	qs := askQuestions([]nlsql.NewItem{{Kind: nlsql.KindSQL, Question: "How many orders?", Content: "SELECT 1"}}, 4)
-	if len(qs) != 4 || !qs[0].trained || qs[0].text != "how many orders" || qs[1].trained {
+	if len(qs) != 4 || qs[0] != "how many orders" || qs[1] != askNovel[0] {
 		t.Fatalf("questions %+v", qs)
 	}
 }
@@ -235,7 +235,7 @@ func TestSectionsRender(t *testing.T) {
 	for qi := range us {
 		us[qi] = [][]float64{runs(100), runs(110), runs(115), runs(130)}
 	}
-	check("rls", rlsSection(RLSConfig{Tenants: 10, RowsPerTenant: 10}, 100, "1 MB", 10, us), "**Scaled down**", "tenant layer",
+	check("rls", rlsSection(RLSConfig{Tenants: 10, RowsPerTenant: 10}, "1 MB", 10, us), "**Scaled down**", "tenant layer",
 		"| lookup by id | 100 (90–110) | 110 (99–121) | 115 (104–127) | 130 (117–143) | 1.30 (1.30–1.30) |")
 
 	hs := func(rps float64) []httpSample {
@@ -252,11 +252,11 @@ func TestSectionsRender(t *testing.T) {
 
 	seed := &askSeeded{counts: map[string]int{nlsql.KindSQL: 8}}
 	samples := [][]askSample{{{total: 15, embed: 12, generate: 1}}, {{total: 16, embed: 13, generate: 1}}}
-	check("ask", askSection(AskConfig{TrainingRows: 10}, seed, []askQuestion{{text: "q", trained: true}}, 1, 1, samples, [][]float64{{0.1}, {0.1}}, []phase{{"COMMIT", 0.1}}, 3),
+	check("ask", askSection(AskConfig{TrainingRows: 10}, seed, []string{"q"}, samples, [][]float64{{0.1}, {0.1}}, []phase{{"COMMIT", 0.1}}, 3),
 		"for scale", "Where the time goes", "| COMMIT | 1.00 | 0.100 |", "| **time outside the generator** (total − generate) | 14.50 (14.00–15.00) |")
 
 	data := &vecData{rows: 30, tenants: []vecTenant{{rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}},
-		classes: []vecClass{{name: "huge", tenants: []int{0}}, {name: "large", tenants: []int{1}}, {name: "small", tenants: []int{2}}},
+		classes: []vecClass{{"huge", "", 0, 1}, {"large", "", 1, 2}, {"small", "", 2, 3}},
 		queries: [][]vecQuery{{{}}, {{}}, {{}}}}
 	quality := make([][]vecQuality, 3)
 	p := make([][][]float64, 3)

@@ -76,28 +76,24 @@ type benchDB struct {
 	QueryURL string // dbchat_query: the SQL sandbox's role
 }
 
-// appPassword matches internal/dbtest's derivation, so that the benchmarks
-// and the tests can share a cluster without resetting each other's role
-// passwords (roles are cluster-wide).
-func appPassword(adminURL string) string {
-	sum := sha256.Sum256([]byte("dbchat-test-app:" + adminURL))
-	return hex.EncodeToString(sum[:16])
-}
-
 // open is every part's setup: it (re)creates dbchat_bench_<suffix>, applies
 // the migrations the way `dbchat migrate` does, and connects to it as the
 // superuser. Connection and database go when the run ends.
 func (e *Env) open(ctx context.Context, suffix string) *benchDB {
 	name := "dbchat_bench_" + suffix
 	e.dropDatabase(name)
-	pw := appPassword(e.cfg.AdminURL)
+	// The role passwords follow internal/dbtest's derivation, so that the
+	// benchmarks and the tests share a cluster without resetting each
+	// other's roles (roles are cluster-wide).
+	sum := sha256.Sum256([]byte("dbchat-test-app:" + e.cfg.AdminURL))
+	pw := hex.EncodeToString(sum[:16])
 	d := &benchDB{AdminURL: withDatabase(e.cfg.AdminURL, name, "", ""), AppURL: withDatabase(e.cfg.AdminURL, name, migrate.AppRole, pw),
 		QueryURL: withDatabase(e.cfg.AdminURL, name, migrate.QueryRole, pw)}
 	must(migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: map[string]string{migrate.AppRole: pw, migrate.QueryRole: pw}}))
 	e.dbs = append(e.dbs, name)
 	// The superuser's sessions find the vector type and operators where the
 	// platform roles do (migrate keeps the extension out of public).
-	must(e.exec(ctx, "postgres", "ALTER ROLE CURRENT_USER IN DATABASE "+pgx.Identifier{name}.Sanitize()+
+	must(e.exec(ctx, "ALTER ROLE CURRENT_USER IN DATABASE "+pgx.Identifier{name}.Sanitize()+
 		" SET search_path = \"$user\", public, "+migrate.ExtensionSchema))
 	d.admin = must1(pgx.Connect(ctx, d.AdminURL))
 	e.atEnd(func() { d.admin.Close(context.Background()) })
@@ -140,17 +136,16 @@ func (e *Env) runPart(ctx context.Context, p part) (s *Section, err error) {
 func (e *Env) dropDatabase(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_ = e.exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	_ = e.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
-// exec runs one statement as the superuser in database db.
-func (e *Env) exec(ctx context.Context, db, sql string) error {
-	conn, err := pgx.Connect(ctx, withDatabase(e.cfg.AdminURL, db, "", ""))
-	if err != nil {
-		return err
+// exec runs one statement as the superuser in the maintenance database.
+func (e *Env) exec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, withDatabase(e.cfg.AdminURL, "postgres", "", ""))
+	if err == nil {
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, sql)
 	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
 	return err
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -247,34 +246,36 @@ func cutHeader(h string) (name, value string, ok bool) {
 	return k, strings.TrimSpace(v), ok
 }
 
-// loadMain is the load generator: c workers on keep-alive connections send
-// GET url back to back for d, then it prints a loadResult as JSON.
+// loadMain is the load generator (`dbchat-bench load URL CONNECTIONS
+// DURATION`, a header in $BENCH_LOAD_HEADER): the workers send GET URL back
+// to back on keep-alive connections, then it prints a loadResult as JSON.
 func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dbchat-bench load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	target := fs.String("url", "", "URL to GET")
-	conc := fs.Int("c", 32, "concurrent connections")
-	dur := fs.Duration("d", 5*time.Second, "duration")
-	if err := fs.Parse(args); err != nil || *target == "" {
-		fmt.Fprintln(stderr, "usage: dbchat-bench load -url URL [-c 32] [-d 5s]   (header in $"+loadHeaderEnv+")")
+	conc, dur := 0, time.Duration(0)
+	if len(args) == 3 {
+		conc, _ = strconv.Atoi(args[1])
+		dur, _ = time.ParseDuration(args[2])
+	}
+	if conc <= 0 || dur <= 0 {
+		fmt.Fprintln(stderr, "usage: dbchat-bench load URL CONNECTIONS DURATION")
 		return 2
 	}
+	target := args[0]
 	hName, hValue, hSet := cutHeader(os.Getenv(loadHeaderEnv))
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConns: *conc, MaxIdleConnsPerHost: *conc,
-		MaxConnsPerHost: *conc, DisableCompression: true, IdleConnTimeout: time.Minute}}
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc,
+		MaxConnsPerHost: conc, DisableCompression: true, IdleConnTimeout: time.Minute}}
 	var mu sync.Mutex
 	var res loadResult
 	var lat []float64 // µs
 	start := time.Now()
-	deadline := start.Add(*dur)
+	deadline := start.Add(dur)
 	var wg sync.WaitGroup
-	for range *conc {
+	for range conc {
 		wg.Go(func() {
 			var mine []float64
 			var errs int64
 			first := ""
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *target, nil)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 				if hSet {
 					req.Header.Set(hName, hValue)
 				}
@@ -314,25 +315,19 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // runLoad runs the load generator in a second process against url.
-func (e *Env) runLoad(ctx context.Context, url, header string, conc int, d time.Duration) (loadResult, error) {
-	cmd := exec.CommandContext(ctx, e.exe, "load", "-url", url, "-c", strconv.Itoa(conc), "-d", d.String())
+func (e *Env) runLoad(ctx context.Context, url, header string, conc int, d time.Duration) loadResult {
+	cmd := exec.CommandContext(ctx, e.exe, "load", url, strconv.Itoa(conc), d.String())
 	cmd.Env = append(os.Environ(), loadHeaderEnv+"="+header)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return loadResult{}, fmt.Errorf("load generator: %w: %s", err, errb.String())
-	}
 	var res loadResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return res, fmt.Errorf("load generator output %q: %w", out.String(), err)
+	if err := cmd.Run(); err != nil || json.Unmarshal(out.Bytes(), &res) != nil || res.Errors > 0 {
+		must(fmt.Errorf("load generator on %s: %v, %d failed requests (first: %s): %s", url, err, res.Errors, res.FirstError, errb.String()))
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		res.CPU = rusageCPU(ru)
 	}
-	if res.Errors > 0 {
-		return res, fmt.Errorf("load generator: %d failed requests (first: %s)", res.Errors, res.FirstError)
-	}
-	return res, nil
+	return res
 }
 
 // doJSON sends a request with the header ("Name: value", may be empty) and

@@ -71,9 +71,10 @@ type vecTenant struct {
 	sqlIdx  []int // indexes (in load order) of the tenant's pair rows
 }
 
+// vecClass is a tenant size class: the tenants lo to hi-1.
 type vecClass struct {
 	name, share string
-	tenants     []int
+	lo, hi      int
 }
 
 type vecQuery struct {
@@ -269,15 +270,15 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) *
 	topic := func(t *vecTenant) []float32 {
 		return gen.Near(gen.Centres[t.topics[rng.IntN(len(t.topics))]], vectest.DataNoise)
 	}
-	data.classes = []vecClass{{"huge", "25 %", []int{0}}, {"large", "2 % each", seq(1, 11)},
-		{"small", fmt.Sprintf("the other %s share %.0f %%", thousands(c.Tenants-11), float64(rest)/float64(c.Rows)*100), seq(11, c.Tenants)}}
+	data.classes = []vecClass{{"huge", "25 %", 0, 1}, {"large", "2 % each", 1, 11},
+		{"small", fmt.Sprintf("the other %s share %.0f %%", thousands(c.Tenants-11), float64(rest)/float64(c.Rows)*100), 11, c.Tenants}}
 	near := map[int][]*vecQuery{} // load index -> queries to draw near it
 	data.queries = make([][]vecQuery, len(data.classes))
 	for ci, cl := range data.classes {
 		data.queries[ci] = make([]vecQuery, c.Queries)
 		for qi := range data.queries[ci] {
 			q := &data.queries[ci][qi]
-			q.tenant = cl.tenants[rng.IntN(len(cl.tenants))]
+			q.tenant = cl.lo + rng.IntN(cl.hi-cl.lo)
 			t := &data.tenants[q.tenant]
 			idx := t.sqlIdx[rng.IntN(len(t.sqlIdx))]
 			q.model = int(load[idx].model)
@@ -324,14 +325,6 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) *
 	return data
 }
 
-func seq(from, to int) []int {
-	out := make([]int, 0, to-from)
-	for i := from; i < to; i++ {
-		out = append(out, i)
-	}
-	return out
-}
-
 // vecQuality is one strategy's answers for one class against the exact reference's.
 type vecQuality struct {
 	pairHit, pairWant int // pairs (k = 10) found among the exact top k
@@ -363,12 +356,8 @@ func measureQuality(results [][]vecResult, s int) vecQuality {
 		q.queries++
 		truth, got := r[vsFloor], r[s]
 		for ki := range vecKinds {
-			hit := 0
-			for _, id := range got.ids[ki] {
-				if slices.Contains(truth.ids[ki], id) {
-					hit++
-				}
-			}
+			// The ids of the strategy's answer that the truth has.
+			hit := len(slices.DeleteFunc(slices.Clone(got.ids[ki]), func(id uuid.UUID) bool { return !slices.Contains(truth.ids[ki], id) }))
 			q.allHit, q.allWant = q.allHit+hit, q.allWant+len(truth.ids[ki])
 			if ki == 0 {
 				q.pairHit, q.pairWant = q.pairHit+hit, q.pairWant+len(truth.ids[ki])
@@ -377,10 +366,8 @@ func measureQuality(results [][]vecResult, s int) vecQuality {
 				}
 			}
 		}
-		if p := got.scan.Method; s != vsFloor && got.scan.FellBack {
-			q.paths["hnsw → exact (fell back)"]++
-		} else if s != vsFloor {
-			q.paths[p]++
+		if s != vsFloor {
+			q.paths[map[bool]string{false: got.scan.Method, true: "hnsw → exact (fell back)"}[got.scan.FellBack]]++
 		}
 	}
 	return q
@@ -406,14 +393,13 @@ func vectorSection(c VectorConfig, data *vecData, quality [][]vecQuality, p50, p
 	var classes, rows [][]string
 	for ci, cl := range data.classes {
 		lo, hi, plo, phi := math.MaxInt, 0, math.MaxInt, 0
-		for _, ti := range cl.tenants {
-			t := data.tenants[ti]
+		for _, t := range data.tenants[cl.lo:cl.hi] {
 			lo, hi, plo, phi = min(lo, t.rows), max(hi, t.rows), min(plo, slices.Min(t.sqlRows)), max(phi, slices.Max(t.sqlRows))
 		}
 		if cl.name == "large" {
 			largest = phi
 		}
-		classes = append(classes, []string{cl.name + " (" + cl.share + ")", thousands(len(cl.tenants)), rangeText(lo, hi), rangeText(plo, phi), strconv.Itoa(len(data.queries[ci]))})
+		classes = append(classes, []string{cl.name + " (" + cl.share + ")", thousands(cl.hi - cl.lo), rangeText(lo, hi), rangeText(plo, phi), strconv.Itoa(len(data.queries[ci]))})
 		for st, q := range quality[ci] {
 			cells := []string{fmt.Sprintf("%.3f", q.recall()), fmt.Sprintf("%.3f", q.recallAll()), fmt.Sprintf("%d / %d", q.short, q.queries)}
 			ratio := newDist(ratios(p95[ci][st], p95[ci][vsFloor])).f("%.2f")
