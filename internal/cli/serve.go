@@ -220,12 +220,16 @@ func serverConfig(env *Env) (server.Config, httpLimits, error) {
 	duration("DBCHAT_POOL_ACQUIRE_TIMEOUT", &lim.acquire)
 	duration("DBCHAT_BODY_IDLE_TIMEOUT", &cfg.BodyIdleTimeout)
 	duration("DBCHAT_IMPORT_STATEMENT_TIMEOUT", &cfg.ImportStatementTimeout)
-	if v := strings.TrimSpace(env.Getenv("DBCHAT_MAX_CONCURRENT_IMPORTS")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("DBCHAT_MAX_CONCURRENT_IMPORTS=%q: want a positive integer", v))
+	count := func(name string, dst *int) {
+		if v := strings.TrimSpace(env.Getenv(name)); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a positive integer", name, v))
+			}
+			*dst = n
 		}
-		cfg.MaxConcurrentImports = n
 	}
+	count("DBCHAT_MAX_CONCURRENT_IMPORTS", &cfg.MaxConcurrentImports)
+	count("DBCHAT_MAX_TENANT_IMPORTS", &cfg.MaxTenantImports)
 	return cfg, lim, errors.Join(errs...)
 }

@@ -115,29 +115,46 @@ func stalledUpload(t *testing.T, baseURL, key, table string) <-chan *http.Respon
 	return out
 }
 
-// Four uploads that stall mid-body: two hold import slots (and so pooled
-// connections, idle in transaction) until the body idle timeout cuts them
-// with 408; the other two get 503 overloaded with Retry-After; meanwhile
-// another tenant's requests and /readyz answer; at the end no backend is
-// left idle in transaction and nothing was imported.
+// Uploads that stall mid-body: a noisy tenant sends four, a second one
+// more. Each tenant's first holds an import slot (and so a pooled
+// connection, idle in transaction) until the body idle timeout cuts it with
+// 408; the noisy tenant's other three wait for its one slot (a tenant's
+// share with a pool of 4) and get 503 overloaded. Meanwhile a quiet tenant's requests and /readyz answer, and its
+// import is refused with 503 overloaded and Retry-After once the import
+// slots (half the pool) stay taken. At the end no backend is left idle in
+// transaction, nothing was imported, and imports work again.
 func TestStalledUploadsLeaveThePoolToOthers(t *testing.T) {
 	t.Parallel()
 	e := newFaultEnv(t, 4, time.Second, server.Config{BodyIdleTimeout: 4 * time.Second}, nil)
 	noisy := dbtest.NewTenant(t, e.db, "Noisy")
+	second := dbtest.NewTenant(t, e.db, "Second")
 	quiet := dbtest.NewTenant(t, e.db, "Quiet")
-	table := e.createTable(t, noisy.APIKey, `{"name":"uploads","columns":[{"name":"id","type":"bigint"},{"name":"name","type":"text"}]}`)
+	const spec = `{"name":"uploads","columns":[{"name":"id","type":"bigint"},{"name":"name","type":"text"}]}`
+	noisyTable, secondTable, quietTable := e.createTable(t, noisy.APIKey, spec), e.createTable(t, second.APIKey, spec), e.createTable(t, quiet.APIKey, spec)
 
 	var uploads []<-chan *http.Response
 	for range 4 {
-		uploads = append(uploads, stalledUpload(t, e.url, noisy.APIKey, table))
+		uploads = append(uploads, stalledUpload(t, e.url, noisy.APIKey, noisyTable))
 	}
-	// Half the pool (the import cap) is taken by stalled transactions.
-	waitFor(t, "two stalled imports idle in transaction", func() bool { return e.appBackends(t, "idle in transaction") == 2 })
+	waitFor(t, "the noisy tenant's stalled import", func() bool { return e.appBackends(t, "idle in transaction") == 1 })
+	uploads = append(uploads, stalledUpload(t, e.url, second.APIKey, secondTable))
+	waitFor(t, "both tenants' stalled imports", func() bool { return e.appBackends(t, "idle in transaction") == 2 })
 
 	for _, path := range []string{"/v1/me", "/v1/tables", "/readyz"} {
 		status, body := e.do(t, http.MethodGet, path, quiet.APIKey, "", nil)
-		require.Equal(t, http.StatusOK, status, "%s while the noisy tenant's uploads stall: %s", path, body)
+		require.Equal(t, http.StatusOK, status, "%s while the other tenants' uploads stall: %s", path, body)
 	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/v1/tables/"+quietTable+"/rows", strings.NewReader("id,name\n1,a\n"))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+quiet.APIKey)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "both import slots are taken: %s", body)
+	require.Equal(t, "overloaded", errorCode(t, string(body)))
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
 	require.Equal(t, 2, e.appBackends(t, "idle in transaction"), "the quiet tenant was served while the uploads were still stuck")
 
 	statuses := map[int]int{}
@@ -156,20 +173,27 @@ func TestStalledUploadsLeaveThePoolToOthers(t *testing.T) {
 			t.Fatalf("stalled upload answered %s: %s", resp.Status, body)
 		}
 	}
-	require.Equal(t, map[int]int{http.StatusServiceUnavailable: 2, http.StatusRequestTimeout: 2}, statuses)
+	require.Equal(t, map[int]int{http.StatusServiceUnavailable: 3, http.StatusRequestTimeout: 2}, statuses)
 	require.Zero(t, e.appBackends(t, "idle in transaction"), "a cut upload leaves no open transaction")
-	require.Zero(t, e.rowCount(t, noisy, table))
+	require.Zero(t, e.rowCount(t, noisy, noisyTable))
+	require.Zero(t, e.rowCount(t, second, secondTable))
 
-	// The pool is whole again: the noisy tenant imports normally.
-	status, body := e.importRows(t, noisy.APIKey, table, "text/csv", strings.NewReader("id,name\n1,a\n"))
-	require.Equal(t, http.StatusOK, status, body)
+	// The slots are free again: imports work.
+	for _, tn := range []struct {
+		key, table string
+	}{{noisy.APIKey, noisyTable}, {quiet.APIKey, quietTable}} {
+		status, body := e.importRows(t, tn.key, tn.table, "text/csv", strings.NewReader("id,name\n1,a\n"))
+		require.Equal(t, http.StatusOK, status, body)
+	}
 }
 
 // A body that keeps flowing is never cut by the body idle timeout, however
-// long the whole upload takes.
+// long the whole upload takes, nor by dbchat_app's statement_timeout.
 func TestSlowButSteadyUploadIsNotCut(t *testing.T) {
 	t.Parallel()
-	e := newFaultEnv(t, 4, time.Second, server.Config{BodyIdleTimeout: 500 * time.Millisecond}, nil)
+	// The session's statement_timeout (1s) is shorter than the COPY (about
+	// 2s): the import lifts it for its transaction (SET LOCAL).
+	e := newFaultEnv(t, 4, time.Second, server.Config{BodyIdleTimeout: 500 * time.Millisecond}, map[string]string{"statement_timeout": "1s"})
 	tn := dbtest.NewTenant(t, e.db, "Steady")
 	table := e.createTable(t, tn.APIKey, `{"name":"steady","columns":[{"name":"id","type":"bigint"}]}`)
 	pr, pw := io.Pipe()

@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -88,24 +91,77 @@ func stalledErr(err error) error {
 	return err
 }
 
-// importSlot admits one row import, at most MaxConcurrentImports at once.
-// An import reads its body inside its transaction, so each holds a pooled
-// connection for as long as its client keeps sending; the cap keeps the
-// rest of the pool for every other request. The wait is as bounded as a
-// wait for a connection: past it, 503 overloaded.
-func (s *Server) importSlot(ctx context.Context) (release func(), err error) {
-	wait := s.db.AcquireTimeout()
-	if wait > 0 {
+// importSlots are the row-import semaphores: one for all imports and one
+// per tenant with imports running or waiting (dropped when none is left).
+type importSlots struct {
+	all       chan struct{}
+	perTenant int
+	mu        sync.Mutex
+	tenants   map[uuid.UUID]*tenantSlots
+}
+
+type tenantSlots struct {
+	ch    chan struct{}
+	users int // imports holding or waiting for ch
+}
+
+func newImportSlots(cfg Config) *importSlots {
+	return &importSlots{all: make(chan struct{}, cfg.MaxConcurrentImports), perTenant: cfg.MaxTenantImports,
+		tenants: map[uuid.UUID]*tenantSlots{}}
+}
+
+// tenant returns tenantID's semaphore, counting one more user of it; leave
+// undoes that.
+func (is *importSlots) tenant(tenantID uuid.UUID) *tenantSlots {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	ts := is.tenants[tenantID]
+	if ts == nil {
+		ts = &tenantSlots{ch: make(chan struct{}, is.perTenant)}
+		is.tenants[tenantID] = ts
+	}
+	ts.users++
+	return ts
+}
+
+func (is *importSlots) leave(tenantID uuid.UUID, ts *tenantSlots) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if ts.users--; ts.users == 0 {
+		delete(is.tenants, tenantID)
+	}
+}
+
+// importSlot admits one row import of tenantID: at most MaxTenantImports of
+// one tenant and MaxConcurrentImports in all. An import reads its body
+// inside its transaction, so each holds a pooled connection for as long as
+// its client keeps sending; the caps keep the rest of the pool for every
+// other request, and one tenant from taking every import slot. The wait for
+// both slots is as bounded as a wait for a connection: past it, 503
+// overloaded.
+func (s *Server) importSlot(ctx context.Context, tenantID uuid.UUID) (release func(), err error) {
+	if wait := s.db.AcquireTimeout(); wait > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
 	}
+	is := s.imports
+	ts := is.tenant(tenantID)
 	select {
-	case s.imports <- struct{}{}:
-		return func() { <-s.imports }, nil
+	case ts.ch <- struct{}{}:
 	case <-ctx.Done():
+		is.leave(tenantID, ts)
 		return nil, apperr.Wrap(apperr.Overloaded, ctx.Err(),
-			fmt.Sprintf("%d imports are already running; try again shortly", cap(s.imports)))
+			fmt.Sprintf("this tenant already runs %d imports; try again when one is done", is.perTenant))
+	}
+	select {
+	case is.all <- struct{}{}:
+		return func() { <-is.all; <-ts.ch; is.leave(tenantID, ts) }, nil
+	case <-ctx.Done():
+		<-ts.ch
+		is.leave(tenantID, ts)
+		return nil, apperr.Wrap(apperr.Overloaded, ctx.Err(),
+			fmt.Sprintf("%d imports are already running; try again shortly", cap(is.all)))
 	}
 }
 

@@ -32,7 +32,7 @@ func (s *Server) importRows(c *gin.Context) (int, any, error) {
 	if limit := s.cfg.MaxImportBytes; c.Request.ContentLength > limit {
 		return 0, nil, importTooLarge(limit)
 	}
-	release, err := s.importSlot(c.Request.Context())
+	release, err := s.importSlot(c.Request.Context(), callerIdentity(c).TenantID)
 	if err != nil {
 		return 0, nil, err
 	}

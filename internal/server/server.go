@@ -51,6 +51,11 @@ type Config struct {
 	// pooled connection while its body arrives); more wait as long as for a
 	// connection, then get 503 overloaded. Zero means half the pool.
 	MaxConcurrentImports int
+	// MaxTenantImports caps one tenant's row imports running at once, so a
+	// tenant cannot take every import slot; more wait like for the others,
+	// then get 503 overloaded. Zero means half of MaxConcurrentImports, at
+	// least 1.
+	MaxTenantImports int
 	// ImportStatementTimeout is an import transaction's statement_timeout
 	// (SET LOCAL over dbchat_app's default). Zero means
 	// DefaultImportStatementTimeout.
@@ -71,8 +76,8 @@ type Server struct {
 	q       *dbsqlc.Queries
 	engine  *gin.Engine
 	metrics *metrics
-	store   *nlsql.Store  // training data; see trainer
-	imports chan struct{} // one token per running row import; see importSlot
+	store   *nlsql.Store // training data; see trainer
+	imports *importSlots // running row imports; see importSlot
 }
 
 // New builds the HTTP handler.
@@ -92,9 +97,12 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 	if cfg.MaxConcurrentImports <= 0 {
 		cfg.MaxConcurrentImports = max(1, db.MaxConns()/2)
 	}
+	if cfg.MaxTenantImports <= 0 {
+		cfg.MaxTenantImports = max(1, cfg.MaxConcurrentImports/2)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
-		store: trainer(db, cfg), imports: make(chan struct{}, cfg.MaxConcurrentImports)}
+		store: trainer(db, cfg), imports: newImportSlots(cfg)}
 	s.engine.ContextWithFallback = true
 	s.routes()
 	return s
