@@ -42,7 +42,14 @@ func TestPostgresStopsMidImport(t *testing.T) {
 	dir := t.TempDir()
 	c, err := pgcluster.EnsureWith(ctx, dir, &pglog, pgcluster.Options{Fast: true})
 	require.NoError(t, err, "%s", &pglog)
-	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	var dataDir string // read below; outside dir when the postgres OS user cannot reach dir
+	t.Cleanup(func() {
+		_ = c.Stop(context.Background())
+		if base := filepath.Dir(dataDir); dataDir != "" && !strings.HasPrefix(dataDir, dir) &&
+			strings.HasPrefix(filepath.Base(base), "dbchat-") {
+			_ = os.RemoveAll(base)
+		}
+	})
 	const password = "outage-test-app"
 	require.NoError(t, migrate.Run(ctx, migrate.Options{AdminURL: c.SuperuserURL("dbchat"),
 		Passwords: map[string]string{migrate.AppRole: password}}))
@@ -79,7 +86,6 @@ func TestPostgresStopsMidImport(t *testing.T) {
 	})
 	// SIGKILL on the postmaster, as a crash would: its backends exit when
 	// they notice, the port stops answering.
-	var dataDir string
 	require.NoError(t, admin.QueryRow(ctx, `SHOW data_directory`).Scan(&dataDir))
 	admin.Close()
 	pidFile, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
