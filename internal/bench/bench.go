@@ -264,7 +264,8 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			e.logf("%s failed: %v", p.name, err)
 			failed = append(failed, fmt.Sprintf("%s: %v", p.name, err))
-			s = failedSection(err)
+			s = &Section{Summary: []Row{{Measure: "—", Verdict: "did not run: " + err.Error()}},
+				Body: "The benchmark did not complete: `" + strings.ReplaceAll(err.Error(), "`", "'") + "`.\n"}
 		}
 		s.Part, s.Title = p.name, p.title
 		s.Stamp = e.stamp(time.Since(t0))

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -64,9 +63,6 @@ func loadAverage() string {
 	}
 	return "unknown"
 }
-
-// path returns a file name in the scratch directory.
-func (e *Env) path(name string) string { return filepath.Join(e.cfg.WorkDir, name) }
 
 // benchDB is a freshly migrated database for one part.
 type benchDB struct {
@@ -291,7 +287,6 @@ func probeMachine(ctx context.Context, adminURL string) (machine, error) {
 	}
 	m.OS = strings.Trim(firstField("/etc/os-release", "PRETTY_NAME", "="), `"`)
 	m.Commit = gitCommit()
-
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return m, err

@@ -131,7 +131,7 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 		for _, t := range targets {
 			var doc map[string]json.RawMessage
 			var list []json.RawMessage
-			body := must1(doJSON(ctx, http.DefaultClient, http.MethodGet, t.url+ep.path, t.header, nil, &doc))
+			body := doJSON(ctx, http.DefaultClient, http.MethodGet, t.url+ep.path, t.header, nil, &doc)
 			if err := json.Unmarshal(doc[ep.list], &list); err != nil || len(list) != ep.want(c) {
 				return nil, fmt.Errorf("%s %s: %d %s, want %d (%v)", t.name, ep.name, len(list), ep.list, ep.want(c), err)
 			}
@@ -244,7 +244,6 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Sec
 		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f")})
 		eps = append(eps, epOut{ep.name, mdTable([]string{"", "req/s", "p50 ms", "p99 ms", "round trips / req", "CPU µs / req: server",
 			"PostgreSQL", "load generator", "response bytes"}, rows), verdict})
-
 	}
 	s.Body = render("http", map[string]any{"Goal": httpGoal.bound, "C": c, "AllRows": c.Tenants * c.RowsPerTenant,
 		"Pool": max(4, e.machine.Cores), "Endpoints": eps})

@@ -43,14 +43,9 @@ func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
 			runtime.ReadMemStats(&m)
 			_ = json.NewEncoder(w).Encode(memStats{Sys: m.Sys, HeapSys: m.HeapSys, TotalAlloc: m.TotalAlloc, NumGC: m.NumGC})
 		})
-		fmt.Fprintln(stdout, strings.TrimPrefix(e.serve(mux), "http://"))
-		stdinClosed := make(chan struct{})
-		go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
-		select {
-		case <-stdinClosed:
-		case <-ctx.Done():
-		}
-		return nil, nil
+		fmt.Fprintln(stdout, e.serve(mux))
+		_, err := io.Copy(io.Discard, os.Stdin) // until the orchestrator closes it
+		return nil, err
 	}})
 	if err != nil {
 		fmt.Fprintf(stderr, "dbchat-bench serve: %v\n", err)
@@ -203,7 +198,7 @@ func (e *Env) startServer(ctx context.Context, dbURL string) *child {
 	}()
 	select {
 	case a := <-addr:
-		if c.url = "http://" + a; a != "" {
+		if c.url = a; a != "" {
 			return c
 		}
 	case <-time.After(30 * time.Second):
@@ -220,14 +215,12 @@ type memStats struct {
 }
 
 // get decodes the JSON the child serves at path into v.
-func (c *child) get(ctx context.Context, path string, v any) error {
-	_, err := doJSON(ctx, http.DefaultClient, http.MethodGet, c.url+path, "", nil, v)
-	return err
+func (c *child) get(ctx context.Context, path string, v any) {
+	doJSON(ctx, http.DefaultClient, http.MethodGet, c.url+path, "", nil, v)
 }
 
 // loadResult is what `dbchat-bench load` reports on stdout.
 type loadResult struct {
-	Requests   int64   `json:"requests"`
 	Errors     int64   `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
 	RPS        float64 `json:"rps"`
@@ -305,8 +298,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		})
 	}
 	wg.Wait()
-	res.Requests = int64(len(lat))
-	res.RPS = float64(res.Requests) / time.Since(start).Seconds()
+	res.RPS = float64(len(lat)) / time.Since(start).Seconds()
 	res.P50us, res.P99us = pq(lat, 0.50), pq(lat, 0.99)
 	if err := json.NewEncoder(stdout).Encode(res); err != nil {
 		return 1
@@ -331,34 +323,27 @@ func (e *Env) runLoad(ctx context.Context, url, header string, conc int, d time.
 }
 
 // doJSON sends a request with the header ("Name: value", may be empty) and
-// decodes a 200 response's JSON body into out; it returns the body.
-func doJSON(ctx context.Context, client *http.Client, method, url, header string, body io.Reader, out any) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		return nil, err
-	}
+// decodes a 200 response's JSON body into out; it returns the body. A file
+// body is sent as CSV.
+func doJSON(ctx context.Context, client *http.Client, method, url, header string, body io.Reader, out any) []byte {
+	req := must1(http.NewRequestWithContext(ctx, method, url, body))
 	if k, v, ok := cutHeader(header); ok {
 		req.Header.Set(k, v)
 	}
 	if f, ok := body.(*os.File); ok {
 		req.Header.Set("Content-Type", "text/csv")
-		if st, err := f.Stat(); err == nil {
-			req.ContentLength = st.Size()
-		}
+		req.ContentLength = must1(f.Stat()).Size()
 	} else if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
+	resp := must1(client.Do(req))
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b)
+	b := must1(io.ReadAll(resp.Body))
+	if resp.StatusCode != http.StatusOK {
+		must(fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b))
 	}
-	if err == nil && out != nil {
-		err = json.Unmarshal(b, out)
+	if out != nil {
+		must(json.Unmarshal(b, out))
 	}
-	return b, err
+	return b
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -37,20 +38,11 @@ type Row struct {
 	Verdict string `json:"verdict"`
 }
 
-func (r Row) cells() []string {
-	return []string{r.Measure, r.Floor, r.Dbchat, r.Ratio, r.Goal, r.Verdict}
-}
-
-func failedSection(err error) *Section {
-	return &Section{Summary: []Row{{Measure: "—", Verdict: "did not run: " + err.Error()}},
-		Body: "The benchmark did not complete: `" + strings.ReplaceAll(err.Error(), "`", "'") + "`.\n"}
-}
-
 // summaryRows are the summary table's lines: the part's title on its first.
 func summaryRows(title string, rows []Row) [][]string {
 	var out [][]string
 	for i, r := range rows {
-		out = append(out, append([]string{map[bool]string{true: title}[i == 0]}, r.cells()...))
+		out = append(out, []string{map[bool]string{true: title}[i == 0], r.Measure, r.Floor, r.Dbchat, r.Ratio, r.Goal, r.Verdict})
 	}
 	return out
 }
@@ -66,13 +58,6 @@ func printSummary(w io.Writer, sections []*Section) {
 	}
 	fmt.Fprint(w, "\n"+mdTable(summaryHeader, rows))
 }
-
-const (
-	beginMark   = "<!-- bench:begin "
-	endMark     = "<!-- bench:end "
-	summaryMark = "<!-- bench:summary "
-	markClose   = " -->"
-)
 
 // stored is a section as found in an existing report.
 type stored struct {
@@ -135,15 +120,13 @@ func render(name string, data any) string {
 }
 
 func renderSection(s *Section) string {
-	var b strings.Builder
-	b.WriteString(beginMark + s.Part + markClose + "\n## " + s.Title + "\n\n")
+	stamp := ""
 	if s.Stamp != "" {
-		b.WriteString("_" + s.Stamp + "_\n\n")
+		stamp = "_" + s.Stamp + "_\n\n"
 	}
 	rows, _ := json.Marshal(s.Summary) // escapes < and >, so no "-->" inside
-	b.WriteString(strings.TrimRight(s.Body, "\n") + "\n" + summaryMark + string(rows) + markClose + "\n")
-	b.WriteString(endMark + s.Part + markClose + "\n")
-	return b.String()
+	return fmt.Sprintf("<!-- bench:begin %s -->\n## %s\n\n%s%s\n<!-- bench:summary %s -->\n<!-- bench:end %[1]s -->\n",
+		s.Part, s.Title, stamp, strings.TrimRight(s.Body, "\n"), rows)
 }
 
 // sectionRE matches a section of an existing report: its part and, in
@@ -163,23 +146,18 @@ func parseSections(text string) map[string]stored {
 
 // mdTable renders a markdown table, the one renderer of every table.
 func mdTable(header []string, rows [][]string) string {
-	cell := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
 	line := func(cells []string) string {
 		out := make([]string, len(header))
-		for i := range out {
-			if i < len(cells) {
-				out[i] = cell(cells[i])
-			}
+		for i := range min(len(out), len(cells)) {
+			out[i] = strings.NewReplacer("|", `\|`, "\n", " ").Replace(cells[i])
 		}
 		return "| " + strings.Join(out, " | ") + " |\n"
 	}
-	return line(header) + "|" + strings.Repeat("---|", len(header)) + "\n" + func() string {
-		var b strings.Builder
-		for _, r := range rows {
-			b.WriteString(line(r))
-		}
-		return b.String()
-	}()
+	table := line(header) + "|" + strings.Repeat("---|", len(header)) + "\n"
+	for _, r := range rows {
+		table += line(r)
+	}
+	return table
 }
 
 // dist summarises repeated measurements: the median and the full spread.
@@ -244,30 +222,29 @@ func collect[T, U any](xs []T, f func(T) U) []U {
 	return out
 }
 
-// goal is a bound on a ratio.
+// goal is a bound on a ratio (or, with a unit, on a value).
 type goal struct {
 	bound  float64
-	atMost bool // ratio ≤ bound is met; otherwise ratio ≥ bound
+	atMost bool   // r ≤ bound is met; otherwise r ≥ bound
+	unit   string // "" for a ratio
 }
 
 func (g goal) String() string {
-	return fmt.Sprintf("%s %.2f×", map[bool]string{true: "≤", false: "≥"}[g.atMost], g.bound)
+	return fmt.Sprintf("%s %.2f%s", map[bool]string{true: "≤", false: "≥"}[g.atMost], g.bound, cmp.Or(g.unit, "×"))
 }
-
-func (g goal) met(r float64) bool { return g.atMost == (r <= g.bound) || r == g.bound }
 
 // verdict judges the median ratio and says by how much a miss misses.
 func (g goal) verdict(r float64) string {
-	off := math.Abs(r-g.bound) / g.bound * 100
+	off, met := math.Abs(r-g.bound)/g.bound*100, g.atMost == (r <= g.bound) || r == g.bound
 	switch {
 	case math.IsNaN(r):
 		return "not measured"
-	case g.met(r) && g.atMost:
+	case met && g.atMost:
 		return fmt.Sprintf("met (%.0f%% headroom)", off)
-	case g.met(r):
+	case met:
 		return fmt.Sprintf("met (%.0f%% above)", off)
 	}
-	return fmt.Sprintf("**missed** by %.0f%% (%.2f× vs %s)", off, r, g)
+	return fmt.Sprintf("**missed** by %.0f%% (%.2f%s vs %s)", off, r, cmp.Or(g.unit, "×"), g)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -42,12 +42,7 @@ const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('ap
 
 var rlsVariants = []string{"floor", "floor + setting", "policy, bare pgx", "dbchat (RLS)"}
 
-const (
-	vFloor = iota
-	vSetting
-	vBare
-	vRLS
-)
+const vFloor, vSetting, vBare, vRLS = 0, 1, 2, 3 // indexes in rlsVariants
 
 func drain(rows pgx.Rows, err error) error {
 	if err != nil {

@@ -39,12 +39,7 @@ const (
 )
 
 // The strategies, in the order of the tables.
-const (
-	vsFloor = iota
-	vsExact
-	vsHNSW
-	vsAuto
-)
+const vsFloor, vsExact, vsHNSW, vsAuto = 0, 1, 2, 3
 
 var vecStrategies = []struct {
 	name   string
@@ -148,7 +143,7 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 	quality := make([][]vecQuality, len(data.classes))                                         // [class][strategy]
 	p50, p95 := make([][][]float64, len(data.classes)), make([][][]float64, len(data.classes)) // [class][strategy][run]
 	for run := -1; run < e.cfg.Runs; run++ {
-		for ci, cl := range data.classes {
+		for ci := range data.classes {
 			results := make([][]vecResult, len(data.queries[ci])) // [query][strategy]
 			lat := pass(rng, len(data.queries[ci]), len(vecStrategies), func(qi, s int) {
 				if results[qi] == nil {
@@ -160,8 +155,6 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 				for s := range vecStrategies {
 					quality[ci] = append(quality[ci], measureQuality(results, s))
 				}
-				e.logf("vector: %s: recall@10 exact %.3f, HNSW without fallback %.3f, Auto %.3f", cl.name,
-					quality[ci][vsExact].recall(), quality[ci][vsHNSW].recall(), quality[ci][vsAuto].recall())
 				p50[ci], p95[ci] = make([][]float64, len(vecStrategies)), make([][]float64, len(vecStrategies))
 				continue
 			}
@@ -390,6 +383,9 @@ func vecVerdict(recall, p95 float64) string {
 func vectorSection(c VectorConfig, data *vecData, quality [][]vecQuality, p50, p95 [][][]float64) *Section {
 	s := &Section{}
 	largest, allMet := 0, true
+	rangeText := func(lo, hi int) string {
+		return thousands(lo) + map[bool]string{false: "–" + thousands(hi)}[lo == hi]
+	}
 	var classes, rows [][]string
 	for ci, cl := range data.classes {
 		lo, hi, plo, phi := math.MaxInt, 0, math.MaxInt, 0
@@ -425,11 +421,4 @@ func vectorSection(c VectorConfig, data *vecData, quality [][]vecQuality, p50, p
 		"Table": mdTable([]string{"Class", "Strategy", "recall@10 (pairs)", "recall, all kinds", "short", "p50 ms", "p95 ms",
 			"p95 / exact reference p95", "path taken for the pairs"}, rows)})
 	return s
-}
-
-func rangeText(lo, hi int) string {
-	if lo == hi {
-		return thousands(lo)
-	}
-	return thousands(lo) + "–" + thousands(hi)
 }
