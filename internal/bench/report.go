@@ -56,7 +56,7 @@ func printSummary(w io.Writer, sections []*Section) {
 	for _, s := range sections {
 		rows = append(rows, summaryRows(s.Title, s.Summary)...)
 	}
-	fmt.Fprint(w, "\n"+mdTable(summaryHeader, rows))
+	fmt.Fprint(w, "\n"+strings.ReplaceAll(mdTable(summaryHeader, rows), "**", ""))
 }
 
 // stored is a section as found in an existing report.
