@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/catalog"
@@ -21,16 +22,9 @@ import (
 // table, all or nothing, in the request's tenant transaction; see package
 // importer for the formats, the NULL rules and how RLS is respected.
 func (s *Server) importRows(c *gin.Context) (int, any, error) {
-	id, err := pathID(c, "id")
+	id, load, err := s.importRequest(c)
 	if err != nil {
 		return 0, nil, err
-	}
-	load, err := importFormat(c.GetHeader("Content-Type"))
-	if err != nil {
-		return 0, nil, err
-	}
-	if limit := s.cfg.MaxImportBytes; c.Request.ContentLength > limit {
-		return 0, nil, importTooLarge(limit)
 	}
 	release, err := s.importSlot(c.Request.Context(), callerIdentity(c).TenantID)
 	if err != nil {
@@ -51,6 +45,23 @@ func (s *Server) importRows(c *gin.Context) (int, any, error) {
 	return reply(http.StatusOK, gin.H{"inserted": n}, importErr(err))
 }
 
+// importRequest reads an import's table id and loader (by Content-Type),
+// refusing a declared length over the limit before any slot is taken.
+func (s *Server) importRequest(c *gin.Context) (uuid.UUID, loader, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	load, err := importFormat(c.GetHeader("Content-Type"))
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	if limit := s.cfg.MaxImportBytes; c.Request.ContentLength > limit {
+		return uuid.Nil, nil, importTooLarge(limit)
+	}
+	return id, load, nil
+}
+
 // importErr words a body cut off at the size limit, or one that stalled, as
 // such; the importer sees either only as a read error.
 func importErr(err error) error {
@@ -60,9 +71,12 @@ func importErr(err error) error {
 	return stalledErr(err)
 }
 
-// importFormat picks the importer for a Content-Type: CSV or JSON, UTF-8.
-func importFormat(contentType string) (func(context.Context, tenant.Conn, catalog.Table, io.Reader) (int64, error), error) {
-	var load func(context.Context, tenant.Conn, catalog.Table, io.Reader) (int64, error)
+// loader is an importer's entry point: importer.CSV or importer.JSON.
+type loader func(context.Context, tenant.Conn, catalog.Table, io.Reader) (int64, error)
+
+// importFormat picks the loader for a Content-Type: CSV or JSON, UTF-8.
+func importFormat(contentType string) (loader, error) {
+	var load loader
 	mt, params, _ := mime.ParseMediaType(contentType)
 	switch mt {
 	case "text/csv":

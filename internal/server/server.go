@@ -82,6 +82,18 @@ type Server struct {
 
 // New builds the HTTP handler.
 func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
+	cfg = cfg.withDefaults(db.MaxConns())
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
+		store: trainer(db, cfg), imports: newImportSlots(cfg)}
+	s.engine.ContextWithFallback = true
+	s.routes()
+	return s
+}
+
+// withDefaults fills cfg's zero fields; the import caps follow the size of
+// the pool they share.
+func (cfg Config) withDefaults(poolSize int) Config {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = DefaultMaxImportBytes
 	}
@@ -95,17 +107,12 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 		cfg.ImportStatementTimeout = DefaultImportStatementTimeout
 	}
 	if cfg.MaxConcurrentImports <= 0 {
-		cfg.MaxConcurrentImports = max(1, db.MaxConns()/2)
+		cfg.MaxConcurrentImports = max(1, poolSize/2)
 	}
 	if cfg.MaxTenantImports <= 0 {
 		cfg.MaxTenantImports = max(1, cfg.MaxConcurrentImports/2)
 	}
-	gin.SetMode(gin.ReleaseMode)
-	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
-		store: trainer(db, cfg), imports: newImportSlots(cfg)}
-	s.engine.ContextWithFallback = true
-	s.routes()
-	return s
+	return cfg
 }
 
 // ServeHTTP implements http.Handler.
@@ -122,39 +129,53 @@ func (s *Server) MetricsHandler() http.Handler { return s.metrics.http }
 // Registry exposes the server's Prometheus registry (for tests).
 func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
 
+// routes registers every route: the platform's, the operator's and, under
+// /v1 with a tenant API key, the tenant's by area.
 func (s *Server) routes() {
 	e, h := s.engine, s.handle
 	e.Use(s.observe, s.recoverJSON)
 	e.NoRoute(func(c *gin.Context) { s.fail(c, apperr.Errorf(apperr.NotFound, "no such route")) })
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", h(s.ready))
-	operator, admin := s.guard(s.operator), s.guard(s.adminOnly)
-	// Metrics show pool sizes, heap and traffic by route: the operator's, like
-	// /v1/tenants. A scraper without the token uses MetricsHandler on a
-	// listener of its own (DBCHAT_METRICS_ADDR).
-	e.GET("/metrics", operator, s.metrics.handler)
 	e.GET("/openapi.yaml", s.openAPI)
+	s.operatorRoutes()
+	v1, admin := e.Group("/v1", s.guard(s.authenticate)), s.guard(s.adminOnly)
+	s.accountRoutes(v1, admin)
+	s.tableRoutes(v1, admin)
+	s.modelRoutes(v1, admin)
+	s.askRoutes(v1, admin)
+}
 
-	// Platform operator (DBCHAT_ADMIN_TOKEN).
+// operatorRoutes are the platform operator's (DBCHAT_ADMIN_TOKEN). Metrics
+// show pool sizes, heap and traffic by route, so they are the operator's
+// too; a scraper without the token uses MetricsHandler on a listener of its
+// own (DBCHAT_METRICS_ADDR).
+func (s *Server) operatorRoutes() {
+	e, h, operator := s.engine, s.handle, s.guard(s.operator)
+	e.GET("/metrics", operator, s.metrics.handler)
 	ops := e.Group("/v1/tenants", operator)
 	ops.POST("", h(s.createTenant))
 	ops.GET("", h(s.listTenants))
 	ops.PATCH("/:id", h(s.updateTenant))
-	// (audit routes: GET /v1/admin/audit, operator token)
 	e.Group("/v1/admin", operator).GET("/audit", h(s.adminAudit))
+}
 
-	// Tenant API keys.
-	v1 := e.Group("/v1", s.guard(s.authenticate))
+// accountRoutes: the caller, its tenant, users and API keys.
+func (s *Server) accountRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
+	h := s.handle
 	v1.GET("/me", h(s.me))
 	v1.GET("/tenant", h(s.currentTenant))
-
 	v1.POST("/users", admin, h(s.createUser))
 	v1.GET("/users", h(s.listUsers))
 	v1.DELETE("/users/:id", admin, h(s.deleteUser))
 	v1.POST("/api-keys", h(s.createAPIKey))
 	v1.GET("/api-keys", h(s.listAPIKeys))
 	v1.DELETE("/api-keys/:id", h(s.deleteAPIKey))
+}
 
+// tableRoutes: the tenant's tables, their rows and SQL over them.
+func (s *Server) tableRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
+	h := s.handle
 	v1.POST("/tables", admin, h(s.createTable))
 	v1.GET("/tables", h(s.listTables))
 	v1.GET("/tables/:id", h(s.getTable))
@@ -164,13 +185,12 @@ func (s *Server) routes() {
 	v1.PATCH("/tables/:id/columns/:column_id", admin, h(s.updateColumn))
 	v1.POST("/tables/:id/rows", admin, h(s.importRows))
 	v1.GET("/tables/:id/rows", h(s.listRows))
-
 	v1.POST("/sql", h(s.runSQL))
+}
 
-	v1.GET("/history", h(s.listHistory))
-	v1.GET("/history/:id", h(s.getHistory))
-
-	// (models and training data routes)
+// modelRoutes: text-to-SQL models and their training data.
+func (s *Server) modelRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
+	h := s.handle
 	v1.POST("/models", admin, h(s.createModel))
 	v1.GET("/models", h(s.listModels))
 	v1.GET("/models/:name", h(s.getModel))
@@ -180,12 +200,18 @@ func (s *Server) routes() {
 	v1.DELETE("/models/:name/training-data/:id", admin, h(s.deleteTrainingData))
 	v1.POST("/models/:name/training-data/import", admin, h(s.importTrainingData))
 	v1.POST("/models/:name/train-from-catalog", admin, h(s.trainFromCatalog))
+	v1.GET("/models/:name/stats", h(s.modelStats))
+}
 
+// askRoutes: questions, their history and feedback on the answers.
+func (s *Server) askRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
+	h := s.handle
 	v1.POST("/ask", h(s.askQuestion))
+	v1.GET("/history", h(s.listHistory))
+	v1.GET("/history/:id", h(s.getHistory))
 	v1.POST("/history/:id/feedback", h(s.feedback))
 	v1.GET("/feedback", h(s.listFeedback))
 	v1.POST("/history/:id/feedback/review", admin, h(s.reviewFeedback))
-	v1.GET("/models/:name/stats", h(s.modelStats))
 }
 
 // authenticate resolves the bearer key and puts the identity in the
