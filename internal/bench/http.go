@@ -17,6 +17,7 @@ import (
 	"github.com/dbchat/dbchat/internal/catalog"
 	"github.com/dbchat/dbchat/internal/provision"
 	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/server/apiclient"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -35,13 +36,13 @@ type endpoint struct {
 }
 
 var endpoints = []endpoint{
-	{"GET /v1/tables", "/v1/tables", "tables", `SELECT t.id, t.name, t.description, t.is_active, t.user_id, t.created_at, t.updated_at, count(c.id)::int
+	{"GET /v1/tables", "/v1/tables", "tables", `SELECT t.id, t.name, t.description, t.is_active, t.user_id, t.created_at, t.updated_at, count(c.id)::int AS column_count
 FROM dbchat.database_tables t
 LEFT JOIN dbchat.database_columns c ON c.tenant_id = t.tenant_id AND c.table_id = t.id
 WHERE t.tenant_id = $1
 GROUP BY t.tenant_id, t.id
 ORDER BY t.name`, func(c HTTPConfig) int { return c.Tables }},
-	{"GET /v1/history?limit=50", "/v1/history?limit=50", "items", `SELECT h.id, h.user_id, m.name, h.question, h.generated_sql, h.status, h.error,
+	{"GET /v1/history?limit=50", "/v1/history?limit=50", "items", `SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
        h.row_count, h.generation_ms, h.execution_ms, h.created_at
 FROM dbchat.query_history h
 LEFT JOIN dbchat.models m ON m.tenant_id = h.tenant_id AND m.id = h.model_id
@@ -50,39 +51,15 @@ ORDER BY h.created_at DESC, h.id DESC
 LIMIT 50`, func(HTTPConfig) int { return 50 }},
 }
 
-// Floor responses: the same fields as the API's, in the statements' order.
-type floorTable struct {
-	ID          uuid.UUID  `json:"id"`
-	Name        string     `json:"name"`
-	Description string     `json:"description"`
-	IsActive    bool       `json:"is_active"`
-	UserID      *uuid.UUID `json:"user_id"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	ColumnCount int32      `json:"column_count"`
-}
-
-type floorHistory struct {
-	ID           uuid.UUID  `json:"id"`
-	UserID       *uuid.UUID `json:"user_id"`
-	Model        *string    `json:"model"`
-	Question     *string    `json:"question"`
-	GeneratedSQL *string    `json:"generated_sql"`
-	Status       string     `json:"status"`
-	Error        *string    `json:"error"`
-	RowCount     *int64     `json:"row_count"`
-	GenerationMs *float64   `json:"generation_ms"`
-	ExecutionMs  *float64   `json:"execution_ms"`
-	CreatedAt    time.Time  `json:"created_at"`
-}
-
 // floorRoute serves one endpoint the cheapest way: one query as a role
-// without RLS, the tenant fixed, rows scanned into T, encoding/json.
+// without RLS, the tenant fixed, rows scanned by column name into T (the
+// API's own type from the generated client, so the floor sends the same
+// fields), encoding/json.
 func floorRoute[T any](mux *http.ServeMux, pool *pgxpool.Pool, ep endpoint, tenantID uuid.UUID) {
 	path, _, _ := strings.Cut(ep.path, "?")
 	mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
 		rows, _ := pool.Query(r.Context(), ep.floorSQL, tenantID)
-		out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[T])
+		out, err := pgx.CollectRows(rows, pgx.RowToStructByName[T])
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -120,8 +97,8 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	tenantID, key := seedHTTP(ctx, d.admin, db, c)
 	real.header = "Authorization: Bearer " + key
 	mux := http.NewServeMux()
-	floorRoute[floorTable](mux, floorPool, endpoints[0], tenantID)
-	floorRoute[floorHistory](mux, floorPool, endpoints[1], tenantID)
+	floorRoute[apiclient.TableSummary](mux, floorPool, endpoints[0], tenantID)
+	floorRoute[apiclient.HistoryItem](mux, floorPool, endpoints[1], tenantID)
 	// The production server as `dbchat serve` builds it, logging JSON (to
 	// /dev/null here, so the cost of formatting and writing stays).
 	floor.url, real.url = e.serve(floor.count(mux)), e.serve(real.count(server.New(db, devNullLog, server.Config{})))
