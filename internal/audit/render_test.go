@@ -39,7 +39,7 @@ func sampleReport(probe bool) *audit.Report {
 				{ID: 2, Channel: "http", Actor: "A", Victim: "B", Action: "read", Target: "GET /v1/history/{id}", Outcome: "200 OK", Passed: false, Cells: []string{audit.CellHistory}},
 				{ID: 3, Channel: "sandbox", Actor: "A", Victim: "A", Action: "control", Control: true, Outcome: "ran: 1 rows", Passed: true, Cells: []string{audit.CellExecSame}},
 			},
-			Unavailable: []audit.Unavailable{{What: "POST /v1/ask", Reason: "not implemented yet", Cells: []string{audit.CellGenSame, audit.CellGenOther}}},
+			Unavailable: []audit.Unavailable{{What: "POST /v1/ask", Reason: "the server has no SQL generator", Cells: []string{audit.CellGenSame, audit.CellGenOther}}},
 			Cleanup:     audit.Cleanup{Done: true, Removed: []string{"tenant A"}, Residue: []string{}},
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/server/apiclient"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -79,19 +80,8 @@ func newFeedbackEnv(t *testing.T) (*env, *promptLog) {
 	return &env{d: d, pool: pool, db: db, url: srv.URL}, gen
 }
 
-type feedbackJSON struct {
-	HistoryID      uuid.UUID  `json:"history_id"`
-	AskedBy        *uuid.UUID `json:"asked_by"`
-	Question       *string    `json:"question"`
-	GeneratedSQL   *string    `json:"generated_sql"`
-	Correct        bool       `json:"correct"`
-	SQL            *string    `json:"sql"`
-	GivenBy        *uuid.UUID `json:"given_by"`
-	Status         *string    `json:"status"`
-	ReviewedBy     *uuid.UUID `json:"reviewed_by"`
-	ReviewedAt     *string    `json:"reviewed_at"`
-	TrainingDataID *uuid.UUID `json:"training_data_id"`
-}
+// feedbackJSON is a feedback entry as the generated client reads it.
+type feedbackJSON = apiclient.Feedback
 
 func (e *env) listFeedback(t *testing.T, key, query string) []feedbackJSON {
 	t.Helper()
@@ -178,14 +168,14 @@ func TestMemberFeedbackWaitsForAnAdmin(t *testing.T) {
 	queue := e.listFeedback(t, a.APIKey, "")
 	require.Len(t, queue, 1)
 	fb := queue[0]
-	require.Equal(t, first.HistoryID, fb.HistoryID.String())
-	require.Equal(t, corrected, *fb.SQL)
+	require.Equal(t, first.HistoryID, fb.HistoryId.String())
+	require.Equal(t, corrected, *fb.Sql)
 	require.False(t, fb.Correct)
 	require.Equal(t, member.ID, *fb.GivenBy)
 	require.Equal(t, member.ID, *fb.AskedBy)
 	require.Equal(t, question, *fb.Question)
 	require.Equal(t, "pending", *fb.Status)
-	require.Nil(t, fb.TrainingDataID)
+	require.Nil(t, fb.TrainingDataId)
 	require.Nil(t, fb.ReviewedBy)
 	require.Equal(t, queue, e.listFeedback(t, member.Key, "?status=pending"))
 	require.Empty(t, e.listFeedback(t, other.Key, ""))
@@ -210,7 +200,7 @@ func TestMemberFeedbackWaitsForAnAdmin(t *testing.T) {
 	require.Equal(t, "approved", *approved.Status)
 	require.Equal(t, a.AdminID, *approved.ReviewedBy)
 	require.NotNil(t, approved.ReviewedAt)
-	require.NotNil(t, approved.TrainingDataID)
+	require.NotNil(t, approved.TrainingDataId)
 	require.Equal(t, map[string]string{corrected: "feedback"}, e.trainedSQL(t, a.APIKey))
 	again := e.askAs(t, a.APIKey, "how many customers are in US")
 	require.NotEmpty(t, again.Context.Similar)
@@ -238,7 +228,7 @@ func TestMemberFeedbackWaitsForAnAdmin(t *testing.T) {
 		`{"decision":"reject"}`, &rejected)
 	require.Equal(t, "rejected", *rejected.Status)
 	require.True(t, rejected.Correct)
-	require.Nil(t, rejected.TrainingDataID)
+	require.Nil(t, rejected.TrainingDataId)
 	require.Len(t, e.trainedSQL(t, a.APIKey), 1, "nothing trained")
 	require.Len(t, e.listFeedback(t, member.Key, "?status=rejected"), 1)
 
@@ -260,7 +250,7 @@ func TestMemberFeedbackWaitsForAnAdmin(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, status)
 	queue = e.listFeedback(t, a.APIKey, "")
 	require.Len(t, queue, 1)
-	require.Equal(t, "SELECT count(*) AS second_try FROM customers", *queue[0].SQL)
+	require.Equal(t, "SELECT count(*) AS second_try FROM customers", *queue[0].Sql)
 	e.expectJSON(t, http.StatusOK, http.MethodPost, "/v1/history/"+third.HistoryID+"/feedback/review", a.APIKey, `{"decision":"approve"}`, nil)
 	trained := e.trainedSQL(t, a.APIKey)
 	require.Contains(t, trained, "SELECT count(*) AS second_try FROM customers")
@@ -299,7 +289,7 @@ func TestAdminFeedbackTrainsAtOnce(t *testing.T) {
 	require.Len(t, done, 1)
 	require.Equal(t, a.AdminID, *done[0].GivenBy)
 	require.Equal(t, a.AdminID, *done[0].ReviewedBy)
-	require.Equal(t, res.TrainingDataID, *done[0].TrainingDataID)
+	require.Equal(t, res.TrainingDataID, *done[0].TrainingDataId)
 
 	// A plain "incorrect" trains nothing and queues nothing.
 	status, body := e.send(t, http.MethodPost, "/v1/history/"+again.HistoryID+"/feedback", a.APIKey, map[string]any{"correct": false})

@@ -23,28 +23,16 @@ import (
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/server/apiclient"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-// histItem is one entry of GET /v1/history as the tests read it.
-type histItem struct {
-	ID           uuid.UUID  `json:"id"`
-	UserID       *uuid.UUID `json:"user_id"`
-	Model        *string    `json:"model"`
-	Question     *string    `json:"question"`
-	GeneratedSQL *string    `json:"generated_sql"`
-	Status       string     `json:"status"`
-	Error        *string    `json:"error"`
-	RowCount     *int64     `json:"row_count"`
-	GenerationMs *float64   `json:"generation_ms"`
-	ExecutionMs  *float64   `json:"execution_ms"`
-	CreatedAt    time.Time  `json:"created_at"`
-}
-
-type histPage struct {
-	Items      []histItem `json:"items"`
-	NextCursor *string    `json:"next_cursor"`
-}
+// histItem and histPage are GET /v1/history's types as the generated
+// client reads them: the tests check the wire against the OpenAPI document.
+type (
+	histItem = apiclient.HistoryItem
+	histPage = apiclient.HistoryPage
+)
 
 // histUser is a tenant user with a key of its own.
 type histUser struct {
@@ -161,7 +149,7 @@ func histIDs[T any](items []T, id func(T) uuid.UUID) []uuid.UUID {
 	return ids
 }
 
-func histItemID(it histItem) uuid.UUID          { return it.ID }
+func histItemID(it histItem) uuid.UUID          { return it.Id }
 func histRowID(r dbsqlc.QueryHistory) uuid.UUID { return r.ID }
 
 // histNewestFirst sorts rows the way the API must return them.
@@ -236,7 +224,7 @@ func TestHistoryPagination(t *testing.T) {
 	require.NotNil(t, first.NextCursor)
 	bPage := e.histList(t, b.APIKey, url.Values{"cursor": {*first.NextCursor}})
 	for _, it := range bPage.Items {
-		require.NotContains(t, want, it.ID)
+		require.NotContains(t, want, it.Id)
 	}
 
 	// A tenant without history gets an empty array, not null.
@@ -346,12 +334,12 @@ func TestHistoryFiltersAndVisibility(t *testing.T) {
 		var it histItem
 		require.NoError(t, json.Unmarshal([]byte(body), &it))
 		r := adminRows[0]
-		require.Equal(t, r.ID, it.ID)
-		require.Equal(t, a.AdminID, *it.UserID)
+		require.Equal(t, r.ID, it.Id)
+		require.Equal(t, a.AdminID, *it.UserId)
 		require.Equal(t, "default", *it.Model)
 		require.Equal(t, *r.Question, *it.Question)
-		require.Equal(t, sql, *it.GeneratedSQL)
-		require.Equal(t, "success", it.Status)
+		require.Equal(t, sql, *it.GeneratedSql)
+		require.Equal(t, apiclient.HistoryStatusSuccess, it.Status)
 		require.Nil(t, it.Error)
 		require.Equal(t, rowCount, *it.RowCount)
 		require.InDelta(t, gen, *it.GenerationMs, 1e-9)
