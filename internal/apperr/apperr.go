@@ -27,24 +27,28 @@ const (
 	Unavailable      Code = "unavailable"
 	Overloaded       Code = "overloaded"
 	RequestTimeout   Code = "request_timeout"
-	Internal         Code = "internal"
+	// InsufficientStorage: the database ran out of room for the request's
+	// work (disk full, or temp_file_limit reached); nothing was changed.
+	InsufficientStorage Code = "insufficient_storage"
+	Internal            Code = "internal"
 )
 
 var statuses = map[Code]int{
-	Invalid:          http.StatusBadRequest,
-	SQLRejected:      http.StatusBadRequest,
-	SQLFailed:        http.StatusBadRequest,
-	NoSQL:            http.StatusUnprocessableEntity,
-	Unauthorized:     http.StatusUnauthorized,
-	Forbidden:        http.StatusForbidden,
-	NotFound:         http.StatusNotFound,
-	Conflict:         http.StatusConflict,
-	TooLarge:         http.StatusRequestEntityTooLarge,
-	UnsupportedMedia: http.StatusUnsupportedMediaType,
-	Unavailable:      http.StatusServiceUnavailable,
-	Overloaded:       http.StatusServiceUnavailable,
-	RequestTimeout:   http.StatusRequestTimeout,
-	Internal:         http.StatusInternalServerError,
+	Invalid:             http.StatusBadRequest,
+	SQLRejected:         http.StatusBadRequest,
+	SQLFailed:           http.StatusBadRequest,
+	NoSQL:               http.StatusUnprocessableEntity,
+	Unauthorized:        http.StatusUnauthorized,
+	Forbidden:           http.StatusForbidden,
+	NotFound:            http.StatusNotFound,
+	Conflict:            http.StatusConflict,
+	TooLarge:            http.StatusRequestEntityTooLarge,
+	UnsupportedMedia:    http.StatusUnsupportedMediaType,
+	Unavailable:         http.StatusServiceUnavailable,
+	Overloaded:          http.StatusServiceUnavailable,
+	RequestTimeout:      http.StatusRequestTimeout,
+	InsufficientStorage: http.StatusInsufficientStorage,
+	Internal:            http.StatusInternalServerError,
 }
 
 // Error is an error a client may see: its Message is safe to show. Cause is

@@ -53,6 +53,9 @@ func Translate(err error) error {
 		return apperr.Wrap(apperr.Unavailable, err, "statement timed out (or was cancelled); nothing was changed")
 	case pg.Code == "25P03": // idle_in_transaction_session_timeout
 		return apperr.Wrap(apperr.Unavailable, err, "transaction idle for too long; nothing was changed")
+	case pg.Code == "53100", pg.Code == "53400": // disk_full, configuration_limit_exceeded (temp_file_limit)
+		return apperr.Wrap(apperr.InsufficientStorage, err,
+			"the database ran out of space for this request (disk full or its temporary file limit); nothing was changed")
 	case pg.Code == "53300": // too_many_connections
 		return apperr.Wrap(apperr.Overloaded, err, "the database has no free connections; try again later")
 	}

@@ -66,6 +66,7 @@ func (e ColumnType) Valid() bool {
 const (
 	ErrorErrorCodeConflict             ErrorErrorCode = "conflict"
 	ErrorErrorCodeForbidden            ErrorErrorCode = "forbidden"
+	ErrorErrorCodeInsufficientStorage  ErrorErrorCode = "insufficient_storage"
 	ErrorErrorCodeInternal             ErrorErrorCode = "internal"
 	ErrorErrorCodeInvalid              ErrorErrorCode = "invalid"
 	ErrorErrorCodeNoSqlGenerated       ErrorErrorCode = "no_sql_generated"
@@ -86,6 +87,8 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeConflict:
 		return true
 	case ErrorErrorCodeForbidden:
+		return true
+	case ErrorErrorCodeInsufficientStorage:
 		return true
 	case ErrorErrorCodeInternal:
 		return true
@@ -470,7 +473,8 @@ type Error struct {
 		// Code Decides the status: invalid 400, sql_rejected 400,
 		// sql_error 400, no_sql_generated 422, unauthorized 401, forbidden 403, not_found 404,
 		// request_timeout 408, conflict 409, too_large 413, unsupported_media_type 415,
-		// unavailable 503, overloaded 503 (with Retry-After), internal 500.
+		// unavailable 503, overloaded 503 (with Retry-After), insufficient_storage 507,
+		// internal 500.
 		Code ErrorErrorCode `json:"code"`
 
 		// Details Present only when there is more to say, e.g. {"field":"limit"}.
@@ -484,7 +488,8 @@ type Error struct {
 // ErrorErrorCode Decides the status: invalid 400, sql_rejected 400,
 // sql_error 400, no_sql_generated 422, unauthorized 401, forbidden 403, not_found 404,
 // request_timeout 408, conflict 409, too_large 413, unsupported_media_type 415,
-// unavailable 503, overloaded 503 (with Retry-After), internal 500.
+// unavailable 503, overloaded 503 (with Retry-After), insufficient_storage 507,
+// internal 500.
 type ErrorErrorCode string
 
 // Error_Error_Details Present only when there is more to say, e.g. {"field":"limit"}.
@@ -839,6 +844,9 @@ type Conflict = Error
 
 // Forbidden Example: {"error":{"code":"invalid","details":{"field":"limit"},"message":"limit: must be an integer from 1 to 200"}}
 type Forbidden = Error
+
+// InsufficientStorage Example: {"error":{"code":"invalid","details":{"field":"limit"},"message":"limit: must be an integer from 1 to 200"}}
+type InsufficientStorage = Error
 
 // Internal Example: {"error":{"code":"invalid","details":{"field":"limit"},"message":"limit: must be an integer from 1 to 200"}}
 type Internal = Error
@@ -1721,7 +1729,9 @@ type ClientInterface interface {
 	// limit (413 beyond it; nothing is imported). A body that sends
 	// nothing for the server's body idle timeout is cut (408); a body that
 	// keeps flowing is never cut. At most a few imports run at once (503
-	// overloaded with Retry-After beyond them).
+	// overloaded with Retry-After beyond them). An import that runs the
+	// database out of disk or temporary file space is 507
+	// insufficient_storage; nothing is imported.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1736,7 +1746,9 @@ type ClientInterface interface {
 	// limit (413 beyond it; nothing is imported). A body that sends
 	// nothing for the server's body idle timeout is cut (408); a body that
 	// keeps flowing is never cut. At most a few imports run at once (503
-	// overloaded with Retry-After beyond them).
+	// overloaded with Retry-After beyond them). An import that runs the
+	// database out of disk or temporary file space is 507
+	// insufficient_storage; nothing is imported.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2765,7 +2777,9 @@ func (c *Client) ListRows(ctx context.Context, id ID, params *ListRowsParams, re
 // limit (413 beyond it; nothing is imported). A body that sends
 // nothing for the server's body idle timeout is cut (408); a body that
 // keeps flowing is never cut. At most a few imports run at once (503
-// overloaded with Retry-After beyond them).
+// overloaded with Retry-After beyond them). An import that runs the
+// database out of disk or temporary file space is 507
+// insufficient_storage; nothing is imported.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2790,7 +2804,9 @@ func (c *Client) ImportRowsWithBody(ctx context.Context, id ID, contentType stri
 // limit (413 beyond it; nothing is imported). A body that sends
 // nothing for the server's body idle timeout is cut (408); a body that
 // keeps flowing is never cut. At most a few imports run at once (503
-// overloaded with Retry-After beyond them).
+// overloaded with Retry-After beyond them). An import that runs the
+// database out of disk or temporary file space is 507
+// insufficient_storage; nothing is imported.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5327,7 +5343,9 @@ type ClientWithResponsesInterface interface {
 	// limit (413 beyond it; nothing is imported). A body that sends
 	// nothing for the server's body idle timeout is cut (408); a body that
 	// keeps flowing is never cut. At most a few imports run at once (503
-	// overloaded with Retry-After beyond them).
+	// overloaded with Retry-After beyond them). An import that runs the
+	// database out of disk or temporary file space is 507
+	// insufficient_storage; nothing is imported.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5342,7 +5360,9 @@ type ClientWithResponsesInterface interface {
 	// limit (413 beyond it; nothing is imported). A body that sends
 	// nothing for the server's body idle timeout is cut (408); a body that
 	// keeps flowing is never cut. At most a few imports run at once (503
-	// overloaded with Retry-After beyond them).
+	// overloaded with Retry-After beyond them). An import that runs the
+	// database out of disk or temporary file space is 507
+	// insufficient_storage; nothing is imported.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7191,6 +7211,8 @@ type ImportTrainingDataResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *InsufficientStorage
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ImportTrainingDataResponse503Headers
 }
@@ -7238,6 +7260,11 @@ func (r ImportTrainingDataResponse) GetJSON500() *Internal {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r ImportTrainingDataResponse) GetJSON503() *Unavailable {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r ImportTrainingDataResponse) GetJSON507() *InsufficientStorage {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8084,6 +8111,8 @@ type ImportRowsResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *InsufficientStorage
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ImportRowsResponse503Headers
 }
@@ -8138,6 +8167,11 @@ func (r ImportRowsResponse) GetJSON500() *Internal {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r ImportRowsResponse) GetJSON503() *Unavailable {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r ImportRowsResponse) GetJSON507() *InsufficientStorage {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -9483,7 +9517,9 @@ func (c *ClientWithResponses) ListRowsWithResponse(ctx context.Context, id ID, p
 // limit (413 beyond it; nothing is imported). A body that sends
 // nothing for the server's body idle timeout is cut (408); a body that
 // keeps flowing is never cut. At most a few imports run at once (503
-// overloaded with Retry-After beyond them).
+// overloaded with Retry-After beyond them). An import that runs the
+// database out of disk or temporary file space is 507
+// insufficient_storage; nothing is imported.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9504,7 +9540,9 @@ func (c *ClientWithResponses) ImportRowsWithBodyWithResponse(ctx context.Context
 // limit (413 beyond it; nothing is imported). A body that sends
 // nothing for the server's body idle timeout is cut (408); a body that
 // keeps flowing is never cut. At most a few imports run at once (503
-// overloaded with Retry-After beyond them).
+// overloaded with Retry-After beyond them). An import that runs the
+// database out of disk or temporary file space is 507
+// insufficient_storage; nothing is imported.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11113,6 +11151,13 @@ func ParseImportTrainingDataResponse(rsp *http.Response) (*ImportTrainingDataRes
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -11867,6 +11912,13 @@ func ParseImportRowsResponse(rsp *http.Response) (*ImportRowsResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
