@@ -100,6 +100,7 @@ func TestServeRefusesBadLimits(t *testing.T) {
 		"DBCHAT_POOL_ACQUIRE_TIMEOUT":   "-1s",
 		"DBCHAT_MAX_CONCURRENT_IMPORTS": "0",
 		"DBCHAT_MAX_TENANT_IMPORTS":     "many",
+		"DBCHAT_SHUTDOWN_TIMEOUT":       "forever",
 	} {
 		r := run(t, map[string]string{"DATABASE_URL": d.AppURL, "DBCHAT_ADDR": "127.0.0.1:0", name: value}, "serve")
 		requireOneLineError(t, r, name)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,8 +35,23 @@ func cmdServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer closeWithin(pool.Close, closeGrace)
 	return listenAndServe(ctx, env, cfg, db, nil)
+}
+
+// closeWithin closes a pool, waiting at most d: pgxpool's Close waits for
+// every acquired connection, and a request that did not end at shutdown
+// (drain reported it) must not keep the process from exiting.
+func closeWithin(closePool func(), d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		closePool()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // openAppPool connects the runtime pool and refuses configurations that would
@@ -129,7 +145,7 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 		if err != nil {
 			return fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
 		}
-		defer box.Close()
+		defer closeWithin(box.Close, closeGrace)
 		scfg.SQL = sandbox.New(db, box)
 		gen, err := generate.FromEnv(ctx, env.Getenv)
 		if err != nil {
@@ -144,7 +160,17 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 		log.Warn("DBCHAT_QUERY_DATABASE_URL is not set: POST /v1/sql and /v1/ask answer 503")
 	}
 	api := server.New(db, log, scfg)
-	servers := []*http.Server{{Handler: api, ReadHeaderTimeout: lim.readHeader, IdleTimeout: lim.idle}}
+	// Every request's context descends from base, which outlives a clean
+	// drain and is cancelled at the shutdown deadline: the database work of
+	// the requests still running then is cancelled with it.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	handlers := &inflight{}
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{Handler: handlers.wrap(h), ReadHeaderTimeout: lim.readHeader, IdleTimeout: lim.idle,
+			BaseContext: func(net.Listener) context.Context { return base }}
+	}
+	servers := []*http.Server{newServer(api)}
 	listeners := []net.Listener{}
 	defer func() {
 		for _, ln := range listeners {
@@ -159,7 +185,7 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 		listeners = append(listeners, mln)
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", api.MetricsHandler())
-		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: lim.readHeader, IdleTimeout: lim.idle})
+		servers = append(servers, newServer(mux))
 		fmt.Fprintf(env.Stdout, "dbchat: metrics on http://%s/metrics\n", mln.Addr())
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -180,13 +206,100 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var errs []error
-	for _, srv := range servers {
-		errs = append(errs, srv.Shutdown(shutdownCtx))
+	return errors.Join(serveErr, drain(log, servers, handlers, cancelBase, lim.shutdown))
+}
+
+// Shutdown's steps after the deadline: how long cancelled requests have to
+// answer (503) before their connections are closed, and how long handlers
+// have to return once they are.
+const (
+	cancelGrace = 2 * time.Second
+	closeGrace  = 5 * time.Second
+)
+
+// drain stops the servers: they stop accepting at once, and requests in
+// flight have until deadline to finish. Past it, the requests still running
+// are cancelled (cancel ends their contexts, so their statements stop and
+// their transactions roll back), get cancelGrace to answer, and then their
+// connections are closed, which also ends a handler blocked reading a body
+// that never comes. It returns nil once every handler has returned, so the
+// pools can close; an error only if some did not within closeGrace.
+func drain(log *slog.Logger, servers []*http.Server, handlers *inflight, cancel context.CancelFunc, deadline time.Duration) error {
+	start := time.Now()
+	log.Info("shutting down: no longer accepting; draining requests in flight",
+		slog.Int("in_flight", handlers.count()), slog.Duration("deadline", deadline))
+	if shutdownAll(servers, deadline) {
+		log.Info("shutdown: every request finished", slog.Duration("took", time.Since(start)))
+		return nil
 	}
-	return errors.Join(append([]error{serveErr}, errs...)...)
+	log.Warn("shutdown deadline passed: cancelling the requests still running (DBCHAT_SHUTDOWN_TIMEOUT)",
+		slog.Int("in_flight", handlers.count()), slog.Duration("deadline", deadline))
+	cancel()
+	if !shutdownAll(servers, cancelGrace) {
+		for _, srv := range servers {
+			srv.Close()
+		}
+	}
+	if !handlers.wait(closeGrace) {
+		return fmt.Errorf("shutdown: %d requests still running %s after their connections were closed", handlers.count(), closeGrace)
+	}
+	log.Info("shutdown: the remaining requests were cancelled", slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// shutdownAll shuts the servers down at once and reports whether every one
+// drained within d.
+func shutdownAll(servers []*http.Server, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	errs := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() { errs <- srv.Shutdown(ctx) }()
+	}
+	ok := true
+	for range servers {
+		if err := <-errs; err != nil {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// inflight counts the handlers running, so shutdown knows when none is left
+// to use a pool (http.Server.Close does not wait for them).
+type inflight struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (f *inflight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.add(1)
+		defer f.add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *inflight) add(d int) {
+	f.mu.Lock()
+	f.n += d
+	f.mu.Unlock()
+}
+
+func (f *inflight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// wait reports whether the count reached zero within d.
+func (f *inflight) wait(d time.Duration) bool {
+	for end := time.Now().Add(d); f.count() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			return false
+		}
+	}
+	return true
 }
 
 // httpLimits are the HTTP server's and the pool's time limits.
@@ -194,6 +307,7 @@ type httpLimits struct {
 	readHeader time.Duration // DBCHAT_READ_HEADER_TIMEOUT: a request's headers
 	idle       time.Duration // DBCHAT_IDLE_TIMEOUT: a keep-alive connection between requests
 	acquire    time.Duration // DBCHAT_POOL_ACQUIRE_TIMEOUT: a wait for a pooled connection
+	shutdown   time.Duration // DBCHAT_SHUTDOWN_TIMEOUT: requests in flight at SIGTERM finish within it
 }
 
 // serverConfig reads the HTTP server's settings from the environment; a
@@ -203,7 +317,7 @@ func serverConfig(env *Env) (server.Config, httpLimits, error) {
 	if n, err := strconv.ParseInt(env.Getenv("DBCHAT_MAX_IMPORT_BYTES"), 10, 64); err == nil {
 		cfg.MaxImportBytes = n
 	}
-	lim := httpLimits{readHeader: 10 * time.Second, idle: 2 * time.Minute, acquire: 3 * time.Second}
+	lim := httpLimits{readHeader: 10 * time.Second, idle: 2 * time.Minute, acquire: 3 * time.Second, shutdown: 30 * time.Second}
 	var errs []error
 	duration := func(name string, dst *time.Duration) {
 		if v := strings.TrimSpace(env.Getenv(name)); v != "" {
@@ -218,6 +332,7 @@ func serverConfig(env *Env) (server.Config, httpLimits, error) {
 	duration("DBCHAT_READ_HEADER_TIMEOUT", &lim.readHeader)
 	duration("DBCHAT_IDLE_TIMEOUT", &lim.idle)
 	duration("DBCHAT_POOL_ACQUIRE_TIMEOUT", &lim.acquire)
+	duration("DBCHAT_SHUTDOWN_TIMEOUT", &lim.shutdown)
 	duration("DBCHAT_BODY_IDLE_TIMEOUT", &cfg.BodyIdleTimeout)
 	duration("DBCHAT_IMPORT_STATEMENT_TIMEOUT", &cfg.ImportStatementTimeout)
 	count := func(name string, dst *int) {
