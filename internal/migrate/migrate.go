@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -41,6 +42,12 @@ type Options struct {
 
 // Run brings the database to the latest migration. Running it twice is a no-op.
 func Run(ctx context.Context, opts Options) error {
+	return run(ctx, opts, nil)
+}
+
+// run is Run over the migrations in fsys, nil for the embedded ones (tests
+// add a failing one).
+func run(ctx context.Context, opts Options, fsys fs.FS) error {
 	cfg, err := pgx.ParseConfig(opts.AdminURL)
 	if err != nil {
 		return fmt.Errorf("DBCHAT_ADMIN_DATABASE_URL: %w", err)
@@ -62,19 +69,38 @@ func Run(ctx context.Context, opts Options) error {
 	if err := prepareDatabase(ctx, cfg); err != nil {
 		return err
 	}
-	provider, closeDB, err := newProvider(cfg)
+	provider, closeDB, err := newProvider(cfg, fsys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	results, err := provider.Up(ctx)
-	if err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
+	if pe := (*goose.PartialError)(nil); errors.As(err, &pe) {
+		results = pe.Applied
 	}
 	for _, r := range results {
 		fmt.Fprintf(log, "migrate: applied %s (%s)\n", r.Source.Path, r.Duration.Round(1e6))
 	}
+	if err != nil {
+		return upErr(ctx, provider, err)
+	}
 	return finish(ctx, cfg)
+}
+
+// upErr names the migration that failed and the version the database stays
+// at. Goose runs each migration in its own transaction (none of ours opts
+// out with NO TRANSACTION), so nothing of the failed one was applied.
+func upErr(ctx context.Context, provider *goose.Provider, err error) error {
+	pe := (*goose.PartialError)(nil)
+	if !errors.As(err, &pe) || pe.Failed == nil || pe.Failed.Source == nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	at := "the previous version"
+	if v, verr := provider.GetDBVersion(ctx); verr == nil {
+		at = fmt.Sprintf("migration %d", v)
+	}
+	return fmt.Errorf("apply migrations: %s failed and was rolled back; the database stays at %s: %w",
+		path.Base(pe.Failed.Source.Path), at, pe.Err)
 }
 
 // lockCluster connects to the maintenance database and takes the migrate
@@ -203,8 +229,9 @@ func finish(ctx context.Context, cfg *pgx.ConnConfig) error {
 }
 
 // newProvider opens a one-connection database/sql handle that runs as the
-// owner role, and a goose provider over the embedded migrations.
-func newProvider(cfg *pgx.ConnConfig) (*goose.Provider, func(), error) {
+// owner role, and a goose provider over the migrations in fsys (nil: the
+// embedded ones).
+func newProvider(cfg *pgx.ConnConfig, fsys fs.FS) (*goose.Provider, func(), error) {
 	owner := cfg.Copy()
 	sqlDB := stdlib.OpenDB(*owner, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
 		// SET ROLE does not apply the role's settings: the search_path too.
@@ -212,10 +239,13 @@ func newProvider(cfg *pgx.ConnConfig) (*goose.Provider, func(), error) {
 		return err
 	}))
 	sqlDB.SetMaxOpenConns(1)
-	fsys, err := fs.Sub(db.Migrations, "migrations")
-	if err != nil {
-		sqlDB.Close()
-		return nil, nil, err
+	if fsys == nil {
+		sub, err := fs.Sub(db.Migrations, "migrations")
+		if err != nil {
+			sqlDB.Close()
+			return nil, nil, err
+		}
+		fsys = sub
 	}
 	store, err := database.NewStore(database.DialectPostgres, VersionTable)
 	if err != nil {
@@ -236,7 +266,7 @@ func Status(ctx context.Context, adminURL string) ([]*goose.MigrationStatus, err
 	if err != nil {
 		return nil, err
 	}
-	p, closeDB, err := newProvider(cfg)
+	p, closeDB, err := newProvider(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
