@@ -24,3 +24,18 @@ func TestServeRefusesANewerSchema(t *testing.T) {
 	r := run(t, map[string]string{"DATABASE_URL": d.AppURL}, "serve")
 	requireOneLineError(t, r, fmt.Sprintf("at migration %d, newer than this dbchat knows (%d)", want+1, want))
 }
+
+// serve refuses a schema older than it knows (a newer binary deployed before
+// `dbchat migrate` ran) and tells the operator to migrate.
+func TestServeRefusesAnOlderSchema(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	want, err := migrate.Latest()
+	require.NoError(t, err)
+	// The latest migration's record gone: the database looks one behind.
+	_, err = d.AdminPool(t).Exec(context.Background(),
+		fmt.Sprintf(`DELETE FROM %s WHERE version_id = $1`, migrate.VersionTable), want)
+	require.NoError(t, err)
+	r := run(t, map[string]string{"DATABASE_URL": d.AppURL}, "serve")
+	requireOneLineError(t, r, fmt.Sprintf("database is not migrated (at %d, need %d): run `dbchat migrate`", want-1, want))
+}
