@@ -83,3 +83,24 @@ func ConnectionLost(err error) bool {
 		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
+
+// lostInSandbox reports a sandbox statement whose connection is gone
+// (closed is the connection's state after err) as 503 unavailable. Its
+// cause keeps the driver's text for the logs but not the *pgconn.PgError
+// itself: the sandbox shows a failed statement's database message to the
+// client (400 sql_error), and a server's "terminating connection due to
+// unexpected postmaster exit" is not the statement's error. Any other
+// error, including a connection exception after which the connection lives
+// on (08P01 for a malformed statement), is returned as it is.
+func lostInSandbox(err error, closed bool) error {
+	if err == nil || !closed || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !ConnectionLost(err) {
+		return err
+	}
+	return apperr.Wrap(apperr.Unavailable, lostConnection(err.Error()), "the database is unavailable; try again later")
+}
+
+// lostConnection is a lost connection's text, deliberately without the
+// error it came from (see lostInSandbox).
+type lostConnection string
+
+func (l lostConnection) Error() string { return string(l) }

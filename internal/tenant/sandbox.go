@@ -384,9 +384,11 @@ func (s *Sandbox) finish(conn *pgxpool.Conn, err error) error {
 		return ErrRowTooLarge
 	}
 	if err != nil {
+		closed := conn.Conn().IsClosed()
 		_ = rollback(conn)
+		return lostInSandbox(err, closed)
 	}
-	return err
+	return nil
 }
 
 // MaxValueBytes is the per-value cap: a value whose text is longer could
