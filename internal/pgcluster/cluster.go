@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -171,17 +172,42 @@ func (c *Cluster) writeServerFile(name, content string) error {
 }
 
 // running asks pg_ctl, which also treats a postmaster.pid whose process is
-// gone as "not running".
+// gone as "not running". A postmaster that was killed outright is a zombie
+// until its parent (init, since pg_ctl has exited) reaps it, which some
+// inits do only now and then: pg_ctl counts it as running, but it is not,
+// and nothing will ever answer on its port. Starting is then refused (the
+// lock file still names it) until it is reaped, and the caller may retry.
 func (c *Cluster) running(ctx context.Context) (bool, error) {
 	out, err := c.srv.run(ctx, io.Discard, "pg_ctl", "status", "-D", c.dataDir)
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
-		return true, nil
+		return !c.zombie(), nil
 	case errors.As(err, &exit) && exit.ExitCode() == 3:
 		return false, nil
 	}
 	return false, fmt.Errorf("pgcluster: pg_ctl status: %v: %s", err, lastLines(out, 3))
+}
+
+// zombie reports whether postmaster.pid names a process that has exited
+// and not been reaped (Linux; elsewhere it reports false).
+func (c *Cluster) zombie() bool {
+	pidFile, err := os.ReadFile(filepath.Join(c.dataDir, "postmaster.pid"))
+	if err != nil {
+		return false
+	}
+	line, _, _ := strings.Cut(string(pidFile), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state …: comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 // start starts a stopped server, first moving it to a new port if something
