@@ -182,6 +182,32 @@ func (b *Bouncer) Stop() error {
 	return err
 }
 
+// Restart shuts PgBouncer down at once (SIGTERM, its immediate shutdown:
+// every client and server connection is closed, as when an operator
+// restarts it or it crashes) and starts it again on the same port with the
+// same configuration, waiting until it accepts connections. Not safe to
+// call concurrently with Stop or itself.
+func (b *Bouncer) Restart(ctx context.Context) error {
+	select {
+	case <-b.done:
+	default:
+		_ = b.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-b.done:
+		case <-time.After(10 * time.Second):
+			_ = b.cmd.Process.Kill()
+			<-b.done
+		}
+	}
+	cred, err := credential()
+	if err != nil {
+		return err
+	}
+	// The port was ours a moment ago; another process may take it in
+	// between, and then launch reports PgBouncer's exit.
+	return b.launch(ctx, cred)
+}
+
 // config is pgbouncer.ini: every database name maps to the same server.
 func (b *Bouncer) config(srv *pgconn.Config, opts Options) string {
 	host := srv.Host

@@ -157,3 +157,21 @@ func TestPgBouncerStopAndErrors(t *testing.T) {
 	_, err = pgbouncer.Start(context.Background(), pgbouncer.Options{ServerURL: d.AppURL, Users: []string{migrate.AppRole}})
 	require.ErrorContains(t, err, "pg_authid")
 }
+
+// Restart drops every client connection and listens again on the same port:
+// an open connection fails, a new one works.
+func TestPgBouncerRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, b := start(t, 1)
+	old := connect(t, d, b, "exec")
+	var n int
+	require.NoError(t, old.QueryRow(ctx, `SELECT 1`).Scan(&n))
+	port := b.Port
+
+	require.NoError(t, b.Restart(ctx))
+	require.Equal(t, port, b.Port)
+	require.Error(t, old.QueryRow(ctx, `SELECT 1`).Scan(&n), "a connection from before the restart")
+	require.NoError(t, connect(t, d, b, "exec").QueryRow(ctx, `SELECT 2`).Scan(&n))
+	require.Equal(t, 2, n)
+}
