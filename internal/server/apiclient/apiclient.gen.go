@@ -417,10 +417,13 @@ type Answer struct {
 	// Generator offline, gemini:<model> or openai:<model>
 	Generator string             `json:"generator"`
 	HistoryId openapi_types.UUID `json:"history_id"`
-	RowCount  int                `json:"row_count"`
-	Rows      []Row              `json:"rows"`
-	Sql       string             `json:"sql"`
-	Timings   struct {
+
+	// Interpretation What sql computes, in plain English ("Count of customers where country is 'US'"), rendered deterministically from its parse tree, never by an LLM, for every generator: the statement that ran (after any correction round), or with execute false the one that was validated. Never empty. A part it has no words for is shown as its SQL in backquotes and the text ends "(partly a query this summary cannot fully describe)". A refused question (422 no_sql_generated) has no SQL and so no answer body.
+	Interpretation string `json:"interpretation"`
+	RowCount       int    `json:"row_count"`
+	Rows           []Row  `json:"rows"`
+	Sql            string `json:"sql"`
+	Timings        struct {
 		EmbedMs    *float64 `json:"embed_ms,omitempty"`
 		ExecuteMs  *float64 `json:"execute_ms,omitempty"`
 		GenerateMs *float64 `json:"generate_ms,omitempty"`
