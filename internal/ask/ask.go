@@ -19,6 +19,7 @@ import (
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/interpret"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -77,9 +78,12 @@ type Answer struct {
 	RowCount  int                 `json:"row_count"`
 	Truncated bool                `json:"truncated"`
 	HistoryID uuid.UUID           `json:"history_id"`
-	Generator string              `json:"generator"`
-	Timings   Timings             `json:"timings"`
-	Context   AnswerContext       `json:"context"`
+	// Interpretation says in plain English what SQL computes, rendered
+	// from its parse tree (internal/interpret), whichever generator wrote it.
+	Interpretation string        `json:"interpretation"`
+	Generator      string        `json:"generator"`
+	Timings        Timings       `json:"timings"`
+	Context        AnswerContext `json:"context"`
 }
 
 // AnswerContext is what retrieval contributed, for the caller to inspect.
@@ -135,9 +139,15 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	}
 	a.SQL = out.SQL
 	if !req.Execute {
-		return s.validateOnly(ctx, a, req, modelID)
+		a, err = s.validateOnly(ctx, a, req, modelID)
+	} else {
+		a, err = s.execute(ctx, a, in, req, modelID)
 	}
-	return s.execute(ctx, a, in, req, modelID)
+	if err != nil {
+		return Answer{}, err
+	}
+	a.Interpretation = interpret.Describe(a.SQL) // the statement that ran (or was validated)
+	return a, nil
 }
 
 // execute runs the SQL in the sandbox, giving the generator one (or

@@ -135,6 +135,7 @@ func promptsStayInTheirTenantAndModel(t *testing.T, f *fakeOpenAI, gen generate.
 		a, err := w.ask(w.a, ask.Request{Question: q, Execute: true})
 		require.NoError(t, err, q)
 		require.Equal(t, []string{`"4"`}, []string{string(a.Rows[0][0])})
+		require.Equal(t, "Count of customers", a.Interpretation, "computed from the SQL, whichever generator wrote it")
 		b, _ := json.Marshal(a)
 		require.NotContains(t, string(b), "bmarker")
 	}
@@ -158,6 +159,7 @@ func TestOfflineAnswersTheDemoQuestion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, `"4"`, string(a.Rows[0][0]))
 	require.Equal(t, "offline", a.Generator)
+	require.Equal(t, "Count of customers", a.Interpretation)
 	require.NotZero(t, a.HistoryID)
 	require.NotEmpty(t, a.Context.Similar)
 
@@ -169,6 +171,7 @@ func TestOfflineAnswersTheDemoQuestion(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, a.Rows)
 	require.Contains(t, a.SQL, "orders")
+	require.Contains(t, a.Interpretation, "orders", "the validated statement is described too")
 }
 
 // A generator that returns an attack is contained exactly like /v1/sql.
@@ -215,6 +218,7 @@ func TestCorrectionRound(t *testing.T) {
 	a, err := w.ask(w.a, ask.Request{Question: "How many customers?", Execute: true})
 	require.NoError(t, err)
 	require.Equal(t, "SELECT count(*) FROM customers", a.SQL)
+	require.Equal(t, "Count of customers", a.Interpretation, "the statement that ran, not the one that failed")
 	require.Len(t, f.prompts, 2)
 	require.Contains(t, f.prompts[1], "nosuchcolumn", "the second prompt shows the failed SQL and its error")
 }

@@ -39,10 +39,11 @@ func newAskEnv(t *testing.T) *env {
 }
 
 type askAnswer struct {
-	SQL       string              `json:"sql"`
-	Rows      [][]json.RawMessage `json:"rows"`
-	HistoryID string              `json:"history_id"`
-	Context   struct {
+	SQL            string              `json:"sql"`
+	Interpretation string              `json:"interpretation"`
+	Rows           [][]json.RawMessage `json:"rows"`
+	HistoryID      string              `json:"history_id"`
+	Context        struct {
 		Similar []struct {
 			Question string  `json:"question"`
 			SQL      string  `json:"sql"`
@@ -71,6 +72,7 @@ func TestFeedbackTrainsTheModel(t *testing.T) {
 
 	first := e.ask(t, a.APIKey, "How many customers are in US?")
 	require.Equal(t, `"2"`, string(first.Rows[0][0]))
+	require.NotEmpty(t, first.Interpretation, "every answer says what it computed")
 	require.Empty(t, first.Context.Similar, "nothing trained yet")
 
 	// A corrected answer: count distinct countries instead.
@@ -84,6 +86,7 @@ func TestFeedbackTrainsTheModel(t *testing.T) {
 	require.NotEmpty(t, again.Context.Similar)
 	require.Equal(t, corrected, again.Context.Similar[0].SQL, "the trained pair is retrieved first")
 	require.Equal(t, corrected, again.SQL, "a near-duplicate reuses the trained SQL")
+	require.Equal(t, "Count of distinct country for customers", again.Interpretation, "the statement that ran, described")
 
 	// Stats count the questions and the training.
 	status, body = e.send(t, http.MethodGet, "/v1/models/default/stats", a.APIKey, nil)
