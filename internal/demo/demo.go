@@ -19,7 +19,7 @@ var Tables = []catalog.TableSpec{
 	{Name: "orders", Description: "One row per order", Columns: []catalog.ColumnSpec{
 		{Name: "id", Type: "bigint", Description: "Order number", Nullable: ptr(false)},
 		{Name: "customer_id", Type: "bigint", Description: "customers.id"},
-		{Name: "amount", Type: "numeric", Description: "Order total in EUR"},
+		{Name: "amount", Type: "numeric", Description: "Order total in EUR: the revenue of the order"},
 		{Name: "ordered_at", Type: "timestamptz", Description: "When it was placed"}}},
 }
 

@@ -62,28 +62,40 @@ func TestOfflineProbeBudget(t *testing.T) {
 
 	gen := generate.NewOffline()
 	require.Equal(t, 50, gen.MaxProbes)
-	before := box.Statements()
-	out, err := gen.Generate(tctx, generate.Input{Question: question, Tables: tables, FindValues: svc.FindValues})
+	ask := func(q string) (generate.Output, int64, error) {
+		before := box.Statements()
+		out, err := gen.Generate(tctx, generate.Input{Question: q, Tables: tables, FindValues: svc.FindValues})
+		return out, box.Statements() - before, err
+	}
+	out, probes, err := ask("How many wide rows mention Lima?")
 	require.NoError(t, err)
-	probes := box.Statements() - before
-	require.LessOrEqual(t, probes, int64(gen.MaxProbes))
 	require.Positive(t, probes)
 	require.Equal(t, `SELECT count(*) AS count FROM "wide" WHERE "c002" = 'Lima'`, out.SQL)
 	res, err := svc.Run(tctx, sandbox.Request{SQL: out.SQL})
 	require.NoError(t, err)
 	require.Equal(t, `"1"`, string(res.Rows[0][0]))
 
-	// A smaller budget: still at most that many statements, and a question
-	// whose value it cannot place gets no filter rather than an error.
+	// 41 values: at most MaxValues are looked up, in at most MaxProbes
+	// statements; the values left unplaced are words the statement cannot
+	// use, so the question is refused rather than answered without them.
+	_, probes, err = ask(question)
+	require.Equal(t, apperr.NoSQL, apperr.CodeOf(err))
+	require.LessOrEqual(t, probes, int64(gen.MaxProbes))
+	require.Positive(t, probes)
+
+	// A smaller budget: still at most that many statements. Oscar sits in
+	// the last column, beyond three probes: refused, not answered as Kilo only.
 	gen.MaxProbes = 3
-	before = box.Statements()
-	out, err = gen.Generate(tctx, generate.Input{Question: "How many wide rows mention Kilo or 'Oscar'?", Tables: tables, FindValues: svc.FindValues})
+	_, probes, err = ask("How many wide rows mention Kilo or 'Oscar'?")
+	require.Equal(t, int64(3), probes)
+	require.Equal(t, apperr.NoSQL, apperr.CodeOf(err))
+	require.Contains(t, err.Error(), "Oscar")
+	out, _, err = ask("How many wide rows mention Kilo?")
 	require.NoError(t, err)
-	require.Equal(t, int64(3), box.Statements()-before)
 	require.Equal(t, `SELECT count(*) AS count FROM "wide" WHERE "c002" = 'Kilo'`, out.SQL)
 
 	// A question it cannot shape is still refused, whatever the values.
-	_, err = gen.Generate(tctx, generate.Input{Question: "Why did Lima leave?", Tables: tables, FindValues: svc.FindValues})
+	_, _, err = ask("Why did Lima leave?")
 	require.Equal(t, apperr.NoSQL, apperr.CodeOf(err))
 }
 

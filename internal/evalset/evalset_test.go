@@ -1,0 +1,46 @@
+package evalset_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/evalset"
+	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// TestOfflineOnUnseenSchemas asks the offline generator every question of
+// the evaluation schemas: no answer may be wrong (other rows than the
+// person's SQL, or an answer to a question the schema cannot answer), and
+// each answerable question of the set is answered correctly.
+func TestOfflineOnUnseenSchemas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(box.Close)
+	svc := sandbox.New(db, box)
+	for _, s := range evalset.Schemas {
+		tn := dbtest.NewTenant(t, db, "Eval "+s.Name)
+		require.NoError(t, db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error { return evalset.Load(ctx, tx, s) }))
+		score, err := evalset.Run(tenant.NewContext(ctx, tn.Identity), generate.NewOffline(), svc, s)
+		require.NoError(t, err)
+		for _, o := range score.Outcomes {
+			t.Logf("%s %-8s %q → %s %s", s.Name, o.Verdict, o.Question, o.SQL, o.Detail)
+			switch {
+			case o.Verdict == evalset.Wrong:
+				t.Errorf("%s: wrong answer to %q: %s (%s)", s.Name, o.Question, o.SQL, o.Detail)
+			case o.Want != "" && o.Verdict != evalset.Correct:
+				t.Errorf("%s: %q was not answered: %s", s.Name, o.Question, o.Detail)
+			}
+		}
+		t.Logf("%s: %d correct, %d refused, %d wrong", s.Name, score.Correct, score.Refused, score.Wrong)
+		require.Zero(t, score.Wrong)
+	}
+}
