@@ -131,9 +131,7 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	a.Timings.GenerateMS = since(start)
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NoSQL {
-			if _, herr := s.SQL.Record(ctx, sandbox.Request{Question: &req.Question, ModelID: &modelID, GenTimeMS: &a.Timings.GenerateMS}, "rejected", apperr.As(err).Message); herr != nil {
-				return Answer{}, errors.Join(err, herr)
-			}
+			return Answer{}, s.refused(ctx, req, modelID, a.Timings.GenerateMS, err)
 		}
 		return Answer{}, err
 	}
@@ -244,4 +242,19 @@ func tables(rows []dbsqlc.ListActiveCatalogRow) []generate.Table {
 
 func since(t time.Time) float64 {
 	return math.Round(float64(time.Since(t).Microseconds())) / 1000
+}
+
+// refused records a question the generator would not answer, with its
+// reason, and returns the refusal with the history entry's id: an admin
+// answers it with SQL through that entry's feedback, which trains the pair
+// so the same question is answered next time.
+func (s *Service) refused(ctx context.Context, req Request, modelID uuid.UUID, genMS float64, refusal error) error {
+	e := apperr.As(refusal)
+	id, err := s.SQL.Record(ctx, sandbox.Request{Question: &req.Question, ModelID: &modelID, GenTimeMS: &genMS}, "rejected", e.Message)
+	if err != nil {
+		return errors.Join(refusal, err)
+	}
+	out := *e
+	out.Details = map[string]any{"history_id": id}
+	return &out
 }

@@ -343,3 +343,52 @@ func TestConcurrentApprovalsTrainOnce(t *testing.T) {
 		require.Len(t, e.trainedSQL(t, a.APIKey), round+1, "round %d: one training row per approved feedback", round)
 	}
 }
+
+// A question the generator refuses is recorded with its reason, and the
+// refusal names that history entry; an admin answers it with SQL through
+// the entry's feedback, which trains the pair, and the same question is
+// then answered with that SQL.
+func TestRefusedQuestionIsTeachable(t *testing.T) {
+	t.Parallel()
+	e, _ := newFeedbackEnv(t)
+	ctx := context.Background()
+	a := dbtest.NewTenant(t, e.db, "Shop")
+	require.NoError(t, e.db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
+
+	const question = "Which customers ordered more than once?"
+	status, body := e.send(t, http.MethodPost, "/v1/ask", a.APIKey, map[string]any{"question": question})
+	require.Equal(t, http.StatusUnprocessableEntity, status, body)
+	var refusal struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Details struct {
+				HistoryID string `json:"history_id"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &refusal))
+	require.Equal(t, "no_sql_generated", refusal.Error.Code)
+	require.Contains(t, refusal.Error.Message, "I could not use")
+	id := refusal.Error.Details.HistoryID
+	require.NotEmpty(t, id, body)
+
+	var entry histItem
+	e.expectJSON(t, http.StatusOK, http.MethodGet, "/v1/history/"+id, a.APIKey, "", &entry)
+	require.Equal(t, apiclient.HistoryStatusRejected, entry.Status)
+	require.Equal(t, question, *entry.Question)
+	require.Equal(t, refusal.Error.Message, *entry.Error)
+	require.Nil(t, entry.GeneratedSql)
+
+	const taught = "SELECT customer_id, count(*) AS orders FROM orders GROUP BY customer_id HAVING count(*) > 1 ORDER BY customer_id"
+	var res struct {
+		Trained bool `json:"trained"`
+	}
+	e.expectJSON(t, http.StatusCreated, http.MethodPost, "/v1/history/"+id+"/feedback", a.APIKey,
+		fmt.Sprintf(`{"correct":false,"sql":%q}`, taught), &res)
+	require.True(t, res.Trained)
+
+	again := e.askAs(t, a.APIKey, question)
+	require.Equal(t, taught, again.SQL)
+	require.Len(t, again.Rows, 1) // customer 1 ordered twice
+}

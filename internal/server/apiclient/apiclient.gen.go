@@ -497,7 +497,13 @@ type ErrorErrorCode string
 
 // Error_Error_Details Present only when there is more to say, e.g. {"field":"limit"}.
 type Error_Error_Details struct {
-	Field                *string                `json:"field,omitempty"`
+	Field *string `json:"field,omitempty"`
+
+	// HistoryId With no_sql_generated from POST /v1/ask: the history entry that
+	// recorded the refused question and its reason. An admin answers
+	// it with POST /v1/history/{id}/feedback {"correct": false, "sql": …},
+	// which trains the pair, so the same question is answered next time.
+	HistoryId            *openapi_types.UUID    `json:"history_id,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -1083,6 +1089,14 @@ func (a *Error_Error_Details) UnmarshalJSON(b []byte) error {
 		delete(object, "field")
 	}
 
+	if raw, found := object["history_id"]; found {
+		err = json.Unmarshal(raw, &a.HistoryId)
+		if err != nil {
+			return fmt.Errorf("error reading 'history_id': %w", err)
+		}
+		delete(object, "history_id")
+	}
+
 	if len(object) != 0 {
 		a.AdditionalProperties = make(map[string]interface{})
 		for fieldName, fieldBuf := range object {
@@ -1106,6 +1120,13 @@ func (a Error_Error_Details) MarshalJSON() ([]byte, error) {
 		object["field"], err = json.Marshal(a.Field)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'field': %w", err)
+		}
+	}
+
+	if a.HistoryId != nil {
+		object["history_id"], err = json.Marshal(a.HistoryId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'history_id': %w", err)
 		}
 	}
 
