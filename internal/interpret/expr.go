@@ -108,9 +108,20 @@ func constant(c *pg_query.A_Const) string {
 	case c.GetSval() != nil:
 		return quote(c.GetSval().GetSval())
 	case c.GetBsval() != nil:
-		return "the bits " + c.GetBsval().GetBsval()
+		return bits(c.GetBsval().GetBsval())
 	}
 	return "0" // an integer constant 0 has no value set
+}
+
+// bits renders a bit-string literal, stored as b101 or x1F.
+func bits(s string) string {
+	switch {
+	case strings.HasPrefix(s, "b"):
+		return "the bits " + s[1:]
+	case strings.HasPrefix(s, "x"):
+		return "the hexadecimal bits " + s[1:]
+	}
+	return "the bits " + s
 }
 
 var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$`)
@@ -209,7 +220,11 @@ func (r *renderer) not(n *pg_query.Node, inCond bool) string {
 	if inCond && n.GetColumnRef() != nil {
 		return r.expr(n) + " is false"
 	}
-	return "not (" + r.term(n, inCond) + ")"
+	if n.GetColumnRef() != nil {
+		return "not " + r.expr(n)
+	}
+	// Inside NOT an unknown is not false: no "is true" rewriting there.
+	return "not (" + r.expr(n) + ")"
 }
 
 func (r *renderer) nullTest(t *pg_query.NullTest) string {

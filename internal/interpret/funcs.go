@@ -273,6 +273,8 @@ func (r *renderer) cast(tc *pg_query.TypeCast) string {
 			return v
 		case name == "interval" && len(tc.GetTypeName().GetTypmods()) == 0:
 			return v
+		case name == "interval": // INTERVAL '1' DAY: the unit is a bit mask
+			return r.raw(&pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: tc}})
 		case name == "text" || name == "varchar":
 			return quote(v)
 		}
@@ -307,19 +309,16 @@ func (r *renderer) subLink(s *pg_query.SubLink) string {
 		return q
 	case pg_query.SubLinkType_ARRAY_SUBLINK:
 		return "the list of " + q
-	case pg_query.SubLinkType_ANY_SUBLINK:
-		if op == "" || op == "=" {
+	case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
+		anyOf := s.GetSubLinkType() == pg_query.SubLinkType_ANY_SUBLINK
+		switch {
+		case anyOf && (op == "" || op == "="):
 			return r.side(s.GetTestexpr()) + " is in " + q
-		}
-		if w, ok := comparisons[op]; ok {
-			return r.side(s.GetTestexpr()) + " " + w[0] + " any of " + q
-		}
-	case pg_query.SubLinkType_ALL_SUBLINK:
-		if op == "<>" || op == "!=" {
+		case !anyOf && (op == "<>" || op == "!="):
 			return r.side(s.GetTestexpr()) + " is not in " + q
 		}
-		if w, ok := comparisons[op]; ok {
-			return r.side(s.GetTestexpr()) + " " + w[0] + " all of " + q
+		if w, ok := quantifier(op, anyOf); ok {
+			return r.side(s.GetTestexpr()) + " " + w + " " + q
 		}
 	}
 	return r.raw(&pg_query.Node{Node: &pg_query.Node_SubLink{SubLink: s}})

@@ -89,21 +89,32 @@ func (r *renderer) op(a *pg_query.A_Expr, op string) string {
 
 // quantified renders x op ANY (array) and x op ALL (array).
 func (r *renderer) quantified(a *pg_query.A_Expr, op string) string {
-	w, ok := comparisons[op]
+	q, ok := quantifier(op, a.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP_ANY)
 	if !ok {
 		return r.raw(&pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: a}})
 	}
-	l, rt := r.side(a.GetLexpr()), r.quantifiedList(a.GetRexpr())
-	anyOf := a.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP_ANY
+	return r.side(a.GetLexpr()) + " " + q + " " + r.quantifiedList(a.GetRexpr())
+}
+
+// quantifier phrases op ANY and op ALL: "is one of", "is none of",
+// "is greater than at least one of", "is greater than every one of".
+func quantifier(op string, anyOf bool) (string, bool) {
+	w, ok := comparisons[op]
 	switch {
+	case !ok:
+		return "", false
 	case op == "=" && anyOf:
-		return l + " is one of " + rt
-	case (op == "<>" || op == "!=") && !anyOf:
-		return l + " is none of " + rt
+		return "is one of", true
+	case op == "=":
+		return "equals every one of", true
+	case anyOf && w[0] == "is not":
+		return "differs from at least one of", true
+	case w[0] == "is not":
+		return "is none of", true
 	case anyOf:
-		return l + " " + w[0] + " any of " + rt
+		return w[0] + " at least one of", true
 	}
-	return l + " " + w[0] + " all of " + rt
+	return w[0] + " every one of", true
 }
 
 func (r *renderer) quantifiedList(n *pg_query.Node) string {

@@ -315,6 +315,9 @@ func (r *renderer) limit(s *pg_query.SelectStmt) string {
 			out = ", top " + r.expr(n)
 		} else {
 			out = ", at most " + r.expr(n) + " rows"
+			if c := n.GetAConst(); c != nil && c.GetIval() != nil && c.GetIval().GetIval() == 1 {
+				out = ", at most 1 row"
+			}
 		}
 		if s.GetLimitOption() == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES {
 			out += " (with ties)"
