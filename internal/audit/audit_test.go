@@ -63,7 +63,11 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 	for _, c := range rep.Coverage {
 		require.Equal(t, "ok", c.Verdict, "%s: %s", c.Name(), c.Reason)
 		require.True(t, c.RLSEnabled && c.RLSForced && c.HasTenantID && c.KeysIncludeTenantID && c.ForeignKeysIncludeTenantID, c.Name())
-		require.Equal(t, []string{"tenant_isolation"}, c.Policies, c.Name())
+		wantPolicies := []string{"tenant_isolation"}
+		if c.Name() == "dbchat.conversations" || c.Name() == "dbchat.messages" {
+			wantPolicies = []string{"owner_or_admin", "tenant_isolation"} // members see their own only
+		}
+		require.Equal(t, wantPolicies, c.Policies, c.Name())
 		switch c.Kind {
 		case "platform":
 			platform++
@@ -92,8 +96,13 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 	require.Zero(t, roles["dbchat_app"].OwnedRelations)
 	require.Contains(t, roles["dbchat_operator"].Members, "dbchat_owner")
 
-	require.Len(t, rep.Policies, platform+data)
+	require.Len(t, rep.Policies, platform+data+2) // and owner_or_admin on conversations and messages
 	for _, p := range rep.Policies {
+		if p.Policy == "owner_or_admin" {
+			require.Equal(t, "RESTRICTIVE", p.Kind)
+			require.Contains(t, p.Using, "current_setting('app.user_id'")
+			continue
+		}
 		require.Equal(t, "PERMISSIVE", p.Kind)
 		require.Equal(t, "ALL", p.Command)
 		require.Contains(t, p.Using, "current_setting('app.tenant_id'")

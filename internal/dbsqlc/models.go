@@ -94,6 +94,19 @@ type AuditRole struct {
 	OwnedSchemas    int64       `json:"owned_schemas"`
 }
 
+// A user's thread of questions to one model; its turns are dbchat.messages.
+type Conversation struct {
+	TenantID  uuid.UUID `json:"tenant_id"`
+	ID        uuid.UUID `json:"id"`
+	UserID    uuid.UUID `json:"user_id"`
+	ModelID   uuid.UUID `json:"model_id"`
+	Title     string    `json:"title"`
+	Archived  bool      `json:"archived"`
+	CreatedAt time.Time `json:"created_at"`
+	// When the latest turn was added (listing order: newest activity first).
+	LastActivityAt time.Time `json:"last_activity_at"`
+}
+
 type DatabaseColumn struct {
 	TenantID    uuid.UUID `json:"tenant_id"`
 	ID          uuid.UUID `json:"id"`
@@ -120,6 +133,22 @@ type DatabaseTable struct {
 // The reviewed functions untrusted SQL may call (granted to dbchat_sandbox, inherited by every tenant role), as `dbchat migrate` last applied them from internal/migrate/query_functions.txt. Bookkeeping, no tenant data.
 type DbchatMigrationsSandboxFunction struct {
 	Fn interface{} `json:"fn"`
+}
+
+// One turn of a conversation: the question as typed, the standalone question it resolved to, the SQL and its query_history entry. No result rows.
+type Message struct {
+	TenantID       uuid.UUID `json:"tenant_id"`
+	ID             uuid.UUID `json:"id"`
+	ConversationID uuid.UUID `json:"conversation_id"`
+	// The conversation's owner (copied, so the owner_or_admin policy needs no join).
+	UserID           uuid.UUID  `json:"user_id"`
+	Position         int32      `json:"position"`
+	Question         string     `json:"question"`
+	ResolvedQuestion string     `json:"resolved_question"`
+	Sql              *string    `json:"sql"`
+	HistoryID        *uuid.UUID `json:"history_id"`
+	Error            *string    `json:"error"`
+	CreatedAt        time.Time  `json:"created_at"`
 }
 
 type Model struct {

@@ -40,7 +40,7 @@ func NewTenant(t testing.TB, db *tenant.DB, name string) Tenant {
 // seeded (and thereby tested) before those tests pass.
 var SeededTables = []string{
 	"tenants", "users", "api_keys", "database_tables", "database_columns",
-	"models", "training_data", "query_history",
+	"models", "training_data", "query_history", "conversations", "messages",
 }
 
 // SeedEveryTable gives tn at least one row in every platform table (tenant,
@@ -73,7 +73,16 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 			return err
 		}
 		sql := "SELECT '" + marker + "'"
-		_, err = q.CreateQueryHistory(ctx, tx, dbsqlc.CreateQueryHistoryParams{ModelID: &model.ID, Question: &question, GeneratedSql: &sql, Status: "success"})
+		h, err := q.CreateQueryHistory(ctx, tx, dbsqlc.CreateQueryHistoryParams{ModelID: &model.ID, Question: &question, GeneratedSql: &sql, Status: "success"})
+		if err != nil {
+			return err
+		}
+		conv, err := q.CreateConversation(ctx, tx, dbsqlc.CreateConversationParams{ModelID: model.ID, Title: marker})
+		if err != nil {
+			return err
+		}
+		_, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: conv.ID, UserID: conv.UserID, Position: 1,
+			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID})
 		return err
 	})
 	if err != nil {

@@ -185,7 +185,11 @@ func rawTx(pool *pgxpool.Pool, role string) func(tenant.Identity, func(tenant.Co
 			if id.TenantID != uuid.Nil {
 				tid = id.TenantID.String()
 			}
-			if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true)`, tid); err != nil {
+			uid := ""
+			if id.UserID != uuid.Nil {
+				uid = id.UserID.String()
+			}
+			if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`, tid, uid); err != nil {
 				return err
 			}
 			return fn(tx)
