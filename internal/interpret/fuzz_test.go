@@ -26,13 +26,17 @@ func FuzzInterpret(f *testing.F) {
 		f.Add(c.sql)
 	}
 	interpret.SetPanicHook(func(p any) { panic(p) }) // a recovered panic is still a bug
-	f.Fuzz(func(t *testing.T, sql string) {
-		got := interpret.Describe(sql)
-		if strings.TrimSpace(got) == "" {
-			t.Fatalf("empty summary for %q", sql)
-		}
-		if _, err := pg_query.Parse(sql); err != nil && got != "A query this summary cannot fully describe" {
-			t.Fatalf("%q does not parse but was described as %q", sql, got)
+	f.Fuzz(func(t *testing.T, text string) {
+		// The text as a statement, and as an expression in the places
+		// expressions go, where mutations parse far more often.
+		for _, sql := range []string{text, "SELECT " + text, "SELECT * FROM t WHERE " + text} {
+			got := interpret.Describe(sql)
+			if strings.TrimSpace(got) == "" {
+				t.Fatalf("empty summary for %q", sql)
+			}
+			if _, err := pg_query.Parse(sql); err != nil && got != "A query this summary cannot fully describe" {
+				t.Fatalf("%q does not parse but was described as %q", sql, got)
+			}
 		}
 	})
 }

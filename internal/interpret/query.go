@@ -84,6 +84,9 @@ func (r *renderer) head(from string, targets []target, groups []string, distinct
 		}
 	}
 	what := list(texts, "and")
+	if len(texts) == 0 {
+		what = "no columns" // SELECT FROM t: one empty row per row
+	}
 	if distinct {
 		what = distinctPhrase(texts)
 	}
