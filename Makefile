@@ -15,7 +15,7 @@ APICLIENT := internal/server/apiclient
 TSCHECK   := $(APICLIENT)/testdata/ts
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build generate verify lint bench pgvector pgbouncer fuzz clean
+.PHONY: help run test build generate verify lint bench pgvector pgbouncer fuzz clean chart-schema
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,9 @@ $(TSCHECK)/node_modules/.package-lock.json: $(TSCHECK)/package.json $(TSCHECK)/p
 	cd $(TSCHECK) && npm ci --ignore-scripts --no-audit --no-fund
 
 lint: verify ## alias of verify
+
+chart-schema: ## re-vendor the Vega-Lite v5 schema the chart tests validate against, from its pinned npm package
+	./internal/chart/testdata/vendor-schema.sh
 
 bench: $(LOCAL_PG) build ## benchmarks vs their floors on a private cluster, writes docs/BENCHMARKS.md (BENCH=rls|http|vector|import|ask, BENCH_SCALE=full)
 	$(GO) build -o bin/dbchat-bench ./cmd/dbchat-bench
