@@ -157,3 +157,50 @@ var redTeamPolicy = sqlguard.Policy{
 	Columns: map[string]map[string]bool{"items": {
 		"tenant_id": true, "_row_id": true, "id": true, "label": true, "price": true, "seen": true, "meta": true, "ok": true}},
 }
+
+// guardAdmitted are the statements internal/sqlguard's tests admit
+// (sqlguard_test.go), under guardPolicy.
+var guardAdmitted = []string{
+	`SELECT * FROM orders`,
+	`select id, amount from orders where amount > 10 order by amount desc limit 5`,
+	`SELECT c.name, sum(o.amount) FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name HAVING sum(o.amount) > 100`,
+	`SELECT * FROM t_aaaa.orders`,
+	`WITH big AS (SELECT * FROM orders WHERE amount > 100) SELECT count(*) FROM big`,
+	`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) SELECT * FROM n`,
+	`SELECT id FROM orders UNION SELECT id FROM customers EXCEPT SELECT 3`,
+	`SELECT id, row_number() OVER (PARTITION BY customer_id ORDER BY amount) FROM orders`,
+	`SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, name)`,
+	`SELECT * FROM orders o, LATERAL (SELECT count(*) FROM customers c WHERE c.id = o.customer_id) x`,
+	`SELECT date_trunc('month', placed_at), coalesce(amount, 0)::numeric(10,2) FROM orders`,
+	`SELECT CASE WHEN amount > 10 THEN 'big' ELSE 'small' END, EXTRACT(year FROM placed_at) FROM orders`,
+	`SELECT jsonb_build_object('id', id), to_char(now(), 'YYYY') FROM orders WHERE id IN (SELECT id FROM customers)`,
+	`SELECT * FROM generate_series(1, 3)`,
+	`SELECT greatest(1, 2), nullif(1, 1), current_date`,
+	`SELECT c.name, o.amount FROM customers c JOIN orders o ON o.customer_id = c.id`,
+	`SELECT customers.name FROM customers`,
+	`SELECT t_aaaa.customers.name FROM t_aaaa.customers`,
+	`WITH top AS (SELECT name, sum(1) AS n FROM customers GROUP BY name) SELECT top.name, top.n FROM top`,
+	`WITH x AS (SELECT * FROM orders) SELECT x.amount FROM x`,
+	`SELECT s.count, s.total FROM (SELECT count(*), sum(amount) AS total FROM orders) s`,
+	`SELECT s.a FROM (SELECT id FROM orders) s(a)`,
+	`SELECT g.g FROM generate_series(1, 3) g`,
+	`SELECT e.key, e.value FROM orders o, jsonb_each_text('{}'::jsonb) e`,
+	`SELECT o.* FROM orders o`,
+	`SELECT (ARRAY[1,2])[1]`,
+	`SELECT c.name FROM customers c WHERE c.id IN (SELECT o.customer_id FROM orders o)`,
+	`SELECT ('2024-01-01'::text).date`,
+	`SELECT name COLLATE "C" FROM customers ORDER BY 1`,
+	`SELECT name COLLATE pg_catalog."C" FROM customers`,
+	`SELECT id FROM orders ORDER BY id USING <`,
+	`SELECT 1 WHERE 1 = ANY (ARRAY[1])`,
+}
+
+// guardPolicy is sqlguard's test policy.
+var guardPolicy = sqlguard.Policy{
+	Schema: "t_aaaa",
+	Tables: map[string]bool{"orders": true, "customers": true},
+	Columns: map[string]map[string]bool{
+		"orders":    {"tenant_id": true, "_row_id": true, "id": true, "amount": true, "customer_id": true, "placed_at": true},
+		"customers": {"tenant_id": true, "_row_id": true, "id": true, "name": true, "country": true},
+	},
+}

@@ -80,6 +80,9 @@ func (r *renderer) column(c *pg_query.ColumnRef) string {
 		return strings.Replace(parts[0], "*", "all columns", 1)
 	case 2:
 		q := r.names.qualifier(parts[0])
+		if r.local(parts[0]) {
+			q = ""
+		}
 		switch {
 		case parts[1] == "*" && q == "":
 			return "all columns"

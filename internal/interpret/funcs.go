@@ -333,6 +333,8 @@ func (r *renderer) rowsOf(s *pg_query.SelectStmt) string {
 	if !plain {
 		return "(" + r.query(s) + ")"
 	}
+	r.scopes = append(r.scopes, rangeNames(s.GetFromClause()))
+	defer func() { r.scopes = r.scopes[:len(r.scopes)-1] }()
 	out := r.fromList(s.GetFromClause())
 	if w := s.GetWhereClause(); w != nil {
 		out += " where " + r.cond(w)

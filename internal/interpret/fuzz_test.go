@@ -11,7 +11,7 @@ import (
 
 // FuzzInterpret: for any text, Describe returns without panicking and
 // never returns empty text, and text that does not parse is said to be
-// undescribable. Seeded with the demo, red-team and specification corpora
+// undescribable. Seeded with the demo, red-team, sqlguard and specification corpora
 // (and the crashers found so far, in testdata/fuzz).
 //
 //	go test -run '^$' -fuzz FuzzInterpret -fuzztime 60s ./internal/interpret/
@@ -24,6 +24,9 @@ func FuzzInterpret(f *testing.F) {
 	}
 	for _, c := range summaries {
 		f.Add(c.sql)
+	}
+	for _, sql := range guardAdmitted {
+		f.Add(sql)
 	}
 	interpret.SetPanicHook(func(p any) { panic(p) }) // a recovered panic is still a bug
 	f.Fuzz(func(t *testing.T, text string) {

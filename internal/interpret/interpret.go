@@ -70,6 +70,7 @@ var onPanic func(any)
 type renderer struct {
 	names   names
 	windows map[string]*pg_query.WindowDef // WINDOW clause definitions by name
+	scopes  [][]string                     // range names of the SELECTs being rendered
 	partial bool
 }
 

@@ -31,11 +31,48 @@ func (r *renderer) query(s *pg_query.SelectStmt) string {
 	case len(s.GetValuesLists()) > 0:
 		body = r.values(s.GetValuesLists())
 	default:
+		r.scopes = append(r.scopes, rangeNames(s.GetFromClause()))
+		defer func() { r.scopes = r.scopes[:len(r.scopes)-1] }()
 		r.defineWindows(s.GetWindowClause())
 		targets = r.targets(s)
 		body = r.simple(s, targets)
 	}
 	return body + r.orderBy(s.GetSortClause(), targets) + r.limit(s) + r.with(s.GetWithClause())
+}
+
+// rangeNames are the names a FROM list binds: aliases, or table names.
+func rangeNames(from []*pg_query.Node) []string {
+	var out []string
+	for _, n := range from {
+		switch v := n.GetNode().(type) {
+		case *pg_query.Node_RangeVar:
+			name := v.RangeVar.GetRelname()
+			if a := v.RangeVar.GetAlias(); a != nil {
+				name = a.GetAliasname()
+			}
+			out = append(out, name)
+		case *pg_query.Node_JoinExpr:
+			out = append(out, rangeNames([]*pg_query.Node{v.JoinExpr.GetLarg(), v.JoinExpr.GetRarg()})...)
+			if a := v.JoinExpr.GetAlias(); a != nil {
+				out = append(out, a.GetAliasname())
+			}
+		case *pg_query.Node_RangeSubselect:
+			out = append(out, v.RangeSubselect.GetAlias().GetAliasname())
+		case *pg_query.Node_RangeFunction:
+			out = append(out, v.RangeFunction.GetAlias().GetAliasname())
+		}
+	}
+	return out
+}
+
+// local reports a qualifier naming the one range item of the SELECT being
+// rendered, which says nothing there.
+func (r *renderer) local(q string) bool {
+	if len(r.scopes) == 0 {
+		return false
+	}
+	scope := r.scopes[len(r.scopes)-1]
+	return len(scope) == 1 && scope[0] == q
 }
 
 // simple renders a plain SELECT up to its ORDER BY.
