@@ -227,13 +227,13 @@ const (
 func drain(log *slog.Logger, servers []*http.Server, handlers *inflight, cancel context.CancelFunc, deadline time.Duration) error {
 	start := time.Now()
 	log.Info("shutting down: no longer accepting; draining requests in flight",
-		slog.Int("in_flight", handlers.count()), slog.Duration("deadline", deadline))
+		slog.Int("in_flight", handlers.count()), slog.String("deadline", deadline.String()))
 	if shutdownAll(servers, deadline) {
-		log.Info("shutdown: every request finished", slog.Duration("took", time.Since(start)))
+		log.Info("shutdown: every request finished", slog.String("took", time.Since(start).Round(time.Millisecond).String()))
 		return nil
 	}
 	log.Warn("shutdown deadline passed: cancelling the requests still running (DBCHAT_SHUTDOWN_TIMEOUT)",
-		slog.Int("in_flight", handlers.count()), slog.Duration("deadline", deadline))
+		slog.Int("in_flight", handlers.count()), slog.String("deadline", deadline.String()))
 	cancel()
 	if !shutdownAll(servers, cancelGrace) {
 		for _, srv := range servers {
@@ -243,7 +243,7 @@ func drain(log *slog.Logger, servers []*http.Server, handlers *inflight, cancel 
 	if !handlers.wait(closeGrace) {
 		return fmt.Errorf("shutdown: %d requests still running %s after their connections were closed", handlers.count(), closeGrace)
 	}
-	log.Info("shutdown: the remaining requests were cancelled", slog.Duration("took", time.Since(start)))
+	log.Info("shutdown: the remaining requests were cancelled", slog.String("took", time.Since(start).Round(time.Millisecond).String()))
 	return nil
 }
 
