@@ -11,8 +11,8 @@ import (
 
 // FuzzInterpret: for any text, Describe returns without panicking and
 // never returns empty text, and text that does not parse is said to be
-// undescribable. Seeded with the demo, red-team, sqlguard and specification corpora
-// (and the crashers found so far, in testdata/fuzz).
+// undescribable. Seeded with the demo, red-team, sqlguard and
+// specification corpora; a crasher found later belongs in testdata/fuzz.
 //
 //	go test -run '^$' -fuzz FuzzInterpret -fuzztime 60s ./internal/interpret/
 func FuzzInterpret(f *testing.F) {
