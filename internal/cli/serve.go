@@ -228,7 +228,8 @@ func drain(log *slog.Logger, servers []*http.Server, handlers *inflight, cancel 
 	start := time.Now()
 	log.Info("shutting down: no longer accepting; draining requests in flight",
 		slog.Int("in_flight", handlers.count()), slog.String("deadline", deadline.String()))
-	if shutdownAll(servers, deadline) {
+	// Shutdown does not wait for a hijacked connection's handler: count them.
+	if shutdownAll(servers, deadline) && handlers.wait(time.Until(start.Add(deadline))) {
 		log.Info("shutdown: every request finished", slog.String("took", time.Since(start).Round(time.Millisecond).String()))
 		return nil
 	}
@@ -258,7 +259,7 @@ func shutdownAll(servers []*http.Server, d time.Duration) bool {
 	}
 	ok := true
 	for range servers {
-		if err := <-errs; err != nil {
+		if err := <-errs; errors.Is(err, context.DeadlineExceeded) {
 			ok = false
 		}
 	}
