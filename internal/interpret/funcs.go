@@ -75,7 +75,7 @@ func (r *renderer) aggregate(name string, f *pg_query.FuncCall) string {
 	args := r.operands(f.GetArgs())
 	var s string
 	switch {
-	case f.GetAggStar():
+	case f.GetAggStar() || countsRows(f):
 		s = name + " of rows"
 	case name == "count" && !f.GetAggDistinct() && len(args) == 1:
 		s = "count of non-empty " + args[0]
@@ -395,5 +395,16 @@ func hasAggregate(n *pg_query.Node) bool {
 
 func isCountStar(n *pg_query.Node) bool {
 	f := n.GetFuncCall()
-	return f != nil && funcName(f) == "count" && f.GetAggStar() && f.GetAggFilter() == nil && f.GetOver() == nil
+	return f != nil && funcName(f) == "count" && (f.GetAggStar() || countsRows(f)) && f.GetAggFilter() == nil && f.GetOver() == nil
+}
+
+// countsRows reports count(1) and the like: a constant that is never
+// NULL counts every row, as count(*) does.
+func countsRows(f *pg_query.FuncCall) bool {
+	args := f.GetArgs()
+	if funcName(f) != "count" || f.GetAggDistinct() || len(args) != 1 {
+		return false
+	}
+	c := args[0].GetAConst()
+	return c != nil && !c.GetIsnull()
 }
