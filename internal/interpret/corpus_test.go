@@ -28,7 +28,7 @@ var demoSQL = []struct{ sql, want string }{
 	{`SELECT count(*) AS count FROM "customers" WHERE "signed_up" >= '2024-01-01' AND "signed_up" < '2025-01-01'`,
 		"Count of customers where signed_up is in 2024"},
 	{`SELECT * FROM "customers" WHERE "name" = 'Ada Lovelace' ORDER BY "id"`, "All customers where name is 'Ada Lovelace', ordered by id"},
-	{`SELECT "name" FROM "customers" ORDER BY "id"`, "name of customers, ordered by id"},
+	{`SELECT "name" FROM "customers" ORDER BY "id"`, "Name of customers, ordered by id"},
 	{`SELECT sum("amount") AS "sum_amount" FROM "orders" WHERE "ordered_at" >= '2024-01-01' AND "ordered_at" < '2025-01-01'`,
 		"Sum of amount for orders where ordered_at is in 2024"},
 	{`SELECT count(DISTINCT country) FROM customers`, "Count of distinct country for customers"},

@@ -88,8 +88,8 @@ func (r *renderer) finish(s string) string {
 	if r.partial {
 		s += " (partly " + Undescribed + ")"
 	}
-	if w := firstWord(s); r.names.idents[w] && !leading[w] {
-		return s // a name from the statement keeps its case
+	if w := firstWord(s); r.names.idents[w] && !leading[w] && (strings.HasPrefix(s[len(w):], ".") || strings.ToLower(w) != w) {
+		return s // a qualified or mixed-case name keeps its case
 	}
 	return capitalize(s)
 }
