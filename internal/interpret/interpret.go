@@ -88,25 +88,11 @@ func (r *renderer) finish(s string) string {
 	if r.partial {
 		s += " (partly " + Undescribed + ")"
 	}
-	if w := firstWord(s); r.names.idents[w] && !leading[w] && (strings.HasPrefix(s[len(w):], ".") || strings.ToLower(w) != w) {
-		return s // a qualified or mixed-case name keeps its case
+	if w := firstWord(s); r.names.idents[w] && (strings.ToLower(w) != w || strings.ContainsAny(s[len(w):min(len(s), len(w)+1)], ".(")) {
+		return s // a qualified or mixed-case name, or a call, keeps its case
 	}
 	return capitalize(s)
 }
-
-// leading are the words a summary's own phrases start with.
-var leading = func() map[string]bool {
-	m := map[string]bool{}
-	for _, w := range strings.Fields("all count distinct the rows there not minus element elements time percentile most running list combinations") {
-		m[w] = true
-	}
-	for _, phrases := range []map[string]string{aggregates, scalars, windowFuncs} {
-		for _, p := range phrases {
-			m[firstWord(p)] = true
-		}
-	}
-	return m
-}()
 
 // firstWord is the leading identifier of s.
 func firstWord(s string) string {
