@@ -47,11 +47,35 @@ type Input struct {
 	FindValues func(ctx context.Context, table, column string, values []string) ([]string, error)
 	// PriorSQL and PriorError drive one correction round.
 	PriorSQL, PriorError string
+	// Turns are the conversation's previous turns, oldest first (standalone
+	// questions and their SQL, never result rows): the question may be a
+	// follow-up ("and only for 2024?") that refines the last one.
+	Turns []Turn
+}
+
+// Turn is a previous turn of a conversation.
+type Turn struct {
+	Question string // the standalone (resolved) question
+	SQL      string
 }
 
 // Output is a generator's answer.
 type Output struct {
 	SQL string
+	// Resolved is the standalone question SQL answers, when the generator
+	// knows it (the question itself, or a follow-up merged with the turn it
+	// refines); empty leaves it to Resolve.
+	Resolved string
+}
+
+// Resolve writes a follow-up as a standalone question: the refined turn's
+// question and the follow-up, so history and training pairs read on their
+// own.
+func Resolve(turns []Turn, question string) string {
+	if len(turns) == 0 {
+		return question
+	}
+	return strings.TrimRight(turns[len(turns)-1].Question, "?. ") + " — " + question
 }
 
 // Generator writes SQL for a question.

@@ -47,9 +47,47 @@ func (o *Offline) Name() string { return "offline" }
 
 // Generate implements Generator.
 func (o *Offline) Generate(ctx context.Context, in Input) (Output, error) {
-	if len(in.Examples) > 0 && in.Examples[0].Distance <= o.ReuseDistance && in.PriorSQL == "" {
-		return Output{SQL: in.Examples[0].SQL}, nil
+	named := len(in.Turns) == 0 || namesTable(in.Question, in.Tables)
+	if len(in.Examples) > 0 && in.Examples[0].Distance <= o.ReuseDistance && in.PriorSQL == "" && named {
+		return Output{SQL: in.Examples[0].SQL, Resolved: in.Question}, nil
 	}
+	if len(in.Turns) == 0 {
+		return o.standalone(ctx, in)
+	}
+	// In a conversation, a question that stands on its own naming a table
+	// is answered as such; otherwise it refines the last turn ("and only
+	// for 2024?", "per customer").
+	var aloneErr error
+	if named {
+		out, err := o.standalone(ctx, in)
+		if err == nil {
+			return out, nil
+		}
+		aloneErr = err
+	}
+	out, err := o.followUp(ctx, in)
+	if err != nil && aloneErr != nil {
+		return Output{}, aloneErr
+	}
+	return out, err
+}
+
+// namesTable reports whether question names one of tables (so it is not a
+// bare follow-up of the last turn).
+func namesTable(question string, tables []Table) bool {
+	q := parseQuestion(question)
+	for _, t := range tables {
+		for i := range q.toks {
+			if _, ok := q.nameAt(i, t.Name); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// standalone answers the question on its own.
+func (o *Offline) standalone(ctx context.Context, in Input) (Output, error) {
 	b, err := newBuilder(parseQuestion(in.Question), in.Tables)
 	if err != nil {
 		return Output{}, err
@@ -62,7 +100,7 @@ func (o *Offline) Generate(ctx context.Context, in Input) (Output, error) {
 	if err := b.finish(); err != nil {
 		return Output{}, err
 	}
-	return Output{SQL: b.sql()}, nil
+	return Output{SQL: b.sql(), Resolved: in.Question}, nil
 }
 
 // Question implements Generator: the offline generator cannot describe SQL

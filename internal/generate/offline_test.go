@@ -98,3 +98,78 @@ func TestOfflineOnTheDemoShop(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "SELECT count(*) FROM customers WHERE country = 'GB'", out.SQL)
 }
+
+// TestOfflineFollowUpsOnTheDemoShop plays conversations: each follow-up is
+// answered by editing the last turn's statement, and the rows it returns
+// are compared with a hand-written query's. A follow-up it cannot place is
+// refused, not answered as something else.
+func TestOfflineFollowUpsOnTheDemoShop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(box.Close)
+	svc := sandbox.New(db, box)
+	shop := dbtest.NewTenant(t, db, "Shop")
+	require.NoError(t, db.TxAs(ctx, shop.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
+	tctx := tenant.NewContext(ctx, shop.Identity)
+	rows := func(sql string) string {
+		t.Helper()
+		res, err := svc.Run(tctx, sandbox.Request{SQL: sql})
+		require.NoError(t, err, sql)
+		b, _ := json.Marshal(res.Rows)
+		return string(b)
+	}
+	gen := generate.NewOffline()
+	conversations := [][]struct{ question, want string }{
+		{
+			{"How many orders per customer?", `SELECT customer_id, count(*) FROM orders GROUP BY 1 ORDER BY 2 DESC, 1`},
+			{"And only for June 2024?", `SELECT customer_id, count(*) FROM orders WHERE ordered_at >= '2024-06-01' AND ordered_at < '2024-07-01' GROUP BY 1 ORDER BY 2 DESC, 1`},
+			{"only orders over 50", `SELECT customer_id, count(*) FROM orders WHERE ordered_at >= '2024-06-01' AND ordered_at < '2024-07-01' AND amount > 50 GROUP BY 1 ORDER BY 2 DESC, 1`},
+			{"top 2", `SELECT customer_id, count(*) FROM orders WHERE ordered_at >= '2024-06-01' AND ordered_at < '2024-07-01' AND amount > 50 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2`},
+			{"the total amount instead", `SELECT customer_id, sum(amount) FROM orders WHERE ordered_at >= '2024-06-01' AND ordered_at < '2024-07-01' AND amount > 50 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2`},
+			{"sort by customer", `SELECT customer_id, sum(amount) FROM orders WHERE ordered_at >= '2024-06-01' AND ordered_at < '2024-07-01' AND amount > 50 GROUP BY 1 ORDER BY 1 LIMIT 2`},
+		},
+		{
+			{"List customers in US", `SELECT * FROM customers WHERE country = 'US' ORDER BY id`},
+			{"what about GB?", `SELECT * FROM customers WHERE country = 'GB' ORDER BY id`},
+			{"and NL", `SELECT * FROM customers WHERE country IN ('GB', 'NL') ORDER BY id`},
+			{"signed up before March 2024", `SELECT * FROM customers WHERE country IN ('GB', 'NL') AND signed_up < '2024-03-01' ORDER BY id`},
+		},
+		{
+			{"Total revenue per customer", `SELECT customer_id, sum(amount) FROM orders GROUP BY 1 ORDER BY 2 DESC, 1`},
+			{"by month instead", `SELECT date_trunc('month', ordered_at), sum(amount) FROM orders GROUP BY 1 ORDER BY 1`},
+			{"the average instead", ""}, // average of what? two numbers are possible: refused
+			{"the average amount instead", `SELECT date_trunc('month', ordered_at), avg(amount) FROM orders GROUP BY 1 ORDER BY 1`},
+		},
+		{
+			{"List the orders", `SELECT * FROM orders ORDER BY id`},
+			{"sort by amount", `SELECT * FROM orders ORDER BY amount DESC`},
+			{"top 3", `SELECT * FROM orders ORDER BY amount DESC LIMIT 3`},
+			{"what about under 100?", `SELECT * FROM orders WHERE amount < 100 ORDER BY amount DESC LIMIT 3`},
+			{"and what is the weather?", ""},
+		},
+		{
+			{"How many orders?", `SELECT count(*) FROM orders`},
+			{"per customer", `SELECT customer_id, count(*) FROM orders GROUP BY 1 ORDER BY 2 DESC, 1`},
+			{"How many customers per country?", `SELECT country, count(*) FROM customers GROUP BY 1 ORDER BY 2 DESC, 1`},
+			{"what about NL?", `SELECT country, count(*) FROM customers WHERE country = 'NL' GROUP BY 1`},
+		},
+	}
+	for _, conv := range conversations {
+		var turns []generate.Turn
+		for _, step := range conv {
+			out, err := gen.Generate(tctx, generate.Input{Question: step.question, Tables: demoTables(), FindValues: svc.FindValues, Turns: turns})
+			if step.want == "" {
+				require.Equal(t, apperr.NoSQL, apperr.CodeOf(err), "%q should be refused, got %s", step.question, out.SQL)
+				continue
+			}
+			require.NoError(t, err, step.question)
+			require.Equal(t, rows(step.want), rows(out.SQL), "%q\ngenerated: %s", step.question, out.SQL)
+			require.NotEmpty(t, out.Resolved)
+			turns = append(turns, generate.Turn{Question: out.Resolved, SQL: out.SQL})
+		}
+	}
+}

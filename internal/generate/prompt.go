@@ -8,8 +8,12 @@ import (
 // System is the instruction every LLM generator sends.
 const System = `You write PostgreSQL for a database chat service. Answer with exactly one read-only SELECT statement (WITH … SELECT is fine) in a single ` + "```sql" + ` code block and nothing else. Use only the tables and columns in the context; refer to tables by their unqualified names. If the question cannot be answered from them, reply with the single word NO_SQL.`
 
-// MaxPromptBytes bounds the context sent to an LLM.
-const MaxPromptBytes = 24 << 10
+// MaxPromptBytes bounds the context sent to an LLM; MaxTurnsBytes the
+// conversation's previous turns within it (the latest turns first).
+const (
+	MaxPromptBytes = 24 << 10
+	MaxTurnsBytes  = 6 << 10
+)
 
 // Prompt renders the question and the retrieved context, most relevant
 // first, within MaxPromptBytes: examples, then DDL, then documentation, each
@@ -50,11 +54,33 @@ func Prompt(in Input) string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(turns(in.Turns))
 	if in.PriorSQL != "" {
 		fmt.Fprintf(&b, "Your previous answer\n```sql\n%s\n```\nfailed with: %s\nWrite a corrected statement.\n\n", in.PriorSQL, in.PriorError)
 	}
 	fmt.Fprintf(&b, "Question: %s\n", in.Question)
 	return b.String()
+}
+
+// turns renders a conversation's previous turns (questions and SQL, never
+// rows), as many of the latest as fit in MaxTurnsBytes, oldest first, with
+// the instruction to answer the question as a standalone statement.
+func turns(ts []Turn) string {
+	if len(ts) == 0 {
+		return ""
+	}
+	var kept []string
+	budget := MaxTurnsBytes
+	for i := len(ts) - 1; i >= 0; i-- {
+		s := fmt.Sprintf("Q: %s\n```sql\n%s\n```\n\n", ts[i].Question, ts[i].SQL)
+		if len(s) > budget {
+			break
+		}
+		budget -= len(s)
+		kept = append([]string{s}, kept...)
+	}
+	return "Earlier turns of this conversation, oldest first:\n\n" + strings.Join(kept, "") +
+		"The question may refine the last turn (a follow-up such as \"and only for 2024?\"): answer it with one standalone statement.\n\n"
 }
 
 // QuestionPrompt asks an LLM for the question a SQL statement answers.

@@ -230,7 +230,7 @@ func (b *builder) dates() error {
 			continue
 		}
 		w := q.word(i)
-		op, ok := map[string]string{"before": "<", "after": ">=", "since": ">=", "until": "<", "in": "in", "during": "in", "on": "in", "by": "<"}[w]
+		op, ok := map[string]string{"before": "<", "after": ">=", "since": ">=", "until": "<", "in": "in", "during": "in", "on": "in", "for": "in", "by": "<"}[w]
 		if !ok || !q.free(i) {
 			continue
 		}
