@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/chart"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/generate"
@@ -53,6 +54,9 @@ type Request struct {
 	Model    string // default "default"
 	Execute  bool
 	Limit    int
+	// ChartType asks for a chart type (chart.Types); empty lets the rules
+	// of internal/chart choose.
+	ChartType string
 }
 
 // Similar is a trained pair the question was close to.
@@ -84,6 +88,15 @@ type Answer struct {
 	Generator      string        `json:"generator"`
 	Timings        Timings       `json:"timings"`
 	Context        AnswerContext `json:"context"`
+	// Chart is a Vega-Lite v5 spec chosen by internal/chart's rules (or
+	// the requested ChartType) with the rows inline; nil for no chart.
+	Chart chart.Spec `json:"chart"`
+	// Summary describes the rows in English, computed in Go
+	// (internal/summary), never by a generator.
+	Summary string `json:"summary"`
+	// Suggestions are next questions from the tenant's own training pairs
+	// near the question and its catalog (Suggest).
+	Suggestions []string `json:"suggestions"`
 }
 
 // AnswerContext is what retrieval contributed, for the caller to inspect.
@@ -104,6 +117,10 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	}
 	if req.Model == "" {
 		req.Model = "default"
+	}
+	want, err := chartType(req)
+	if err != nil {
+		return Answer{}, err
 	}
 	var a Answer
 	a.Generator = s.Generator.Name()
@@ -145,7 +162,7 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 		return Answer{}, err
 	}
 	a.Interpretation = interpret.Describe(a.SQL) // the statement that ran (or was validated)
-	return a, nil
+	return present(ctx, a, req.Execute, want, in)
 }
 
 // execute runs the SQL in the sandbox, giving the generator one (or
