@@ -57,6 +57,9 @@ type Request struct {
 	// ChartType asks for a chart type (chart.Types); empty lets the rules
 	// of internal/chart choose.
 	ChartType string
+	// Turns are the conversation's previous turns (standalone questions and
+	// SQL, oldest first) when the question is a conversation's next turn.
+	Turns []generate.Turn
 }
 
 // Similar is a trained pair the question was close to.
@@ -97,6 +100,10 @@ type Answer struct {
 	// Suggestions are next questions from the tenant's own training pairs
 	// near the question and its catalog (Suggest).
 	Suggestions []string `json:"suggestions"`
+	// ResolvedQuestion is the standalone question the SQL answers: the
+	// question itself, or a follow-up merged with the turn it refines.
+	// History records it; a conversation turn shows it.
+	ResolvedQuestion string `json:"-"`
 }
 
 // AnswerContext is what retrieval contributed, for the caller to inspect.
@@ -146,6 +153,11 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	start = time.Now()
 	out, err := s.Generator.Generate(ctx, in)
 	a.Timings.GenerateMS = since(start)
+	// History and training pairs keep the standalone question.
+	if a.ResolvedQuestion = out.Resolved; a.ResolvedQuestion == "" {
+		a.ResolvedQuestion = generate.Resolve(req.Turns, req.Question)
+	}
+	req.Question = a.ResolvedQuestion
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NoSQL {
 			return Answer{}, s.refused(ctx, req, modelID, a.Timings.GenerateMS, err)
@@ -217,7 +229,7 @@ func (s *Service) validateOnly(ctx context.Context, a Answer, req Request, model
 // context resolves the model and gathers what the generator may see: the
 // retrieved pairs, DDL and documentation, and the catalog.
 func (s *Service) context(ctx context.Context, req Request, vec []float32) (generate.Input, uuid.UUID, error) {
-	in := generate.Input{Question: req.Question, FindValues: s.SQL.FindValues}
+	in := generate.Input{Question: req.Question, FindValues: s.SQL.FindValues, Turns: req.Turns}
 	var modelID uuid.UUID
 	err := s.DB.Tx(ctx, func(tx tenant.Conn) error {
 		var err error
