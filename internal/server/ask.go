@@ -18,6 +18,8 @@ type askRequest struct {
 	Model    string `json:"model"`
 	Execute  *bool  `json:"execute"`
 	Limit    *int   `json:"limit"`
+	// ChartType is checked by the pipeline (chart.ParseType).
+	ChartType string `json:"chart_type"`
 }
 
 // Validate bounds the row limit.
@@ -47,7 +49,7 @@ func (s *Server) askQuestion(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	r := ask.Request{Question: req.Question, Model: req.Model, Execute: req.Execute == nil || *req.Execute}
+	r := ask.Request{Question: req.Question, Model: req.Model, Execute: req.Execute == nil || *req.Execute, ChartType: req.ChartType}
 	if req.Limit != nil {
 		r.Limit = *req.Limit
 	}

@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dbchat/dbchat/internal/ask"
@@ -43,6 +46,9 @@ type askAnswer struct {
 	Interpretation string              `json:"interpretation"`
 	Rows           [][]json.RawMessage `json:"rows"`
 	HistoryID      string              `json:"history_id"`
+	Chart          json.RawMessage     `json:"chart"`
+	Summary        *string             `json:"summary"`
+	Suggestions    []string            `json:"suggestions"`
 	Context        struct {
 		Similar []struct {
 			Question string  `json:"question"`
@@ -107,4 +113,76 @@ func TestFeedbackTrainsTheModel(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, status)
 	status, body = e.send(t, http.MethodPost, "/v1/ask", b.APIKey, map[string]any{"question": "How many customers are in US?"})
 	require.Equal(t, http.StatusUnprocessableEntity, status, body, "B has no customers table and no training")
+}
+
+// Every answer carries a Vega-Lite v5 chart (or null), a summary of its
+// rows and three suggested next questions; chart_type picks another chart
+// or answers 400 naming it.
+func TestAskAnswersWithChartSummaryAndSuggestions(t *testing.T) {
+	t.Parallel()
+	e := newAskEnv(t)
+	ctx := context.Background()
+	a := dbtest.NewTenant(t, e.db, "Shop")
+	require.NoError(t, e.db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
+
+	perCountry := e.ask(t, a.APIKey, "How many customers per country?")
+	vegaLiteValid(t, perCountry.Chart)
+	var bar struct {
+		Mark struct{ Type string } `json:"mark"`
+		Data struct {
+			Values []map[string]any `json:"values"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(perCountry.Chart, &bar))
+	require.Equal(t, "bar", bar.Mark.Type)
+	require.Equal(t, []map[string]any{{"label": "US", "value": 2.0}, {"label": "GB", "value": 1.0}, {"label": "NL", "value": 1.0}}, bar.Data.Values)
+	require.Equal(t, "3 rows. By count: US (2), GB (1), NL (1).", *perCountry.Summary)
+	require.Equal(t, []string{"Show the 5 most recent customers", "How many customers do we have?", "What is the average amount of orders?"},
+		perCountry.Suggestions, "catalog questions, the table asked about first")
+
+	count := e.ask(t, a.APIKey, "How many customers do we have?")
+	vegaLiteValid(t, count.Chart)
+	require.Contains(t, string(count.Chart), `"mark":{"fontSize":40,"fontWeight":"bold","type":"text"}`, "one number: a card")
+	require.Equal(t, "1 row: count is 4.", *count.Summary)
+
+	status, body := e.send(t, http.MethodPost, "/v1/ask", a.APIKey, map[string]any{"question": "How many customers per country?", "chart_type": "none"})
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, `"chart":null`)
+
+	for chartType, msg := range map[string]string{
+		"line": "chart_type: line needs a date or timestamp column and a number column; the result has country (text), count (bigint)",
+		"pie":  "chart_type: must be one of line, bar, card, scatter, none (or absent, to let the rules choose)",
+	} {
+		status, body = e.send(t, http.MethodPost, "/v1/ask", a.APIKey, map[string]any{"question": "How many customers per country?", "chart_type": chartType})
+		require.Equal(t, http.StatusBadRequest, status, body)
+		var er struct {
+			Error struct {
+				Code, Message string
+				Details       map[string]any
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &er))
+		require.Equal(t, "invalid", er.Error.Code)
+		require.Equal(t, msg, er.Error.Message)
+		require.Equal(t, "chart_type", er.Error.Details["field"])
+	}
+}
+
+// vegaLiteValid checks a chart against the Vega-Lite v5 schema vendored
+// for internal/chart's tests.
+func vegaLiteValid(t *testing.T, spec json.RawMessage) {
+	t.Helper()
+	const file = "../chart/testdata/vega-lite-v5.schema.json"
+	f, err := os.Open(file)
+	require.NoError(t, err)
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	require.NoError(t, err)
+	c := jsonschema.NewCompiler()
+	require.NoError(t, c.AddResource(file, doc))
+	sch, err := c.Compile(file)
+	require.NoError(t, err)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(spec))
+	require.NoError(t, err)
+	require.NoError(t, sch.Validate(inst), "%s", spec)
 }

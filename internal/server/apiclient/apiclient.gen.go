@@ -20,6 +20,33 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for ChartType.
+const (
+	ChartTypeBar     ChartType = "bar"
+	ChartTypeCard    ChartType = "card"
+	ChartTypeLine    ChartType = "line"
+	ChartTypeNone    ChartType = "none"
+	ChartTypeScatter ChartType = "scatter"
+)
+
+// Valid indicates whether the value is a known member of the ChartType enum.
+func (e ChartType) Valid() bool {
+	switch e {
+	case ChartTypeBar:
+		return true
+	case ChartTypeCard:
+		return true
+	case ChartTypeLine:
+		return true
+	case ChartTypeNone:
+		return true
+	case ChartTypeScatter:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ColumnType.
 const (
 	Bigint          ColumnType = "bigint"
@@ -405,7 +432,9 @@ type APIKeyCreated struct {
 
 // Answer defines model for Answer.
 type Answer struct {
-	Columns []SQLColumn `json:"columns"`
+	// Chart Vega-Lite v5 spec (a top-level unit spec with its $schema and the rows inline, at most 500 points or 11 bars), chosen by fixed rules from the result's column types and cardinality: one row holding one number is a card (a text mark), a date or timestamp with a number a line, a label with a number a bar (the 10 largest and "Other"), two numbers a scatter; otherwise, and when nothing ran, null. Column names appear only as titles; nothing in it is written by an LLM.
+	Chart   *map[string]interface{} `json:"chart"`
+	Columns []SQLColumn             `json:"columns"`
 	Context struct {
 		Similar *[]struct {
 			Distance *float64 `json:"distance,omitempty"`
@@ -423,7 +452,13 @@ type Answer struct {
 	RowCount       int    `json:"row_count"`
 	Rows           []Row  `json:"rows"`
 	Sql            string `json:"sql"`
-	Timings        struct {
+
+	// Suggestions Up to three next questions: the tenant's own trained questions near this one, then questions about its catalog tables that the offline generator answers.
+	Suggestions []string `json:"suggestions"`
+
+	// Summary A short English summary of the rows (count, extremes, top values, trend), computed in Go from the rows, never by an LLM.
+	Summary string `json:"summary"`
+	Timings struct {
 		EmbedMs    *float64 `json:"embed_ms,omitempty"`
 		ExecuteMs  *float64 `json:"execute_ms,omitempty"`
 		GenerateMs *float64 `json:"generate_ms,omitempty"`
@@ -441,6 +476,9 @@ type CatalogTrainResult struct {
 	Replaced int `json:"replaced"`
 	Tables   int `json:"tables"`
 }
+
+// ChartType The chart wanted instead of the rules' choice (omitted: the rules choose): a line needs a date or timestamp column and a number column, a bar a label column and a number column, a card one row with a number column, a scatter two number columns; none means no chart. Any other type, or a type other than none with execute false, is a 400 on chart_type.
+type ChartType string
 
 // Column defines model for Column.
 type Column struct {
@@ -895,6 +933,9 @@ type AdminAudit200JSONResponseBodyFindingsLevel string
 
 // AskQuestionJSONBody defines parameters for AskQuestion.
 type AskQuestionJSONBody struct {
+	// ChartType The chart wanted instead of the rules' choice (omitted: the rules choose): a line needs a date or timestamp column and a number column, a bar a label column and a number column, a card one row with a number column, a scatter two number columns; none means no chart. Any other type, or a type other than none with execute false, is a 400 on chart_type.
+	ChartType *ChartType `json:"chart_type,omitempty"`
+
 	// Execute False validates and records the SQL without running it; true when omitted.
 	Execute *bool `json:"execute,omitempty"`
 
@@ -1369,6 +1410,12 @@ type ClientInterface interface {
 	// history. No result rows are ever sent to the generator. With
 	// execute false the SQL is validated and recorded (status pending)
 	// but not run. 422 no_sql_generated when the generator declines.
+	// Every answer carries a chart (a Vega-Lite v5 spec chosen by fixed
+	// rules from the result's column types, or null), a summary of the
+	// rows computed in Go, and suggested next questions from the tenant's
+	// own training pairs and catalog. 400 on chart_type when the type
+	// asked for cannot show the result (the statement has then run and
+	// is in history).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1384,6 +1431,12 @@ type ClientInterface interface {
 	// history. No result rows are ever sent to the generator. With
 	// execute false the SQL is validated and recorded (status pending)
 	// but not run. 422 no_sql_generated when the generator declines.
+	// Every answer carries a chart (a Vega-Lite v5 spec chosen by fixed
+	// rules from the result's column types, or null), a summary of the
+	// rows computed in Go, and suggested next questions from the tenant's
+	// own training pairs and catalog. 400 on chart_type when the type
+	// asked for cannot show the result (the statement has then run and
+	// is in history).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2037,6 +2090,12 @@ func (c *Client) DeleteAPIKey(ctx context.Context, id ID, reqEditors ...RequestE
 // history. No result rows are ever sent to the generator. With
 // execute false the SQL is validated and recorded (status pending)
 // but not run. 422 no_sql_generated when the generator declines.
+// Every answer carries a chart (a Vega-Lite v5 spec chosen by fixed
+// rules from the result's column types, or null), a summary of the
+// rows computed in Go, and suggested next questions from the tenant's
+// own training pairs and catalog. 400 on chart_type when the type
+// asked for cannot show the result (the statement has then run and
+// is in history).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2062,6 +2121,12 @@ func (c *Client) AskQuestionWithBody(ctx context.Context, contentType string, bo
 // history. No result rows are ever sent to the generator. With
 // execute false the SQL is validated and recorded (status pending)
 // but not run. 422 no_sql_generated when the generator declines.
+// Every answer carries a chart (a Vega-Lite v5 spec chosen by fixed
+// rules from the result's column types, or null), a summary of the
+// rows computed in Go, and suggested next questions from the tenant's
+// own training pairs and catalog. 400 on chart_type when the type
+// asked for cannot show the result (the statement has then run and
+// is in history).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4955,6 +5020,12 @@ type ClientWithResponsesInterface interface {
 	// history. No result rows are ever sent to the generator. With
 	// execute false the SQL is validated and recorded (status pending)
 	// but not run. 422 no_sql_generated when the generator declines.
+	// Every answer carries a chart (a Vega-Lite v5 spec chosen by fixed
+	// rules from the result's column types, or null), a summary of the
+	// rows computed in Go, and suggested next questions from the tenant's
+	// own training pairs and catalog. 400 on chart_type when the type
+	// asked for cannot show the result (the statement has then run and
+	// is in history).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4970,6 +5041,12 @@ type ClientWithResponsesInterface interface {
 	// history. No result rows are ever sent to the generator. With
 	// execute false the SQL is validated and recorded (status pending)
 	// but not run. 422 no_sql_generated when the generator declines.
+	// Every answer carries a chart (a Vega-Lite v5 spec chosen by fixed
+	// rules from the result's column types, or null), a summary of the
+	// rows computed in Go, and suggested next questions from the tenant's
+	// own training pairs and catalog. 400 on chart_type when the type
+	// asked for cannot show the result (the statement has then run and
+	// is in history).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8901,6 +8978,12 @@ func (c *ClientWithResponses) DeleteAPIKeyWithResponse(ctx context.Context, id I
 // history. No result rows are ever sent to the generator. With
 // execute false the SQL is validated and recorded (status pending)
 // but not run. 422 no_sql_generated when the generator declines.
+// Every answer carries a chart (a Vega-Lite v5 spec chosen by fixed
+// rules from the result's column types, or null), a summary of the
+// rows computed in Go, and suggested next questions from the tenant's
+// own training pairs and catalog. 400 on chart_type when the type
+// asked for cannot show the result (the statement has then run and
+// is in history).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8922,6 +9005,12 @@ func (c *ClientWithResponses) AskQuestionWithBodyWithResponse(ctx context.Contex
 // history. No result rows are ever sent to the generator. With
 // execute false the SQL is validated and recorded (status pending)
 // but not run. 422 no_sql_generated when the generator declines.
+// Every answer carries a chart (a Vega-Lite v5 spec chosen by fixed
+// rules from the result's column types, or null), a summary of the
+// rows computed in Go, and suggested next questions from the tenant's
+// own training pairs and catalog. 400 on chart_type when the type
+// asked for cannot show the result (the statement has then run and
+// is in history).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
