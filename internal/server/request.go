@@ -75,6 +75,19 @@ func queryInt(c *gin.Context, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// queryBool reads an optional true/false query parameter (nil when absent).
+func queryBool(c *gin.Context, name string) (*bool, error) {
+	switch c.Query(name) {
+	case "":
+		return nil, nil
+	case "true":
+		return &[]bool{true}[0], nil
+	case "false":
+		return &[]bool{false}[0], nil
+	}
+	return nil, apperr.Field(name, "must be true or false")
+}
+
 // bind decodes the JSON body into a new T (see bindJSON) and, when *T has a
 // Validate method, runs it, so a handler only ever sees checked input.
 // Validate may also normalise (trim a name, parse an id).

@@ -19,6 +19,7 @@ import (
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/auth"
+	"github.com/dbchat/dbchat/internal/conversation"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/migrate"
@@ -76,8 +77,9 @@ type Server struct {
 	q       *dbsqlc.Queries
 	engine  *gin.Engine
 	metrics *metrics
-	store   *nlsql.Store // training data; see trainer
-	imports *importSlots // running row imports; see importSlot
+	store   *nlsql.Store          // training data; see trainer
+	imports *importSlots          // running row imports; see importSlot
+	conv    *conversation.Service // nil without cfg.Ask
 }
 
 // New builds the HTTP handler.
@@ -86,6 +88,9 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
 		store: trainer(db, cfg), imports: newImportSlots(cfg)}
+	if cfg.Ask != nil {
+		s.conv = conversation.New(db, cfg.Ask)
+	}
 	s.engine.ContextWithFallback = true
 	s.routes()
 	return s
@@ -212,6 +217,19 @@ func (s *Server) askRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
 	v1.POST("/history/:id/feedback", h(s.feedback))
 	v1.GET("/feedback", h(s.listFeedback))
 	v1.POST("/history/:id/feedback/review", admin, h(s.reviewFeedback))
+	s.conversationRoutes(v1)
+}
+
+// conversationRoutes: multi-turn chat; who sees which conversation is the
+// database's owner_or_admin policy.
+func (s *Server) conversationRoutes(v1 *gin.RouterGroup) {
+	h := s.handle
+	v1.POST("/conversations", h(s.createConversation))
+	v1.GET("/conversations", h(s.listConversations))
+	v1.GET("/conversations/:id", h(s.getConversation))
+	v1.PATCH("/conversations/:id", h(s.updateConversation))
+	v1.DELETE("/conversations/:id", h(s.deleteConversation))
+	v1.POST("/conversations/:id/messages", h(s.addMessage))
 }
 
 // authenticate resolves the bearer key and puts the identity in the
