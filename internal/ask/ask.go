@@ -60,6 +60,26 @@ type Request struct {
 	// Turns are the conversation's previous turns (standalone questions and
 	// SQL, oldest first) when the question is a conversation's next turn.
 	Turns []generate.Turn
+	// Progress, if set, hears each stage as it starts (for streaming); sql
+	// is the statement from the validating or executing stage on.
+	Progress func(stage Stage, sql string)
+}
+
+// Stage is a step of the pipeline, as Request.Progress reports it.
+type Stage string
+
+// The stages, in order.
+const (
+	Retrieving Stage = "retrieving"
+	Generating Stage = "generating"
+	Validating Stage = "validating"
+	Executing  Stage = "executing"
+)
+
+func (r Request) progress(stage Stage, sql string) {
+	if r.Progress != nil {
+		r.Progress(stage, sql)
+	}
 }
 
 // Similar is a trained pair the question was close to.
@@ -133,6 +153,7 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	a.Generator = s.Generator.Name()
 	a.Context.Similar = []Similar{}
 
+	req.progress(Retrieving, "")
 	start := time.Now()
 	vecs, err := s.Embedder.Embed(ctx, []string{req.Question})
 	if err != nil {
@@ -150,6 +171,7 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 		a.Context.Similar = append(a.Context.Similar, Similar{Question: e.Question, SQL: e.SQL, Distance: e.Distance})
 	}
 
+	req.progress(Generating, "")
 	start = time.Now()
 	out, err := s.Generator.Generate(ctx, in)
 	a.Timings.GenerateMS = since(start)
@@ -166,8 +188,10 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	}
 	a.SQL = out.SQL
 	if !req.Execute {
+		req.progress(Validating, a.SQL)
 		a, err = s.validateOnly(ctx, a, req, modelID)
 	} else {
+		req.progress(Executing, a.SQL)
 		a, err = s.execute(ctx, a, in, req, modelID)
 	}
 	if err != nil {
