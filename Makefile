@@ -8,6 +8,8 @@ LOCAL_PG := $(if $(TEST_DATABASE_URL)$(DBCHAT_ADMIN_DATABASE_URL)$(DATABASE_URL)
 # Likewise PgBouncer, which `make test` runs the service behind.
 # How long `make test` fuzzes the SQL sandbox; `make fuzz` runs longer.
 FUZZTIME ?= 30s
+# The private cluster `make bench` runs on (one `cluster exec` per directory at a time).
+BENCH_CLUSTER ?= .dbchat/bench
 # The API document and the clients generated from it: Go (committed) and
 # TypeScript (type-checked by `make verify`, with its tools pinned in TSCHECK).
 OPENAPI   := internal/server/openapi.yaml
@@ -58,9 +60,9 @@ lint: verify ## alias of verify
 chart-schema: ## re-vendor the Vega-Lite v5 schema the chart tests validate against, from its pinned npm package
 	./internal/chart/testdata/vendor-schema.sh
 
-bench: $(LOCAL_PG) build ## benchmarks vs their floors on a private cluster, writes docs/BENCHMARKS.md (BENCH=rls|http|vector|import|ask, BENCH_SCALE=full)
+bench: $(LOCAL_PG) build ## benchmarks on a private cluster (BENCH_CLUSTER), writes docs/BENCHMARKS.md (BENCH=rls|http|vector|import|ask|noisy|soak, BENCH_SCALE=full, BENCH_SOAK=10m; BENCH_EXPLAIN=1: query plans to .dbchat/bench/work/explain)
 	$(GO) build -o bin/dbchat-bench ./cmd/dbchat-bench
-	./$(BIN) cluster exec --dir .dbchat/bench --fast=false -- ./bin/dbchat-bench -out docs/BENCHMARKS.md
+	./$(BIN) cluster exec --dir $(BENCH_CLUSTER) --fast=false -- ./bin/dbchat-bench -out docs/BENCHMARKS.md
 
 pgvector: ## install the pgvector extension for the local PostgreSQL if missing
 	@./db/scripts/install-pgvector.sh

@@ -18,23 +18,12 @@ import (
 	"github.com/dbchat/dbchat/internal/sqlguard"
 )
 
-func nlsqlScan(method string, fellBack bool) nlsql.Scan {
-	return nlsql.Scan{Kind: nlsql.KindSQL, Method: method, FellBack: fellBack}
-}
-
 func TestDist(t *testing.T) {
-	d := newDist([]float64{5, 1, 3, 2, 4})
-	if d.Med != 3 || d.Min != 1 || d.Max != 5 || d.N != 5 {
-		t.Fatalf("dist = %+v", d)
+	if d := newDist([]float64{5, 1, 3, 2, 4}); d.Med != 3 || d.Min != 1 || d.Max != 5 || d.N != 5 || d.f("%.1f") != "3.0 (1.0–5.0)" {
+		t.Fatalf("dist = %+v, %q", d, d.f("%.1f"))
 	}
-	if got := newDist([]float64{1, 2, 3, 4}).Med; got != 2.5 {
-		t.Fatalf("median of 1..4 = %v", got)
-	}
-	if got := d.f("%.1f"); got != "3.0 (1.0–5.0)" {
-		t.Fatalf("f = %q", got)
-	}
-	if !math.IsNaN(newDist(nil).Med) || newDist(nil).f("%.1f") != "n/a" {
-		t.Fatal("empty dist")
+	if got := newDist([]float64{1, 2, 3, 4}).Med; got != 2.5 || !math.IsNaN(newDist(nil).Med) || newDist(nil).f("%.1f") != "n/a" {
+		t.Fatalf("median of 1..4 = %v, or empty dist", got)
 	}
 	if pq([]float64{10, 1, 5}, 0.5) != 5 || thousands(1234567) != "1,234,567" || thousands(-100) != "-100" {
 		t.Fatal("pq or thousands")
@@ -57,16 +46,10 @@ func TestGoalVerdict(t *testing.T) {
 }
 
 func TestSelectParts(t *testing.T) {
-	all, err := selectParts("")
-	if err != nil || len(all) != len(suite) {
-		t.Fatalf("all = %v, %v", all, err)
-	}
-	got, err := selectParts("import, 1")
-	if err != nil || strings.Join(got, ",") != "rls,import" {
-		t.Fatalf("got %v, %v", got, err)
-	}
-	if _, err := selectParts("nope"); err == nil {
-		t.Fatal("unknown part accepted")
+	all, err1 := selectParts("")
+	got, err2 := selectParts("import, 1, soak")
+	if _, err3 := selectParts("nope"); err1 != nil || len(all) != len(suite) || err2 != nil || strings.Join(got, ",") != "rls,import,soak" || err3 == nil {
+		t.Fatalf("all %v, %v; got %v, %v; unknown part: %v", all, err1, got, err2, err3)
 	}
 }
 
@@ -81,10 +64,7 @@ func TestReportKeepsOtherSections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := os.ReadFile(path)
 	text := string(b)
 	for _, want := range []string{"rls body --> still fine", "import body", "| 1. RLS policy cost | lookup |", "| 4. Import vs COPY | rows/s |", "not run yet"} {
 		if !strings.Contains(text, want) {
@@ -102,16 +82,11 @@ func TestProcStat(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc here")
 	}
-	var before, after syscall.Rusage
 	// Spin until getrusage shows at least 50 ms of CPU (a busy machine
 	// gives this process less than the wall time).
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		if syscall.Getrusage(syscall.RUSAGE_SELF, &before) == nil && rusageCPU(&before) >= 50*time.Millisecond {
-			break
-		}
-	}
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
-		t.Fatal(err)
+	var before, after syscall.Rusage
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && rusageCPU(&before) < 50*time.Millisecond; {
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 	}
 	ppid, cpu, ok := procStat(os.Getpid())
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
@@ -136,8 +111,8 @@ func TestMeasureQuality(t *testing.T) {
 		ids[i] = uuid.New()
 	}
 	truth := vecResult{ids: [3][]uuid.UUID{ids[:10], ids[10:12], nil}}
-	full := vecResult{ids: truth.ids, scan: nlsqlScan("hnsw", false)}
-	short := vecResult{ids: [3][]uuid.UUID{ids[:7], ids[10:12], nil}, scan: nlsqlScan("hnsw", true)}
+	full := vecResult{ids: truth.ids, scan: nlsql.Scan{Kind: nlsql.KindSQL, Method: "hnsw"}}
+	short := vecResult{ids: [3][]uuid.UUID{ids[:7], ids[10:12], nil}, scan: nlsql.Scan{Kind: nlsql.KindSQL, Method: "hnsw", FellBack: true}}
 	q := measureQuality([][]vecResult{{truth, full, short, full}, {truth, full, full, full}}, vsHNSW)
 	if q.recall() != 17.0/20 || q.short != 1 || q.queries != 2 || q.recallAll() != 21.0/24 {
 		t.Fatalf("quality = %+v (recall %v, all %v)", q, q.recall(), q.recallAll())
@@ -145,11 +120,8 @@ func TestMeasureQuality(t *testing.T) {
 	if got := q.pathText(); got != "hnsw 1, hnsw → exact (fell back) 1" {
 		t.Fatal(got)
 	}
-	if v := vecVerdict(0.99, 25); !strings.Contains(v, "missed") || !strings.Contains(v, "25% over") {
-		t.Fatal(v)
-	}
-	if v := vecVerdict(0.96, 10); !strings.HasPrefix(v, "met") {
-		t.Fatal(v)
+	if v, w := vecVerdict(0.99, 25), vecVerdict(0.96, 10); !strings.Contains(v, "missed") || !strings.Contains(v, "25% over") || !strings.HasPrefix(w, "met") {
+		t.Fatal(v, w)
 	}
 }
 
@@ -181,13 +153,10 @@ func TestAskQuestions(t *testing.T) {
 		if kinds[it.Kind]++; it.Kind != nlsql.KindSQL {
 			continue
 		}
-		if seen[it.Question] {
-			t.Fatalf("duplicate question %q", it.Question)
+		if err := sqlguard.Check(it.Content, policy); err != nil || seen[it.Question] {
+			t.Fatalf("%q (duplicate: %v): %v", it.Content, seen[it.Question], err)
 		}
 		seen[it.Question] = true
-		if err := sqlguard.Check(it.Content, policy); err != nil {
-			t.Fatalf("%q: %v", it.Content, err)
-		}
 	}
 	if kinds[nlsql.KindSQL] != 1700 || kinds[nlsql.KindDDL] != 150 || kinds[nlsql.KindDocumentation] != 150 {
 		t.Fatalf("kinds %v", kinds)
@@ -231,10 +200,7 @@ func TestSectionsRender(t *testing.T) {
 			}
 		}
 	}
-	us := make([][][]float64, len(rlsQueries))
-	for qi := range us {
-		us[qi] = [][]float64{runs(100), runs(110), runs(115), runs(130)}
-	}
+	us := collect(rlsQueries, func(rlsQuery) [][]float64 { return [][]float64{runs(100), runs(110), runs(115), runs(130)} })
 	check("rls", rlsSection(RLSConfig{Tenants: 10, RowsPerTenant: 10}, "1 MB", 10, us), "**Scaled down**", "tenant layer",
 		"| lookup by id | 100 (90–110) | 110 (99–121) | 115 (104–127) | 130 (117–143) | 1.30 (1.30–1.30) |")
 
@@ -255,6 +221,12 @@ func TestSectionsRender(t *testing.T) {
 	check("ask", askSection(AskConfig{TrainingRows: 10}, seed, []string{"q"}, samples, [][]float64{{0.1}, {0.1}}, []phase{{"COMMIT", 0.1}}, 3),
 		"for scale", "Where the time goes", "| COMMIT | 1.00 | 0.100 |", "| **time outside the generator** (total − generate) | 14.50 (14.00–15.00) |")
 
+	p99 := [][2][]float64{{runs(1), runs(2)}, {runs(1.5), runs(5)}}
+	check("noisy", noisySection(NoisyConfig{Rows: 10}, time.Second, []attack{{name: "(a) x"}}, p99, []int{0, 3}, []map[int]int{{}, {-1: 2, 503: 1}}),
+		"| (a) x | 1.50 (1.35–1.65) | 5.00 (4.50–5.50) | 1.50 (1.50–1.50) | 2.50 (2.50–2.50) | 3 | no answer × 2, 503 × 1 | **missed** by 25%")
+	slices := []loadResult{{RPS: 10, P99us: 2000}, {RPS: 10, P99us: 2100, Errors: 1, FirstError: "status 503"}}
+	check("soak", soakSection(time.Minute, HTTPConfig{}, loadResult{RPS: 20}, slices, soakState{100 << 20, 8, 5}, soakState{105 << 20, 9, 5}),
+		"| 2 | 10 | 0.00 | 2.10 | 1 |", "p99, last vs first slice: 2.00 ms → 2.10 ms: met", "**missed**: 1 failed (first: status 503)", "**grew**")
 	data := &vecData{rows: 30, tenants: []vecTenant{{rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}},
 		classes: []vecClass{{"huge", "", 0, 1}, {"large", "", 1, 2}, {"small", "", 2, 3}},
 		queries: [][]vecQuery{{{}}, {{}}, {{}}}}

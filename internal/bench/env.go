@@ -1,19 +1,28 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,7 +31,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dbchat/dbchat/internal/ask"
+	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/server"
+	"github.com/dbchat/dbchat/internal/tenant"
 )
 
 // Env is what a part needs: the configuration, the machine, and helpers to
@@ -35,11 +51,10 @@ type Env struct {
 	closers []func() // of the running part
 }
 
+// close drops the benchmark databases unless asked to keep them.
 func (e *Env) close() {
-	for _, name := range e.dbs {
-		if !e.cfg.Keep {
-			e.dropDatabase(name)
-		}
+	for _, name := range map[bool][]string{false: e.dbs}[e.cfg.Keep] {
+		e.dropDatabase(name)
 	}
 }
 
@@ -72,15 +87,13 @@ type benchDB struct {
 	QueryURL string // dbchat_query: the SQL sandbox's role
 }
 
-// open is every part's setup: it (re)creates dbchat_bench_<suffix>, applies
-// the migrations the way `dbchat migrate` does, and connects to it as the
-// superuser. Connection and database go when the run ends.
+// open (re)creates dbchat_bench_<suffix>, migrated as by `dbchat migrate`,
+// and connects to it as the superuser; both go when the run ends.
 func (e *Env) open(ctx context.Context, suffix string) *benchDB {
 	name := "dbchat_bench_" + suffix
 	e.dropDatabase(name)
-	// The role passwords follow internal/dbtest's derivation, so that the
-	// benchmarks and the tests share a cluster without resetting each
-	// other's roles (roles are cluster-wide).
+	// internal/dbtest's role passwords: tests and benchmarks share a cluster
+	// without resetting each other's (cluster-wide) roles.
 	sum := sha256.Sum256([]byte("dbchat-test-app:" + e.cfg.AdminURL))
 	pw := hex.EncodeToString(sum[:16])
 	d := &benchDB{AdminURL: withDatabase(e.cfg.AdminURL, name, "", ""), AppURL: withDatabase(e.cfg.AdminURL, name, migrate.AppRole, pw),
@@ -156,10 +169,8 @@ func withDatabase(connURL, dbName, user, password string) string {
 	return u.String()
 }
 
-// countingConn counts Write calls on a connection to PostgreSQL. pgx flushes
-// everything it has queued (a whole pipeline, up to its Sync) in one Write
-// and then waits for the answer, so writes are round trips (the method of
-// internal/server/roundtrip_test.go).
+// countingConn counts writes to PostgreSQL: pgx flushes what it queued (a
+// whole pipeline) in one Write, so writes are round trips.
 type countingConn struct {
 	net.Conn
 	writes *atomic.Int64
@@ -170,9 +181,8 @@ func (c countingConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// pool opens a pool on connURL for the running part; maxConns 0 keeps
-// pgxpool's default (as `dbchat serve` does). A non-nil writes counts the
-// pool's round trips; a tracer sees its statements.
+// pool opens a pool on connURL for the running part (maxConns 0: pgxpool's
+// default), counting round trips into writes if not nil, traced if asked.
 func (e *Env) pool(ctx context.Context, connURL string, maxConns int32, writes *atomic.Int64, tracer ...pgx.QueryTracer) *pgxpool.Pool {
 	cfg := must1(pgxpool.ParseConfig(connURL))
 	if len(tracer) > 0 {
@@ -192,52 +202,44 @@ func (e *Env) pool(ctx context.Context, connURL string, maxConns int32, writes *
 	return p
 }
 
+// explain appends EXPLAIN (ANALYZE, BUFFERS) of sql, run through query, to
+// <workdir>/explain/<part>.txt when BENCH_EXPLAIN is set.
+func (e *Env) explain(ctx context.Context, part, title string, query func(context.Context, string, ...any) (pgx.Rows, error), sql string, args ...any) {
+	if path := filepath.Join(e.cfg.WorkDir, "explain", part+".txt"); e.cfg.Explain {
+		rows, err := query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
+		var plan []string
+		if err == nil {
+			plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		must(os.MkdirAll(filepath.Dir(path), 0o755))
+		f := must1(os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644))
+		defer f.Close()
+		_, _ = fmt.Fprintf(f, "== %s\n%s\n-- args %v\n%s\n\n", title, sql, args, cmp.Or(strings.Join(plan, "\n"), fmt.Sprint(err)))
+	}
+}
+
 // atEnd runs f when the running part ends.
 func (e *Env) atEnd(f func()) { e.closers = append(e.closers, f) }
 
-// seedTenants creates n synthetic tenants, each with users members (the
-// first an admin) and models models (the first "default"), directly as the
-// superuser: the provisioning path is not what is measured, and going
-// through it for 1,000 tenants would only cost time. Ids are md5 hashes of
-// the tenant's number (and the tenant id), so callers can compute them.
+// seedTenants creates n tenants with users members (the first an admin) and
+// models models (the first "default") as the superuser, not through the
+// provisioning path, which is not measured; ids are md5 hashes of the
+// tenant's number (and the tenant id), so callers can compute them.
 func seedTenants(ctx context.Context, conn *pgx.Conn, n, users, models int) {
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO dbchat.tenants (id, name, slug)
-		SELECT md5('bench-tenant-' || i)::uuid, 'Bench tenant ' || i, 'tenant-' || i FROM generate_series(1, $1::int) i`, n)
-	b.Queue(`INSERT INTO dbchat.users (tenant_id, id, email, name, role)
-		SELECT t.id, md5(t.id::text || '/user/' || u)::uuid, 'user' || u || '@' || t.slug || '.invalid', 'User ' || u,
-		       CASE WHEN u = 1 THEN 'admin' ELSE 'member' END
-		FROM dbchat.tenants t, generate_series(1, $1::int) u WHERE t.slug LIKE 'tenant-%'`, users)
-	b.Queue(`INSERT INTO dbchat.models (tenant_id, id, name, description)
-		SELECT t.id, md5(t.id::text || CASE WHEN k = 1 THEN '/model' ELSE '/model/' || k END)::uuid,
-		       CASE WHEN k = 1 THEN 'default' ELSE 'model-' || k END, 'Bench model ' || k
-		FROM dbchat.tenants t, generate_series(1, $1::int) k WHERE t.slug LIKE 'tenant-%'`, models)
+	b.Queue(render("seed-tenants", nil), n)
+	b.Queue(render("seed-users", nil), users)
+	b.Queue(render("seed-models", nil), models)
 	must(conn.SendBatch(ctx, b).Close())
 }
 
-// seedHistory gives every tenant rowsPerTenant query_history rows over its
-// users and the last 90 days, in created_at order across tenants (one
-// tenant's rows scattered over the heap, as a live service writes them),
-// foreign-key triggers skipped, then VACUUM ANALYZE (a steady state).
+// seedHistory gives every tenant rowsPerTenant query_history rows over 90
+// days in created_at order across tenants (scattered as a live service
+// writes them), foreign keys unchecked, then VACUUM ANALYZE.
 func seedHistory(ctx context.Context, conn *pgx.Conn, rowsPerTenant int) {
 	must1(conn.Exec(ctx, `SET session_replication_role = replica`))
 	defer func() { _, _ = conn.Exec(context.Background(), `RESET session_replication_role`) }()
-	must1(conn.Exec(ctx, `
-		INSERT INTO dbchat.query_history (tenant_id, id, user_id, model_id, question, generated_sql, status, error,
-		                                  row_count, generation_ms, execution_ms, created_at)
-		SELECT tenant_id, gen_random_uuid(), users[1 + (g % array_length(users, 1))], model,
-		       'How many orders did region ' || g || ' place last month?',
-		       'SELECT count(*) FROM orders WHERE region = ' || g || ' AND placed_at >= date_trunc(''month'', now()) - interval ''1 month''',
-		       CASE WHEN r < 0.70 THEN 'success' WHEN r < 0.85 THEN 'error' WHEN r < 0.95 THEN 'rejected' ELSE 'pending' END,
-		       CASE WHEN r >= 0.70 AND r < 0.85 THEN 'column "region" does not exist' END,
-		       CASE WHEN r < 0.70 THEN (g * 7) % 1000 END,
-		       50 + 900 * random(), 0.2 + 20 * random(),
-		       now() - interval '90 days' * random()
-		FROM (SELECT u.tenant_id, array_agg(u.id ORDER BY u.id) AS users,
-		             (SELECT m.id FROM dbchat.models m WHERE m.tenant_id = u.tenant_id ORDER BY m.created_at LIMIT 1) AS model
-		      FROM dbchat.users u GROUP BY u.tenant_id) t,
-		     LATERAL (SELECT g, random() AS r FROM generate_series(1, $1::int) g) s
-		ORDER BY 12`, rowsPerTenant))
+	must1(conn.Exec(ctx, render("seed-history", nil), rowsPerTenant))
 	must1(conn.Exec(ctx, `VACUUM (ANALYZE) dbchat.tenants, dbchat.users, dbchat.api_keys, dbchat.models,
 		dbchat.database_tables, dbchat.database_columns, dbchat.query_history`))
 }
@@ -256,20 +258,14 @@ func sampleHistory(ctx context.Context, conn *pgx.Conn, n int) []histSample {
 	return out
 }
 
-// machine describes where the numbers were taken.
+// machine describes where the numbers were taken: Postgres is version(),
+// PGShort e.g. "PostgreSQL 15.18"; pgPID the postmaster's pid when the
+// cluster is local, else 0.
 type machine struct {
-	CPU        string
-	Cores      int
-	MemGiB     float64
-	OS         string
-	Kernel     string
-	Postgres   string // version()
-	PGShort    string // e.g. "PostgreSQL 15.18"
-	PGVector   string
-	PGSettings [][2]string
-	Go         string
-	Commit     string
-	pgPID      int // postmaster pid when the cluster is local, else 0
+	CPU, OS, Kernel, Go, Commit, Postgres, PGShort, PGVector string
+	Cores, pgPID                                             int
+	MemGiB                                                   float64
+	PGSettings                                               [][2]string
 }
 
 // pgSettings are the server settings that matter to these numbers.
@@ -277,16 +273,12 @@ var pgSettings = []string{"shared_buffers", "work_mem", "temp_buffers", "max_wal
 	"synchronous_commit", "full_page_writes", "jit", "max_connections"}
 
 func probeMachine(ctx context.Context, adminURL string) (machine, error) {
-	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
-	m.CPU = firstField("/proc/cpuinfo", "model name", ":")
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version(), CPU: firstField("/proc/cpuinfo", "model name", ":"), Kernel: strings.TrimSpace(string(kernel)),
+		OS: strings.Trim(firstField("/etc/os-release", "PRETTY_NAME", "="), `"`), Commit: gitCommit()}
 	if kb, err := strconv.ParseFloat(strings.Fields(firstField("/proc/meminfo", "MemTotal", ":") + " 0")[0], 64); err == nil {
 		m.MemGiB = kb / (1 << 20)
 	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
-	m.OS = strings.Trim(firstField("/etc/os-release", "PRETTY_NAME", "="), `"`)
-	m.Commit = gitCommit()
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return m, err
@@ -297,12 +289,8 @@ func probeMachine(ctx context.Context, adminURL string) (machine, error) {
 		Scan(&m.Postgres, &m.PGShort, &m.PGVector); err != nil {
 		return m, err
 	}
-	for _, s := range pgSettings {
-		var v string
-		if conn.QueryRow(ctx, "SELECT current_setting($1)", s).Scan(&v) == nil {
-			m.PGSettings = append(m.PGSettings, [2]string{s, v})
-		}
-	}
+	rows, _ := conn.Query(ctx, "SELECT s, current_setting(s, true) FROM unnest($1::text[]) s", pgSettings)
+	m.PGSettings, _ = pgx.CollectRows(rows, func(r pgx.CollectableRow) (kv [2]string, err error) { return kv, r.Scan(&kv[0], &kv[1]) })
 	// The postmaster's pid lets the HTTP part account PostgreSQL's CPU time;
 	// only meaningful when the cluster runs on this machine.
 	var pidFile string
@@ -341,27 +329,20 @@ func gitCommit() string {
 	return c
 }
 
-// clockTick is Linux's USER_HZ, the unit of /proc/<pid>/stat CPU times; it is
-// 100 on every mainstream architecture.
+// clockTick is Linux's USER_HZ, the unit of /proc/<pid>/stat CPU times (100
+// on every mainstream architecture).
 const clockTick = 100
 
-// cpuTimes is CPU time (user+system) consumed so far by the processes that
-// share the machine during a load run.
-type cpuTimes struct {
-	self     time.Duration // this process: the servers under test
-	postgres time.Duration // the postmaster and its children (backends, walwriter, …)
-}
+// cpuTimes is CPU time (user+system) consumed so far by this process (the
+// servers under test) and PostgreSQL (the postmaster and its children).
+type cpuTimes struct{ self, postgres time.Duration }
 
-func (m machine) cpuNow() cpuTimes {
-	var t cpuTimes
+func (m machine) cpuNow() (t cpuTimes) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		t.self = rusageCPU(&ru)
 	}
-	if m.pgPID == 0 {
-		return t
-	}
-	entries, _ := os.ReadDir("/proc")
+	entries, _ := os.ReadDir(map[bool]string{true: "/proc"}[m.pgPID != 0])
 	for _, ent := range entries {
 		pid, _ := strconv.Atoi(ent.Name())
 		if ppid, cpu, ok := procStat(pid); ok && (pid == m.pgPID || ppid == m.pgPID) {
@@ -390,12 +371,10 @@ func procStat(pid int) (ppid int, cpu time.Duration, ok bool) {
 	return ppid, time.Duration(ut+st) * time.Second / clockTick, true
 }
 
-// procMem is a process's memory from /proc/<pid>/status, in bytes.
-type procMem struct {
-	HWM     int64 // VmHWM: peak resident set
-	RssAnon int64 // resident anonymous memory (heap, stacks) now
-	RssFile int64 // resident file mappings (the binary's pages) now
-}
+// procMem is a process's memory from /proc/<pid>/status, in bytes: VmHWM
+// (peak resident set), resident anonymous memory (heap, stacks) and file
+// mappings (the binary's pages) now.
+type procMem struct{ HWM, RssAnon, RssFile int64 }
 
 // procMemory reads /proc/<pid>/status.
 func procMemory(pid int) (procMem, error) {
@@ -415,9 +394,8 @@ func procMemory(pid int) (procMem, error) {
 	return m, err
 }
 
-// peakAnon samples a process's anonymous RSS every 5 ms until stop, which
-// returns the peak (and may be called again): VmHWM also counts the
-// binary's file pages, which do not depend on the work done.
+// peakAnon samples a process's anonymous RSS (VmHWM counts file pages too)
+// every 5 ms until stop, which returns the peak (and may be called again).
 func peakAnon(pid int) (stop func() int64) {
 	var peak atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
@@ -430,9 +408,338 @@ func peakAnon(pid int) (stop func() int64) {
 			}
 		}
 	}()
-	return func() int64 {
-		cancel()
-		<-done
-		return peak.Load()
+	return func() int64 { cancel(); <-done; return peak.Load() }
+}
+
+// serveMain is `dbchat-bench serve`, the API server as `dbchat serve` builds
+// it (pgxpool's default pool on DATABASE_URL, 3 s acquire timeout; with
+// $BENCH_SERVE_QUERY_URL the sandbox, 8 connections, and /v1/ask, offline
+// generator) in a process of its own, plus /debug/bench/phases (statement
+// times since the last call; not with the sandbox) and /debug/bench/memstats.
+// It prints its address and serves until stdin closes.
+func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+	_, err := (&Env{}).runPart(ctx, part{run: func(ctx context.Context, e *Env) (*Section, error) {
+		tr, q := &phaseTracer{}, os.Getenv(serveQueryEnv)
+		db := tenant.New(e.pool(ctx, os.Getenv("DATABASE_URL"), 0, nil, map[bool]pgx.QueryTracer{true: tr}[q == ""]))
+		db.SetAcquireTimeout(3 * time.Second)
+		cfg := server.Config{MaxImportBytes: map[bool]int64{true: 1 << 40}[q == ""]}
+		if q != "" {
+			box := must1(tenant.NewSandbox(ctx, q, 8))
+			e.atEnd(box.Close)
+			cfg.SQL = sandbox.New(db, box)
+			cfg.Ask = ask.New(db, cfg.SQL, &nlsql.Store{DB: db, Embedder: embed.NewLocal()}, generate.NewOffline())
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/", server.New(db, devNullLog, cfg))
+		mux.HandleFunc("/debug/bench/phases", func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(tr.take()) })
+		mux.HandleFunc("/debug/bench/memstats", func(w http.ResponseWriter, _ *http.Request) {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			_ = json.NewEncoder(w).Encode(memStats{m.Sys, m.HeapSys, m.TotalAlloc, m.NumGC, runtime.NumGoroutine()})
+		})
+		fmt.Fprintln(stdout, e.serve(mux))
+		_, err := io.Copy(io.Discard, os.Stdin) // until the orchestrator closes it
+		return nil, err
+	}})
+	if err != nil {
+		fmt.Fprintf(stderr, "dbchat-bench serve: %v\n", err)
+		return 1
 	}
+	return 0
+}
+
+const serveQueryEnv = "BENCH_SERVE_QUERY_URL"
+
+// devNullLog is the JSON access log of `dbchat serve`, written to /dev/null
+// so that the cost of formatting and writing stays.
+var devNullLog = slog.New(slog.NewJSONHandler(must1(os.OpenFile(os.DevNull, os.O_WRONLY, 0)), nil))
+
+// phase is the time one database call took, as the client saw it.
+type phase struct {
+	Name string  `json:"name"`
+	Ms   float64 `json:"ms"`
+}
+
+// phaseTracer records every statement's (pipeline's, COPY's) duration named
+// by statementPhase unless paused, and with keep the statements and arguments.
+type phaseTracer struct {
+	mu     sync.Mutex
+	phases []phase
+	kept   [][]any // SQL, arguments…
+	paused atomic.Bool
+	keep   atomic.Bool
+}
+
+func (t *phaseTracer) keepStmt(sql string, args []any) {
+	if t.keep.Load() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.kept = append(t.kept, append([]any{sql}, args...))
+	}
+}
+
+// take returns the phases recorded so far and forgets them.
+func (t *phaseTracer) take() (p []phase) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, t.phases = t.phases, nil
+	return p
+}
+
+type traceKey struct{}
+type traceStart struct {
+	at   time.Time
+	sqls []string
+}
+
+func (t *phaseTracer) start(ctx context.Context, sqls ...string) context.Context {
+	if t.paused.Load() {
+		return ctx
+	}
+	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now(), sqls: sqls})
+}
+
+// end records a call: a pipeline by its last statement.
+func (t *phaseTracer) end(ctx context.Context) {
+	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok && len(s.sqls) > 0 {
+		name := statementPhase(s.sqls[len(s.sqls)-1])
+		if len(s.sqls) > 1 {
+			name = map[bool]string{true: "BEGIN + "}[s.sqls[0] == "BEGIN"] + "tenant setting + " + name
+		}
+		t.mu.Lock()
+		t.phases = append(t.phases, phase{name, millis(time.Since(s.at))})
+		t.mu.Unlock()
+	}
+}
+
+// The pgx tracer interfaces (queries, pipelines, COPY).
+func (t *phaseTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	t.keepStmt(d.SQL, d.Args)
+	return t.start(ctx, d.SQL)
+}
+func (t *phaseTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	t.end(ctx)
+}
+func (t *phaseTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return t.start(ctx)
+}
+
+func (t *phaseTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	t.keepStmt(d.SQL, d.Args)
+	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok {
+		s.sqls = append(s.sqls, d.SQL)
+	}
+}
+
+func (t *phaseTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
+	t.end(ctx)
+}
+func (t *phaseTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
+	return t.start(ctx, "COPY")
+}
+func (t *phaseTracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromEndData) {
+	t.end(ctx)
+}
+
+// phaseNames (templates/data.tmpl) name statements by their start, text
+// they contain or both; an empty name: the sqlc query's name that follows.
+var phaseNames = dataLines("phases")
+var phaseCopy = phaseNames[0][2]
+
+// statementPhase names a statement by what it does (an sqlc query by its
+// name) for the import's and the ask pipeline's breakdowns.
+func statementPhase(sql string) string {
+	s := strings.TrimSpace(sql)
+	for _, p := range phaseNames {
+		if strings.HasPrefix(s, p[0]) && strings.Contains(s, p[1]) {
+			if p[2] == "" {
+				name, _, _ := strings.Cut(s[len(p[0]):], " ")
+				return name
+			}
+			return p[2]
+		}
+	}
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return s
+}
+
+// child is a `dbchat-bench serve` process.
+type child struct {
+	pid  int
+	url  string
+	stop func() error // closes its stdin (it shuts down) and waits for it
+}
+
+// startServer starts the API server in a child process on dbURL (and the
+// sandbox on queryURL), stopped at the latest when the running part ends.
+func (e *Env) startServer(ctx context.Context, dbURL, queryURL string) *child {
+	cmd := exec.CommandContext(ctx, e.exe, "serve")
+	cmd.Env, cmd.Stderr = append(os.Environ(), "DATABASE_URL="+dbURL, serveQueryEnv+"="+queryURL), e.cfg.Stderr
+	stdin, stdout := must1(cmd.StdinPipe()), must1(cmd.StdoutPipe())
+	must(cmd.Start())
+	c := &child{pid: cmd.Process.Pid, stop: sync.OnceValue(func() error {
+		_ = stdin.Close()
+		timer := time.AfterFunc(40*time.Second, func() { _ = cmd.Process.Kill() })
+		defer timer.Stop()
+		return cmd.Wait()
+	})}
+	e.atEnd(func() { _ = c.stop() })
+	addr := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		addr <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case a := <-addr:
+		if c.url = a; a != "" {
+			return c
+		}
+	case <-time.After(30 * time.Second):
+	}
+	panic(partError{errors.New("the server process did not start listening")})
+}
+
+// memStats is the Go runtime's view of the server's memory.
+type memStats struct {
+	Sys        uint64 `json:"sys"`         // obtained from the OS
+	HeapSys    uint64 `json:"heap_sys"`    // of which heap
+	TotalAlloc uint64 `json:"total_alloc"` // allocated since start, cumulative
+	NumGC      uint32 `json:"num_gc"`
+	Goroutines int    `json:"goroutines"`
+}
+
+// get decodes the JSON the child serves at path into v.
+func (c *child) get(ctx context.Context, path string, v any) {
+	doJSON(ctx, http.DefaultClient, http.MethodGet, c.url+path, "", nil, v)
+}
+
+// loadResult is what `dbchat-bench load` reports on stdout.
+type loadResult struct {
+	Errors     int64         `json:"errors"`
+	FirstError string        `json:"first_error,omitempty"`
+	RPS        float64       `json:"rps"`
+	P50us      float64       `json:"p50_us"`
+	P99us      float64       `json:"p99_us"`
+	CPU        time.Duration `json:"-"` // the load generator's own CPU time (rusage)
+}
+
+// loadHeaderEnv carries one request header (the API key) to the load
+// generator, out of its command line.
+const loadHeaderEnv = "BENCH_LOAD_HEADER"
+
+// loadMain is `dbchat-bench load URLS CONNECTIONS DURATION [RATE]` (a header
+// in $BENCH_LOAD_HEADER): GETs cycling through the space-separated URLS on
+// keep-alive connections, back to back or RATE per second in all; then it
+// prints a loadResult as JSON.
+func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	conc, dur, rate := 0, time.Duration(0), 0.0
+	if len(args) == 3 || len(args) == 4 {
+		conc, _ = strconv.Atoi(args[1])
+		dur, _ = time.ParseDuration(args[2])
+		rate, _ = strconv.ParseFloat(append(args[3:], "0")[0], 64)
+	}
+	if conc <= 0 || dur <= 0 {
+		fmt.Fprintln(stderr, "usage: dbchat-bench load URLS CONNECTIONS DURATION [RATE]")
+		return 2
+	}
+	targets, header := strings.Fields(args[0]), os.Getenv(loadHeaderEnv)
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc,
+		MaxConnsPerHost: conc, DisableCompression: true, IdleConnTimeout: time.Minute}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	res, lat, start := loadResult{}, []float64{}, time.Now() // lat in µs
+	deadline := start.Add(dur)
+	for w := range conc {
+		wg.Go(func() {
+			mine, errs, first := []float64{}, int64(0), ""
+			for i := w; ctx.Err() == nil && time.Now().Before(deadline); i += conc {
+				if rate > 0 { // the i-th request in all is due at start + i/rate
+					time.Sleep(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
+				}
+				t0 := time.Now()
+				status, err := roundTrip(ctx, client, http.MethodGet, targets[i%len(targets)], header, nil, io.Discard)
+				if err == nil && status != http.StatusOK {
+					err = fmt.Errorf("status %d", status)
+				}
+				if err != nil {
+					if errs++; first == "" {
+						first = err.Error()
+					}
+					continue
+				}
+				mine = append(mine, micros(time.Since(t0)))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat, res.Errors = append(lat, mine...), res.Errors+errs
+			if res.FirstError == "" {
+				res.FirstError = first
+			}
+		})
+	}
+	wg.Wait()
+	res.RPS = float64(len(lat)) / time.Since(start).Seconds()
+	res.P50us, res.P99us = pq(lat, 0.50), pq(lat, 0.99)
+	return map[bool]int{true: 1}[json.NewEncoder(stdout).Encode(res) != nil]
+}
+
+// runLoad runs the load generator in a second process against url (URLs,
+// space-separated); failed requests abort the part unless a rate is given.
+func (e *Env) runLoad(ctx context.Context, url, header string, conc int, d time.Duration, rate ...float64) loadResult {
+	cmd := exec.CommandContext(ctx, e.exe, append([]string{"load", url, strconv.Itoa(conc), d.String()},
+		collect(rate, func(r float64) string { return fmt.Sprint(r) })...)...)
+	cmd.Env = append(os.Environ(), loadHeaderEnv+"="+header)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	var res loadResult
+	if err := cmd.Run(); err != nil || json.Unmarshal(out.Bytes(), &res) != nil || (res.Errors > 0 && len(rate) == 0) {
+		must(fmt.Errorf("load generator on %s: %v, %d failed requests (first: %s): %s", url, err, res.Errors, res.FirstError, errb.String()))
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.CPU = rusageCPU(ru)
+	}
+	return res
+}
+
+// roundTrip sends a request with the header ("Name: value", may be empty; a
+// file body as CSV, another as JSON) and copies the answer's body to w.
+func roundTrip(ctx context.Context, client *http.Client, method, url, header string, body io.Reader, w io.Writer) (status int, err error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return 0, err
+	}
+	if k, v, ok := strings.Cut(header, ":"); ok {
+		req.Header.Set(k, strings.TrimSpace(v))
+	}
+	if f, ok := body.(*os.File); ok {
+		req.Header.Set("Content-Type", "text/csv")
+		req.ContentLength = must1(f.Stat()).Size()
+	} else if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return resp.StatusCode, err
+}
+
+// doJSON decodes a 200 answer's JSON body into out (unless nil); it returns
+// the body.
+func doJSON(ctx context.Context, client *http.Client, method, url, header string, body io.Reader, out any) []byte {
+	var b bytes.Buffer
+	status, err := roundTrip(ctx, client, method, url, header, body, &b)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("%s %s: %d %s: %s", method, url, status, http.StatusText(status), b.Bytes())
+	}
+	if err == nil && out != nil {
+		err = json.Unmarshal(b.Bytes(), out)
+	}
+	must(err)
+	return b.Bytes()
 }

@@ -1,12 +1,20 @@
 package bench
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,10 +29,10 @@ import (
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-// Part 2: the whole request path (HTTP, key auth, tenant transaction, sqlc,
-// JSON) against a floor handler serving the same rows with bare net/http and
-// one pgx query, no auth and no RLS. Both servers run in this process on
-// pools of the same size; the load comes from a second process.
+// The parts measured over HTTP: 2, 4, 6 and 7. Part 2: the whole request
+// path (HTTP, key auth, tenant transaction, sqlc, JSON) against a floor
+// serving the same rows with bare net/http and one pgx query, no auth, no
+// RLS; templates/http.md.tmpl.
 
 var httpGoal = goal{bound: 0.70}
 
@@ -36,25 +44,13 @@ type endpoint struct {
 }
 
 var endpoints = []endpoint{
-	{"GET /v1/tables", "/v1/tables", "tables", `SELECT t.id, t.name, t.description, t.is_active, t.user_id, t.created_at, t.updated_at, count(c.id)::int AS column_count
-FROM dbchat.database_tables t
-LEFT JOIN dbchat.database_columns c ON c.tenant_id = t.tenant_id AND c.table_id = t.id
-WHERE t.tenant_id = $1
-GROUP BY t.tenant_id, t.id
-ORDER BY t.name`, func(c HTTPConfig) int { return c.Tables }},
-	{"GET /v1/history?limit=50", "/v1/history?limit=50", "items", `SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
-       h.row_count, h.generation_ms, h.execution_ms, h.created_at
-FROM dbchat.query_history h
-LEFT JOIN dbchat.models m ON m.tenant_id = h.tenant_id AND m.id = h.model_id
-WHERE h.tenant_id = $1
-ORDER BY h.created_at DESC, h.id DESC
-LIMIT 50`, func(HTTPConfig) int { return 50 }},
+	{"GET /v1/tables", "/v1/tables", "tables", render("http-tables", nil), func(c HTTPConfig) int { return c.Tables }},
+	{"GET /v1/history?limit=50", "/v1/history?limit=50", "items", render("http-history", nil), func(HTTPConfig) int { return 50 }},
 }
 
 // floorRoute serves one endpoint the cheapest way: one query as a role
-// without RLS, the tenant fixed, rows scanned by column name into T (the
-// API's own type from the generated client, so the floor sends the same
-// fields), encoding/json.
+// without RLS, the tenant fixed, rows scanned by name into T (the generated
+// client's type: the API's fields), encoding/json.
 func floorRoute[T any](mux *http.ServeMux, pool *pgxpool.Pool, ep endpoint, tenantID uuid.UUID) {
 	path, _, _ := strings.Cut(ep.path, "?")
 	mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
@@ -92,13 +88,17 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	d := e.open(ctx, "http")
 	floor, real := &target{name: "floor"}, &target{name: "dbchat"}
 	targets := []*target{floor, real}
-	db, floorPool := tenant.New(e.pool(ctx, d.AppURL, 0, &real.writes)), e.pool(ctx, d.AdminURL, 0, &floor.writes)
+	rec, tracers := &phaseTracer{}, []pgx.QueryTracer{} // BENCH_EXPLAIN: rec keeps one request's statements per endpoint
+	if rec.paused.Store(true); e.cfg.Explain {
+		tracers = append(tracers, rec)
+	}
+	db, floorPool := tenant.New(e.pool(ctx, d.AppURL, 0, &real.writes, tracers...)), e.pool(ctx, d.AdminURL, 0, &floor.writes)
 	e.logf("http: seeding %d tenants with %d tables and %d history rows each", c.Tenants, c.Tables, c.RowsPerTenant)
-	tenantID, key := seedHTTP(ctx, d.admin, db, c)
+	id, key := seedHTTP(ctx, d.admin, db, c)
 	real.header = "Authorization: Bearer " + key
 	mux := http.NewServeMux()
-	floorRoute[apiclient.TableSummary](mux, floorPool, endpoints[0], tenantID)
-	floorRoute[apiclient.HistoryItem](mux, floorPool, endpoints[1], tenantID)
+	floorRoute[apiclient.TableSummary](mux, floorPool, endpoints[0], id.TenantID)
+	floorRoute[apiclient.HistoryItem](mux, floorPool, endpoints[1], id.TenantID)
 	// The production server as `dbchat serve` builds it, logging JSON (to
 	// /dev/null here, so the cost of formatting and writing stays).
 	floor.url, real.url = e.serve(floor.count(mux)), e.serve(real.count(server.New(db, devNullLog, server.Config{})))
@@ -106,8 +106,7 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	sizes := make([][]int, len(endpoints))
 	for ei, ep := range endpoints {
 		for _, t := range targets {
-			var doc map[string]json.RawMessage
-			var list []json.RawMessage
+			doc, list := map[string]json.RawMessage{}, []json.RawMessage{}
 			body := doJSON(ctx, http.DefaultClient, http.MethodGet, t.url+ep.path, t.header, nil, &doc)
 			if err := json.Unmarshal(doc[ep.list], &list); err != nil || len(list) != ep.want(c) {
 				return nil, fmt.Errorf("%s %s: %d %s, want %d (%v)", t.name, ep.name, len(list), ep.list, ep.want(c), err)
@@ -116,10 +115,7 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 			e.runLoad(ctx, t.url+ep.path, t.header, c.Concurrency, c.Warmup)
 		}
 	}
-	res := make([][][]httpSample, len(endpoints)) // [endpoint][target][run]
-	for ei := range res {
-		res[ei] = make([][]httpSample, len(targets))
-	}
+	res := collect(endpoints, func(endpoint) [][]httpSample { return make([][]httpSample, len(targets)) }) // [endpoint][target][run]
 	for run := range e.cfg.Runs {
 		for ei, ep := range endpoints {
 			for k := range targets {
@@ -130,13 +126,27 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 				res[ei][0][run].load.RPS, res[ei][1][run].load.RPS)
 		}
 	}
+	for _, ep := range endpoints {
+		e.explain(ctx, "http", ep.name+": floor", floorPool.Query, ep.floorSQL, id.TenantID)
+		rec.keep.Store(true)
+		doJSON(ctx, http.DefaultClient, http.MethodGet, real.url+ep.path, real.header, nil, nil)
+		rec.keep.Store(false)
+		for _, st := range rec.kept {
+			if sql := st[0].(string); strings.Contains(sql, "SELECT") && !strings.Contains(sql, "set_config") {
+				must(db.TxAs(ctx, id, func(tx tenant.Conn) error {
+					e.explain(ctx, "http", ep.name+": dbchat", tx.Query, sql, st[1:]...)
+					return nil
+				}))
+			}
+		}
+		rec.kept = nil
+	}
 	return httpSection(e, c, res, sizes), nil
 }
 
-// seedHTTP provisions the measured tenant through the real path (its key is
-// real) with c.Tables tables through catalog.Create; the other tenants and
-// their catalogs are bulk-loaded (their data tables are not read).
-func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig) (uuid.UUID, string) {
+// seedHTTP provisions the measured tenant and its c.Tables tables through the
+// real path; the other tenants and their catalogs are bulk-loaded.
+func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig) (tenant.Identity, string) {
 	res := must1(provision.CreateTenant(ctx, db, provision.Request{Name: "Bench target"}))
 	seedTenants(ctx, admin, c.Tenants-1, 10, 1)
 	id := tenant.Identity{TenantID: res.Tenant.ID, UserID: res.Admin.ID, Role: tenant.Admin}
@@ -148,17 +158,12 @@ func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig)
 		must(db.TxAs(ctx, id, func(tx tenant.Conn) error { _, err := catalog.Create(ctx, tx, spec); return err }))
 	}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO dbchat.users (tenant_id, email, name, role)
-		SELECT $1, 'member' || u || '@bench.invalid', 'Member ' || u, 'member' FROM generate_series(2, 10) u`, res.Tenant.ID)
-	b.Queue(`INSERT INTO dbchat.database_tables (tenant_id, id, name, description)
-		SELECT t.id, md5(t.id::text || '/table/' || k)::uuid, 'table_' || lpad(k::text, 2, '0'), 'Benchmark table ' || k
-		FROM dbchat.tenants t, generate_series(1, $1::int) k WHERE t.slug LIKE 'tenant-%'`, c.Tables)
-	b.Queue(`INSERT INTO dbchat.database_columns (tenant_id, table_id, name, data_type, description, position)
-		SELECT t.tenant_id, t.id, 'col_' || j, (ARRAY['bigint','text','numeric','timestamptz','boolean'])[j], 'column', j
-		FROM dbchat.database_tables t, generate_series(1, 5) j WHERE t.tenant_id <> $1`, res.Tenant.ID)
+	b.Queue(render("seed-http-users", nil), res.Tenant.ID)
+	b.Queue(render("seed-http-tables-others", nil), c.Tables)
+	b.Queue(render("seed-http-columns", nil), res.Tenant.ID)
 	must(admin.SendBatch(ctx, b).Close())
 	seedHistory(ctx, admin, c.RowsPerTenant)
-	return res.Tenant.ID, res.APIKey
+	return id, res.APIKey
 }
 
 // serve runs h on a loopback port until the running part ends.
@@ -188,7 +193,11 @@ func measureLoad(ctx context.Context, e *Env, t *target, ep endpoint, c HTTPConf
 
 func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Section {
 	s := &Section{}
-	type epOut struct{ Name, Table, Verdict string }
+	type epOut struct {
+		Name    string
+		Table   [][]string
+		Verdict string
+	}
 	var eps []epOut
 	fields := []struct {
 		format string
@@ -219,10 +228,431 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Sec
 			rows = append(rows, append(row, fmt.Sprint(sizes[ei][ti])))
 		}
 		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f")})
-		eps = append(eps, epOut{ep.name, mdTable([]string{"", "req/s", "p50 ms", "p99 ms", "round trips / req", "CPU µs / req: server",
-			"PostgreSQL", "load generator", "response bytes"}, rows), verdict})
+		eps = append(eps, epOut{ep.name, rows, verdict})
 	}
 	s.Body = render("http", map[string]any{"Goal": httpGoal.bound, "C": c, "AllRows": c.Tenants * c.RowsPerTenant,
 		"Pool": max(4, e.machine.Cores), "Endpoints": eps})
+	return s
+}
+
+// Part 4: POST /v1/tables/{id}/rows with a CSV body against COPY of the file
+// into a table of the same shape without RLS (COPY refuses RLS, which is why
+// the importer stages its rows), and the server's peak memory at two sizes.
+
+var importGoal = goal{bound: 0.50}
+
+// memoryFlat bounds the peak anonymous memory's growth for "flat in the row
+// count" while the rows grow tenfold.
+const memoryFlat = 1.20
+const importColumns = "id, customer, amount, ordered_at, paid"
+
+// importSize is one CSV size with its measurements.
+type importSize struct {
+	rows            int
+	path            string
+	bytes, anonPeak int64     // anonPeak: peak anonymous RSS during the runs
+	copyS, importS  []float64 // seconds per run
+	proc            procMem   // after the runs
+	mem             memStats  // Go runtime, after the runs
+	allocRow        float64   // bytes allocated by the server per imported row
+	phases          map[string][]float64
+}
+
+func runImport(ctx context.Context, e *Env) (*Section, error) {
+	c, d := e.cfg.Import, e.open(ctx, "import")
+	db := tenant.New(e.pool(ctx, d.AppURL, 2, nil))
+	res := must1(provision.CreateTenant(ctx, db, provision.Request{Name: "Bench import"}))
+	spec := catalog.TableSpec{Name: "orders", Description: "Benchmark import target"}
+	for i, typ := range []string{"bigint", "text", "numeric", "timestamptz", "boolean"} {
+		spec.Columns = append(spec.Columns, catalog.ColumnSpec{Name: strings.Split(importColumns, ", ")[i], Type: typ})
+	}
+	spec.Columns[0].Nullable = new(false)
+	var tbl catalog.Table
+	must(db.TxAs(ctx, tenant.Identity{TenantID: res.Tenant.ID, UserID: res.Admin.ID, Role: tenant.Admin}, func(tx tenant.Conn) (err error) {
+		tbl, err = catalog.Create(ctx, tx, spec)
+		return err
+	}))
+	dataTable := tbl.Ident().Sanitize()
+	// The floor table: create_data_table's DDL without RLS, and the same
+	// tenant_id default, fed by this session's setting.
+	must1(d.admin.Exec(ctx, render("import-floor", nil)))
+	must1(d.admin.Exec(ctx, `SELECT set_config('app.tenant_id', $1, false)`, res.Tenant.ID.String()))
+	sizes := []*importSize{{rows: max(1, c.Rows/10)}, {rows: c.Rows}}
+	for _, sz := range sizes {
+		sz.path, sz.phases = filepath.Join(e.cfg.WorkDir, fmt.Sprintf("orders-%d.csv", sz.rows)), map[string][]float64{}
+		sz.bytes = writeOrdersCSV(sz.path, sz.rows)
+		e.atEnd(func() { os.Remove(sz.path) })
+	}
+	for _, sz := range sizes {
+		// A fresh server per size: its peaks cover this size's runs only.
+		ch := e.startServer(ctx, d.AppURL, "")
+		importRuns(ctx, e, d.admin, ch, ch.url+"/v1/tables/"+tbl.ID.String()+"/rows", dataTable, res.APIKey, sz)
+		if err := ch.stop(); err != nil {
+			return nil, fmt.Errorf("server process: %w", err)
+		}
+	}
+	sameRows(ctx, d.admin, dataTable)
+	return importSection(sizes), nil
+}
+
+// importRuns alternates COPY and the import of one size, sampling the
+// server's memory meanwhile; the server's phases name the import's time.
+func importRuns(ctx context.Context, e *Env, admin *pgx.Conn, ch *child, url, dataTable, key string, sz *importSize) {
+	var mem0 memStats
+	ch.get(ctx, "/debug/bench/memstats", &mem0)
+	stopSampling := peakAnon(ch.pid)
+	defer stopSampling()
+	const outside = "outside database calls (HTTP, routing, reply)"
+	for run := range e.cfg.Runs {
+		for k := range 2 {
+			floor := (k+run)%2 == 0
+			// Each load starts from an empty table and clean buffers.
+			must1(admin.Exec(ctx, "TRUNCATE "+map[bool]string{true: "bench_floor.orders", false: dataTable}[floor]+" RESTART IDENTITY"))
+			must1(admin.Exec(ctx, "CHECKPOINT"))
+			if floor {
+				sz.copyS = append(sz.copyS, copyFloor(ctx, admin, sz))
+				continue
+			}
+			var ph []phase
+			ch.get(ctx, "/debug/bench/phases", &ph) // reset
+			start := time.Now()
+			postCSV(ctx, url, key, sz)
+			secs := time.Since(start).Seconds()
+			ch.get(ctx, "/debug/bench/phases", &ph)
+			sz.importS = append(sz.importS, secs)
+			byName := map[string]float64{outside: secs * 1000}
+			for _, p := range ph {
+				byName[p.Name], byName[outside] = byName[p.Name]+p.Ms, byName[outside]-p.Ms
+			}
+			for name, ms := range byName {
+				sz.phases[name] = append(sz.phases[name], max(0, ms))
+			}
+		}
+		e.logf("import: %d rows, run %d/%d: COPY %.0f rows/s, import %.0f rows/s", sz.rows, run+1, e.cfg.Runs,
+			float64(sz.rows)/sz.copyS[run], float64(sz.rows)/sz.importS[run])
+	}
+	sz.anonPeak, sz.proc = stopSampling(), must1(procMemory(ch.pid))
+	ch.get(ctx, "/debug/bench/memstats", &sz.mem)
+	sz.allocRow = float64(sz.mem.TotalAlloc-mem0.TotalAlloc) / float64(e.cfg.Runs*sz.rows)
+}
+
+// writeOrdersCSV writes n rows of a 5-column CSV: bigint, text (some quoted
+// with a comma), numeric, timestamptz, boolean (some empty, i.e. NULL).
+func writeOrdersCSV(path string, n int) int64 {
+	f := must1(os.Create(path))
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	fmt.Fprintln(w, strings.ReplaceAll(importColumns, " ", ""))
+	for i := 1; i <= n; i++ {
+		customer := fmt.Sprintf("Customer %05d", i%20000)
+		if i%10 == 0 {
+			customer = fmt.Sprintf(`"Customer %05d, Ltd"`, i%20000)
+		}
+		paid := map[bool]string{true: "true", false: "false"}[i%3 == 0]
+		if i%50 == 0 {
+			paid = ""
+		}
+		fmt.Fprintf(w, "%d,%s,%d.%02d,%s,%s\n", i, customer, (i*37)%100000, i%100, base.Add(time.Duration(i)*time.Second).Format(time.RFC3339), paid)
+	}
+	must(w.Flush())
+	return must1(f.Stat()).Size()
+}
+
+// copyFloor loads the CSV with COPY as the superuser; it returns seconds.
+func copyFloor(ctx context.Context, admin *pgx.Conn, sz *importSize) float64 {
+	f := must1(os.Open(sz.path))
+	defer f.Close()
+	start := time.Now()
+	tag := must1(admin.PgConn().CopyFrom(ctx, f, "COPY bench_floor.orders ("+importColumns+") FROM STDIN (FORMAT csv, HEADER true)"))
+	if tag.RowsAffected() != int64(sz.rows) {
+		must(fmt.Errorf("COPY loaded %d rows, want %d", tag.RowsAffected(), sz.rows))
+	}
+	return time.Since(start).Seconds()
+}
+
+// postCSV streams the CSV to the import endpoint.
+func postCSV(ctx context.Context, url, key string, sz *importSize) {
+	f := must1(os.Open(sz.path))
+	defer f.Close()
+	var out struct {
+		Inserted int64 `json:"inserted"`
+	}
+	doJSON(ctx, http.DefaultClient, http.MethodPost, url, "Authorization: Bearer "+key, f, &out)
+	if out.Inserted != int64(sz.rows) {
+		must(fmt.Errorf("imported %d rows, want %d", out.Inserted, sz.rows))
+	}
+}
+
+// sameRows checks that the import and COPY stored the same values.
+func sameRows(ctx context.Context, admin *pgx.Conn, dataTable string) {
+	var a, b string
+	q := `SELECT concat_ws(' ', count(*), sum(id), sum(amount), count(paid), sum(length(customer)), max(ordered_at), count(DISTINCT tenant_id)) FROM `
+	must(admin.QueryRow(ctx, q+dataTable).Scan(&a))
+	must(admin.QueryRow(ctx, q+"bench_floor.orders").Scan(&b))
+	if a != b {
+		must(fmt.Errorf("the import and COPY stored different data: %s vs %s", a, b))
+	}
+}
+
+func importSection(sizes []*importSize) *Section {
+	s := &Section{}
+	small, large := sizes[0], sizes[len(sizes)-1]
+	var rows, mem [][]string
+	for _, sz := range sizes {
+		rate := func(xs []float64) dist {
+			return newDist(collect(xs, func(x float64) float64 { return float64(sz.rows) / x }))
+		}
+		r := newDist(ratios(sz.copyS, sz.importS)) // rows/s ratio = inverse time ratio
+		verdict := "(fixed costs weigh more at this size; the goal applies to the large import)"
+		if sz == large {
+			verdict = importGoal.verdict(r.Med)
+			s.Summary = append(s.Summary, Row{fmt.Sprintf("CSV import, %s rows (rows/s)", thousands(sz.rows)), rate(sz.copyS).m("%.0f"),
+				rate(sz.importS).m("%.0f"), r.f("%.2f"), importGoal.String(), verdict})
+		}
+		rows = append(rows, []string{thousands(sz.rows), rate(sz.copyS).f("%.0f"), rate(sz.importS).f("%.0f"), r.f("%.2f"),
+			newDist(sz.copyS).f("%.2f"), newDist(sz.importS).f("%.2f"), verdict})
+		mem = append(mem, []string{thousands(sz.rows), fmt.Sprintf("%.1f", mib(sz.bytes)), fmt.Sprintf("%.1f", mib(sz.proc.HWM)),
+			fmt.Sprintf("%.1f", mib(sz.anonPeak)), fmt.Sprintf("%.1f", mib(sz.proc.RssFile)), fmt.Sprintf("%.1f", mib(int64(sz.mem.Sys))),
+			fmt.Sprintf("%.1f", mib(int64(sz.mem.HeapSys))), fmt.Sprintf("%.0f", sz.allocRow), fmt.Sprint(sz.mem.NumGC)})
+	}
+	anonGrowth := float64(large.anonPeak) / float64(max(1, small.anonPeak))
+	times := large.rows / max(1, small.rows)
+	memVerdict := fmt.Sprintf("flat (%.2f× for %d× the rows)", anonGrowth, times)
+	if anonGrowth > memoryFlat {
+		memVerdict = fmt.Sprintf("**not flat**: %.2f× for %d× the rows (bound %.2f×)", anonGrowth, times, memoryFlat)
+	}
+	s.Summary = append(s.Summary, Row{fmt.Sprintf("server peak anonymous memory (RssAnon), %s → %s rows", thousands(small.rows), thousands(large.rows)),
+		"—", fmt.Sprintf("%.1f → %.1f MiB", mib(small.anonPeak), mib(large.anonPeak)), fmt.Sprintf("%.2f", anonGrowth),
+		fmt.Sprintf("flat (≤ %.2f×)", memoryFlat), memVerdict})
+	// Where the large import's time goes, costliest phase first.
+	total, phaseMed := newDist(large.importS).Med*1000, func(n string) float64 { return newDist(large.phases[n]).Med }
+	names := slices.SortedFunc(maps.Keys(large.phases), func(a, b string) int {
+		return cmp.Or(cmp.Compare(phaseMed(b), phaseMed(a)), strings.Compare(a, b))
+	})
+	var phases [][]string
+	for _, n := range names {
+		phases = append(phases, []string{n, fmt.Sprintf("%.0f", phaseMed(n)), fmt.Sprintf("%.0f %%", phaseMed(n)/total*100)})
+	}
+	s.Body = render("import", map[string]any{"Goal": importGoal.bound, "Columns": importColumns, "LargeRows": large.rows, "SmallRows": small.rows,
+		"LargeMiB": mib(large.bytes), "SmallMiB": mib(small.bytes),
+		"Table":      rows,
+		"MemTable":   mem,
+		"AnonGrowth": anonGrowth, "Growth": float64(large.proc.HWM) / float64(max(1, small.proc.HWM)), "Times": times, "MemVerdict": memVerdict,
+		"Phases": phases})
+	return s
+}
+
+// Part 6: a quiet tenant's p99 while a noisy one attacks the same server
+// (`dbchat-bench serve`), against its p99 unloaded; templates/noisy.md.tmpl.
+
+var noisyGoal = goal{bound: 2.0, atMost: true}
+
+// attack is a request sent in a loop by each of its workers; method STALL is
+// an upload announcing 100 MB that sends 5 bytes, then waits for the answer.
+type attack struct {
+	name, method, path, body string
+	workers                  int
+}
+
+// quietRequests are the quiet tenant's, sent alternately.
+var quietRequests = []attack{{"", http.MethodGet, "/v1/me", "", 1}, {"", http.MethodPost, "/v1/sql", `{"sql":"SELECT 1 AS one"}`, 1}}
+
+func runNoisy(ctx context.Context, e *Env) (*Section, error) {
+	c, d, dur := e.cfg.Noisy, e.open(ctx, "noisy"), e.cfg.HTTP.Duration
+	db := tenant.New(e.pool(ctx, d.AppURL, 2, nil))
+	noisy, quiet := must1(provision.CreateTenant(ctx, db, provision.Request{Name: "Noisy"})), must1(provision.CreateTenant(ctx, db, provision.Request{Name: "Quiet"}))
+	// The noisy tenant's large table and one of 120 text columns.
+	specs := []catalog.TableSpec{{Name: "big", Columns: []catalog.ColumnSpec{{Name: "id", Type: "bigint"}}}, {Name: "wide"}}
+	for i := range 120 {
+		specs[1].Columns = append(specs[1].Columns, catalog.ColumnSpec{Name: fmt.Sprintf("c%03d", i), Type: "text"})
+	}
+	var tbl []catalog.Table
+	must(db.TxAs(ctx, tenant.Identity{TenantID: noisy.Tenant.ID, UserID: noisy.Admin.ID, Role: tenant.Admin}, func(tx tenant.Conn) error {
+		for _, spec := range specs {
+			tbl = append(tbl, must1(catalog.Create(ctx, tx, spec)))
+		}
+		return nil
+	}))
+	e.logf("noisy: loading %s rows into the noisy tenant's large table", thousands(c.Rows))
+	must1(d.admin.Exec(ctx, `SELECT set_config('app.tenant_id', $1, false)`, noisy.Tenant.ID.String()))
+	must1(d.admin.Exec(ctx, "INSERT INTO "+tbl[0].Ident().Sanitize()+" (id) SELECT generate_series(1, $1::bigint)", c.Rows))
+	must1(d.admin.Exec(ctx, "INSERT INTO "+tbl[1].Ident().Sanitize()+" (c000, c060, c119) SELECT 'Value ' || g, 'Other ' || g, md5(g::text) FROM generate_series(1, 10000) g; VACUUM ANALYZE"))
+	question, rows := "How many wide rows mention", "/v1/tables/"+tbl[0].ID.String()+"/rows"
+	for i := range 40 {
+		question += fmt.Sprintf(map[bool]string{true: " and 'Word%02d'", false: " and Word%02d"}[i%2 == 1], i)
+	}
+	attacks := []attack{{"(a) 4 stalled uploads (100 MB announced, 5 bytes sent)", "STALL", rows, "", 4},
+		{fmt.Sprintf("(b) 8 × GET rows at offset 900,000,000,000 (%s-row table)", thousands(c.Rows)), http.MethodGet, rows + "?limit=1&offset=900000000000", "", 8},
+		{"(c) 10 × POST /v1/sql count(*) of generate_series(1, 1e11), timeout_ms 6000", http.MethodPost, "/v1/sql", `{"sql":"SELECT count(*) FROM generate_series(1,1e11)","timeout_ms":6000}`, 10},
+		{"(d) 8 × POST /v1/ask naming 40 capitalised or quoted words, 120 text columns", http.MethodPost, "/v1/ask", string(must1(json.Marshal(map[string]string{"question": question + "?"}))), 8},
+		{"(e) 3 × POST /v1/sql SELECT repeat('x', 200000000)", http.MethodPost, "/v1/sql", `{"sql":"SELECT repeat('x', 200000000)"}`, 3}}
+	ch := e.startServer(ctx, d.AppURL, d.QueryURL)
+	for _, q := range quietRequests {
+		doJSON(ctx, http.DefaultClient, q.method, ch.url+q.path, "Authorization: Bearer "+quiet.APIKey, strings.NewReader(q.body), nil)
+	}
+	// p99[phase][request][run] in ms (phase 0 unloaded); over all runs, the
+	// quiet tenant's failures and the noisy one's answers, count by status.
+	p99, failed := make([][2][]float64, 1+len(attacks)), make([]int, 1+len(attacks))
+	answers := collect(failed, func(int) map[int]int { return map[int]int{} })
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	timeQuiet(ctx, ch.url, quiet.APIKey, time.Second, new(int)) // warm-up
+	for run := range e.cfg.Runs {
+		for ph := range p99 {
+			actx, stop := context.WithCancel(ctx)
+			for i := 0; ph > 0 && i < attacks[ph-1].workers; i++ {
+				wg.Go(func() {
+					for actx.Err() == nil {
+						if status := send(actx, attackClient, attacks[ph-1], ch.url, noisy.APIKey); actx.Err() == nil {
+							mu.Lock()
+							answers[ph][status]++
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			time.Sleep(map[bool]time.Duration{true: time.Second}[ph > 0]) // the attack takes hold
+			lat := timeQuiet(ctx, ch.url, quiet.APIKey, dur, &failed[ph])
+			stop()
+			wg.Wait()
+			settle(ctx, d.admin)
+			p99[ph][0], p99[ph][1] = append(p99[ph][0], pq(lat[0], 0.99)), append(p99[ph][1], pq(lat[1], 0.99))
+		}
+		e.logf("noisy: run %d/%d: quiet p99 (/v1/me; /v1/sql) unloaded, then under each attack: %s ms", run+1, e.cfg.Runs,
+			strings.Join(collect(p99, func(x [2][]float64) string { return fmt.Sprintf("%.1f; %.1f", x[0][run], x[1][run]) }), ", "))
+	}
+	return noisySection(c, dur, attacks, p99, failed, answers), nil
+}
+
+// timeQuiet sends the quiet requests alternately, one at a time, for d: the
+// answered ones' latencies (ms) per request; it counts the others as failed.
+func timeQuiet(ctx context.Context, url, key string, d time.Duration, failed *int) (lat [2][]float64) {
+	for i, end := 0, time.Now().Add(d); time.Now().Before(end) && ctx.Err() == nil; i++ {
+		if t0 := time.Now(); send(ctx, http.DefaultClient, quietRequests[i%2], url, key) == http.StatusOK {
+			lat[i%2] = append(lat[i%2], millis(time.Since(t0)))
+		} else {
+			*failed++
+		}
+	}
+	return lat
+}
+
+var attackClient = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}}
+
+// send sends a's request and reads the answer: its status, -1 if none.
+func send(ctx context.Context, client *http.Client, a attack, url, key string) int {
+	if a.method != "STALL" {
+		status, err := roundTrip(ctx, client, a.method, url+a.path, "Authorization: Bearer "+key, strings.NewReader(a.body), io.Discard)
+		return map[bool]int{true: status, false: -1}[err == nil]
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		return -1
+	}
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: dbchat\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\nContent-Length: 100000000\r\n\r\nid,na", a.path, key)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return -1
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// settle waits, at most 30 s, until no backend of the database but this
+// one is busy (cut statements cancelled, cut imports rolled back).
+func settle(ctx context.Context, admin *pgx.Conn) {
+	for i, n := 0, 1; n > 0 && i < 300; i++ {
+		time.Sleep(100 * time.Millisecond)
+		must(admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&n))
+	}
+}
+
+func noisySection(c NoisyConfig, d time.Duration, attacks []attack, p99 [][2][]float64, failed []int, answers []map[int]int) *Section {
+	s, rows := &Section{}, [][]string{}
+	for ph, p := range p99 {
+		me, sql := newDist(ratios(p[0], p99[0][0])), newDist(ratios(p[1], p99[0][1]))
+		worst := ratios(p[0], p99[0][0]) // per run, the worse request's
+		for i, x := range ratios(p[1], p99[0][1]) {
+			worst[i] = max(worst[i], x)
+		}
+		name, verdict := "unloaded", noisyGoal.verdict(newDist(worst).Med)
+		if ph == 0 {
+			me, sql, verdict = dist{}, dist{}, ""
+		} else {
+			name = attacks[ph-1].name
+			s.Summary = append(s.Summary, Row{"quiet p99 (/v1/me; /v1/sql) under " + name, "unloaded " + newDist(p99[0][0]).m("%.2f") + "; " +
+				newDist(p99[0][1]).m("%.2f ms"), newDist(p[0]).m("%.2f") + "; " + newDist(p[1]).m("%.2f ms"), newDist(worst).f("%.2f") + " (worse)", noisyGoal.String(), verdict})
+		}
+		tally := collect(slices.Sorted(maps.Keys(answers[ph])), func(st int) string {
+			return fmt.Sprintf("%s × %d", map[bool]string{true: "no answer", false: fmt.Sprint(st)}[st < 0], answers[ph][st])
+		})
+		rows = append(rows, []string{name, newDist(p[0]).f("%.2f"), newDist(p[1]).f("%.2f"), me.f("%.2f"), sql.f("%.2f"), fmt.Sprint(failed[ph]), strings.Join(tally, ", "), verdict})
+	}
+	s.Body = render("noisy", map[string]any{"Goal": noisyGoal.bound, "C": c, "D": d, "Table": rows})
+	return s
+}
+
+// Part 7: the http part's tenants and load generator, GET /v1/me, /v1/tables
+// and /v1/history in turn against `dbchat-bench serve`, at 80 % of the
+// throughput measured at the start of the run, for BENCH_SOAK; the latency
+// per slice and the server's resources at the start and the end.
+
+var soakGoal = goal{bound: 1.10, atMost: true}
+
+const soakSlice = 30 * time.Second
+
+// soakState is the server's and the database's resources at one moment.
+type soakState struct{ rss, goroutines, conns int64 }
+
+func runSoak(ctx context.Context, e *Env) (*Section, error) {
+	c, h, d := e.cfg.Soak, e.cfg.HTTP, e.open(ctx, "soak")
+	e.logf("soak: seeding %d tenants with %d tables and %d history rows each", h.Tenants, h.Tables, h.RowsPerTenant)
+	_, key := seedHTTP(ctx, d.admin, tenant.New(e.pool(ctx, d.AppURL, 2, nil)), h)
+	ch := e.startServer(ctx, d.AppURL, d.QueryURL)
+	urls, header := ch.url+"/v1/me "+ch.url+"/v1/tables "+ch.url+"/v1/history?limit=50", "Authorization: Bearer "+key
+	e.runLoad(ctx, urls, header, h.Concurrency, h.Warmup)
+	peak := e.runLoad(ctx, urls, header, h.Concurrency, h.Duration)
+	state := func() soakState {
+		time.Sleep(time.Second) // the load generator's connections close
+		var m memStats
+		ch.get(ctx, "/debug/bench/memstats", &m)
+		pm, st := must1(procMemory(ch.pid)), soakState{goroutines: int64(m.Goroutines)}
+		st.rss = pm.RssAnon + pm.RssFile
+		must(d.admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&st.conns))
+		return st
+	}
+	start, n := state(), max(1, int(c/soakSlice))
+	e.logf("soak: peak %.0f req/s; %d slices of %s at %.0f req/s", peak.RPS, n, c/time.Duration(n), 0.8*peak.RPS)
+	var slices []loadResult
+	for i := range n {
+		slices = append(slices, e.runLoad(ctx, urls, header, h.Concurrency, c/time.Duration(n), 0.8*peak.RPS))
+		e.logf("soak: slice %d/%d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors", i+1, n, slices[i].RPS, slices[i].P50us/1000, slices[i].P99us/1000, slices[i].Errors)
+	}
+	return soakSection(c, h, peak, slices, start, state()), nil
+}
+
+func soakSection(c time.Duration, h HTTPConfig, peak loadResult, slices []loadResult, start, end soakState) *Section {
+	var rows [][]string
+	errs, first := int64(0), ""
+	for i, sl := range slices {
+		errs, first = errs+sl.Errors, cmp.Or(first, sl.FirstError)
+		rows = append(rows, []string{fmt.Sprint(i + 1), fmt.Sprintf("%.0f", sl.RPS), fmt.Sprintf("%.2f", sl.P50us/1000), fmt.Sprintf("%.2f", sl.P99us/1000), fmt.Sprint(sl.Errors)})
+	}
+	p0, p1 := slices[0].P99us/1000, slices[len(slices)-1].P99us/1000
+	rss := float64(end.rss) / float64(start.rss)
+	errVerdict := map[bool]string{true: "met", false: fmt.Sprintf("**missed**: %d failed (first: %s)", errs, first)}[errs == 0]
+	grew := map[bool]string{true: "steady", false: "**grew**"}[end.goroutines <= start.goroutines && end.conns <= start.conns]
+	s := &Section{Summary: []Row{
+		{"p99, last vs first slice", fmt.Sprintf("%.2f ms", p0), fmt.Sprintf("%.2f ms", p1), fmt.Sprintf("%.2f", p1/p0), soakGoal.String(), soakGoal.verdict(p1 / p0)},
+		{"server RSS, end vs start", fmt.Sprintf("%.1f MiB", mib(start.rss)), fmt.Sprintf("%.1f MiB", mib(end.rss)), fmt.Sprintf("%.2f", rss), soakGoal.String(), soakGoal.verdict(rss)},
+		{"failed requests", "—", fmt.Sprint(errs), "—", "0", errVerdict},
+		{"server goroutines; PostgreSQL connections, end vs start", fmt.Sprintf("%d; %d", start.goroutines, start.conns), fmt.Sprintf("%d; %d", end.goroutines, end.conns), "—", "not growing", grew},
+	}}
+	s.Body = render("soak", map[string]any{"Duration": c, "H": h, "Peak": peak.RPS, "Rate": 0.8 * peak.RPS, "Summary": s.Summary,
+		"Slices": rows})
 	return s
 }

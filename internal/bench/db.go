@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"fmt"
@@ -22,20 +23,140 @@ import (
 	"github.com/dbchat/dbchat/internal/vectest"
 )
 
-// Part 3: vector retrieval at scale, per tenant size class, through the real
-// retrieval code with each access path forced in turn and through the exact
-// reference (the ground truth for recall; not a floor: the goals are
-// absolute). templates/vector.md.tmpl describes the data and the method.
+// The parts measured in the database: 1 and 3. Part 1: what the policy
+// costs: the same queries through four variants (rlsVariants), one
+// connection and round trip each; templates/rls.md.tmpl.
 
+var rlsGoal = goal{bound: 1.10, atMost: true}
+
+type rlsQuery struct {
+	name, rls, floor string // rls as the service writes it; floor with an explicit tenant filter ($1)
+	args             func(histSample) []any
+}
+
+const histCols = "id, user_id, model_id, question, generated_sql, status, error, row_count, created_at"
+
+var rlsQueries = []rlsQuery{
+	{"lookup by id", "SELECT " + histCols + "\nFROM dbchat.query_history WHERE id = $1",
+		"SELECT " + histCols + "\nFROM dbchat.query_history WHERE tenant_id = $1 AND id = $2",
+		func(s histSample) []any { return []any{s.ID} }},
+	{"a user's 20 most recent rows", "SELECT id, question, status, created_at\nFROM dbchat.query_history WHERE user_id = $1 ORDER BY created_at DESC LIMIT 20",
+		"SELECT id, question, status, created_at\nFROM dbchat.query_history WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT 20",
+		func(s histSample) []any { return []any{s.User} }},
+	{"count by status", "SELECT status, count(*)\nFROM dbchat.query_history GROUP BY status",
+		"SELECT status, count(*)\nFROM dbchat.query_history WHERE tenant_id = $1 GROUP BY status",
+		func(histSample) []any { return nil }},
+}
+
+// setContext is the statement tenant.DB pipelines before the first one.
+const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`
+
+var rlsVariants = []string{"floor", "floor + setting", "policy, bare pgx", "dbchat (RLS)"}
+
+const vFloor, vSetting, vBare, vRLS = 0, 1, 2, 3 // indexes in rlsVariants
+
+func drain(rows pgx.Rows, err error) error {
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// rlsExec runs query q for sample s as variant v on pool.
+func rlsExec(ctx context.Context, v int, pool *pgxpool.Pool, db *tenant.DB, q rlsQuery, s histSample) error {
+	sql, args := q.rls, q.args(s)
+	if v <= vSetting {
+		sql, args = q.floor, append([]any{s.Tenant}, args...)
+	}
+	switch v {
+	case vFloor:
+		return drain(pool.Query(ctx, sql, args...))
+	case vRLS:
+		return db.OnceAs(ctx, tenant.Identity{TenantID: s.Tenant, UserID: s.User}, func(tx tenant.Conn) error {
+			return drain(tx.Query(ctx, sql, args...))
+		})
+	}
+	// set_config and the statement in one pipeline, as tenant.DB.OnceAs sends them.
+	b := &pgx.Batch{}
+	b.Queue(setContext, s.Tenant.String(), s.User.String())
+	b.Queue(sql, args...).Query(func(rows pgx.Rows) error { return drain(rows, nil) })
+	return pool.SendBatch(ctx, b).Close()
+}
+
+func runRLS(ctx context.Context, e *Env) (*Section, error) {
+	c, d, t0 := e.cfg.RLS, e.open(ctx, "rls"), time.Now()
+	e.logf("rls: seeding %d tenants × %d query_history rows", c.Tenants, c.RowsPerTenant)
+	seedTenants(ctx, d.admin, c.Tenants, 10, 1)
+	seedHistory(ctx, d.admin, c.RowsPerTenant)
+	var size string
+	must(d.admin.QueryRow(ctx, `SELECT pg_size_pretty(pg_total_relation_size('dbchat.query_history'))`).Scan(&size))
+	e.logf("rls: seeded (%s with indexes) in %s", size, time.Since(t0).Round(time.Second))
+	samples := sampleHistory(ctx, d.admin, c.Samples)
+	// One connection (backend) per variant, so that no variant runs on a
+	// backend still warm from another variant's statement.
+	pools := make([]*pgxpool.Pool, len(rlsVariants))
+	for i := range pools {
+		pools[i] = e.pool(ctx, map[bool]string{true: d.AdminURL, false: d.AppURL}[i <= vSetting], 1, nil)
+	}
+	db, rng := tenant.New(pools[vRLS]), rand.New(rand.NewPCG(1, 2))
+	// After a warm-up pass, us[query][variant][run] is the median latency in
+	// µs of a query within a run (robust to the odd one that waited for a CPU).
+	us := collect(rlsQueries, func(rlsQuery) [][]float64 { return make([][]float64, len(rlsVariants)) })
+	for r := -1; r < e.cfg.Runs; r++ {
+		for qi, q := range rlsQueries {
+			lat := pass(rng, len(samples), len(rlsVariants), func(i, v int) {
+				if err := rlsExec(ctx, v, pools[v], db, q, samples[i]); err != nil {
+					must(fmt.Errorf("%s, %s: %w", q.name, rlsVariants[v], err))
+				}
+			})
+			for v := 0; r >= 0 && v < len(rlsVariants); v++ {
+				us[qi][v] = append(us[qi][v], 1000*newDist(lat[v]).Med)
+			}
+		}
+		e.logf("rls: run %d/%d done (0: warm-up)", r+1, e.cfg.Runs)
+	}
+	for _, q := range rlsQueries { // BENCH_EXPLAIN: the floor's and dbchat's plan for the first sample
+		s := samples[0]
+		e.explain(ctx, "rls", q.name+": floor", pools[vFloor].Query, q.floor, append([]any{s.Tenant}, q.args(s)...)...)
+		must(db.OnceAs(ctx, tenant.Identity{TenantID: s.Tenant, UserID: s.User}, func(tx tenant.Conn) error {
+			e.explain(ctx, "rls", q.name+": dbchat (RLS)", tx.Query, q.rls, q.args(s)...)
+			return nil
+		}))
+	}
+	return rlsSection(c, size, len(samples), us), nil
+}
+
+func rlsSection(c RLSConfig, size string, samples int, us [][][]float64) *Section {
+	s := &Section{}
+	var rows [][]string
+	for qi, q := range rlsQueries {
+		u := us[qi]
+		ratio, setting := newDist(ratios(u[vRLS], u[vFloor])), newDist(ratios(u[vSetting], u[vFloor]))
+		policy, layer := newDist(ratios(u[vBare], u[vSetting])), newDist(ratios(u[vRLS], u[vBare]))
+		verdict := rlsGoal.verdict(ratio.Med)
+		rows = append(rows, []string{q.name, newDist(u[vFloor]).f("%.0f"), newDist(u[vSetting]).f("%.0f"), newDist(u[vBare]).f("%.0f"),
+			newDist(u[vRLS]).f("%.0f"), ratio.f("%.2f"), setting.f("%.2f"), policy.f("%.2f"), layer.f("%.2f"), verdict})
+		s.Summary = append(s.Summary, Row{q.name + " (µs/query)", newDist(u[vFloor]).m("%.0f µs"), newDist(u[vRLS]).m("%.0f µs"),
+			ratio.f("%.2f"), rlsGoal.String(), verdict})
+	}
+	s.Body = render("rls", map[string]any{"Goal": rlsGoal.bound, "C": c, "Total": c.Tenants * c.RowsPerTenant, "Size": size, "Samples": samples,
+		"Table": rows})
+	return s
+}
+
+// Part 3: vector retrieval per tenant size class through the real code, each
+// access path forced in turn, and the exact reference (the ground truth for
+// recall; not a floor: the goals are absolute); templates/vector.md.tmpl.
+
+// vecEmbedder labels the synthetic rows (retrieval compares only rows of the
+// embedder it is given); a tenant's rows are drawn from vecTenantTopics of
+// the shared topics.
 const (
-	vecRecallGoal = 0.95
-	vecP95GoalMS  = 20.0
-	// vecEmbedder labels the synthetic rows (retrieval compares only rows of
-	// the embedder it is given).
-	vecEmbedder = "bench/clustered-v1"
-	// vecTenantTopics is how many of the shared topics one tenant's rows
-	// are drawn from.
-	vecTenantTopics = 16
+	vecRecallGoal, vecP95GoalMS  = 0.95, 20.0
+	vecEmbedder, vecTenantTopics = "bench/clustered-v1", 16
 )
 
 // The strategies, in the order of the tables.
@@ -57,13 +178,12 @@ var vecKinds = []struct {
 	k    int
 }{{nlsql.KindSQL, nlsql.DefaultKs.SQL}, {nlsql.KindDDL, nlsql.DefaultKs.DDL}, {nlsql.KindDocumentation, nlsql.DefaultKs.Documentation}}
 
+// vecTenant: sqlRows are its pairs per model, sqlIdx their indexes in load order.
 type vecTenant struct {
-	id      tenant.Identity
-	models  []uuid.UUID
-	topics  []int
-	rows    int
-	sqlRows []int // pairs per model
-	sqlIdx  []int // indexes (in load order) of the tenant's pair rows
+	id                      tenant.Identity
+	models                  []uuid.UUID
+	topics, sqlRows, sqlIdx []int
+	rows                    int
 }
 
 // vecClass is a tenant size class: the tenants lo to hi-1.
@@ -84,18 +204,17 @@ type vecResult struct {
 	scan nlsql.Scan
 }
 
-// vecData is the seeded table.
+// vecData is the seeded table; queries per class.
 type vecData struct {
 	tenants             []vecTenant
 	classes             []vecClass
-	queries             [][]vecQuery // per class
+	queries             [][]vecQuery
 	rows                int
 	loadTook, buildTook time.Duration
 }
 
 func runVector(ctx context.Context, e *Env) (*Section, error) {
-	c := e.cfg.Vector
-	d := e.open(ctx, "vector")
+	c, d := e.cfg.Vector, e.open(ctx, "vector")
 	data := seedVectors(ctx, e, d.admin, c)
 	// One warm connection (backend) per strategy.
 	pools := make([]*pgxpool.Pool, len(vecStrategies))
@@ -108,8 +227,7 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 		var err error
 		if s == vsFloor {
 			rows, _ := pools[s].Query(ctx, floor, t.id.TenantID, t.models[q.model], vecEmbedder, pgvector.NewVector(q.vec))
-			var kind string
-			var id uuid.UUID
+			kind, id := "", uuid.UUID{}
 			_, err = pgx.ForEachRow(rows, []any{&kind, &id, nil, nil, nil}, func() error {
 				ki := map[string]int{nlsql.KindSQL: 0, nlsql.KindDDL: 1, nlsql.KindDocumentation: 2}[kind]
 				res.ids[ki] = append(res.ids[ki], id)
@@ -136,9 +254,8 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 		}
 		return res
 	}
-	// The quality pass, which also warms every backend and cache: every
-	// query through every strategy once. Then the timed runs: p50 and p95
-	// per run over the class's queries.
+	// The quality pass (also the warm-up): every query through every strategy
+	// once. Then the timed runs: p50 and p95 per run over a class's queries.
 	rng := rand.New(rand.NewPCG(3, 4))
 	quality := make([][]vecQuality, len(data.classes))                                         // [class][strategy]
 	p50, p95 := make([][][]float64, len(data.classes)), make([][][]float64, len(data.classes)) // [class][strategy][run]
@@ -167,9 +284,8 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 	return vectorSection(c, data, quality, p50, p95), nil
 }
 
-// floorSearchSQL is the exact search of nlsql.Retriever (one UNION ALL
-// branch per kind, distances in a MATERIALIZED CTE, sorted) with an
-// explicit tenant filter instead of the policy.
+// floorSearchSQL is nlsql.Retriever's exact search (a UNION ALL branch per
+// kind, distances in a MATERIALIZED CTE) with a tenant filter, no policy.
 func floorSearchSQL() string {
 	var branches []string
 	for i, k := range vecKinds {
@@ -337,10 +453,7 @@ func (q vecQuality) pathText() string {
 			parts = append(parts, fmt.Sprintf("%s %d", p, n))
 		}
 	}
-	if len(parts) == 0 {
-		return "—"
-	}
-	return strings.Join(parts, ", ")
+	return cmp.Or(strings.Join(parts, ", "), "—")
 }
 
 func measureQuality(results [][]vecResult, s int) vecQuality {
@@ -416,9 +529,8 @@ func vectorSection(c VectorConfig, data *vecData, quality [][]vecQuality, p50, p
 		"Scaled": c.Rows < 200_000 || c.Tenants < 1000, "BelowExact": largest <= nlsql.DefaultExactMax, "Largest": largest,
 		"ExactMax": nlsql.DefaultExactMax, "Others": c.Tenants - 11, "TenantTopics": vecTenantTopics, "DataNoise": vectest.DataNoise,
 		"QueryNoise": vectest.QueryNoise, "LoadTook": data.loadTook, "BuildTook": data.buildTook,
-		"Classes": mdTable([]string{"Class", "Tenants", "Rows per tenant", "Pairs per (tenant, model)", "Queries"}, classes),
+		"Classes": classes,
 		"AllMet":  allMet, "EfSearch": nlsql.DefaultEfSearch, "MaxScan": nlsql.DefaultMaxScanTuples,
-		"Table": mdTable([]string{"Class", "Strategy", "recall@10 (pairs)", "recall, all kinds", "short", "p50 ms", "p95 ms",
-			"p95 / exact reference p95", "path taken for the pairs"}, rows)})
+		"Table": rows})
 	return s
 }
