@@ -53,9 +53,18 @@ const ExtensionSchema = "extensions"
 // comes last, so its types and operators resolve without qualification.
 const roleSearchPath = `"$user", public, ` + ExtensionSchema
 
+// clientGoneCheck has PostgreSQL check every 250 ms, while a statement
+// runs, whether its client's socket is still open, and end the statement if
+// not. Without it a statement that sends nothing until it ends (a count over
+// a huge join) outlives a client that vanished without a cancel request (a
+// dbchat process killed, or a connection closed before the statement began)
+// until its statement_timeout.
+const clientGoneCheck = "client_connection_check_interval = '250ms'"
+
 // queryRoleSettings are dbchat_query's session defaults; the sandbox also
 // sets the per-request ones with SET LOCAL.
 var queryRoleSettings = []string{
+	clientGoneCheck,
 	"default_transaction_read_only = on",
 	"statement_timeout = '5s'",
 	"lock_timeout = '1s'",
@@ -72,6 +81,7 @@ var queryRoleSettings = []string{
 // The HTTP layer's own limits (DBCHAT_BODY_IDLE_TIMEOUT, 30s) are shorter,
 // so these are the backstop.
 var appRoleSettings = []string{
+	clientGoneCheck,
 	"statement_timeout = '30s'",
 	"idle_in_transaction_session_timeout = '60s'",
 }
