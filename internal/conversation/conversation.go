@@ -244,11 +244,12 @@ func decodeCursor(s string) (time.Time, uuid.UUID, error) {
 	return at, id, nil
 }
 
-// Ask answers the conversation's next question and records the turn (a
-// refused or failed turn too, with its error). The turn sees the latest
-// ContextTurns answered turns; the conversation row is locked only while
-// the turn is recorded, not while it is answered.
-func (s *Service) Ask(ctx context.Context, id uuid.UUID, question, chartType string) (Turn, error) {
+// Ask answers the conversation's next question (req's Question, ChartType
+// and Progress; the model and turns are the conversation's) and records the
+// turn, a refused or failed one too, with its error. The turn sees the
+// latest ContextTurns answered turns; the conversation row is locked only
+// while the turn is recorded, not while it is answered.
+func (s *Service) Ask(ctx context.Context, id uuid.UUID, req ask.Request) (Turn, error) {
 	d, err := s.Get(ctx, id)
 	if err != nil {
 		return Turn{}, err
@@ -256,8 +257,9 @@ func (s *Service) Ask(ctx context.Context, id uuid.UUID, question, chartType str
 	if d.Archived {
 		return Turn{}, apperr.Errorf(apperr.Conflict, "the conversation is archived; unarchive it to continue")
 	}
-	turn := Turn{Question: strings.TrimSpace(question)}
-	a, askErr := s.ask.Ask(ctx, ask.Request{Question: question, Model: d.Model, Execute: true, ChartType: chartType, Turns: turns(d.Messages)})
+	turn := Turn{Question: strings.TrimSpace(req.Question)}
+	req.Model, req.Execute, req.Limit, req.Turns = d.Model, true, 0, turns(d.Messages)
+	a, askErr := s.ask.Ask(ctx, req)
 	switch code := apperr.CodeOf(askErr); {
 	case askErr == nil:
 		turn.Answer, turn.ResolvedQuestion = a, a.ResolvedQuestion

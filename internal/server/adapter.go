@@ -14,13 +14,15 @@ import (
 type handler func(c *gin.Context) (status int, body any, err error)
 
 // handle adapts h to gin: an error goes to fail, a nil body answers with
-// the status alone (204), anything else is written as JSON.
+// the status alone (204), status 0 means the handler wrote the response
+// itself (a stream), anything else is written as JSON.
 func (s *Server) handle(h handler) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		status, body, err := h(c)
 		switch {
 		case err != nil:
 			s.fail(c, err)
+		case status == 0: // the handler wrote the response itself (a stream)
 		case body == nil:
 			c.Status(status)
 		default:

@@ -53,6 +53,13 @@ func (s *Server) askQuestion(c *gin.Context) (int, any, error) {
 	if req.Limit != nil {
 		r.Limit = *req.Limit
 	}
+	if wantsStream(c) {
+		return s.stream(c, func(ctx context.Context, progress func(ask.Stage, string)) (ask.Answer, map[string]any, error) {
+			r.Progress = progress
+			a, err := svc.Ask(ctx, r)
+			return a, nil, err
+		})
+	}
 	a, err := svc.Ask(c.Request.Context(), r)
 	return reply(http.StatusOK, a, err)
 }

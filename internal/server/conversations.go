@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/conversation"
 )
 
@@ -114,6 +116,14 @@ func (s *Server) addMessage(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	t, err := svc.Ask(c.Request.Context(), id, req.Question, req.ChartType)
+	r := ask.Request{Question: req.Question, ChartType: req.ChartType}
+	if wantsStream(c) {
+		return s.stream(c, func(ctx context.Context, progress func(ask.Stage, string)) (ask.Answer, map[string]any, error) {
+			r.Progress = progress
+			t, err := svc.Ask(ctx, id, r)
+			return t.Answer, map[string]any{"id": t.ID, "position": t.Position, "resolved_question": t.ResolvedQuestion}, err
+		})
+	}
+	t, err := svc.Ask(c.Request.Context(), id, r)
 	return reply(http.StatusOK, t, err)
 }

@@ -302,15 +302,25 @@ func (s *Server) ready(c *gin.Context) (int, any, error) {
 // Internal errors are logged with their cause and shown generically.
 func (s *Server) fail(c *gin.Context, err error) {
 	e := apperr.As(err)
-	status := apperr.HTTPStatus(e.Code)
-	if status >= 500 {
+	s.logFailure(c, e, err)
+	if e.Code == apperr.Overloaded {
+		c.Header("Retry-After", s.retryAfter())
+	}
+	c.AbortWithStatusJSON(apperr.HTTPStatus(e.Code), errorBody(e))
+}
+
+// logFailure logs a failure that is the service's (5xx), not the caller's.
+func (s *Server) logFailure(c *gin.Context, e *apperr.Error, err error) {
+	if apperr.HTTPStatus(e.Code) >= 500 {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
 			slog.String("request_id", c.GetString(requestIDKey)), slog.String("route", c.FullPath()),
 			slog.String("code", string(e.Code)), slog.Any("error", err))
 	}
-	if e.Code == apperr.Overloaded {
-		c.Header("Retry-After", s.retryAfter())
-	}
+}
+
+// errorBody is the one JSON error shape: code, message (a generic one for
+// internal errors) and details when there are any.
+func errorBody(e *apperr.Error) gin.H {
 	body := gin.H{"code": e.Code, "message": e.Message}
 	if e.Code == apperr.Internal {
 		body["message"] = "internal error"
@@ -318,7 +328,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if len(e.Details) > 0 {
 		body["details"] = e.Details
 	}
-	c.AbortWithStatusJSON(status, gin.H{"error": body})
+	return gin.H{"error": body}
 }
 
 // recoverJSON turns a handler's panic into the one error shape (500) and a

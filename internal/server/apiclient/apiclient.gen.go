@@ -11684,6 +11684,9 @@ func ParseAskQuestionResponse(rsp *http.Response) (*AskQuestionResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/event-stream) unsupported
+
 	}
 
 	switch {
@@ -12137,6 +12140,9 @@ func ParseAddMessageResponse(rsp *http.Response) (*AddMessageResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/event-stream) unsupported
 
 	}
 
