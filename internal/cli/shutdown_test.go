@@ -91,15 +91,13 @@ func (b backends) busy(t *testing.T, role string) int {
 // trickle is a CSV import body that sends a row every interval until
 // finish is closed, then a few more rows, and ends; n is the rows sent.
 type trickle struct {
-	w      *io.PipeWriter
-	mu     sync.Mutex
-	n      int
-	closed bool
+	mu sync.Mutex
+	n  int
 }
 
 func startTrickle(finish <-chan struct{}, interval time.Duration) (*trickle, io.Reader) {
 	r, w := io.Pipe()
-	tr := &trickle{w: w}
+	tr := &trickle{}
 	go func() {
 		if _, err := io.WriteString(w, "id,name\n"); err != nil {
 			return
