@@ -25,7 +25,7 @@ func (p *prober) cleanup(ctx context.Context) audit.Cleanup {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	for _, t := range p.tenants {
-		err := p.asOwner(ctx, t.id, true, func(tx pgx.Tx) error {
+		err := p.asOwner(ctx, t.identity, true, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `DELETE FROM dbchat.tenants WHERE id = $1`, t.id); err != nil {
 				return err
 			}
@@ -64,7 +64,7 @@ func (p *prober) cleanup(ctx context.Context) audit.Cleanup {
 		return c
 	}
 	for _, t := range p.tenants {
-		err := p.asOwner(ctx, t.id, false, func(tx pgx.Tx) error {
+		err := p.asOwner(ctx, t.identity, false, func(tx pgx.Tx) error {
 			for _, r := range rels {
 				var n int64
 				if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s x WHERE x.%s = $1 OR x::text LIKE '%%' || $2 || '%%'`,

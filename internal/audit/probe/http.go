@@ -43,6 +43,11 @@ var knownRoutes = map[string][]idRequest{
 	"POST /v1/history/:id/feedback":        {{params: map[string]string{"id": "history"}, body: `{"correct":true}`}},
 	"POST /v1/history/:id/feedback/review": {{params: map[string]string{"id": "history"}, body: `{"decision":"reject"}`}},
 	"GET /v1/models/:name/stats":           {{params: map[string]string{"name": "model name"}}},
+	"GET /v1/conversations/:id":            {{params: map[string]string{"id": "conversation"}}},
+	"PATCH /v1/conversations/:id":          {{params: map[string]string{"id": "conversation"}, body: `{"title":"probe","archived":true}`}},
+	"DELETE /v1/conversations/:id":         {{params: map[string]string{"id": "conversation"}}},
+	"POST /v1/conversations/:id/messages": {{params: map[string]string{"id": "conversation"},
+		body: `{"question":"and only the rows of the other tenant?"}`}},
 }
 
 // value is the tenant's id (or model name) of a kind.
@@ -69,7 +74,7 @@ func cellsForPath(method, path string) []string {
 			return []string{audit.CellViewOther}
 		}
 		return []string{audit.CellCreateOther}
-	case strings.HasPrefix(path, "/v1/history"):
+	case strings.HasPrefix(path, "/v1/history") || strings.HasPrefix(path, "/v1/conversations"):
 		return []string{audit.CellHistory}
 	case strings.Contains(path, "training") || strings.HasPrefix(path, "/v1/models"):
 		return []string{audit.CellTraining}

@@ -297,7 +297,7 @@ func (t *probeTenant) sql() string {
 
 // seed writes a marked row into every platform table (the tenant row, via
 // its name, exists already), a managed data table with a marked row,
-// training data and query history.
+// training data, query history and a conversation with one turn.
 func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 	q := dbsqlc.New()
 	return p.db.TxAs(ctx, t.identity, func(tx tenant.Conn) error {
@@ -341,7 +341,14 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 			return err
 		}
 		t.ids["history"] = h.ID
-		return nil
+		c, err := q.CreateConversation(ctx, tx, dbsqlc.CreateConversationParams{ModelID: m.ID, Title: t.marker})
+		if err != nil {
+			return err
+		}
+		t.ids["conversation"] = c.ID
+		_, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: c.ID, UserID: c.UserID, Position: 1,
+			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID})
+		return err
 	})
 }
 
@@ -382,9 +389,10 @@ func (p *prober) relations(ctx context.Context) ([]relation, error) {
 }
 
 // asOwner runs fn on the admin connection in a transaction as dbchat_owner
-// scoped to tenantID, rolled back unless commit: the forced policy then
-// shows exactly that tenant's rows, whether the admin is a superuser or not.
-func (p *prober) asOwner(ctx context.Context, tenantID uuid.UUID, commit bool, fn func(tx pgx.Tx) error) error {
+// scoped to id (its tenant, and its user: the tenant's admin), rolled back
+// unless commit: the forced policies then show exactly that tenant's rows,
+// whether the admin is a superuser or not.
+func (p *prober) asOwner(ctx context.Context, id tenant.Identity, commit bool, fn func(tx pgx.Tx) error) error {
 	tx, err := p.admin.Begin(ctx)
 	if err != nil {
 		return err
@@ -393,7 +401,8 @@ func (p *prober) asOwner(ctx context.Context, tenantID uuid.UUID, commit bool, f
 	if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+migrate.OwnerRole); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true)`, tenantID.String()); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`,
+		id.TenantID.String(), id.UserID.String()); err != nil {
 		return err
 	}
 	if err := fn(tx); err != nil {
@@ -415,7 +424,7 @@ func (p *prober) checkSeeded(ctx context.Context, rels []relation) error {
 				continue
 			}
 			var n int64
-			err := p.asOwner(ctx, t.id, false, func(tx pgx.Tx) error {
+			err := p.asOwner(ctx, t.identity, false, func(tx pgx.Tx) error {
 				return tx.QueryRow(ctx, `SELECT count(*) FROM `+r.ident()+` x WHERE x::text LIKE '%' || $1 || '%'`, t.marker).Scan(&n)
 			})
 			if err != nil {
@@ -435,7 +444,7 @@ func (p *prober) checkSeeded(ctx context.Context, rels []relation) error {
 // tables, and lists the relations of its schema.
 func (p *prober) snapshot(ctx context.Context, t *probeTenant, rels []relation) (map[string]string, error) {
 	out := map[string]string{}
-	err := p.asOwner(ctx, t.id, false, func(tx pgx.Tx) error {
+	err := p.asOwner(ctx, t.identity, false, func(tx pgx.Tx) error {
 		for _, r := range rels {
 			if r.owner != "" && r.owner != t.label {
 				continue
@@ -508,7 +517,7 @@ func cellsFor(r relation, queryRole bool) []string {
 		cells = append(cells, audit.CellViewOther)
 	case r.name == "training_data" || r.name == "models":
 		cells = append(cells, audit.CellTraining)
-	case r.name == "query_history":
+	case r.name == "query_history" || r.name == "conversations" || r.name == "messages":
 		cells = append(cells, audit.CellHistory)
 	}
 	return cells
@@ -796,6 +805,8 @@ func (p *prober) attackSandbox(ctx context.Context, actor, victim *probeTenant) 
 		{"SELECT name, description FROM dbchat.database_tables", []string{audit.CellViewOther}},
 		{"SELECT question, content FROM dbchat.training_data", []string{audit.CellTraining}},
 		{"SELECT question, generated_sql FROM dbchat.query_history", []string{audit.CellHistory}},
+		{"SELECT title FROM dbchat.conversations", []string{audit.CellHistory}},
+		{"SELECT question, resolved_question, sql FROM dbchat.messages", []string{audit.CellHistory}},
 		{"SELECT query FROM pg_stat_activity", []string{audit.CellExecOther}},
 	}
 	for _, at := range attacks {
