@@ -383,6 +383,14 @@ func (s *Sandbox) finish(conn *pgxpool.Conn, err error) error {
 		// never read.
 		return ErrRowTooLarge
 	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// The caller is gone. pgx sends one cancel request, which may land
+		// before the statement starts, and then waits for the server; a
+		// closed socket instead ends the backend's statement within
+		// client_connection_check_interval (set for the role by migrate).
+		_ = conn.Conn().PgConn().Conn().Close()
+		return err
+	}
 	if err != nil {
 		closed := conn.Conn().IsClosed()
 		_ = rollback(conn)
