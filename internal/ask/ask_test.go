@@ -222,3 +222,41 @@ func TestCorrectionRound(t *testing.T) {
 	require.Len(t, f.prompts, 2)
 	require.Contains(t, f.prompts[1], "nosuchcolumn", "the second prompt shows the failed SQL and its error")
 }
+
+// No result value reaches a prompt: an answer's rows (customer names) are
+// not in the next question's prompt, which does carry the earlier turn's
+// question and SQL (a conversation's follow-up), nor in any other prompt.
+func TestPromptsNeverCarryResultRows(t *testing.T) {
+	t.Parallel()
+	const sql = "SELECT name, country FROM customers ORDER BY id"
+	f := &fakeOpenAI{reply: func(string) string { return "```sql\n" + sql + "\n```" }}
+	w := newWorld(t, generate.NewOpenAI(f.start(t)+"/v1", "k", "m"))
+	first, err := w.ask(w.a, ask.Request{Question: "Who are our customers?", Execute: true})
+	require.NoError(t, err)
+	require.Len(t, first.Rows, 4)
+	var values []string
+	for _, row := range first.Rows {
+		for _, v := range row {
+			var s string
+			require.NoError(t, json.Unmarshal(v, &s))
+			values = append(values, s)
+		}
+	}
+	require.Contains(t, values, "Grace Hopper")
+	turns := []generate.Turn{{Question: first.ResolvedQuestion, SQL: first.SQL}}
+	_, err = w.ask(w.a, ask.Request{Question: "and only those in US?", Execute: true, Turns: turns})
+	require.NoError(t, err)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Len(t, f.prompts, 2)
+	require.Contains(t, f.prompts[1], "Who are our customers?", "the follow-up's prompt carries the earlier turn")
+	require.Contains(t, f.prompts[1], "SELECT name, country FROM customers")
+	for _, p := range f.prompts {
+		for _, v := range values {
+			if len(v) > 2 { // country codes are also words of the question ("US")
+				require.NotContains(t, p, v, "a result value in a prompt")
+			}
+		}
+	}
+}
