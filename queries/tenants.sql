@@ -26,3 +26,12 @@ SET name       = coalesce(sqlc.narg(name), name),
     updated_at = now()
 WHERE id = sqlc.arg(id)
 RETURNING *;
+
+-- name: SetLLMDataAccess :one
+-- A tenant admin's choice (PATCH /v1/tenant), on its own tenant's row.
+UPDATE dbchat.tenants SET llm_data_access = $1, updated_at = now()
+WHERE id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)
+RETURNING *;
+
+-- name: LLMDataAccess :one
+SELECT llm_data_access FROM dbchat.tenants LIMIT 1;

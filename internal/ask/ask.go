@@ -115,8 +115,12 @@ type Answer struct {
 	// the requested ChartType) with the rows inline; nil for no chart.
 	Chart chart.Spec `json:"chart"`
 	// Summary describes the rows in English, computed in Go
-	// (internal/summary), never by a generator.
+	// (internal/summary), or by the LLM generator from a bounded sample of
+	// the rows when the tenant turned llm_data_access on (SummaryBy says).
 	Summary string `json:"summary"`
+	// SummaryBy is "dbchat" for a computed summary, else the generator
+	// that wrote it.
+	SummaryBy string `json:"summary_by"`
 	// Suggestions are next questions from the tenant's own training pairs
 	// near the question and its catalog (Suggest).
 	Suggestions []string `json:"suggestions"`
@@ -150,7 +154,7 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 		return Answer{}, err
 	}
 	var a Answer
-	a.Generator = s.Generator.Name()
+	a.Generator, a.SummaryBy = s.Generator.Name(), "dbchat"
 	a.Context.Similar = []Similar{}
 
 	req.progress(Retrieving, "")
@@ -198,7 +202,56 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 		return Answer{}, err
 	}
 	a.Interpretation = interpret.Describe(a.SQL) // the statement that ran (or was validated)
-	return present(ctx, a, req.Execute, want, in)
+	a, err = present(ctx, a, req.Execute, want, in)
+	if err != nil || !req.Execute {
+		return a, err
+	}
+	return s.llmSummary(ctx, a, req.Question), nil
+}
+
+// llmSummary replaces a's computed summary with one the generator writes
+// from a bounded sample of the rows (generate.SampleOf), only when the
+// tenant turned llm_data_access on and the generator can; on any failure
+// the computed summary stays. Otherwise no result value reaches a prompt.
+func (s *Service) llmSummary(ctx context.Context, a Answer, question string) Answer {
+	sum, ok := s.Generator.(generate.Summarizer)
+	if !ok || len(a.Rows) == 0 {
+		return a
+	}
+	var allowed bool
+	err := s.DB.Once(ctx, func(tx tenant.Conn) error {
+		var err error
+		allowed, err = dbsqlc.New().LLMDataAccess(ctx, tx)
+		return err
+	})
+	if err != nil || !allowed {
+		return a
+	}
+	cols := make([]string, len(a.Columns))
+	for i, c := range a.Columns {
+		cols[i] = c.Name
+	}
+	text, err := sum.Summarize(ctx, generate.SampleOf(question, a.SQL, cols, textRows(a.Rows)))
+	if err == nil && strings.TrimSpace(text) != "" {
+		a.Summary, a.SummaryBy = strings.TrimSpace(text), s.Generator.Name()
+	}
+	return a
+}
+
+// textRows renders JSON values as text: strings unquoted, the rest as is.
+func textRows(rows [][]json.RawMessage) [][]string {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = make([]string, len(r))
+		for j, v := range r {
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				s = string(v)
+			}
+			out[i][j] = s
+		}
+	}
+	return out
 }
 
 // execute runs the SQL in the sandbox, giving the generator one (or

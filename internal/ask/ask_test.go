@@ -17,6 +17,7 @@ import (
 	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/demo"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/nlsql"
@@ -259,4 +260,64 @@ func TestPromptsNeverCarryResultRows(t *testing.T) {
 			}
 		}
 	}
+}
+
+// llm_data_access: off (the default), the LLM is asked for SQL only and the
+// summary is computed (summary_by "dbchat"); on, it also gets one summary
+// prompt with a bounded sample of the rows and its text is the summary.
+func TestLLMDataAccessGatesSummaries(t *testing.T) {
+	t.Parallel()
+	f := &fakeOpenAI{reply: func(prompt string) string {
+		if strings.Contains(prompt, "You summarise") {
+			return "Four customers, two of them in the US."
+		}
+		return "```sql\nSELECT name, country FROM customers ORDER BY id\n```"
+	}}
+	w := newWorld(t, generate.NewOpenAI(f.start(t)+"/v1", "k", "m"))
+	a, err := w.ask(w.a, ask.Request{Question: "Who are our customers?", Execute: true})
+	require.NoError(t, err)
+	require.Equal(t, "dbchat", a.SummaryBy)
+	f.mu.Lock()
+	require.Len(t, f.prompts, 1)
+	require.NotContains(t, f.prompts[0], "Grace Hopper")
+	f.mu.Unlock()
+
+	require.NoError(t, w.db.TxAs(context.Background(), w.a.Identity, func(tx tenant.Conn) error {
+		_, err := dbsqlc.New().SetLLMDataAccess(context.Background(), tx, true)
+		return err
+	}))
+	a, err = w.ask(w.a, ask.Request{Question: "Who are our customers?", Execute: true})
+	require.NoError(t, err)
+	require.Equal(t, "Four customers, two of them in the US.", a.Summary)
+	require.Equal(t, "openai:m", a.SummaryBy)
+	f.mu.Lock()
+	require.Len(t, f.prompts, 3)
+	require.Contains(t, f.prompts[2], "Grace Hopper", "the summary prompt carries the sample")
+	f.mu.Unlock()
+
+	// B never turned it on: its answers send no rows.
+	_, err = w.ask(w.b, ask.Request{Question: "Who are our customers?", Execute: true})
+	require.NoError(t, err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Len(t, f.prompts, 4)
+	require.NotContains(t, f.prompts[3], "Grace Hopper")
+}
+
+// SampleOf bounds what a summary prompt may carry.
+func TestSampleIsBounded(t *testing.T) {
+	rows := make([][]string, 100)
+	for i := range rows {
+		rows[i] = []string{strings.Repeat("v", 300), "x"}
+	}
+	s := generate.SampleOf("q", "SELECT 1", []string{"a", "b"}, rows)
+	require.Equal(t, 100, s.RowCount)
+	require.LessOrEqual(t, len(s.Rows), generate.MaxSampleRows)
+	size := 0
+	for _, r := range s.Rows {
+		require.LessOrEqual(t, len(r[0]), generate.MaxSampleValue+len("…"))
+		size += len(r[0]) + len(r[1])
+	}
+	require.LessOrEqual(t, size, generate.MaxSampleBytes)
+	require.NotContains(t, generate.SummaryPrompt(s), strings.Repeat("v", generate.MaxSampleValue+1))
 }

@@ -194,6 +194,8 @@ type Tenant struct {
 	IsActive  bool      `json:"is_active"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// true: an LLM generator writes answer summaries from a bounded sample of the rows (at most 20 rows, 4 KiB); false (default): no result value is ever sent to an LLM.
+	LlmDataAccess bool `json:"llm_data_access"`
 }
 
 type TrainingData struct {

@@ -33,7 +33,7 @@ func (q *Queries) CreateTenant(ctx context.Context, db DBTX, arg CreateTenantPar
 }
 
 const currentTenant = `-- name: CurrentTenant :one
-SELECT id, name, slug, is_active, created_at, updated_at FROM dbchat.tenants LIMIT 1
+SELECT id, name, slug, is_active, created_at, updated_at, llm_data_access FROM dbchat.tenants LIMIT 1
 `
 
 func (q *Queries) CurrentTenant(ctx context.Context, db DBTX) (Tenant, error) {
@@ -46,12 +46,24 @@ func (q *Queries) CurrentTenant(ctx context.Context, db DBTX) (Tenant, error) {
 		&i.IsActive,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LlmDataAccess,
 	)
 	return i, err
 }
 
+const lLMDataAccess = `-- name: LLMDataAccess :one
+SELECT llm_data_access FROM dbchat.tenants LIMIT 1
+`
+
+func (q *Queries) LLMDataAccess(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, lLMDataAccess)
+	var llm_data_access bool
+	err := row.Scan(&llm_data_access)
+	return llm_data_access, err
+}
+
 const listTenants = `-- name: ListTenants :many
-SELECT id, name, slug, is_active, created_at, updated_at FROM dbchat_ops.list_tenants() ORDER BY created_at, id
+SELECT id, name, slug, is_active, created_at, updated_at, llm_data_access FROM dbchat_ops.list_tenants() ORDER BY created_at, id
 `
 
 // The one cross-tenant read (operator only): a SECURITY DEFINER function
@@ -72,6 +84,7 @@ func (q *Queries) ListTenants(ctx context.Context, db DBTX) ([]Tenant, error) {
 			&i.IsActive,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.LlmDataAccess,
 		); err != nil {
 			return nil, err
 		}
@@ -81,6 +94,28 @@ func (q *Queries) ListTenants(ctx context.Context, db DBTX) ([]Tenant, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const setLLMDataAccess = `-- name: SetLLMDataAccess :one
+UPDATE dbchat.tenants SET llm_data_access = $1, updated_at = now()
+WHERE id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)
+RETURNING id, name, slug, is_active, created_at, updated_at, llm_data_access
+`
+
+// A tenant admin's choice (PATCH /v1/tenant), on its own tenant's row.
+func (q *Queries) SetLLMDataAccess(ctx context.Context, db DBTX, llmDataAccess bool) (Tenant, error) {
+	row := db.QueryRow(ctx, setLLMDataAccess, llmDataAccess)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Slug,
+		&i.IsActive,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.LlmDataAccess,
+	)
+	return i, err
 }
 
 const setTenantActive = `-- name: SetTenantActive :execrows
@@ -106,7 +141,7 @@ SET name       = coalesce($1, name),
     is_active  = coalesce($2, is_active),
     updated_at = now()
 WHERE id = $3
-RETURNING id, name, slug, is_active, created_at, updated_at
+RETURNING id, name, slug, is_active, created_at, updated_at, llm_data_access
 `
 
 type UpdateTenantParams struct {
@@ -127,6 +162,7 @@ func (q *Queries) UpdateTenant(ctx context.Context, db DBTX, arg UpdateTenantPar
 		&i.IsActive,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LlmDataAccess,
 	)
 	return i, err
 }

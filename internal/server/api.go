@@ -23,15 +23,16 @@ import (
 )
 
 type tenantJSON struct {
-	ID        uuid.UUID `json:"id"`
-	Name      string    `json:"name"`
-	Slug      string    `json:"slug"`
-	IsActive  bool      `json:"is_active"`
-	CreatedAt time.Time `json:"created_at"`
+	ID            uuid.UUID `json:"id"`
+	Name          string    `json:"name"`
+	Slug          string    `json:"slug"`
+	IsActive      bool      `json:"is_active"`
+	LLMDataAccess bool      `json:"llm_data_access"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 func toTenantJSON(t dbsqlc.Tenant) tenantJSON {
-	return tenantJSON{ID: t.ID, Name: t.Name, Slug: t.Slug, IsActive: t.IsActive, CreatedAt: t.CreatedAt}
+	return tenantJSON{ID: t.ID, Name: t.Name, Slug: t.Slug, IsActive: t.IsActive, LLMDataAccess: t.LlmDataAccess, CreatedAt: t.CreatedAt}
 }
 
 type userJSON struct {

@@ -170,6 +170,7 @@ func (s *Server) accountRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
 	h := s.handle
 	v1.GET("/me", h(s.me))
 	v1.GET("/tenant", h(s.currentTenant))
+	v1.PATCH("/tenant", admin, h(s.updateCurrentTenant))
 	v1.POST("/users", admin, h(s.createUser))
 	v1.GET("/users", h(s.listUsers))
 	v1.DELETE("/users/:id", admin, h(s.deleteUser))

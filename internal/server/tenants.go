@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/provision"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -94,6 +95,30 @@ func (s *Server) me(c *gin.Context) (int, any, error) {
 func (s *Server) currentTenant(c *gin.Context) (int, any, error) {
 	t, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.Tenant, error) {
 		return s.q.CurrentTenant(ctx, tx)
+	})
+	return reply(http.StatusOK, toTenantJSON(t), err)
+}
+
+type tenantSettings struct {
+	LLMDataAccess *bool `json:"llm_data_access"`
+}
+
+// Validate requires the setting.
+func (p *tenantSettings) Validate() error {
+	if p.LLMDataAccess == nil {
+		return apperr.Field("llm_data_access", "is required")
+	}
+	return nil
+}
+
+// updateCurrentTenant changes the caller's tenant's settings (admins).
+func (s *Server) updateCurrentTenant(c *gin.Context) (int, any, error) {
+	p, err := bind[tenantSettings](s, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	t, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.Tenant, error) {
+		return s.q.SetLLMDataAccess(ctx, tx, *p.LLMDataAccess)
 	})
 	return reply(http.StatusOK, toTenantJSON(t), err)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/server/apiclient"
 )
 
 type tenantResp struct {
@@ -232,4 +233,30 @@ func TestUpdateTenant(t *testing.T) {
 	e.expectJSON(t, http.StatusOK, http.MethodGet, "/v1/tenant", a.APIKey, "", &got)
 	require.Equal(t, "Renamed", got.Name, "refused renames changed nothing")
 	require.Equal(t, a.ID, e.me(t, a.APIKey).Tenant.ID)
+}
+
+// A tenant admin turns llm_data_access on and off for its own tenant only;
+// a member may not; the setting is required and the default is off.
+func TestTenantSettings(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := dbtest.NewTenant(t, e.db, "A")
+	b := dbtest.NewTenant(t, e.db, "B")
+	var got apiclient.Tenant
+	e.expectJSON(t, http.StatusOK, http.MethodGet, "/v1/tenant", a.APIKey, "", &got)
+	require.False(t, got.LlmDataAccess)
+	e.expectJSON(t, http.StatusOK, http.MethodPatch, "/v1/tenant", a.APIKey, `{"llm_data_access":true}`, &got)
+	require.True(t, got.LlmDataAccess)
+	require.Equal(t, a.ID, got.Id)
+	e.expectJSON(t, http.StatusOK, http.MethodGet, "/v1/tenant", b.APIKey, "", &got)
+	require.False(t, got.LlmDataAccess, "another tenant's setting is its own")
+
+	member := e.addUser(t, a.APIKey, "member@a.test", "member")
+	status, body := e.callJSON(t, http.MethodPatch, "/v1/tenant", member.Key, `{"llm_data_access":false}`)
+	require.Equal(t, http.StatusForbidden, status, body)
+	status, body = e.callJSON(t, http.MethodPatch, "/v1/tenant", a.APIKey, `{}`)
+	require.Equal(t, http.StatusBadRequest, status, body)
+	require.Contains(t, body, `"field":"llm_data_access"`)
+	e.expectJSON(t, http.StatusOK, http.MethodPatch, "/v1/tenant", a.APIKey, `{"llm_data_access":false}`, &got)
+	require.False(t, got.LlmDataAccess)
 }

@@ -456,9 +456,12 @@ type Answer struct {
 	// Suggestions Up to three next questions: the tenant's own trained questions near this one, then questions about its catalog tables that the offline generator answers.
 	Suggestions []string `json:"suggestions"`
 
-	// Summary A short English summary of the rows (count, extremes, top values, trend), computed in Go from the rows, never by an LLM.
+	// Summary A short English summary of the rows (count, extremes, top values, trend), computed in Go from the rows; or, only when the tenant turned llm_data_access on and the generator is an LLM, written by it from a bounded sample of the rows (summary_by).
 	Summary string `json:"summary"`
-	Timings struct {
+
+	// SummaryBy "dbchat" for a computed summary, else the LLM generator that wrote it (e.g. "openai:gpt-4o-mini").
+	SummaryBy string `json:"summary_by"`
+	Timings   struct {
 		EmbedMs    *float64 `json:"embed_ms,omitempty"`
 		ExecuteMs  *float64 `json:"execute_ms,omitempty"`
 		GenerateMs *float64 `json:"generate_ms,omitempty"`
@@ -840,8 +843,11 @@ type Tenant struct {
 	CreatedAt time.Time          `json:"created_at"`
 	Id        openapi_types.UUID `json:"id"`
 	IsActive  bool               `json:"is_active"`
-	Name      string             `json:"name"`
-	Slug      string             `json:"slug"`
+
+	// LlmDataAccess Whether an LLM generator may write summaries from a bounded sample of an answer's rows (PATCH /v1/tenant). False by default.
+	LlmDataAccess bool   `json:"llm_data_access"`
+	Name          string `json:"name"`
+	Slug          string `json:"slug"`
 }
 
 // TenantCreate defines model for TenantCreate.
@@ -959,9 +965,12 @@ type Turn struct {
 	// Suggestions Up to three next questions: the tenant's own trained questions near this one, then questions about its catalog tables that the offline generator answers.
 	Suggestions []string `json:"suggestions"`
 
-	// Summary A short English summary of the rows (count, extremes, top values, trend), computed in Go from the rows, never by an LLM.
+	// Summary A short English summary of the rows (count, extremes, top values, trend), computed in Go from the rows; or, only when the tenant turned llm_data_access on and the generator is an LLM, written by it from a bounded sample of the rows (summary_by).
 	Summary string `json:"summary"`
-	Timings struct {
+
+	// SummaryBy "dbchat" for a computed summary, else the LLM generator that wrote it (e.g. "openai:gpt-4o-mini").
+	SummaryBy string `json:"summary_by"`
+	Timings   struct {
 		EmbedMs    *float64 `json:"embed_ms,omitempty"`
 		ExecuteMs  *float64 `json:"execute_ms,omitempty"`
 		GenerateMs *float64 `json:"generate_ms,omitempty"`
@@ -1192,6 +1201,11 @@ type ListRowsParams struct {
 // ImportRowsJSONBody defines parameters for ImportRows.
 type ImportRowsJSONBody = []map[string]interface{}
 
+// UpdateCurrentTenantJSONBody defines parameters for UpdateCurrentTenant.
+type UpdateCurrentTenantJSONBody struct {
+	LlmDataAccess bool `json:"llm_data_access"`
+}
+
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyCreate
 
@@ -1242,6 +1256,9 @@ type UpdateColumnJSONRequestBody UpdateColumnJSONBody
 
 // ImportRowsJSONRequestBody defines body for ImportRows for application/json ContentType.
 type ImportRowsJSONRequestBody = ImportRowsJSONBody
+
+// UpdateCurrentTenantJSONRequestBody defines body for UpdateCurrentTenant for application/json ContentType.
+type UpdateCurrentTenantJSONRequestBody UpdateCurrentTenantJSONBody
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -2073,6 +2090,32 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/tenant (the `CurrentTenant` operationId).
 	CurrentTenant(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCurrentTenantWithBody Change the caller's tenant's settings (admins only)
+	//
+	// llm_data_access (default false) lets an LLM generator write answer
+	// summaries from a bounded sample of the rows (at most 20 rows of at most
+	// 100 bytes a value, 4 KiB in all). While it is false no result value is
+	// ever sent to an LLM. The offline generator writes no summaries either
+	// way.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/tenant (the `UpdateCurrentTenant` operationId).
+	UpdateCurrentTenantWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCurrentTenant Change the caller's tenant's settings (admins only)
+	//
+	// llm_data_access (default false) lets an LLM generator write answer
+	// summaries from a bounded sample of the rows (at most 20 rows of at most
+	// 100 bytes a value, 4 KiB in all). While it is false no result value is
+	// ever sent to an LLM. The offline generator writes no summaries either
+	// way.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/tenant (the `UpdateCurrentTenant` operationId).
+	UpdateCurrentTenant(ctx context.Context, body UpdateCurrentTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTenants List every tenant (the operator's one cross-tenant read)
 	//
@@ -3326,6 +3369,52 @@ func (c *Client) ImportRows(ctx context.Context, id ID, body ImportRowsJSONReque
 // Corresponds with GET /v1/tenant (the `CurrentTenant` operationId).
 func (c *Client) CurrentTenant(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCurrentTenantRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCurrentTenantWithBody Change the caller's tenant's settings (admins only)
+//
+// llm_data_access (default false) lets an LLM generator write answer
+// summaries from a bounded sample of the rows (at most 20 rows of at most
+// 100 bytes a value, 4 KiB in all). While it is false no result value is
+// ever sent to an LLM. The offline generator writes no summaries either
+// way.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/tenant (the `UpdateCurrentTenant` operationId).
+func (c *Client) UpdateCurrentTenantWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCurrentTenantRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCurrentTenant Change the caller's tenant's settings (admins only)
+//
+// llm_data_access (default false) lets an LLM generator write answer
+// summaries from a bounded sample of the rows (at most 20 rows of at most
+// 100 bytes a value, 4 KiB in all). While it is false no result value is
+// ever sent to an LLM. The offline generator writes no summaries either
+// way.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/tenant (the `UpdateCurrentTenant` operationId).
+func (c *Client) UpdateCurrentTenant(ctx context.Context, body UpdateCurrentTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCurrentTenantRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5342,6 +5431,46 @@ func NewCurrentTenantRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewUpdateCurrentTenantRequest calls the generic UpdateCurrentTenant builder with application/json body
+func NewUpdateCurrentTenantRequest(server string, body UpdateCurrentTenantJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateCurrentTenantRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateCurrentTenantRequestWithBody constructs an http.Request for the UpdateCurrentTenant method, with any body, and a specified content type
+func NewUpdateCurrentTenantRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenant")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListTenantsRequest constructs an http.Request for the ListTenants method
 func NewListTenantsRequest(server string) (*http.Request, error) {
 	var err error
@@ -6253,6 +6382,32 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/tenant (the `CurrentTenant` operationId).
 	CurrentTenantWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CurrentTenantResponse, error)
+
+	// UpdateCurrentTenantWithBodyWithResponse Change the caller's tenant's settings (admins only)
+	//
+	// llm_data_access (default false) lets an LLM generator write answer
+	// summaries from a bounded sample of the rows (at most 20 rows of at most
+	// 100 bytes a value, 4 KiB in all). While it is false no result value is
+	// ever sent to an LLM. The offline generator writes no summaries either
+	// way.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/tenant (the `UpdateCurrentTenant` operationId).
+	UpdateCurrentTenantWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCurrentTenantResponse, error)
+
+	// UpdateCurrentTenantWithResponse Change the caller's tenant's settings (admins only)
+	//
+	// llm_data_access (default false) lets an LLM generator write answer
+	// summaries from a bounded sample of the rows (at most 20 rows of at most
+	// 100 bytes a value, 4 KiB in all). While it is false no result value is
+	// ever sent to an LLM. The offline generator writes no summaries either
+	// way.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/tenant (the `UpdateCurrentTenant` operationId).
+	UpdateCurrentTenantWithResponse(ctx context.Context, body UpdateCurrentTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCurrentTenantResponse, error)
 
 	// ListTenantsWithResponse List every tenant (the operator's one cross-tenant read)
 	//
@@ -9641,6 +9796,96 @@ func (r CurrentTenantResponse) ContentType() string {
 	return ""
 }
 
+// UpdateCurrentTenantResponse503Headers the declared response headers of an HTTP 503 response for UpdateCurrentTenant
+type UpdateCurrentTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
+type UpdateCurrentTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Tenant
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMedia
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateCurrentTenantResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateCurrentTenantResponse) GetJSON200() *Tenant {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateCurrentTenantResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateCurrentTenantResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateCurrentTenantResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r UpdateCurrentTenantResponse) GetJSON415() *UnsupportedMedia {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateCurrentTenantResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateCurrentTenantResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateCurrentTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateCurrentTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateCurrentTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateCurrentTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListTenantsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11103,6 +11348,44 @@ func (c *ClientWithResponses) CurrentTenantWithResponse(ctx context.Context, req
 		return nil, err
 	}
 	return ParseCurrentTenantResponse(rsp)
+}
+
+// UpdateCurrentTenantWithBodyWithResponse Change the caller's tenant's settings (admins only)
+//
+// llm_data_access (default false) lets an LLM generator write answer
+// summaries from a bounded sample of the rows (at most 20 rows of at most
+// 100 bytes a value, 4 KiB in all). While it is false no result value is
+// ever sent to an LLM. The offline generator writes no summaries either
+// way.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/tenant (the `UpdateCurrentTenant` operationId).
+func (c *ClientWithResponses) UpdateCurrentTenantWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCurrentTenantResponse, error) {
+	rsp, err := c.UpdateCurrentTenantWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCurrentTenantResponse(rsp)
+}
+
+// UpdateCurrentTenantWithResponse Change the caller's tenant's settings (admins only)
+//
+// llm_data_access (default false) lets an LLM generator write answer
+// summaries from a bounded sample of the rows (at most 20 rows of at most
+// 100 bytes a value, 4 KiB in all). While it is false no result value is
+// ever sent to an LLM. The offline generator writes no summaries either
+// way.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/tenant (the `UpdateCurrentTenant` operationId).
+func (c *ClientWithResponses) UpdateCurrentTenantWithResponse(ctx context.Context, body UpdateCurrentTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCurrentTenantResponse, error) {
+	rsp, err := c.UpdateCurrentTenant(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCurrentTenantResponse(rsp)
 }
 
 // ListTenantsWithResponse List every tenant (the operator's one cross-tenant read)
@@ -13970,6 +14253,87 @@ func ParseCurrentTenantResponse(rsp *http.Response) (*CurrentTenantResponse, err
 		}
 		response.JSON500 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseUpdateCurrentTenantResponse parses an HTTP response from a UpdateCurrentTenantWithResponse call
+func ParseUpdateCurrentTenantResponse(rsp *http.Response) (*UpdateCurrentTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateCurrentTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Tenant
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMedia
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers UpdateCurrentTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
