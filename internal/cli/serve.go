@@ -135,6 +135,9 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 		return err
 	}
 	db.SetAcquireTimeout(lim.acquire)
+	if err := db.ShareFromEnv(); err != nil {
+		return err
+	}
 	emb, err := embed.FromEnv(ctx, env.Getenv)
 	if err != nil {
 		return err

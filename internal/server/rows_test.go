@@ -531,3 +531,17 @@ func (e *rowsEnv) memberKey(t *testing.T, tn dbtest.Tenant) string {
 	}))
 	return key.Plain
 }
+
+// A preview pages at most 100000 rows deep: each page scans the rows it
+// skips, and deep offsets held the pool (issue 12's noisy neighbour).
+func TestPreviewOffsetIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newRowsEnv(t, server.Config{})
+	a := dbtest.NewTenant(t, e.db, "A")
+	id := e.createTable(t, a.APIKey, `{"name":"t","columns":[{"name":"v","type":"text"}]}`)
+	status, body := e.do(t, http.MethodGet, "/v1/tables/"+id+"/rows?offset=100001", a.APIKey, "", nil)
+	require.Equal(t, http.StatusBadRequest, status, body)
+	require.Contains(t, body, `"field":"offset"`)
+	status, body = e.do(t, http.MethodGet, "/v1/tables/"+id+"/rows?offset=100000", a.APIKey, "", nil)
+	require.Equal(t, http.StatusOK, status, body)
+}

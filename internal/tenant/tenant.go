@@ -45,6 +45,41 @@ type Conn interface {
 type DB struct {
 	pool           *pgxpool.Pool
 	acquireTimeout time.Duration
+	admit          *admission // nil: first come, first served
+}
+
+// ShareFromEnv calls ShareAmongTenants with DBCHAT_TENANT_CONNS (default:
+// all but one of the pool's connections, so one tenant alone keeps most of
+// the pool and another always finds one) and DBCHAT_TENANT_QUEUE (default
+// DefaultTenantQueue).
+func (db *DB) ShareFromEnv() error {
+	perTenant, err := envInt("DBCHAT_TENANT_CONNS", max(1, db.MaxConns()-1))
+	if err != nil {
+		return err
+	}
+	queue, err := envInt("DBCHAT_TENANT_QUEUE", DefaultTenantQueue)
+	if err != nil {
+		return err
+	}
+	db.ShareAmongTenants(perTenant, queue)
+	return nil
+}
+
+// ShareAmongTenants caps how many of the pool's connections one tenant's
+// transactions hold at once (perTenant, at most the pool's size) and queues
+// the rest per tenant (at most queue each), handing a freed connection to
+// the waiting tenant that holds the fewest: one tenant's slow requests then
+// always leave the others a connection. A transaction waits at most the
+// acquire timeout (3 s when none is set) before 503 overloaded. The zero
+// identity (operator requests) counts as one tenant. Call it before the DB
+// is used.
+func (db *DB) ShareAmongTenants(perTenant, queue int) {
+	wait := db.acquireTimeout
+	if wait <= 0 {
+		wait = 3 * time.Second
+	}
+	n := db.MaxConns()
+	db.admit = newAdmission("database", n, max(1, min(perTenant, n)), queue, wait)
 }
 
 // SetAcquireTimeout bounds how long a transaction waits for a pooled
@@ -106,6 +141,12 @@ func (db *DB) OnceAs(ctx context.Context, id Identity, fn func(tx Conn) error) e
 }
 
 func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) error) error {
+	if db.admit != nil {
+		if err := db.admit.acquire(ctx, id.TenantID); err != nil {
+			return err
+		}
+		defer db.admit.release(id.TenantID)
+	}
 	conn, err := db.acquire(ctx)
 	if err != nil {
 		return err

@@ -1194,7 +1194,9 @@ type UpdateColumnJSONBody struct {
 
 // ListRowsParams defines parameters for ListRows.
 type ListRowsParams struct {
-	Limit  *int `form:"limit,omitempty" json:"limit,omitempty"`
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Offset At most 100000 (a preview scans the rows it skips); read deeper with POST /v1/sql and a filter.
 	Offset *int `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
