@@ -15,9 +15,9 @@ import (
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/ask"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/demo"
-	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/nlsql"
