@@ -260,15 +260,18 @@ func (s *Service) Ask(ctx context.Context, id uuid.UUID, req ask.Request) (Turn,
 	turn := Turn{Question: strings.TrimSpace(req.Question)}
 	req.Model, req.Execute, req.Limit, req.Turns = d.Model, true, 0, turns(d.Messages)
 	a, askErr := s.ask.Ask(ctx, req)
-	switch code := apperr.CodeOf(askErr); {
+	switch {
 	case askErr == nil:
 		turn.Answer, turn.ResolvedQuestion = a, a.ResolvedQuestion
-	case code == apperr.NoSQL || code == apperr.SQLFailed || code == apperr.SQLRejected:
-		turn.ResolvedQuestion = generate.Resolve(turns(d.Messages), turn.Question)
-	default: // a bad request, or the database or the generator down: nothing to record
+	case apperr.CodeOf(askErr) == apperr.Invalid: // a bad request: nothing was asked
 		return Turn{}, askErr
+	default: // refused, failed, or the generator down: the turn keeps its error
+		turn.ResolvedQuestion = generate.Resolve(turns(d.Messages), turn.Question)
 	}
 	if err := s.record(ctx, d, &turn, askErr); err != nil {
+		if askErr != nil {
+			return Turn{}, askErr // the database is likely down too: the first error says why
+		}
 		return Turn{}, err
 	}
 	return turn, askErr

@@ -1,0 +1,60 @@
+package conversation_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/ask"
+	"github.com/dbchat/dbchat/internal/conversation"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/demo"
+	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// A generator that fails mid-turn (the LLM server answers 503) leaves a
+// consistent conversation: the turn is recorded with its error and no SQL,
+// and the next turn takes the next position.
+func TestFailedTurnIsRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(llm.Close)
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(box.Close)
+	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
+	gen := generate.NewOpenAI(llm.URL+"/v1", "k", "m")
+	svc := conversation.New(db, ask.New(db, sandbox.New(db, box), store, gen))
+	tn := dbtest.NewTenant(t, db, "Shop")
+	require.NoError(t, db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
+	tctx := tenant.NewContext(ctx, tn.Identity)
+
+	c, err := svc.Create(tctx, "", "failing")
+	require.NoError(t, err)
+	_, err = svc.Ask(tctx, c.ID, ask.Request{Question: "How many customers do we have?"})
+	require.Equal(t, apperr.Unavailable, apperr.CodeOf(err), "%v", err)
+	_, err = svc.Ask(tctx, c.ID, ask.Request{Question: "   "})
+	require.Equal(t, apperr.Invalid, apperr.CodeOf(err), "an empty question is not a turn")
+
+	got, err := svc.Get(tctx, c.ID)
+	require.NoError(t, err)
+	require.Len(t, got.Messages, 1)
+	m := got.Messages[0]
+	require.EqualValues(t, 1, m.Position)
+	require.Nil(t, m.SQL)
+	require.NotNil(t, m.Error)
+	require.Contains(t, *m.Error, "did not answer")
+}
