@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,10 +18,10 @@ import (
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-// PostgreSQL is killed (SIGKILL on the postmaster) three times on one
+// PostgreSQL is killed (SIGKILL on the postmaster) four times on one
 // private cluster: during training writes, during questions (/v1/ask, which
-// writes query history), and under steady read traffic from several
-// clients. Each time, every request in flight answers 503 unavailable
+// writes query history), during conversation turns (which also record the
+// turn), and under steady read traffic from several clients. Each time, every request in flight answers 503 unavailable
 // (never 500, never a hang or a dropped connection), /readyz is 503 while
 // the database is down, the same server answers 200 again within 5 s of the
 // cluster accepting connections, no training or history row is missing a
@@ -112,6 +113,43 @@ func TestPostgresKilledMidRequests(t *testing.T) {
 		status, body := e.do(t, http.MethodPost, "/v1/ask", tn.APIKey, "application/json", strings.NewReader(`{"question":"How many rows are in events?"}`))
 		require.Equal(t, http.StatusOK, status, body)
 		require.Equal(t, before+1, e.historyRows(tn, "question IS NOT NULL"))
+	})
+
+	t.Run("conversation turn", func(t *testing.T) {
+		e.t = t
+		var conv struct{ ID string }
+		status, body := e.do(t, http.MethodPost, "/v1/conversations", tn.APIKey, "application/json", strings.NewReader(`{"title":"cut"}`))
+		require.Equal(t, http.StatusCreated, status, body)
+		require.NoError(t, json.Unmarshal([]byte(body), &conv))
+		path := "/v1/conversations/" + conv.ID + "/messages"
+		// One turn waits in the sandbox, the other has its answer (and
+		// its history row) and waits to record the turn.
+		unlock := e.lock(pgx.Identifier{schema, "events"}.Sanitize()+" IN ACCESS EXCLUSIVE MODE",
+			"dbchat.messages IN SHARE ROW EXCLUSIVE MODE")
+		defer unlock()
+		cut := []<-chan crashAnswer{
+			e.inFlight(http.MethodPost, path, tn.APIKey, "application/json", `{"question":"How many rows are in events?"}`),
+			e.inFlight(http.MethodPost, path, tn.APIKey, "application/json", `{"question":"How many rows are in orders?"}`),
+		}
+		waitFor(t, "one turn in the sandbox and one recording itself", func() bool {
+			return e.lockWaiters("%events%") == 1 && e.lockWaiters("%dbchat.messages%") == 1
+		})
+		e.kill()
+		for _, ch := range cut {
+			requireUnavailable(t, <-ch)
+		}
+		e.requireDown(tn.APIKey)
+		e.restart(tn.APIKey)
+		var turns, partial int
+		require.NoError(t, e.admin.QueryRow(context.Background(), `SELECT count(*),
+			count(*) FILTER (WHERE sql IS NULL AND error IS NULL OR sql IS NOT NULL AND history_id IS NULL)
+			FROM dbchat.messages WHERE tenant_id = $1`, tn.ID).Scan(&turns, &partial))
+		require.Zero(t, turns, "the cut turns recorded nothing")
+		e.requireIdle(tn)
+		status, body = e.do(t, http.MethodPost, path, tn.APIKey, "application/json", strings.NewReader(`{"question":"How many rows are in events?"}`))
+		require.Equal(t, http.StatusOK, status, body)
+		require.Contains(t, body, `"position":1`)
+		e.historyRows(tn, "true") // every history row whole, the cut turn's answer included
 	})
 
 	t.Run("steady reads", func(t *testing.T) {
