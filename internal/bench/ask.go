@@ -66,8 +66,7 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	db := tenant.New(e.pool(ctx, d.AppURL, 0, &appWrites, tracer))
 	box := must1(tenant.NewSandbox(ctx, d.QueryURL, 4))
 	e.atEnd(box.Close)
-	sql := sandbox.New(db, box)
-	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
+	sql, store := sandbox.New(db, box), &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
 	svc := ask.New(db, sql, store, generate.NewOffline())
 	seed := seedAsk(ctx, e, d.admin, db, store, c)
 	tctx, questions := tenant.NewContext(ctx, seed.id), askQuestions(seed.trained, c.Questions)
@@ -165,19 +164,11 @@ func seedAsk(ctx context.Context, e *Env, admin *pgx.Conn, db *tenant.DB, store 
 	return s
 }
 
-// askShapes (templates/data.tmpl) are the training questions' shapes and SQL over the demo
-// tables. The arguments (askTrainingItems' draw) are: 1 country, 2 amount,
-// 3 year, 4 the next year, 5 a month's name, 6 its first day, 7 the next
-// month's first day, 8 a count 2-50, 9 a customer id, 10 a day in words,
-// 11 the same day, 12 a count 1-20.
-var askShapes = dataLines("ask-shapes")
-
-var (
-	askCountries = strings.Fields("AR AT AU BE BR CA CH CL CN CZ DE DK EG ES FI FR GB GR HU IE IL IN IT JP KR MX NL NO NZ PL PT RO SE SG TR UA US VN ZA CO")
-	askAmounts   = []int{10, 20, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 5000}
-	askNouns     = strings.Fields("invoice shipment refund coupon warehouse supplier product category review payment subscription campaign visit basket return ticket store region courier discount")
-	askAttrs     = strings.Fields("status region channel currency weight price quantity rating score priority opened_at closed_at notes owner code label source tier vat_rate margin")
-)
+// askShapes are the training questions' shapes and SQL over the demo tables
+// (templates/data.tmpl: their arguments are askTrainingItems' draw); askWords
+// the countries, nouns and column names drawn from.
+var askShapes, askWords = dataLines("ask-shapes"), collect(dataLines("ask-words"), func(f []string) []string { return strings.Fields(f[0]) })
+var askCountries, askNouns, askAttrs, askAmounts = askWords[0], askWords[1], askWords[2], []int{10, 20, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 5000}
 
 // askTrainingItems generates n training rows, deterministically: 85 % pairs
 // of askShapes (distinct questions), 7.5 % DDL of other tables, 7.5 % docs.
@@ -267,16 +258,12 @@ func askSection(c AskConfig, seed *askSeeded, questions []string, samples [][]as
 		}
 		calls[p.Name], ms[p.Name], sum = calls[p.Name]+1/n, ms[p.Name]+p.Ms/n, sum+p.Ms/n
 	}
-	var prows [][]string
-	for _, name := range names {
-		prows = append(prows, []string{name, fmt.Sprintf("%.2f", calls[name]), fmt.Sprintf("%.3f", ms[name])})
-	}
+	prows := collect(names, func(k string) []string { return []string{k, fmt.Sprintf("%.2f", calls[k]), fmt.Sprintf("%.3f", ms[k])} })
 	counts := seed.counts
 	s.Body = render("ask", map[string]any{"Goal": askGoal.bound, "C": c, "Rows": counts[nlsql.KindSQL] + counts[nlsql.KindDDL] + counts[nlsql.KindDocumentation],
 		"Pairs": counts[nlsql.KindSQL], "DDL": counts[nlsql.KindDDL], "Docs": counts[nlsql.KindDocumentation], "Catalog": seed.catalog,
-		"LoadTook": seed.loadTook, "Build": seed.build, "Questions": len(questions), "Trained": nTrained, "Novel": len(questions) - nTrained,
-		"Table": rows,
-		"Over":  over.f("%.2f"), "OverMed": over.Med, "Verdict": strings.ReplaceAll(askGoal.verdict(over.Med), "**", ""), "HTTPOver": httpOver.f("%.2f"),
+		"LoadTook": seed.loadTook, "Build": seed.build, "Questions": len(questions), "Trained": nTrained, "Novel": len(questions) - nTrained, "Table": rows,
+		"Over": over.f("%.2f"), "OverMed": over.Med, "Verdict": strings.ReplaceAll(askGoal.verdict(over.Med), "**", ""), "HTTPOver": httpOver.f("%.2f"),
 		"HTTPVerdict": strings.ReplaceAll(askGoal.verdict(httpOver.Med), "**", ""), "Ratio": ratio.m("%.0f"), "HTTPRatio": httpRatio.m("%.0f"),
 		"Phases": map[bool][][]string{true: append(prows, []string{"all statements on the runtime pool", "", fmt.Sprintf("%.3f", sum)})}[len(names) > 0], "RoundTrips": trips, "Sum": sum})
 	return s

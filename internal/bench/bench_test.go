@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dbchat/dbchat/internal/demo"
+	"github.com/dbchat/dbchat/internal/evalset"
 	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sqlguard"
@@ -31,16 +32,11 @@ func TestDist(t *testing.T) {
 }
 
 func TestGoalVerdict(t *testing.T) {
-	for _, c := range []struct {
-		g    goal
-		r    float64
-		want string
-	}{
-		{goal{1.10, true, ""}, 1.05, "met (5% headroom)"}, {goal{1.10, true, ""}, 1.21, "**missed** by 10% (1.21× vs ≤ 1.10×)"},
-		{goal{0.5, false, ""}, 0.25, "**missed** by 50% (0.25× vs ≥ 0.50×)"}, {goal{0.5, false, ""}, 0.75, "met (50% above)"},
-	} {
-		if v := c.g.verdict(c.r); v != c.want {
-			t.Errorf("%v.verdict(%v) = %q, want %q", c.g, c.r, v, c.want)
+	le, ge := goal{1.10, true, ""}, goal{0.5, false, ""}
+	for _, c := range [][2]string{{le.verdict(1.05), "met (5% headroom)"}, {le.verdict(1.21), "**missed** by 10% (1.21× vs ≤ 1.10×)"},
+		{ge.verdict(0.25), "**missed** by 50% (0.25× vs ≥ 0.50×)"}, {ge.verdict(0.75), "met (50% above)"}} {
+		if c[0] != c[1] {
+			t.Errorf("verdict %q, want %q", c[0], c[1])
 		}
 	}
 }
@@ -106,10 +102,7 @@ func TestProcStat(t *testing.T) {
 }
 
 func TestMeasureQuality(t *testing.T) {
-	ids := make([]uuid.UUID, 12)
-	for i := range ids {
-		ids[i] = uuid.New()
-	}
+	ids := collect(make([]uuid.UUID, 12), func(uuid.UUID) uuid.UUID { return uuid.New() })
 	truth := vecResult{ids: [3][]uuid.UUID{ids[:10], ids[10:12], nil}}
 	full := vecResult{ids: truth.ids, scan: nlsql.Scan{Kind: nlsql.KindSQL, Method: "hnsw"}}
 	short := vecResult{ids: [3][]uuid.UUID{ids[:7], ids[10:12], nil}, scan: nlsql.Scan{Kind: nlsql.KindSQL, Method: "hnsw", FellBack: true}}
@@ -161,16 +154,8 @@ func TestAskQuestions(t *testing.T) {
 	if kinds[nlsql.KindSQL] != 1700 || kinds[nlsql.KindDDL] != 150 || kinds[nlsql.KindDocumentation] != 150 {
 		t.Fatalf("kinds %v", kinds)
 	}
-	var tables []generate.Table
-	for _, spec := range demo.Tables {
-		tb := generate.Table{Name: spec.Name, Description: spec.Description}
-		for _, c := range spec.Columns {
-			tb.Columns = append(tb.Columns, generate.Column{Name: c.Name, Type: c.Type, Description: c.Description})
-		}
-		tables = append(tables, tb)
-	}
 	for _, q := range askNovel {
-		out, err := generate.NewOffline().Generate(context.Background(), generate.Input{Question: q, Tables: tables})
+		out, err := generate.NewOffline().Generate(context.Background(), generate.Input{Question: q, Tables: evalset.Tables(evalset.Schema{Tables: demo.Tables})})
 		if err == nil {
 			err = sqlguard.Check(out.SQL, policy)
 		}

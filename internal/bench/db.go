@@ -165,17 +165,13 @@ const vsFloor, vsExact, vsHNSW, vsAuto = 0, 1, 2, 3
 var vecStrategies = []struct {
 	name   string
 	method nlsql.Method
-}{
-	vsFloor: {name: "exact reference: superuser, explicit tenant filter"},
-	vsExact: {"exact (ForceExact)", nlsql.ForceExact},
-	vsHNSW:  {"HNSW, no fallback (ForceHNSW)", nlsql.ForceHNSW},
-	vsAuto:  {"**Auto (shipped)**", nlsql.Auto},
-}
+}{vsFloor: {name: "exact reference: superuser, explicit tenant filter"}, vsExact: {"exact (ForceExact)", nlsql.ForceExact},
+	vsHNSW: {"HNSW, no fallback (ForceHNSW)", nlsql.ForceHNSW}, vsAuto: {"**Auto (shipped)**", nlsql.Auto}}
 
 // vecKinds are the kinds in nlsql.Kinds order with the k retrieval asks for.
 var vecKinds = []struct {
-	kind string
-	k    int
+	Kind string
+	K    int
 }{{nlsql.KindSQL, nlsql.DefaultKs.SQL}, {nlsql.KindDDL, nlsql.DefaultKs.DDL}, {nlsql.KindDocumentation, nlsql.DefaultKs.Documentation}}
 
 // vecTenant: sqlRows are its pairs per model, sqlIdx their indexes in load order.
@@ -286,18 +282,7 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 
 // floorSearchSQL is nlsql.Retriever's exact search (a UNION ALL branch per
 // kind, distances in a MATERIALIZED CTE) with a tenant filter, no policy.
-func floorSearchSQL() string {
-	var branches []string
-	for i, k := range vecKinds {
-		branches = append(branches, fmt.Sprintf(`SELECT '%[1]s' AS kind, id, question, content, distance FROM (
-    WITH c AS MATERIALIZED (
-        SELECT id, question, content, embedding <=> $4 AS distance
-        FROM dbchat.training_data
-        WHERE tenant_id = $1 AND kind = '%[1]s' AND model_id = $2 AND embedder = $3)
-    SELECT * FROM c ORDER BY distance, id LIMIT %[2]d) s%[3]d`, k.kind, k.k, i))
-	}
-	return strings.Join(branches, "\nUNION ALL\n")
-}
+func floorSearchSQL() string { return render("floor-search", vecKinds) }
 
 // seedVectors creates the tenants, their models and the training rows, as
 // templates/vector.md.tmpl describes them.
@@ -306,9 +291,7 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) *
 	e.logf("vector: seeding %s rows of %d dimensions across %s tenants, %d models each", thousands(c.Rows), embed.Dim, thousands(c.Tenants), c.Models)
 	seedTenants(ctx, admin, c.Tenants, 1, c.Models)
 	// The ids seedTenants gave (md5 of the same strings), in slug order.
-	md5id := func(format string, args ...any) uuid.UUID {
-		return uuid.UUID(md5.Sum(fmt.Appendf(nil, format, args...)))
-	}
+	md5id := func(f string, a ...any) uuid.UUID { return uuid.UUID(md5.Sum(fmt.Appendf(nil, f, a...))) }
 	data := &vecData{tenants: make([]vecTenant, c.Tenants)}
 	for i := range data.tenants {
 		tid := md5id("bench-tenant-%d", i+1)
@@ -370,11 +353,8 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) *
 	}
 	data.rows = len(load)
 
-	// Classes and their queries: the tenant at random within the class, the
-	// model as a random stored pair's; two queries in three are that pair's
-	// vector plus noise (a paraphrase of a trained question, drawn when the
-	// pair is loaded), one in three a fresh draw from the tenant's topics (a
-	// new question on a subject the tenant has trained).
+	// Classes and their queries (templates/vector.md.tmpl); a paraphrase's
+	// vector is drawn when its pair is loaded.
 	gen := vectest.New(42, c.Topics)
 	topic := func(t *vecTenant) []float32 {
 		return gen.Near(gen.Centres[t.topics[rng.IntN(len(t.topics))]], vectest.DataNoise)
@@ -415,7 +395,7 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) *
 			for _, q := range near[i] {
 				q.vec = gen.Near(vec, vectest.QueryNoise)
 			}
-			kind := vecKinds[r.kind].kind
+			kind := vecKinds[r.kind].Kind
 			var question *string
 			content := fmt.Sprintf("%s item %d", kind, i)
 			if r.kind == 0 {

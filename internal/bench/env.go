@@ -117,10 +117,7 @@ func must(err error) {
 	}
 }
 
-func must1[T any](v T, err error) T {
-	must(err)
-	return v
-}
+func must1[T any](v T, err error) T { must(err); return v }
 
 type partError struct{ error }
 
@@ -523,14 +520,12 @@ func (t *phaseTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.Trac
 func (t *phaseTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
 	return t.start(ctx)
 }
-
 func (t *phaseTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
 	t.keepStmt(d.SQL, d.Args)
 	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok {
 		s.sqls = append(s.sqls, d.SQL)
 	}
 }
-
 func (t *phaseTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
 	t.end(ctx)
 }
@@ -674,10 +669,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			lat, res.Errors = append(lat, mine...), res.Errors+errs
-			if res.FirstError == "" {
-				res.FirstError = first
-			}
+			lat, res.Errors, res.FirstError = append(lat, mine...), res.Errors+errs, cmp.Or(res.FirstError, first)
 		})
 	}
 	wg.Wait()

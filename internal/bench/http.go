@@ -375,9 +375,7 @@ func copyFloor(ctx context.Context, admin *pgx.Conn, sz *importSize) float64 {
 func postCSV(ctx context.Context, url, key string, sz *importSize) {
 	f := must1(os.Open(sz.path))
 	defer f.Close()
-	var out struct {
-		Inserted int64 `json:"inserted"`
-	}
+	var out struct{ Inserted int64 }
 	doJSON(ctx, http.DefaultClient, http.MethodPost, url, "Authorization: Bearer "+key, f, &out)
 	if out.Inserted != int64(sz.rows) {
 		must(fmt.Errorf("imported %d rows, want %d", out.Inserted, sz.rows))
@@ -566,8 +564,7 @@ func send(ctx context.Context, client *http.Client, a attack, url, key string) i
 func settle(ctx context.Context, admin *pgx.Conn) {
 	for i, n := 0, 1; n > 0 && i < 300; i++ {
 		time.Sleep(100 * time.Millisecond)
-		must(admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&n))
+		must(admin.QueryRow(ctx, render("busy-backends", nil)).Scan(&n))
 	}
 }
 
@@ -596,10 +593,8 @@ func noisySection(c NoisyConfig, d time.Duration, attacks []attack, p99 [][2][]f
 	return s
 }
 
-// Part 7: the http part's tenants and load generator, GET /v1/me, /v1/tables
-// and /v1/history in turn against `dbchat-bench serve`, at 80 % of the
-// throughput measured at the start of the run, for BENCH_SOAK; the latency
-// per slice and the server's resources at the start and the end.
+// Part 7: the http part's load against `dbchat-bench serve` at 80 % of the
+// throughput measured at its start, for BENCH_SOAK; templates/soak.md.tmpl.
 
 var soakGoal = goal{bound: 1.10, atMost: true}
 
