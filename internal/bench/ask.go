@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/demo"
 	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/evalset"
 	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/provision"
@@ -29,15 +31,17 @@ import (
 )
 
 // Part 5: what /v1/ask costs outside the generator, directly and over HTTP,
-// one bare query the reference for scale; templates/ask.md.tmpl.
+// one bare query the reference for scale; the first streamed event; a follow-up
+// turn; the offline generator on the evaluation schemas; templates/ask.md.tmpl.
 
-var askGoal = goal{10, true, " ms"} // p50 of the time outside the generator
+var askGoal, sseGoal, turnGoal = goal{10, true, " ms"}, goal{20, true, " ms"}, goal{1.2, true, ""} // on p50s; turnGoal a ratio
 
 // askSample is one answered question: client-side total and the pipeline's
-// own stage timings, in ms.
+// own stage timings, in ms; over HTTP, the first event of a stream, a
+// follow-up turn and its standalone question.
 type askSample struct {
-	total, embed, retrieve, generate, execute float64
-	httpTotal, httpGenerate                   float64
+	total, embed, retrieve, generate, execute        float64
+	httpTotal, httpGenerate, firstEvent, turn, alone float64
 }
 
 // askStages are the rows of the stage table.
@@ -54,9 +58,16 @@ var askStages = []struct {
 	{"total, `ask.Service.Ask`", func(s askSample) float64 { return s.total }},
 	stageHTTPOverhead: {"over HTTP: time outside the generator (round trip − generate_ms)", func(s askSample) float64 { return s.httpTotal - s.httpGenerate }},
 	{"over HTTP: round trip (`POST /v1/ask`, key auth, JSON)", func(s askSample) float64 { return s.httpTotal }},
+	stageFirst: {"streamed: time to the first event (`status`)", func(s askSample) float64 { return s.firstEvent }},
+	stageTurn:  {"follow-up turn (`POST /v1/conversations/{id}/messages`)", func(s askSample) float64 { return s.turn }},
+	stageAlone: {"its standalone question (`POST /v1/ask`)", func(s askSample) float64 { return s.alone }},
 }
 
-const stageOverhead, stageHTTPOverhead = 4, 7 // indexes in askStages
+const stageOverhead, stageHTTPOverhead, stageFirst, stageTurn, stageAlone = 4, 7, 9, 10, 11 // indexes in askStages
+
+// askTurns are a conversation's first question, the follow-up timed and the standalone
+// question it stands for (as the turn resolves it); a conversation takes askBatch follow-ups.
+var askTurns, askBatch = [3]string{"How many orders per customer?", "and only for 2024?", "How many orders per customer — and only for 2024?"}, 4
 
 func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	c, d := e.cfg.Ask, e.open(ctx, "ask")
@@ -72,10 +83,12 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	tctx, questions := tenant.NewContext(ctx, seed.id), askQuestions(seed.trained, c.Questions)
 	floorPool, floorSQL := e.pool(ctx, d.AdminURL, 1, nil), "SELECT count(*) FROM "+pgx.Identifier{tenant.Schema(seed.id.TenantID), "customers"}.Sanitize()
 	apiURL := e.serve(server.New(db, devNullLog, server.Config{SQL: sql, Ask: svc}))
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}, Timeout: time.Minute}
+	client, auth := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}, Timeout: time.Minute}, "Authorization: Bearer "+seed.apiKey
+	question := func(q string) io.Reader { return bytes.NewReader(must1(json.Marshal(map[string]any{"question": q}))) }
 	// try runs one question one way (0 directly, 1 over HTTP, 2 the
-	// reference query) into s (floor: the reference's ms).
-	try := func(way int, q string, s *askSample, floor *float64) {
+	// reference query, 3 streamed; 4 the follow-up turn in conversation conv
+	// and 5 its standalone question) into s (floor: the reference's ms).
+	try := func(way int, q string, s *askSample, floor *float64, conv string) {
 		start := time.Now()
 		var err error
 		switch way {
@@ -85,28 +98,51 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 			t := a.Timings
 			s.total, s.embed, s.retrieve, s.generate, s.execute = millis(time.Since(start)), t.EmbedMS, t.RetrieveMS, t.GenerateMS, t.ExecuteMS
 		case 1:
-			body, _ := json.Marshal(map[string]any{"question": q})
 			var out apiclient.Answer // generate_ms is always there
-			doJSON(ctx, client, http.MethodPost, apiURL+"/v1/ask", "Authorization: Bearer "+seed.apiKey, bytes.NewReader(body), &out)
+			doJSON(ctx, client, http.MethodPost, apiURL+"/v1/ask", auth, question(q), &out)
 			s.httpTotal, s.httpGenerate = millis(time.Since(start)), *out.Timings.GenerateMs
-		default:
+		case 2:
 			err = floorPool.QueryRow(ctx, floorSQL).Scan(new(int64))
 			*floor = millis(time.Since(start))
+		case 3: // until the first complete event: its "event:" line through the blank line
+			buf, first := []byte{}, time.Time{}
+			status, _ := roundTrip(ctx, client, http.MethodPost, apiURL+"/v1/ask", auth+"\nAccept: text/event-stream", question(q), writerFunc(func(b []byte) (int, error) {
+				if buf = append(buf, b...); first.IsZero() && bytes.HasPrefix(buf, []byte("event:")) && bytes.Contains(buf, []byte("\n\n")) {
+					first = time.Now()
+				}
+				return len(b), nil
+			}))
+			if s.firstEvent = millis(first.Sub(start)); status != http.StatusOK || !bytes.HasPrefix(buf, []byte("event: status\n")) || !bytes.Contains(buf, []byte("event: done\n")) {
+				err = fmt.Errorf("streamed: %d %.300s", status, buf)
+			}
+		default:
+			var out apiclient.Answer
+			doJSON(ctx, client, http.MethodPost, apiURL+map[int]string{4: "/v1/conversations/" + conv + "/messages", 5: "/v1/ask"}[way], auth, question(askTurns[way-3]), &out)
+			if *map[int]*float64{4: &s.turn, 5: &s.alone}[way] = millis(time.Since(start)); out.Sql == "" {
+				err = fmt.Errorf("%q: no SQL", askTurns[way-3])
+			}
 		}
 		if err != nil {
 			must(fmt.Errorf("ask %q: %w", q, err))
 		}
 	}
-	// After a warm-up pass every run asks every question directly and over
-	// HTTP and runs the reference query.
+	// After a warm-up pass every run tries every question every way, the
+	// follow-up turns in a fresh conversation per askBatch.
 	samples, floors := make([][]askSample, e.cfg.Runs), make([][]float64, e.cfg.Runs)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for run := -1; run < e.cfg.Runs; run++ {
-		s, f := make([]askSample, len(questions)), make([]float64, len(questions))
-		pass(rng, len(questions), 3, func(qi, way int) { try(way, questions[qi], &s[qi], &f[qi]) })
-		if run >= 0 {
+		s, f, convs := make([]askSample, len(questions)), make([]float64, len(questions)), make([]string, (len(questions)+askBatch-1)/askBatch)
+		for i := range convs {
+			var conv apiclient.ConversationDetail
+			doJSON(ctx, client, http.MethodPost, apiURL+"/v1/conversations", auth, strings.NewReader("{}"), &conv)
+			convs[i] = conv.Id.String()
+			doJSON(ctx, client, http.MethodPost, apiURL+"/v1/conversations/"+convs[i]+"/messages", auth, question(askTurns[0]), nil)
+		}
+		pass(rng, len(questions), 6, func(qi, way int) { try(way, questions[qi], &s[qi], &f[qi], convs[qi/askBatch]) })
+		if p50 := func(st int) float64 { return pq(collect(s, askStages[st].get), 0.5) }; run >= 0 {
 			samples[run], floors[run] = s, f
-			e.logf("ask: run %d/%d: outside the generator p50 %.2f ms", run+1, e.cfg.Runs, pq(collect(s, askStages[stageOverhead].get), 0.5))
+			e.logf("ask: run %d/%d: p50 outside the generator %.2f ms, first event %.2f ms, follow-up %.2f vs standalone %.2f ms", run+1, e.cfg.Runs,
+				p50(stageOverhead), p50(stageFirst), p50(stageTurn), p50(stageAlone))
 		}
 	}
 	// The statements on the runtime pool per question (client-side time
@@ -115,11 +151,18 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 	w0 := appWrites.Load()
 	tracer.paused.Store(false)
 	for _, q := range questions {
-		try(0, q, &askSample{}, nil)
+		try(0, q, &askSample{}, nil, "")
 	}
 	tracer.paused.Store(true)
 	trips := float64(appWrites.Load()-w0) / float64(len(questions))
-	return askSection(c, seed, questions, samples, floors, tracer.take(), trips), nil
+	// Last, the evaluation schemas, each in a fresh tenant.
+	scores := collect(evalset.Schemas, func(sc evalset.Schema) evalset.Score {
+		res := must1(provision.CreateTenant(ctx, db, provision.Request{Name: "Eval " + sc.Name}))
+		id := tenant.Identity{TenantID: res.Tenant.ID, UserID: res.Admin.ID, Role: tenant.Admin}
+		must(db.TxAs(ctx, id, func(tx tenant.Conn) error { return evalset.Load(ctx, tx, sc) }))
+		return must1(evalset.Run(tenant.NewContext(ctx, id), generate.NewOffline(), sql, sc))
+	})
+	return askSection(c, seed, questions, samples, floors, tracer.take(), trips, scores), nil
 }
 
 // askSeeded is the asking tenant.
@@ -228,7 +271,7 @@ func askQuestions(trained []nlsql.NewItem, n int) []string {
 	return out
 }
 
-func askSection(c AskConfig, seed *askSeeded, questions []string, samples [][]askSample, floors [][]float64, phases []phase, trips float64) *Section {
+func askSection(c AskConfig, seed *askSeeded, questions []string, samples [][]askSample, floors [][]float64, phases []phase, trips float64, scores []evalset.Score) *Section {
 	nTrained := (len(questions) + 1) / 2 // the even ones
 	p50p95 := func(runs [][]float64) (p50s, p95s []float64) {
 		return collect(runs, func(r []float64) float64 { return pq(r, 0.5) }), collect(runs, func(r []float64) float64 { return pq(r, 0.95) })
@@ -243,12 +286,19 @@ func askSection(c AskConfig, seed *askSeeded, questions []string, samples [][]as
 	fp50, fp95 := p50p95(floors)
 	rows = append(rows, []string{"reference: `SELECT count(*) FROM customers`, one pgx query", newDist(fp50).f("%.3f"), newDist(fp95).f("%.3f")})
 	over, httpOver := newDist(stageP50[stageOverhead]), newDist(stageP50[stageHTTPOverhead])
+	first, turn, alone, turnRatio := newDist(stageP50[stageFirst]), newDist(stageP50[stageTurn]), newDist(stageP50[stageAlone]), newDist(ratios(stageP50[stageTurn], stageP50[stageAlone]))
 	ratio, httpRatio := newDist(ratios(stageP50[stageOverhead], fp50)), newDist(ratios(stageP50[stageHTTPOverhead], fp50))
 	goal, ref := fmt.Sprintf("p50 ≤ %.0f ms", askGoal.bound), "one query "+newDist(fp50).m("%.2f ms")
 	s := &Section{Summary: []Row{
 		{"time outside the generator, p50 (`ask.Service.Ask`)", ref, over.m("%.2f ms"), ratio.f("%.1f") + " (scale only)", goal, askGoal.verdict(over.Med)},
 		{"the same over HTTP (`POST /v1/ask`)", ref, httpOver.m("%.2f ms"), httpRatio.f("%.1f") + " (scale only)", goal, askGoal.verdict(httpOver.Med)},
+		{"time to the first streamed event, p50 (`Accept: text/event-stream`)", "—", first.f("%.2f") + " ms", "—", fmt.Sprintf("p50 ≤ %.0f ms", sseGoal.bound), sseGoal.verdict(first.Med)},
+		{"follow-up turn vs its standalone question, p50 (HTTP)", "standalone " + alone.m("%.2f ms"), turn.m("%.2f ms"), turnRatio.f("%.2f"), turnGoal.String(), turnGoal.verdict(turnRatio.Med)},
 	}}
+	for _, sc := range scores {
+		s.Summary = append(s.Summary, Row{"offline generator, evaluation schema " + sc.Schema + ": correct / refused / wrong", "—",
+			fmt.Sprintf("%d / %d / %d", sc.Correct, sc.Refused, sc.Wrong), "—", "wrong = 0", map[bool]string{true: "met", false: "**missed**"}[sc.Wrong == 0]})
+	}
 	// The statements of the traced pass, per question, in order of appearance.
 	n, sum, calls, ms := float64(len(questions)), 0.0, map[string]float64{}, map[string]float64{}
 	var names []string
@@ -265,6 +315,8 @@ func askSection(c AskConfig, seed *askSeeded, questions []string, samples [][]as
 		"LoadTook": seed.loadTook, "Build": seed.build, "Questions": len(questions), "Trained": nTrained, "Novel": len(questions) - nTrained, "Table": rows,
 		"Over": over.f("%.2f"), "OverMed": over.Med, "Verdict": strings.ReplaceAll(askGoal.verdict(over.Med), "**", ""), "HTTPOver": httpOver.f("%.2f"),
 		"HTTPVerdict": strings.ReplaceAll(askGoal.verdict(httpOver.Med), "**", ""), "Ratio": ratio.m("%.0f"), "HTTPRatio": httpRatio.m("%.0f"),
+		"First": first.f("%.2f"), "SSEVerdict": sseGoal.verdict(first.Med), "Turn": turn.f("%.2f"), "Alone": alone.f("%.2f"), "TurnRatio": turnRatio.f("%.2f"),
+		"TurnVerdict": turnGoal.verdict(turnRatio.Med), "Turns": askTurns, "Batch": askBatch, "Scores": scores, "SSEGoal": sseGoal.bound, "TurnGoal": turnGoal.bound,
 		"Phases": map[bool][][]string{true: append(prows, []string{"all statements on the runtime pool", "", fmt.Sprintf("%.3f", sum)})}[len(names) > 0], "RoundTrips": trips, "Sum": sum})
 	return s
 }

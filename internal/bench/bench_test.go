@@ -202,9 +202,11 @@ func TestSectionsRender(t *testing.T) {
 		"| 100 | 100 (91–111) | 40 (36–44) | 0.40 (0.40–0.40) |", "| "+phaseCopy+" | 50 | 2 % |")
 
 	seed := &askSeeded{counts: map[string]int{nlsql.KindSQL: 8}}
-	samples := [][]askSample{{{total: 15, embed: 12, generate: 1}}, {{total: 16, embed: 13, generate: 1}}}
-	check("ask", askSection(AskConfig{TrainingRows: 10}, seed, []string{"q"}, samples, [][]float64{{0.1}, {0.1}}, []phase{{"COMMIT", 0.1}}, 3),
-		"for scale", "Where the time goes", "| COMMIT | 1.00 | 0.100 |", "| **time outside the generator** (total − generate) | 14.50 (14.00–15.00) |")
+	samples := [][]askSample{{{total: 15, embed: 12, generate: 1, firstEvent: 2, turn: 6, alone: 5}}, {{total: 16, embed: 13, generate: 1, firstEvent: 3, turn: 7, alone: 5}}}
+	scores := []evalset.Score{{Schema: "hr", Correct: 2, Wrong: 1, Outcomes: []evalset.Outcome{{Case: evalset.Case{Question: "x?"}, SQL: "SELECT 1", Verdict: evalset.Wrong}}}}
+	check("ask", askSection(AskConfig{TrainingRows: 10}, seed, []string{"q"}, samples, [][]float64{{0.1}, {0.1}}, []phase{{"COMMIT", 0.1}}, 3, scores),
+		"for scale", "Where the time goes", "| COMMIT | 1.00 | 0.100 |", "| **time outside the generator** (total − generate) | 14.50 (14.00–15.00) |",
+		"first streamed event: p50 **2.50 (2.00–3.00) ms**, met", "**1.30 (1.20–1.40)×**, **missed** by 8%", "| hr | 1 | 2 | 0 | 1 |", "- hr, wrong: \"x?\" → `SELECT 1`")
 
 	p99 := [][2][]float64{{runs(1), runs(2)}, {runs(1.5), runs(5)}}
 	check("noisy", noisySection(NoisyConfig{Rows: 10}, time.Second, []attack{{name: "(a) x"}}, p99, []int{0, 3}, []map[int]int{{}, {-1: 2, 503: 1}}),

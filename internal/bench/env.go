@@ -696,15 +696,17 @@ func (e *Env) runLoad(ctx context.Context, url, header string, conc int, d time.
 	return res
 }
 
-// roundTrip sends a request with the header ("Name: value", may be empty; a
+// roundTrip sends a request with the headers ("Name: value" lines; a
 // file body as CSV, another as JSON) and copies the answer's body to w.
 func roundTrip(ctx context.Context, client *http.Client, method, url, header string, body io.Reader, w io.Writer) (status int, err error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, err
 	}
-	if k, v, ok := strings.Cut(header, ":"); ok {
-		req.Header.Set(k, strings.TrimSpace(v))
+	for _, h := range strings.Split(header, "\n") {
+		if k, v, ok := strings.Cut(h, ":"); ok {
+			req.Header.Set(k, strings.TrimSpace(v))
+		}
 	}
 	if f, ok := body.(*os.File); ok {
 		req.Header.Set("Content-Type", "text/csv")
@@ -721,12 +723,17 @@ func roundTrip(ctx context.Context, client *http.Client, method, url, header str
 	return resp.StatusCode, err
 }
 
-// doJSON decodes a 200 answer's JSON body into out (unless nil); it returns
-// the body.
+// writerFunc is a function as an io.Writer.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// doJSON decodes a 200 (or 201) answer's JSON body into out (unless nil);
+// it returns the body.
 func doJSON(ctx context.Context, client *http.Client, method, url, header string, body io.Reader, out any) []byte {
 	var b bytes.Buffer
 	status, err := roundTrip(ctx, client, method, url, header, body, &b)
-	if err == nil && status != http.StatusOK {
+	if err == nil && status != http.StatusOK && status != http.StatusCreated {
 		err = fmt.Errorf("%s %s: %d %s: %s", method, url, status, http.StatusText(status), b.Bytes())
 	}
 	if err == nil && out != nil {
