@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
@@ -91,9 +92,14 @@ func ConnectionLost(err error) bool {
 // client (400 sql_error), and a server's "terminating connection due to
 // unexpected postmaster exit" is not the statement's error. Any other
 // error, including a connection exception after which the connection lives
-// on (08P01 for a malformed statement), is returned as it is.
+// on (08P01 for a malformed statement), is returned as it is. A shutdown
+// (57P01-57P03) counts as lost even before the socket is seen closed.
 func lostInSandbox(err error, closed bool) error {
-	if err == nil || !closed || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !ConnectionLost(err) {
+	var pg *pgconn.PgError
+	// A server shutting down (57P0x) ends the connection after its FATAL,
+	// which can arrive before the socket is seen closed.
+	shutdown := errors.As(err, &pg) && strings.HasPrefix(pg.Code, "57P0")
+	if err == nil || !closed && !shutdown || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !ConnectionLost(err) {
 		return err
 	}
 	return apperr.Wrap(apperr.Unavailable, lostConnection(err.Error()), "the database is unavailable; try again later")
