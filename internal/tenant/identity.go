@@ -23,6 +23,12 @@ type Identity struct {
 	UserID   uuid.UUID
 	Role     Role
 	KeyID    uuid.UUID
+	// Claims are the end user's verified claims (from the identity
+	// provider's token, mapped by the tenant's claim mapping); nil for API
+	// keys. Every tenant transaction carries them as the transaction-local
+	// setting app.claims (JSON), which row policies read through
+	// dbchat.claim(name). They are never taken from a request body.
+	Claims map[string]any
 }
 
 type ctxKey struct{}
