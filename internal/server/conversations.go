@@ -8,16 +8,15 @@ import (
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/ask"
-	"github.com/dbchat/dbchat/internal/conversation"
 )
 
-// conversations is the conversation service, or why there is none (it
-// answers turns through the NL→SQL pipeline).
-func (s *Server) conversations() (*conversation.Service, error) {
+// conversationsConfigured guards the conversation routes: turns are
+// answered through the NL→SQL pipeline, which may not be configured.
+func (s *Server) conversationsConfigured(*gin.Context) error {
 	if s.conv == nil {
-		return nil, apperr.Errorf(apperr.Unavailable, "conversations need question answering, which is not configured (it needs DBCHAT_QUERY_DATABASE_URL)")
+		return apperr.Errorf(apperr.Unavailable, "conversations need question answering, which is not configured (it needs DBCHAT_QUERY_DATABASE_URL)")
 	}
-	return s.conv, nil
+	return nil
 }
 
 type createConversationRequest struct {
@@ -26,25 +25,17 @@ type createConversationRequest struct {
 }
 
 func (s *Server) createConversation(c *gin.Context) (int, any, error) {
-	svc, err := s.conversations()
-	if err != nil {
-		return 0, nil, err
-	}
 	req, err := bind[createConversationRequest](s, c)
 	if err != nil {
 		return 0, nil, err
 	}
-	d, err := svc.Create(c.Request.Context(), req.Model, req.Title)
+	d, err := s.conv.Create(c.Request.Context(), req.Model, req.Title)
 	return reply(http.StatusCreated, d, err)
 }
 
 // listConversations pages through the caller's conversations (an admin's:
 // the tenant's), newest activity first; ?archived=true|false filters.
 func (s *Server) listConversations(c *gin.Context) (int, any, error) {
-	svc, err := s.conversations()
-	if err != nil {
-		return 0, nil, err
-	}
 	limit, err := queryInt(c, "limit", 50, 1, 200)
 	if err != nil {
 		return 0, nil, err
@@ -53,20 +44,16 @@ func (s *Server) listConversations(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	page, err := svc.List(c.Request.Context(), c.Query("cursor"), limit, archived)
+	page, err := s.conv.List(c.Request.Context(), c.Query("cursor"), limit, archived)
 	return reply(http.StatusOK, page, err)
 }
 
 func (s *Server) getConversation(c *gin.Context) (int, any, error) {
-	svc, err := s.conversations()
-	if err != nil {
-		return 0, nil, err
-	}
 	id, err := pathID(c, "id")
 	if err != nil {
 		return 0, nil, err
 	}
-	d, err := svc.Get(c.Request.Context(), id)
+	d, err := s.conv.Get(c.Request.Context(), id)
 	return reply(http.StatusOK, d, err)
 }
 
@@ -76,28 +63,20 @@ type updateConversationRequest struct {
 }
 
 func (s *Server) updateConversation(c *gin.Context) (int, any, error) {
-	svc, err := s.conversations()
-	if err != nil {
-		return 0, nil, err
-	}
 	id, req, err := pathIDAndBody[updateConversationRequest](s, c, "id")
 	if err != nil {
 		return 0, nil, err
 	}
-	d, err := svc.Update(c.Request.Context(), id, req.Title, req.Archived)
+	d, err := s.conv.Update(c.Request.Context(), id, req.Title, req.Archived)
 	return reply(http.StatusOK, d, err)
 }
 
 func (s *Server) deleteConversation(c *gin.Context) (int, any, error) {
-	svc, err := s.conversations()
-	if err != nil {
-		return 0, nil, err
-	}
 	id, err := pathID(c, "id")
 	if err != nil {
 		return 0, nil, err
 	}
-	return reply(http.StatusNoContent, nil, svc.Delete(c.Request.Context(), id))
+	return reply(http.StatusNoContent, nil, s.conv.Delete(c.Request.Context(), id))
 }
 
 type messageRequest struct {
@@ -108,10 +87,6 @@ type messageRequest struct {
 // addMessage answers the conversation's next question; a refusal is the
 // usual 422, recorded as a turn.
 func (s *Server) addMessage(c *gin.Context) (int, any, error) {
-	svc, err := s.conversations()
-	if err != nil {
-		return 0, nil, err
-	}
 	id, req, err := pathIDAndBody[messageRequest](s, c, "id")
 	if err != nil {
 		return 0, nil, err
@@ -120,10 +95,10 @@ func (s *Server) addMessage(c *gin.Context) (int, any, error) {
 	if wantsStream(c) {
 		return s.stream(c, func(ctx context.Context, progress func(ask.Stage, string)) (ask.Answer, map[string]any, error) {
 			r.Progress = progress
-			t, err := svc.Ask(ctx, id, r)
+			t, err := s.conv.Ask(ctx, id, r)
 			return t.Answer, map[string]any{"id": t.ID, "position": t.Position, "resolved_question": t.ResolvedQuestion}, err
 		})
 	}
-	t, err := svc.Ask(c.Request.Context(), id, r)
+	t, err := s.conv.Ask(c.Request.Context(), id, r)
 	return reply(http.StatusOK, t, err)
 }

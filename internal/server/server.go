@@ -224,13 +224,13 @@ func (s *Server) askRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
 // conversationRoutes: multi-turn chat; who sees which conversation is the
 // database's owner_or_admin policy.
 func (s *Server) conversationRoutes(v1 *gin.RouterGroup) {
-	h := s.handle
-	v1.POST("/conversations", h(s.createConversation))
-	v1.GET("/conversations", h(s.listConversations))
-	v1.GET("/conversations/:id", h(s.getConversation))
-	v1.PATCH("/conversations/:id", h(s.updateConversation))
-	v1.DELETE("/conversations/:id", h(s.deleteConversation))
-	v1.POST("/conversations/:id/messages", h(s.addMessage))
+	h, g := s.handle, v1.Group("/conversations", s.guard(s.conversationsConfigured))
+	g.POST("", h(s.createConversation))
+	g.GET("", h(s.listConversations))
+	g.GET("/:id", h(s.getConversation))
+	g.PATCH("/:id", h(s.updateConversation))
+	g.DELETE("/:id", h(s.deleteConversation))
+	g.POST("/:id/messages", h(s.addMessage))
 }
 
 // authenticate resolves the bearer key and puts the identity in the
