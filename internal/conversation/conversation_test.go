@@ -1,7 +1,6 @@
 package conversation_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -12,12 +11,9 @@ import (
 	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/conversation"
 	"github.com/dbchat/dbchat/internal/dbtest"
-	"github.com/dbchat/dbchat/internal/demo"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/nlsql"
-	"github.com/dbchat/dbchat/internal/sandbox"
-	"github.com/dbchat/dbchat/internal/tenant"
 )
 
 // A generator that fails mid-turn (the LLM server answers 503) leaves a
@@ -25,22 +21,15 @@ import (
 // and the next turn takes the next position.
 func TestFailedTurnIsRecorded(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(llm.Close)
-	d := dbtest.New(t)
-	db := tenant.New(d.AppPool(t, 2))
-	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
-	require.NoError(t, err)
-	t.Cleanup(box.Close)
-	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
+	box := dbtest.NewSandboxed(t, 2)
+	store := &nlsql.Store{DB: box.Tenants, Embedder: embed.NewLocal()}
 	gen := generate.NewOpenAI(llm.URL+"/v1", "k", "m")
-	svc := conversation.New(db, ask.New(db, sandbox.New(db, box), store, gen))
-	tn := dbtest.NewTenant(t, db, "Shop")
-	require.NoError(t, db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
-	tctx := tenant.NewContext(ctx, tn.Identity)
+	svc := conversation.New(box.Tenants, ask.New(box.Tenants, box.SQL, store, gen))
+	_, tctx := box.DemoTenant(t, "Shop")
 
 	c, err := svc.Create(tctx, "", "failing")
 	require.NoError(t, err)

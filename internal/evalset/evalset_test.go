@@ -9,7 +9,6 @@ import (
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/evalset"
 	"github.com/dbchat/dbchat/internal/generate"
-	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -20,16 +19,11 @@ import (
 func TestOfflineOnUnseenSchemas(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d := dbtest.New(t)
-	db := tenant.New(d.AppPool(t, 2))
-	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
-	require.NoError(t, err)
-	t.Cleanup(box.Close)
-	svc := sandbox.New(db, box)
+	box := dbtest.NewSandboxed(t, 2)
 	for _, s := range evalset.Schemas {
-		tn := dbtest.NewTenant(t, db, "Eval "+s.Name)
-		require.NoError(t, db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error { return evalset.Load(ctx, tx, s) }))
-		score, err := evalset.Run(tenant.NewContext(ctx, tn.Identity), generate.NewOffline(), svc, s)
+		tn := dbtest.NewTenant(t, box.Tenants, "Eval "+s.Name)
+		require.NoError(t, box.Tenants.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error { return evalset.Load(ctx, tx, s) }))
+		score, err := evalset.Run(tenant.NewContext(ctx, tn.Identity), generate.NewOffline(), box.SQL, s)
 		require.NoError(t, err)
 		for _, o := range score.Outcomes {
 			t.Logf("%s %-8s %q → %s %s", s.Name, o.Verdict, o.Question, o.SQL, o.Detail)

@@ -1,7 +1,6 @@
 package generate_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/dbchat/dbchat/internal/demo"
 	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/sandbox"
-	"github.com/dbchat/dbchat/internal/tenant"
 )
 
 func demoTables() []generate.Table {
@@ -32,16 +30,9 @@ func demoTables() []generate.Table {
 // hand-written query (results, not SQL text).
 func TestOfflineOnTheDemoShop(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	d := dbtest.New(t)
-	db := tenant.New(d.AppPool(t, 2))
-	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
-	require.NoError(t, err)
-	t.Cleanup(box.Close)
-	svc := sandbox.New(db, box)
-	shop := dbtest.NewTenant(t, db, "Shop")
-	require.NoError(t, db.TxAs(ctx, shop.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
-	tctx := tenant.NewContext(ctx, shop.Identity)
+	s := dbtest.NewSandboxed(t, 2)
+	svc := s.SQL
+	_, tctx := s.DemoTenant(t, "Shop")
 	rows := func(sql string) string {
 		t.Helper()
 		res, err := svc.Run(tctx, sandbox.Request{SQL: sql})
@@ -105,16 +96,9 @@ func TestOfflineOnTheDemoShop(t *testing.T) {
 // refused, not answered as something else.
 func TestOfflineFollowUpsOnTheDemoShop(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	d := dbtest.New(t)
-	db := tenant.New(d.AppPool(t, 2))
-	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
-	require.NoError(t, err)
-	t.Cleanup(box.Close)
-	svc := sandbox.New(db, box)
-	shop := dbtest.NewTenant(t, db, "Shop")
-	require.NoError(t, db.TxAs(ctx, shop.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
-	tctx := tenant.NewContext(ctx, shop.Identity)
+	s := dbtest.NewSandboxed(t, 2)
+	svc := s.SQL
+	_, tctx := s.DemoTenant(t, "Shop")
 	rows := func(sql string) string {
 		t.Helper()
 		res, err := svc.Run(tctx, sandbox.Request{SQL: sql})
