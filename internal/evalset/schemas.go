@@ -62,6 +62,7 @@ INSERT INTO projects (id, name, status, started_on, budget, department) VALUES
 		{"List the names of employees in Support", `SELECT name FROM employees WHERE department = 'Support' ORDER BY id`},
 		{"Which department has the highest total salary?", `SELECT department, sum(salary) FROM employees GROUP BY department ORDER BY 2 DESC, 1 LIMIT 1`},
 		{"How many employees work from home?", `SELECT count(*) FROM employees WHERE remote`},
+		{"How many employees were hired per year?", `SELECT date_trunc('year', hired_on), count(*) FROM employees GROUP BY 1 ORDER BY 1`},
 		// Unanswerable here: the generator must say so.
 		{"What is the favourite colour of each employee?", ""},
 		{"Which employees have the most projects?", ""},
@@ -120,6 +121,7 @@ INSERT INTO trips (id, vehicle_id, driver, distance_km, started_at, city) VALUES
 		{"How many Tesla vehicles are there?", `SELECT count(*) FROM vehicles WHERE make = 'Tesla'`},
 		{"List the trips in Berlin or Lyon", `SELECT * FROM trips WHERE city IN ('Berlin', 'Lyon') ORDER BY id`},
 		{"Which vehicle has the lowest mileage?", `SELECT * FROM vehicles ORDER BY mileage LIMIT 1`},
+		{"What is the total distance per day in February 2025?", `SELECT date_trunc('day', started_at), sum(distance_km) FROM trips WHERE started_at >= '2025-02-01' AND started_at < '2025-03-01' GROUP BY 1 ORDER BY 1`},
 		// Unanswerable here.
 		{"Which driver is the safest?", ""},
 		{"How much fuel did the vehicles use?", ""},

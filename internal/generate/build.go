@@ -23,6 +23,7 @@ type builder struct {
 	aggAt  int    // the aggregate word's token
 	aggCol Column
 	group  *Column
+	grain  string // with group (a date column): group by date_trunc(grain, group)
 	sup    *superlative // highest/lowest/most/fewest, resolved in shape
 	rank   *ranking     // ORDER BY … LIMIT
 	conds  []cond
@@ -184,6 +185,9 @@ func (b *builder) subject(i int, k, what string) (Column, error) {
 		return c, nil
 	}
 	verb := b.q.nearestFree(i, 1)
+	if verb >= 0 && !b.isVerb(verb) {
+		verb = -1
+	}
 	c, names := b.sole(k)
 	if c.Name != "" {
 		if verb >= 0 {
@@ -199,6 +203,18 @@ func (b *builder) subject(i int, k, what string) (Column, error) {
 		return Column{}, ErrNoSQL(fmt.Sprintf("I could not use %q: %s has no %s column", word, b.t.Name, kindName(k)))
 	}
 	return Column{}, ErrNoSQL(fmt.Sprintf("I could not tell which column %q is about: name one of %s", word, strings.Join(names, ", ")))
+}
+
+// isVerb reports whether token i can be the verb of a comparison or bound
+// ("earn more than", "joined after"): a word that names no column, table or
+// time grain, which later steps would want.
+func (b *builder) isVerb(i int) bool {
+	w := b.q.word(i)
+	if _, _, ok := b.columnAt(i); ok {
+		return false
+	}
+	_, grain := grains[singular(w)]
+	return !grain && !b.namesTable(w) && !isNumber(w)
 }
 
 func kindName(k string) string {
@@ -249,6 +265,14 @@ func (b *builder) sql() string {
 		dir, limit := " DESC", ""
 		if b.rank != nil {
 			dir, limit = direction(b.rank.desc), " LIMIT "+strconv.Itoa(b.rank.limit)
+		}
+		if b.grain != "" { // periods in time order, unless ranked
+			period := "date_trunc(" + literal(b.grain) + ", " + g + ")"
+			order := " ORDER BY 1"
+			if b.rank != nil {
+				order = " ORDER BY " + alias + dir + ", 1" + limit
+			}
+			return "SELECT " + period + " AS " + ident(b.grain) + ", " + expr + " AS " + alias + from + " GROUP BY 1" + order
 		}
 		return "SELECT " + g + ", " + expr + " AS " + alias + from + " GROUP BY " + g + " ORDER BY " + alias + dir + ", " + g + limit
 	}

@@ -69,6 +69,11 @@ func TestOfflineOnTheDemoShop(t *testing.T) {
 		{"Show customers named 'Ada Lovelace'", `SELECT * FROM customers WHERE name = 'Ada Lovelace' ORDER BY id`},
 		{"List customer names", `SELECT name FROM customers ORDER BY id`},
 		{"Total revenue from orders in 2024", `SELECT sum(amount) FROM orders WHERE ordered_at >= '2024-01-01' AND ordered_at < '2025-01-01'`},
+		{"How many orders per customer in 2024?", `SELECT customer_id, count(*) FROM orders WHERE ordered_at >= '2024-01-01' AND ordered_at < '2025-01-01' GROUP BY 1 ORDER BY 2 DESC, 1`},
+		{"How many orders were placed each month of 2024?", `SELECT date_trunc('month', ordered_at), count(*) FROM orders WHERE ordered_at >= '2024-01-01' AND ordered_at < '2025-01-01' GROUP BY 1 ORDER BY 1`},
+		{"Total revenue per month", `SELECT date_trunc('month', ordered_at), sum(amount) FROM orders GROUP BY 1 ORDER BY 1`},
+		{"Which month had the most orders?", `SELECT date_trunc('month', ordered_at), count(*) FROM orders GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1`},
+		{"How many customers signed up per year?", `SELECT date_trunc('year', signed_up), count(*) FROM customers GROUP BY 1 ORDER BY 1`},
 	}
 	for _, c := range cases {
 		out, err := gen.Generate(tctx, in(c.question))

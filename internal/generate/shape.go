@@ -230,7 +230,7 @@ func (b *builder) dates() error {
 			continue
 		}
 		w := q.word(i)
-		op, ok := map[string]string{"before": "<", "after": ">=", "since": ">=", "until": "<", "in": "in", "during": "in", "on": "in", "for": "in", "by": "<"}[w]
+		op, ok := map[string]string{"before": "<", "after": ">=", "since": ">=", "until": "<", "in": "in", "during": "in", "on": "in", "for": "in", "of": "in", "by": "<"}[w]
 		if !ok || !q.free(i) {
 			continue
 		}
@@ -353,6 +353,15 @@ func (b *builder) grouping() error {
 		if !ok || q.word(i) == "by" && b.agg == "" && b.sup == nil {
 			continue
 		}
+		if g, found := grains[singular(q.word(i+n))]; found && q.free(i+n) {
+			col, err := b.subject(len(q.toks), "date", q.toks[i+n].raw)
+			if err != nil {
+				return err
+			}
+			b.group, b.grain = &col, g
+			q.use(i, i+n+1)
+			return nil
+		}
 		if c, m, ok := b.columnAt(i + n); ok {
 			b.group = &c
 			q.use(i, i+n+m)
@@ -370,6 +379,15 @@ func (b *builder) grouping() error {
 	for i := range q.toks {
 		if w := q.word(i); w != "which" && w != "what" {
 			continue
+		}
+		if g, found := grains[singular(q.word(i+1))]; found && q.free(i+1) {
+			col, err := b.subject(len(q.toks), "date", q.toks[i+1].raw)
+			if err != nil {
+				return err
+			}
+			b.group, b.grain = &col, g
+			q.use(i, i+2)
+			return nil
 		}
 		if c, m, ok := b.columnAt(i + 1); ok && kind(c.Type) != "numeric" {
 			b.group = &c
