@@ -23,7 +23,7 @@ type builder struct {
 	aggAt  int    // the aggregate word's token
 	aggCol Column
 	group  *Column
-	grain  string // with group (a date column): group by date_trunc(grain, group)
+	grain  string       // with group (a date column): group by date_trunc(grain, group)
 	sup    *superlative // highest/lowest/most/fewest, resolved in shape
 	rank   *ranking     // ORDER BY … LIMIT
 	conds  []cond
