@@ -135,7 +135,7 @@ func TestOfflineFollowUpsOnTheDemoShop(t *testing.T) {
 		},
 		{
 			{"List the orders", `SELECT * FROM orders ORDER BY id`},
-			{"sort by amount", `SELECT * FROM orders ORDER BY amount DESC`},
+			{"sort by revenue", `SELECT * FROM orders ORDER BY amount DESC`},
 			{"top 3", `SELECT * FROM orders ORDER BY amount DESC LIMIT 3`},
 			{"what about under 100?", `SELECT * FROM orders WHERE amount < 100 ORDER BY amount DESC LIMIT 3`},
 			{"and what is the weather?", ""},
