@@ -130,6 +130,31 @@ type DatabaseTable struct {
 	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
+// OIDC/JWT issuers whose tokens sign a tenant's end users in (POST/GET/DELETE /v1/identity-providers, admins only). An issuer belongs to one tenant (identity_providers_issuer_key is global on purpose).
+type DbchatIdentityProvider struct {
+	TenantID uuid.UUID `json:"tenant_id"`
+	ID       uuid.UUID `json:"id"`
+	// The token's iss, compared exactly; unique across tenants.
+	Issuer string `json:"issuer"`
+	// The aud a token must carry.
+	Audience string `json:"audience"`
+	// Where the signing keys are fetched (https, or http on a loopback host); NULL with an inline jwks.
+	JwksUrl *string `json:"jwks_url"`
+	// An inline JWK set (public keys only) for offline setups; NULL with jwks_url.
+	Jwks []byte `json:"jwks"`
+	// The claim naming the end user (default sub).
+	UserClaim string `json:"user_claim"`
+	// The claim holding the user's email, '' for none.
+	EmailClaim string `json:"email_claim"`
+	// The claim (string or array) whose admin_values make the user a tenant admin, '' for none.
+	RoleClaim   string   `json:"role_claim"`
+	AdminValues []string `json:"admin_values"`
+	// Claims passed through, by name, to the request's identity (app.claims).
+	PassClaims []string   `json:"pass_claims"`
+	UserID     *uuid.UUID `json:"user_id"`
+	CreatedAt  time.Time  `json:"created_at"`
+}
+
 // The reviewed functions untrusted SQL may call (granted to dbchat_sandbox, inherited by every tenant role), as `dbchat migrate` last applied them from internal/migrate/query_functions.txt. Bookkeeping, no tenant data.
 type DbchatMigrationsSandboxFunction struct {
 	Fn interface{} `json:"fn"`
@@ -222,4 +247,8 @@ type User struct {
 	Role      string    `json:"role"`
 	IsActive  bool      `json:"is_active"`
 	CreatedAt time.Time `json:"created_at"`
+	// The identity provider that provisioned this user just in time (NULL: created by an admin, or its provider was removed: the user stays, unlinked, with its subject).
+	IdentityProviderID *uuid.UUID `json:"identity_provider_id"`
+	// The provider's user id (the mapped user claim) for this user; unique per tenant and provider.
+	Subject *string `json:"subject"`
 }

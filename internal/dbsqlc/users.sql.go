@@ -14,7 +14,7 @@ import (
 const createUser = `-- name: CreateUser :one
 INSERT INTO dbchat.users (email, name, role)
 VALUES ($1, $2, $3)
-RETURNING tenant_id, id, email, name, role, is_active, created_at
+RETURNING tenant_id, id, email, name, role, is_active, created_at, identity_provider_id, subject
 `
 
 type CreateUserParams struct {
@@ -34,6 +34,8 @@ func (q *Queries) CreateUser(ctx context.Context, db DBTX, arg CreateUserParams)
 		&i.Role,
 		&i.IsActive,
 		&i.CreatedAt,
+		&i.IdentityProviderID,
+		&i.Subject,
 	)
 	return i, err
 }
@@ -53,7 +55,7 @@ func (q *Queries) DeleteUser(ctx context.Context, db DBTX, id uuid.UUID) (int64,
 }
 
 const getMe = `-- name: GetMe :one
-SELECT t.id, t.name, t.slug, t.is_active, t.created_at, t.updated_at, t.llm_data_access, u.tenant_id, u.id, u.email, u.name, u.role, u.is_active, u.created_at
+SELECT t.id, t.name, t.slug, t.is_active, t.created_at, t.updated_at, t.llm_data_access, u.tenant_id, u.id, u.email, u.name, u.role, u.is_active, u.created_at, u.identity_provider_id, u.subject
 FROM dbchat.users u
 JOIN dbchat.tenants t ON t.id = u.tenant_id
 WHERE u.id = $1
@@ -83,12 +85,14 @@ func (q *Queries) GetMe(ctx context.Context, db DBTX, id uuid.UUID) (GetMeRow, e
 		&i.User.Role,
 		&i.User.IsActive,
 		&i.User.CreatedAt,
+		&i.User.IdentityProviderID,
+		&i.User.Subject,
 	)
 	return i, err
 }
 
 const getUser = `-- name: GetUser :one
-SELECT tenant_id, id, email, name, role, is_active, created_at FROM dbchat.users WHERE id = $1
+SELECT tenant_id, id, email, name, role, is_active, created_at, identity_provider_id, subject FROM dbchat.users WHERE id = $1
 `
 
 func (q *Queries) GetUser(ctx context.Context, db DBTX, id uuid.UUID) (User, error) {
@@ -102,12 +106,14 @@ func (q *Queries) GetUser(ctx context.Context, db DBTX, id uuid.UUID) (User, err
 		&i.Role,
 		&i.IsActive,
 		&i.CreatedAt,
+		&i.IdentityProviderID,
+		&i.Subject,
 	)
 	return i, err
 }
 
 const listUsers = `-- name: ListUsers :many
-SELECT tenant_id, id, email, name, role, is_active, created_at FROM dbchat.users ORDER BY created_at, id
+SELECT tenant_id, id, email, name, role, is_active, created_at, identity_provider_id, subject FROM dbchat.users ORDER BY created_at, id
 `
 
 func (q *Queries) ListUsers(ctx context.Context, db DBTX) ([]User, error) {
@@ -127,6 +133,8 @@ func (q *Queries) ListUsers(ctx context.Context, db DBTX) ([]User, error) {
 			&i.Role,
 			&i.IsActive,
 			&i.CreatedAt,
+			&i.IdentityProviderID,
+			&i.Subject,
 		); err != nil {
 			return nil, err
 		}

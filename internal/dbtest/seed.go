@@ -2,8 +2,12 @@ package dbtest
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 	"github.com/pgvector/pgvector-go"
 
@@ -41,6 +45,7 @@ func NewTenant(t testing.TB, db *tenant.DB, name string) Tenant {
 var SeededTables = []string{
 	"tenants", "users", "api_keys", "database_tables", "database_columns",
 	"models", "training_data", "query_history", "conversations", "messages",
+	"identity_providers",
 }
 
 // SeedEveryTable gives tn at least one row in every platform table (tenant,
@@ -81,13 +86,39 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 		if err != nil {
 			return err
 		}
-		_, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: conv.ID, UserID: conv.UserID, Position: 1,
-			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID})
-		return err
+		if _, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: conv.ID, UserID: conv.UserID, Position: 1,
+			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID}); err != nil {
+			return err
+		}
+		return seedIdentityProvider(ctx, tx, marker)
 	})
 	if err != nil {
 		t.Fatalf("dbtest: seed %s: %v", tn.Slug, err)
 	}
+}
+
+// seedIdentityProvider registers an identity provider (an inline key set)
+// and a user it provisioned, both marked.
+func seedIdentityProvider(ctx context.Context, tx tenant.Conn, marker string) error {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: pub, KeyID: marker, Use: "sig"}}})
+	if err != nil {
+		return err
+	}
+	q := dbsqlc.New()
+	p, err := q.CreateIdentityProvider(ctx, tx, dbsqlc.CreateIdentityProviderParams{
+		Issuer: "https://" + marker + ".idp.invalid", Audience: marker, Jwks: jwks, UserClaim: "sub",
+		EmailClaim: "email", RoleClaim: "role", AdminValues: []string{marker}, PassClaims: []string{marker},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = q.ProvisionUser(ctx, tx, dbsqlc.ProvisionUserParams{Email: marker + "-idp@example.com", FallbackEmail: marker + "-idp@users.invalid",
+		Name: marker, Role: "member", IdentityProviderID: p.ID, Subject: marker})
+	return err
 }
 
 // CreateKey mints an API key for userID inside tx (the tenant's transaction)

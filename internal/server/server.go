@@ -22,6 +22,7 @@ import (
 	"github.com/dbchat/dbchat/internal/conversation"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/identity"
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
@@ -61,6 +62,9 @@ type Config struct {
 	// (SET LOCAL over dbchat_app's default). Zero means
 	// DefaultImportStatementTimeout.
 	ImportStatementTimeout time.Duration
+	// Identity tunes the verification of identity provider tokens (clock
+	// skew, JWKS caching); the zero value takes identity's defaults.
+	Identity identity.Options
 }
 
 // Defaults for Config's zero fields.
@@ -80,6 +84,7 @@ type Server struct {
 	store   *nlsql.Store          // training data; see trainer
 	imports *importSlots          // running row imports; see importSlot
 	conv    *conversation.Service // nil without cfg.Ask
+	idp     *identity.Verifier    // bearer JWTs from tenants' identity providers
 }
 
 // New builds the HTTP handler.
@@ -87,7 +92,7 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 	cfg = cfg.withDefaults(db.MaxConns())
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
-		store: trainer(db, cfg), imports: newImportSlots(cfg)}
+		store: trainer(db, cfg), imports: newImportSlots(cfg), idp: identity.NewVerifier(db, cfg.Identity)}
 	if cfg.Ask != nil {
 		s.conv = conversation.New(db, cfg.Ask)
 	}
@@ -177,6 +182,7 @@ func (s *Server) accountRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
 	v1.POST("/api-keys", h(s.createAPIKey))
 	v1.GET("/api-keys", h(s.listAPIKeys))
 	v1.DELETE("/api-keys/:id", h(s.deleteAPIKey))
+	s.identityProviderRoutes(v1, admin)
 }
 
 // tableRoutes: the tenant's tables, their rows and SQL over them.
@@ -233,14 +239,22 @@ func (s *Server) conversationRoutes(v1 *gin.RouterGroup) {
 	g.POST("/:id/messages", h(s.addMessage))
 }
 
-// authenticate resolves the bearer key and puts the identity in the
-// request's context; every /v1 handler's transaction is scoped to it.
+// authenticate resolves the bearer credential, an API key (dbc_...) or a
+// JWT from a tenant's identity provider (three dot-separated parts), and
+// puts the identity in the request's context; every /v1 handler's
+// transaction is scoped to it.
 func (s *Server) authenticate(c *gin.Context) error {
 	key, ok := bearer(c)
 	if !ok {
 		return apperr.Errorf(apperr.Unauthorized, "missing or invalid API key")
 	}
-	id, err := auth.Authenticate(c.Request.Context(), s.db, key)
+	signIn := auth.Authenticate
+	if !strings.HasPrefix(key, "dbc_") && identity.LooksLikeJWT(key) {
+		signIn = func(ctx context.Context, _ *tenant.DB, token string) (tenant.Identity, error) {
+			return s.idp.Authenticate(ctx, token)
+		}
+	}
+	id, err := signIn(c.Request.Context(), s.db, key)
 	if err != nil {
 		return err
 	}

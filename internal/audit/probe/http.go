@@ -25,11 +25,12 @@ type idRequest struct {
 // not here is still attacked, with every one of the victim's ids and an
 // empty JSON object (see attackUnknown).
 var knownRoutes = map[string][]idRequest{
-	"DELETE /v1/users/:id":    {{params: map[string]string{"id": "user"}}},
-	"DELETE /v1/api-keys/:id": {{params: map[string]string{"id": "api key"}}},
-	"GET /v1/tables/:id":      {{params: map[string]string{"id": "table"}}},
-	"PATCH /v1/tables/:id":    {{params: map[string]string{"id": "table"}, body: `{"description":"probe"}`}},
-	"DELETE /v1/tables/:id":   {{params: map[string]string{"id": "table"}}},
+	"DELETE /v1/users/:id":              {{params: map[string]string{"id": "user"}}},
+	"DELETE /v1/api-keys/:id":           {{params: map[string]string{"id": "api key"}}},
+	"DELETE /v1/identity-providers/:id": {{params: map[string]string{"id": "identity provider"}}},
+	"GET /v1/tables/:id":                {{params: map[string]string{"id": "table"}}},
+	"PATCH /v1/tables/:id":              {{params: map[string]string{"id": "table"}, body: `{"description":"probe"}`}},
+	"DELETE /v1/tables/:id":             {{params: map[string]string{"id": "table"}}},
 	"POST /v1/tables/:id/columns": {{params: map[string]string{"id": "table"},
 		body: `{"name":"probe_intruder","type":"text"}`}},
 	"PATCH /v1/tables/:id/columns/:column_id": {

@@ -25,8 +25,10 @@ package probe
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -346,10 +349,38 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 			return err
 		}
 		t.ids["conversation"] = c.ID
-		_, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: c.ID, UserID: c.UserID, Position: 1,
-			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID})
+		if _, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: c.ID, UserID: c.UserID, Position: 1,
+			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID}); err != nil {
+			return err
+		}
+		// An identity provider (an inline key set: nothing is fetched) and
+		// a user it provisioned.
+		jwks, err := probeJWKS(t.marker)
+		if err != nil {
+			return err
+		}
+		idp, err := q.CreateIdentityProvider(ctx, tx, dbsqlc.CreateIdentityProviderParams{
+			Issuer: "https://" + t.marker + ".probe.invalid", Audience: t.marker, Jwks: jwks, UserClaim: "sub",
+			EmailClaim: "email", RoleClaim: "role", AdminValues: []string{t.marker}, PassClaims: []string{t.marker},
+		})
+		if err != nil {
+			return err
+		}
+		t.ids["identity provider"] = idp.ID
+		_, err = q.ProvisionUser(ctx, tx, dbsqlc.ProvisionUserParams{Email: t.marker + "-idp@example.invalid",
+			FallbackEmail: t.marker + "-idp@users.invalid", Name: t.marker, Role: "member", IdentityProviderID: idp.ID, Subject: t.marker})
 		return err
 	})
+}
+
+// probeJWKS is a one-key JWK set (a fresh Ed25519 public key) for the
+// probe's identity providers.
+func probeJWKS(kid string) ([]byte, error) {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: pub, KeyID: kid, Use: "sig"}}})
 }
 
 // relations lists every platform table and the probe tenants' data tables,
