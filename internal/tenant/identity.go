@@ -2,9 +2,12 @@ package tenant
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/dbchat/dbchat/internal/apperr"
 )
 
 // Role is a user's role within its tenant.
@@ -51,6 +54,28 @@ func settingValue(id uuid.UUID) string {
 		return ""
 	}
 	return id.String()
+}
+
+// roleSetting renders a role for app.role: only the two known roles pass,
+// anything else is the empty string (which no policy takes for admin).
+func roleSetting(r Role) string {
+	if r == Admin || r == Member {
+		return string(r)
+	}
+	return ""
+}
+
+// claimsSetting renders claims for app.claims: a JSON object, or the empty
+// string for none (dbchat.claim then returns NULL for every name).
+func claimsSetting(claims map[string]any) (string, error) {
+	if len(claims) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return "", apperr.Wrap(apperr.Internal, err, "end-user claims are not JSON")
+	}
+	return string(b), nil
 }
 
 // Schema is the name of a tenant's data schema, derived from its id only

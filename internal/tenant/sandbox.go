@@ -182,6 +182,17 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	if tenantID == uuid.Nil {
 		return errors.New("sandbox: no tenant")
 	}
+	// The end user behind the statement: the request's identity when it is
+	// this tenant's (the claim policies read app.user_id, app.role and
+	// app.claims), none otherwise.
+	var user Identity
+	if id, ok := FromContext(ctx); ok && id.TenantID == tenantID {
+		user = id
+	}
+	claims, err := claimsSetting(user.Claims)
+	if err != nil {
+		return err
+	}
 	if err := s.admit.acquire(ctx, tenantID); err != nil {
 		return err
 	}
@@ -193,8 +204,10 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	s.statements.Add(1)
 	defer conn.Release() // a connection left in a transaction is destroyed
 
-	// SET takes no bind parameters. The values are a formatted uuid, a
-	// quoted identifier and integers, never caller text.
+	// SET takes no bind parameters. The values are formatted uuids, a
+	// quoted identifier, one of two role names, integers and the claims'
+	// JSON as an escaped string literal (E'...': the same whatever
+	// standard_conforming_strings says); never the statement's text.
 	prelude := []string{
 		`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`,
 		// The tenant's role (named like its schema) is the only one with
@@ -202,6 +215,9 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 		// denied" before any of its tables is looked up or locked.
 		`SET LOCAL ROLE ` + pgx.Identifier{Schema(tenantID)}.Sanitize(),
 		fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, tenantID),
+		fmt.Sprintf(`SET LOCAL app.user_id = '%s'`, settingValue(user.UserID)),
+		fmt.Sprintf(`SET LOCAL app.role = '%s'`, roleSetting(user.Role)),
+		`SET LOCAL app.claims = ` + escapeLiteral(claims),
 		`SET LOCAL search_path = ` + pgx.Identifier{Schema(tenantID)}.Sanitize(),
 		fmt.Sprintf(`SET LOCAL statement_timeout = %d`, max(lim.Timeout.Milliseconds(), 1)),
 		`SET LOCAL TimeZone = 'UTC'`,
@@ -239,6 +255,13 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	}
 	_, err = run(ctx, conn, prelude, sql, fetch, read)
 	return s.finish(conn, err)
+}
+
+// escapeLiteral quotes s as an escape string constant (E'...'), whose
+// meaning does not depend on standard_conforming_strings: backslashes and
+// quotes are doubled. s never holds a NUL (JSON escapes control characters).
+func escapeLiteral(s string) string {
+	return `E'` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `''`) + `'`
 }
 
 // retryPlain reports whether a statement whose wrapped DECLARE failed with

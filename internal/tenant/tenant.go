@@ -141,6 +141,10 @@ func (db *DB) OnceAs(ctx context.Context, id Identity, fn func(tx Conn) error) e
 }
 
 func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) error) error {
+	claims, err := claimsSetting(id.Claims)
+	if err != nil {
+		return err
+	}
 	if db.admit != nil {
 		if err := db.admit.acquire(ctx, id.TenantID); err != nil {
 			return err
@@ -155,7 +159,8 @@ func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) 
 	// or a failed ROLLBACK), so no state survives into the pool.
 	defer conn.Release()
 
-	tx := &txConn{conn: conn.Conn(), tenantID: settingValue(id.TenantID), userID: settingValue(id.UserID), once: once}
+	tx := &txConn{conn: conn.Conn(), tenantID: settingValue(id.TenantID), userID: settingValue(id.UserID),
+		role: roleSetting(id.Role), claims: claims, once: once}
 	if err := fn(tx); err != nil {
 		tx.rollback()
 		return Translate(err)
@@ -193,7 +198,9 @@ type txConn struct {
 	conn     *pgx.Conn
 	tenantID string
 	userID   string
-	once     bool // implicit transaction: one statement, no BEGIN/COMMIT
+	role     string // app.role: "admin", "member" or ""
+	claims   string // app.claims: a JSON object or ""
+	once     bool   // implicit transaction: one statement, no BEGIN/COMMIT
 	begun    bool
 }
 
@@ -205,11 +212,17 @@ var errSecondStatement = errors.New("tenant: Once allows exactly one statement")
 // because a statement in the transaction had failed.
 var ErrRolledBack = errors.New("tenant: transaction was rolled back")
 
-const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`
+// setContext sets the transaction's identity: the tenant, the user, the
+// user's role in its tenant (what admins_bypass claim policies compare) and
+// the end user's claims as JSON (what dbchat.claim reads), all
+// transaction-local.
+const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),
+	set_config('app.role', $3, true), set_config('app.claims', $4, true)`
 
 // setContextCustomPlans also asks for custom plans for the transaction (see
 // WithCustomPlans), in the same statement.
 const setContextCustomPlans = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),
+	set_config('app.role', $3, true), set_config('app.claims', $4, true),
 	set_config('plan_cache_mode', 'force_custom_plan', true)`
 
 type customPlansKey struct{}
@@ -230,9 +243,9 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 		b.Queue("BEGIN")
 	}
 	if custom, _ := ctx.Value(customPlansKey{}).(bool); custom {
-		b.Queue(setContextCustomPlans, t.tenantID, t.userID)
+		b.Queue(setContextCustomPlans, t.tenantID, t.userID, t.role, t.claims)
 	} else {
-		b.Queue(setContext, t.tenantID, t.userID)
+		b.Queue(setContext, t.tenantID, t.userID, t.role, t.claims)
 	}
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
