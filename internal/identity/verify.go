@@ -303,7 +303,7 @@ func hasAny(v any, want []string) bool {
 	var have []string
 	switch x := v.(type) {
 	case string:
-		have = strings.Fields(x) // also a space-separated scope-like string
+		have = []string{x} // compared whole: "not admin" is not "admin"
 	case []any:
 		for _, e := range x {
 			if s, ok := e.(string); ok {
@@ -425,7 +425,9 @@ func (v *Verifier) keys(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRo
 	missing := kid != "" && !hasKid(c.keys, kid)
 	if (stale || missing) && (c.tried.IsZero() || now.Sub(c.tried) >= v.opt.MinRefresh) {
 		c.tried = now
-		keys, err := v.fetch(ctx, p.JwksUrl)
+		// Not the request's context: a client that hangs up mid-fetch must
+		// not leave every other sign-in without keys until MinRefresh.
+		keys, err := v.fetch(context.WithoutCancel(ctx), p.JwksUrl)
 		if err == nil {
 			c.keys, c.fetched, c.err = keys, now, nil
 		} else {

@@ -120,7 +120,8 @@ func sign(t *testing.T, key any, alg jose.SignatureAlgorithm, kid string, claims
 	return tok
 }
 
-// (p *testIdP) token is a valid RS256 token for subject with claims changed by edit.
+// token is a valid token for subject, signed with kid (RS256, ES256 or
+// EdDSA by its kind), with claims changed by edit.
 func (p *testIdP) token(t *testing.T, kid, subject string, edit func(map[string]any)) string {
 	t.Helper()
 	c := p.claims(subject)
