@@ -22,9 +22,15 @@ SELECT p.tenant_id::uuid AS tenant_id, p.id::uuid AS id, p.audience::text AS aud
 FROM dbchat_ops.identity_provider_by_issuer(sqlc.arg(issuer)::text) p;
 
 -- name: UserBySubject :one
--- The user a provider's subject was provisioned as, in the provider's tenant.
-SELECT id, role, is_active FROM dbchat.users
-WHERE identity_provider_id = $1 AND subject = $2;
+-- The user a provider's subject was provisioned as, in the provider's tenant,
+-- while that provider is still registered and the tenant active: a cached
+-- provider (see identity.Verifier) is checked again on every sign-in by this
+-- one statement.
+SELECT u.id, u.role, u.is_active
+FROM dbchat.users u
+JOIN dbchat.identity_providers p ON p.tenant_id = u.tenant_id AND p.id = u.identity_provider_id
+JOIN dbchat.tenants t ON t.id = u.tenant_id
+WHERE u.identity_provider_id = $1 AND u.subject = $2 AND t.is_active;
 
 -- name: ProvisionUser :one
 -- First sight of a subject: a user just in time. A concurrent first sight

@@ -213,8 +213,11 @@ func (q *Queries) SetUserRole(ctx context.Context, db DBTX, arg SetUserRoleParam
 }
 
 const userBySubject = `-- name: UserBySubject :one
-SELECT id, role, is_active FROM dbchat.users
-WHERE identity_provider_id = $1 AND subject = $2
+SELECT u.id, u.role, u.is_active
+FROM dbchat.users u
+JOIN dbchat.identity_providers p ON p.tenant_id = u.tenant_id AND p.id = u.identity_provider_id
+JOIN dbchat.tenants t ON t.id = u.tenant_id
+WHERE u.identity_provider_id = $1 AND u.subject = $2 AND t.is_active
 `
 
 type UserBySubjectParams struct {
@@ -228,7 +231,10 @@ type UserBySubjectRow struct {
 	IsActive bool      `json:"is_active"`
 }
 
-// The user a provider's subject was provisioned as, in the provider's tenant.
+// The user a provider's subject was provisioned as, in the provider's tenant,
+// while that provider is still registered and the tenant active: a cached
+// provider (see identity.Verifier) is checked again on every sign-in by this
+// one statement.
 func (q *Queries) UserBySubject(ctx context.Context, db DBTX, arg UserBySubjectParams) (UserBySubjectRow, error) {
 	row := db.QueryRow(ctx, userBySubject, arg.IdentityProviderID, arg.Subject)
 	var i UserBySubjectRow

@@ -137,4 +137,16 @@ func TestAuthenticate(t *testing.T) {
 	require.NoError(t, err)
 	_, err = v.Authenticate(t.Context(), token("dave", nil))
 	require.Equal(t, identity.ReasonUserDisabled, identity.ReasonOf(err))
+
+	// The provider is cached by issuer, yet a deactivated tenant signs in no
+	// more at once: the user lookup checks it, then a fresh lookup refuses.
+	_, err = v.Authenticate(t.Context(), token("carol", nil))
+	require.NoError(t, err)
+	_, err = d.AdminPool(t).Exec(t.Context(), `UPDATE dbchat.tenants SET is_active = false WHERE id = $1`, a.ID)
+	require.NoError(t, err)
+	_, err = v.Authenticate(t.Context(), token("carol", nil))
+	require.Equal(t, identity.ReasonIssuer, identity.ReasonOf(err))
+	_, err = v.Authenticate(t.Context(), token("erin", nil))
+	require.Equal(t, identity.ReasonIssuer, identity.ReasonOf(err))
+	require.Equal(t, before+2, users(), "nothing provisioned in a deactivated tenant")
 }

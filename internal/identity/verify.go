@@ -77,8 +77,15 @@ const (
 	DefaultLeeway     = 60 * time.Second
 	DefaultKeysTTL    = 10 * time.Minute
 	DefaultMinRefresh = 10 * time.Second
-	maxTokenBytes     = 16 << 10
-	maxFetchBytes     = 1 << 20
+	// DefaultProviderTTL is how long a provider found by issuer is reused.
+	// Reusing it is safe: each sign-in's user lookup checks, in the same
+	// statement, that the provider is still registered and its tenant
+	// active, and a token the cached provider refuses is tried once more
+	// with a fresh lookup.
+	DefaultProviderTTL = 5 * time.Minute
+	maxProviders       = 10000
+	maxTokenBytes      = 16 << 10
+	maxFetchBytes      = 1 << 20
 )
 
 // Options tune a Verifier; zero fields take the defaults.
@@ -90,6 +97,8 @@ type Options struct {
 	// MinRefresh is the least time between two fetches of one JWKS URL: a
 	// token with an unknown kid refetches at most this often.
 	MinRefresh time.Duration
+	// ProviderTTL is how long a provider looked up by issuer is reused.
+	ProviderTTL time.Duration
 	// Client fetches JWKS URLs (default: 5 s timeout, no redirects).
 	Client *http.Client
 	// Now is the clock (tests).
@@ -98,10 +107,16 @@ type Options struct {
 
 // Verifier checks provider tokens and resolves them to an identity.
 type Verifier struct {
-	db   *tenant.DB
-	opt  Options
-	mu   sync.Mutex
-	sets map[string]*keyCache // by JWKS URL
+	db        *tenant.DB
+	opt       Options
+	mu        sync.Mutex
+	sets      map[string]*keyCache      // by JWKS URL
+	providers map[string]cachedProvider // by issuer
+}
+
+type cachedProvider struct {
+	row dbsqlc.IdentityProviderByIssuerRow
+	at  time.Time
 }
 
 // NewVerifier returns a Verifier over db.
@@ -115,6 +130,9 @@ func NewVerifier(db *tenant.DB, opt Options) *Verifier {
 	if opt.MinRefresh <= 0 {
 		opt.MinRefresh = DefaultMinRefresh
 	}
+	if opt.ProviderTTL <= 0 {
+		opt.ProviderTTL = DefaultProviderTTL
+	}
 	if opt.Client == nil {
 		opt.Client = &http.Client{Timeout: 5 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -122,7 +140,7 @@ func NewVerifier(db *tenant.DB, opt Options) *Verifier {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Verifier{db: db, opt: opt, sets: map[string]*keyCache{}}
+	return &Verifier{db: db, opt: opt, sets: map[string]*keyCache{}, providers: map[string]cachedProvider{}}
 }
 
 // LooksLikeJWT tells a compact JWS (three dot-separated parts) from an API
@@ -144,16 +162,31 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (tenant.Identit
 	if iss == "" {
 		return tenant.Identity{}, refuse(ReasonIssuer, "unknown issuer")
 	}
-	p, err := v.provider(ctx, iss)
-	if err != nil {
-		return tenant.Identity{}, err
+	// A cached provider first; whatever it refuses (a provider removed or
+	// registered again since) is tried once more with a fresh lookup.
+	for fresh := false; ; fresh = true {
+		p, cached, err := v.provider(ctx, iss, fresh)
+		if err != nil {
+			return tenant.Identity{}, err
+		}
+		claims, err := v.verify(ctx, raw, iss, p)
+		if err == nil {
+			var id tenant.Identity
+			id, err = v.signIn(ctx, p, claims, cached)
+			if !errors.Is(err, errProviderStale) {
+				return id, err
+			}
+		}
+		if !cached {
+			return tenant.Identity{}, err
+		}
+		v.forget(iss)
 	}
-	claims, err := v.verify(ctx, raw, iss, p)
-	if err != nil {
-		return tenant.Identity{}, err
-	}
-	return v.signIn(ctx, p, claims)
 }
+
+// errProviderStale: the cached provider's user lookup found nothing, which
+// a fresh lookup must tell apart from a first sight.
+var errProviderStale = errors.New("identity: cached provider may be stale")
 
 // peek decodes the header and claims without trusting them: the header is
 // checked before anything else, and iss only chooses the provider whose
@@ -206,18 +239,44 @@ func checkHeader(h map[string]any) error {
 	return nil
 }
 
-// provider looks the issuer up across tenants (the one lookup that does).
-func (v *Verifier) provider(ctx context.Context, iss string) (dbsqlc.IdentityProviderByIssuerRow, error) {
-	var p dbsqlc.IdentityProviderByIssuerRow
-	err := v.db.OnceAs(ctx, tenant.Identity{}, func(tx tenant.Conn) error {
+// provider looks the issuer up across tenants (the one lookup that does),
+// or reuses a recent answer unless fresh; cached says which. Unknown
+// issuers are never cached.
+func (v *Verifier) provider(ctx context.Context, iss string, fresh bool) (p dbsqlc.IdentityProviderByIssuerRow, cached bool, err error) {
+	now := v.opt.Now()
+	if !fresh {
+		v.mu.Lock()
+		e, ok := v.providers[iss]
+		v.mu.Unlock()
+		if ok && now.Sub(e.at) < v.opt.ProviderTTL {
+			return e.row, true, nil
+		}
+	}
+	err = v.db.OnceAs(ctx, tenant.Identity{}, func(tx tenant.Conn) error {
 		var err error
 		p, err = dbsqlc.New().IdentityProviderByIssuer(ctx, tx, iss)
 		return err
 	})
 	if apperr.CodeOf(err) == apperr.NotFound {
-		return p, refuse(ReasonIssuer, "unknown issuer")
+		v.forget(iss)
+		return p, false, refuse(ReasonIssuer, "unknown issuer")
 	}
-	return p, err
+	if err != nil {
+		return p, false, err
+	}
+	v.mu.Lock()
+	if len(v.providers) >= maxProviders {
+		clear(v.providers)
+	}
+	v.providers[iss] = cachedProvider{row: p, at: now}
+	v.mu.Unlock()
+	return p, false, nil
+}
+
+func (v *Verifier) forget(iss string) {
+	v.mu.Lock()
+	delete(v.providers, iss)
+	v.mu.Unlock()
 }
 
 // verify checks the signature with the provider's keys, then the
@@ -272,7 +331,7 @@ func (v *Verifier) verify(ctx context.Context, raw, iss string, p dbsqlc.Identit
 }
 
 // signIn maps the verified claims and finds, or provisions, the user.
-func (v *Verifier) signIn(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRow, claims map[string]any) (tenant.Identity, error) {
+func (v *Verifier) signIn(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRow, claims map[string]any, cached bool) (tenant.Identity, error) {
 	for _, name := range tenantClaims {
 		if val, ok := claims[name]; ok && fmt.Sprint(val) != p.TenantID.String() {
 			return tenant.Identity{}, refuse(ReasonTenantClaim, "a tenant claim names another tenant")
@@ -286,7 +345,7 @@ func (v *Verifier) signIn(ctx context.Context, p dbsqlc.IdentityProviderByIssuer
 	if p.RoleClaim != "" && hasAny(claims[p.RoleClaim], p.AdminValues) {
 		role = tenant.Admin
 	}
-	id, err := v.user(ctx, p, subject, role, claims)
+	id, err := v.user(ctx, p, subject, role, claims, cached)
 	if err != nil {
 		return tenant.Identity{}, err
 	}
@@ -322,8 +381,9 @@ func hasAny(v any, want []string) bool {
 }
 
 // user is the tenant's user for (provider, subject), provisioned on first
-// sight; its role follows the token's role claim.
-func (v *Verifier) user(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRow, subject string, role tenant.Role, claims map[string]any) (tenant.Identity, error) {
+// sight; its role follows the token's role claim. With a cached provider,
+// finding no user is errProviderStale: only a fresh lookup provisions.
+func (v *Verifier) user(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRow, subject string, role tenant.Role, claims map[string]any, cached bool) (tenant.Identity, error) {
 	q := dbsqlc.New()
 	scope := tenant.Identity{TenantID: p.TenantID}
 	key := dbsqlc.UserBySubjectParams{IdentityProviderID: &p.ID, Subject: &subject}
@@ -333,6 +393,9 @@ func (v *Verifier) user(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRo
 		u, err = q.UserBySubject(ctx, tx, key)
 		return err
 	})
+	if apperr.CodeOf(err) == apperr.NotFound && cached {
+		return tenant.Identity{}, errProviderStale
+	}
 	if apperr.CodeOf(err) == apperr.NotFound {
 		err = v.db.TxAs(ctx, scope, func(tx tenant.Conn) error {
 			row, err := q.ProvisionUser(ctx, tx, dbsqlc.ProvisionUserParams{
