@@ -67,6 +67,10 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 		if c.Name() == "dbchat.conversations" || c.Name() == "dbchat.messages" {
 			wantPolicies = []string{"owner_or_admin", "tenant_isolation"} // members see their own only
 		}
+		if c.Kind == "tenant data" && c.Table != "items" {
+			// dbtest's seeded table t_<marker> has a claim policy (restrictive).
+			wantPolicies = []string{"claim_p_" + strings.TrimPrefix(c.Table, "t_"), "tenant_isolation"}
+		}
 		require.Equal(t, wantPolicies, c.Policies, c.Name())
 		switch c.Kind {
 		case "platform":
@@ -83,7 +87,7 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 		}
 	}
 	require.Equal(t, len(dbtest.SeededTables), platform, "every platform table is covered")
-	require.Equal(t, 2, data, "every tenant data table is covered")
+	require.Equal(t, 4, data, "every tenant data table is covered (items and the seeded t_<marker>)")
 
 	roles := map[string]audit.Role{}
 	for _, r := range rep.Roles {
@@ -96,11 +100,19 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 	require.Zero(t, roles["dbchat_app"].OwnedRelations)
 	require.Contains(t, roles["dbchat_operator"].Members, "dbchat_owner")
 
-	require.Len(t, rep.Policies, platform+data+2) // and owner_or_admin on conversations and messages
+	// and owner_or_admin on conversations and messages, and the seeded claim
+	// policies of the two tenants
+	require.Len(t, rep.Policies, platform+data+2+2)
 	for _, p := range rep.Policies {
 		if p.Policy == "owner_or_admin" {
 			require.Equal(t, "RESTRICTIVE", p.Kind)
 			require.Contains(t, p.Using, "current_setting('app.user_id'")
+			continue
+		}
+		if strings.HasPrefix(p.Policy, "claim_") {
+			require.Equal(t, "RESTRICTIVE", p.Kind)
+			require.Equal(t, "SELECT", p.Command)
+			require.Contains(t, p.Using, "dbchat.claim(")
 			continue
 		}
 		require.Equal(t, "PERMISSIVE", p.Kind)
@@ -125,7 +137,7 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 			require.NotEqual(t, "PUBLIC", g.Grantee, "set_config is revoked from PUBLIC")
 		}
 	}
-	require.Equal(t, 2, roleSelects)
+	require.Equal(t, data, roleSelects) // one per data table
 	require.Zero(t, queryGrants)
 	require.True(t, setConfig)
 

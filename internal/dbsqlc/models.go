@@ -130,6 +130,25 @@ type DatabaseTable struct {
 	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
+// End-user row policies on tenant data tables (POST/GET/DELETE /v1/tables/{id}/policies, admins only): each row is a restrictive policy claim_<name> on that table, created and dropped with it by dbchat.create_claim_policy and dbchat.drop_claim_policy.
+type DbchatClaimPolicy struct {
+	TenantID uuid.UUID `json:"tenant_id"`
+	ID       uuid.UUID `json:"id"`
+	TableID  uuid.UUID `json:"table_id"`
+	// The policy's name; PostgreSQL's policy is claim_<name>.
+	Name string `json:"name"`
+	// The table column compared with the claim.
+	ColumnName string `json:"column_name"`
+	// The end-user claim (a key of app.claims) the column is compared with.
+	Claim string `json:"claim"`
+	// eq: column = dbchat.claim(claim); in: column = ANY (dbchat.claim_array(claim)).
+	Op string `json:"op"`
+	// true: a transaction whose app.role is admin sees every row of its tenant.
+	AdminsBypass bool       `json:"admins_bypass"`
+	UserID       *uuid.UUID `json:"user_id"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
 // OIDC/JWT issuers whose tokens sign a tenant's end users in (POST/GET/DELETE /v1/identity-providers, admins only). An issuer belongs to one tenant (identity_providers_issuer_key is global on purpose).
 type DbchatIdentityProvider struct {
 	TenantID uuid.UUID `json:"tenant_id"`

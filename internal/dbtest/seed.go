@@ -43,7 +43,7 @@ func NewTenant(t testing.TB, db *tenant.DB, name string) Tenant {
 // isolation tests compare it with the catalog, so a new table must be
 // seeded (and thereby tested) before those tests pass.
 var SeededTables = []string{
-	"tenants", "users", "api_keys", "database_tables", "database_columns",
+	"tenants", "users", "api_keys", "database_tables", "database_columns", "claim_policies",
 	"models", "training_data", "query_history", "conversations", "messages",
 	"identity_providers",
 }
@@ -63,6 +63,9 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 			return err
 		}
 		if _, err := q.CreateColumn(ctx, tx, dbsqlc.CreateColumnParams{TableID: tbl.ID, Name: "c_" + marker, DataType: "text", Description: marker, IsNullable: true, Position: 1}); err != nil {
+			return err
+		}
+		if err := seedClaimPolicy(ctx, tx, tbl, marker); err != nil {
 			return err
 		}
 		model, err := q.GetModelByName(ctx, tx, provision.DefaultModel)
@@ -130,4 +133,15 @@ func CreateKey(ctx context.Context, tx tenant.Conn, tenantID, userID uuid.UUID) 
 	}
 	_, err = dbsqlc.New().CreateAPIKey(ctx, tx, dbsqlc.CreateAPIKeyParams{UserID: userID, Name: "test", Prefix: k.Prefix, KeyHash: k.Hash})
 	return k.Plain, err
+}
+
+// seedClaimPolicy creates the real table behind tbl (its one column,
+// c_<marker>) and a claim policy on it, marked.
+func seedClaimPolicy(ctx context.Context, tx tenant.Conn, tbl dbsqlc.DatabaseTable, marker string) error {
+	q := dbsqlc.New()
+	if _, err := q.CreateDataTable(ctx, tx, dbsqlc.CreateDataTableParams{Name: tbl.Name, Columns: `[{"name":"c_` + marker + `","type":"text"}]`}); err != nil {
+		return err
+	}
+	_, err := q.CreateClaimPolicy(ctx, tx, dbsqlc.CreateClaimPolicyParams{TableID: tbl.ID, Name: "p_" + marker, ColumnName: "c_" + marker, Claim: marker, Op: "eq"})
+	return err
 }

@@ -64,6 +64,9 @@ WHERE p.oid IN (
     SELECT s::regprocedure FROM unnest(ARRAY['pg_catalog.current_setting(text,boolean)',
         'pg_catalog.similar_to_escape(text)', 'pg_catalog.similar_to_escape(text,text)',
         'pg_catalog.like_escape(text,text)']) s
+    UNION
+    -- the claim policies (00012), which run as the statement's role
+    SELECT s::regprocedure FROM unnest(ARRAY['dbchat.claim(text)', 'dbchat.claim_array(text)']) s
 )
 ORDER BY 1`
 

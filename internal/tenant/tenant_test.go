@@ -55,7 +55,8 @@ func TestRolesCannotBypassRLS(t *testing.T) {
 		"dbchat_owner": false, "dbchat_query": true, "dbchat_sandbox": false, "dbchat_provisioner": false}, logins)
 
 	// dbchat_operator, the one BYPASSRLS role, cannot log in, owns no
-	// relation, and owns exactly one function and its schema.
+	// relation, and owns exactly its two functions (the operator's tenant
+	// list, a token's identity provider) and their schema.
 	var owned []string
 	rows, err = admin.Query(ctx, `
 		SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p WHERE p.proowner = 'dbchat_operator'::regrole
@@ -65,7 +66,7 @@ func TestRolesCannotBypassRLS(t *testing.T) {
 	require.NoError(t, err)
 	owned, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	require.Equal(t, []string{"function dbchat_ops.list_tenants()", "schema dbchat_ops"}, owned)
+	require.Equal(t, []string{"function dbchat_ops.identity_provider_by_issuer(text)", "function dbchat_ops.list_tenants()", "schema dbchat_ops"}, owned)
 
 	// The runtime role has no DDL rights: not in the platform schema, not in
 	// public, not a schema of its own.

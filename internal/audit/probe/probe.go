@@ -333,6 +333,14 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO `+tbl.Ident().Sanitize()+` (v) VALUES ($1)`, t.marker); err != nil {
 			return err
 		}
+		// A claim policy on it that tenant admins bypass: the probe acts as
+		// the admin, so its controls still see the marked row.
+		cp, err := q.CreateClaimPolicy(ctx, tx, dbsqlc.CreateClaimPolicyParams{TableID: tbl.ID, Name: "p_" + t.marker,
+			ColumnName: "v", Claim: t.marker, Op: "eq", AdminsBypass: true})
+		if err != nil {
+			return err
+		}
+		t.ids["claim policy"] = cp
 		question, sql := t.question(), t.sql()
 		td, err := q.CreateTrainingData(ctx, tx, dbsqlc.CreateTrainingDataParams{ModelID: m.ID, Kind: "sql", Question: &question, Content: sql})
 		if err != nil {
@@ -432,8 +440,8 @@ func (p *prober) asOwner(ctx context.Context, id tenant.Identity, commit bool, f
 	if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+migrate.OwnerRole); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`,
-		id.TenantID.String(), id.UserID.String()); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), set_config('app.role', $3, true)`,
+		id.TenantID.String(), id.UserID.String(), string(id.Role)); err != nil {
 		return err
 	}
 	if err := fn(tx); err != nil {
@@ -621,7 +629,12 @@ func (p *prober) asQuery(ctx context.Context, actor *probeTenant) sqlLogin {
 			return 0, err
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // always rolled back
+		// As the tenant's admin, so the claim policy (admins_bypass) on the
+		// data table shows the admin every row, as the service would.
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, actor.id)); err != nil {
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL app.role = 'admin'`); err != nil {
 			return 0, err
 		}
 		if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+pgx.Identifier{actor.schema}.Sanitize()); err != nil {
@@ -901,7 +914,7 @@ func (p *prober) queryAsRole(ctx context.Context, actor *probeTenant, sql string
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // always rolled back
-	for _, set := range []string{fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, actor.id),
+	for _, set := range []string{fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, actor.id), `SET LOCAL app.role = 'admin'`,
 		`SET LOCAL ROLE ` + pgx.Identifier{actor.schema}.Sanitize(), `SET LOCAL statement_timeout = 1000`} {
 		if _, err := tx.Exec(ctx, set); err != nil {
 			return err

@@ -1,0 +1,252 @@
+package tenant_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/catalog"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// The end user's claims travel with every tenant transaction as the
+// transaction-local app.claims (with app.role), and dbchat.claim and
+// dbchat.claim_array read them.
+func TestTransactionsCarryClaims(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 1))
+	tn := dbtest.NewTenant(t, db, "Claims")
+
+	id := tn.Identity
+	id.Role = tenant.Member
+	id.Claims = map[string]any{"region": "eu", "regions": []any{"eu", "us"}, "level": 3, "obj": map[string]any{"a": 1}}
+	var raw, role string
+	var region, level, obj *string
+	var regions, single []string
+	err := db.OnceAs(ctx, id, func(tx tenant.Conn) error {
+		return tx.QueryRow(ctx, `SELECT current_setting('app.claims', true), current_setting('app.role', true),
+			dbchat.claim('region'), dbchat.claim('level'), dbchat.claim('obj'), dbchat.claim_array('regions'), dbchat.claim_array('region')`).
+			Scan(&raw, &role, &region, &level, &obj, &regions, &single)
+	})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"region":"eu","regions":["eu","us"],"level":3,"obj":{"a":1}}`, raw)
+	require.Equal(t, "member", role)
+	require.Equal(t, "eu", *region)
+	require.Equal(t, "3", *level)
+	require.Nil(t, obj, "an object claim is not a scalar")
+	require.Equal(t, []string{"eu", "us"}, regions)
+	require.Equal(t, []string{"eu"}, single)
+
+	// Without claims (API keys): empty, and every claim is NULL.
+	var none *string
+	err = db.OnceAs(ctx, tn.Identity, func(tx tenant.Conn) error {
+		return tx.QueryRow(ctx, `SELECT current_setting('app.claims', true) || '|' || current_setting('app.role', true) || '|' || coalesce(dbchat.claim('region'), 'NULL')`).Scan(&none)
+	})
+	require.NoError(t, err)
+	require.Equal(t, "|admin|NULL", *none)
+
+	// The next transaction on the same connection has none of it.
+	var after string
+	require.NoError(t, db.OnceAs(ctx, tenant.Identity{}, func(tx tenant.Conn) error {
+		return tx.QueryRow(ctx, `SELECT coalesce(current_setting('app.claims', true), '') || coalesce(current_setting('app.role', true), '')`).Scan(&after)
+	}))
+	require.Empty(t, after)
+}
+
+// claimFixture is a tenant with a table "sales" (region, amount) of three
+// rows, one per region, and the sandbox.
+type claimFixture struct {
+	db    *tenant.DB
+	box   *tenant.Sandbox
+	tn    dbtest.Tenant
+	table catalog.Table
+}
+
+func newClaimFixture(t *testing.T) claimFixture {
+	t.Helper()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	f := claimFixture{db: tenant.New(d.AppPool(t, 2))}
+	var err error
+	f.box, err = tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(f.box.Close)
+	f.tn = dbtest.NewTenant(t, f.db, "Claim policies")
+	err = f.db.TxAs(ctx, f.tn.Identity, func(tx tenant.Conn) error {
+		f.table, err = catalog.Create(ctx, tx, catalog.TableSpec{Name: "sales", Columns: []catalog.ColumnSpec{
+			{Name: "region", Type: "text"}, {Name: "amount", Type: "integer"}}})
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO `+f.table.Ident().Sanitize()+` (region, amount) VALUES ('eu', 1), ('us', 2), ('apac', 4)`)
+		return err
+	})
+	require.NoError(t, err)
+	return f
+}
+
+func (f claimFixture) user(role tenant.Role, claims map[string]any) tenant.Identity {
+	id := f.tn.Identity
+	id.UserID, id.Role, id.Claims = uuid.New(), role, claims
+	return id
+}
+
+// sums returns the sum of amount id sees through the runtime pool (the
+// preview's path) and through the sandbox (/v1/sql, /v1/ask).
+func (f claimFixture) sums(t *testing.T, id tenant.Identity) (runtime, sandbox int) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, f.db.OnceAs(ctx, id, func(tx tenant.Conn) error {
+		return tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0)::int FROM `+f.table.Ident().Sanitize()).Scan(&runtime)
+	}))
+	err := f.box.Query(tenant.NewContext(ctx, id), id.TenantID, `SELECT coalesce(sum(amount), 0)::int FROM sales`,
+		tenant.Limits{MaxRows: 1, Timeout: 5 * time.Second}, func(rows pgx.Rows) error {
+			require.True(t, rows.Next())
+			v, err := rows.Values()
+			if err == nil {
+				sandbox = int(v[0].(int32))
+			}
+			return err
+		})
+	require.NoError(t, err)
+	return runtime, sandbox
+}
+
+func (f claimFixture) createPolicy(t *testing.T, p dbsqlc.CreateClaimPolicyParams) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	p.TableID = f.table.ID
+	var id uuid.UUID
+	require.NoError(t, f.db.TxAs(ctx, f.tn.Identity, func(tx tenant.Conn) error {
+		var err error
+		id, err = dbsqlc.New().CreateClaimPolicy(ctx, tx, p)
+		return err
+	}))
+	return id
+}
+
+// A claim policy filters every read of the table, through the runtime pool
+// and the sandbox alike: eq on a scalar claim, in on an array claim, and
+// tenant admins see everything only with admins_bypass.
+func TestClaimPoliciesFilterRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newClaimFixture(t)
+	eu := f.user(tenant.Member, map[string]any{"region": "eu"})
+	us := f.user(tenant.Member, map[string]any{"region": "us", "regions": []any{"us", "apac"}})
+	quoted := f.user(tenant.Member, map[string]any{"region": `it's \ "quoted"`})
+	anon := f.user(tenant.Member, nil)
+	admin := f.user(tenant.Admin, map[string]any{"region": "eu"})
+
+	for _, id := range []tenant.Identity{eu, us, anon, admin} {
+		rt, sb := f.sums(t, id)
+		require.Equal(t, []int{7, 7}, []int{rt, sb}, "no policy yet: every row")
+	}
+
+	pid := f.createPolicy(t, dbsqlc.CreateClaimPolicyParams{Name: "own_region", ColumnName: "region", Claim: "region", Op: "eq"})
+	for _, c := range []struct {
+		id   tenant.Identity
+		want int
+	}{{eu, 1}, {us, 2}, {quoted, 0}, {anon, 0}, {admin, 1}} {
+		rt, sb := f.sums(t, c.id)
+		require.Equal(t, []int{c.want, c.want}, []int{rt, sb}, "claims %v role %s", c.id.Claims, c.id.Role)
+	}
+
+	// The sandbox's SET LOCAL carries quotes and backslashes exactly.
+	var got string
+	err := f.box.Query(tenant.NewContext(ctx, quoted), quoted.TenantID, `SELECT current_setting('app.claims', true)`,
+		tenant.Limits{MaxRows: 1, Timeout: 5 * time.Second}, func(rows pgx.Rows) error {
+			require.True(t, rows.Next())
+			got = string(rows.RawValues()[0])
+			return nil
+		})
+	require.NoError(t, err)
+	want, _ := json.Marshal(quoted.Claims)
+	require.JSONEq(t, string(want), got)
+
+	// A second, restrictive too: rows must pass both.
+	f.createPolicy(t, dbsqlc.CreateClaimPolicyParams{Name: "regions", ColumnName: "region", Claim: "regions", Op: "in", AdminsBypass: true})
+	for _, c := range []struct {
+		id   tenant.Identity
+		want int
+	}{{eu, 0}, {us, 2}, {admin, 1}} {
+		rt, sb := f.sums(t, c.id)
+		require.Equal(t, []int{c.want, c.want}, []int{rt, sb}, "claims %v role %s", c.id.Claims, c.id.Role)
+	}
+
+	// Dropping the first leaves the in policy, which admins bypass.
+	require.NoError(t, f.db.TxAs(ctx, f.tn.Identity, func(tx tenant.Conn) error {
+		ok, err := dbsqlc.New().DropClaimPolicy(ctx, tx, dbsqlc.DropClaimPolicyParams{TableID: f.table.ID, ID: pid})
+		require.True(t, ok)
+		return err
+	}))
+	for _, c := range []struct {
+		id   tenant.Identity
+		want int
+	}{{eu, 0}, {us, 6}, {anon, 0}, {admin, 7}} {
+		rt, sb := f.sums(t, c.id)
+		require.Equal(t, []int{c.want, c.want}, []int{rt, sb}, "claims %v role %s", c.id.Claims, c.id.Role)
+	}
+
+	// An identity of another tenant in the context carries nothing into
+	// this tenant's statement.
+	other := f.user(tenant.Admin, map[string]any{"regions": []any{"eu", "us", "apac"}})
+	other.TenantID = uuid.New()
+	var n int32
+	err = f.box.Query(tenant.NewContext(ctx, other), f.tn.ID, `SELECT count(*)::int FROM sales`,
+		tenant.Limits{MaxRows: 1, Timeout: 5 * time.Second}, func(rows pgx.Rows) error {
+			require.True(t, rows.Next())
+			return rows.Scan(&n)
+		})
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+// Only admins manage claim policies, and a bad definition creates nothing.
+func TestClaimPolicyDefinitionsAreChecked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newClaimFixture(t)
+	q := dbsqlc.New()
+	member := f.user(tenant.Member, nil)
+	member.UserID = f.tn.AdminID // a real user, only the role differs
+	err := f.db.TxAs(ctx, member, func(tx tenant.Conn) error {
+		_, err := q.CreateClaimPolicy(ctx, tx, dbsqlc.CreateClaimPolicyParams{TableID: f.table.ID, Name: "p", ColumnName: "region", Claim: "region", Op: "eq"})
+		return err
+	})
+	require.ErrorContains(t, err, "only tenant admins")
+
+	for _, c := range []struct {
+		p    dbsqlc.CreateClaimPolicyParams
+		want string
+	}{
+		{dbsqlc.CreateClaimPolicyParams{Name: "p", ColumnName: "nope", Claim: "region", Op: "eq"}, "column: table 'sales' has no column 'nope'"},
+		{dbsqlc.CreateClaimPolicyParams{Name: "p", ColumnName: "tenant_id", Claim: "region", Op: "eq"}, "reserved"},
+		{dbsqlc.CreateClaimPolicyParams{Name: "p", ColumnName: "region", Claim: "region", Op: "like"}, "op: unknown operator 'like'"},
+		{dbsqlc.CreateClaimPolicyParams{Name: "p", ColumnName: "region", Claim: "a'b", Op: "eq"}, "claim: invalid claim name"},
+		{dbsqlc.CreateClaimPolicyParams{Name: "P x", ColumnName: "region", Claim: "region", Op: "eq"}, "name: invalid policy name"},
+	} {
+		err := f.db.TxAs(ctx, f.tn.Identity, func(tx tenant.Conn) error {
+			c.p.TableID = f.table.ID
+			_, err := q.CreateClaimPolicy(ctx, tx, c.p)
+			return err
+		})
+		require.ErrorContains(t, err, c.want)
+	}
+	var policies, records int
+	require.NoError(t, f.db.OnceAs(ctx, f.tn.Identity, func(tx tenant.Conn) error {
+		return tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM dbchat.claim_policies)::int, 0`).Scan(&records, &policies)
+	}))
+	require.Zero(t, records)
+	rt, sb := f.sums(t, f.user(tenant.Member, nil))
+	require.Equal(t, []int{7, 7}, []int{rt, sb}, "no policy was created")
+}
