@@ -36,14 +36,13 @@ RETURNING id;
 DELETE FROM dbchat.conversations WHERE id = $1;
 
 -- name: TouchConversation :one
--- Starts a turn: locks the conversation row (so two turns of one
--- conversation take positions in order) and returns what the turn needs.
-UPDATE dbchat.conversations c
+-- Starts recording a turn: locks the conversation row, so two turns of one
+-- conversation record one after the other (CreateMessage, a later
+-- statement, then sees the earlier turn's position).
+UPDATE dbchat.conversations
 SET last_activity_at = now()
-WHERE c.id = $1
-RETURNING c.user_id, c.archived,
-    (SELECT coalesce(max(x.position), 0) + 1 FROM dbchat.messages x
-     WHERE x.tenant_id = c.tenant_id AND x.conversation_id = c.id)::int AS next_position;
+WHERE id = $1
+RETURNING user_id, archived;
 
 -- name: ListMessages :many
 SELECT id, position, question, resolved_question, sql, history_id, error, created_at
@@ -52,6 +51,10 @@ WHERE conversation_id = $1
 ORDER BY position;
 
 -- name: CreateMessage :one
+-- The next position is read by this statement, after TouchConversation's
+-- lock: under READ COMMITTED it sees every turn committed before.
 INSERT INTO dbchat.messages (conversation_id, user_id, position, question, resolved_question, sql, history_id, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, created_at;
+VALUES (sqlc.arg(conversation_id), sqlc.arg(user_id),
+        (SELECT coalesce(max(x.position), 0) + 1 FROM dbchat.messages x WHERE x.conversation_id = sqlc.arg(conversation_id)),
+        sqlc.arg(question), sqlc.arg(resolved_question), sqlc.arg(sql), sqlc.arg(history_id), sqlc.arg(error))
+RETURNING id, position, created_at;

@@ -310,9 +310,8 @@ func (s *Service) record(ctx context.Context, d Detail, t *Turn, askErr error) e
 		if c.Archived {
 			return apperr.Errorf(apperr.Conflict, "the conversation is archived; unarchive it to continue")
 		}
-		p.Position = c.NextPosition
 		m, err := s.q.CreateMessage(ctx, tx, p)
-		t.ID, t.Position = m.ID, c.NextPosition
+		t.ID, t.Position = m.ID, m.Position
 		return err
 	})
 }

@@ -47,3 +47,30 @@ func TestFailedTurnIsRecorded(t *testing.T) {
 	require.NotNil(t, m.Error)
 	require.Contains(t, *m.Error, "did not answer")
 }
+
+// Two turns of one conversation at once both land, at positions 1 and 2:
+// recording locks the conversation and reads the next position after it.
+func TestConcurrentTurnsTakeTheirOwnPositions(t *testing.T) {
+	t.Parallel()
+	box := dbtest.NewSandboxed(t, 4)
+	store := &nlsql.Store{DB: box.Tenants, Embedder: embed.NewLocal()}
+	svc := conversation.New(box.Tenants, ask.New(box.Tenants, box.SQL, store, generate.NewOffline()))
+	_, tctx := box.DemoTenant(t, "Shop")
+	c, err := svc.Create(tctx, "", "busy")
+	require.NoError(t, err)
+	positions := make(chan int32, 4)
+	errs := make(chan error, 4)
+	for _, q := range []string{"How many customers do we have?", "How many orders are there?", "List all customers", "What is the total amount of all orders?"} {
+		go func() {
+			turn, err := svc.Ask(tctx, c.ID, ask.Request{Question: q})
+			positions <- turn.Position
+			errs <- err
+		}()
+	}
+	var got []int32
+	for range 4 {
+		require.NoError(t, <-errs)
+		got = append(got, <-positions)
+	}
+	require.ElementsMatch(t, []int32{1, 2, 3, 4}, got)
+}

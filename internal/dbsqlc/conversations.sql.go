@@ -45,14 +45,15 @@ func (q *Queries) CreateConversation(ctx context.Context, db DBTX, arg CreateCon
 
 const createMessage = `-- name: CreateMessage :one
 INSERT INTO dbchat.messages (conversation_id, user_id, position, question, resolved_question, sql, history_id, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, created_at
+VALUES ($1, $2,
+        (SELECT coalesce(max(x.position), 0) + 1 FROM dbchat.messages x WHERE x.conversation_id = $1),
+        $3, $4, $5, $6, $7)
+RETURNING id, position, created_at
 `
 
 type CreateMessageParams struct {
 	ConversationID   uuid.UUID  `json:"conversation_id"`
 	UserID           uuid.UUID  `json:"user_id"`
-	Position         int32      `json:"position"`
 	Question         string     `json:"question"`
 	ResolvedQuestion string     `json:"resolved_question"`
 	Sql              *string    `json:"sql"`
@@ -62,14 +63,16 @@ type CreateMessageParams struct {
 
 type CreateMessageRow struct {
 	ID        uuid.UUID `json:"id"`
+	Position  int32     `json:"position"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// The next position is read by this statement, after TouchConversation's
+// lock: under READ COMMITTED it sees every turn committed before.
 func (q *Queries) CreateMessage(ctx context.Context, db DBTX, arg CreateMessageParams) (CreateMessageRow, error) {
 	row := db.QueryRow(ctx, createMessage,
 		arg.ConversationID,
 		arg.UserID,
-		arg.Position,
 		arg.Question,
 		arg.ResolvedQuestion,
 		arg.Sql,
@@ -77,7 +80,7 @@ func (q *Queries) CreateMessage(ctx context.Context, db DBTX, arg CreateMessageP
 		arg.Error,
 	)
 	var i CreateMessageRow
-	err := row.Scan(&i.ID, &i.CreatedAt)
+	err := row.Scan(&i.ID, &i.Position, &i.CreatedAt)
 	return i, err
 }
 
@@ -240,26 +243,24 @@ func (q *Queries) ListMessages(ctx context.Context, db DBTX, conversationID uuid
 }
 
 const touchConversation = `-- name: TouchConversation :one
-UPDATE dbchat.conversations c
+UPDATE dbchat.conversations
 SET last_activity_at = now()
-WHERE c.id = $1
-RETURNING c.user_id, c.archived,
-    (SELECT coalesce(max(x.position), 0) + 1 FROM dbchat.messages x
-     WHERE x.tenant_id = c.tenant_id AND x.conversation_id = c.id)::int AS next_position
+WHERE id = $1
+RETURNING user_id, archived
 `
 
 type TouchConversationRow struct {
-	UserID       uuid.UUID `json:"user_id"`
-	Archived     bool      `json:"archived"`
-	NextPosition int32     `json:"next_position"`
+	UserID   uuid.UUID `json:"user_id"`
+	Archived bool      `json:"archived"`
 }
 
-// Starts a turn: locks the conversation row (so two turns of one
-// conversation take positions in order) and returns what the turn needs.
+// Starts recording a turn: locks the conversation row, so two turns of one
+// conversation record one after the other (CreateMessage, a later
+// statement, then sees the earlier turn's position).
 func (q *Queries) TouchConversation(ctx context.Context, db DBTX, id uuid.UUID) (TouchConversationRow, error) {
 	row := db.QueryRow(ctx, touchConversation, id)
 	var i TouchConversationRow
-	err := row.Scan(&i.UserID, &i.Archived, &i.NextPosition)
+	err := row.Scan(&i.UserID, &i.Archived)
 	return i, err
 }
 

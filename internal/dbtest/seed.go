@@ -89,7 +89,7 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 		if err != nil {
 			return err
 		}
-		if _, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: conv.ID, UserID: conv.UserID, Position: 1,
+		if _, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: conv.ID, UserID: conv.UserID,
 			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID}); err != nil {
 			return err
 		}

@@ -357,7 +357,7 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 			return err
 		}
 		t.ids["conversation"] = c.ID
-		if _, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: c.ID, UserID: c.UserID, Position: 1,
+		if _, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: c.ID, UserID: c.UserID,
 			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID}); err != nil {
 			return err
 		}
