@@ -92,17 +92,16 @@ func TestAuthenticate(t *testing.T) {
 
 	before := users()
 	var wg sync.WaitGroup
-	ids := make([]uuid.UUID, 8)
+	ids, errs := make([]uuid.UUID, 8), make([]error, 8)
 	for i := range ids {
 		wg.Go(func() {
 			id, err := v.Authenticate(t.Context(), token("carol", nil))
-			if err == nil {
-				ids[i] = id.UserID
-			}
+			ids[i], errs[i] = id.UserID, err
 		})
 	}
 	wg.Wait()
-	for _, id := range ids {
+	for i, id := range ids {
+		require.NoError(t, errs[i])
 		require.Equal(t, ids[0], id, "one user for a subject, however its first tokens race")
 	}
 	require.NotEqual(t, uuid.Nil, ids[0])

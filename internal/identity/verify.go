@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
@@ -402,7 +403,9 @@ func (v *Verifier) user(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRo
 				Email: email(claims, p.EmailClaim, fallbackEmail(p.ID, subject)), FallbackEmail: fallbackEmail(p.ID, subject),
 				Name: name(claims), Role: string(role), IdentityProviderID: p.ID, Subject: subject,
 			})
-			if apperr.CodeOf(err) == apperr.NotFound { // a concurrent first sight won
+			// No row: a concurrent first sight of the subject won (inside the
+			// transaction the error is still pgx's; TxAs translates it later).
+			if errors.Is(err, pgx.ErrNoRows) {
 				r, err := q.UserBySubject(ctx, tx, key)
 				u = r
 				return err
@@ -410,6 +413,15 @@ func (v *Verifier) user(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRo
 			u = dbsqlc.UserBySubjectRow(row)
 			return err
 		})
+		if apperr.CodeOf(err) == apperr.Conflict {
+			// A concurrent first sight inserted the same email (a unique key
+			// the ON CONFLICT does not arbitrate) and won: read its user.
+			err = v.db.OnceAs(ctx, scope, func(tx tenant.Conn) error {
+				var err error
+				u, err = q.UserBySubject(ctx, tx, key)
+				return err
+			})
+		}
 	}
 	if err != nil {
 		return tenant.Identity{}, err
