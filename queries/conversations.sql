@@ -35,14 +35,40 @@ RETURNING id;
 -- name: DeleteConversation :execrows
 DELETE FROM dbchat.conversations WHERE id = $1;
 
--- name: TouchConversation :one
--- Starts recording a turn: locks the conversation row, so two turns of one
--- conversation record one after the other (CreateMessage, a later
--- statement, then sees the earlier turn's position).
-UPDATE dbchat.conversations
-SET last_activity_at = now()
-WHERE id = $1
-RETURNING user_id, archived;
+-- name: ConversationForTurn :many
+-- What a new turn needs, in one statement: the conversation (one row even
+-- without turns) and its latest answered turns, oldest first. No row: not
+-- found (or another member's, which the policy hides alike).
+SELECT c.user_id, m.name AS model, c.archived, coalesce(x.resolved_question, '') AS resolved_question, x.sql
+FROM dbchat.conversations c
+JOIN dbchat.models m ON m.tenant_id = c.tenant_id AND m.id = c.model_id
+LEFT JOIN LATERAL (
+    SELECT y.position, y.resolved_question, y.sql FROM dbchat.messages y
+    WHERE y.tenant_id = c.tenant_id AND y.conversation_id = c.id AND y.sql IS NOT NULL AND y.error IS NULL
+    ORDER BY y.position DESC
+    LIMIT sqlc.arg(turns)::int
+) x ON true
+WHERE c.id = sqlc.arg(id)
+ORDER BY x.position;
+
+-- name: RecordTurn :one
+-- Records a turn in one statement: touches the conversation (unless
+-- archived: no row) and inserts the turn at the next position. Two turns
+-- recorded at once can read the same next position (the statement's
+-- snapshot predates the other's commit): the loser fails on
+-- messages_position_key and is retried by the caller.
+WITH c AS (
+    UPDATE dbchat.conversations u
+    SET last_activity_at = now()
+    WHERE u.id = sqlc.arg(conversation_id) AND NOT u.archived
+    RETURNING u.tenant_id, u.id, u.user_id
+)
+INSERT INTO dbchat.messages (conversation_id, user_id, position, question, resolved_question, sql, history_id, error)
+SELECT c.id, c.user_id,
+       (SELECT coalesce(max(x.position), 0) + 1 FROM dbchat.messages x WHERE x.tenant_id = c.tenant_id AND x.conversation_id = c.id),
+       sqlc.arg(question), sqlc.arg(resolved_question), sqlc.narg(sql), sqlc.narg(history_id), sqlc.narg(error)
+FROM c
+RETURNING id, position, created_at;
 
 -- name: ListMessages :many
 SELECT id, position, question, resolved_question, sql, history_id, error, created_at
@@ -51,8 +77,8 @@ WHERE conversation_id = $1
 ORDER BY position;
 
 -- name: CreateMessage :one
--- The next position is read by this statement, after TouchConversation's
--- lock: under READ COMMITTED it sees every turn committed before.
+-- A turn written directly (seeds and the audit probe; the service uses
+-- RecordTurn).
 INSERT INTO dbchat.messages (conversation_id, user_id, position, question, resolved_question, sql, history_id, error)
 VALUES (sqlc.arg(conversation_id), sqlc.arg(user_id),
         (SELECT coalesce(max(x.position), 0) + 1 FROM dbchat.messages x WHERE x.conversation_id = sqlc.arg(conversation_id)),

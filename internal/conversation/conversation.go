@@ -247,18 +247,16 @@ func decodeCursor(s string) (time.Time, uuid.UUID, error) {
 // Ask answers the conversation's next question (req's Question, ChartType
 // and Progress; the model and turns are the conversation's) and records the
 // turn, a refused or failed one too, with its error. The turn sees the
-// latest ContextTurns answered turns; the conversation row is locked only
-// while the turn is recorded, not while it is answered.
+// latest ContextTurns answered turns. Reading the conversation and recording
+// the turn are one statement each; nothing is locked while the turn is
+// answered.
 func (s *Service) Ask(ctx context.Context, id uuid.UUID, req ask.Request) (Turn, error) {
-	d, err := s.Get(ctx, id)
+	c, prior, err := s.forTurn(ctx, id)
 	if err != nil {
 		return Turn{}, err
 	}
-	if d.Archived {
-		return Turn{}, apperr.Errorf(apperr.Conflict, "the conversation is archived; unarchive it to continue")
-	}
 	turn := Turn{Question: strings.TrimSpace(req.Question)}
-	req.Model, req.Execute, req.Limit, req.Turns = d.Model, true, 0, turns(d.Messages)
+	req.Model, req.Execute, req.Limit, req.Turns = c.Model, true, 0, prior
 	a, askErr := s.ask.Ask(ctx, req)
 	switch {
 	case askErr == nil:
@@ -266,9 +264,9 @@ func (s *Service) Ask(ctx context.Context, id uuid.UUID, req ask.Request) (Turn,
 	case apperr.CodeOf(askErr) == apperr.Invalid: // a bad request: nothing was asked
 		return Turn{}, askErr
 	default: // refused, failed, or the generator down: the turn keeps its error
-		turn.ResolvedQuestion = generate.Resolve(turns(d.Messages), turn.Question)
+		turn.ResolvedQuestion = generate.Resolve(prior, turn.Question)
 	}
-	if err := s.record(ctx, d, &turn, askErr); err != nil {
+	if err := s.record(ctx, id, &turn, askErr); err != nil {
 		if askErr != nil {
 			return Turn{}, askErr // the database is likely down too: the first error says why
 		}
@@ -277,41 +275,66 @@ func (s *Service) Ask(ctx context.Context, id uuid.UUID, req ask.Request) (Turn,
 	return turn, askErr
 }
 
-// turns are the latest answered turns, oldest first.
-func turns(ms []Message) []generate.Turn {
-	var out []generate.Turn
-	for _, m := range ms {
-		if m.SQL != nil && m.Error == nil {
-			out = append(out, generate.Turn{Question: m.ResolvedQuestion, SQL: *m.SQL})
+var errArchived = apperr.Errorf(apperr.Conflict, "the conversation is archived; unarchive it to continue")
+
+// forTurn reads the conversation and its latest answered turns, oldest
+// first, in one statement.
+func (s *Service) forTurn(ctx context.Context, id uuid.UUID) (dbsqlc.ConversationForTurnRow, []generate.Turn, error) {
+	var rows []dbsqlc.ConversationForTurnRow
+	err := s.db.Once(ctx, func(tx tenant.Conn) error {
+		var err error
+		rows, err = s.q.ConversationForTurn(ctx, tx, dbsqlc.ConversationForTurnParams{ID: id, Turns: ContextTurns})
+		return err
+	})
+	switch {
+	case err != nil:
+		return dbsqlc.ConversationForTurnRow{}, nil, err
+	case len(rows) == 0:
+		return dbsqlc.ConversationForTurnRow{}, nil, apperr.Errorf(apperr.NotFound, "no such conversation")
+	case rows[0].Archived:
+		return dbsqlc.ConversationForTurnRow{}, nil, errArchived
+	}
+	var prior []generate.Turn
+	for _, r := range rows {
+		if r.Sql != nil {
+			prior = append(prior, generate.Turn{Question: r.ResolvedQuestion, SQL: *r.Sql})
 		}
 	}
-	return out[max(0, len(out)-ContextTurns):]
+	return rows[0], prior, nil
 }
 
-// record writes the turn after locking the conversation (positions in
-// order; archived meanwhile: 409).
-func (s *Service) record(ctx context.Context, d Detail, t *Turn, askErr error) error {
-	p := dbsqlc.CreateMessageParams{ConversationID: d.ID, UserID: d.UserID, Question: t.Question, ResolvedQuestion: t.ResolvedQuestion}
+// record writes the turn at the conversation's next position, in one
+// statement; a turn recorded at the same moment can take that position
+// first, so a unique violation is retried. No row means the conversation
+// was archived (409) or deleted (404) meanwhile.
+func (s *Service) record(ctx context.Context, id uuid.UUID, t *Turn, askErr error) error {
+	p := dbsqlc.RecordTurnParams{ConversationID: id, Question: t.Question, ResolvedQuestion: t.ResolvedQuestion}
 	if askErr == nil {
 		p.Sql, p.HistoryID = &t.SQL, &t.HistoryID
 	} else {
 		e := apperr.As(askErr)
-		msg := e.Message
-		p.Error = &msg
+		p.Error = &e.Message
 		if h, ok := e.Details["history_id"].(uuid.UUID); ok {
 			p.HistoryID = &h
 		}
 	}
-	return s.db.Tx(ctx, func(tx tenant.Conn) error {
-		c, err := s.q.TouchConversation(ctx, tx, d.ID)
-		if err != nil {
-			return notFound(err)
+	for attempt := 0; ; attempt++ {
+		var m dbsqlc.RecordTurnRow
+		err := s.db.Once(ctx, func(tx tenant.Conn) error {
+			var err error
+			m, err = s.q.RecordTurn(ctx, tx, p)
+			return err
+		})
+		if apperr.CodeOf(err) == apperr.Conflict && attempt < 5 {
+			continue // another turn took the position
 		}
-		if c.Archived {
-			return apperr.Errorf(apperr.Conflict, "the conversation is archived; unarchive it to continue")
+		if apperr.CodeOf(err) == apperr.NotFound {
+			if _, err := s.Get(ctx, id); err != nil {
+				return err
+			}
+			return errArchived
 		}
-		m, err := s.q.CreateMessage(ctx, tx, p)
 		t.ID, t.Position = m.ID, m.Position
 		return err
-	})
+	}
 }

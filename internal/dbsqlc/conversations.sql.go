@@ -12,6 +12,62 @@ import (
 	"github.com/google/uuid"
 )
 
+const conversationForTurn = `-- name: ConversationForTurn :many
+SELECT c.user_id, m.name AS model, c.archived, coalesce(x.resolved_question, '') AS resolved_question, x.sql
+FROM dbchat.conversations c
+JOIN dbchat.models m ON m.tenant_id = c.tenant_id AND m.id = c.model_id
+LEFT JOIN LATERAL (
+    SELECT y.position, y.resolved_question, y.sql FROM dbchat.messages y
+    WHERE y.tenant_id = c.tenant_id AND y.conversation_id = c.id AND y.sql IS NOT NULL AND y.error IS NULL
+    ORDER BY y.position DESC
+    LIMIT $1::int
+) x ON true
+WHERE c.id = $2
+ORDER BY x.position
+`
+
+type ConversationForTurnParams struct {
+	Turns int32     `json:"turns"`
+	ID    uuid.UUID `json:"id"`
+}
+
+type ConversationForTurnRow struct {
+	UserID           uuid.UUID `json:"user_id"`
+	Model            string    `json:"model"`
+	Archived         bool      `json:"archived"`
+	ResolvedQuestion string    `json:"resolved_question"`
+	Sql              *string   `json:"sql"`
+}
+
+// What a new turn needs, in one statement: the conversation (one row even
+// without turns) and its latest answered turns, oldest first. No row: not
+// found (or another member's, which the policy hides alike).
+func (q *Queries) ConversationForTurn(ctx context.Context, db DBTX, arg ConversationForTurnParams) ([]ConversationForTurnRow, error) {
+	rows, err := db.Query(ctx, conversationForTurn, arg.Turns, arg.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ConversationForTurnRow
+	for rows.Next() {
+		var i ConversationForTurnRow
+		if err := rows.Scan(
+			&i.UserID,
+			&i.Model,
+			&i.Archived,
+			&i.ResolvedQuestion,
+			&i.Sql,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const createConversation = `-- name: CreateConversation :one
 
 INSERT INTO dbchat.conversations (model_id, title)
@@ -67,8 +123,8 @@ type CreateMessageRow struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// The next position is read by this statement, after TouchConversation's
-// lock: under READ COMMITTED it sees every turn committed before.
+// A turn written directly (seeds and the audit probe; the service uses
+// RecordTurn).
 func (q *Queries) CreateMessage(ctx context.Context, db DBTX, arg CreateMessageParams) (CreateMessageRow, error) {
 	row := db.QueryRow(ctx, createMessage,
 		arg.ConversationID,
@@ -242,25 +298,52 @@ func (q *Queries) ListMessages(ctx context.Context, db DBTX, conversationID uuid
 	return items, nil
 }
 
-const touchConversation = `-- name: TouchConversation :one
-UPDATE dbchat.conversations
-SET last_activity_at = now()
-WHERE id = $1
-RETURNING user_id, archived
+const recordTurn = `-- name: RecordTurn :one
+WITH c AS (
+    UPDATE dbchat.conversations u
+    SET last_activity_at = now()
+    WHERE u.id = $6 AND NOT u.archived
+    RETURNING u.tenant_id, u.id, u.user_id
+)
+INSERT INTO dbchat.messages (conversation_id, user_id, position, question, resolved_question, sql, history_id, error)
+SELECT c.id, c.user_id,
+       (SELECT coalesce(max(x.position), 0) + 1 FROM dbchat.messages x WHERE x.tenant_id = c.tenant_id AND x.conversation_id = c.id),
+       $1, $2, $3, $4, $5
+FROM c
+RETURNING id, position, created_at
 `
 
-type TouchConversationRow struct {
-	UserID   uuid.UUID `json:"user_id"`
-	Archived bool      `json:"archived"`
+type RecordTurnParams struct {
+	Question         string     `json:"question"`
+	ResolvedQuestion string     `json:"resolved_question"`
+	Sql              *string    `json:"sql"`
+	HistoryID        *uuid.UUID `json:"history_id"`
+	Error            *string    `json:"error"`
+	ConversationID   uuid.UUID  `json:"conversation_id"`
 }
 
-// Starts recording a turn: locks the conversation row, so two turns of one
-// conversation record one after the other (CreateMessage, a later
-// statement, then sees the earlier turn's position).
-func (q *Queries) TouchConversation(ctx context.Context, db DBTX, id uuid.UUID) (TouchConversationRow, error) {
-	row := db.QueryRow(ctx, touchConversation, id)
-	var i TouchConversationRow
-	err := row.Scan(&i.UserID, &i.Archived)
+type RecordTurnRow struct {
+	ID        uuid.UUID `json:"id"`
+	Position  int32     `json:"position"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Records a turn in one statement: touches the conversation (unless
+// archived: no row) and inserts the turn at the next position. Two turns
+// recorded at once can read the same next position (the statement's
+// snapshot predates the other's commit): the loser fails on
+// messages_position_key and is retried by the caller.
+func (q *Queries) RecordTurn(ctx context.Context, db DBTX, arg RecordTurnParams) (RecordTurnRow, error) {
+	row := db.QueryRow(ctx, recordTurn,
+		arg.Question,
+		arg.ResolvedQuestion,
+		arg.Sql,
+		arg.HistoryID,
+		arg.Error,
+		arg.ConversationID,
+	)
+	var i RecordTurnRow
+	err := row.Scan(&i.ID, &i.Position, &i.CreatedAt)
 	return i, err
 }
 
