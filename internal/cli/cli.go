@@ -22,6 +22,9 @@ commands:
   migrate                 create roles, database, extension; apply migrations (DBCHAT_ADMIN_DATABASE_URL)
   migrate status          list migrations and whether each is applied
   tenant create --name N  create a tenant and print its first admin key (--json)
+  tenant export --tenant T --out FILE   write one tenant (catalog, data, training, history, users) to a file
+  tenant import --in FILE --name N      restore an export into a new tenant with a fresh admin key (--json)
+  tenant erase --tenant T --confirm T   erase a tenant and prove it (DBCHAT_ADMIN_DATABASE_URL for all three)
   reembed --tenant T [--model M] [--all]  re-embed a model's training data with DBCHAT_EMBEDDER's embedder
   audit [--probe] [--format text|json|markdown|html] [--out FILE]  isolation lints and report; exit 1 on findings
   cluster exec --dir D -- CMD...

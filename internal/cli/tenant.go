@@ -9,6 +9,9 @@ import (
 )
 
 func cmdTenant(ctx context.Context, env *Env, args []string) error {
+	if len(args) > 0 && (args[0] == "export" || args[0] == "import" || args[0] == "erase") {
+		return cmdTenantIO(ctx, env, args)
+	}
 	if len(args) == 0 || args[0] != "create" {
 		return errUsage
 	}

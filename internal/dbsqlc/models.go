@@ -174,6 +174,13 @@ type DbchatIdentityProvider struct {
 	CreatedAt  time.Time  `json:"created_at"`
 }
 
+// Tenants erased by `dbchat tenant erase`: id, time, operator only. RLS forced with no policy and no grants: superusers and BYPASSRLS roles only.
+type DbchatMigrationsErasureLog struct {
+	TenantID uuid.UUID `json:"tenant_id"`
+	ErasedAt time.Time `json:"erased_at"`
+	Operator string    `json:"operator"`
+}
+
 // The reviewed functions untrusted SQL may call (granted to dbchat_sandbox, inherited by every tenant role), as `dbchat migrate` last applied them from internal/migrate/query_functions.txt. Bookkeeping, no tenant data.
 type DbchatMigrationsSandboxFunction struct {
 	Fn interface{} `json:"fn"`
