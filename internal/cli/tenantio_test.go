@@ -55,6 +55,13 @@ func tenantFingerprint(t *testing.T, admin *pgxpool.Pool, id uuid.UUID) map[stri
 			FROM (SELECT (to_jsonb(x) - 'tenant_id')::text AS j FROM %s x WHERE tenant_id = $1) s`, r.name), id).Scan(&v))
 		fp[key] = v
 	}
+	// The data tables' policies (tenant_isolation and claim policies), as
+	// PostgreSQL enforces them, with their comments.
+	var pols string
+	require.NoError(t, admin.QueryRow(ctx, `SELECT coalesce(string_agg(format('%s %s %s %s %s %s', c.relname, p.polname, p.polpermissive,
+			p.polcmd, pg_get_expr(p.polqual, p.polrelid), obj_description(p.oid, 'pg_policy')), E'\n' ORDER BY c.relname, p.polname), '')
+		FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relnamespace = to_regnamespace($1)`, tenantio.SchemaOf(id)).Scan(&pols))
+	fp["policies"] = pols
 	var tr string
 	require.NoError(t, admin.QueryRow(ctx, `SELECT (to_jsonb(t) - 'id' - 'name' - 'slug' - 'created_at')::text FROM dbchat.tenants t WHERE id = $1`, id).Scan(&tr))
 	fp["tenants"] = tr
@@ -89,6 +96,7 @@ func TestTenantExportEraseImportRoundTrip(t *testing.T) {
 	require.Contains(t, answer, "Ada")
 	before := tenantFingerprint(t, admin, tn.ID)
 	require.Contains(t, before, "data.customers")
+	require.Contains(t, before["policies"], "claim_p_rtmarker")
 	for table, v := range before {
 		if table != "data.t_rtmarker" { // the seed's data table is empty
 			require.False(t, strings.HasPrefix(v, "0 "), "the seed leaves %s empty", table)

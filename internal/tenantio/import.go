@@ -116,6 +116,9 @@ func Import(ctx context.Context, conn *pgx.Conn, zr *zip.Reader, name, slug stri
 		if err := checkForeignKeys(ctx, tx, res.Tenant.ID); err != nil {
 			return err
 		}
+		if err := restoreClaimPolicies(ctx, tx); err != nil {
+			return err
+		}
 		return freshAdminKey(ctx, tx, &res)
 	})
 	return res, err
@@ -220,6 +223,68 @@ func checkForeignKeys(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
 	}
 	return nil
 }
+
+// restoreClaimPolicies turns the copied dbchat.claim_policies rows back
+// into the restrictive policies on the data tables they stand for. Each
+// goes through dbchat.create_claim_policy, which checks every name again
+// (an export file is input, never SQL to run), then the row and the
+// policy's comment get the exported id, author and time back.
+func restoreClaimPolicies(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT id, table_id, name, column_name, claim, op, admins_bypass, user_id, created_at
+		FROM dbchat.claim_policies WHERE tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)
+		ORDER BY created_at, id`)
+	if err != nil {
+		return err
+	}
+	type policy struct {
+		ID, TableID             uuid.UUID
+		Name, Column, Claim, Op string
+		AdminsBypass            bool
+		UserID                  *uuid.UUID
+		CreatedAt               any
+	}
+	policies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (policy, error) {
+		var p policy
+		return p, r.Scan(&p.ID, &p.TableID, &p.Name, &p.Column, &p.Claim, &p.Op, &p.AdminsBypass, &p.UserID, &p.CreatedAt)
+	})
+	if err != nil || len(policies) == 0 {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT set_config('app.role', 'admin', true)`); err != nil {
+		return err
+	}
+	for _, p := range policies {
+		if _, err := tx.Exec(ctx, `DELETE FROM dbchat.claim_policies WHERE tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid) AND id = $1`, p.ID); err != nil {
+			return err
+		}
+		var newID uuid.UUID
+		if err := tx.QueryRow(ctx, `SELECT dbchat.create_claim_policy($1, $2, $3, $4, $5, $6)`,
+			p.TableID, p.Name, p.Column, p.Claim, p.Op, p.AdminsBypass).Scan(&newID); err != nil {
+			return fmt.Errorf("claim policy %s: %w", p.Name, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE dbchat.claim_policies SET id = $2, user_id = $3, created_at = $4
+			WHERE tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid) AND id = $1`,
+			newID, p.ID, p.UserID, p.CreatedAt); err != nil {
+			return err
+		}
+		var rel, comment string
+		if err := tx.QueryRow(ctx, `SELECT pol.polrelid::regclass::text, obj_description(pol.oid, 'pg_policy')
+			FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid
+			WHERE pol.polname = 'claim_' || $1 AND c.relnamespace = to_regnamespace(dbchat.tenant_schema())
+			  AND c.relname = (SELECT name FROM dbchat.database_tables WHERE id = $2 AND tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))`,
+			p.Name, p.TableID).Scan(&rel, &comment); err != nil {
+			return err
+		}
+		comment = strings.ReplaceAll(comment, newID.String(), p.ID.String())
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`COMMENT ON POLICY %s ON %s IS %s`, pgx.Identifier{"claim_" + p.Name}.Sanitize(), rel, quoteLiteral(comment))); err != nil {
+			return err
+		}
+	}
+	_, err = tx.Exec(ctx, `SELECT set_config('app.role', '', true)`)
+	return err
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // freshAdminKey mints a key for the tenant's first active admin, creating
 // one (admin@<slug>.invalid) when the export had none.
