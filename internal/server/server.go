@@ -197,6 +197,10 @@ func (s *Server) tableRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
 	v1.PATCH("/tables/:id/columns/:column_id", admin, h(s.updateColumn))
 	v1.POST("/tables/:id/rows", admin, h(s.importRows))
 	v1.GET("/tables/:id/rows", h(s.listRows))
+	// Claim policies: end-user row policies, enforced by PostgreSQL.
+	v1.POST("/tables/:id/policies", admin, h(s.createPolicy))
+	v1.GET("/tables/:id/policies", admin, h(s.listPolicies))
+	v1.DELETE("/tables/:id/policies/:policy_id", admin, h(s.deletePolicy))
 	v1.POST("/sql", h(s.runSQL))
 }
 

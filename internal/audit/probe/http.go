@@ -38,8 +38,16 @@ var knownRoutes = map[string][]idRequest{
 		// The actor's own table with the victim's column.
 		{params: map[string]string{"id": "own:table", "column_id": "column"}, body: `{"description":"probe"}`},
 	},
-	"POST /v1/tables/:id/rows":             {{params: map[string]string{"id": "table"}, body: `[{"v":"probe"}]`}},
-	"GET /v1/tables/:id/rows":              {{params: map[string]string{"id": "table"}}},
+	"POST /v1/tables/:id/rows": {{params: map[string]string{"id": "table"}, body: `[{"v":"probe"}]`}},
+	"GET /v1/tables/:id/rows":  {{params: map[string]string{"id": "table"}}},
+	"POST /v1/tables/:id/policies": {{params: map[string]string{"id": "table"},
+		body: `{"name":"probe_intruder","column":"v","claim":"sub","op":"eq"}`}},
+	"GET /v1/tables/:id/policies": {{params: map[string]string{"id": "table"}}},
+	"DELETE /v1/tables/:id/policies/:policy_id": {
+		{params: map[string]string{"id": "table", "policy_id": "claim policy"}},
+		// The actor's own table with the victim's policy.
+		{params: map[string]string{"id": "own:table", "policy_id": "claim policy"}},
+	},
 	"GET /v1/history/:id":                  {{params: map[string]string{"id": "history"}}},
 	"POST /v1/history/:id/feedback":        {{params: map[string]string{"id": "history"}, body: `{"correct":true}`}},
 	"POST /v1/history/:id/feedback/review": {{params: map[string]string{"id": "history"}, body: `{"decision":"reject"}`}},

@@ -170,6 +170,42 @@ func (e HistoryStatus) Valid() bool {
 	}
 }
 
+// Defines values for PolicyOp.
+const (
+	PolicyOpEq PolicyOp = "eq"
+	PolicyOpIn PolicyOp = "in"
+)
+
+// Valid indicates whether the value is a known member of the PolicyOp enum.
+func (e PolicyOp) Valid() bool {
+	switch e {
+	case PolicyOpEq:
+		return true
+	case PolicyOpIn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PolicyCreateOp.
+const (
+	PolicyCreateOpEq PolicyCreateOp = "eq"
+	PolicyCreateOpIn PolicyCreateOp = "in"
+)
+
+// Valid indicates whether the value is a known member of the PolicyCreateOp enum.
+func (e PolicyCreateOp) Valid() bool {
+	switch e {
+	case PolicyCreateOpEq:
+		return true
+	case PolicyCreateOpIn:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Role.
 const (
 	Admin  Role = "admin"
@@ -783,6 +819,45 @@ type ModelStats struct {
 	} `json:"training,omitempty"`
 }
 
+// Policy defines model for Policy.
+type Policy struct {
+	AdminsBypass bool               `json:"admins_bypass"`
+	Claim        string             `json:"claim"`
+	Column       string             `json:"column"`
+	CreatedAt    time.Time          `json:"created_at"`
+	Id           openapi_types.UUID `json:"id"`
+	Name         string             `json:"name"`
+	Op           PolicyOp           `json:"op"`
+	TableId      openapi_types.UUID `json:"table_id"`
+
+	// UserId Who created it (null once that user is deleted).
+	UserId *openapi_types.UUID `json:"user_id"`
+}
+
+// PolicyOp defines model for Policy.Op.
+type PolicyOp string
+
+// PolicyCreate defines model for PolicyCreate.
+type PolicyCreate struct {
+	// AdminsBypass Tenant admins see every row; false when omitted.
+	AdminsBypass *bool `json:"admins_bypass,omitempty"`
+
+	// Claim The end user's claim (a name the identity provider's mapping passes through).
+	Claim string `json:"claim"`
+
+	// Column A lowercase identifier; tenant_id, _row_id and names starting with pg_ are reserved.
+	Column Identifier `json:"column"`
+
+	// Name The policy's name; PostgreSQL's policy is claim_<name>.
+	Name string `json:"name"`
+
+	// Op eq: column equals the scalar claim; in: column is one of the array claim's elements.
+	Op PolicyCreateOp `json:"op"`
+}
+
+// PolicyCreateOp eq: column equals the scalar claim; in: column is one of the array claim's elements.
+type PolicyCreateOp string
+
 // Role defines model for Role.
 type Role string
 
@@ -1307,6 +1382,9 @@ type AddColumnJSONRequestBody = ColumnCreate
 
 // UpdateColumnJSONRequestBody defines body for UpdateColumn for application/json ContentType.
 type UpdateColumnJSONRequestBody UpdateColumnJSONBody
+
+// CreatePolicyJSONRequestBody defines body for CreatePolicy for application/json ContentType.
+type CreatePolicyJSONRequestBody = PolicyCreate
 
 // ImportRowsJSONRequestBody defines body for ImportRows for application/json ContentType.
 type ImportRowsJSONRequestBody = ImportRowsJSONBody
@@ -2133,6 +2211,48 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /v1/tables/{id}/columns/{column_id} (the `UpdateColumn` operationId).
 	UpdateColumn(ctx context.Context, id ID, columnId openapi_types.UUID, body UpdateColumnJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPolicies A table's claim policies (admins only)
+	//
+	// Corresponds with GET /v1/tables/{id}/policies (the `ListPolicies` operationId).
+	ListPolicies(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePolicyWithBody Attach a claim policy to a table (admins only)
+	//
+	// Rows of the table are visible only when `column` matches the end
+	// user's verified claim `claim` (`eq`: equals the scalar claim; `in`:
+	// is one of the array claim's elements), or, with `admins_bypass`, to
+	// tenant admins. PostgreSQL enforces it: the definition is compiled
+	// into a restrictive policy `claim_<name>` on the table, so it applies
+	// to every read (preview, /v1/sql, /v1/ask, conversations). A caller
+	// without the claim (an API key) sees no row. A bad definition answers
+	// 400 naming the field and creates nothing.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tables/{id}/policies (the `CreatePolicy` operationId).
+	CreatePolicyWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePolicy Attach a claim policy to a table (admins only)
+	//
+	// Rows of the table are visible only when `column` matches the end
+	// user's verified claim `claim` (`eq`: equals the scalar claim; `in`:
+	// is one of the array claim's elements), or, with `admins_bypass`, to
+	// tenant admins. PostgreSQL enforces it: the definition is compiled
+	// into a restrictive policy `claim_<name>` on the table, so it applies
+	// to every read (preview, /v1/sql, /v1/ask, conversations). A caller
+	// without the claim (an API key) sees no row. A bad definition answers
+	// 400 naming the field and creates nothing.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/tables/{id}/policies (the `CreatePolicy` operationId).
+	CreatePolicy(ctx context.Context, id ID, body CreatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeletePolicy Drop a claim policy (admins only)
+	//
+	// Corresponds with DELETE /v1/tables/{id}/policies/{policy_id} (the `DeletePolicy` operationId).
+	DeletePolicy(ctx context.Context, id ID, policyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListRows Page through a table's rows, in import order
 	//
@@ -3452,6 +3572,88 @@ func (c *Client) UpdateColumnWithBody(ctx context.Context, id ID, columnId opena
 // Corresponds with PATCH /v1/tables/{id}/columns/{column_id} (the `UpdateColumn` operationId).
 func (c *Client) UpdateColumn(ctx context.Context, id ID, columnId openapi_types.UUID, body UpdateColumnJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateColumnRequest(c.Server, id, columnId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPolicies A table's claim policies (admins only)
+//
+// Corresponds with GET /v1/tables/{id}/policies (the `ListPolicies` operationId).
+func (c *Client) ListPolicies(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPoliciesRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePolicyWithBody Attach a claim policy to a table (admins only)
+//
+// Rows of the table are visible only when `column` matches the end
+// user's verified claim `claim` (`eq`: equals the scalar claim; `in`:
+// is one of the array claim's elements), or, with `admins_bypass`, to
+// tenant admins. PostgreSQL enforces it: the definition is compiled
+// into a restrictive policy `claim_<name>` on the table, so it applies
+// to every read (preview, /v1/sql, /v1/ask, conversations). A caller
+// without the claim (an API key) sees no row. A bad definition answers
+// 400 naming the field and creates nothing.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tables/{id}/policies (the `CreatePolicy` operationId).
+func (c *Client) CreatePolicyWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePolicyRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePolicy Attach a claim policy to a table (admins only)
+//
+// Rows of the table are visible only when `column` matches the end
+// user's verified claim `claim` (`eq`: equals the scalar claim; `in`:
+// is one of the array claim's elements), or, with `admins_bypass`, to
+// tenant admins. PostgreSQL enforces it: the definition is compiled
+// into a restrictive policy `claim_<name>` on the table, so it applies
+// to every read (preview, /v1/sql, /v1/ask, conversations). A caller
+// without the claim (an API key) sees no row. A bad definition answers
+// 400 naming the field and creates nothing.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/tables/{id}/policies (the `CreatePolicy` operationId).
+func (c *Client) CreatePolicy(ctx context.Context, id ID, body CreatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePolicyRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeletePolicy Drop a claim policy (admins only)
+//
+// Corresponds with DELETE /v1/tables/{id}/policies/{policy_id} (the `DeletePolicy` operationId).
+func (c *Client) DeletePolicy(ctx context.Context, id ID, policyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeletePolicyRequest(c.Server, id, policyId)
 	if err != nil {
 		return nil, err
 	}
@@ -5559,6 +5761,128 @@ func NewUpdateColumnRequestWithBody(server string, id ID, columnId openapi_types
 	return req, nil
 }
 
+// NewListPoliciesRequest constructs an http.Request for the ListPolicies method
+func NewListPoliciesRequest(server string, id ID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tables/%s/policies", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreatePolicyRequest calls the generic CreatePolicy builder with application/json body
+func NewCreatePolicyRequest(server string, id ID, body CreatePolicyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreatePolicyRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreatePolicyRequestWithBody constructs an http.Request for the CreatePolicy method, with any body, and a specified content type
+func NewCreatePolicyRequestWithBody(server string, id ID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tables/%s/policies", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeletePolicyRequest constructs an http.Request for the DeletePolicy method
+func NewDeletePolicyRequest(server string, id ID, policyId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "policy_id", policyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tables/%s/policies/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListRowsRequest constructs an http.Request for the ListRows method
 func NewListRowsRequest(server string, id ID, params *ListRowsParams) (*http.Request, error) {
 	var err error
@@ -6646,6 +6970,52 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/tables/{id}/columns/{column_id} (the `UpdateColumn` operationId).
 	UpdateColumnWithResponse(ctx context.Context, id ID, columnId openapi_types.UUID, body UpdateColumnJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateColumnResponse, error)
+
+	// ListPoliciesWithResponse A table's claim policies (admins only)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tables/{id}/policies (the `ListPolicies` operationId).
+	ListPoliciesWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ListPoliciesResponse, error)
+
+	// CreatePolicyWithBodyWithResponse Attach a claim policy to a table (admins only)
+	//
+	// Rows of the table are visible only when `column` matches the end
+	// user's verified claim `claim` (`eq`: equals the scalar claim; `in`:
+	// is one of the array claim's elements), or, with `admins_bypass`, to
+	// tenant admins. PostgreSQL enforces it: the definition is compiled
+	// into a restrictive policy `claim_<name>` on the table, so it applies
+	// to every read (preview, /v1/sql, /v1/ask, conversations). A caller
+	// without the claim (an API key) sees no row. A bad definition answers
+	// 400 naming the field and creates nothing.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tables/{id}/policies (the `CreatePolicy` operationId).
+	CreatePolicyWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePolicyResponse, error)
+
+	// CreatePolicyWithResponse Attach a claim policy to a table (admins only)
+	//
+	// Rows of the table are visible only when `column` matches the end
+	// user's verified claim `claim` (`eq`: equals the scalar claim; `in`:
+	// is one of the array claim's elements), or, with `admins_bypass`, to
+	// tenant admins. PostgreSQL enforces it: the definition is compiled
+	// into a restrictive policy `claim_<name>` on the table, so it applies
+	// to every read (preview, /v1/sql, /v1/ask, conversations). A caller
+	// without the claim (an API key) sees no row. A bad definition answers
+	// 400 naming the field and creates nothing.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tables/{id}/policies (the `CreatePolicy` operationId).
+	CreatePolicyWithResponse(ctx context.Context, id ID, body CreatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePolicyResponse, error)
+
+	// DeletePolicyWithResponse Drop a claim policy (admins only)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/tables/{id}/policies/{policy_id} (the `DeletePolicy` operationId).
+	DeletePolicyWithResponse(ctx context.Context, id ID, policyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeletePolicyResponse, error)
 
 	// ListRowsWithResponse Page through a table's rows, in import order
 	//
@@ -10073,6 +10443,238 @@ func (r UpdateColumnResponse) ContentType() string {
 	return ""
 }
 
+type ListPoliciesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Policies []Policy `json:"policies"`
+	}
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPoliciesResponse) GetJSON200() *struct {
+	Policies []Policy `json:"policies"`
+} {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListPoliciesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListPoliciesResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListPoliciesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListPoliciesResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPoliciesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPoliciesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPoliciesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPoliciesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreatePolicyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Policy
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *TooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMedia
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreatePolicyResponse) GetJSON201() *Policy {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreatePolicyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreatePolicyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreatePolicyResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreatePolicyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreatePolicyResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreatePolicyResponse) GetJSON413() *TooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreatePolicyResponse) GetJSON415() *UnsupportedMedia {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreatePolicyResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePolicyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePolicyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePolicyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePolicyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeletePolicyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeletePolicyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeletePolicyResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeletePolicyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeletePolicyResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeletePolicyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeletePolicyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeletePolicyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeletePolicyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListRowsResponse503Headers the declared response headers of an HTTP 503 response for ListRows
 type ListRowsResponse503Headers struct {
 	RetryAfter *int
@@ -11874,6 +12476,76 @@ func (c *ClientWithResponses) UpdateColumnWithResponse(ctx context.Context, id I
 		return nil, err
 	}
 	return ParseUpdateColumnResponse(rsp)
+}
+
+// ListPoliciesWithResponse A table's claim policies (admins only)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tables/{id}/policies (the `ListPolicies` operationId).
+func (c *ClientWithResponses) ListPoliciesWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ListPoliciesResponse, error) {
+	rsp, err := c.ListPolicies(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPoliciesResponse(rsp)
+}
+
+// CreatePolicyWithBodyWithResponse Attach a claim policy to a table (admins only)
+//
+// Rows of the table are visible only when `column` matches the end
+// user's verified claim `claim` (`eq`: equals the scalar claim; `in`:
+// is one of the array claim's elements), or, with `admins_bypass`, to
+// tenant admins. PostgreSQL enforces it: the definition is compiled
+// into a restrictive policy `claim_<name>` on the table, so it applies
+// to every read (preview, /v1/sql, /v1/ask, conversations). A caller
+// without the claim (an API key) sees no row. A bad definition answers
+// 400 naming the field and creates nothing.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tables/{id}/policies (the `CreatePolicy` operationId).
+func (c *ClientWithResponses) CreatePolicyWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePolicyResponse, error) {
+	rsp, err := c.CreatePolicyWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePolicyResponse(rsp)
+}
+
+// CreatePolicyWithResponse Attach a claim policy to a table (admins only)
+//
+// Rows of the table are visible only when `column` matches the end
+// user's verified claim `claim` (`eq`: equals the scalar claim; `in`:
+// is one of the array claim's elements), or, with `admins_bypass`, to
+// tenant admins. PostgreSQL enforces it: the definition is compiled
+// into a restrictive policy `claim_<name>` on the table, so it applies
+// to every read (preview, /v1/sql, /v1/ask, conversations). A caller
+// without the claim (an API key) sees no row. A bad definition answers
+// 400 naming the field and creates nothing.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tables/{id}/policies (the `CreatePolicy` operationId).
+func (c *ClientWithResponses) CreatePolicyWithResponse(ctx context.Context, id ID, body CreatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePolicyResponse, error) {
+	rsp, err := c.CreatePolicy(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePolicyResponse(rsp)
+}
+
+// DeletePolicyWithResponse Drop a claim policy (admins only)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/tables/{id}/policies/{policy_id} (the `DeletePolicy` operationId).
+func (c *ClientWithResponses) DeletePolicyWithResponse(ctx context.Context, id ID, policyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeletePolicyResponse, error) {
+	rsp, err := c.DeletePolicy(ctx, id, policyId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeletePolicyResponse(rsp)
 }
 
 // ListRowsWithResponse Page through a table's rows, in import order
@@ -14799,6 +15471,194 @@ func ParseUpdateColumnResponse(rsp *http.Response) (*UpdateColumnResponse, error
 			return nil, err
 		}
 		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListPoliciesResponse parses an HTTP response from a ListPoliciesWithResponse call
+func ParseListPoliciesResponse(rsp *http.Response) (*ListPoliciesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPoliciesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Policies []Policy `json:"policies"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreatePolicyResponse parses an HTTP response from a CreatePolicyWithResponse call
+func ParseCreatePolicyResponse(rsp *http.Response) (*CreatePolicyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePolicyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Policy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMedia
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeletePolicyResponse parses an HTTP response from a DeletePolicyWithResponse call
+func ParseDeletePolicyResponse(rsp *http.Response) (*DeletePolicyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeletePolicyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
