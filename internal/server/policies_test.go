@@ -146,4 +146,11 @@ func TestClaimPoliciesPerEndUser(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, status)
 	require.Equal(t, n(`"3"`), counts(multi), "in: US and GB")
 	require.Equal(t, n(`"0"`), counts(a.APIKey), "no admins_bypass on regions")
+
+	// Claim policies are FOR SELECT: an import still writes every row,
+	// here through the admin's key, which itself now sees none.
+	status, body = e.rawCall(t, http.MethodPost, "/v1/tables/"+customers+"/rows", bearer(a.APIKey), "application/json",
+		`[{"id":5,"name":"Katherine Johnson","country":"US"}]`)
+	require.Contains(t, body, `"inserted":1`, status)
+	require.Equal(t, n(`"3"`), counts(us))
 }
