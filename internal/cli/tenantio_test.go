@@ -220,3 +220,26 @@ func TestTenantEraseAndExportRefuseBadInput(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("not a zip"), 0o600))
 	requireOneLineError(t, run(t, vars, "tenant", "import", "--in", bad, "--name", "Nope"), "bad.zip")
 }
+
+// TestTenantImportNextToTheOriginal: a copy of a tenant imported while the
+// original exists gets everything but what must stay unique across tenants
+// (an identity provider's issuer), which fails the import as a whole.
+func TestTenantImportNextToTheOriginal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	admin := d.AdminPool(t)
+	db := tenant.New(d.AppPool(t, 2))
+	tn := dbtest.NewTenant(t, db, "Original")
+	dbtest.SeedEveryTable(t, db, tn, "omarker")
+	vars := map[string]string{"DBCHAT_ADMIN_DATABASE_URL": d.AdminURL}
+
+	file := filepath.Join(t.TempDir(), "o.zip")
+	require.Equal(t, 0, run(t, vars, "tenant", "export", "--tenant", tn.Slug, "--out", file).code)
+	requireOneLineError(t, run(t, vars, "tenant", "import", "--in", file, "--name", "Copy"),
+		"Key (issuer)=(https://omarker.idp.invalid) already exists", "identity_providers_issuer_key", "nothing imported")
+	var n int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM dbchat.tenants`).Scan(&n))
+	require.Equal(t, 1, n, "no tenant half-imported")
+	requireOneLineError(t, run(t, vars, "tenant", "import", "--in", file, "--name", "Original"), `a tenant with slug "original" already exists`)
+}

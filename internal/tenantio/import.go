@@ -4,12 +4,14 @@ import (
 	"archive/zip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/auth"
@@ -171,6 +173,12 @@ func copyIn(ctx context.Context, tx pgx.Tx, zr *zip.Reader, f File, sql string) 
 	}
 	defer r.Close()
 	tag, err := tx.Conn().PgConn().CopyFrom(ctx, r, sql)
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "23505" {
+		// A key unique across tenants (an identity provider's issuer).
+		return apperr.Errorf(apperr.Conflict, "import %s: %s (%s) belongs to another tenant: nothing imported", f.Path,
+			strings.TrimSuffix(pg.Detail, "."), pg.ConstraintName)
+	}
 	if err != nil {
 		return fmt.Errorf("import %s: %w", f.Path, err)
 	}
