@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -78,11 +79,13 @@ func tenantExport(ctx context.Context, env *Env, conn *pgx.Conn, tenantArg, out 
 	if _, err := tenantio.Resolve(ctx, conn, tenantArg); err != nil {
 		return err
 	}
-	tmp := out + ".partial"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	// Written beside out and renamed at the end: a failed export leaves
+	// no file that looks whole.
+	f, err := os.CreateTemp(filepath.Dir(out), ".dbchat-export-*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	m, err := tenantio.Export(ctx, conn, tenantArg, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
