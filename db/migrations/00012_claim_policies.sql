@@ -201,7 +201,24 @@ REVOKE ALL ON FUNCTION dbchat.create_claim_policy(uuid, text, text, text, text, 
 GRANT EXECUTE ON FUNCTION dbchat.create_claim_policy(uuid, text, text, text, text, boolean),
     dbchat.drop_claim_policy(uuid, uuid) TO dbchat_app;
 
+-- Members see only their own history: until now only Go enforced it (the
+-- history routes filter by user for members). owner_or_admin on
+-- query_history is the rule of conversations and messages (00009), so a DBA
+-- reads it in pg_policies: a member sees and writes (its feedback) only the
+-- entries whose user_id is the transaction's app.user_id, a tenant admin
+-- (dbchat.users) all of the tenant's, a transaction without a user none.
+CREATE POLICY owner_or_admin ON dbchat.query_history AS RESTRICTIVE
+    USING (user_id = (SELECT nullif(current_setting('app.user_id', true), '')::uuid)
+           OR (SELECT u.role = 'admin' FROM dbchat.users u
+               WHERE u.id = (SELECT nullif(current_setting('app.user_id', true), '')::uuid)))
+    WITH CHECK (user_id = (SELECT nullif(current_setting('app.user_id', true), '')::uuid)
+           OR (SELECT u.role = 'admin' FROM dbchat.users u
+               WHERE u.id = (SELECT nullif(current_setting('app.user_id', true), '')::uuid)));
+COMMENT ON POLICY owner_or_admin ON dbchat.query_history IS
+    'Restrictive, on top of tenant_isolation: a member sees and writes only its own history entries (user_id = app.user_id); a tenant admin all of the tenant''s; no app.user_id, none.';
+
 -- +goose Down
+DROP POLICY owner_or_admin ON dbchat.query_history;
 DROP FUNCTION dbchat.drop_claim_policy(uuid, uuid);
 DROP FUNCTION dbchat.create_claim_policy(uuid, text, text, text, text, boolean);
 DROP TABLE dbchat.claim_policies;

@@ -64,7 +64,7 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 		require.Equal(t, "ok", c.Verdict, "%s: %s", c.Name(), c.Reason)
 		require.True(t, c.RLSEnabled && c.RLSForced && c.HasTenantID && c.KeysIncludeTenantID && c.ForeignKeysIncludeTenantID, c.Name())
 		wantPolicies := []string{"tenant_isolation"}
-		if c.Name() == "dbchat.conversations" || c.Name() == "dbchat.messages" {
+		if c.Name() == "dbchat.conversations" || c.Name() == "dbchat.messages" || c.Name() == "dbchat.query_history" {
 			wantPolicies = []string{"owner_or_admin", "tenant_isolation"} // members see their own only
 		}
 		if c.Kind == "tenant data" && c.Table != "items" {
@@ -100,9 +100,9 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 	require.Zero(t, roles["dbchat_app"].OwnedRelations)
 	require.Contains(t, roles["dbchat_operator"].Members, "dbchat_owner")
 
-	// and owner_or_admin on conversations and messages, and the seeded claim
-	// policies of the two tenants
-	require.Len(t, rep.Policies, platform+data+2+2)
+	// and owner_or_admin on conversations, messages and query_history, and
+	// the seeded claim policies of the two tenants
+	require.Len(t, rep.Policies, platform+data+3+2)
 	for _, p := range rep.Policies {
 		if p.Policy == "owner_or_admin" {
 			require.Equal(t, "RESTRICTIVE", p.Kind)

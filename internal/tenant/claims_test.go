@@ -250,3 +250,43 @@ func TestClaimPolicyDefinitionsAreChecked(t *testing.T) {
 	rt, sb := f.sums(t, f.user(tenant.Member, nil))
 	require.Equal(t, []int{7, 7}, []int{rt, sb}, "no policy was created")
 }
+
+// History visibility is PostgreSQL's: the restrictive owner_or_admin policy
+// on query_history shows a member its own entries, an admin all, a
+// transaction without a user none, and a member cannot write an entry as
+// someone else.
+func TestMembersSeeOnlyTheirOwnHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	tn := dbtest.NewTenant(t, db, "History")
+	q := dbsqlc.New()
+	var member tenant.Identity
+	require.NoError(t, db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error {
+		u, err := q.CreateUser(ctx, tx, dbsqlc.CreateUserParams{Email: "m@example.com", Name: "m", Role: "member"})
+		member = tenant.Identity{TenantID: tn.ID, UserID: u.ID, Role: tenant.Member}
+		return err
+	}))
+	for _, id := range []tenant.Identity{tn.Identity, member, member} {
+		require.NoError(t, db.OnceAs(ctx, id, func(tx tenant.Conn) error {
+			_, err := q.CreateQueryHistory(ctx, tx, dbsqlc.CreateQueryHistoryParams{Status: "success"})
+			return err
+		}))
+	}
+	count := func(id tenant.Identity) int {
+		var n int
+		require.NoError(t, db.OnceAs(ctx, id, func(tx tenant.Conn) error {
+			return tx.QueryRow(ctx, `SELECT count(*) FROM dbchat.query_history`).Scan(&n)
+		}))
+		return n
+	}
+	require.Equal(t, 3, count(tn.Identity), "the admin: all")
+	require.Equal(t, 2, count(member), "the member: its own")
+	require.Zero(t, count(tenant.Identity{TenantID: tn.ID}), "no user: none")
+	err := db.OnceAs(ctx, member, func(tx tenant.Conn) error {
+		_, err := tx.Exec(ctx, `INSERT INTO dbchat.query_history (user_id, status) VALUES ($1, 'success')`, tn.AdminID)
+		return err
+	})
+	require.ErrorContains(t, err, "row-level security")
+}
