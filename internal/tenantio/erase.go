@@ -51,91 +51,132 @@ func (s Scan) Clean() bool { return len(s.Found) == 0 && !s.Schema && !s.Role }
 // Afterwards the platform tables are vacuumed so that deleted rows and
 // their index entries (the HNSW graphs of the vectors) leave the files too.
 func Erase(ctx context.Context, conn *pgx.Conn, tenantArg, confirm, operator string) (Evidence, error) {
-	var ev Evidence
+	ev := Evidence{Operator: operator}
 	if err := requirePrivileged(ctx, conn); err != nil {
 		return ev, err
 	}
 	if strings.TrimSpace(operator) == "" {
 		return ev, apperr.Field("operator", "must name who erases (the OS user by default)")
 	}
-	ev.Operator = operator
 	var tables []platformTable
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		t, err := FindTenant(ctx, tx, tenantArg)
+		t, err := lockConfirmed(ctx, tx, tenantArg, confirm, &ev)
 		if err != nil {
 			return err
 		}
-		if confirm != t.Slug {
-			return apperr.Errorf(apperr.Invalid, "--confirm %q does not match the tenant's slug %q: nothing erased", confirm, t.Slug)
-		}
-		ev.TenantID, ev.Slug = t.ID, t.Slug
-		if _, err := tx.Exec(ctx, `SELECT FROM dbchat.tenants WHERE id = $1 FOR UPDATE`, t.ID); err != nil {
+		if err := dropSchema(ctx, tx, t, &ev); err != nil {
 			return err
 		}
-		// The tenant's schema, with every data table in it.
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relnamespace = to_regnamespace($1) AND relkind IN ('r', 'p')`,
-			t.Schema()).Scan(&ev.DataTables); err != nil {
+		if tables, err = deleteRows(ctx, tx, t.ID, &ev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{t.Schema()}.Sanitize()+` CASCADE`); err != nil {
+		if err := dropRole(ctx, tx, t.Schema(), &ev); err != nil {
 			return err
 		}
-		ev.SchemaDropped = t.Schema()
-		// Platform rows: counted, then the tenant row, whose delete
-		// cascades to every table keyed by it, then any row a table
-		// without such a cascade still holds.
-		if tables, err = platformTables(ctx, tx); err != nil {
-			return err
-		}
-		ev.Deleted = map[string]int64{"tenants": 1}
-		for _, pt := range tables {
-			var n int64
-			if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM dbchat.%s WHERE tenant_id = $1`, pgx.Identifier{pt.Name}.Sanitize()), t.ID).Scan(&n); err != nil {
-				return err
-			}
-			ev.Deleted[pt.Name] = n
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM dbchat.tenants WHERE id = $1`, t.ID); err != nil {
-			return err
-		}
-		for _, pt := range slices.Backward(tables) {
-			if _, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM dbchat.%s WHERE tenant_id = $1`, pgx.Identifier{pt.Name}.Sanitize()), t.ID); err != nil {
-				return err
-			}
-		}
-		// The role: whatever it was granted in this database, then itself.
-		var roleExists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, t.Schema()).Scan(&roleExists); err != nil {
-			return err
-		}
-		if roleExists {
-			role := pgx.Identifier{t.Schema()}.Sanitize()
-			if _, err := tx.Exec(ctx, `DROP OWNED BY `+role); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `DROP ROLE `+role); err != nil {
-				return fmt.Errorf("drop role %s: %w", t.Schema(), err)
-			}
-			ev.RoleDropped = t.Schema()
-		}
-		if ev.Scan, err = ScanFor(ctx, tx, t.ID); err != nil {
-			return err
-		}
-		if !ev.Scan.Clean() {
-			return fmt.Errorf("erase incomplete, rolled back: the scan found %v (schema %v, role %v)", ev.Scan.Found, ev.Scan.Schema, ev.Scan.Role)
-		}
-		return tx.QueryRow(ctx, `INSERT INTO `+ErasureLog+` (tenant_id, operator) VALUES ($1, $2) RETURNING erased_at`,
-			t.ID, operator).Scan(&ev.ErasedAt)
+		return proveAndLog(ctx, tx, t.ID, operator, &ev)
 	})
 	if err != nil {
 		return ev, err
 	}
-	for _, pt := range append(tables, platformTable{Name: "tenants"}) {
-		if _, err := conn.Exec(ctx, `VACUUM dbchat.`+pgx.Identifier{pt.Name}.Sanitize()); err != nil {
-			return ev, fmt.Errorf("erased and committed; vacuum of dbchat.%s failed: %w", pt.Name, err)
+	return ev, vacuum(ctx, conn, append(tables, platformTable{Name: "tenants"}))
+}
+
+// lockConfirmed finds the tenant, checks confirm against its slug and locks
+// its row for the rest of the erase.
+func lockConfirmed(ctx context.Context, tx pgx.Tx, tenantArg, confirm string, ev *Evidence) (Tenant, error) {
+	t, err := FindTenant(ctx, tx, tenantArg)
+	if err != nil {
+		return t, err
+	}
+	if confirm != t.Slug {
+		return t, apperr.Errorf(apperr.Invalid, "--confirm %q does not match the tenant's slug %q: nothing erased", confirm, t.Slug)
+	}
+	ev.TenantID, ev.Slug = t.ID, t.Slug
+	_, err = tx.Exec(ctx, `SELECT FROM dbchat.tenants WHERE id = $1 FOR UPDATE`, t.ID)
+	return t, err
+}
+
+// dropSchema drops the tenant's schema with every data table in it.
+func dropSchema(ctx context.Context, tx pgx.Tx, t Tenant, ev *Evidence) error {
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relnamespace = to_regnamespace($1) AND relkind IN ('r', 'p')`,
+		t.Schema()).Scan(&ev.DataTables); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{t.Schema()}.Sanitize()+` CASCADE`); err != nil {
+		return err
+	}
+	ev.SchemaDropped = t.Schema()
+	return nil
+}
+
+// deleteRows counts the tenant's platform rows, then deletes the tenant
+// row, whose delete cascades to every table keyed by it, then any row a
+// table without such a cascade still holds.
+func deleteRows(ctx context.Context, tx pgx.Tx, id uuid.UUID, ev *Evidence) ([]platformTable, error) {
+	tables, err := platformTables(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	ev.Deleted = map[string]int64{"tenants": 1}
+	for _, pt := range tables {
+		var n int64
+		if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM dbchat.%s WHERE tenant_id = $1`, pgx.Identifier{pt.Name}.Sanitize()), id).Scan(&n); err != nil {
+			return nil, err
+		}
+		ev.Deleted[pt.Name] = n
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM dbchat.tenants WHERE id = $1`, id); err != nil {
+		return nil, err
+	}
+	for _, pt := range slices.Backward(tables) {
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM dbchat.%s WHERE tenant_id = $1`, pgx.Identifier{pt.Name}.Sanitize()), id); err != nil {
+			return nil, err
 		}
 	}
-	return ev, nil
+	return tables, nil
+}
+
+// dropRole drops the tenant's role: whatever it was granted in this
+// database, then itself.
+func dropRole(ctx context.Context, tx pgx.Tx, name string, ev *Evidence) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, name).Scan(&exists); err != nil || !exists {
+		return err
+	}
+	role := pgx.Identifier{name}.Sanitize()
+	if _, err := tx.Exec(ctx, `DROP OWNED BY `+role); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DROP ROLE `+role); err != nil {
+		return fmt.Errorf("drop role %s: %w", name, err)
+	}
+	ev.RoleDropped = name
+	return nil
+}
+
+// proveAndLog scans the whole database for the id (any find rolls the
+// erase back) and records the erasure.
+func proveAndLog(ctx context.Context, tx pgx.Tx, id uuid.UUID, operator string, ev *Evidence) error {
+	var err error
+	if ev.Scan, err = ScanFor(ctx, tx, id); err != nil {
+		return err
+	}
+	if !ev.Scan.Clean() {
+		return fmt.Errorf("erase incomplete, rolled back: the scan found %v (schema %v, role %v)", ev.Scan.Found, ev.Scan.Schema, ev.Scan.Role)
+	}
+	return tx.QueryRow(ctx, `INSERT INTO `+ErasureLog+` (tenant_id, operator) VALUES ($1, $2) RETURNING erased_at`,
+		id, operator).Scan(&ev.ErasedAt)
+}
+
+// vacuum rewrites the platform tables after the commit, so the deleted
+// rows and their index entries (vectors included) leave the data files.
+func vacuum(ctx context.Context, conn *pgx.Conn, tables []platformTable) error {
+	for _, pt := range tables {
+		if _, err := conn.Exec(ctx, `VACUUM dbchat.`+pgx.Identifier{pt.Name}.Sanitize()); err != nil {
+			return fmt.Errorf("erased and committed; vacuum of dbchat.%s failed: %w", pt.Name, err)
+		}
+	}
+	return nil
 }
 
 // ScanFor searches every table of the database, in every schema but
