@@ -52,75 +52,114 @@ func Export(ctx context.Context, conn *pgx.Conn, tenantArg string, w io.Writer) 
 		return Manifest{}, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	t, m, err := manifestOf(ctx, tx, tenantArg)
+	if err != nil {
+		return m, err
+	}
+	x := &exporter{tx: tx, zw: zip.NewWriter(w), where: fmt.Sprintf("tenant_id = '%s'", t.ID)}
+	if m.Platform, err = x.platform(ctx); err != nil {
+		return m, err
+	}
+	if m.Data, err = x.data(ctx, t.Schema()); err != nil {
+		return m, err
+	}
+	return m, x.finish(m)
+}
+
+// manifestOf finds the tenant and starts its manifest: format, time, the
+// schema version and the tenant row.
+func manifestOf(ctx context.Context, tx pgx.Tx, tenantArg string) (Tenant, Manifest, error) {
 	t, err := FindTenant(ctx, tx, tenantArg)
 	if err != nil {
-		return Manifest{}, err
+		return t, Manifest{}, err
 	}
 	m := Manifest{Format: Format, ExportedAt: time.Now().UTC(), TenantID: t.ID.String(), Slug: t.Slug, Excluded: excluded}
 	if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true)`, t.ID.String()); err != nil {
-		return m, err
+		return t, m, err
 	}
 	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM dbchat_migrations.goose_db_version WHERE is_applied`).Scan(&m.SchemaVersion); err != nil {
-		return m, err
+		return t, m, err
 	}
-	if err := tx.QueryRow(ctx, `SELECT to_jsonb(t) FROM dbchat.tenants t WHERE id = $1`, t.ID).Scan(&m.Tenant); err != nil {
-		return m, err
-	}
-	zw := zip.NewWriter(w)
-	copyOut := func(f *File, sql string) error {
-		entry, err := zw.Create(f.Path)
-		if err != nil {
-			return err
-		}
-		h := sha256.New()
-		tag, err := tx.Conn().PgConn().CopyTo(ctx, io.MultiWriter(entry, h), sql)
-		if err != nil {
-			return fmt.Errorf("export %s: %w", f.Table, err)
-		}
-		f.Rows, f.SHA256 = tag.RowsAffected(), hex.EncodeToString(h.Sum(nil))
-		return nil
-	}
-	// The tenant id is a parsed UUID: safe to inline (COPY takes no parameters).
-	where := fmt.Sprintf("tenant_id = '%s'", t.ID)
+	err = tx.QueryRow(ctx, `SELECT to_jsonb(t) FROM dbchat.tenants t WHERE id = $1`, t.ID).Scan(&m.Tenant)
+	return t, m, err
+}
 
-	tables, err := platformTables(ctx, tx)
+// exporter streams one tenant's tables into a zip, one CSV each.
+type exporter struct {
+	tx    pgx.Tx
+	zw    *zip.Writer
+	where string // the tenant id is a parsed UUID: safe to inline (COPY takes no parameters)
+}
+
+// copyOut writes sql's COPY output to f's entry, counting rows and hashing.
+func (x *exporter) copyOut(ctx context.Context, f *File, sql string) error {
+	entry, err := x.zw.Create(f.Path)
 	if err != nil {
-		return m, err
+		return err
 	}
+	h := sha256.New()
+	tag, err := x.tx.Conn().PgConn().CopyTo(ctx, io.MultiWriter(entry, h), sql)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", f.Table, err)
+	}
+	f.Rows, f.SHA256 = tag.RowsAffected(), hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// platform exports the tenant's rows of every platform table but the
+// excluded ones.
+func (x *exporter) platform(ctx context.Context) ([]File, error) {
+	tables, err := platformTables(ctx, x.tx)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
 	for _, pt := range tables {
 		if _, skip := excluded[pt.Name]; skip {
 			continue
 		}
 		f := File{Table: pt.Name, Path: "platform/" + pt.Name + ".csv", Columns: pt.Columns}
 		sql := fmt.Sprintf(`COPY (SELECT %s FROM dbchat.%s WHERE %s) TO STDOUT WITH (FORMAT csv, HEADER)`,
-			quoteAll(pt.Columns), pgx.Identifier{pt.Name}.Sanitize(), where)
-		if err := copyOut(&f, sql); err != nil {
-			return m, err
+			quoteAll(pt.Columns), pgx.Identifier{pt.Name}.Sanitize(), x.where)
+		if err := x.copyOut(ctx, &f, sql); err != nil {
+			return nil, err
 		}
-		m.Platform = append(m.Platform, f)
+		out = append(out, f)
 	}
-	dts, err := dataTables(ctx, tx, t.Schema())
+	return out, nil
+}
+
+// data exports every data table of the tenant's schema, in import order.
+func (x *exporter) data(ctx context.Context, schema string) ([]DataFile, error) {
+	dts, err := dataTables(ctx, x.tx, schema)
 	if err != nil {
-		return m, err
+		return nil, err
 	}
+	var out []DataFile
 	for _, dt := range dts {
 		cols := columnNames(dt.Columns)
 		f := DataFile{File: File{Table: dt.Name, Path: "data/" + dt.Name + ".csv", Columns: cols}, Create: dt.Columns}
 		sql := fmt.Sprintf(`COPY (SELECT %s FROM %s WHERE %s ORDER BY _row_id) TO STDOUT WITH (FORMAT csv, HEADER)`,
-			quoteAll(cols), pgx.Identifier{t.Schema(), dt.Name}.Sanitize(), where)
-		if err := copyOut(&f.File, sql); err != nil {
-			return m, err
+			quoteAll(cols), pgx.Identifier{schema, dt.Name}.Sanitize(), x.where)
+		if err := x.copyOut(ctx, &f.File, sql); err != nil {
+			return nil, err
 		}
-		m.Data = append(m.Data, f)
+		out = append(out, f)
 	}
-	mw, err := zw.Create("manifest.json")
+	return out, nil
+}
+
+// finish writes the manifest last (it holds every file's rows and hash)
+// and closes the zip.
+func (x *exporter) finish(m Manifest) error {
+	mw, err := x.zw.Create("manifest.json")
 	if err != nil {
-		return m, err
+		return err
 	}
 	enc := json.NewEncoder(mw)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(m); err != nil {
-		return m, err
+		return err
 	}
-	return m, zw.Close()
+	return x.zw.Close()
 }
