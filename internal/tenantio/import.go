@@ -56,43 +56,13 @@ func Import(ctx context.Context, conn *pgx.Conn, zr *zip.Reader, name, slug stri
 	if err := requirePrivileged(ctx, conn); err != nil {
 		return res, err
 	}
-	m, err := ReadManifest(zr)
+	m, name, slug, err := checkImport(ctx, conn, zr, name, slug)
+	res.Manifest = m
 	if err != nil {
 		return res, err
 	}
-	res.Manifest = m
-	if name, err = provision.NormaliseName("name", name); err != nil {
-		return res, err
-	}
-	if slug == "" {
-		slug = slugify(name)
-	}
-	if !slugPattern.MatchString(slug) {
-		return res, apperr.Field("slug", "must be lowercase letters, digits and dashes (at most 63)")
-	}
-	var version int64
-	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM dbchat_migrations.goose_db_version WHERE is_applied`).Scan(&version); err != nil {
-		return res, err
-	}
-	if version < m.SchemaVersion {
-		return res, apperr.Errorf(apperr.Invalid, "the export is of schema version %d, this database is at %d: run dbchat migrate first", m.SchemaVersion, version)
-	}
-
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM dbchat.tenants WHERE slug = $1)`, slug).Scan(&exists); err != nil {
-			return err
-		}
-		if exists {
-			return apperr.Errorf(apperr.Conflict, "a tenant with slug %q already exists", slug)
-		}
-		// create_tenant also makes the new tenant the transaction's
-		// (app.tenant_id), which every tenant_id column defaults to.
-		if err := tx.QueryRow(ctx, `SELECT dbchat.create_tenant($1, $2)`, name, slug).Scan(&res.Tenant.ID); err != nil {
-			return err
-		}
-		res.Tenant.Name, res.Tenant.Slug = name, slug
-		if err := restoreTenantRow(ctx, tx, res.Tenant.ID, m.Tenant); err != nil {
+		if err := createTenant(ctx, tx, name, slug, &res); err != nil {
 			return err
 		}
 		for _, df := range m.Data {
@@ -100,22 +70,7 @@ func Import(ctx context.Context, conn *pgx.Conn, zr *zip.Reader, name, slug stri
 				return err
 			}
 		}
-		// Foreign keys are checked once all rows are in (the tables may
-		// reference each other in a cycle): replica mode skips the
-		// per-row triggers, checkForeignKeys then checks every key.
-		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
-			return err
-		}
-		for _, f := range m.Platform {
-			sql := fmt.Sprintf(`COPY dbchat.%s (%s) FROM STDIN WITH (FORMAT csv, HEADER)`, pgx.Identifier{f.Table}.Sanitize(), quoteAll(f.Columns))
-			if err := copyIn(ctx, tx, zr, f, sql); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = origin`); err != nil {
-			return err
-		}
-		if err := checkForeignKeys(ctx, tx, res.Tenant.ID); err != nil {
+		if err := importPlatform(ctx, tx, zr, m.Platform, res.Tenant.ID); err != nil {
 			return err
 		}
 		if err := restoreClaimPolicies(ctx, tx); err != nil {
@@ -124,6 +79,70 @@ func Import(ctx context.Context, conn *pgx.Conn, zr *zip.Reader, name, slug stri
 		return freshAdminKey(ctx, tx, &res)
 	})
 	return res, err
+}
+
+// checkImport reads the manifest and checks the new tenant's name and slug
+// and that this database's schema is at least the export's.
+func checkImport(ctx context.Context, conn *pgx.Conn, zr *zip.Reader, name, slug string) (Manifest, string, string, error) {
+	m, err := ReadManifest(zr)
+	if err != nil {
+		return m, name, slug, err
+	}
+	if name, err = provision.NormaliseName("name", name); err != nil {
+		return m, name, slug, err
+	}
+	if slug == "" {
+		slug = slugify(name)
+	}
+	if !slugPattern.MatchString(slug) {
+		return m, name, slug, apperr.Field("slug", "must be lowercase letters, digits and dashes (at most 63)")
+	}
+	var version int64
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM dbchat_migrations.goose_db_version WHERE is_applied`).Scan(&version); err != nil {
+		return m, name, slug, err
+	}
+	if version < m.SchemaVersion {
+		return m, name, slug, apperr.Errorf(apperr.Invalid, "the export is of schema version %d, this database is at %d: run dbchat migrate first", m.SchemaVersion, version)
+	}
+	return m, name, slug, nil
+}
+
+// createTenant creates the new tenant (refusing a taken slug) with the
+// exported tenant row's settings. create_tenant also makes it the
+// transaction's tenant (app.tenant_id), which every tenant_id defaults to.
+func createTenant(ctx context.Context, tx pgx.Tx, name, slug string, res *Imported) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM dbchat.tenants WHERE slug = $1)`, slug).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return apperr.Errorf(apperr.Conflict, "a tenant with slug %q already exists", slug)
+	}
+	if err := tx.QueryRow(ctx, `SELECT dbchat.create_tenant($1, $2)`, name, slug).Scan(&res.Tenant.ID); err != nil {
+		return err
+	}
+	res.Tenant.Name, res.Tenant.Slug = name, slug
+	return restoreTenantRow(ctx, tx, res.Tenant.ID, res.Manifest.Tenant)
+}
+
+// importPlatform copies the platform rows. Foreign keys are checked once
+// all rows are in (the tables may reference each other in a cycle):
+// replica mode skips the per-row triggers, checkForeignKeys then checks
+// every key of the new tenant's rows.
+func importPlatform(ctx context.Context, tx pgx.Tx, zr *zip.Reader, files []File, id uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+		return err
+	}
+	for _, f := range files {
+		sql := fmt.Sprintf(`COPY dbchat.%s (%s) FROM STDIN WITH (FORMAT csv, HEADER)`, pgx.Identifier{f.Table}.Sanitize(), quoteAll(f.Columns))
+		if err := copyIn(ctx, tx, zr, f, sql); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = origin`); err != nil {
+		return err
+	}
+	return checkForeignKeys(ctx, tx, id)
 }
 
 // restoreTenantRow copies the exported tenant row's settings (every column
