@@ -19,6 +19,8 @@ const usage = `usage: dbchat <command> [flags]
 commands:
   serve                   run the HTTP API (DATABASE_URL, DBCHAT_ADDR)
   dev                     private local PostgreSQL + migrate + demo tenant + serve
+  dev-token --sub S [--claim k=v] [--role member|admin]
+                          mint a token of dev's local identity provider (dev only)
   migrate                 create roles, database, extension; apply migrations (DBCHAT_ADMIN_DATABASE_URL)
   migrate status          list migrations and whether each is applied
   tenant create --name N  create a tenant and print its first admin key (--json)
@@ -86,6 +88,8 @@ func run(ctx context.Context, env *Env, args []string) error {
 		return cmdServe(ctx, env, rest)
 	case "dev":
 		return cmdDev(ctx, env, rest)
+	case "dev-token":
+		return cmdDevToken(ctx, env, rest)
 	case "migrate":
 		return cmdMigrate(ctx, env, rest)
 	case "tenant":

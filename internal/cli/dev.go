@@ -70,11 +70,21 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo tenant: %w", err)
 	}
+	demoID, err := auth.Authenticate(ctx, db, key)
+	if err != nil {
+		return fmt.Errorf("demo tenant: %w", err)
+	}
+	idp, stopIdP, err := startDevIdP(ctx, db, demoID, *dir)
+	if err != nil {
+		return err
+	}
+	defer stopIdP()
 	return listenAndServe(ctx, env, cfg, db, func(addr string) {
 		base := "http://" + localAddr(addr)
 		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/tables\n", key, key, base)
 		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"sql\":\"SELECT c.name, sum(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY total DESC\"}' %s/v1/sql\n", key, base)
 		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"question\":\"How many customers do we have?\"}' %s/v1/ask\n", key, base)
+		fmt.Fprintf(env.Stdout, "dev-only identity provider of the demo tenant (loopback, see README):\n  issuer %s, keys %s\n  TOKEN=$(./bin/dbchat dev-token --dir %s --sub alice --claim country=US)\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/v1/tables\n", idp.Issuer, idp.JWKSURL, *dir, base)
 		if auditorURL != "" {
 			fmt.Fprintf(env.Stdout, "audit the policies in psql (read-only, no tenant rows):\n  psql '%s'\n", auditorURL)
 		}
