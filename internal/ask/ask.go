@@ -105,6 +105,9 @@ type Answer struct {
 	RowCount  int                 `json:"row_count"`
 	Truncated bool                `json:"truncated"`
 	HistoryID uuid.UUID           `json:"history_id"`
+	// Security is the receipt of the statement that ran (sandbox.Security);
+	// for a statement only validated, the receipt it would run with.
+	Security sandbox.Security `json:"security"`
 	// Interpretation says in plain English what SQL computes, rendered
 	// from its parse tree (internal/interpret), whichever generator wrote it.
 	Interpretation string        `json:"interpretation"`
@@ -267,7 +270,7 @@ func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req 
 		res, err := s.SQL.Run(ctx, sandbox.Request{SQL: a.SQL, MaxRows: req.Limit, Question: &req.Question, ModelID: &modelID, GenTimeMS: &gen})
 		a.Timings.ExecuteMS = since(start)
 		if err == nil {
-			a.Columns, a.Rows, a.RowCount, a.Truncated, a.HistoryID = res.Columns, res.Rows, res.RowCount, res.Truncated, res.HistoryID
+			a.Columns, a.Rows, a.RowCount, a.Truncated, a.HistoryID, a.Security = res.Columns, res.Rows, res.RowCount, res.Truncated, res.HistoryID, res.Security
 			return a, nil
 		}
 		code := apperr.CodeOf(err)
@@ -297,8 +300,12 @@ func (s *Service) validateOnly(ctx context.Context, a Answer, req Request, model
 		e.Details = map[string]any{"history_id": id, "sql": a.SQL}
 		return Answer{}, e
 	}
+	sec, err := s.SQL.Receipt(ctx, a.SQL)
+	if err != nil {
+		return Answer{}, err
+	}
 	id, err := s.SQL.Record(ctx, r, "pending", "")
-	a.HistoryID = id
+	a.HistoryID, a.Security = id, sec
 	a.Columns, a.Rows = []sandbox.Column{}, [][]json.RawMessage{}
 	return a, err
 }

@@ -75,6 +75,9 @@ type Result struct {
 	Truncated bool                `json:"truncated"`
 	ElapsedMS float64             `json:"elapsed_ms"`
 	HistoryID uuid.UUID           `json:"history_id"`
+	// Security is the statement's receipt: who it ran for, as which
+	// database role, under which row policies.
+	Security Security `json:"security"`
 }
 
 // Run validates and executes req for the tenant in ctx and records it.
@@ -109,6 +112,9 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 			return Result{}, errors.Join(err, herr)
 		}
 		return Result{}, withHistory(apperr.Errorf(apperr.SQLFailed, "%s", msg), hid, herr)
+	}
+	if res.Security, err = s.security(ctx, id, req.SQL); err != nil {
+		return Result{}, err
 	}
 	n := int64(res.RowCount)
 	res.HistoryID, err = s.record(ctx, req, "success", "", &n, &res.ElapsedMS)

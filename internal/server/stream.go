@@ -122,14 +122,14 @@ func writeEvent(w gin.ResponseWriter, ev sseEvent) {
 
 // resultEvents are a finished answer's events: rows, chart, summary,
 // suggestions, and done with the statement that ran (after any correction)
-// and its interpretation.
+// and its interpretation and security receipt.
 func resultEvents(a ask.Answer, extra map[string]any) []sseEvent {
 	var evs []sseEvent
 	for i := 0; i == 0 || i < len(a.Rows); i += streamBatch {
 		batch := a.Rows[i:min(i+streamBatch, len(a.Rows))]
 		evs = append(evs, sseEvent{"rows", gin.H{"columns": a.Columns, "offset": i, "rows": batch}})
 	}
-	done := gin.H{"sql": a.SQL, "interpretation": a.Interpretation, "history_id": a.HistoryID, "row_count": a.RowCount, "truncated": a.Truncated, "generator": a.Generator, "timings": a.Timings}
+	done := gin.H{"sql": a.SQL, "interpretation": a.Interpretation, "history_id": a.HistoryID, "row_count": a.RowCount, "truncated": a.Truncated, "generator": a.Generator, "timings": a.Timings, "security": a.Security}
 	for k, v := range extra {
 		done[k] = v
 	}

@@ -224,6 +224,24 @@ func (e Role) Valid() bool {
 	}
 }
 
+// Defines values for SecurityPolicyKind.
+const (
+	Permissive  SecurityPolicyKind = "permissive"
+	Restrictive SecurityPolicyKind = "restrictive"
+)
+
+// Valid indicates whether the value is a known member of the SecurityPolicyKind enum.
+func (e SecurityPolicyKind) Valid() bool {
+	switch e {
+	case Permissive:
+		return true
+	case Restrictive:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TrainingKind.
 const (
 	Ddl           TrainingKind = "ddl"
@@ -487,7 +505,10 @@ type Answer struct {
 	Interpretation string `json:"interpretation"`
 	RowCount       int    `json:"row_count"`
 	Rows           []Row  `json:"rows"`
-	Sql            string `json:"sql"`
+
+	// Security The statement's security receipt, built by the service (internal/sandbox), never by a handler: who it ran for, as which database role, and the row-level security policies PostgreSQL applied to each of the tenant's tables it read, read from the catalog (pg_policies) right after the statement. Claim values never appear, only their names.
+	Security Security `json:"security"`
+	Sql      string   `json:"sql"`
 
 	// Suggestions Up to three next questions: the tenant's own trained questions near this one, then questions about its catalog tables that the offline generator answers.
 	Suggestions []string `json:"suggestions"`
@@ -901,9 +922,57 @@ type SQLResult struct {
 	RowCount  int                `json:"row_count"`
 	Rows      []Row              `json:"rows"`
 
+	// Security The statement's security receipt, built by the service (internal/sandbox), never by a handler: who it ran for, as which database role, and the row-level security policies PostgreSQL applied to each of the tenant's tables it read, read from the catalog (pg_policies) right after the statement. Claim values never appear, only their names.
+	Security Security `json:"security"`
+
 	// Truncated True when the row or byte cap cut the result.
 	Truncated bool `json:"truncated"`
 }
+
+// Security The statement's security receipt, built by the service (internal/sandbox), never by a handler: who it ran for, as which database role, and the row-level security policies PostgreSQL applied to each of the tenant's tables it read, read from the catalog (pg_policies) right after the statement. Claim values never appear, only their names.
+type Security struct {
+	// Claims The names of the end user's verified claims in force (keys of app.claims), sorted; never their values. Empty for an API key.
+	Claims []string `json:"claims"`
+
+	// DatabaseRole The PostgreSQL role the statement ran as, the tenant's own t_<32 hex> role.
+	DatabaseRole string `json:"database_role"`
+
+	// Role The user's role in its tenant (app.role): admin or member.
+	Role string `json:"role"`
+
+	// SessionRole The sandbox's login role (dbchat_query), which became database_role for the statement's transaction only.
+	SessionRole string `json:"session_role"`
+
+	// Tables The tenant's tables the statement names (from its parse tree) as the catalog has them, sorted by name, each with the policies a SELECT by database_role is subject to.
+	Tables []TableSecurity `json:"tables"`
+
+	// TenantId The tenant the statement ran for (app.tenant_id).
+	TenantId openapi_types.UUID `json:"tenant_id"`
+
+	// UserId The user the statement ran for (app.user_id), the API key's or the end user's; null without one.
+	UserId *openapi_types.UUID `json:"user_id"`
+}
+
+// SecurityPolicy defines model for SecurityPolicy.
+type SecurityPolicy struct {
+	// Command ALL or SELECT (pg_policies.cmd).
+	Command string `json:"command"`
+
+	// Kind A row must pass every restrictive policy and at least one permissive one.
+	Kind SecurityPolicyKind `json:"kind"`
+
+	// Name The policy's name (pg_policies.policyname).
+	Name string `json:"name"`
+
+	// Roles pg_policies.roles.
+	Roles []string `json:"roles"`
+
+	// Using The USING expression as PostgreSQL prints it (pg_policies.qual).
+	Using string `json:"using"`
+}
+
+// SecurityPolicyKind A row must pass every restrictive policy and at least one permissive one.
+type SecurityPolicyKind string
 
 // Table defines model for Table.
 type Table struct {
@@ -948,6 +1017,21 @@ type TableRecord struct {
 
 	// UserId Who created it (null once that user is deleted).
 	UserId *openapi_types.UUID `json:"user_id"`
+}
+
+// TableSecurity defines model for TableSecurity.
+type TableSecurity struct {
+	// Policies The policies FOR ALL or FOR SELECT to PUBLIC or database_role, by name, as pg_policies shows them: tenant_isolation and any claim_<name> policy (restrictive) of the tenant's admins.
+	Policies []SecurityPolicy `json:"policies"`
+
+	// RlsEnabled Row-level security is enabled (pg_class.relrowsecurity).
+	RlsEnabled bool `json:"rls_enabled"`
+
+	// RlsForced Row-level security applies to the table's owner too (pg_class.relforcerowsecurity).
+	RlsForced bool `json:"rls_forced"`
+
+	// Table The table's name in the tenant's schema.
+	Table string `json:"table"`
 }
 
 // TableSummary defines model for TableSummary.
@@ -1084,7 +1168,10 @@ type Turn struct {
 	ResolvedQuestion string `json:"resolved_question"`
 	RowCount         int    `json:"row_count"`
 	Rows             []Row  `json:"rows"`
-	Sql              string `json:"sql"`
+
+	// Security The statement's security receipt, built by the service (internal/sandbox), never by a handler: who it ran for, as which database role, and the row-level security policies PostgreSQL applied to each of the tenant's tables it read, read from the catalog (pg_policies) right after the statement. Claim values never appear, only their names.
+	Security Security `json:"security"`
+	Sql      string   `json:"sql"`
 
 	// Suggestions Up to three next questions: the tenant's own trained questions near this one, then questions about its catalog tables that the offline generator answers.
 	Suggestions []string `json:"suggestions"`
