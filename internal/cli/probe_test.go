@@ -86,6 +86,13 @@ func TestProbeOnAHealthyDatabaseBlocksEverythingAndLeavesNothing(t *testing.T) {
 		require.NotZero(t, channels[ch], ch)
 	}
 	require.Equal(t, 2, channels["integrity"])
+	// Token forgery and claim escalation (tokens.go), both directions.
+	require.GreaterOrEqual(t, channels["token"], 2*(12+1+2+7+3))
+	for _, want := range []string{"token sign in GET /v1/tables with a forged token", "token sign in users provisioned by refused tokens",
+		"token control POST /v1/sql as an end user (JWT)", "token read beyond claims POST /v1/sql as an end user (JWT)",
+		"token widen claims POST /v1/sql as an end user (JWT)"} {
+		require.True(t, targets[want], want)
+	}
 	require.True(t, directions["AB"] && directions["BA"])
 	require.NotZero(t, controls)
 	for _, tbl := range dbtest.SeededTables {

@@ -100,6 +100,7 @@ type probeTenant struct {
 	key       string
 	identity  tenant.Identity
 	ids       map[string]uuid.UUID // kind -> id of its marked row
+	idp       probeIdP             // its identity provider, to sign tokens with (tokens.go)
 }
 
 // relation is a table the probe attacks.
@@ -256,6 +257,9 @@ func (p *prober) run(ctx context.Context) error {
 		if err := ts.attack(ctx, p, actor, victim); err != nil {
 			return err
 		}
+		if err := ts.attackTokens(ctx, p, actor, victim); err != nil {
+			return err
+		}
 		p.attackSandbox(ctx, actor, victim)
 		after, err := p.snapshot(ctx, victim, rels)
 		if err != nil {
@@ -363,12 +367,13 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 		}
 		// An identity provider (an inline key set: nothing is fetched) and
 		// a user it provisioned.
-		jwks, err := probeJWKS(t.marker)
+		jwks, idpKey, err := probeJWKS(t.marker)
 		if err != nil {
 			return err
 		}
+		t.idp = probeIdP{issuer: "https://" + t.marker + ".probe.invalid", audience: t.marker, kid: t.marker, key: idpKey, jwks: jwks}
 		idp, err := q.CreateIdentityProvider(ctx, tx, dbsqlc.CreateIdentityProviderParams{
-			Issuer: "https://" + t.marker + ".probe.invalid", Audience: t.marker, Jwks: jwks, UserClaim: "sub",
+			Issuer: t.idp.issuer, Audience: t.idp.audience, Jwks: jwks, UserClaim: "sub",
 			EmailClaim: "email", RoleClaim: "role", AdminValues: []string{t.marker}, PassClaims: []string{t.marker},
 		})
 		if err != nil {
@@ -382,13 +387,14 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 }
 
 // probeJWKS is a one-key JWK set (a fresh Ed25519 public key) for the
-// probe's identity providers.
-func probeJWKS(kid string) ([]byte, error) {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
+// probe's identity providers, and its private key.
+func probeJWKS(kid string) ([]byte, ed25519.PrivateKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: pub, KeyID: kid, Use: "sig"}}})
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: pub, KeyID: kid, Use: "sig"}}})
+	return jwks, priv, err
 }
 
 // relations lists every platform table and the probe tenants' data tables,
