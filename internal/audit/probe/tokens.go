@@ -187,7 +187,6 @@ func (h *httpProbe) escalateClaims(ctx context.Context, p *prober, actor, victim
 	if err != nil {
 		return err
 	}
-	row := `["` + actor.marker + `"]` // the marked row in a /v1/sql result
 	read := fmt.Sprintf(`{"sql":%q}`, "SELECT v FROM "+DataTable)
 	sqlAttempt := func(token, body, action, expected string, control bool, cells []string, ok func(response) bool) {
 		r, err := h.do(ctx, token, http.MethodPost, "/v1/sql", "", body)
@@ -195,15 +194,15 @@ func (h *httpProbe) escalateClaims(ctx context.Context, p *prober, actor, victim
 			Target: "POST /v1/sql as an end user (JWT)", Statement: "POST /v1/sql " + body, Expected: expected, Cells: cells}
 		a.Outcome = statusOutcome(r, err) + reasonOf(r)
 		a.Passed = err == nil && ok(r) && !strings.Contains(r.body, victim.marker)
-		if err == nil && strings.Contains(r.body, row) && !control {
+		if err == nil && hasRow(r, actor.marker) && !control {
 			a.Outcome += "; the row beyond its claims was returned"
 		}
 		scrub(&a, victim)
 		p.add(a)
 	}
-	sees := func(r response) bool { return r.status == http.StatusOK && strings.Contains(r.body, row) }
-	seesNot := func(r response) bool { return r.status == http.StatusOK && !strings.Contains(r.body, row) }
-	refused := func(r response) bool { return r.status >= 400 && r.status < 500 && !strings.Contains(r.body, row) }
+	sees := func(r response) bool { return r.status == http.StatusOK && hasRow(r, actor.marker) }
+	seesNot := func(r response) bool { return r.status == http.StatusOK && !hasRow(r, actor.marker) }
+	refused := func(r response) bool { return r.status >= 400 && r.status < 500 && !hasRow(r, actor.marker) }
 
 	sqlAttempt(match, read, "control", "200 with the row its claim matches", true, []string{audit.CellExecSame}, sees)
 	sqlAttempt(nomatch, read, "read beyond claims", "200 without the row (claim policy)", false, []string{audit.CellExecOther}, seesNot)
@@ -225,6 +224,25 @@ func (h *httpProbe) escalateClaims(ctx context.Context, p *prober, actor, victim
 		sqlAttempt(nomatch, read, "read beyond claims", "200 without the row (nothing persisted)", false, []string{audit.CellExecOther}, seesNot)
 	}
 	return nil
+}
+
+// hasRow says whether a /v1/sql result has a row whose first value is v
+// (the marked row; the marker is also a claim name, which the answer's
+// security receipt lists, so a substring test would not do).
+func hasRow(r response, v string) bool {
+	var res struct {
+		Rows [][]json.RawMessage `json:"rows"`
+	}
+	if json.Unmarshal([]byte(r.body), &res) != nil {
+		return strings.Contains(r.body, v) // not a result: any trace of it counts
+	}
+	for _, row := range res.Rows {
+		var s string
+		if len(row) > 0 && json.Unmarshal(row[0], &s) == nil && s == v {
+			return true
+		}
+	}
+	return false
 }
 
 // reasonOf appends the refusal's details.reason (or else its code), if any.
