@@ -259,3 +259,46 @@ func TestPerRowLintSeesThroughParentheses(t *testing.T) {
 	require.NotContains(t, got, "dbchat.ok_nested")
 	require.NotContains(t, got, "dbchat.ok_in")
 }
+
+// TestClaimPolicyLints shows the end-user policy lints on a tenant's data
+// table: a claim policy made the documented way (restrictive, on a column,
+// next to tenant_isolation) is clean; a permissive one, one that reads no
+// column, and the table losing tenant_isolation are each reported.
+func TestClaimPolicyLints(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	tn := dbtest.NewTenant(t, db, "Claim lints")
+	require.NoError(t, db.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error {
+		tbl, err := catalog.Create(ctx, tx, catalog.TableSpec{Name: "sales", Columns: []catalog.ColumnSpec{
+			{Name: "region", Type: "text"}, {Name: "amount", Type: "numeric"}}})
+		if err != nil {
+			return err
+		}
+		_, err = catalog.CreatePolicy(ctx, tx, tbl.ID, catalog.PolicySpec{Name: "own_region", Column: "region", Claim: "region", Op: catalog.OpEq})
+		return err
+	}))
+	conn, err := pgx.Connect(ctx, audittest.AuditorURL(t, d))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	require.Empty(t, findingsOf(t, conn), "a claim policy made by create_claim_policy is clean")
+
+	sales := tenant.Schema(tn.ID) + ".sales"
+	admin := d.AdminPool(t)
+	for _, c := range []struct{ sql, finding string }{
+		{`CREATE POLICY claim_loose ON ` + sales + ` FOR SELECT USING (region = (SELECT dbchat.claim('region')))`,
+			"permissive_policy_not_tenant_isolation " + sales},
+		{`CREATE POLICY claim_nowhere ON ` + sales + ` AS RESTRICTIVE FOR SELECT USING ((SELECT dbchat.claim('region')) IS NOT NULL)`,
+			"claim_policy_column_missing " + sales},
+		{`DROP POLICY tenant_isolation ON ` + sales, "end_user_policy_without_tenant_isolation " + sales},
+	} {
+		_, err := admin.Exec(ctx, c.sql)
+		require.NoError(t, err, c.sql)
+		require.Contains(t, findingsOf(t, conn), c.finding, c.sql)
+	}
+	var detail string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT string_agg(detail, ' | ') FROM audit.findings WHERE lint = 'claim_policy_column_missing'`).Scan(&detail))
+	require.Contains(t, detail, "claim_nowhere")
+	require.NotContains(t, detail, "claim_own_region", "it reads its column")
+}

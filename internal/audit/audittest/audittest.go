@@ -162,6 +162,16 @@ var Breakages = []Breakage{
 		`GRANT EXECUTE ON FUNCTION pg_catalog.version() TO PUBLIC`},
 	{"untrusted_sql_reads_catalog", "pg_catalog.pg_namespace", `GRANT SELECT ON pg_catalog.pg_namespace TO PUBLIC`},
 	{"extension_in_public", "pgcrypto", `CREATE EXTENSION pgcrypto SCHEMA public`},
+	// End-user (claim) policies (00014).
+	{"claim_policy_column_missing", "dbchat.models",
+		`CREATE POLICY claim_nowhere ON dbchat.models AS RESTRICTIVE FOR SELECT USING ((SELECT dbchat.claim('region')) IS NOT NULL)`},
+	{"permissive_policy_not_tenant_isolation", "dbchat.conversations",
+		`CREATE POLICY claim_region_loose ON dbchat.conversations FOR SELECT
+		     USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid) AND title = (SELECT dbchat.claim('region')))`},
+	{"end_user_policy_without_tenant_isolation", "dbchat.claims_only",
+		`CREATE TABLE dbchat.claims_only (tenant_id uuid NOT NULL PRIMARY KEY, region text);
+		 ALTER TABLE dbchat.claims_only ENABLE ROW LEVEL SECURITY; ALTER TABLE dbchat.claims_only FORCE ROW LEVEL SECURITY;
+		 CREATE POLICY claim_region ON dbchat.claims_only AS RESTRICTIVE FOR SELECT USING (region = (SELECT dbchat.claim('region')))`},
 	{"unindexed_foreign_key", "dbchat.api_keys",
 		`ALTER TABLE dbchat.api_keys ADD COLUMN model_id uuid, ADD FOREIGN KEY (tenant_id, model_id) REFERENCES dbchat.models (tenant_id, id)`},
 }
