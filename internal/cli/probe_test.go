@@ -160,6 +160,28 @@ func TestProbeCatchesABrokenPolicy(t *testing.T) {
 	require.NotZero(t, rep.Summary.Failed)
 }
 
+// TestProbeCatchesAClaimThatAdmitsEveryone: with dbchat.claim broken (it
+// returns the claim's name, which the probe's policy compares its marked
+// row with), an end user outside the claim policy sees the row, and the
+// probe's claim attempts say so; forged tokens stay refused.
+func TestProbeCatchesAClaimThatAdmitsEveryone(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	admin := d.AdminPool(t)
+	_, err := admin.Exec(context.Background(), `CREATE OR REPLACE FUNCTION dbchat.claim(p_name text) RETURNS text
+		LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT p_name $$`)
+	require.NoError(t, err)
+
+	res, err := probe.Run(t.Context(), probeConfig(d))
+	require.NoError(t, err)
+	failed := probeFailures(res)
+	require.Contains(t, failed, "token A→A read beyond claims POST /v1/sql as an end user (JWT): 200 OK; the row beyond its claims was returned")
+	require.Contains(t, failed, "token B→B read beyond claims POST /v1/sql as an end user (JWT): 200 OK; the row beyond its claims was returned")
+	require.NotContains(t, failed, "forged token")
+	require.True(t, res.Cleanup.Done, res.Cleanup.Error)
+	requireNoProbeResidue(t, admin)
+}
+
 func TestProbeNeedsItsConnections(t *testing.T) {
 	t.Parallel()
 	_, err := probe.Run(context.Background(), probe.Config{AppURL: "postgres://x@127.0.0.1:1/x"})
