@@ -8,9 +8,9 @@ package cli
 //     cluster's directory (.dbchat/dev/dev-idp-key.json, git-ignored) and is
 //     created on first use; nothing else ever reads it;
 //   - `dbchat dev` serves the public half on a loopback listener only
-//     (http://127.0.0.1:<random port>/jwks.json) and registers it as an
-//     identity provider of the demo tenant on every start, replacing the
-//     registration of the previous run (its port changed);
+//     (http://127.0.0.1:<port>/jwks.json, the previous run's port when it
+//     is free) and registers it as an identity provider of the demo tenant,
+//     replacing the previous run's registration when the port changed;
 //   - the issuer is https://dev-token.dbchat.invalid/<demo tenant id>: the
 //     .invalid name (RFC 2606) cannot belong to a real identity provider, and
 //     `dbchat serve` has no such listener and no such command.
@@ -28,8 +28,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,7 +108,13 @@ func startDevIdP(ctx context.Context, db *tenant.DB, id tenant.Identity, dir str
 	if err != nil {
 		return st, nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The previous run's port if it is free, so the registration (and the
+	// users it signed in) stays; another loopback port otherwise.
+	var prev devIdPState
+	if b, err := os.ReadFile(filepath.Join(dir, devIdPFile)); err == nil {
+		_ = json.Unmarshal(b, &prev)
+	}
+	ln, err := listenLoopback(prev.JWKSURL)
 	if err != nil {
 		return st, nil, fmt.Errorf("dev token JWKS listener: %w", err)
 	}
@@ -133,10 +141,15 @@ func startDevIdP(ctx context.Context, db *tenant.DB, id tenant.Identity, dir str
 			return err
 		}
 		for _, p := range ps {
-			if p.Issuer == st.Issuer {
-				if err := identity.Delete(ctx, tx, p.ID); err != nil {
-					return err
-				}
+			if p.Issuer != st.Issuer {
+				continue
+			}
+			if p.JWKSURL == spec.JWKSURL && p.Audience == spec.Audience && slices.Equal(p.Claims.Pass, spec.Claims.Pass) {
+				return nil // registered by the previous run on the same port
+			}
+			// Replaced: its users keep their rows, and sign in as new users.
+			if err := identity.Delete(ctx, tx, p.ID); err != nil {
+				return err
 			}
 		}
 		_, err = identity.Create(ctx, tx, spec)
@@ -154,6 +167,17 @@ func startDevIdP(ctx context.Context, db *tenant.DB, id tenant.Identity, dir str
 		return st, nil, fmt.Errorf("dev token provider: %w", err)
 	}
 	return st, stop, nil
+}
+
+// listenLoopback listens on prevURL's 127.0.0.1 port if it is free, else on
+// a random loopback port; never on another interface.
+func listenLoopback(prevURL string) (net.Listener, error) {
+	if u, err := url.Parse(prevURL); err == nil && u.Hostname() == "127.0.0.1" && u.Port() != "" {
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+u.Port()); err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
 }
 
 // claimFlags collects repeated --claim name=value flags. A value that is a

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -36,12 +37,13 @@ func TestDevTokenSignsInToTheDemoTenant(t *testing.T) {
 	require.NoError(t, db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
 	dir := t.TempDir()
 
-	_, stop, err := startDevIdP(ctx, db, a.Identity, dir)
+	first, stop, err := startDevIdP(ctx, db, a.Identity, dir)
 	require.NoError(t, err)
 	stop()
-	st, stop, err := startDevIdP(ctx, db, a.Identity, dir) // a second run replaces the registration
+	st, stop, err := startDevIdP(ctx, db, a.Identity, dir) // a second run: its port again, the same registration
 	require.NoError(t, err)
 	t.Cleanup(stop)
+	require.Equal(t, first, st)
 	require.True(t, strings.HasPrefix(st.JWKSURL, "http://127.0.0.1:"), st.JWKSURL)
 	require.Equal(t, devIssuerPrefix+a.ID.String(), st.Issuer)
 	fi, err := os.Stat(filepath.Join(dir, devKeyFile))
@@ -107,6 +109,37 @@ func TestDevTokenSignsInToTheDemoTenant(t *testing.T) {
 	}
 	alice, bob := mint("--sub", "alice", "--claim", "country=US"), mint("--sub", "bob", "--claim", "country=GB")
 	require.Equal(t, "Grace Hopper, Barbara Liskov", names(alice))
+	me := func(token string) string {
+		code, body := call(token, http.MethodGet, "/v1/me", "")
+		require.Equal(t, http.StatusOK, code, body)
+		var m struct {
+			User struct {
+				ID string `json:"id"`
+			} `json:"user"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &m))
+		return m.User.ID
+	}
+	aliceID := me(alice)
+	// Restarted on its port: the same registration, alice the same user.
+	stop()
+	again, stop, err := startDevIdP(ctx, db, a.Identity, dir)
+	require.NoError(t, err)
+	require.Equal(t, st, again)
+	require.Equal(t, aliceID, me(alice))
+	// Restarted while its port is taken: another port, the registration
+	// replaced, and its tokens still sign in.
+	stop()
+	busy, err := net.Listen("tcp", strings.TrimSuffix(strings.TrimPrefix(st.JWKSURL, "http://"), "/jwks.json"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = busy.Close() })
+	moved, stop, err := startDevIdP(ctx, db, a.Identity, dir)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	require.NotEqual(t, st.JWKSURL, moved.JWKSURL)
+	require.Equal(t, st.Issuer, moved.Issuer)
+	require.NotEmpty(t, me(mint("--sub", "alice", "--claim", "country=US")))
+	st = moved
 	require.Equal(t, "Ada Lovelace", names(bob))
 	require.Empty(t, names(mint("--sub", "carol")), "no claim, no rows")
 
