@@ -385,43 +385,17 @@ func hasAny(v any, want []string) bool {
 // sight; its role follows the token's role claim. With a cached provider,
 // finding no user is errProviderStale: only a fresh lookup provisions.
 func (v *Verifier) user(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRow, subject string, role tenant.Role, claims map[string]any, cached bool) (tenant.Identity, error) {
-	q := dbsqlc.New()
 	scope := tenant.Identity{TenantID: p.TenantID}
 	key := dbsqlc.UserBySubjectParams{IdentityProviderID: &p.ID, Subject: &subject}
-	var u dbsqlc.UserBySubjectRow
-	err := v.db.OnceAs(ctx, scope, func(tx tenant.Conn) error {
-		var err error
-		u, err = q.UserBySubject(ctx, tx, key)
-		return err
-	})
-	if apperr.CodeOf(err) == apperr.NotFound && cached {
+	u, err := v.bySubject(ctx, scope, key)
+	switch {
+	case apperr.CodeOf(err) == apperr.NotFound && cached:
 		return tenant.Identity{}, errProviderStale
-	}
-	if apperr.CodeOf(err) == apperr.NotFound {
-		err = v.db.TxAs(ctx, scope, func(tx tenant.Conn) error {
-			row, err := q.ProvisionUser(ctx, tx, dbsqlc.ProvisionUserParams{
-				Email: email(claims, p.EmailClaim, fallbackEmail(p.ID, subject)), FallbackEmail: fallbackEmail(p.ID, subject),
-				Name: name(claims), Role: string(role), IdentityProviderID: p.ID, Subject: subject,
-			})
-			// No row: a concurrent first sight of the subject won (inside the
-			// transaction the error is still pgx's; TxAs translates it later).
-			if errors.Is(err, pgx.ErrNoRows) {
-				r, err := q.UserBySubject(ctx, tx, key)
-				u = r
-				return err
-			}
-			u = dbsqlc.UserBySubjectRow(row)
-			return err
+	case apperr.CodeOf(err) == apperr.NotFound:
+		u, err = v.provision(ctx, scope, key, dbsqlc.ProvisionUserParams{
+			Email: email(claims, p.EmailClaim, fallbackEmail(p.ID, subject)), FallbackEmail: fallbackEmail(p.ID, subject),
+			Name: name(claims), Role: string(role), IdentityProviderID: p.ID, Subject: subject,
 		})
-		if apperr.CodeOf(err) == apperr.Conflict {
-			// A concurrent first sight inserted the same email (a unique key
-			// the ON CONFLICT does not arbitrate) and won: read its user.
-			err = v.db.OnceAs(ctx, scope, func(tx tenant.Conn) error {
-				var err error
-				u, err = q.UserBySubject(ctx, tx, key)
-				return err
-			})
-		}
 	}
 	if err != nil {
 		return tenant.Identity{}, err
@@ -429,15 +403,49 @@ func (v *Verifier) user(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRo
 	if !u.IsActive {
 		return tenant.Identity{}, refuse(ReasonUserDisabled, "user disabled")
 	}
-	if tenant.Role(u.Role) != role {
+	if tenant.Role(u.Role) != role { // the role follows the claim on every sign-in
 		err = v.db.OnceAs(ctx, scope, func(tx tenant.Conn) error {
-			return q.SetUserRole(ctx, tx, dbsqlc.SetUserRoleParams{ID: u.ID, Role: string(role)})
+			return dbsqlc.New().SetUserRole(ctx, tx, dbsqlc.SetUserRoleParams{ID: u.ID, Role: string(role)})
 		})
 		if err != nil {
 			return tenant.Identity{}, err
 		}
 	}
 	return tenant.Identity{TenantID: p.TenantID, UserID: u.ID, Role: role}, nil
+}
+
+// bySubject reads the user a provider's subject signed in as before.
+func (v *Verifier) bySubject(ctx context.Context, scope tenant.Identity, key dbsqlc.UserBySubjectParams) (dbsqlc.UserBySubjectRow, error) {
+	var u dbsqlc.UserBySubjectRow
+	err := v.db.OnceAs(ctx, scope, func(tx tenant.Conn) error {
+		var err error
+		u, err = dbsqlc.New().UserBySubject(ctx, tx, key)
+		return err
+	})
+	return u, err
+}
+
+// provision creates the member (or admin) a subject's first sign-in
+// makes. A concurrent first sight that wins makes the insert return no row
+// (inside the transaction the error is still pgx's; TxAs translates it
+// later) or, when it inserted the same email (a unique key the ON CONFLICT
+// does not arbitrate), a conflict: either way the winner's user is read.
+func (v *Verifier) provision(ctx context.Context, scope tenant.Identity, key dbsqlc.UserBySubjectParams, p dbsqlc.ProvisionUserParams) (dbsqlc.UserBySubjectRow, error) {
+	q := dbsqlc.New()
+	var u dbsqlc.UserBySubjectRow
+	err := v.db.TxAs(ctx, scope, func(tx tenant.Conn) error {
+		row, err := q.ProvisionUser(ctx, tx, p)
+		if errors.Is(err, pgx.ErrNoRows) {
+			u, err = q.UserBySubject(ctx, tx, key)
+			return err
+		}
+		u = dbsqlc.UserBySubjectRow(row)
+		return err
+	})
+	if apperr.CodeOf(err) == apperr.Conflict {
+		return v.bySubject(ctx, scope, key)
+	}
+	return u, err
 }
 
 // email is the mapped email claim, or fallback when there is none.
