@@ -287,48 +287,62 @@ func (v *Verifier) verify(ctx context.Context, raw, iss string, p dbsqlc.Identit
 	if err != nil || len(tok.Headers) != 1 {
 		return nil, refuse(ReasonMalformed, "not a signed JWT")
 	}
+	all, err := v.signed(ctx, tok, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.checkClaims(all, iss, p.Audience); err != nil {
+		return nil, err
+	}
+	return all, nil
+}
+
+// signed returns the token's claims once one of the issuer's keys (of the
+// header's kid and algorithm, when the key names them) verifies it.
+func (v *Verifier) signed(ctx context.Context, tok *jwt.JSONWebToken, p dbsqlc.IdentityProviderByIssuerRow) (map[string]any, error) {
 	h := tok.Headers[0]
 	keys, err := v.keys(ctx, p, h.KeyID)
 	if err != nil {
 		return nil, err
 	}
-	var all map[string]any
-	verified := false
 	for _, k := range keys {
 		if (h.KeyID != "" && k.KeyID != h.KeyID) || (k.Algorithm != "" && k.Algorithm != h.Algorithm) {
 			continue
 		}
+		var all map[string]any
 		if tok.Claims(k.Key, &all) == nil {
-			verified = true
-			break
+			return all, nil
 		}
 	}
-	if !verified {
-		return nil, refuse(ReasonSignature, "signature not verified by the issuer's keys")
-	}
-	// The registered claims, typed: a verified token whose exp is not a
-	// number or whose sub is not a string is malformed, not forged.
+	return nil, refuse(ReasonSignature, "signature not verified by the issuer's keys")
+}
+
+// checkClaims checks the registered claims of a verified token: exp is
+// required, exp/nbf/iat within the leeway, iss and aud as registered.
+func (v *Verifier) checkClaims(all map[string]any, iss, audience string) error {
+	// Typed: a verified token whose exp is not a number or whose sub is
+	// not a string is malformed, not forged.
 	var std jwt.Claims
 	if b, err := json.Marshal(all); err != nil || json.Unmarshal(b, &std) != nil {
-		return nil, refuse(ReasonMalformed, "claims not valid")
+		return refuse(ReasonMalformed, "claims not valid")
 	}
 	if std.Expiry == nil {
-		return nil, refuse(ReasonExpired, "expired or without exp")
+		return refuse(ReasonExpired, "expired or without exp")
 	}
-	err = std.ValidateWithLeeway(jwt.Expected{Issuer: iss, AnyAudience: jwt.Audience{p.Audience}, Time: v.opt.Now()}, v.opt.Leeway)
+	err := std.ValidateWithLeeway(jwt.Expected{Issuer: iss, AnyAudience: jwt.Audience{audience}, Time: v.opt.Now()}, v.opt.Leeway)
 	switch {
 	case err == nil:
-		return all, nil
+		return nil
 	case errors.Is(err, jwt.ErrExpired):
-		return nil, refuse(ReasonExpired, "expired or without exp")
+		return refuse(ReasonExpired, "expired or without exp")
 	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
-		return nil, refuse(ReasonNotYetValid, "not yet valid")
+		return refuse(ReasonNotYetValid, "not yet valid")
 	case errors.Is(err, jwt.ErrInvalidAudience):
-		return nil, refuse(ReasonAudience, "wrong audience")
+		return refuse(ReasonAudience, "wrong audience")
 	case errors.Is(err, jwt.ErrInvalidIssuer):
-		return nil, refuse(ReasonIssuer, "unknown issuer")
+		return refuse(ReasonIssuer, "unknown issuer")
 	}
-	return nil, refuse(ReasonMalformed, "claims not valid")
+	return refuse(ReasonMalformed, "claims not valid")
 }
 
 // signIn maps the verified claims and finds, or provisions, the user.
