@@ -258,8 +258,7 @@ var askNovel = collect(dataLines("ask-novel"), func(f []string) string { return 
 // lower-cased and no question mark (the same vector: the offline generator
 // reuses the pair's SQL), half from askNovel.
 func askQuestions(trained []nlsql.NewItem, n int) []string {
-	rng := rand.New(rand.NewPCG(13, 14))
-	var out []string
+	rng, out := rand.New(rand.NewPCG(13, 14)), []string{}
 	for i := range n {
 		if i%2 == 0 && len(trained) > 0 {
 			q := trained[rng.IntN(len(trained))].Question
@@ -276,8 +275,7 @@ func askSection(c AskConfig, seed *askSeeded, questions []string, samples [][]as
 	p50p95 := func(runs [][]float64) (p50s, p95s []float64) {
 		return collect(runs, func(r []float64) float64 { return pq(r, 0.5) }), collect(runs, func(r []float64) float64 { return pq(r, 0.95) })
 	}
-	var rows [][]string
-	stageP50 := make([][]float64, len(askStages))
+	rows, stageP50 := [][]string{}, make([][]float64, len(askStages))
 	for si, st := range askStages {
 		p50s, p95s := p50p95(collect(samples, func(r []askSample) []float64 { return collect(r, st.get) }))
 		stageP50[si] = p50s

@@ -350,8 +350,7 @@ func writeReport(path string, m machine, command string, sections []*Section) er
 				Body: "Not run yet: `make bench BENCH=" + p.name + "`.\n"})}
 		}
 	}
-	var rows [][]string
-	text := ""
+	rows, text := [][]string{}, ""
 	for _, p := range suite {
 		rows, text = append(rows, summaryRows(p.title, kept[p.name].rows)...), text+"\n"+kept[p.name].text
 	}

@@ -130,8 +130,7 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 }
 
 func rlsSection(c RLSConfig, size string, samples int, us [][][]float64) *Section {
-	s := &Section{}
-	var rows [][]string
+	s, rows := &Section{}, [][]string{}
 	for qi, q := range rlsQueries {
 		u := us[qi]
 		ratio, setting := newDist(ratios(u[vRLS], u[vFloor])), newDist(ratios(u[vSetting], u[vFloor]))
@@ -142,8 +141,7 @@ func rlsSection(c RLSConfig, size string, samples int, us [][][]float64) *Sectio
 		s.Summary = append(s.Summary, Row{q.name + " (µs/query)", newDist(u[vFloor]).m("%.0f µs"), newDist(u[vRLS]).m("%.0f µs"),
 			ratio.f("%.2f"), rlsGoal.String(), verdict})
 	}
-	s.Body = render("rls", map[string]any{"Goal": rlsGoal.bound, "C": c, "Total": c.Tenants * c.RowsPerTenant, "Size": size, "Samples": samples,
-		"Table": rows})
+	s.Body = render("rls", map[string]any{"Goal": rlsGoal.bound, "C": c, "Total": c.Tenants * c.RowsPerTenant, "Size": size, "Samples": samples, "Table": rows})
 	return s
 }
 
@@ -474,8 +472,7 @@ func vecVerdict(recall, p95 float64) string {
 }
 
 func vectorSection(c VectorConfig, data *vecData, quality [][]vecQuality, p50, p95 [][][]float64) *Section {
-	s := &Section{}
-	largest, allMet := 0, true
+	s, largest, allMet := &Section{}, 0, true
 	rangeText := func(lo, hi int) string {
 		return thousands(lo) + map[bool]string{false: "–" + thousands(hi)}[lo == hi]
 	}

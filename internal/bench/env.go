@@ -173,10 +173,7 @@ type countingConn struct {
 	writes *atomic.Int64
 }
 
-func (c countingConn) Write(b []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(b)
-}
+func (c countingConn) Write(b []byte) (int, error) { c.writes.Add(1); return c.Conn.Write(b) }
 
 // pool opens a pool on connURL for the running part (maxConns 0: pgxpool's
 // default), counting round trips into writes if not nil, traced if asked.

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,11 +21,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dbchat/dbchat/internal/catalog"
+	"github.com/dbchat/dbchat/internal/identity"
 	"github.com/dbchat/dbchat/internal/provision"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/server/apiclient"
@@ -30,11 +36,11 @@ import (
 )
 
 // The parts measured over HTTP: 2, 4, 6 and 7. Part 2: the whole request
-// path (HTTP, key auth, tenant transaction, sqlc, JSON) against a floor
-// serving the same rows with bare net/http and one pgx query, no auth, no
-// RLS; templates/http.md.tmpl.
+// path (HTTP, key auth, tenant transaction, sqlc, JSON) against a floor of
+// bare net/http and one pgx query (no auth, no RLS), and with a provider's
+// JWT against the key; templates/http.md.tmpl.
 
-var httpGoal = goal{bound: 0.70}
+var httpGoal, jwtGoal = goal{bound: 0.70}, goal{bound: 0.95}
 
 // endpoint is one measured GET: its floor statement and the JSON field
 // holding the listed rows, of which there must be want.
@@ -86,8 +92,8 @@ func (t *target) count(h http.Handler) http.Handler {
 func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.HTTP
 	d := e.open(ctx, "http")
-	floor, real := &target{name: "floor"}, &target{name: "dbchat"}
-	targets := []*target{floor, real}
+	floor, real, bearer := &target{name: "floor"}, &target{name: "dbchat"}, &target{name: "dbchat, JWT"}
+	targets := []*target{floor, real, bearer}
 	rec, tracers := &phaseTracer{}, []pgx.QueryTracer{} // BENCH_EXPLAIN: rec keeps one request's statements per endpoint
 	if rec.paused.Store(true); e.cfg.Explain {
 		tracers = append(tracers, rec)
@@ -102,7 +108,10 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	// The production server as `dbchat serve` builds it, logging JSON (to
 	// /dev/null here, so the cost of formatting and writing stays).
 	floor.url, real.url = e.serve(floor.count(mux)), e.serve(real.count(server.New(db, devNullLog, server.Config{})))
-	// Both list the same rows; the warm-up runs.
+	// The same server over its own pool, signing in with a provider's JWT.
+	bearer.header = "Authorization: Bearer " + benchJWT(ctx, e, db, id)
+	bearer.url = e.serve(bearer.count(server.New(tenant.New(e.pool(ctx, d.AppURL, 0, &bearer.writes)), devNullLog, server.Config{})))
+	// All list the same rows (the JWT's user is provisioned here); the warm-up runs.
 	sizes := make([][]int, len(endpoints))
 	for ei, ep := range endpoints {
 		for _, t := range targets {
@@ -119,11 +128,11 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	for run := range e.cfg.Runs {
 		for ei, ep := range endpoints {
 			for k := range targets {
-				ti := (k + run) % len(targets) // the order alternates between runs
+				ti := (k + run) % len(targets) // the order rotates between runs
 				res[ei][ti] = append(res[ei][ti], measureLoad(ctx, e, targets[ti], ep, c))
 			}
-			e.logf("http: run %d/%d %s: floor %.0f req/s, dbchat %.0f req/s", run+1, e.cfg.Runs, ep.name,
-				res[ei][0][run].load.RPS, res[ei][1][run].load.RPS)
+			e.logf("http: run %d/%d %s: floor %.0f req/s, dbchat %.0f req/s, with a JWT %.0f req/s", run+1, e.cfg.Runs, ep.name,
+				res[ei][0][run].load.RPS, res[ei][1][run].load.RPS, res[ei][2][run].load.RPS)
 		}
 	}
 	for _, ep := range endpoints {
@@ -166,6 +175,19 @@ func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig)
 	return id, res.APIKey
 }
 
+// benchJWT registers an identity provider of id's tenant whose ES256 key set
+// a loopback server here serves, and mints an admin's token of it.
+func benchJWT(ctx context.Context, e *Env, db *tenant.DB, id tenant.Identity) string {
+	key := jose.JSONWebKey{Key: must1(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)), KeyID: "bench", Algorithm: string(jose.ES256), Use: "sig"}
+	jwks := must1(json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{key.Public()}}))
+	spec := identity.Spec{Issuer: "https://bench.dbchat.invalid", Audience: "dbchat-bench", Claims: identity.Claims{User: "sub", Role: "role", AdminValues: []string{"admin"}},
+		JWKSURL: e.serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(jwks) })) + "/jwks.json"}
+	must(db.TxAs(ctx, id, func(tx tenant.Conn) error { _, err := identity.Create(ctx, tx, spec); return err }))
+	signer := must1(jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT")))
+	return must1(jwt.Signed(signer).Claims(map[string]any{"iss": spec.Issuer, "aud": spec.Audience, "sub": "bench-user", "role": "admin",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(24 * time.Hour).Unix()}).Serialize())
+}
+
 // serve runs h on a loopback port until the running part ends.
 func (e *Env) serve(h http.Handler) (url string) {
 	ln := must1(net.Listen("tcp", "127.0.0.1:0"))
@@ -192,34 +214,25 @@ func measureLoad(ctx context.Context, e *Env, t *target, ep endpoint, c HTTPConf
 }
 
 func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Section {
-	s := &Section{}
-	type epOut struct {
-		Name    string
-		Table   [][]string
-		Verdict string
-	}
-	var eps []epOut
-	fields := []struct {
-		format string
-		get    func(httpSample) float64
-	}{
-		{"%.0f", func(x httpSample) float64 { return x.load.RPS }}, {"%.2f", func(x httpSample) float64 { return x.load.P50us / 1000 }},
-		{"%.2f", func(x httpSample) float64 { return x.load.P99us / 1000 }}, {"%.2f", func(x httpSample) float64 { return x.roundTrips }},
-		{"%.0f", func(x httpSample) float64 { return x.serverCPU }}, {"%.0f", func(x httpSample) float64 { return x.pgCPU }},
-		{"%.0f", func(x httpSample) float64 { return x.loadCPU }},
-	}
-	med := func(xs []httpSample, fi int) float64 { return newDist(collect(xs, fields[fi].get)).Med }
+	s, eps := &Section{}, []map[string]any{}
+	formats, fields := strings.Fields("%.0f %.2f %.2f %.2f %.0f %.0f %.0f"), []func(httpSample) float64{func(x httpSample) float64 { return x.load.RPS },
+		func(x httpSample) float64 { return x.load.P50us / 1000 }, func(x httpSample) float64 { return x.load.P99us / 1000 },
+		func(x httpSample) float64 { return x.roundTrips }, func(x httpSample) float64 { return x.serverCPU },
+		func(x httpSample) float64 { return x.pgCPU }, func(x httpSample) float64 { return x.loadCPU }}
+	med := func(xs []httpSample, fi int) float64 { return newDist(collect(xs, fields[fi])).Med }
 	for ei, ep := range endpoints {
-		f, r := res[ei][0], res[ei][1]
-		ratio := newDist(ratios(collect(r, fields[0].get), collect(f, fields[0].get)))
-		verdict := httpGoal.verdict(ratio.Med)
+		f, r, j := res[ei][0], res[ei][1], res[ei][2]
+		ratio, jr := newDist(ratios(collect(r, fields[0]), collect(f, fields[0]))), newDist(ratios(collect(j, fields[0]), collect(r, fields[0])))
+		verdict, jv := httpGoal.verdict(ratio.Med), jwtGoal.verdict(jr.Med)
 		s.Summary = append(s.Summary, Row{fmt.Sprintf("%s (req/s, c=%d)", ep.name, c.Concurrency), fmt.Sprintf("%.0f", med(f, 0)),
-			fmt.Sprintf("%.0f", med(r, 0)), ratio.f("%.2f"), httpGoal.String(), verdict})
+			fmt.Sprintf("%.0f", med(r, 0)), ratio.f("%.2f"), httpGoal.String(), verdict},
+			Row{fmt.Sprintf("%s with a JWT vs the API key (req/s, c=%d)", ep.name, c.Concurrency), fmt.Sprintf("key %.0f", med(r, 0)),
+				fmt.Sprintf("%.0f", med(j, 0)), jr.f("%.2f"), jwtGoal.String(), jv})
 		var rows [][]string
-		for ti, xs := range [][]httpSample{f, r} {
-			row := []string{[]string{"floor", "dbchat"}[ti]}
+		for ti, xs := range res[ei] {
+			row := []string{[]string{"floor", "dbchat, API key", "dbchat, JWT"}[ti]}
 			for fi, fd := range fields {
-				cell := newDist(collect(xs, fd.get)).f(fd.format)
+				cell := newDist(collect(xs, fd)).f(formats[fi])
 				if fi == 5 && e.machine.pgPID == 0 {
 					cell = "n/a (remote cluster)"
 				}
@@ -227,10 +240,10 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Sec
 			}
 			rows = append(rows, append(row, fmt.Sprint(sizes[ei][ti])))
 		}
-		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f")})
-		eps = append(eps, epOut{ep.name, rows, verdict})
+		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f")}, []string{"**JWT / API key**", jr.f("%.2f")})
+		eps = append(eps, map[string]any{"Name": ep.name, "Table": rows, "Verdict": verdict + "; JWT vs API key (req/s ratio, goal " + jwtGoal.String() + "): " + jv})
 	}
-	s.Body = render("http", map[string]any{"Goal": httpGoal.bound, "C": c, "AllRows": c.Tenants * c.RowsPerTenant,
+	s.Body = render("http", map[string]any{"Goal": httpGoal.bound, "JWTGoal": jwtGoal.bound, "C": c, "AllRows": c.Tenants * c.RowsPerTenant,
 		"Pool": max(4, e.machine.Cores), "Endpoints": eps})
 	return s
 }
@@ -394,8 +407,7 @@ func sameRows(ctx context.Context, admin *pgx.Conn, dataTable string) {
 }
 
 func importSection(sizes []*importSize) *Section {
-	s := &Section{}
-	small, large := sizes[0], sizes[len(sizes)-1]
+	s, small, large := &Section{}, sizes[0], sizes[len(sizes)-1]
 	var rows, mem [][]string
 	for _, sz := range sizes {
 		rate := func(xs []float64) dist {
@@ -433,11 +445,8 @@ func importSection(sizes []*importSize) *Section {
 		phases = append(phases, []string{n, fmt.Sprintf("%.0f", phaseMed(n)), fmt.Sprintf("%.0f %%", phaseMed(n)/total*100)})
 	}
 	s.Body = render("import", map[string]any{"Goal": importGoal.bound, "Columns": importColumns, "LargeRows": large.rows, "SmallRows": small.rows,
-		"LargeMiB": mib(large.bytes), "SmallMiB": mib(small.bytes),
-		"Table":      rows,
-		"MemTable":   mem,
-		"AnonGrowth": anonGrowth, "Growth": float64(large.proc.HWM) / float64(max(1, small.proc.HWM)), "Times": times, "MemVerdict": memVerdict,
-		"Phases": phases})
+		"LargeMiB": mib(large.bytes), "SmallMiB": mib(small.bytes), "Table": rows, "MemTable": mem, "Phases": phases,
+		"AnonGrowth": anonGrowth, "Growth": float64(large.proc.HWM) / float64(max(1, small.proc.HWM)), "Times": times, "MemVerdict": memVerdict})
 	return s
 }
 
