@@ -180,12 +180,12 @@ func seedHTTP(ctx context.Context, admin *pgx.Conn, db *tenant.DB, c HTTPConfig)
 func benchJWT(ctx context.Context, e *Env, db *tenant.DB, id tenant.Identity) string {
 	key := jose.JSONWebKey{Key: must1(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)), KeyID: "bench", Algorithm: string(jose.ES256), Use: "sig"}
 	jwks := must1(json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{key.Public()}}))
-	spec := identity.Spec{Issuer: "https://bench.dbchat.invalid", Audience: "dbchat-bench", Claims: identity.Claims{User: "sub", Role: "role", AdminValues: []string{"admin"}},
+	spec := identity.Spec{Issuer: "https://bench.dbchat.invalid", Audience: "dbchat-bench", Claims: identity.Claims{Role: "role", AdminValues: []string{"admin"}},
 		JWKSURL: e.serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(jwks) })) + "/jwks.json"}
+	must(spec.Validate()) // as POST /v1/identity-providers does
 	must(db.TxAs(ctx, id, func(tx tenant.Conn) error { _, err := identity.Create(ctx, tx, spec); return err }))
-	signer := must1(jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT")))
-	return must1(jwt.Signed(signer).Claims(map[string]any{"iss": spec.Issuer, "aud": spec.Audience, "sub": "bench-user", "role": "admin",
-		"iat": time.Now().Unix(), "exp": time.Now().Add(24 * time.Hour).Unix()}).Serialize())
+	return must1(jwt.Signed(must1(jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT")))).
+		Claims(map[string]any{"iss": spec.Issuer, "aud": spec.Audience, "sub": "bench-user", "role": "admin", "iat": time.Now().Unix(), "exp": time.Now().Add(24 * time.Hour).Unix()}).Serialize())
 }
 
 // serve runs h on a loopback port until the running part ends.
