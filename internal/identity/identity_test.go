@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,4 +149,54 @@ func TestAuthenticate(t *testing.T) {
 	_, err = v.Authenticate(t.Context(), token("erin", nil))
 	require.Equal(t, identity.ReasonIssuer, identity.ReasonOf(err))
 	require.Equal(t, before+2, users(), "nothing provisioned in a deactivated tenant")
+}
+
+// A verified token skips its signature check for a while, but never past
+// its exp, never for other bytes, and never past a deactivated tenant (the
+// user lookup still runs on every sign-in).
+func TestVerifiedTokensAreRemembered(t *testing.T) {
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 4))
+	a := dbtest.NewTenant(t, db, "Tenant A")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Use: "sig"}}})
+	require.NoError(t, err)
+	spec := identity.Spec{Issuer: "https://idp.example", Audience: "dbchat", JWKS: jwks}
+	require.NoError(t, spec.Validate())
+	require.NoError(t, db.TxAs(t.Context(), a.Identity, func(tx tenant.Conn) error {
+		_, err := identity.Create(t.Context(), tx, spec)
+		return err
+	}))
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	require.NoError(t, err)
+	now := time.Now()
+	tok, err := jwt.Signed(signer).Claims(map[string]any{"iss": spec.Issuer, "aud": "dbchat", "sub": "frank",
+		"exp": now.Add(30 * time.Second).Unix()}).Serialize()
+	require.NoError(t, err)
+	clock := now
+	v := identity.NewVerifier(db, identity.Options{Now: func() time.Time { return clock }})
+
+	first, err := v.Authenticate(t.Context(), tok)
+	require.NoError(t, err)
+	again, err := v.Authenticate(t.Context(), tok)
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+
+	// Other bytes (a flipped signature) are verified, and refused.
+	forged := tok[:len(tok)-2] + map[bool]string{true: "AA", false: "BB"}[!strings.HasSuffix(tok, "AA")]
+	_, err = v.Authenticate(t.Context(), forged)
+	require.Error(t, err)
+
+	// Past its exp (and the leeway) the token is refused, remembered or not.
+	clock = now.Add(30*time.Second + identity.DefaultLeeway + time.Second)
+	_, err = v.Authenticate(t.Context(), tok)
+	require.Equal(t, identity.ReasonExpired, identity.ReasonOf(err))
+
+	// Within its life, a deactivated tenant stops it at once.
+	clock = now
+	_, err = d.AdminPool(t).Exec(t.Context(), `UPDATE dbchat.tenants SET is_active = false WHERE id = $1`, a.ID)
+	require.NoError(t, err)
+	_, err = v.Authenticate(t.Context(), tok)
+	require.Error(t, err)
 }

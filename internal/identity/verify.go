@@ -85,8 +85,14 @@ const (
 	// with a fresh lookup.
 	DefaultProviderTTL = 5 * time.Minute
 	maxProviders       = 10000
-	maxTokenBytes      = 16 << 10
-	maxFetchBytes      = 1 << 20
+	// VerifiedTTL is how long a verified token (the same bytes, for the
+	// same provider registration) skips its signature check: at most this
+	// long, and never past its exp. A deleted provider or a deactivated
+	// tenant still stops it at once (the sign-in's user lookup checks both).
+	VerifiedTTL   = time.Minute
+	maxVerified   = 10000
+	maxTokenBytes = 16 << 10
+	maxFetchBytes = 1 << 20
 )
 
 // Options tune a Verifier; zero fields take the defaults.
@@ -113,6 +119,14 @@ type Verifier struct {
 	mu        sync.Mutex
 	sets      map[string]*keyCache      // by JWKS URL
 	providers map[string]cachedProvider // by issuer
+	verified  map[[32]byte]verifiedToken
+}
+
+// verifiedToken is a token whose signature and claims one provider
+// verified: the same bytes skip the signature check until until.
+type verifiedToken struct {
+	claims map[string]any
+	until  time.Time
 }
 
 type cachedProvider struct {
@@ -283,6 +297,10 @@ func (v *Verifier) forget(iss string) {
 // verify checks the signature with the provider's keys, then the
 // registered claims; it returns every claim of the token.
 func (v *Verifier) verify(ctx context.Context, raw, iss string, p dbsqlc.IdentityProviderByIssuerRow) (map[string]any, error) {
+	key := sha256.Sum256([]byte(p.ID.String() + "\x00" + raw))
+	if claims, ok := v.wasVerified(key); ok {
+		return claims, nil
+	}
 	tok, err := jwt.ParseSigned(raw, Algorithms)
 	if err != nil || len(tok.Headers) != 1 {
 		return nil, refuse(ReasonMalformed, "not a signed JWT")
@@ -291,10 +309,39 @@ func (v *Verifier) verify(ctx context.Context, raw, iss string, p dbsqlc.Identit
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkClaims(all, iss, p.Audience); err != nil {
+	exp, err := v.checkClaims(all, iss, p.Audience)
+	if err != nil {
 		return nil, err
 	}
+	v.remember(key, all, exp)
 	return all, nil
+}
+
+// wasVerified returns the claims of a token verified less than
+// VerifiedTTL ago and not yet expired.
+func (v *Verifier) wasVerified(key [32]byte) (map[string]any, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	t, ok := v.verified[key]
+	if !ok || !v.opt.Now().Before(t.until) {
+		return nil, false
+	}
+	return t.claims, true
+}
+
+// remember keeps a verified token's claims until VerifiedTTL from now or
+// its exp, whichever comes first; the cache is emptied when full.
+func (v *Verifier) remember(key [32]byte, claims map[string]any, exp time.Time) {
+	until := v.opt.Now().Add(VerifiedTTL)
+	if exp.Before(until) {
+		until = exp
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.verified == nil || len(v.verified) >= maxVerified {
+		v.verified = map[[32]byte]verifiedToken{}
+	}
+	v.verified[key] = verifiedToken{claims: claims, until: until}
 }
 
 // signed returns the token's claims once one of the issuer's keys (of the
@@ -319,30 +366,30 @@ func (v *Verifier) signed(ctx context.Context, tok *jwt.JSONWebToken, p dbsqlc.I
 
 // checkClaims checks the registered claims of a verified token: exp is
 // required, exp/nbf/iat within the leeway, iss and aud as registered.
-func (v *Verifier) checkClaims(all map[string]any, iss, audience string) error {
+func (v *Verifier) checkClaims(all map[string]any, iss, audience string) (time.Time, error) {
 	// Typed: a verified token whose exp is not a number or whose sub is
 	// not a string is malformed, not forged.
 	var std jwt.Claims
 	if b, err := json.Marshal(all); err != nil || json.Unmarshal(b, &std) != nil {
-		return refuse(ReasonMalformed, "claims not valid")
+		return time.Time{}, refuse(ReasonMalformed, "claims not valid")
 	}
 	if std.Expiry == nil {
-		return refuse(ReasonExpired, "expired or without exp")
+		return time.Time{}, refuse(ReasonExpired, "expired or without exp")
 	}
 	err := std.ValidateWithLeeway(jwt.Expected{Issuer: iss, AnyAudience: jwt.Audience{audience}, Time: v.opt.Now()}, v.opt.Leeway)
 	switch {
 	case err == nil:
-		return nil
+		return std.Expiry.Time(), nil
 	case errors.Is(err, jwt.ErrExpired):
-		return refuse(ReasonExpired, "expired or without exp")
+		return time.Time{}, refuse(ReasonExpired, "expired or without exp")
 	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
-		return refuse(ReasonNotYetValid, "not yet valid")
+		return time.Time{}, refuse(ReasonNotYetValid, "not yet valid")
 	case errors.Is(err, jwt.ErrInvalidAudience):
-		return refuse(ReasonAudience, "wrong audience")
+		return time.Time{}, refuse(ReasonAudience, "wrong audience")
 	case errors.Is(err, jwt.ErrInvalidIssuer):
-		return refuse(ReasonIssuer, "unknown issuer")
+		return time.Time{}, refuse(ReasonIssuer, "unknown issuer")
 	}
-	return refuse(ReasonMalformed, "claims not valid")
+	return time.Time{}, refuse(ReasonMalformed, "claims not valid")
 }
 
 // signIn maps the verified claims and finds, or provisions, the user.
