@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dbchat/dbchat/internal/apperr"
-	"github.com/dbchat/dbchat/internal/tenant"
 )
 
 // Defaults for the limits in Config.
@@ -163,16 +162,6 @@ func (s *Server) importSlot(ctx context.Context, tenantID uuid.UUID) (release fu
 		return nil, apperr.Wrap(apperr.Overloaded, ctx.Err(),
 			fmt.Sprintf("%d imports are already running; try again shortly", cap(is.all)))
 	}
-}
-
-// importStatementTimeout lifts dbchat_app's statement_timeout for the rest
-// of an import's transaction (SET LOCAL): its COPY runs as long as the
-// client sends (bounded by BodyIdleTimeout and MaxImportBytes) and its
-// INSERT moves every row at once.
-func (s *Server) importStatementTimeout(ctx context.Context, tx tenant.Conn) error {
-	ms := strconv.FormatInt(s.cfg.ImportStatementTimeout.Milliseconds(), 10)
-	_, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, ms)
-	return err
 }
 
 // retryAfter is the Retry-After of an overloaded answer, in seconds: the

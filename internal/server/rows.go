@@ -36,7 +36,9 @@ func (s *Server) importRows(c *gin.Context) (int, any, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := s.importStatementTimeout(ctx, tx); err != nil {
+		// The COPY runs as long as the client sends (bounded by the body idle
+		// timeout and the size cap) and the INSERT moves every row at once.
+		if err := tenant.SetStatementTimeout(ctx, tx, s.cfg.ImportStatementTimeout); err != nil {
 			return 0, err
 		}
 		return load(ctx, tx, t, body)

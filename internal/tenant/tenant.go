@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -401,3 +402,10 @@ func (r errRow) Scan(...any) error { return r.err }
 
 // Stat reports pool statistics (for metrics); it exposes no connection.
 func (db *DB) Stat() *pgxpool.Stat { return db.pool.Stat() }
+
+// SetStatementTimeout sets statement_timeout for the rest of tx (SET LOCAL
+// semantics), e.g. to lift the runtime role's default for a long import.
+func SetStatementTimeout(ctx context.Context, tx Conn, d time.Duration) error {
+	_, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(d.Milliseconds(), 10))
+	return err
+}
