@@ -30,7 +30,13 @@ const (
 	// InsufficientStorage: the database ran out of room for the request's
 	// work (disk full, or temp_file_limit reached); nothing was changed.
 	InsufficientStorage Code = "insufficient_storage"
-	Internal            Code = "internal"
+	// RateLimited: the tenant's requests_per_second (with its burst) is
+	// spent; Retry-After says when the next request may go.
+	RateLimited Code = "rate_limited"
+	// QuotaExceeded: the request would pass one of the tenant's quotas
+	// (details.quota names it); nothing was changed.
+	QuotaExceeded Code = "quota_exceeded"
+	Internal      Code = "internal"
 )
 
 var statuses = map[Code]int{
@@ -48,6 +54,8 @@ var statuses = map[Code]int{
 	Overloaded:          http.StatusServiceUnavailable,
 	RequestTimeout:      http.StatusRequestTimeout,
 	InsufficientStorage: http.StatusInsufficientStorage,
+	RateLimited:         http.StatusTooManyRequests,
+	QuotaExceeded:       http.StatusForbidden,
 	Internal:            http.StatusInternalServerError,
 }
 

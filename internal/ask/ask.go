@@ -38,6 +38,12 @@ type Service struct {
 	// Corrections is how many times a failed statement goes back to the
 	// generator with the database's error (default 1; negative: none).
 	Corrections int
+	// Quota, if set, counts each valid question against the tenant's
+	// quotas before any work and refuses one over them (issue 17 §2;
+	// limits.Service).
+	Quota interface {
+		Question(ctx context.Context) error
+	}
 }
 
 // New wires the pipeline: questions are embedded with store's embedder (the
@@ -155,6 +161,11 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	want, err := chartType(req)
 	if err != nil {
 		return Answer{}, err
+	}
+	if s.Quota != nil {
+		if err := s.Quota.Question(ctx); err != nil {
+			return Answer{}, err
+		}
 	}
 	var a Answer
 	a.Generator, a.SummaryBy = s.Generator.Name(), "dbchat"

@@ -36,6 +36,11 @@ func TestServeRefusesAnOlderSchema(t *testing.T) {
 	_, err = d.AdminPool(t).Exec(context.Background(),
 		fmt.Sprintf(`DELETE FROM %s WHERE version_id = $1`, migrate.VersionTable), want)
 	require.NoError(t, err)
+	// The one before it (versions may skip numbers while migrations are
+	// written in parallel).
+	var prev int64
+	require.NoError(t, d.AdminPool(t).QueryRow(context.Background(),
+		fmt.Sprintf(`SELECT max(version_id) FROM %s WHERE is_applied`, migrate.VersionTable)).Scan(&prev))
 	r := run(t, map[string]string{"DATABASE_URL": d.AppURL}, "serve")
-	requireOneLineError(t, r, fmt.Sprintf("database is not migrated (at %d, need %d): run `dbchat migrate`", want-1, want))
+	requireOneLineError(t, r, fmt.Sprintf("database is not migrated (at %d, need %d): run `dbchat migrate`", prev, want))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/limits"
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
@@ -138,6 +139,13 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 	if err := db.ShareFromEnv(); err != nil {
 		return err
 	}
+	// Tenants' rate limits and quotas; DBCHAT_DEFAULT_<NAME> are the
+	// defaults of tenants without a value of their own.
+	defaults, err := limits.FromEnv(env.Getenv)
+	if err != nil {
+		return err
+	}
+	scfg.Limits = limits.New(db, defaults)
 	emb, err := embed.FromEnv(ctx, env.Getenv)
 	if err != nil {
 		return err

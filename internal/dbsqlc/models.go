@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 	pgvector_go "github.com/pgvector/pgvector-go"
 )
 
@@ -186,6 +187,24 @@ type DbchatMigrationsSandboxFunction struct {
 	Fn interface{} `json:"fn"`
 }
 
+// What a tenant used of a periodic quota: questions per UTC day (period = the day), LLM tokens per UTC month (period = its first day).
+type DbchatQuotaUsage struct {
+	TenantID uuid.UUID   `json:"tenant_id"`
+	Quota    string      `json:"quota"`
+	Period   pgtype.Date `json:"period"`
+	Used     int64       `json:"used"`
+}
+
+// A token bucket per tenant (requests_per_second, burst), shared by every dbchat serve instance: tokens left at "at", the rate and burst it was last taken with, and whether the last request got a token. Unlogged: lost on a crash, when every bucket starts full again.
+type DbchatRateBucket struct {
+	TenantID uuid.UUID `json:"tenant_id"`
+	Tokens   float64   `json:"tokens"`
+	Rate     float64   `json:"rate"`
+	Burst    float64   `json:"burst"`
+	Allowed  bool      `json:"allowed"`
+	At       time.Time `json:"at"`
+}
+
 // One turn of a conversation: the question as typed, the standalone question it resolved to, the SQL and its query_history entry. No result rows.
 type Message struct {
 	TenantID       uuid.UUID `json:"tenant_id"`
@@ -247,6 +266,8 @@ type Tenant struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// true: an LLM generator writes answer summaries from a bounded sample of the rows (at most 20 rows, 4 KiB); false (default): no result value is ever sent to an LLM.
 	LlmDataAccess bool `json:"llm_data_access"`
+	// The operator's limits for this tenant: a key absent takes the default from configuration (DBCHAT_DEFAULT_<NAME>), null is unlimited, a number is the limit. Keys: requests_per_second, burst, questions_per_day, llm_tokens_per_month, storage_bytes, rows_per_import, training_rows.
+	Limits []byte `json:"limits"`
 }
 
 type TrainingData struct {

@@ -33,7 +33,7 @@ func (q *Queries) CreateTenant(ctx context.Context, db DBTX, arg CreateTenantPar
 }
 
 const currentTenant = `-- name: CurrentTenant :one
-SELECT id, name, slug, is_active, created_at, updated_at, llm_data_access FROM dbchat.tenants LIMIT 1
+SELECT id, name, slug, is_active, created_at, updated_at, llm_data_access, limits FROM dbchat.tenants LIMIT 1
 `
 
 func (q *Queries) CurrentTenant(ctx context.Context, db DBTX) (Tenant, error) {
@@ -47,6 +47,7 @@ func (q *Queries) CurrentTenant(ctx context.Context, db DBTX) (Tenant, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LlmDataAccess,
+		&i.Limits,
 	)
 	return i, err
 }
@@ -63,7 +64,7 @@ func (q *Queries) LLMDataAccess(ctx context.Context, db DBTX) (bool, error) {
 }
 
 const listTenants = `-- name: ListTenants :many
-SELECT id, name, slug, is_active, created_at, updated_at, llm_data_access FROM dbchat_ops.list_tenants() ORDER BY created_at, id
+SELECT id, name, slug, is_active, created_at, updated_at, llm_data_access, limits FROM dbchat_ops.list_tenants() ORDER BY created_at, id
 `
 
 // The one cross-tenant read (operator only): a SECURITY DEFINER function
@@ -85,6 +86,7 @@ func (q *Queries) ListTenants(ctx context.Context, db DBTX) ([]Tenant, error) {
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.LlmDataAccess,
+			&i.Limits,
 		); err != nil {
 			return nil, err
 		}
@@ -99,7 +101,7 @@ func (q *Queries) ListTenants(ctx context.Context, db DBTX) ([]Tenant, error) {
 const setLLMDataAccess = `-- name: SetLLMDataAccess :one
 UPDATE dbchat.tenants SET llm_data_access = $1, updated_at = now()
 WHERE id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)
-RETURNING id, name, slug, is_active, created_at, updated_at, llm_data_access
+RETURNING id, name, slug, is_active, created_at, updated_at, llm_data_access, limits
 `
 
 // A tenant admin's choice (PATCH /v1/tenant), on its own tenant's row.
@@ -114,6 +116,7 @@ func (q *Queries) SetLLMDataAccess(ctx context.Context, db DBTX, llmDataAccess b
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LlmDataAccess,
+		&i.Limits,
 	)
 	return i, err
 }
@@ -141,7 +144,7 @@ SET name       = coalesce($1, name),
     is_active  = coalesce($2, is_active),
     updated_at = now()
 WHERE id = $3
-RETURNING id, name, slug, is_active, created_at, updated_at, llm_data_access
+RETURNING id, name, slug, is_active, created_at, updated_at, llm_data_access, limits
 `
 
 type UpdateTenantParams struct {
@@ -163,6 +166,7 @@ func (q *Queries) UpdateTenant(ctx context.Context, db DBTX, arg UpdateTenantPar
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.LlmDataAccess,
+		&i.Limits,
 	)
 	return i, err
 }

@@ -55,7 +55,7 @@ func (q *Queries) DeleteUser(ctx context.Context, db DBTX, id uuid.UUID) (int64,
 }
 
 const getMe = `-- name: GetMe :one
-SELECT t.id, t.name, t.slug, t.is_active, t.created_at, t.updated_at, t.llm_data_access, u.tenant_id, u.id, u.email, u.name, u.role, u.is_active, u.created_at, u.identity_provider_id, u.subject
+SELECT t.id, t.name, t.slug, t.is_active, t.created_at, t.updated_at, t.llm_data_access, t.limits, u.tenant_id, u.id, u.email, u.name, u.role, u.is_active, u.created_at, u.identity_provider_id, u.subject
 FROM dbchat.users u
 JOIN dbchat.tenants t ON t.id = u.tenant_id
 WHERE u.id = $1
@@ -78,6 +78,7 @@ func (q *Queries) GetMe(ctx context.Context, db DBTX, id uuid.UUID) (GetMeRow, e
 		&i.Tenant.CreatedAt,
 		&i.Tenant.UpdatedAt,
 		&i.Tenant.LlmDataAccess,
+		&i.Tenant.Limits,
 		&i.User.TenantID,
 		&i.User.ID,
 		&i.User.Email,

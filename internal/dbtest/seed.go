@@ -45,6 +45,7 @@ func NewTenant(t testing.TB, db *tenant.DB, name string) Tenant {
 var SeededTables = []string{
 	"tenants", "users", "api_keys", "database_tables", "database_columns", "claim_policies",
 	"models", "training_data", "query_history", "conversations", "messages",
+	"rate_buckets", "quota_usage",
 	"identity_providers",
 }
 
@@ -93,11 +94,24 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID}); err != nil {
 			return err
 		}
+		if err := seedLimits(ctx, tx); err != nil {
+			return err
+		}
 		return seedIdentityProvider(ctx, tx, marker)
 	})
 	if err != nil {
 		t.Fatalf("dbtest: seed %s: %v", tn.Slug, err)
 	}
+}
+
+// seedLimits takes a request token (the tenant's rate bucket) and counts a
+// question (its quota use) under a default rate limit.
+func seedLimits(ctx context.Context, tx tenant.Conn) error {
+	q, rate := dbsqlc.New(), 1.0
+	if _, err := q.TakeRequestToken(ctx, tx, dbsqlc.TakeRequestTokenParams{DefaultRate: &rate}); err != nil {
+		return err
+	}
+	return q.AddQuotaUsage(ctx, tx, dbsqlc.AddQuotaUsageParams{Quota: "questions_per_day", Period: "day", N: 1})
 }
 
 // seedIdentityProvider registers an identity provider (an inline key set)

@@ -39,6 +39,9 @@ type Store struct {
 	// (generate.Generator.Question). While it is nil, a pair without a
 	// question is refused with 400 "question required".
 	QuestionWriter func(ctx context.Context, sql string) (string, error)
+	// Quota, if set, runs in every write's transaction after its rows are
+	// in; its error rolls them back (training_rows, limits.Service).
+	Quota func(ctx context.Context, tx tenant.Conn) error
 }
 
 // insertBatch is how many rows one INSERT statement carries.
@@ -245,6 +248,11 @@ func (s *Store) insert(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, i
 		}
 		for _, r := range rows {
 			out = append(out, itemOf(dbsqlc.GetTrainingDataRow(r)))
+		}
+	}
+	if s.Quota != nil {
+		if err := s.Quota(ctx, tx); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

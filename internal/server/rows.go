@@ -32,18 +32,29 @@ func (s *Server) importRows(c *gin.Context) (int, any, error) {
 	defer release()
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxImportBytes)
 	n, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (int64, error) {
-		t, err := catalog.Get(ctx, tx, id, false)
-		if err != nil {
-			return 0, err
-		}
-		// The COPY runs as long as the client sends (bounded by the body idle
-		// timeout and the size cap) and the INSERT moves every row at once.
-		if err := tenant.SetStatementTimeout(ctx, tx, s.cfg.ImportStatementTimeout); err != nil {
-			return 0, err
-		}
-		return load(ctx, tx, t, body)
+		return s.loadRows(ctx, tx, id, load, body)
 	})
 	return reply(http.StatusOK, gin.H{"inserted": n}, importErr(err))
+}
+
+// loadRows is an import's transaction: the table, the rows, then the
+// tenant's size quotas over the result (rows_per_import, storage_bytes),
+// whose error rolls the whole import back.
+func (s *Server) loadRows(ctx context.Context, tx tenant.Conn, id uuid.UUID, load loader, body io.Reader) (int64, error) {
+	t, err := catalog.Get(ctx, tx, id, false)
+	if err != nil {
+		return 0, err
+	}
+	// The COPY runs as long as the client sends (bounded by the body idle
+	// timeout and the size cap) and the INSERT moves every row at once.
+	if err := tenant.SetStatementTimeout(ctx, tx, s.cfg.ImportStatementTimeout); err != nil {
+		return 0, err
+	}
+	n, err := load(ctx, tx, t, body)
+	if err != nil || s.cfg.Limits == nil {
+		return n, err
+	}
+	return n, s.cfg.Limits.CheckImport(ctx, tx, n)
 }
 
 // importRequest reads an import's table id and loader (by Content-Type),

@@ -23,6 +23,7 @@ import (
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
 	"github.com/dbchat/dbchat/internal/identity"
+	"github.com/dbchat/dbchat/internal/limits"
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
@@ -65,6 +66,9 @@ type Config struct {
 	// Identity tunes the verification of identity provider tokens (clock
 	// skew, JWKS caching); the zero value takes identity's defaults.
 	Identity identity.Options
+	// Limits enforces the tenants' rate limits and quotas (issue 17 §2);
+	// nil enforces none.
+	Limits *limits.Service
 }
 
 // Defaults for Config's zero fields.
@@ -96,6 +100,7 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 	if cfg.Ask != nil {
 		s.conv = conversation.New(db, cfg.Ask)
 	}
+	s.enforceQuotas()
 	s.engine.ContextWithFallback = true
 	s.routes()
 	return s
@@ -149,7 +154,7 @@ func (s *Server) routes() {
 	e.GET("/readyz", h(s.ready))
 	e.GET("/openapi.yaml", s.openAPI)
 	s.operatorRoutes()
-	v1, admin := e.Group("/v1", s.guard(s.authenticate)), s.guard(s.adminOnly)
+	v1, admin := e.Group("/v1", s.guard(s.authenticate), s.guard(s.rateLimit)), s.guard(s.adminOnly)
 	s.accountRoutes(v1, admin)
 	s.tableRoutes(v1, admin)
 	s.modelRoutes(v1, admin)

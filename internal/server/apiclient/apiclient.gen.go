@@ -99,6 +99,8 @@ const (
 	ErrorErrorCodeNoSqlGenerated       ErrorErrorCode = "no_sql_generated"
 	ErrorErrorCodeNotFound             ErrorErrorCode = "not_found"
 	ErrorErrorCodeOverloaded           ErrorErrorCode = "overloaded"
+	ErrorErrorCodeQuotaExceeded        ErrorErrorCode = "quota_exceeded"
+	ErrorErrorCodeRateLimited          ErrorErrorCode = "rate_limited"
 	ErrorErrorCodeRequestTimeout       ErrorErrorCode = "request_timeout"
 	ErrorErrorCodeSqlError             ErrorErrorCode = "sql_error"
 	ErrorErrorCodeSqlRejected          ErrorErrorCode = "sql_rejected"
@@ -126,6 +128,10 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeNotFound:
 		return true
 	case ErrorErrorCodeOverloaded:
+		return true
+	case ErrorErrorCodeQuotaExceeded:
+		return true
+	case ErrorErrorCodeRateLimited:
 		return true
 	case ErrorErrorCodeRequestTimeout:
 		return true
@@ -164,6 +170,21 @@ func (e HistoryStatus) Valid() bool {
 	case HistoryStatusRejected:
 		return true
 	case HistoryStatusSuccess:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LimitValue1.
+const (
+	Default LimitValue1 = "default"
+)
+
+// Valid indicates whether the value is a known member of the LimitValue1 enum.
+func (e LimitValue1) Valid() bool {
+	switch e {
+	case Default:
 		return true
 	default:
 		return false
@@ -620,7 +641,8 @@ type ConversationSummary struct {
 // Error Example: {"error":{"code":"invalid","details":{"field":"limit"},"message":"limit: must be an integer from 1 to 200"}}
 type Error struct {
 	Error struct {
-		// Code Decides the status: invalid 400, sql_rejected 400,
+		// Code Decides the status: invalid 400, sql_rejected 400, rate_limited 429 (with Retry-After),
+		// quota_exceeded 403 (details.quota, limit, used),
 		// sql_error 400, no_sql_generated 422, unauthorized 401, forbidden 403, not_found 404,
 		// request_timeout 408, conflict 409, too_large 413, unsupported_media_type 415,
 		// unavailable 503, overloaded 503 (with Retry-After), insufficient_storage 507,
@@ -635,7 +657,8 @@ type Error struct {
 	} `json:"error"`
 }
 
-// ErrorErrorCode Decides the status: invalid 400, sql_rejected 400,
+// ErrorErrorCode Decides the status: invalid 400, sql_rejected 400, rate_limited 429 (with Retry-After),
+// quota_exceeded 403 (details.quota, limit, used),
 // sql_error 400, no_sql_generated 422, unauthorized 401, forbidden 403, not_found 404,
 // request_timeout 408, conflict 409, too_large 413, unsupported_media_type 415,
 // unavailable 503, overloaded 503 (with Retry-After), insufficient_storage 507,
@@ -769,6 +792,17 @@ type ImportResult struct {
 	// Skipped Rows the model already had (or that repeat an earlier row).
 	Skipped int `json:"skipped"`
 }
+
+// LimitValue A limit: a number, null (unlimited), or "default" (the configured default).
+type LimitValue struct {
+	union json.RawMessage
+}
+
+// LimitValue0 defines model for LimitValue.0.
+type LimitValue0 = float32
+
+// LimitValue1 defines model for LimitValue.1.
+type LimitValue1 string
 
 // Me defines model for Me.
 type Me struct {
@@ -1052,6 +1086,16 @@ type Tenant struct {
 	Id        openapi_types.UUID `json:"id"`
 	IsActive  bool               `json:"is_active"`
 
+	// Limits The limits in force for a tenant (null: unlimited): its own values,
+	// else the configured defaults. In GET /v1/tenant, GET /v1/tenants and
+	// PATCH /v1/tenants/{id}.
+	Limits *TenantLimits `json:"limits,omitempty"`
+
+	// LimitsSet The limits the operator set for this tenant (null: unlimited); a
+	// name absent here takes the configured default. In GET /v1/tenant,
+	// GET /v1/tenants and PATCH /v1/tenants/{id}.
+	LimitsSet *map[string]*float32 `json:"limits_set,omitempty"`
+
 	// LlmDataAccess Whether an LLM generator may write summaries from a bounded sample of an answer's rows (PATCH /v1/tenant). False by default.
 	LlmDataAccess bool   `json:"llm_data_access"`
 	Name          string `json:"name"`
@@ -1076,10 +1120,63 @@ type TenantCreated struct {
 	User   User   `json:"user"`
 }
 
+// TenantLimits The limits in force for a tenant (null: unlimited): its own values,
+// else the configured defaults. In GET /v1/tenant, GET /v1/tenants and
+// PATCH /v1/tenants/{id}.
+type TenantLimits struct {
+	// Burst The bucket's size: requests that may come at once (default: one second's worth).
+	Burst *float32 `json:"burst"`
+
+	// LlmTokensPerMonth LLM tokens reported by the generator per UTC month.
+	LlmTokensPerMonth *float32 `json:"llm_tokens_per_month"`
+
+	// QuestionsPerDay Questions (POST /v1/ask and conversation turns) per UTC day.
+	QuestionsPerDay *float32 `json:"questions_per_day"`
+
+	// RequestsPerSecond Requests per second, over every server (a token bucket).
+	RequestsPerSecond *float32 `json:"requests_per_second"`
+
+	// RowsPerImport Rows one import may add.
+	RowsPerImport *float32 `json:"rows_per_import"`
+
+	// StorageBytes Bytes of the tenant's data tables (with indexes and TOAST), checked on each import.
+	StorageBytes *float32 `json:"storage_bytes"`
+
+	// TrainingRows Training rows over all the tenant's models.
+	TrainingRows *float32 `json:"training_rows"`
+}
+
+// TenantLimitsPatch The limits to change; names left out keep their value.
+type TenantLimitsPatch struct {
+	// Burst A limit: a number, null (unlimited), or "default" (the configured default).
+	Burst *LimitValue `json:"burst,omitempty"`
+
+	// LlmTokensPerMonth A limit: a number, null (unlimited), or "default" (the configured default).
+	LlmTokensPerMonth *LimitValue `json:"llm_tokens_per_month,omitempty"`
+
+	// QuestionsPerDay A limit: a number, null (unlimited), or "default" (the configured default).
+	QuestionsPerDay *LimitValue `json:"questions_per_day,omitempty"`
+
+	// RequestsPerSecond A limit: a number, null (unlimited), or "default" (the configured default).
+	RequestsPerSecond *LimitValue `json:"requests_per_second,omitempty"`
+
+	// RowsPerImport A limit: a number, null (unlimited), or "default" (the configured default).
+	RowsPerImport *LimitValue `json:"rows_per_import,omitempty"`
+
+	// StorageBytes A limit: a number, null (unlimited), or "default" (the configured default).
+	StorageBytes *LimitValue `json:"storage_bytes,omitempty"`
+
+	// TrainingRows A limit: a number, null (unlimited), or "default" (the configured default).
+	TrainingRows *LimitValue `json:"training_rows,omitempty"`
+}
+
 // TenantPatch defines model for TenantPatch.
 type TenantPatch struct {
-	IsActive *bool   `json:"is_active,omitempty"`
-	Name     *string `json:"name,omitempty"`
+	IsActive *bool `json:"is_active,omitempty"`
+
+	// Limits The limits to change; names left out keep their value.
+	Limits *TenantLimitsPatch `json:"limits,omitempty"`
+	Name   *string            `json:"name,omitempty"`
 }
 
 // TrainingCounts defines model for TrainingCounts.
@@ -1569,6 +1666,68 @@ func (a Error_Error_Details) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return json.Marshal(object)
+}
+
+// AsLimitValue0 returns the union data inside the LimitValue as a LimitValue0
+func (t LimitValue) AsLimitValue0() (LimitValue0, error) {
+	var body LimitValue0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromLimitValue0 overwrites any union data inside the LimitValue as the provided LimitValue0
+func (t *LimitValue) FromLimitValue0(v LimitValue0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeLimitValue0 performs a merge with any union data inside the LimitValue, using the provided LimitValue0
+func (t *LimitValue) MergeLimitValue0(v LimitValue0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsLimitValue1 returns the union data inside the LimitValue as a LimitValue1
+func (t LimitValue) AsLimitValue1() (LimitValue1, error) {
+	var body LimitValue1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromLimitValue1 overwrites any union data inside the LimitValue as the provided LimitValue1
+func (t *LimitValue) FromLimitValue1(v LimitValue1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeLimitValue1 performs a merge with any union data inside the LimitValue, using the provided LimitValue1
+func (t *LimitValue) MergeLimitValue1(v LimitValue1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t LimitValue) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *LimitValue) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
 }
 
 // AsImportTrainingDataJSONBody0 returns the union data inside the ImportTrainingDataJSONBody as a ImportTrainingDataJSONBody0
@@ -2437,20 +2596,30 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/tenants (the `CreateTenant` operationId).
 	CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateTenantWithBody Rename, deactivate or reactivate a tenant
+	// UpdateTenantWithBody Rename, deactivate or reactivate a tenant, or set its limits
 	//
 	// A deactivated tenant's keys stop working at once (401). An empty patch
-	// changes nothing and returns the tenant.
+	// changes nothing and returns the tenant. `limits` changes only the
+	// limits it names: a number sets one, null makes it unlimited,
+	// "default" goes back to the configured default
+	// (DBCHAT_DEFAULT_<NAME>). A wrong name, type or range is 400 with
+	// details.field `limits.<name>`. New limits hold on every server from
+	// the next request.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /v1/tenants/{id} (the `UpdateTenant` operationId).
 	UpdateTenantWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateTenant Rename, deactivate or reactivate a tenant
+	// UpdateTenant Rename, deactivate or reactivate a tenant, or set its limits
 	//
 	// A deactivated tenant's keys stop working at once (401). An empty patch
-	// changes nothing and returns the tenant.
+	// changes nothing and returns the tenant. `limits` changes only the
+	// limits it names: a number sets one, null makes it unlimited,
+	// "default" goes back to the configured default
+	// (DBCHAT_DEFAULT_<NAME>). A wrong name, type or range is 400 with
+	// details.field `limits.<name>`. New limits hold on every server from
+	// the next request.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3937,10 +4106,15 @@ func (c *Client) CreateTenant(ctx context.Context, body CreateTenantJSONRequestB
 	return c.Client.Do(req)
 }
 
-// UpdateTenantWithBody Rename, deactivate or reactivate a tenant
+// UpdateTenantWithBody Rename, deactivate or reactivate a tenant, or set its limits
 //
 // A deactivated tenant's keys stop working at once (401). An empty patch
-// changes nothing and returns the tenant.
+// changes nothing and returns the tenant. `limits` changes only the
+// limits it names: a number sets one, null makes it unlimited,
+// "default" goes back to the configured default
+// (DBCHAT_DEFAULT_<NAME>). A wrong name, type or range is 400 with
+// details.field `limits.<name>`. New limits hold on every server from
+// the next request.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3957,10 +4131,15 @@ func (c *Client) UpdateTenantWithBody(ctx context.Context, id ID, contentType st
 	return c.Client.Do(req)
 }
 
-// UpdateTenant Rename, deactivate or reactivate a tenant
+// UpdateTenant Rename, deactivate or reactivate a tenant, or set its limits
 //
 // A deactivated tenant's keys stop working at once (401). An empty patch
-// changes nothing and returns the tenant.
+// changes nothing and returns the tenant. `limits` changes only the
+// limits it names: a number sets one, null makes it unlimited,
+// "default" goes back to the configured default
+// (DBCHAT_DEFAULT_<NAME>). A wrong name, type or range is 400 with
+// details.field `limits.<name>`. New limits hold on every server from
+// the next request.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7206,20 +7385,30 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/tenants (the `CreateTenant` operationId).
 	CreateTenantWithResponse(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTenantResponse, error)
 
-	// UpdateTenantWithBodyWithResponse Rename, deactivate or reactivate a tenant
+	// UpdateTenantWithBodyWithResponse Rename, deactivate or reactivate a tenant, or set its limits
 	//
 	// A deactivated tenant's keys stop working at once (401). An empty patch
-	// changes nothing and returns the tenant.
+	// changes nothing and returns the tenant. `limits` changes only the
+	// limits it names: a number sets one, null makes it unlimited,
+	// "default" goes back to the configured default
+	// (DBCHAT_DEFAULT_<NAME>). A wrong name, type or range is 400 with
+	// details.field `limits.<name>`. New limits hold on every server from
+	// the next request.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /v1/tenants/{id} (the `UpdateTenant` operationId).
 	UpdateTenantWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTenantResponse, error)
 
-	// UpdateTenantWithResponse Rename, deactivate or reactivate a tenant
+	// UpdateTenantWithResponse Rename, deactivate or reactivate a tenant, or set its limits
 	//
 	// A deactivated tenant's keys stop working at once (401). An empty patch
-	// changes nothing and returns the tenant.
+	// changes nothing and returns the tenant. `limits` changes only the
+	// limits it names: a number sets one, null makes it unlimited,
+	// "default" goes back to the configured default
+	// (DBCHAT_DEFAULT_<NAME>). A wrong name, type or range is 400 with
+	// details.field `limits.<name>`. New limits hold on every server from
+	// the next request.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7804,6 +7993,8 @@ type AskQuestionResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -7831,6 +8022,11 @@ func (r AskQuestionResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r AskQuestionResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AskQuestionResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -8302,6 +8498,8 @@ type AddMessageResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
@@ -8331,6 +8529,11 @@ func (r AddMessageResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r AddMessageResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AddMessageResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -12791,10 +12994,15 @@ func (c *ClientWithResponses) CreateTenantWithResponse(ctx context.Context, body
 	return ParseCreateTenantResponse(rsp)
 }
 
-// UpdateTenantWithBodyWithResponse Rename, deactivate or reactivate a tenant
+// UpdateTenantWithBodyWithResponse Rename, deactivate or reactivate a tenant, or set its limits
 //
 // A deactivated tenant's keys stop working at once (401). An empty patch
-// changes nothing and returns the tenant.
+// changes nothing and returns the tenant. `limits` changes only the
+// limits it names: a number sets one, null makes it unlimited,
+// "default" goes back to the configured default
+// (DBCHAT_DEFAULT_<NAME>). A wrong name, type or range is 400 with
+// details.field `limits.<name>`. New limits hold on every server from
+// the next request.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12807,10 +13015,15 @@ func (c *ClientWithResponses) UpdateTenantWithBodyWithResponse(ctx context.Conte
 	return ParseUpdateTenantResponse(rsp)
 }
 
-// UpdateTenantWithResponse Rename, deactivate or reactivate a tenant
+// UpdateTenantWithResponse Rename, deactivate or reactivate a tenant, or set its limits
 //
 // A deactivated tenant's keys stop working at once (401). An empty patch
-// changes nothing and returns the tenant.
+// changes nothing and returns the tenant. `limits` changes only the
+// limits it names: a number sets one, null makes it unlimited,
+// "default" goes back to the configured default
+// (DBCHAT_DEFAULT_<NAME>). A wrong name, type or range is 400 with
+// details.field `limits.<name>`. New limits hold on every server from
+// the next request.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13296,6 +13509,13 @@ func ParseAskQuestionResponse(rsp *http.Response) (*AskQuestionResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13745,6 +13965,13 @@ func ParseAddMessageResponse(rsp *http.Response) (*AddMessageResponse, error) {
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound

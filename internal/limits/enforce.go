@@ -1,0 +1,151 @@
+package limits
+
+import (
+	"context"
+	"math"
+
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// Rate is the outcome of taking a request's token: whether the tenant has a
+// rate limit at all, whether the request may go on, and what the
+// RateLimit-* and Retry-After headers say.
+type Rate struct {
+	Limited bool
+	Allowed bool
+	// Limit is the bucket's size (burst), Remaining the whole tokens left.
+	Limit, Remaining int64
+	// Reset is the seconds until the bucket is full again, RetryAfter the
+	// seconds until the next token (0 when allowed).
+	Reset, RetryAfter int64
+}
+
+// TakeRequest takes one request's token from the tenant's bucket in tx's
+// tenant, in one statement (one round trip in a tenant.DB.Once).
+func (s *Service) TakeRequest(ctx context.Context, tx tenant.Conn) (Rate, error) {
+	row, err := s.q.TakeRequestToken(ctx, tx, dbsqlc.TakeRequestTokenParams{
+		DefaultRate: s.defaults[RequestsPerSecond], DefaultBurst: s.defaults[Burst]})
+	if err != nil || row.Rate <= 0 {
+		return Rate{Allowed: true}, err
+	}
+	r := Rate{Limited: true, Allowed: row.Allowed, Limit: int64(row.Burst), Remaining: int64(math.Floor(row.Tokens)),
+		Reset: int64(math.Ceil((row.Burst - row.Tokens) / row.Rate))}
+	if !r.Allowed {
+		r.RetryAfter = max(1, int64(math.Ceil((1-row.Tokens)/row.Rate)))
+	}
+	return r, nil
+}
+
+// Err is the 429 for a refused request.
+func (r Rate) Err() error {
+	e := apperr.Errorf(apperr.RateLimited, "too many requests for this tenant; retry in %d s", r.RetryAfter)
+	e.Details = map[string]any{"limit": r.Limit, "retry_after": r.RetryAfter}
+	return e
+}
+
+// Exceeded is the error of a quota that a request would pass: 403
+// quota_exceeded naming the quota, its limit and the use.
+func Exceeded(quota string, limit, used int64, what string) error {
+	e := apperr.Errorf(apperr.QuotaExceeded, "quota %s exceeded (limit %d, %s %d)", quota, limit, what, used)
+	e.Details = map[string]any{"quota": quota, "limit": limit, "used": used}
+	return e
+}
+
+// Question counts a question (POST /v1/ask or a conversation turn) against
+// questions_per_day, in a statement of its own that commits whatever
+// becomes of the question, and refuses it when the day's questions are
+// spent or the month's LLM tokens are.
+func (s *Service) Question(ctx context.Context) error {
+	var row dbsqlc.ConsumeQuotaRow
+	err := s.db.Once(ctx, func(tx tenant.Conn) error {
+		var err error
+		row, err = s.q.ConsumeQuota(ctx, tx, dbsqlc.ConsumeQuotaParams{
+			Quota: QuestionsPerDay, DefaultLimit: s.defaults.int64Of(QuestionsPerDay), Period: "day", N: 1})
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case !row.Ok:
+		return Exceeded(QuestionsPerDay, row.QuotaLimit, row.Used, "asked today")
+	}
+	return s.checkLLMTokens(ctx)
+}
+
+// checkLLMTokens refuses a question once the month's LLM tokens are spent.
+func (s *Service) checkLLMTokens(ctx context.Context) error {
+	var row dbsqlc.QuotaUsedRow
+	err := s.db.Once(ctx, func(tx tenant.Conn) error {
+		var err error
+		row, err = s.q.QuotaUsed(ctx, tx, dbsqlc.QuotaUsedParams{
+			Quota: LLMTokensPerMonth, DefaultLimit: s.defaults.int64Of(LLMTokensPerMonth), Period: "month"})
+		return err
+	})
+	if err == nil && row.QuotaLimit >= 0 && row.Used >= row.QuotaLimit {
+		return Exceeded(LLMTokensPerMonth, row.QuotaLimit, row.Used, "used this month")
+	}
+	return err
+}
+
+// AddLLMTokens records n tokens an LLM generator reported for the tenant
+// in ctx (the offline generator reports none). The call that spends them
+// has happened, so it is never refused; the next question is.
+func (s *Service) AddLLMTokens(ctx context.Context, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	return s.db.Once(ctx, func(tx tenant.Conn) error {
+		return s.q.AddQuotaUsage(ctx, tx, dbsqlc.AddQuotaUsageParams{Quota: LLMTokensPerMonth, Period: "month", N: n})
+	})
+}
+
+// CheckImport runs in an import's transaction after its rows are in: more
+// rows than rows_per_import, or data tables now larger than storage_bytes,
+// fail it, and the caller's rollback leaves nothing imported.
+func (s *Service) CheckImport(ctx context.Context, tx tenant.Conn, rows int64) error {
+	lim, err := s.tenantLimits(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if max := lim.int64Of(RowsPerImport); max != nil && rows > *max {
+		return Exceeded(RowsPerImport, *max, rows, "rows in this import")
+	}
+	max := lim.int64Of(StorageBytes)
+	if max == nil {
+		return nil
+	}
+	bytes, err := s.q.TenantStorageBytes(ctx, tx)
+	if err == nil && bytes > *max {
+		return Exceeded(StorageBytes, *max, bytes, "bytes with this import")
+	}
+	return err
+}
+
+// CheckTraining runs in a training-data write's transaction after its rows
+// are in: more training rows than training_rows fail it (rolled back).
+func (s *Service) CheckTraining(ctx context.Context, tx tenant.Conn) error {
+	lim, err := s.tenantLimits(ctx, tx)
+	if err != nil {
+		return err
+	}
+	max := lim.int64Of(TrainingRows)
+	if max == nil {
+		return nil
+	}
+	n, err := s.q.TrainingRows(ctx, tx)
+	if err == nil && n > *max {
+		return Exceeded(TrainingRows, *max, n, "rows with this write")
+	}
+	return err
+}
+
+// tenantLimits reads tx's tenant's effective limits.
+func (s *Service) tenantLimits(ctx context.Context, tx tenant.Conn) (Limits, error) {
+	stored, err := s.q.TenantLimits(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Effective(stored)
+}

@@ -1,0 +1,106 @@
+-- Quotas and rate limits per tenant (internal/limits). Every query runs in
+-- the tenant's own transaction: the policies, not a WHERE clause, scope it.
+-- A limit is tenants.limits' value for its name when the key is there (JSON
+-- null: unlimited) and the configured default (a parameter, NULL for
+-- unlimited) when it is not.
+
+-- name: TakeRequestToken :one
+-- One request's token from the tenant's bucket, in one statement on the
+-- request path: refill at rate per second up to burst since the last take,
+-- then take one if there is one. A tenant without a rate limit writes
+-- nothing and gets rate 0. Two instances taking at once serialise on the
+-- tenant's own row only; "at" never moves backwards, so a transaction that
+-- started a little earlier than the last take adds no tokens.
+WITH l AS (
+    SELECT CASE WHEN t.limits ? 'requests_per_second' THEN (t.limits ->> 'requests_per_second')::float8
+                ELSE sqlc.narg(default_rate)::float8 END AS rate,
+           CASE WHEN t.limits ? 'burst' THEN (t.limits ->> 'burst')::float8
+                ELSE sqlc.narg(default_burst)::float8 END AS burst
+    FROM dbchat.tenants t
+), take AS (
+    INSERT INTO dbchat.rate_buckets AS b (tokens, rate, burst, allowed, at)
+    SELECT e.burst - 1, e.rate, e.burst, true, now()
+    FROM (SELECT l.rate, greatest(1, coalesce(l.burst, ceil(l.rate))) AS burst FROM l WHERE l.rate > 0) e
+    ON CONFLICT (tenant_id) DO UPDATE
+    SET tokens  = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8)
+                  - CASE WHEN least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1
+                         THEN 1 ELSE 0 END,
+        allowed = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1,
+        rate    = excluded.rate,
+        burst   = excluded.burst,
+        at      = greatest(b.at, excluded.at)
+    WHERE b.tenant_id = excluded.tenant_id
+    RETURNING b.tokens, b.rate, b.burst, b.allowed
+)
+SELECT coalesce(take.rate, 0)::float8 AS rate, coalesce(take.burst, 0)::float8 AS burst,
+       coalesce(take.tokens, 0)::float8 AS tokens, coalesce(take.allowed, true)::boolean AS allowed
+FROM l LEFT JOIN take ON true;
+
+-- name: ConsumeQuota :one
+-- Adds n to a periodic quota's use in the current UTC period (period is
+-- 'day' or 'month'), unless the sum would pass the limit: then nothing
+-- changes and ok is false. used is the use after (or, refused, before);
+-- quota_limit is -1 for unlimited.
+WITH lim AS (
+    SELECT CASE WHEN t.limits ? sqlc.arg(quota)::text THEN (t.limits ->> sqlc.arg(quota)::text)::bigint
+                ELSE sqlc.narg(default_limit)::bigint END AS v,
+           date_trunc(sqlc.arg(period)::text, now() AT TIME ZONE 'UTC')::date AS period
+    FROM dbchat.tenants t
+), up AS (
+    INSERT INTO dbchat.quota_usage AS u (quota, period, used)
+    SELECT sqlc.arg(quota)::text, lim.period, sqlc.arg(n)::bigint FROM lim
+    WHERE lim.v IS NULL OR sqlc.arg(n)::bigint <= lim.v
+    ON CONFLICT (tenant_id, quota, period) DO UPDATE SET used = u.used + excluded.used
+    WHERE u.tenant_id = excluded.tenant_id
+      AND (SELECT lim.v IS NULL OR u.used + excluded.used <= lim.v FROM lim)
+    RETURNING u.used
+)
+SELECT (EXISTS (SELECT FROM up))::boolean AS ok, coalesce(lim.v, -1)::bigint AS quota_limit,
+       coalesce((SELECT used FROM up),
+                (SELECT q.used FROM dbchat.quota_usage q WHERE q.quota = sqlc.arg(quota)::text AND q.period = lim.period),
+                0)::bigint AS used
+FROM lim;
+
+-- name: QuotaUsed :one
+-- A periodic quota's limit and use in the current UTC period.
+WITH lim AS (
+    SELECT CASE WHEN t.limits ? sqlc.arg(quota)::text THEN (t.limits ->> sqlc.arg(quota)::text)::bigint
+                ELSE sqlc.narg(default_limit)::bigint END AS v,
+           date_trunc(sqlc.arg(period)::text, now() AT TIME ZONE 'UTC')::date AS period
+    FROM dbchat.tenants t
+)
+SELECT coalesce(lim.v, -1)::bigint AS quota_limit,
+       coalesce((SELECT q.used FROM dbchat.quota_usage q WHERE q.quota = sqlc.arg(quota)::text AND q.period = lim.period), 0)::bigint AS used
+FROM lim;
+
+-- name: TenantLimits :one
+-- The tenant's stored limits (keys absent take the configured defaults).
+SELECT limits FROM dbchat.tenants LIMIT 1;
+
+-- name: SetTenantLimits :one
+-- Merges set into the stored limits and removes the names in unset (back to
+-- the configured default). Runs as the tenant being changed (operator).
+UPDATE dbchat.tenants
+SET limits = (limits || sqlc.arg(set)::jsonb) - sqlc.arg(unset)::text[], updated_at = now()
+WHERE id = sqlc.arg(id)
+RETURNING *;
+
+-- name: TenantStorageBytes :one
+-- Bytes on disk of the tenant's data tables: every table of its schema
+-- t_<id>, with TOAST and indexes, as of this transaction's writes.
+SELECT coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint AS bytes
+FROM pg_catalog.pg_class c
+WHERE c.relkind = 'r'
+  AND c.relnamespace = to_regnamespace('t_' || replace(current_setting('app.tenant_id'), '-', ''))::oid;
+
+-- name: TrainingRows :one
+-- The tenant's training rows, every model's.
+SELECT count(*) AS rows FROM dbchat.training_data;
+
+-- name: AddQuotaUsage :exec
+-- Adds n to a periodic quota's use whatever its limit: for use that has
+-- already happened (an LLM call's tokens); the next request is refused.
+INSERT INTO dbchat.quota_usage AS u (quota, period, used)
+VALUES (sqlc.arg(quota)::text, date_trunc(sqlc.arg(period)::text, now() AT TIME ZONE 'UTC')::date, sqlc.arg(n)::bigint)
+ON CONFLICT (tenant_id, quota, period) DO UPDATE SET used = u.used + excluded.used
+WHERE u.tenant_id = excluded.tenant_id;
