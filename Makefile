@@ -17,7 +17,7 @@ APICLIENT := internal/server/apiclient
 TSCHECK   := $(APICLIENT)/testdata/ts
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build generate verify lint bench pgvector pgbouncer fuzz clean chart-schema
+.PHONY: help run test build generate verify lint bench pgvector pgbouncer chromium web-vendor fuzz clean chart-schema
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,7 +25,7 @@ help: ## list the targets
 run: $(LOCAL_PG) build ## start a private PostgreSQL, migrate, create the demo tenant and serve on :8080
 	./$(BIN) dev
 
-test: $(LOCAL_PG) pgbouncer build verify ## vet, sqlc checks, go test -race and a bounded sandbox fuzz run, against a private cluster
+test: $(LOCAL_PG) pgbouncer chromium build verify ## vet, sqlc checks, go test -race (the web app's in headless Chromium) and a bounded sandbox fuzz run, against a private cluster
 	./$(BIN) cluster exec --dir .dbchat/test -- sh -c '$(GO) test -race -count=1 ./... && \
 		$(GO) test -run "^$$" -fuzz FuzzSandbox -fuzztime $(FUZZTIME) ./internal/sandbox/'
 
@@ -50,12 +50,16 @@ verify: $(TSCHECK)/node_modules/.package-lock.json ## fail on stale generated co
 	  $(GO) tool oapi-codegen -config $(APICLIENT)/oapi-codegen.yaml -o "$$tmp/apiclient.gen.go" $(OPENAPI) && \
 	  { diff -u $(APICLIENT)/apiclient.gen.go "$$tmp/apiclient.gen.go" || { echo "$(APICLIENT) is stale: run make generate"; exit 1; }; }
 	cd $(TSCHECK) && node_modules/.bin/openapi-typescript ../../../openapi.yaml --output schema.gen.ts && node_modules/.bin/tsc --noEmit -p .
+	./internal/web/vendor-src/vendor.sh --check
 
 # The TypeScript check's tools, exactly as locked; reinstalled when the lock changes.
 $(TSCHECK)/node_modules/.package-lock.json: $(TSCHECK)/package.json $(TSCHECK)/package-lock.json
 	cd $(TSCHECK) && npm ci --ignore-scripts --no-audit --no-fund
 
 lint: verify ## alias of verify
+
+web-vendor: ## re-vendor the web app's JavaScript (vega, vega-lite, vega-embed, vega-interpreter, axe-core) from internal/web/vendor-src's lockfile
+	./internal/web/vendor-src/vendor.sh
 
 chart-schema: ## re-vendor the Vega-Lite v5 schema the chart tests validate against, from its pinned npm package
 	./internal/chart/testdata/vendor-schema.sh
@@ -70,5 +74,8 @@ pgvector: ## install the pgvector extension for the local PostgreSQL if missing
 pgbouncer: ## install PgBouncer (the tests run the service behind it) if missing
 	@./db/scripts/install-pgbouncer.sh
 
+chromium: ## install Debian's chromium (the web app's end-to-end tests drive it headless) if missing
+	@./db/scripts/install-chromium.sh
+
 clean: ## remove build output, the private clusters and the TypeScript check's node_modules
-	rm -rf bin .dbchat $(TSCHECK)/node_modules $(TSCHECK)/schema.gen.ts
+	rm -rf bin .dbchat $(TSCHECK)/node_modules $(TSCHECK)/schema.gen.ts internal/web/vendor-src/node_modules

@@ -28,6 +28,7 @@ import (
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/web"
 )
 
 // Config holds the server's tunables.
@@ -89,6 +90,7 @@ type Server struct {
 	imports *importSlots          // running row imports; see importSlot
 	conv    *conversation.Service // nil without cfg.Ask
 	idp     *identity.Verifier    // bearer JWTs from tenants' identity providers
+	app     *web.Handler          // the browser app, at / and /assets/
 }
 
 // New builds the HTTP handler.
@@ -96,7 +98,7 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 	cfg = cfg.withDefaults(db.MaxConns())
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
-		store: trainer(db, cfg), imports: newImportSlots(cfg), idp: identity.NewVerifier(db, cfg.Identity)}
+		store: trainer(db, cfg), imports: newImportSlots(cfg), idp: identity.NewVerifier(db, cfg.Identity), app: web.New()}
 	if cfg.Ask != nil {
 		s.conv = conversation.New(db, cfg.Ask)
 	}
@@ -149,7 +151,7 @@ func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
 func (s *Server) routes() {
 	e, h := s.engine, s.handle
 	e.Use(s.observe, s.recoverJSON)
-	e.NoRoute(func(c *gin.Context) { s.fail(c, apperr.Errorf(apperr.NotFound, "no such route")) })
+	e.NoRoute(s.noRoute)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", h(s.ready))
 	e.GET("/openapi.yaml", s.openAPI)
@@ -159,6 +161,18 @@ func (s *Server) routes() {
 	s.tableRoutes(v1, admin)
 	s.modelRoutes(v1, admin)
 	s.askRoutes(v1, admin)
+}
+
+// noRoute serves the web app (internal/web) to a GET or HEAD of / or its
+// assets, and answers every other unknown route with the JSON 404: the app
+// routes on the URL's hash, so no other path needs to be a page.
+func (s *Server) noRoute(c *gin.Context) {
+	p, m := c.Request.URL.Path, c.Request.Method
+	if (m == http.MethodGet || m == http.MethodHead) && (p == "/" || strings.HasPrefix(p, web.Prefix)) {
+		s.app.ServeHTTP(c.Writer, c.Request)
+		return
+	}
+	s.fail(c, apperr.Errorf(apperr.NotFound, "no such route"))
 }
 
 // operatorRoutes are the platform operator's (DBCHAT_ADMIN_TOKEN). Metrics
