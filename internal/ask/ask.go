@@ -24,6 +24,7 @@ import (
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/usage"
 )
 
 // Service is the NL→SQL pipeline.
@@ -69,6 +70,10 @@ type Request struct {
 	// Progress, if set, hears each stage as it starts (for streaming); sql
 	// is the statement from the validating or executing stage on.
 	Progress func(stage Stage, sql string)
+	// Kind is what usage analytics records the question as (default
+	// usage.Ask; conversations say usage.Conversation).
+	Kind usage.Kind
+	use  *tally // filled as the stages run (usage.go)
 }
 
 // Stage is a step of the pipeline, as Request.Progress reports it.
@@ -167,6 +172,14 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 			return Answer{}, err
 		}
 	}
+	req.use = &tally{}
+	a, err := s.answer(ctx, req, want)
+	s.recordUsage(ctx, req, a, err)
+	return a, err
+}
+
+// answer is Ask after its checks: the pipeline's stages.
+func (s *Service) answer(ctx context.Context, req Request, want chart.Type) (Answer, error) {
 	var a Answer
 	a.Generator, a.SummaryBy = s.Generator.Name(), "dbchat"
 	a.Context.Similar = []Similar{}
@@ -185,6 +198,7 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 		return Answer{}, err
 	}
 	a.Timings.RetrieveMS = since(start)
+	req.use.RetrieveMS = ptr(a.Timings.EmbedMS + a.Timings.RetrieveMS)
 	for _, e := range in.Examples {
 		a.Context.Similar = append(a.Context.Similar, Similar{Question: e.Question, SQL: e.SQL, Distance: e.Distance})
 	}
@@ -193,6 +207,7 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	start = time.Now()
 	out, err := s.Generator.Generate(ctx, in)
 	a.Timings.GenerateMS = since(start)
+	req.use.generated(out.Usage, a.Timings.GenerateMS)
 	// History and training pairs keep the standalone question.
 	if a.ResolvedQuestion = out.Resolved; a.ResolvedQuestion == "" {
 		a.ResolvedQuestion = generate.Resolve(req.Turns, req.Question)
@@ -280,6 +295,7 @@ func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req 
 		gen := a.Timings.GenerateMS
 		res, err := s.SQL.Run(ctx, sandbox.Request{SQL: a.SQL, MaxRows: req.Limit, Question: &req.Question, ModelID: &modelID, GenTimeMS: &gen})
 		a.Timings.ExecuteMS = since(start)
+		req.use.ran(a.Timings.ExecuteMS, res.ElapsedMS, err, attempt)
 		if err == nil {
 			a.Columns, a.Rows, a.RowCount, a.Truncated, a.HistoryID, a.Security = res.Columns, res.Rows, res.RowCount, res.Truncated, res.HistoryID, res.Security
 			return a, nil
@@ -292,6 +308,7 @@ func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req 
 		start = time.Now()
 		out, gerr := s.Generator.Generate(ctx, in)
 		a.Timings.GenerateMS += since(start)
+		req.use.generated(out.Usage, a.Timings.GenerateMS)
 		if gerr != nil {
 			return Answer{}, err // the original failure is the useful one
 		}
@@ -302,6 +319,7 @@ func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req 
 // validateOnly checks the SQL without running it and records it as pending.
 func (s *Service) validateOnly(ctx context.Context, a Answer, req Request, modelID uuid.UUID) (Answer, error) {
 	r := sandbox.Request{SQL: a.SQL, Question: &req.Question, ModelID: &modelID, GenTimeMS: &a.Timings.GenerateMS}
+	defer req.use.validated(time.Now())
 	if err := s.SQL.Validate(ctx, a.SQL); err != nil {
 		id, herr := s.SQL.Record(ctx, r, "rejected", apperr.As(err).Message)
 		if herr != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
+	usagestats "github.com/dbchat/dbchat/internal/usage"
 )
 
 func cmdServe(ctx context.Context, env *Env, args []string) error {
@@ -358,5 +359,7 @@ func serverConfig(env *Env) (server.Config, httpLimits, error) {
 	}
 	count("DBCHAT_MAX_CONCURRENT_IMPORTS", &cfg.MaxConcurrentImports)
 	count("DBCHAT_MAX_TENANT_IMPORTS", &cfg.MaxTenantImports)
+	prices, err := usagestats.ParsePrices(env.Getenv("DBCHAT_LLM_PRICES"))
+	cfg.Prices, errs = prices, append(errs, err)
 	return cfg, lim, errors.Join(errs...)
 }

@@ -205,6 +205,56 @@ type DbchatRateBucket struct {
 	At       time.Time `json:"at"`
 }
 
+// Per tenant, UTC day, kind, generator and LLM model: usage_events summed, with per-stage latency histograms (fixed buckets, see internal/usage). Maintained by the statement that records each event.
+type DbchatUsageDaily struct {
+	TenantID     uuid.UUID   `json:"tenant_id"`
+	Day          pgtype.Date `json:"day"`
+	Kind         string      `json:"kind"`
+	Generator    string      `json:"generator"`
+	LlmModel     string      `json:"llm_model"`
+	Requests     int64       `json:"requests"`
+	Answered     int64       `json:"answered"`
+	Refused      int64       `json:"refused"`
+	Failed       int64       `json:"failed"`
+	FirstTry     int64       `json:"first_try"`
+	EmptyResults int64       `json:"empty_results"`
+	LlmCalls     int64       `json:"llm_calls"`
+	TokensIn     int64       `json:"tokens_in"`
+	TokensOut    int64       `json:"tokens_out"`
+	RowsReturned int64       `json:"rows_returned"`
+	RowsImported int64       `json:"rows_imported"`
+	RetrieveHist []int32     `json:"retrieve_hist"`
+	GenerateHist []int32     `json:"generate_hist"`
+	ValidateHist []int32     `json:"validate_hist"`
+	ExecuteHist  []int32     `json:"execute_hist"`
+}
+
+// One row per request that matters (ask, conversation turn, /v1/sql, row import, training write): outcome, stage timings, LLM calls and tokens, rows. Rolled up into usage_daily by the same statement.
+type DbchatUsageEvent struct {
+	TenantID  uuid.UUID  `json:"tenant_id"`
+	ID        uuid.UUID  `json:"id"`
+	CreatedAt time.Time  `json:"created_at"`
+	UserID    *uuid.UUID `json:"user_id"`
+	Kind      string     `json:"kind"`
+	Outcome   string     `json:"outcome"`
+	// Questions: the generated SQL ran without a correction round; /v1/sql: the statement ran. NULL for the other kinds.
+	FirstTry   *bool      `json:"first_try"`
+	HistoryID  *uuid.UUID `json:"history_id"`
+	Generator  string     `json:"generator"`
+	LlmModel   string     `json:"llm_model"`
+	LlmCalls   int32      `json:"llm_calls"`
+	TokensIn   int64      `json:"tokens_in"`
+	TokensOut  int64      `json:"tokens_out"`
+	RetrieveMs *float64   `json:"retrieve_ms"`
+	GenerateMs *float64   `json:"generate_ms"`
+	// Time in the sandbox around the statement (parse, allowlist, receipt, history record); execute_ms is the statement itself.
+	ValidateMs   *float64 `json:"validate_ms"`
+	ExecuteMs    *float64 `json:"execute_ms"`
+	RowsReturned int64    `json:"rows_returned"`
+	RowsImported int64    `json:"rows_imported"`
+	EmptyResult  bool     `json:"empty_result"`
+}
+
 // One turn of a conversation: the question as typed, the standalone question it resolved to, the SQL and its query_history entry. No result rows.
 type Message struct {
 	TenantID       uuid.UUID `json:"tenant_id"`

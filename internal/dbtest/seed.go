@@ -46,7 +46,7 @@ var SeededTables = []string{
 	"tenants", "users", "api_keys", "database_tables", "database_columns", "claim_policies",
 	"models", "training_data", "query_history", "conversations", "messages",
 	"rate_buckets", "quota_usage",
-	"identity_providers",
+	"identity_providers", "usage_events", "usage_daily",
 }
 
 // SeedEveryTable gives tn at least one row in every platform table (tenant,
@@ -92,6 +92,11 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 		}
 		if _, err = q.CreateMessage(ctx, tx, dbsqlc.CreateMessageParams{ConversationID: conv.ID, UserID: conv.UserID,
 			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID}); err != nil {
+			return err
+		}
+		// A usage event and, by the same statement, its daily rollup row.
+		if err := q.RecordUsage(ctx, tx, dbsqlc.RecordUsageParams{Kind: "ask", Outcome: "answered", HistoryID: &h.ID,
+			Generator: marker, RetrieveHist: []int32{1}, GenerateHist: []int32{}, ValidateHist: []int32{}, ExecuteHist: []int32{}}); err != nil {
 			return err
 		}
 		if err := seedLimits(ctx, tx); err != nil {

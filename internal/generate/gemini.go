@@ -51,38 +51,46 @@ func (g *Gemini) Name() string { return "gemini:" + g.model }
 
 // Generate implements Generator.
 func (g *Gemini) Generate(ctx context.Context, in Input) (Output, error) {
-	reply, err := g.ask(ctx, System, Prompt(in))
+	reply, use, err := g.ask(ctx, System, Prompt(in))
 	if err != nil {
-		return Output{}, err
+		return Output{Usage: use}, err
 	}
-	return fromReply(reply)
+	out, err := fromReply(reply)
+	out.Usage = use
+	return out, err
 }
 
 // Question implements Generator.
 func (g *Gemini) Question(ctx context.Context, sql string, _ Input) (string, error) {
-	reply, err := g.ask(ctx, "You describe SQL queries as questions.", QuestionPrompt(sql))
+	reply, _, err := g.ask(ctx, "You describe SQL queries as questions.", QuestionPrompt(sql))
 	return strings.TrimSpace(reply), err
 }
 
-// ask sends one prompt, retrying 429 and 5xx with exponential backoff.
-func (g *Gemini) ask(ctx context.Context, system, prompt string) (string, error) {
+// ask sends one prompt, retrying 429 and 5xx with exponential backoff, and
+// says what the calls cost (every attempt is a call).
+func (g *Gemini) ask(ctx context.Context, system, prompt string) (string, Usage, error) {
 	m := g.client.GenerativeModel(g.model)
 	m.SetTemperature(0)
 	m.SystemInstruction = &genai.Content{Parts: []genai.Part{genai.Text(system)}}
 	delay := 500 * time.Millisecond
+	var use Usage
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		resp, err := m.GenerateContent(cctx, genai.Text(prompt))
 		cancel()
+		use.Calls++
 		if err == nil {
-			return replyText(resp), nil
+			if u := resp.UsageMetadata; u != nil {
+				use.TokensIn, use.TokensOut = int64(u.PromptTokenCount), int64(u.CandidatesTokenCount)
+			}
+			return replyText(resp), use, nil
 		}
 		if attempt == 3 || !retryable(err) {
-			return "", llmError("gemini", err)
+			return "", use, llmError("gemini", err)
 		}
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", use, ctx.Err()
 		case <-time.After(delay):
 		}
 		delay *= 2

@@ -66,6 +66,17 @@ type Output struct {
 	// knows it (the question itself, or a follow-up merged with the turn it
 	// refines); empty leaves it to Resolve.
 	Resolved string
+	// Usage is what producing it cost at the LLM, also when Generate
+	// returns an error after a reply (a refusal); usage analytics adds it up.
+	Usage Usage
+}
+
+// Usage counts LLM calls and the tokens the provider reported for them;
+// zero for the offline generator, which calls none.
+type Usage struct {
+	Calls     int
+	TokensIn  int64
+	TokensOut int64
 }
 
 // Resolve writes a follow-up as a standalone question: the refined turn's

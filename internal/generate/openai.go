@@ -32,30 +32,36 @@ func (o *OpenAI) Name() string { return "openai:" + o.model }
 
 // Generate implements Generator.
 func (o *OpenAI) Generate(ctx context.Context, in Input) (Output, error) {
-	reply, err := o.chat(ctx, System, Prompt(in))
+	reply, use, err := o.chat(ctx, System, Prompt(in))
 	if err != nil {
-		return Output{}, err
+		return Output{Usage: use}, err
 	}
-	return fromReply(reply)
+	out, err := fromReply(reply)
+	out.Usage = use
+	return out, err
 }
 
 // Question implements Generator.
 func (o *OpenAI) Question(ctx context.Context, sql string, _ Input) (string, error) {
-	reply, err := o.chat(ctx, "You describe SQL queries as questions.", QuestionPrompt(sql))
+	reply, _, err := o.chat(ctx, "You describe SQL queries as questions.", QuestionPrompt(sql))
 	return strings.TrimSpace(reply), err
 }
 
-func (o *OpenAI) chat(ctx context.Context, system, user string) (string, error) {
+// chat sends one conversation and says what it cost (the client's retries
+// are not visible here: one call).
+func (o *OpenAI) chat(ctx context.Context, system, user string) (string, Usage, error) {
 	resp, err := o.client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
 		Model:       o.model,
 		Messages:    []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system), openai.UserMessage(user)},
 		Temperature: openai.Float(0),
 	})
+	use := Usage{Calls: 1}
 	if err != nil {
-		return "", llmError("openai-compatible server", err)
+		return "", use, llmError("openai-compatible server", err)
 	}
+	use.TokensIn, use.TokensOut = resp.Usage.PromptTokens, resp.Usage.CompletionTokens
 	if len(resp.Choices) == 0 {
-		return "", llmError("openai-compatible server", fmt.Errorf("no choices in the reply"))
+		return "", use, llmError("openai-compatible server", fmt.Errorf("no choices in the reply"))
 	}
-	return resp.Choices[0].Message.Content, nil
+	return resp.Choices[0].Message.Content, use, nil
 }

@@ -67,12 +67,12 @@ func SummaryPrompt(s Sample) string {
 
 // Summarize implements Summarizer.
 func (o *OpenAI) Summarize(ctx context.Context, s Sample) (string, error) {
-	reply, err := o.chat(ctx, SummarySystem, SummaryPrompt(s))
+	reply, _, err := o.chat(ctx, SummarySystem, SummaryPrompt(s))
 	return strings.TrimSpace(reply), err
 }
 
 // Summarize implements Summarizer.
 func (g *Gemini) Summarize(ctx context.Context, s Sample) (string, error) {
-	reply, err := g.ask(ctx, SummarySystem, SummaryPrompt(s))
+	reply, _, err := g.ask(ctx, SummarySystem, SummaryPrompt(s))
 	return strings.TrimSpace(reply), err
 }

@@ -133,6 +133,7 @@ func (s *Server) addTrainingData(c *gin.Context) (int, any, error) {
 		return 0, nil, err
 	}
 	items, err := s.store.Add(c.Request.Context(), modelID, []nlsql.NewItem{req.item}, nlsql.SourceUser)
+	s.trained(c, err)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -201,6 +202,7 @@ func (s *Server) importTrainingData(c *gin.Context) (int, any, error) {
 		return 0, nil, err
 	}
 	res, err := s.store.Import(c.Request.Context(), modelID, rows)
+	s.trained(c, err)
 	return reply(http.StatusOK, res, err)
 }
 
@@ -250,5 +252,6 @@ func (s *Server) trainFromCatalog(c *gin.Context) (int, any, error) {
 		return 0, nil, err
 	}
 	res, err := s.store.TrainFromCatalog(c.Request.Context(), modelID)
+	s.trained(c, err)
 	return reply(http.StatusOK, res, err)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/dbchat/dbchat/internal/catalog"
 	"github.com/dbchat/dbchat/internal/importer"
 	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/usage"
 )
 
 // importRows loads a CSV (text/csv) or JSON (application/json) body into a
@@ -31,7 +32,7 @@ func (s *Server) importRows(c *gin.Context) (int, any, error) {
 	}
 	defer release()
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxImportBytes)
-	n, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (int64, error) {
+	n, err := counted(c, s, usage.Import, func(ctx context.Context, tx tenant.Conn) (int64, error) {
 		return s.loadRows(ctx, tx, id, load, body)
 	})
 	return reply(http.StatusOK, gin.H{"inserted": n}, importErr(err))

@@ -28,6 +28,7 @@ import (
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/usage"
 	"github.com/dbchat/dbchat/internal/web"
 )
 
@@ -70,6 +71,9 @@ type Config struct {
 	// Limits enforces the tenants' rate limits and quotas (issue 17 §2);
 	// nil enforces none.
 	Limits *limits.Service
+	// Prices is the LLM price table for usage analytics' estimated costs
+	// (DBCHAT_LLM_PRICES); a model it lacks has an unknown (null) cost.
+	Prices usage.Prices
 }
 
 // Defaults for Config's zero fields.
@@ -186,7 +190,9 @@ func (s *Server) operatorRoutes() {
 	ops.POST("", h(s.createTenant))
 	ops.GET("", h(s.listTenants))
 	ops.PATCH("/:id", h(s.updateTenant))
-	e.Group("/v1/admin", operator).GET("/audit", h(s.adminAudit))
+	admin := e.Group("/v1/admin", operator)
+	admin.GET("/audit", h(s.adminAudit))
+	admin.GET("/analytics", h(s.adminAnalytics))
 }
 
 // accountRoutes: the caller, its tenant, users and API keys.
@@ -195,6 +201,7 @@ func (s *Server) accountRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
 	v1.GET("/me", h(s.me))
 	v1.GET("/tenant", h(s.currentTenant))
 	v1.PATCH("/tenant", admin, h(s.updateCurrentTenant))
+	v1.GET("/analytics", admin, h(s.analytics))
 	v1.POST("/users", admin, h(s.createUser))
 	v1.GET("/users", h(s.listUsers))
 	v1.DELETE("/users/:id", admin, h(s.deleteUser))

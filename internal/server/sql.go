@@ -54,6 +54,8 @@ func (s *Server) runSQL(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	start := time.Now()
 	res, err := s.cfg.SQL.Run(c.Request.Context(), req.run())
+	s.sqlUsage(c, start, res, err)
 	return reply(http.StatusOK, res, err)
 }

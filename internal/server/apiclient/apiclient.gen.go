@@ -20,6 +20,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AnalyticsReportGranularity.
+const (
+	AnalyticsReportGranularityDay  AnalyticsReportGranularity = "day"
+	AnalyticsReportGranularityWeek AnalyticsReportGranularity = "week"
+)
+
+// Valid indicates whether the value is a known member of the AnalyticsReportGranularity enum.
+func (e AnalyticsReportGranularity) Valid() bool {
+	switch e {
+	case AnalyticsReportGranularityDay:
+		return true
+	case AnalyticsReportGranularityWeek:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChartType.
 const (
 	ChartTypeBar     ChartType = "bar"
@@ -265,19 +283,19 @@ func (e SecurityPolicyKind) Valid() bool {
 
 // Defines values for TrainingKind.
 const (
-	Ddl           TrainingKind = "ddl"
-	Documentation TrainingKind = "documentation"
-	Sql           TrainingKind = "sql"
+	TrainingKindDdl           TrainingKind = "ddl"
+	TrainingKindDocumentation TrainingKind = "documentation"
+	TrainingKindSql           TrainingKind = "sql"
 )
 
 // Valid indicates whether the value is a known member of the TrainingKind enum.
 func (e TrainingKind) Valid() bool {
 	switch e {
-	case Ddl:
+	case TrainingKindDdl:
 		return true
-	case Documentation:
+	case TrainingKindDocumentation:
 		return true
-	case Sql:
+	case TrainingKindSql:
 		return true
 	default:
 		return false
@@ -338,6 +356,57 @@ func (e Readyz200JSONResponseBodyStatus) Valid() bool {
 	}
 }
 
+// Defines values for AdminAnalyticsParamsSort.
+const (
+	AdminAnalyticsParamsSortAnswered     AdminAnalyticsParamsSort = "answered"
+	AdminAnalyticsParamsSortCost         AdminAnalyticsParamsSort = "cost"
+	AdminAnalyticsParamsSortFailed       AdminAnalyticsParamsSort = "failed"
+	AdminAnalyticsParamsSortLlmCalls     AdminAnalyticsParamsSort = "llm_calls"
+	AdminAnalyticsParamsSortName         AdminAnalyticsParamsSort = "name"
+	AdminAnalyticsParamsSortQuestions    AdminAnalyticsParamsSort = "questions"
+	AdminAnalyticsParamsSortRefused      AdminAnalyticsParamsSort = "refused"
+	AdminAnalyticsParamsSortRowsImported AdminAnalyticsParamsSort = "rows_imported"
+	AdminAnalyticsParamsSortRowsReturned AdminAnalyticsParamsSort = "rows_returned"
+	AdminAnalyticsParamsSortSql          AdminAnalyticsParamsSort = "sql"
+	AdminAnalyticsParamsSortStorage      AdminAnalyticsParamsSort = "storage"
+	AdminAnalyticsParamsSortTokens       AdminAnalyticsParamsSort = "tokens"
+	AdminAnalyticsParamsSortTrainingRows AdminAnalyticsParamsSort = "training_rows"
+)
+
+// Valid indicates whether the value is a known member of the AdminAnalyticsParamsSort enum.
+func (e AdminAnalyticsParamsSort) Valid() bool {
+	switch e {
+	case AdminAnalyticsParamsSortAnswered:
+		return true
+	case AdminAnalyticsParamsSortCost:
+		return true
+	case AdminAnalyticsParamsSortFailed:
+		return true
+	case AdminAnalyticsParamsSortLlmCalls:
+		return true
+	case AdminAnalyticsParamsSortName:
+		return true
+	case AdminAnalyticsParamsSortQuestions:
+		return true
+	case AdminAnalyticsParamsSortRefused:
+		return true
+	case AdminAnalyticsParamsSortRowsImported:
+		return true
+	case AdminAnalyticsParamsSortRowsReturned:
+		return true
+	case AdminAnalyticsParamsSortSql:
+		return true
+	case AdminAnalyticsParamsSortStorage:
+		return true
+	case AdminAnalyticsParamsSortTokens:
+		return true
+	case AdminAnalyticsParamsSortTrainingRows:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AdminAudit200JSONResponseBodyFindingsLevel.
 const (
 	ERROR AdminAudit200JSONResponseBodyFindingsLevel = "ERROR"
@@ -350,6 +419,24 @@ func (e AdminAudit200JSONResponseBodyFindingsLevel) Valid() bool {
 	case ERROR:
 		return true
 	case WARN:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AnalyticsParamsGranularity.
+const (
+	AnalyticsParamsGranularityDay  AnalyticsParamsGranularity = "day"
+	AnalyticsParamsGranularityWeek AnalyticsParamsGranularity = "week"
+)
+
+// Valid indicates whether the value is a known member of the AnalyticsParamsGranularity enum.
+func (e AnalyticsParamsGranularity) Valid() bool {
+	switch e {
+	case AnalyticsParamsGranularityDay:
+		return true
+	case AnalyticsParamsGranularityWeek:
 		return true
 	default:
 		return false
@@ -503,6 +590,165 @@ type APIKeyCreated struct {
 	Name      string             `json:"name"`
 	Prefix    string             `json:"prefix"`
 	UserId    openapi_types.UUID `json:"user_id"`
+}
+
+// AnalyticsFigures defines model for AnalyticsFigures.
+type AnalyticsFigures struct {
+	Corrections int64 `json:"corrections"`
+
+	// EmptyResults Questions and /v1/sql statements that returned no row.
+	EmptyResults int64 `json:"empty_results"`
+
+	// EstimatedCost The models' costs summed; null when a model with calls has no price.
+	EstimatedCost     *float64         `json:"estimated_cost"`
+	FeedbackDown      int64            `json:"feedback_down"`
+	FeedbackUp        int64            `json:"feedback_up"`
+	Imports           int64            `json:"imports"`
+	ImportsFailed     int64            `json:"imports_failed"`
+	LlmCalls          int64            `json:"llm_calls"`
+	Models            []AnalyticsModel `json:"models"`
+	QuestionsAnswered int64            `json:"questions_answered"`
+	QuestionsAsked    int64            `json:"questions_asked"`
+	QuestionsFailed   int64            `json:"questions_failed"`
+	QuestionsRefused  int64            `json:"questions_refused"`
+	RowsImported      int64            `json:"rows_imported"`
+	RowsReturned      int64            `json:"rows_returned"`
+	SqlFailed         int64            `json:"sql_failed"`
+
+	// SqlFirstTry Questions whose generated SQL ran without a correction round.
+	SqlFirstTry   int64 `json:"sql_first_try"`
+	SqlStatements int64 `json:"sql_statements"`
+	Stages        struct {
+		Execute  AnalyticsStage `json:"execute"`
+		Generate AnalyticsStage `json:"generate"`
+		Retrieve AnalyticsStage `json:"retrieve"`
+		Validate AnalyticsStage `json:"validate"`
+	} `json:"stages"`
+	TokensIn       int64 `json:"tokens_in"`
+	TokensOut      int64 `json:"tokens_out"`
+	TrainingWrites int64 `json:"training_writes"`
+}
+
+// AnalyticsModel defines model for AnalyticsModel.
+type AnalyticsModel struct {
+	Calls int64 `json:"calls"`
+
+	// EstimatedCost null: the price table lacks the model.
+	EstimatedCost *float64 `json:"estimated_cost"`
+	Model         string   `json:"model"`
+	TokensIn      int64    `json:"tokens_in"`
+	TokensOut     int64    `json:"tokens_out"`
+}
+
+// AnalyticsPeriod defines model for AnalyticsPeriod.
+type AnalyticsPeriod struct {
+	Corrections int64 `json:"corrections"`
+
+	// EmptyResults Questions and /v1/sql statements that returned no row.
+	EmptyResults int64 `json:"empty_results"`
+
+	// EstimatedCost The models' costs summed; null when a model with calls has no price.
+	EstimatedCost     *float64           `json:"estimated_cost"`
+	FeedbackDown      int64              `json:"feedback_down"`
+	FeedbackUp        int64              `json:"feedback_up"`
+	From              openapi_types.Date `json:"from"`
+	Imports           int64              `json:"imports"`
+	ImportsFailed     int64              `json:"imports_failed"`
+	LlmCalls          int64              `json:"llm_calls"`
+	Models            []AnalyticsModel   `json:"models"`
+	QuestionsAnswered int64              `json:"questions_answered"`
+	QuestionsAsked    int64              `json:"questions_asked"`
+	QuestionsFailed   int64              `json:"questions_failed"`
+	QuestionsRefused  int64              `json:"questions_refused"`
+	RowsImported      int64              `json:"rows_imported"`
+	RowsReturned      int64              `json:"rows_returned"`
+	SqlFailed         int64              `json:"sql_failed"`
+
+	// SqlFirstTry Questions whose generated SQL ran without a correction round.
+	SqlFirstTry   int64 `json:"sql_first_try"`
+	SqlStatements int64 `json:"sql_statements"`
+	Stages        struct {
+		Execute  AnalyticsStage `json:"execute"`
+		Generate AnalyticsStage `json:"generate"`
+		Retrieve AnalyticsStage `json:"retrieve"`
+		Validate AnalyticsStage `json:"validate"`
+	} `json:"stages"`
+	To             openapi_types.Date `json:"to"`
+	TokensIn       int64              `json:"tokens_in"`
+	TokensOut      int64              `json:"tokens_out"`
+	TrainingWrites int64              `json:"training_writes"`
+}
+
+// AnalyticsReport defines model for AnalyticsReport.
+type AnalyticsReport struct {
+	From        openapi_types.Date         `json:"from"`
+	Granularity AnalyticsReportGranularity `json:"granularity"`
+	Periods     []AnalyticsPeriod          `json:"periods"`
+	Storage     []struct {
+		Bytes int64  `json:"bytes"`
+		Table string `json:"table"`
+	} `json:"storage"`
+	StorageBytes int64              `json:"storage_bytes"`
+	To           openapi_types.Date `json:"to"`
+	Total        AnalyticsFigures   `json:"total"`
+	TrainingRows []struct {
+		Model string `json:"model"`
+		Rows  int64  `json:"rows"`
+	} `json:"training_rows"`
+}
+
+// AnalyticsReportGranularity defines model for AnalyticsReport.Granularity.
+type AnalyticsReportGranularity string
+
+// AnalyticsStage defines model for AnalyticsStage.
+type AnalyticsStage struct {
+	// Count Requests that ran the stage.
+	Count int64    `json:"count"`
+	P50Ms *float64 `json:"p50_ms"`
+	P95Ms *float64 `json:"p95_ms"`
+}
+
+// AnalyticsTenant defines model for AnalyticsTenant.
+type AnalyticsTenant struct {
+	Corrections int64 `json:"corrections"`
+
+	// EmptyResults Questions and /v1/sql statements that returned no row.
+	EmptyResults int64 `json:"empty_results"`
+
+	// EstimatedCost The models' costs summed; null when a model with calls has no price.
+	EstimatedCost     *float64         `json:"estimated_cost"`
+	FeedbackDown      int64            `json:"feedback_down"`
+	FeedbackUp        int64            `json:"feedback_up"`
+	Imports           int64            `json:"imports"`
+	ImportsFailed     int64            `json:"imports_failed"`
+	IsActive          bool             `json:"is_active"`
+	LlmCalls          int64            `json:"llm_calls"`
+	Models            []AnalyticsModel `json:"models"`
+	Name              string           `json:"name"`
+	QuestionsAnswered int64            `json:"questions_answered"`
+	QuestionsAsked    int64            `json:"questions_asked"`
+	QuestionsFailed   int64            `json:"questions_failed"`
+	QuestionsRefused  int64            `json:"questions_refused"`
+	RowsImported      int64            `json:"rows_imported"`
+	RowsReturned      int64            `json:"rows_returned"`
+	Slug              string           `json:"slug"`
+	SqlFailed         int64            `json:"sql_failed"`
+
+	// SqlFirstTry Questions whose generated SQL ran without a correction round.
+	SqlFirstTry   int64 `json:"sql_first_try"`
+	SqlStatements int64 `json:"sql_statements"`
+	Stages        struct {
+		Execute  AnalyticsStage `json:"execute"`
+		Generate AnalyticsStage `json:"generate"`
+		Retrieve AnalyticsStage `json:"retrieve"`
+		Validate AnalyticsStage `json:"validate"`
+	} `json:"stages"`
+	StorageBytes   int64              `json:"storage_bytes"`
+	TenantId       openapi_types.UUID `json:"tenant_id"`
+	TokensIn       int64              `json:"tokens_in"`
+	TokensOut      int64              `json:"tokens_out"`
+	TrainingRows   int64              `json:"training_rows"`
+	TrainingWrites int64              `json:"training_writes"`
 }
 
 // Answer defines model for Answer.
@@ -1311,6 +1557,12 @@ type VannaRow struct {
 	TrainingDataType TrainingKind `json:"training_data_type"`
 }
 
+// AnalyticsFrom defines model for AnalyticsFrom.
+type AnalyticsFrom = openapi_types.Date
+
+// AnalyticsTo defines model for AnalyticsTo.
+type AnalyticsTo = openapi_types.Date
+
 // ID defines model for ID.
 type ID = openapi_types.UUID
 
@@ -1359,8 +1611,36 @@ type Healthz200JSONResponseBodyStatus string
 // Readyz200JSONResponseBodyStatus defines parameters for Readyz.
 type Readyz200JSONResponseBodyStatus string
 
+// AdminAnalyticsParams defines parameters for AdminAnalytics.
+type AdminAnalyticsParams struct {
+	// From First UTC day (YYYY-MM-DD); default 29 days before to. A range spans at most 366 days.
+	From *AnalyticsFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last UTC day, included (YYYY-MM-DD); default today.
+	To   *AnalyticsTo              `form:"to,omitempty" json:"to,omitempty"`
+	Sort *AdminAnalyticsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// AdminAnalyticsParamsSort defines parameters for AdminAnalytics.
+type AdminAnalyticsParamsSort string
+
 // AdminAudit200JSONResponseBodyFindingsLevel defines parameters for AdminAudit.
 type AdminAudit200JSONResponseBodyFindingsLevel string
+
+// AnalyticsParams defines parameters for Analytics.
+type AnalyticsParams struct {
+	// From First UTC day (YYYY-MM-DD); default 29 days before to. A range spans at most 366 days.
+	From *AnalyticsFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last UTC day, included (YYYY-MM-DD); default today.
+	To *AnalyticsTo `form:"to,omitempty" json:"to,omitempty"`
+
+	// Granularity day, or week (ISO weeks from Monday, the first and last clipped to the range).
+	Granularity *AnalyticsParamsGranularity `form:"granularity,omitempty" json:"granularity,omitempty"`
+}
+
+// AnalyticsParamsGranularity defines parameters for Analytics.
+type AnalyticsParamsGranularity string
 
 // AskQuestionJSONBody defines parameters for AskQuestion.
 type AskQuestionJSONBody struct {
@@ -1897,6 +2177,21 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AdminAnalytics Every tenant's usage figures over a range, sorted
+	//
+	// The figures of GET /v1/analytics, summed over the whole range, one
+	// line per tenant (active or not), with its storage and training rows
+	// now. Tenants are listed through the operator's one cross-tenant read
+	// (dbchat_ops.list_tenants); each tenant's rows are then read in a
+	// transaction of that tenant (as its longest-standing admin, whom
+	// query_history's owner_or_admin policy shows the feedback), so usage
+	// rows are only ever read under their tenant_isolation policy. Sorted
+	// largest first (name: A to Z), ties by name; an unknown cost sorts
+	// last.
+	//
+	// Corresponds with GET /v1/admin/analytics (the `AdminAnalytics` operationId).
+	AdminAnalytics(ctx context.Context, params *AdminAnalyticsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// AdminAudit Isolation audit report (the audit.* views) as JSON
 	//
 	// What `dbchat audit --format json` prints without --probe: database
@@ -1912,6 +2207,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/admin/audit (the `AdminAudit` operationId).
 	AdminAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Analytics The tenant's usage analytics per day or week (admins only)
+	//
+	// Questions (/v1/ask and conversation turns) asked, answered, refused
+	// and failed; questions whose generated SQL ran on the first try;
+	// empty results; /v1/sql statements; imports and rows imported;
+	// training writes; corrections and feedback up/down (from the history
+	// entries' feedback, by the day it was given); p50/p95 per stage; LLM
+	// calls, tokens and estimated cost per model (DBCHAT_LLM_PRICES; a
+	// model it lacks has cost null); rows returned; storage per data table
+	// and training rows per model now. Read from daily rollups (UTC days),
+	// so a year costs the same however busy it was. Percentiles come from
+	// fixed log-spaced histogram buckets: a reported value is the upper
+	// bound of the bucket holding that rank, never below the true value
+	// and at most 19% above it. With `Accept: text/csv`, one CSV row per
+	// period (counts, cost, count/p50/p95 per stage, then calls, tokens in
+	// and out and cost per model); unknown values are empty cells.
+	//
+	// Corresponds with GET /v1/analytics (the `Analytics` operationId).
+	Analytics(ctx context.Context, params *AnalyticsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAPIKeys List API keys (never their secrets)
 	//
@@ -2727,6 +3042,31 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 	return c.Client.Do(req)
 }
 
+// AdminAnalytics Every tenant's usage figures over a range, sorted
+//
+// The figures of GET /v1/analytics, summed over the whole range, one
+// line per tenant (active or not), with its storage and training rows
+// now. Tenants are listed through the operator's one cross-tenant read
+// (dbchat_ops.list_tenants); each tenant's rows are then read in a
+// transaction of that tenant (as its longest-standing admin, whom
+// query_history's owner_or_admin policy shows the feedback), so usage
+// rows are only ever read under their tenant_isolation policy. Sorted
+// largest first (name: A to Z), ties by name; an unknown cost sorts
+// last.
+//
+// Corresponds with GET /v1/admin/analytics (the `AdminAnalytics` operationId).
+func (c *Client) AdminAnalytics(ctx context.Context, params *AdminAnalyticsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAnalyticsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // AdminAudit Isolation audit report (the audit.* views) as JSON
 //
 // What `dbchat audit --format json` prints without --probe: database
@@ -2743,6 +3083,36 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 // Corresponds with GET /v1/admin/audit (the `AdminAudit` operationId).
 func (c *Client) AdminAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminAuditRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Analytics The tenant's usage analytics per day or week (admins only)
+//
+// Questions (/v1/ask and conversation turns) asked, answered, refused
+// and failed; questions whose generated SQL ran on the first try;
+// empty results; /v1/sql statements; imports and rows imported;
+// training writes; corrections and feedback up/down (from the history
+// entries' feedback, by the day it was given); p50/p95 per stage; LLM
+// calls, tokens and estimated cost per model (DBCHAT_LLM_PRICES; a
+// model it lacks has cost null); rows returned; storage per data table
+// and training rows per model now. Read from daily rollups (UTC days),
+// so a year costs the same however busy it was. Percentiles come from
+// fixed log-spaced histogram buckets: a reported value is the upper
+// bound of the bucket holding that rank, never below the true value
+// and at most 19% above it. With `Accept: text/csv`, one CSV row per
+// period (counts, cost, count/p50/p95 per stage, then calls, tokens in
+// and out and cost per model); unknown values are empty cells.
+//
+// Corresponds with GET /v1/analytics (the `Analytics` operationId).
+func (c *Client) Analytics(ctx context.Context, params *AnalyticsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAnalyticsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4333,6 +4703,84 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewAdminAnalyticsRequest constructs an http.Request for the AdminAnalytics method
+func NewAdminAnalyticsRequest(server string, params *AdminAnalyticsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/analytics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewAdminAuditRequest constructs an http.Request for the AdminAudit method
 func NewAdminAuditRequest(server string) (*http.Request, error) {
 	var err error
@@ -4350,6 +4798,84 @@ func NewAdminAuditRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAnalyticsRequest constructs an http.Request for the Analytics method
+func NewAnalyticsRequest(server string, params *AnalyticsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Granularity != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "granularity", *params.Granularity, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4999,6 +5525,69 @@ func NewGetHistoryRequest(server string, id ID) (*http.Request, error) {
 		return nil, err
 	}
 
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Source != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source", *params.Source, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Offset != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
@@ -5469,69 +6058,6 @@ func NewListTrainingDataRequest(server string, name string, params *ListTraining
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.Kind != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Source != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source", *params.Source, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Limit != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if params.Offset != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -6634,6 +7160,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
 
+	// AdminAnalyticsWithResponse Every tenant's usage figures over a range, sorted
+	//
+	// The figures of GET /v1/analytics, summed over the whole range, one
+	// line per tenant (active or not), with its storage and training rows
+	// now. Tenants are listed through the operator's one cross-tenant read
+	// (dbchat_ops.list_tenants); each tenant's rows are then read in a
+	// transaction of that tenant (as its longest-standing admin, whom
+	// query_history's owner_or_admin policy shows the feedback), so usage
+	// rows are only ever read under their tenant_isolation policy. Sorted
+	// largest first (name: A to Z), ties by name; an unknown cost sorts
+	// last.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/analytics (the `AdminAnalytics` operationId).
+	AdminAnalyticsWithResponse(ctx context.Context, params *AdminAnalyticsParams, reqEditors ...RequestEditorFn) (*AdminAnalyticsResponse, error)
+
 	// AdminAuditWithResponse Isolation audit report (the audit.* views) as JSON
 	//
 	// What `dbchat audit --format json` prints without --probe: database
@@ -6651,6 +7194,28 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/admin/audit (the `AdminAudit` operationId).
 	AdminAuditWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminAuditResponse, error)
+
+	// AnalyticsWithResponse The tenant's usage analytics per day or week (admins only)
+	//
+	// Questions (/v1/ask and conversation turns) asked, answered, refused
+	// and failed; questions whose generated SQL ran on the first try;
+	// empty results; /v1/sql statements; imports and rows imported;
+	// training writes; corrections and feedback up/down (from the history
+	// entries' feedback, by the day it was given); p50/p95 per stage; LLM
+	// calls, tokens and estimated cost per model (DBCHAT_LLM_PRICES; a
+	// model it lacks has cost null); rows returned; storage per data table
+	// and training rows per model now. Read from daily rollups (UTC days),
+	// so a year costs the same however busy it was. Percentiles come from
+	// fixed log-spaced histogram buckets: a reported value is the upper
+	// bound of the bucket holding that rank, never below the true value
+	// and at most 19% above it. With `Accept: text/csv`, one CSV row per
+	// period (counts, cost, count/p50/p95 per stage, then calls, tokens in
+	// and out and cost per model); unknown values are empty cells.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/analytics (the `Analytics` operationId).
+	AnalyticsWithResponse(ctx context.Context, params *AnalyticsParams, reqEditors ...RequestEditorFn) (*AnalyticsResponse, error)
 
 	// ListAPIKeysWithResponse List API keys (never their secrets)
 	//
@@ -7653,6 +8218,78 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+type AdminAnalyticsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		From    openapi_types.Date `json:"from"`
+		Sort    string             `json:"sort"`
+		Tenants []AnalyticsTenant  `json:"tenants"`
+		To      openapi_types.Date `json:"to"`
+	}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminAnalyticsResponse) GetJSON200() *struct {
+	From    openapi_types.Date `json:"from"`
+	Sort    string             `json:"sort"`
+	Tenants []AnalyticsTenant  `json:"tenants"`
+	To      openapi_types.Date `json:"to"`
+} {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AdminAnalyticsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminAnalyticsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AdminAnalyticsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminAnalyticsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminAnalyticsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminAnalyticsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminAnalyticsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type AdminAuditResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7769,6 +8406,75 @@ func (r AdminAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AnalyticsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AnalyticsReport
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AnalyticsResponse) GetJSON200() *AnalyticsReport {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AnalyticsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AnalyticsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AnalyticsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AnalyticsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AnalyticsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AnalyticsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AnalyticsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AnalyticsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11835,6 +12541,29 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 	return ParseReadyzResponse(rsp)
 }
 
+// AdminAnalyticsWithResponse Every tenant's usage figures over a range, sorted
+//
+// The figures of GET /v1/analytics, summed over the whole range, one
+// line per tenant (active or not), with its storage and training rows
+// now. Tenants are listed through the operator's one cross-tenant read
+// (dbchat_ops.list_tenants); each tenant's rows are then read in a
+// transaction of that tenant (as its longest-standing admin, whom
+// query_history's owner_or_admin policy shows the feedback), so usage
+// rows are only ever read under their tenant_isolation policy. Sorted
+// largest first (name: A to Z), ties by name; an unknown cost sorts
+// last.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/analytics (the `AdminAnalytics` operationId).
+func (c *ClientWithResponses) AdminAnalyticsWithResponse(ctx context.Context, params *AdminAnalyticsParams, reqEditors ...RequestEditorFn) (*AdminAnalyticsResponse, error) {
+	rsp, err := c.AdminAnalytics(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAnalyticsResponse(rsp)
+}
+
 // AdminAuditWithResponse Isolation audit report (the audit.* views) as JSON
 //
 // What `dbchat audit --format json` prints without --probe: database
@@ -11857,6 +12586,34 @@ func (c *ClientWithResponses) AdminAuditWithResponse(ctx context.Context, reqEdi
 		return nil, err
 	}
 	return ParseAdminAuditResponse(rsp)
+}
+
+// AnalyticsWithResponse The tenant's usage analytics per day or week (admins only)
+//
+// Questions (/v1/ask and conversation turns) asked, answered, refused
+// and failed; questions whose generated SQL ran on the first try;
+// empty results; /v1/sql statements; imports and rows imported;
+// training writes; corrections and feedback up/down (from the history
+// entries' feedback, by the day it was given); p50/p95 per stage; LLM
+// calls, tokens and estimated cost per model (DBCHAT_LLM_PRICES; a
+// model it lacks has cost null); rows returned; storage per data table
+// and training rows per model now. Read from daily rollups (UTC days),
+// so a year costs the same however busy it was. Percentiles come from
+// fixed log-spaced histogram buckets: a reported value is the upper
+// bound of the bucket holding that rank, never below the true value
+// and at most 19% above it. With `Accept: text/csv`, one CSV row per
+// period (counts, cost, count/p50/p95 per stage, then calls, tokens in
+// and out and cost per model); unknown values are empty cells.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/analytics (the `Analytics` operationId).
+func (c *ClientWithResponses) AnalyticsWithResponse(ctx context.Context, params *AnalyticsParams, reqEditors ...RequestEditorFn) (*AnalyticsResponse, error) {
+	rsp, err := c.Analytics(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAnalyticsResponse(rsp)
 }
 
 // ListAPIKeysWithResponse List API keys (never their secrets)
@@ -13237,6 +13994,58 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 	return response, nil
 }
 
+// ParseAdminAnalyticsResponse parses an HTTP response from a AdminAnalyticsWithResponse call
+func ParseAdminAnalyticsResponse(rsp *http.Response) (*AdminAnalyticsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminAnalyticsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			From    openapi_types.Date `json:"from"`
+			Sort    string             `json:"sort"`
+			Tenants []AnalyticsTenant  `json:"tenants"`
+			To      openapi_types.Date `json:"to"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseAdminAuditResponse parses an HTTP response from a AdminAuditWithResponse call
 func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13308,6 +14117,63 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAnalyticsResponse parses an HTTP response from a AnalyticsWithResponse call
+func ParseAnalyticsResponse(rsp *http.Response) (*AnalyticsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AnalyticsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AnalyticsReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
