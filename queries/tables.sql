@@ -12,8 +12,8 @@ VALUES ($1, $2)
 RETURNING *;
 
 -- name: CreateColumn :one
-INSERT INTO dbchat.database_columns (table_id, name, data_type, description, is_nullable, position)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO dbchat.database_columns (table_id, name, data_type, description, is_nullable, position, restricted)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING *;
 
 -- name: GetTable :one
@@ -40,6 +40,27 @@ SELECT (coalesce(max(position), 0) + 1)::int AS position FROM dbchat.database_co
 UPDATE dbchat.database_columns SET description = $3
 WHERE table_id = $1 AND id = $2
 RETURNING *;
+
+-- name: GetColumn :one
+SELECT * FROM dbchat.database_columns WHERE table_id = $1 AND id = $2;
+
+-- name: SetColumnRestricted :one
+-- Column masks: the flag and the members' role's grants, in one step
+-- (a SECURITY DEFINER function; see db/migrations/00015).
+SELECT dbchat.set_column_restricted(sqlc.arg(table_id)::uuid, sqlc.arg(column_id)::uuid, sqlc.arg(restricted)::boolean)::boolean AS found;
+
+-- name: GrantMemberColumns :exec
+-- The members' role reads a data table's unrestricted columns only; a new
+-- table or column is unreadable to members until this runs.
+SELECT dbchat.grant_member_columns(sqlc.arg(table_id)::uuid);
+
+-- name: MemberReadableColumns :many
+-- The columns of a data table the tenant's members' role may SELECT, as
+-- PostgreSQL's grants say (the preview shows members these only).
+SELECT c.name::text FROM dbchat.database_columns c
+WHERE c.table_id = sqlc.arg(table_id)::uuid
+  AND has_column_privilege(sqlc.arg(member_role)::text, sqlc.arg(relation)::text, c.name, 'SELECT')
+ORDER BY c.position;
 
 -- name: CreateDataTable :one
 -- The one DDL path (a SECURITY DEFINER function; see db/migrations).

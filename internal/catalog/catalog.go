@@ -6,6 +6,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,6 +33,9 @@ type ColumnSpec struct {
 	Type        string `json:"type"`
 	Description string `json:"description"`
 	Nullable    *bool  `json:"nullable"`
+	// Restricted keeps the column from the tenant's members: their
+	// statements run as a role without SELECT on it (migration 00015).
+	Restricted bool `json:"restricted"`
 }
 
 // TableSpec describes a table to create.
@@ -131,7 +135,7 @@ func Create(ctx context.Context, tx tenant.Conn, spec TableSpec) (Table, error) 
 	for i, c := range spec.Columns {
 		col, err := q.CreateColumn(ctx, tx, dbsqlc.CreateColumnParams{
 			TableID: row.ID, Name: c.Name, DataType: c.Type, Description: c.Description,
-			IsNullable: c.nullable(), Position: int32(i + 1)})
+			IsNullable: c.nullable(), Position: int32(i + 1), Restricted: c.Restricted})
 		if err != nil {
 			return Table{}, err
 		}
@@ -142,7 +146,7 @@ func Create(ctx context.Context, tx tenant.Conn, spec TableSpec) (Table, error) 
 	if t.Schema, err = q.CreateDataTable(ctx, tx, dbsqlc.CreateDataTableParams{Name: spec.Name, Columns: string(cols)}); err != nil {
 		return Table{}, nameErr(err, "table", spec.Name)
 	}
-	return t, nil
+	return t, q.GrantMemberColumns(ctx, tx, row.ID)
 }
 
 // Get returns a table with its columns; withCount adds its row count.
@@ -196,7 +200,7 @@ func AddColumn(ctx context.Context, tx tenant.Conn, tableID uuid.UUID, spec Colu
 	}
 	col, err := q.CreateColumn(ctx, tx, dbsqlc.CreateColumnParams{
 		TableID: tableID, Name: spec.Name, DataType: spec.Type, Description: spec.Description,
-		IsNullable: spec.nullable(), Position: pos})
+		IsNullable: spec.nullable(), Position: pos, Restricted: spec.Restricted})
 	if err != nil {
 		return dbsqlc.DatabaseColumn{}, nameErr(err, "column", spec.Name)
 	}
@@ -204,7 +208,33 @@ func AddColumn(ctx context.Context, tx tenant.Conn, tableID uuid.UUID, spec Colu
 	if err != nil {
 		return dbsqlc.DatabaseColumn{}, nameErr(err, "column", spec.Name)
 	}
-	return col, nil
+	return col, q.GrantMemberColumns(ctx, tx, tableID)
+}
+
+// ColumnPatch changes a column's description, whether it is restricted,
+// or both; a nil field is left as it is.
+type ColumnPatch struct {
+	Description *string `json:"description"`
+	Restricted  *bool   `json:"restricted"`
+}
+
+// UpdateColumn applies p to a column. Restricting it revokes the members'
+// role's SELECT on it in the same transaction (dbchat.set_column_restricted,
+// which also refuses anyone but a tenant admin).
+func UpdateColumn(ctx context.Context, tx tenant.Conn, tableID, id uuid.UUID, p ColumnPatch) (dbsqlc.DatabaseColumn, error) {
+	q := dbsqlc.New()
+	if p.Description != nil {
+		if _, err := q.UpdateColumnDescription(ctx, tx, dbsqlc.UpdateColumnDescriptionParams{TableID: tableID, ID: id, Description: *p.Description}); err != nil {
+			return dbsqlc.DatabaseColumn{}, err
+		}
+	}
+	if p.Restricted != nil {
+		found, err := q.SetColumnRestricted(ctx, tx, dbsqlc.SetColumnRestrictedParams{TableID: tableID, ColumnID: id, Restricted: *p.Restricted})
+		if err != nil || !found {
+			return dbsqlc.DatabaseColumn{}, cmp.Or(err, error(pgx.ErrNoRows))
+		}
+	}
+	return q.GetColumn(ctx, tx, dbsqlc.GetColumnParams{TableID: tableID, ID: id})
 }
 
 // nameErr words a conflict so the client learns which name clashed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -29,7 +31,9 @@ type Rows struct {
 }
 
 // Preview pages through a table's rows in _row_id (import) order, user
-// columns only.
+// columns only. A caller who is not a tenant admin gets the columns the
+// members' role holds SELECT on, as PostgreSQL's grants say (memberColumns):
+// the same rule that stops members' SQL from reading a restricted column.
 //
 // Values are JSON-faithful: NULL is null; integer, double precision and
 // boolean are JSON numbers and booleans; bigint and numeric are JSON strings
@@ -42,6 +46,9 @@ type Rows struct {
 func Preview(ctx context.Context, tx tenant.Conn, id uuid.UUID, limit, offset int) (Rows, error) {
 	t, err := Get(ctx, tx, id, false)
 	if err != nil {
+		return Rows{}, err
+	}
+	if t.Columns, err = memberColumns(ctx, tx, t); err != nil {
 		return Rows{}, err
 	}
 	out := Rows{Columns: make([]RowsColumn, len(t.Columns)), Rows: [][]any{}}
@@ -172,4 +179,20 @@ func infinity(m pgtype.InfinityModifier, finite func() string) string {
 		return "-infinity"
 	}
 	return finite()
+}
+
+// memberColumns keeps t's columns that the request's end user may read:
+// all of them for a tenant admin; for anyone else those the members' role
+// holds SELECT on (has_column_privilege over the grants of migration 00015).
+func memberColumns(ctx context.Context, tx tenant.Conn, t Table) ([]dbsqlc.DatabaseColumn, error) {
+	id, _ := tenant.FromContext(ctx)
+	if tenant.ReadRole(t.TenantID, id) == t.Schema {
+		return t.Columns, nil
+	}
+	names, err := dbsqlc.New().MemberReadableColumns(ctx, tx, dbsqlc.MemberReadableColumnsParams{
+		TableID: t.ID, MemberRole: tenant.MemberRole(t.TenantID), Relation: t.Ident().Sanitize()})
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(t.Columns, func(c dbsqlc.DatabaseColumn) bool { return !slices.Contains(names, c.Name) }), nil
 }

@@ -146,7 +146,7 @@ func tenantErase(ctx context.Context, env *Env, conn *pgx.Conn, tenantArg, confi
 	}
 	w := env.Stdout
 	fmt.Fprintf(w, "erased tenant %s (%s) at %s by %s\n", ev.Slug, ev.TenantID, ev.ErasedAt.UTC().Format("2006-01-02T15:04:05Z"), ev.Operator)
-	fmt.Fprintf(w, "dropped schema %s with %d data tables; role: %s\n", ev.SchemaDropped, ev.DataTables, orNone(ev.RoleDropped))
+	fmt.Fprintf(w, "dropped schema %s with %d data tables; roles: %s\n", ev.SchemaDropped, ev.DataTables, orNone(strings.Join(ev.RolesDropped, ", ")))
 	names := make([]string, 0, len(ev.Deleted))
 	for n := range ev.Deleted {
 		names = append(names, n)

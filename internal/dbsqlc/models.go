@@ -118,6 +118,8 @@ type DatabaseColumn struct {
 	IsNullable  bool      `json:"is_nullable"`
 	Position    int32     `json:"position"`
 	CreatedAt   time.Time `json:"created_at"`
+	// true: the tenant's members' role (t_<hex>_m) holds no SELECT on this column; only tenant admins' statements read it (dbchat.grant_member_columns).
+	Restricted bool `json:"restricted"`
 }
 
 type DatabaseTable struct {

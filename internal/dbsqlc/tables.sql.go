@@ -34,9 +34,9 @@ func (q *Queries) AddDataColumn(ctx context.Context, db DBTX, arg AddDataColumnP
 }
 
 const createColumn = `-- name: CreateColumn :one
-INSERT INTO dbchat.database_columns (table_id, name, data_type, description, is_nullable, position)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at
+INSERT INTO dbchat.database_columns (table_id, name, data_type, description, is_nullable, position, restricted)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at, restricted
 `
 
 type CreateColumnParams struct {
@@ -46,6 +46,7 @@ type CreateColumnParams struct {
 	Description string    `json:"description"`
 	IsNullable  bool      `json:"is_nullable"`
 	Position    int32     `json:"position"`
+	Restricted  bool      `json:"restricted"`
 }
 
 func (q *Queries) CreateColumn(ctx context.Context, db DBTX, arg CreateColumnParams) (DatabaseColumn, error) {
@@ -56,6 +57,7 @@ func (q *Queries) CreateColumn(ctx context.Context, db DBTX, arg CreateColumnPar
 		arg.Description,
 		arg.IsNullable,
 		arg.Position,
+		arg.Restricted,
 	)
 	var i DatabaseColumn
 	err := row.Scan(
@@ -68,6 +70,7 @@ func (q *Queries) CreateColumn(ctx context.Context, db DBTX, arg CreateColumnPar
 		&i.IsNullable,
 		&i.Position,
 		&i.CreatedAt,
+		&i.Restricted,
 	)
 	return i, err
 }
@@ -137,6 +140,33 @@ func (q *Queries) DropDataTable(ctx context.Context, db DBTX, name string) error
 	return err
 }
 
+const getColumn = `-- name: GetColumn :one
+SELECT tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at, restricted FROM dbchat.database_columns WHERE table_id = $1 AND id = $2
+`
+
+type GetColumnParams struct {
+	TableID uuid.UUID `json:"table_id"`
+	ID      uuid.UUID `json:"id"`
+}
+
+func (q *Queries) GetColumn(ctx context.Context, db DBTX, arg GetColumnParams) (DatabaseColumn, error) {
+	row := db.QueryRow(ctx, getColumn, arg.TableID, arg.ID)
+	var i DatabaseColumn
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.TableID,
+		&i.Name,
+		&i.DataType,
+		&i.Description,
+		&i.IsNullable,
+		&i.Position,
+		&i.CreatedAt,
+		&i.Restricted,
+	)
+	return i, err
+}
+
 const getTable = `-- name: GetTable :one
 SELECT tenant_id, id, user_id, name, description, is_active, created_at, updated_at FROM dbchat.database_tables WHERE id = $1
 `
@@ -157,8 +187,19 @@ func (q *Queries) GetTable(ctx context.Context, db DBTX, id uuid.UUID) (Database
 	return i, err
 }
 
+const grantMemberColumns = `-- name: GrantMemberColumns :exec
+SELECT dbchat.grant_member_columns($1::uuid)
+`
+
+// The members' role reads a data table's unrestricted columns only; a new
+// table or column is unreadable to members until this runs.
+func (q *Queries) GrantMemberColumns(ctx context.Context, db DBTX, tableID uuid.UUID) error {
+	_, err := db.Exec(ctx, grantMemberColumns, tableID)
+	return err
+}
+
 const listColumns = `-- name: ListColumns :many
-SELECT tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at FROM dbchat.database_columns WHERE table_id = $1 ORDER BY position
+SELECT tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at, restricted FROM dbchat.database_columns WHERE table_id = $1 ORDER BY position
 `
 
 func (q *Queries) ListColumns(ctx context.Context, db DBTX, tableID uuid.UUID) ([]DatabaseColumn, error) {
@@ -180,6 +221,7 @@ func (q *Queries) ListColumns(ctx context.Context, db DBTX, tableID uuid.UUID) (
 			&i.IsNullable,
 			&i.Position,
 			&i.CreatedAt,
+			&i.Restricted,
 		); err != nil {
 			return nil, err
 		}
@@ -274,6 +316,41 @@ func (q *Queries) ListTables(ctx context.Context, db DBTX) ([]ListTablesRow, err
 	return items, nil
 }
 
+const memberReadableColumns = `-- name: MemberReadableColumns :many
+SELECT c.name::text FROM dbchat.database_columns c
+WHERE c.table_id = $1::uuid
+  AND has_column_privilege($2::text, $3::text, c.name, 'SELECT')
+ORDER BY c.position
+`
+
+type MemberReadableColumnsParams struct {
+	TableID    uuid.UUID `json:"table_id"`
+	MemberRole string    `json:"member_role"`
+	Relation   string    `json:"relation"`
+}
+
+// The columns of a data table the tenant's members' role may SELECT, as
+// PostgreSQL's grants say (the preview shows members these only).
+func (q *Queries) MemberReadableColumns(ctx context.Context, db DBTX, arg MemberReadableColumnsParams) ([]string, error) {
+	rows, err := db.Query(ctx, memberReadableColumns, arg.TableID, arg.MemberRole, arg.Relation)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var c_name string
+		if err := rows.Scan(&c_name); err != nil {
+			return nil, err
+		}
+		items = append(items, c_name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const nextColumnPosition = `-- name: NextColumnPosition :one
 SELECT (coalesce(max(position), 0) + 1)::int AS position FROM dbchat.database_columns WHERE table_id = $1
 `
@@ -285,10 +362,29 @@ func (q *Queries) NextColumnPosition(ctx context.Context, db DBTX, tableID uuid.
 	return position, err
 }
 
+const setColumnRestricted = `-- name: SetColumnRestricted :one
+SELECT dbchat.set_column_restricted($1::uuid, $2::uuid, $3::boolean)::boolean AS found
+`
+
+type SetColumnRestrictedParams struct {
+	TableID    uuid.UUID `json:"table_id"`
+	ColumnID   uuid.UUID `json:"column_id"`
+	Restricted bool      `json:"restricted"`
+}
+
+// Column masks: the flag and the members' role's grants, in one step
+// (a SECURITY DEFINER function; see db/migrations/00015).
+func (q *Queries) SetColumnRestricted(ctx context.Context, db DBTX, arg SetColumnRestrictedParams) (bool, error) {
+	row := db.QueryRow(ctx, setColumnRestricted, arg.TableID, arg.ColumnID, arg.Restricted)
+	var found bool
+	err := row.Scan(&found)
+	return found, err
+}
+
 const updateColumnDescription = `-- name: UpdateColumnDescription :one
 UPDATE dbchat.database_columns SET description = $3
 WHERE table_id = $1 AND id = $2
-RETURNING tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at
+RETURNING tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at, restricted
 `
 
 type UpdateColumnDescriptionParams struct {
@@ -310,6 +406,7 @@ func (q *Queries) UpdateColumnDescription(ctx context.Context, db DBTX, arg Upda
 		&i.IsNullable,
 		&i.Position,
 		&i.CreatedAt,
+		&i.Restricted,
 	)
 	return i, err
 }

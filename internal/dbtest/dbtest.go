@@ -189,7 +189,7 @@ func tenantRoles(ctx context.Context, connURL string) []string {
 		return nil
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT 't_' || replace(id::text, '-', '') FROM dbchat.tenants`)
+	rows, err := conn.Query(ctx, `SELECT 't_' || replace(id::text, '-', '') || s FROM dbchat.tenants, (VALUES (''), ('_m')) v (s)`)
 	if err != nil {
 		return nil
 	}

@@ -32,7 +32,7 @@ import (
 // PrivilegesRevision changes whenever the privileged steps that run outside
 // the migrations change, so that prepared databases (test templates) are
 // rebuilt.
-const PrivilegesRevision = 5
+const PrivilegesRevision = 6
 
 // platformRoles receive what PUBLIC could execute or read.
 var platformRoles = OwnerRole + ", " + AppRole + ", " + AuditorRole + ", " + OperatorRole + ", " + ProvisionerRole
@@ -102,13 +102,16 @@ func restrictBuiltins(ctx context.Context, tx pgx.Tx) error {
 	return ensureTenantRoles(ctx, tx)
 }
 
-// ensureTenantRoles gives every tenant its role (see migration 00006) with
-// its grants: new tenants get it from dbchat.create_tenant, tenants created
-// before the migration, or restored into a cluster without the roles, here.
+// ensureTenantRoles gives every tenant its roles (see migrations 00006 and
+// 00015: t_<hex> and the members' t_<hex>_m) with their grants: new tenants
+// get them from dbchat.create_tenant and their tables' column grants from
+// the API; tenants created before the migrations, or restored into a
+// cluster without the roles, here.
 func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `DO $$
 		DECLARE
 			r text;
+			tb record;
 		BEGIN
 			FOR r IN SELECT 't_' || replace(t.id::text, '-', '') FROM dbchat.tenants t
 			         UNION SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'
@@ -116,13 +119,24 @@ func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
 				IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
 					EXECUTE format('CREATE ROLE %I NOLOGIN INHERIT', r);
 				END IF;
-				EXECUTE format('GRANT `+SandboxRole+` TO %I', r);
-				EXECUTE format('GRANT %I TO `+QueryRole+`', r);
+				IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r || '_m') THEN
+					EXECUTE format('CREATE ROLE %I NOLOGIN INHERIT', r || '_m');
+				END IF;
+				EXECUTE format('GRANT `+SandboxRole+` TO %I, %I', r, r || '_m');
+				EXECUTE format('GRANT %I, %I TO `+QueryRole+`', r, r || '_m');
 				IF to_regnamespace(r) IS NOT NULL THEN
 					EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', r, r);
 					EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', r, r);
 				END IF;
 			END LOOP;
+			-- The members' column grants, made from the catalog as the tenant.
+			FOR tb IN SELECT dt.tenant_id, dt.id FROM dbchat.database_tables dt
+			         WHERE to_regclass(format('%I.%I', 't_' || replace(dt.tenant_id::text, '-', ''), dt.name)) IS NOT NULL
+			LOOP
+				PERFORM set_config('app.tenant_id', tb.tenant_id::text, true);
+				PERFORM dbchat.grant_member_columns(tb.id);
+			END LOOP;
+			PERFORM set_config('app.tenant_id', '', true);
 		END $$`)
 	if err != nil {
 		return fmt.Errorf("tenant roles: %w", err)

@@ -29,7 +29,8 @@ type Security struct {
 	// Claims are the names (never the values) of the end user's claims in
 	// force (app.claims), sorted; empty for an API key.
 	Claims []string `json:"claims"`
-	// DatabaseRole is the role the statement ran as: the tenant's t_<hex>,
+	// DatabaseRole is the role the statement ran as: the tenant's t_<hex>
+	// for its admins, t_<hex>_m (no restricted columns) for its members,
 	// set by SessionRole (dbchat_query) for the statement's transaction.
 	DatabaseRole string `json:"database_role"`
 	SessionRole  string `json:"session_role"`
@@ -120,7 +121,7 @@ ORDER BY c.relname, p.policyname`
 func (s *Service) security(ctx context.Context, id tenant.Identity, sql string) (Security, error) {
 	schema := tenant.Schema(id.TenantID)
 	sec := Security{TenantID: id.TenantID, Role: string(id.Role), Claims: []string{},
-		DatabaseRole: schema, SessionRole: QueryRole, Tables: []TableSecurity{}}
+		DatabaseRole: tenant.ReadRole(id.TenantID, id), SessionRole: QueryRole, Tables: []TableSecurity{}}
 	if id.UserID != uuid.Nil {
 		u := id.UserID
 		sec.UserID = &u

@@ -77,7 +77,7 @@ func TestSecurityReceipt(t *testing.T) {
 	require.Equal(t, member.UserID, *sec.UserID)
 	require.Equal(t, "member", sec.Role)
 	require.Equal(t, []string{"dept", "label"}, sec.Claims)
-	require.Equal(t, tenant.Schema(f.a.ID), sec.DatabaseRole)
+	require.Equal(t, tenant.MemberRole(f.a.ID), sec.DatabaseRole, "members run as the members' role")
 	require.Equal(t, "dbchat_query", sec.SessionRole)
 	require.Equal(t, []string{"items: claim_own_label (restrictive)", "items: tenant_isolation (permissive)"}, policyNames(sec))
 	require.True(t, sec.Tables[0].RLSEnabled)

@@ -133,12 +133,13 @@ type columnJSON struct {
 	Description string    `json:"description"`
 	IsNullable  bool      `json:"is_nullable"`
 	Position    int32     `json:"position"`
+	Restricted  bool      `json:"restricted"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 
 func toColumnJSON(c dbsqlc.DatabaseColumn) columnJSON {
 	return columnJSON{TenantID: c.TenantID, ID: c.ID, TableID: c.TableID, Name: c.Name, DataType: c.DataType,
-		Description: c.Description, IsNullable: c.IsNullable, Position: c.Position, CreatedAt: c.CreatedAt}
+		Description: c.Description, IsNullable: c.IsNullable, Position: c.Position, Restricted: c.Restricted, CreatedAt: c.CreatedAt}
 }
 
 // rowsPage is a page of a table's rows (catalog.Preview) with its bounds.

@@ -101,7 +101,7 @@ func TestSecurityReceiptOverHTTP(t *testing.T) {
 	require.Equal(t, a.ID.String(), sec.TenantId.String())
 	require.Equal(t, "member", sec.Role)
 	require.Contains(t, sec.Claims, "region")
-	require.Equal(t, tenant.Schema(a.ID), sec.DatabaseRole)
+	require.Equal(t, tenant.MemberRole(a.ID), sec.DatabaseRole, "a member runs as the members' role")
 	require.Equal(t, "dbchat_query", sec.SessionRole)
 	require.Equal(t, customers, receiptPolicies(sec))
 	secJSON, err := json.Marshal(sec)

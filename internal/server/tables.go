@@ -84,22 +84,19 @@ func (s *Server) addColumn(c *gin.Context) (int, any, error) {
 	return reply(http.StatusCreated, toColumnJSON(col), err)
 }
 
-type columnPatch struct {
-	Description string `json:"description"`
-}
-
-// updateColumn changes a column's description.
+// updateColumn changes a column's description or restricts it to tenant
+// admins (catalog.UpdateColumn).
 func (s *Server) updateColumn(c *gin.Context) (int, any, error) {
 	tableID, err := pathID(c, "id")
 	if err != nil {
 		return 0, nil, err
 	}
-	colID, p, err := pathIDAndBody[columnPatch](s, c, "column_id")
+	colID, p, err := pathIDAndBody[catalog.ColumnPatch](s, c, "column_id")
 	if err != nil {
 		return 0, nil, err
 	}
-	col, err := query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (dbsqlc.DatabaseColumn, error) {
-		return s.q.UpdateColumnDescription(ctx, tx, dbsqlc.UpdateColumnDescriptionParams{TableID: tableID, ID: colID, Description: p.Description})
+	col, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (dbsqlc.DatabaseColumn, error) {
+		return catalog.UpdateColumn(ctx, tx, tableID, colID, p)
 	})
 	return reply(http.StatusOK, toColumnJSON(col), err)
 }

@@ -84,3 +84,19 @@ func claimsSetting(claims map[string]any) (string, error) {
 func Schema(tenantID uuid.UUID) string {
 	return "t_" + strings.ReplaceAll(tenantID.String(), "-", "")
 }
+
+// MemberRole is the database role the statements of a tenant's members run
+// as: Schema(tenantID) + "_m", which reads only the columns no admin marked
+// restricted (migration 00015). Schema(tenantID) itself is the admins'.
+func MemberRole(tenantID uuid.UUID) string { return Schema(tenantID) + "_m" }
+
+// ReadRole is the role id's untrusted statements in tenantID run as: the
+// tenant's role for its admins, the members' role for anyone else (a
+// statement without an end user included), so that restricted columns stay
+// with admins.
+func ReadRole(tenantID uuid.UUID, id Identity) string {
+	if id.TenantID == tenantID && id.Role == Admin {
+		return Schema(tenantID)
+	}
+	return MemberRole(tenantID)
+}

@@ -210,10 +210,11 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	// standard_conforming_strings says); never the statement's text.
 	prelude := []string{
 		`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`,
-		// The tenant's role (named like its schema) is the only one with
-		// USAGE on the schema: another tenant's schema is "permission
-		// denied" before any of its tables is looked up or locked.
-		`SET LOCAL ROLE ` + pgx.Identifier{Schema(tenantID)}.Sanitize(),
+		// The tenant's roles (named like its schema) are the only ones
+		// with USAGE on the schema: another tenant's schema is "permission
+		// denied" before any of its tables is looked up or locked. Members
+		// get the role without the restricted columns (ReadRole).
+		`SET LOCAL ROLE ` + pgx.Identifier{ReadRole(tenantID, user)}.Sanitize(),
 		fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, tenantID),
 		fmt.Sprintf(`SET LOCAL app.user_id = '%s'`, settingValue(user.UserID)),
 		fmt.Sprintf(`SET LOCAL app.role = '%s'`, roleSetting(user.Role)),

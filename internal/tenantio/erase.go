@@ -26,7 +26,7 @@ type Evidence struct {
 	Deleted       map[string]int64 `json:"deleted"` // platform table -> rows deleted
 	DataTables    int              `json:"data_tables_dropped"`
 	SchemaDropped string           `json:"schema_dropped"`
-	RoleDropped   string           `json:"role_dropped"`
+	RolesDropped  []string         `json:"roles_dropped"` // t_<hex>, t_<hex>_m
 	Scan          Scan             `json:"scan"`
 }
 
@@ -36,8 +36,8 @@ type Scan struct {
 	Columns int              `json:"columns"` // uuid columns compared, text/json columns searched
 	Found   map[string]int64 `json:"found"`   // table -> matching rows (empty when erased)
 	Schema  bool             `json:"schema_exists"`
-	Role    bool             `json:"role_exists"`
-	Skipped []string         `json:"skipped"` // the erasure log
+	Role    bool             `json:"role_exists"` // either of the tenant's roles
+	Skipped []string         `json:"skipped"`     // the erasure log
 }
 
 // Clean reports whether the scan found nothing of the tenant.
@@ -70,8 +70,10 @@ func Erase(ctx context.Context, conn *pgx.Conn, tenantArg, confirm, operator str
 		if tables, err = deleteRows(ctx, tx, t.ID, &ev); err != nil {
 			return err
 		}
-		if err := dropRole(ctx, tx, t.Schema(), &ev); err != nil {
-			return err
+		for _, role := range []string{t.Schema(), t.Schema() + "_m"} {
+			if err := dropRole(ctx, tx, role, &ev); err != nil {
+				return err
+			}
 		}
 		return proveAndLog(ctx, tx, t.ID, operator, &ev)
 	})
@@ -136,8 +138,8 @@ func deleteRows(ctx context.Context, tx pgx.Tx, id uuid.UUID, ev *Evidence) ([]p
 	return tables, nil
 }
 
-// dropRole drops the tenant's role: whatever it was granted in this
-// database, then itself.
+// dropRole drops one of the tenant's roles: whatever it was granted in
+// this database, then itself.
 func dropRole(ctx context.Context, tx pgx.Tx, name string, ev *Evidence) error {
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, name).Scan(&exists); err != nil || !exists {
@@ -150,7 +152,7 @@ func dropRole(ctx context.Context, tx pgx.Tx, name string, ev *Evidence) error {
 	if _, err := tx.Exec(ctx, `DROP ROLE `+role); err != nil {
 		return fmt.Errorf("drop role %s: %w", name, err)
 	}
-	ev.RoleDropped = name
+	ev.RolesDropped = append(ev.RolesDropped, name)
 	return nil
 }
 
@@ -239,7 +241,7 @@ func ScanFor(ctx context.Context, q pgx.Tx, id uuid.UUID) (Scan, error) {
 			s.Found[t.rel] = n
 		}
 	}
-	err = q.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL, EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`,
+	err = q.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL, EXISTS (SELECT FROM pg_roles WHERE rolname IN ($1, $1 || '_m'))`,
 		SchemaOf(id)).Scan(&s.Schema, &s.Role)
 	return s, err
 }

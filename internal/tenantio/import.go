@@ -76,6 +76,12 @@ func Import(ctx context.Context, conn *pgx.Conn, zr *zip.Reader, name, slug stri
 		if err := restoreClaimPolicies(ctx, tx); err != nil {
 			return err
 		}
+		// The members' column grants, from the restored catalog's
+		// restricted flags (migration 00015).
+		if _, err := tx.Exec(ctx, `SELECT dbchat.grant_member_columns(id) FROM dbchat.database_tables
+			WHERE tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid`); err != nil {
+			return err
+		}
 		return freshAdminKey(ctx, tx, &res)
 	})
 	return res, err

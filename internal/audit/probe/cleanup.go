@@ -38,11 +38,11 @@ func (p *prober) cleanup(ctx context.Context) audit.Cleanup {
 		}
 		// The tenant's role is cluster-wide; with its schema gone it holds
 		// nothing in this database.
-		if _, err := p.admin.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{t.schema}.Sanitize()); err != nil {
+		if _, err := p.admin.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{t.schema}.Sanitize()+`, `+pgx.Identifier{t.schema + "_m"}.Sanitize()); err != nil {
 			c.Error = fmt.Sprintf("remove the role of tenant %s (%s): %v", t.label, t.id, err)
 			return c
 		}
-		c.Removed = append(c.Removed, fmt.Sprintf("tenant %s (%s) and its rows", t.label, t.id), "schema "+t.schema, "role "+t.schema)
+		c.Removed = append(c.Removed, fmt.Sprintf("tenant %s (%s) and its rows", t.label, t.id), "schema "+t.schema, "roles "+t.schema+" and "+t.schema+"_m")
 	}
 
 	// Verify.
