@@ -809,15 +809,18 @@ type ChartType string
 
 // Column defines model for Column.
 type Column struct {
-	CreatedAt   time.Time           `json:"created_at"`
-	DataType    ColumnType          `json:"data_type"`
-	Description string              `json:"description"`
-	Id          openapi_types.UUID  `json:"id"`
-	IsNullable  bool                `json:"is_nullable"`
-	Name        string              `json:"name"`
-	Position    int32               `json:"position"`
-	TableId     openapi_types.UUID  `json:"table_id"`
-	TenantId    *openapi_types.UUID `json:"tenant_id,omitempty"`
+	CreatedAt   time.Time          `json:"created_at"`
+	DataType    ColumnType         `json:"data_type"`
+	Description string             `json:"description"`
+	Id          openapi_types.UUID `json:"id"`
+	IsNullable  bool               `json:"is_nullable"`
+	Name        string             `json:"name"`
+	Position    int32              `json:"position"`
+
+	// Restricted Only tenant admins may read it (a column mask).
+	Restricted bool                `json:"restricted"`
+	TableId    openapi_types.UUID  `json:"table_id"`
+	TenantId   *openapi_types.UUID `json:"tenant_id,omitempty"`
 }
 
 // ColumnCreate defines model for ColumnCreate.
@@ -828,8 +831,11 @@ type ColumnCreate struct {
 	Name Identifier `json:"name"`
 
 	// Nullable Whether the column accepts NULL; true when omitted.
-	Nullable *bool      `json:"nullable,omitempty"`
-	Type     ColumnType `json:"type"`
+	Nullable *bool `json:"nullable,omitempty"`
+
+	// Restricted Keep the column from the tenant's members (a column mask enforced by PostgreSQL's column grants); false when omitted.
+	Restricted *bool      `json:"restricted,omitempty"`
+	Type       ColumnType `json:"type"`
 }
 
 // ColumnType defines model for ColumnType.
@@ -1214,7 +1220,7 @@ type Security struct {
 	// Claims The names of the end user's verified claims in force (keys of app.claims), sorted; never their values. Empty for an API key.
 	Claims []string `json:"claims"`
 
-	// DatabaseRole The PostgreSQL role the statement ran as, the tenant's own t_<32 hex> role.
+	// DatabaseRole The PostgreSQL role the statement ran as: the tenant's own t_<32 hex> role for a tenant admin, t_<32 hex>_m (no restricted columns) for a member.
 	DatabaseRole string `json:"database_role"`
 
 	// Role The user's role in its tenant (app.role): admin or member.
@@ -1778,6 +1784,9 @@ type ImportTrainingDataJSONBody1 = map[string]interface{}
 // UpdateColumnJSONBody defines parameters for UpdateColumn.
 type UpdateColumnJSONBody struct {
 	Description *string `json:"description,omitempty"`
+
+	// Restricted true: only tenant admins may read the column.
+	Restricted *bool `json:"restricted,omitempty"`
 }
 
 // ListRowsParams defines parameters for ListRows.
@@ -2759,14 +2768,18 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/tables/{id}/columns (the `AddColumn` operationId).
 	AddColumn(ctx context.Context, id ID, body AddColumnJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateColumnWithBody Change a column's description (admins only)
+	// UpdateColumnWithBody Change a column's description or restrict it to tenant admins (admins only)
+	//
+	// A restricted column is one the tenant's members cannot read: their statements run as the tenant's members' role (t_<32 hex>_m), which PostgreSQL grants SELECT on every column but the restricted ones, so naming it is "permission denied"; their row preview leaves it out. A field left out of the body is left as it is.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /v1/tables/{id}/columns/{column_id} (the `UpdateColumn` operationId).
 	UpdateColumnWithBody(ctx context.Context, id ID, columnId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateColumn Change a column's description (admins only)
+	// UpdateColumn Change a column's description or restrict it to tenant admins (admins only)
+	//
+	// A restricted column is one the tenant's members cannot read: their statements run as the tenant's members' role (t_<32 hex>_m), which PostgreSQL grants SELECT on every column but the restricted ones, so naming it is "permission denied"; their row preview leaves it out. A field left out of the body is left as it is.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4174,7 +4187,9 @@ func (c *Client) AddColumn(ctx context.Context, id ID, body AddColumnJSONRequest
 	return c.Client.Do(req)
 }
 
-// UpdateColumnWithBody Change a column's description (admins only)
+// UpdateColumnWithBody Change a column's description or restrict it to tenant admins (admins only)
+//
+// A restricted column is one the tenant's members cannot read: their statements run as the tenant's members' role (t_<32 hex>_m), which PostgreSQL grants SELECT on every column but the restricted ones, so naming it is "permission denied"; their row preview leaves it out. A field left out of the body is left as it is.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4191,7 +4206,9 @@ func (c *Client) UpdateColumnWithBody(ctx context.Context, id ID, columnId opena
 	return c.Client.Do(req)
 }
 
-// UpdateColumn Change a column's description (admins only)
+// UpdateColumn Change a column's description or restrict it to tenant admins (admins only)
+//
+// A restricted column is one the tenant's members cannot read: their statements run as the tenant's members' role (t_<32 hex>_m), which PostgreSQL grants SELECT on every column but the restricted ones, so naming it is "permission denied"; their row preview leaves it out. A field left out of the body is left as it is.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7788,14 +7805,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/tables/{id}/columns (the `AddColumn` operationId).
 	AddColumnWithResponse(ctx context.Context, id ID, body AddColumnJSONRequestBody, reqEditors ...RequestEditorFn) (*AddColumnResponse, error)
 
-	// UpdateColumnWithBodyWithResponse Change a column's description (admins only)
+	// UpdateColumnWithBodyWithResponse Change a column's description or restrict it to tenant admins (admins only)
+	//
+	// A restricted column is one the tenant's members cannot read: their statements run as the tenant's members' role (t_<32 hex>_m), which PostgreSQL grants SELECT on every column but the restricted ones, so naming it is "permission denied"; their row preview leaves it out. A field left out of the body is left as it is.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /v1/tables/{id}/columns/{column_id} (the `UpdateColumn` operationId).
 	UpdateColumnWithBodyWithResponse(ctx context.Context, id ID, columnId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateColumnResponse, error)
 
-	// UpdateColumnWithResponse Change a column's description (admins only)
+	// UpdateColumnWithResponse Change a column's description or restrict it to tenant admins (admins only)
+	//
+	// A restricted column is one the tenant's members cannot read: their statements run as the tenant's members' role (t_<32 hex>_m), which PostgreSQL grants SELECT on every column but the restricted ones, so naming it is "permission denied"; their row preview leaves it out. A field left out of the body is left as it is.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13499,7 +13520,9 @@ func (c *ClientWithResponses) AddColumnWithResponse(ctx context.Context, id ID, 
 	return ParseAddColumnResponse(rsp)
 }
 
-// UpdateColumnWithBodyWithResponse Change a column's description (admins only)
+// UpdateColumnWithBodyWithResponse Change a column's description or restrict it to tenant admins (admins only)
+//
+// A restricted column is one the tenant's members cannot read: their statements run as the tenant's members' role (t_<32 hex>_m), which PostgreSQL grants SELECT on every column but the restricted ones, so naming it is "permission denied"; their row preview leaves it out. A field left out of the body is left as it is.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13512,7 +13535,9 @@ func (c *ClientWithResponses) UpdateColumnWithBodyWithResponse(ctx context.Conte
 	return ParseUpdateColumnResponse(rsp)
 }
 
-// UpdateColumnWithResponse Change a column's description (admins only)
+// UpdateColumnWithResponse Change a column's description or restrict it to tenant admins (admins only)
+//
+// A restricted column is one the tenant's members cannot read: their statements run as the tenant's members' role (t_<32 hex>_m), which PostgreSQL grants SELECT on every column but the restricted ones, so naming it is "permission denied"; their row preview leaves it out. A field left out of the body is left as it is.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
