@@ -71,6 +71,14 @@ func TestColumnMasks(t *testing.T) {
 	require.Len(t, ok.Rows, 4)
 	require.Equal(t, tenant.Schema(a.ID), ok.Security.DatabaseRole, "admins run as the tenant's role")
 
+	// A question whose SQL reads the column fails the same way for a
+	// member: a clear 400, no rows; an admin gets the answer.
+	status, body = e.send(t, http.MethodPost, "/v1/ask", member, map[string]any{"question": "Show the names of the customers"})
+	require.Equal(t, http.StatusBadRequest, status, body)
+	require.Contains(t, body, "permission denied")
+	require.NotContains(t, body, "Ada")
+	require.Len(t, e.ask(t, a.APIKey, "Show the names of the customers").Rows, 4)
+
 	require.Equal(t, []string{"id", "country", "signed_up"}, previewColumns(t, e, member, customers))
 	require.Equal(t, []string{"id", "name", "country", "signed_up"}, previewColumns(t, e, a.APIKey, customers))
 	requireMemberDenied(t, e, a.ID, true)
