@@ -42,6 +42,9 @@ export function liveAnswer(onSuggest) {
     error: (d) => {
       const e = (d && d.error) || {};
       body.append(h('p', { class: 'error', role: 'alert', text: e.message || 'The question failed' }));
+      // A refused question is in history: answering it with SQL teaches
+      // the model, so the same question is answered next time.
+      if (e.details && e.details.history_id) body.append(feedback(e.details.history_id, ''));
       el.setAttribute('aria-busy', 'false');
     },
   };

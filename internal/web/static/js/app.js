@@ -37,8 +37,10 @@ function setupTheme() {
 }
 
 function showShell(signedIn) {
-  document.getElementById('nav').hidden = !signedIn;
-  document.getElementById('signout').hidden = !signedIn;
+  // Hidden but keeping their place, so the header does not grow (and the
+  // page shift) once signed in.
+  document.getElementById('nav').classList.toggle('off', !signedIn);
+  document.getElementById('signout').classList.toggle('off', !signedIn);
   const who = document.getElementById('who');
   who.textContent = signedIn ? `${session.user.email} · ${session.tenant.name} (${session.user.role})` : '';
 }

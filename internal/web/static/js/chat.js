@@ -42,14 +42,14 @@ export async function render(main, session, params) {
   };
   form.addEventListener('submit', (e) => { e.preventDefault(); ask(input.value.trim()); });
 
-  const open = async (id) => {
+  const open = async (id, preloaded) => {
     state.conv = id;
     history.replaceState(null, '', id ? `#/chat?c=${encodeURIComponent(id)}` : '#/chat');
     markCurrent(list, id);
     replace(turns);
     if (!id) { title.textContent = 'New conversation'; input.focus(); return; }
     try {
-      const c = await api('GET', `/v1/conversations/${id}`);
+      const c = preloaded || await api('GET', `/v1/conversations/${id}`);
       title.textContent = c.title || 'Conversation';
       for (const m of c.messages) turns.append(pastTurn(m));
     } catch (err) {
@@ -57,27 +57,29 @@ export async function render(main, session, params) {
     }
   };
 
-  const loadList = async () => {
-    try {
-      const page = await api('GET', '/v1/conversations?limit=50');
-      replace(list, ...page.items.map((c) => h('li', {}, h('button', {
-        type: 'button', 'data-id': c.id, 'aria-current': c.id === state.conv ? 'true' : 'false',
-        on: { click: () => open(c.id) },
-      }, h('span', { text: c.title || 'Untitled' }), h('br'), h('small', { class: 'muted', text: fmtTime(c.last_activity_at) })))));
-      if (!page.items.length) list.append(h('li', { class: 'muted', text: 'No conversations yet.' }));
-    } catch (err) {
-      replace(list, h('li', { class: 'error', text: errorText(err) }));
-    }
+  const showList = (page) => {
+    replace(list, ...page.items.map((c) => h('li', {}, h('button', {
+      type: 'button', 'data-id': c.id, 'aria-current': c.id === state.conv ? 'true' : 'false',
+      on: { click: () => open(c.id) },
+    }, h('span', { text: c.title || 'Untitled' }), h('br'), h('small', { class: 'muted', text: fmtTime(c.last_activity_at) })))));
+    if (!page.items.length) list.append(h('li', { class: 'muted', text: 'No conversations yet.' }));
   };
+  const listPage = () => api('GET', '/v1/conversations?limit=50');
+  const loadList = () => listPage().then(showList, (err) => replace(list, h('li', { class: 'error', text: errorText(err) })));
 
+  // Both fetches finish before the first paint of the screen, so nothing
+  // moves once it shows.
+  const [page, conv] = await Promise.all([listPage().catch((err) => err),
+    state.conv ? api('GET', `/v1/conversations/${state.conv}`).catch(() => null) : null]);
   const newBtn = h('button', { type: 'button', on: { click: () => open(null) } }, 'New conversation');
   replace(main,
     h('h1', { class: 'sr-only', text: 'Chat' }),
     h('div', { class: 'chat' },
       h('nav', { class: 'convs', 'aria-label': 'Conversations' }, newBtn, list),
       h('section', { class: 'thread', 'aria-labelledby': 'thread-title' }, title, turns, form)));
-  await loadList();
-  if (state.conv) await open(state.conv);
+  if (page instanceof Error) replace(list, h('li', { class: 'error', text: errorText(page) }));
+  else showList(page);
+  if (state.conv) await open(state.conv, conv);
   input.focus();
 }
 
