@@ -74,6 +74,9 @@ type Request struct {
 	// usage.Ask; conversations say usage.Conversation).
 	Kind usage.Kind
 	use  *tally // filled as the stages run (usage.go)
+	// Exclude are training rows retrieval must not return: an evaluation
+	// asks a verified question without its own pair (leave-one-out).
+	Exclude []uuid.UUID
 }
 
 // Stage is a step of the pipeline, as Request.Progress reports it.
@@ -95,9 +98,12 @@ func (r Request) progress(stage Stage, sql string) {
 
 // Similar is a trained pair the question was close to.
 type Similar struct {
-	Question string  `json:"question"`
-	SQL      string  `json:"sql"`
-	Distance float64 `json:"distance"`
+	ID       uuid.UUID `json:"id"`
+	Question string    `json:"question"`
+	SQL      string    `json:"sql"`
+	Distance float64   `json:"distance"`
+	// Verified: a tenant admin verified the pair (its SQL is gold).
+	Verified bool `json:"verified"`
 }
 
 // Timings are the pipeline's stages in milliseconds.
@@ -138,6 +144,9 @@ type Answer struct {
 	// Suggestions are next questions from the tenant's own training pairs
 	// near the question and its catalog (Suggest).
 	Suggestions []string `json:"suggestions"`
+	// GroundedOnVerified says retrieval gave the generator at least one
+	// verified pair (Context.Similar says which).
+	GroundedOnVerified bool `json:"grounded_on_verified"`
 	// ResolvedQuestion is the standalone question the SQL answers: the
 	// question itself, or a follow-up merged with the turn it refines.
 	// History records it; a conversation turn shows it.
@@ -193,14 +202,15 @@ func (s *Service) answer(ctx context.Context, req Request, want chart.Type) (Ans
 	a.Timings.EmbedMS = since(start)
 
 	start = time.Now()
-	in, modelID, err := s.context(ctx, req, vecs[0])
+	in, modelID, pairs, err := s.context(ctx, req, vecs[0])
 	if err != nil {
 		return Answer{}, err
 	}
 	a.Timings.RetrieveMS = since(start)
 	req.use.RetrieveMS = ptr(a.Timings.EmbedMS + a.Timings.RetrieveMS)
-	for _, e := range in.Examples {
-		a.Context.Similar = append(a.Context.Similar, Similar{Question: e.Question, SQL: e.SQL, Distance: e.Distance})
+	for _, m := range pairs {
+		a.Context.Similar = append(a.Context.Similar, Similar{ID: m.ID, Question: m.Question, SQL: m.Content, Distance: m.Distance, Verified: m.Verified})
+		a.GroundedOnVerified = a.GroundedOnVerified || m.Verified
 	}
 
 	req.progress(Generating, "")
@@ -340,19 +350,23 @@ func (s *Service) validateOnly(ctx context.Context, a Answer, req Request, model
 }
 
 // context resolves the model and gathers what the generator may see: the
-// retrieved pairs, DDL and documentation, and the catalog.
-func (s *Service) context(ctx context.Context, req Request, vec []float32) (generate.Input, uuid.UUID, error) {
+// retrieved pairs (also returned as retrieved, with their ids and
+// verification), DDL and documentation, and the catalog. Rows in
+// req.Exclude are left out.
+func (s *Service) context(ctx context.Context, req Request, vec []float32) (generate.Input, uuid.UUID, []nlsql.Match, error) {
 	in := generate.Input{Question: req.Question, FindValues: s.SQL.FindValues, Turns: req.Turns}
 	var modelID uuid.UUID
+	var pairs []nlsql.Match
 	err := s.DB.Tx(ctx, func(tx tenant.Conn) error {
 		var err error
 		if modelID, err = nlsql.ModelID(ctx, tx, req.Model); err != nil {
 			return err
 		}
-		found, err := nlsql.Retrieve(ctx, tx, modelID, s.Embedder.Name(), vec, s.Ks)
+		found, err := nlsql.Retriever{Exclude: req.Exclude}.Retrieve(ctx, tx, modelID, s.Embedder.Name(), vec, s.Ks)
 		if err != nil {
 			return err
 		}
+		pairs = found.SQL
 		for _, m := range found.SQL {
 			in.Examples = append(in.Examples, generate.Example{Question: m.Question, SQL: m.Content, Distance: m.Distance})
 		}
@@ -366,7 +380,7 @@ func (s *Service) context(ctx context.Context, req Request, vec []float32) (gene
 		in.Tables = tables(rows)
 		return err
 	})
-	return in, modelID, err
+	return in, modelID, pairs, err
 }
 
 // tables groups catalog rows (ordered by table) into generator tables.

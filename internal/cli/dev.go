@@ -79,6 +79,7 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer stopIdP()
+	cfg.AdminDatabaseURL = adminURL // for evaluations' leakage canary (see serve)
 	return listenAndServe(ctx, env, cfg, db, func(addr string) {
 		base := "http://" + localAddr(addr)
 		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/tables\n", key, key, base)

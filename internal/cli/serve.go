@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -167,6 +168,11 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 			return gen.Question(ctx, sql, generate.Input{})
 		}}
 		scfg.Ask = ask.New(db, scfg.SQL, store, gen)
+		if adminURL := cfg.AdminDatabaseURL; adminURL != "" {
+			// An evaluation's leakage canary erases its throwaway tenant on
+			// the privileged connection; without it the canary is skipped.
+			scfg.Privileged = func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, adminURL) }
+		}
 		log.Info("question answering ready", slog.String("generator", gen.Name()), slog.String("embedder", emb.Name()))
 	} else {
 		log.Warn("DBCHAT_QUERY_DATABASE_URL is not set: POST /v1/sql and /v1/ask answer 503")

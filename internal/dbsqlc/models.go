@@ -152,6 +152,46 @@ type DbchatClaimPolicy struct {
 	CreatedAt    time.Time  `json:"created_at"`
 }
 
+// One evaluation run of a model over its verified pairs (leave-one-out), with the leakage canary's report.
+type DbchatEvaluation struct {
+	TenantID      uuid.UUID  `json:"tenant_id"`
+	ID            uuid.UUID  `json:"id"`
+	ModelID       uuid.UUID  `json:"model_id"`
+	UserID        *uuid.UUID `json:"user_id"`
+	Generator     string     `json:"generator"`
+	LlmModel      string     `json:"llm_model"`
+	Embedder      string     `json:"embedder"`
+	Pairs         int32      `json:"pairs"`
+	ExactCorrect  int32      `json:"exact_correct"`
+	SubsetCorrect int32      `json:"subset_correct"`
+	Wrong         int32      `json:"wrong"`
+	Refused       int32      `json:"refused"`
+	Errors        int32      `json:"errors"`
+	// LLM tokens the run used, when the generator reports them; NULL when it does not.
+	TokensIn   *int64  `json:"tokens_in"`
+	TokensOut  *int64  `json:"tokens_out"`
+	DurationMs float64 `json:"duration_ms"`
+	// The leakage canary: {"status":"not_seen"|"seen"|"skipped", ...}; see docs/NLSQL.md.
+	Canary    []byte    `json:"canary"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// One verified question of an evaluation run: both SQLs, the outcome (correct = exact or subset match), the error, the latency.
+type DbchatEvaluationResult struct {
+	TenantID     uuid.UUID `json:"tenant_id"`
+	EvaluationID uuid.UUID `json:"evaluation_id"`
+	Position     int32     `json:"position"`
+	TrainingID   uuid.UUID `json:"training_id"`
+	Question     string    `json:"question"`
+	GoldSql      string    `json:"gold_sql"`
+	GeneratedSql *string   `json:"generated_sql"`
+	Outcome      string    `json:"outcome"`
+	ExactMatch   bool      `json:"exact_match"`
+	SubsetMatch  bool      `json:"subset_match"`
+	Error        *string   `json:"error"`
+	LatencyMs    float64   `json:"latency_ms"`
+}
+
 // OIDC/JWT issuers whose tokens sign a tenant's end users in (POST/GET/DELETE /v1/identity-providers, admins only). An issuer belongs to one tenant (identity_providers_issuer_key is global on purpose).
 type DbchatIdentityProvider struct {
 	TenantID uuid.UUID `json:"tenant_id"`
@@ -336,6 +376,10 @@ type TrainingData struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Who wrote the row: user (API), catalog (train-from-catalog, replaced on every re-run), import (Vanna import), feedback (a confirmed answer).
 	Source string `json:"source"`
+	// The admin who verified the pair (NULL once that user is deleted; the pair stays verified).
+	VerifiedBy *uuid.UUID `json:"verified_by"`
+	// When a tenant admin verified the pair (its SQL is gold for evaluations); NULL: not verified.
+	VerifiedAt *time.Time `json:"verified_at"`
 }
 
 type User struct {

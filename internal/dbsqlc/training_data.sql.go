@@ -15,7 +15,7 @@ import (
 const createTrainingData = `-- name: CreateTrainingData :one
 INSERT INTO dbchat.training_data (model_id, kind, question, content, embedding, embedder)
 VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING tenant_id, id, model_id, user_id, kind, question, content, embedding, embedder, created_at, source
+RETURNING tenant_id, id, model_id, user_id, kind, question, content, embedding, embedder, created_at, source, verified_by, verified_at
 `
 
 type CreateTrainingDataParams struct {
@@ -49,6 +49,8 @@ func (q *Queries) CreateTrainingData(ctx context.Context, db DBTX, arg CreateTra
 		&i.Embedder,
 		&i.CreatedAt,
 		&i.Source,
+		&i.VerifiedBy,
+		&i.VerifiedAt,
 	)
 	return i, err
 }

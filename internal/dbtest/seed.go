@@ -46,7 +46,7 @@ var SeededTables = []string{
 	"tenants", "users", "api_keys", "database_tables", "database_columns", "claim_policies",
 	"models", "training_data", "query_history", "conversations", "messages",
 	"rate_buckets", "quota_usage",
-	"identity_providers", "usage_events", "usage_daily",
+	"identity_providers", "usage_events", "usage_daily", "evaluations", "evaluation_results",
 }
 
 // SeedEveryTable gives tn at least one row in every platform table (tenant,
@@ -78,7 +78,11 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 		v := pgvector.NewVector(vec)
 		embedder := "test"
 		question := "what is " + marker + "?"
-		if _, err := q.CreateTrainingData(ctx, tx, dbsqlc.CreateTrainingDataParams{ModelID: model.ID, Kind: "sql", Question: &question, Content: "SELECT '" + marker + "'", Embedding: &v, Embedder: &embedder}); err != nil {
+		pair, err := q.CreateTrainingData(ctx, tx, dbsqlc.CreateTrainingDataParams{ModelID: model.ID, Kind: "sql", Question: &question, Content: "SELECT '" + marker + "'", Embedding: &v, Embedder: &embedder})
+		if err != nil {
+			return err
+		}
+		if err := seedEvaluation(ctx, tx, pair, marker); err != nil {
 			return err
 		}
 		sql := "SELECT '" + marker + "'"
@@ -117,6 +121,24 @@ func seedLimits(ctx context.Context, tx tenant.Conn) error {
 		return err
 	}
 	return q.AddQuotaUsage(ctx, tx, dbsqlc.AddQuotaUsageParams{Quota: "questions_per_day", Period: "day", N: 1})
+}
+
+// seedEvaluation verifies pair and records an evaluation run over it, all
+// marked.
+func seedEvaluation(ctx context.Context, tx tenant.Conn, pair dbsqlc.TrainingData, marker string) error {
+	q := dbsqlc.New()
+	if _, err := q.SetTrainingVerifiedMany(ctx, tx, dbsqlc.SetTrainingVerifiedManyParams{ModelID: pair.ModelID, Ids: []uuid.UUID{pair.ID}}); err != nil {
+		return err
+	}
+	run, err := q.CreateEvaluation(ctx, tx, dbsqlc.CreateEvaluationParams{ModelID: pair.ModelID, Generator: marker, Embedder: marker,
+		Pairs: 1, ExactCorrect: 1, SubsetCorrect: 1, Canary: []byte(`{"status":"not_seen","tenant":"` + marker + `"}`)})
+	if err != nil {
+		return err
+	}
+	return q.InsertEvaluationResults(ctx, tx, dbsqlc.InsertEvaluationResultsParams{EvaluationID: run.ID, Positions: []int32{1},
+		TrainingIds: []uuid.UUID{pair.ID}, Questions: []string{*pair.Question}, GoldSqls: []string{pair.Content},
+		GeneratedSqls: []string{pair.Content}, Outcomes: []string{"correct"}, ExactMatches: []bool{true}, SubsetMatches: []bool{true},
+		Errors: []string{""}, LatenciesMs: []float64{1}})
 }
 
 // seedIdentityProvider registers an identity provider (an inline key set)

@@ -230,6 +230,11 @@ type Item struct {
 	Embedder  *string    `json:"embedder"`
 	UserID    *uuid.UUID `json:"user_id"`
 	CreatedAt time.Time  `json:"created_at"`
+	// Verified says a tenant admin vouched for a pair's SQL (verified_at,
+	// verified_by); evaluations measure a model on its verified pairs.
+	Verified   bool       `json:"verified"`
+	VerifiedBy *uuid.UUID `json:"verified_by"`
+	VerifiedAt *time.Time `json:"verified_at"`
 }
 
 // ListFilter selects a page of training data.
@@ -271,7 +276,8 @@ func ListTrainingData(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, f 
 	for i, r := range rows {
 		out[i] = itemOf(dbsqlc.GetTrainingDataRow(r))
 	}
-	return out, more, nil
+	err = withVerification(ctx, tx, modelID, out)
+	return out, more, err
 }
 
 // GetTrainingData returns one row of the model.
@@ -280,7 +286,9 @@ func GetTrainingData(ctx context.Context, tx tenant.Conn, modelID, id uuid.UUID)
 	if err != nil {
 		return Item{}, err
 	}
-	return itemOf(r), nil
+	items := []Item{itemOf(r)}
+	err = withVerification(ctx, tx, modelID, items)
+	return items[0], err
 }
 
 func itemOf(r dbsqlc.GetTrainingDataRow) Item {

@@ -59,6 +59,8 @@ type Match struct {
 	// Distance is the cosine distance to the question (0 identical, 2
 	// opposite).
 	Distance float64 `json:"distance"`
+	// Verified is set for a pair a tenant admin verified (its SQL is gold).
+	Verified bool `json:"verified"`
 }
 
 // Context is what retrieval found for a question, nearest first per kind.
@@ -132,6 +134,9 @@ type Retriever struct {
 	MaxScanTuples int    // default 20000 (hnsw.max_scan_tuples)
 	CountCap      int    // default 100000: counts stop there
 	Method        Method // default Auto
+	// Exclude are rows never returned: an evaluation leaves the pair it
+	// asks about out of that question's own retrieval (leave-one-out).
+	Exclude []uuid.UUID
 
 	// planHook, if set (tests), receives the EXPLAIN of each search statement.
 	planHook func(plan string)
@@ -314,30 +319,38 @@ var kindLiteral = map[string]string{KindSQL: "'sql'", KindDDL: "'ddl'", KindDocu
 // slightly out of order, so rows are re-sorted here.
 func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch) (map[string][]Match, error) {
 	var sql strings.Builder
+	exclude := "" // only when asked, so every other plan stays as measured
+	if len(r.Exclude) > 0 {
+		exclude = " AND id <> ALL ($4::uuid[])"
+	}
 	for i, b := range branches {
 		if i > 0 {
 			sql.WriteString("\nUNION ALL\n")
 		}
 		lit := kindLiteral[b.kind]
 		if b.hnsw {
-			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance FROM (
-    SELECT id, question, content, embedding <=> $3 AS distance
+			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance, verified FROM (
+    SELECT id, question, content, embedding <=> $3 AS distance, verified_at IS NOT NULL AS verified
     FROM dbchat.training_data
-    WHERE kind = %[1]s AND model_id = $1 AND embedder = $2
+    WHERE kind = %[1]s AND model_id = $1 AND embedder = $2%[4]s
     ORDER BY embedding <=> $3
-    LIMIT %[2]d) s%[3]d`, lit, b.k, i)
+    LIMIT %[2]d) s%[3]d`, lit, b.k, i, exclude)
 		} else {
-			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance FROM (
+			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance, verified FROM (
     WITH c AS MATERIALIZED (
-        SELECT id, question, content, embedding <=> $3 AS distance
+        SELECT id, question, content, embedding <=> $3 AS distance, verified_at IS NOT NULL AS verified
         FROM dbchat.training_data
-        WHERE kind = %[1]s AND model_id = $1 AND embedder = $2)
-    SELECT * FROM c ORDER BY distance, id LIMIT %[2]d) s%[3]d`, lit, b.k, i)
+        WHERE kind = %[1]s AND model_id = $1 AND embedder = $2%[4]s)
+    SELECT * FROM c ORDER BY distance, id LIMIT %[2]d) s%[3]d`, lit, b.k, i, exclude)
 		}
+	}
+	args := []any{modelID, embedder, vec}
+	if exclude != "" {
+		args = append(args, r.Exclude)
 	}
 	if r.planHook != nil {
 		var plan []string
-		rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+sql.String(), modelID, embedder, vec)
+		rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+sql.String(), args...)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +366,7 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
 		}
 		r.planHook(strings.Join(plan, "\n"))
 	}
-	rows, err := tx.Query(ctx, sql.String(), modelID, embedder, vec)
+	rows, err := tx.Query(ctx, sql.String(), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -363,7 +376,7 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
 		var kind string
 		var question *string
 		var m Match
-		if err := rows.Scan(&kind, &m.ID, &question, &m.Content, &m.Distance); err != nil {
+		if err := rows.Scan(&kind, &m.ID, &question, &m.Content, &m.Distance, &m.Verified); err != nil {
 			return nil, err
 		}
 		if question != nil {

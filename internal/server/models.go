@@ -91,6 +91,9 @@ type trainingRequest struct {
 	Question *string `json:"question"`
 	Content  *string `json:"content"`
 	SQL      *string `json:"sql"`
+	// Verified marks a pair as verified as it is written (admins vouch for
+	// its SQL; evaluations use verified pairs as gold).
+	Verified bool `json:"verified"`
 
 	item nlsql.NewItem // set by Validate
 }
@@ -108,6 +111,8 @@ func (r *trainingRequest) Validate() error {
 		// a pair, or a kind the store refuses by name
 	case r.SQL != nil:
 		return apperr.Field("sql", "only sql pairs have sql; give %s as content", r.Kind)
+	case r.Verified:
+		return apperr.Field("verified", "only sql pairs can be verified")
 	case r.Question != nil:
 		return apperr.Field("question", "only sql pairs have a question")
 	}
@@ -132,12 +137,48 @@ func (s *Server) addTrainingData(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	items, err := s.store.Add(c.Request.Context(), modelID, []nlsql.NewItem{req.item}, nlsql.SourceUser)
+	var then func(ctx context.Context, tx tenant.Conn, added []nlsql.Item) error
+	if req.Verified {
+		then = func(ctx context.Context, tx tenant.Conn, added []nlsql.Item) error {
+			return nlsql.MarkVerified(ctx, tx, modelID, added)
+		}
+	}
+	items, err := s.store.AddWith(c.Request.Context(), modelID, []nlsql.NewItem{req.item}, nlsql.SourceUser, then)
 	s.trained(c, err)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusCreated, items[0], nil
+}
+
+// verificationPatch is PATCH .../training-data/{id}'s body.
+type verificationPatch struct {
+	Verified *bool `json:"verified"`
+}
+
+// Validate requires the one field.
+func (p *verificationPatch) Validate() error {
+	if p.Verified == nil {
+		return apperr.Field("verified", "is required (true or false)")
+	}
+	return nil
+}
+
+// verifyTrainingData verifies or unverifies one pair of a model (admins
+// only): a verified pair is gold for the model's evaluations.
+func (s *Server) verifyTrainingData(c *gin.Context) (int, any, error) {
+	id, p, err := pathIDAndBody[verificationPatch](s, c, "id")
+	if err != nil {
+		return 0, nil, err
+	}
+	item, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (nlsql.Item, error) {
+		modelID, err := nlsql.ModelID(ctx, tx, c.Param("name"))
+		if err != nil {
+			return nlsql.Item{}, err
+		}
+		return nlsql.SetVerified(ctx, tx, modelID, id, *p.Verified)
+	})
+	return reply(http.StatusOK, item, err)
 }
 
 // listTrainingData pages through a model's training data, newest first,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dbchat/dbchat/internal/apperr"
@@ -74,6 +75,10 @@ type Config struct {
 	// Prices is the LLM price table for usage analytics' estimated costs
 	// (DBCHAT_LLM_PRICES); a model it lacks has an unknown (null) cost.
 	Prices usage.Prices
+	// Privileged opens a privileged connection (DBCHAT_ADMIN_DATABASE_URL)
+	// for an evaluation's leakage canary, which erases the throwaway tenant
+	// it creates; nil reports the canary skipped.
+	Privileged func(ctx context.Context) (*pgx.Conn, error)
 }
 
 // Defaults for Config's zero fields.
@@ -240,9 +245,13 @@ func (s *Server) modelRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
 	v1.POST("/models/:name/training-data", admin, h(s.addTrainingData))
 	v1.GET("/models/:name/training-data", h(s.listTrainingData))
 	v1.DELETE("/models/:name/training-data/:id", admin, h(s.deleteTrainingData))
+	v1.PATCH("/models/:name/training-data/:id", admin, h(s.verifyTrainingData))
 	v1.POST("/models/:name/training-data/import", admin, h(s.importTrainingData))
 	v1.POST("/models/:name/train-from-catalog", admin, h(s.trainFromCatalog))
 	v1.GET("/models/:name/stats", h(s.modelStats))
+	v1.POST("/models/:name/evaluations", admin, h(s.createEvaluation))
+	v1.GET("/models/:name/evaluations", h(s.listEvaluations))
+	v1.GET("/models/:name/evaluations/:id", h(s.getEvaluation))
 }
 
 // askRoutes: questions, their history and feedback on the answers.

@@ -302,6 +302,24 @@ func (t *probeTenant) sql() string {
 	return "SELECT v FROM " + DataTable + " WHERE v = '" + t.marker + "'"
 }
 
+// seedEvaluation verifies pair and records a marked evaluation run of
+// it with one result.
+func seedEvaluation(ctx context.Context, tx tenant.Conn, pair dbsqlc.TrainingData, marker string) (uuid.UUID, error) {
+	q := dbsqlc.New()
+	if _, err := q.SetTrainingVerifiedMany(ctx, tx, dbsqlc.SetTrainingVerifiedManyParams{ModelID: pair.ModelID, Ids: []uuid.UUID{pair.ID}}); err != nil {
+		return uuid.Nil, err
+	}
+	run, err := q.CreateEvaluation(ctx, tx, dbsqlc.CreateEvaluationParams{ModelID: pair.ModelID, Generator: marker, Embedder: marker,
+		Pairs: 1, ExactCorrect: 1, SubsetCorrect: 1, Canary: []byte(`{"status":"not_seen","tenant":"` + marker + `"}`)})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return run.ID, q.InsertEvaluationResults(ctx, tx, dbsqlc.InsertEvaluationResultsParams{EvaluationID: run.ID, Positions: []int32{1},
+		TrainingIds: []uuid.UUID{pair.ID}, Questions: []string{*pair.Question}, GoldSqls: []string{pair.Content},
+		GeneratedSqls: []string{pair.Content}, Outcomes: []string{"correct"}, ExactMatches: []bool{true}, SubsetMatches: []bool{true},
+		Errors: []string{marker}, LatenciesMs: []float64{1}})
+}
+
 // seed writes a marked row into every platform table (the tenant row, via
 // its name, exists already), a managed data table with a marked row,
 // training data, query history and a conversation with one turn.
@@ -351,6 +369,9 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 			return err
 		}
 		t.ids["training data"] = td.ID
+		if t.ids["evaluation"], err = seedEvaluation(ctx, tx, td, t.marker); err != nil {
+			return err
+		}
 		h, err := q.CreateQueryHistory(ctx, tx, dbsqlc.CreateQueryHistoryParams{ModelID: &m.ID, Question: &question, GeneratedSql: &sql, Status: "success"})
 		if err != nil {
 			return err

@@ -170,6 +170,54 @@ func (e ErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for EvaluationCanaryStatus.
+const (
+	EvaluationCanaryStatusFailed  EvaluationCanaryStatus = "failed"
+	EvaluationCanaryStatusNotSeen EvaluationCanaryStatus = "not_seen"
+	EvaluationCanaryStatusSeen    EvaluationCanaryStatus = "seen"
+	EvaluationCanaryStatusSkipped EvaluationCanaryStatus = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the EvaluationCanaryStatus enum.
+func (e EvaluationCanaryStatus) Valid() bool {
+	switch e {
+	case EvaluationCanaryStatusFailed:
+		return true
+	case EvaluationCanaryStatusNotSeen:
+		return true
+	case EvaluationCanaryStatusSeen:
+		return true
+	case EvaluationCanaryStatusSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EvaluationResultOutcome.
+const (
+	EvaluationResultOutcomeCorrect EvaluationResultOutcome = "correct"
+	EvaluationResultOutcomeError   EvaluationResultOutcome = "error"
+	EvaluationResultOutcomeRefused EvaluationResultOutcome = "refused"
+	EvaluationResultOutcomeWrong   EvaluationResultOutcome = "wrong"
+)
+
+// Valid indicates whether the value is a known member of the EvaluationResultOutcome enum.
+func (e EvaluationResultOutcome) Valid() bool {
+	switch e {
+	case EvaluationResultOutcomeCorrect:
+		return true
+	case EvaluationResultOutcomeError:
+		return true
+	case EvaluationResultOutcomeRefused:
+		return true
+	case EvaluationResultOutcomeWrong:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HistoryStatus.
 const (
 	HistoryStatusError    HistoryStatus = "error"
@@ -758,15 +806,22 @@ type Answer struct {
 	Columns []SQLColumn             `json:"columns"`
 	Context struct {
 		Similar *[]struct {
-			Distance *float64 `json:"distance,omitempty"`
-			Question *string  `json:"question,omitempty"`
-			Sql      *string  `json:"sql,omitempty"`
+			Distance *float64            `json:"distance,omitempty"`
+			Id       *openapi_types.UUID `json:"id,omitempty"`
+			Question *string             `json:"question,omitempty"`
+			Sql      *string             `json:"sql,omitempty"`
+
+			// Verified A tenant admin verified the pair.
+			Verified *bool `json:"verified,omitempty"`
 		} `json:"similar,omitempty"`
 	} `json:"context"`
 
 	// Generator offline, gemini:<model> or openai:<model>
-	Generator string             `json:"generator"`
-	HistoryId openapi_types.UUID `json:"history_id"`
+	Generator string `json:"generator"`
+
+	// GroundedOnVerified Retrieval gave the generator at least one verified pair (context.similar says which).
+	GroundedOnVerified *bool              `json:"grounded_on_verified,omitempty"`
+	HistoryId          openapi_types.UUID `json:"history_id"`
 
 	// Interpretation What sql computes, in plain English ("Count of customers where country is 'US'"), rendered deterministically from its parse tree, never by an LLM, for every generator: the statement that ran (after any correction round), or with execute false the one that was validated. Never empty. A part it has no words for is shown as its SQL in backquotes and the text ends "(partly a query this summary cannot fully describe)". A refused question (422 no_sql_generated) has no SQL and so no answer body.
 	Interpretation string `json:"interpretation"`
@@ -928,6 +983,88 @@ type Error_Error_Details struct {
 	HistoryId            *openapi_types.UUID    `json:"history_id,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
+
+// Evaluation defines model for Evaluation.
+type Evaluation struct {
+	Canary        EvaluationCanary   `json:"canary"`
+	CreatedAt     time.Time          `json:"created_at"`
+	DurationMs    float64            `json:"duration_ms"`
+	Embedder      string             `json:"embedder"`
+	Errors        int                `json:"errors"`
+	ExactAccuracy *float64           `json:"exact_accuracy"`
+	ExactCorrect  int                `json:"exact_correct"`
+	Generator     string             `json:"generator"`
+	Id            openapi_types.UUID `json:"id"`
+	LlmModel      string             `json:"llm_model"`
+	Model         string             `json:"model"`
+	ModelId       openapi_types.UUID `json:"model_id"`
+	Pairs         int                `json:"pairs"`
+	Refused       int                `json:"refused"`
+
+	// Results Per question (one run's view only).
+	Results        *[]EvaluationResult `json:"results,omitempty"`
+	SubsetAccuracy *float64            `json:"subset_accuracy"`
+
+	// SubsetCorrect Exact or subset matches.
+	SubsetCorrect int `json:"subset_correct"`
+
+	// TokensIn Null when the generator does not report tokens.
+	TokensIn  *int64              `json:"tokens_in"`
+	TokensOut *int64              `json:"tokens_out"`
+	UserId    *openapi_types.UUID `json:"user_id"`
+	Wrong     int                 `json:"wrong"`
+}
+
+// EvaluationCanary defines model for EvaluationCanary.
+type EvaluationCanary struct {
+	EraseError *string `json:"erase_error,omitempty"`
+
+	// Erased The throwaway tenant was erased and the privileged scan after it found nothing.
+	Erased bool `json:"erased"`
+
+	// Questions The questions asked as this tenant.
+	Questions *[]string `json:"questions,omitempty"`
+	Reason    *string   `json:"reason,omitempty"`
+
+	// Status not_seen: no answer to the canary questions held the throwaway tenant's marker; seen: one did (where says which part of which answer); skipped: no canary was planted (the server has no privileged connection to erase it with: reason); failed: it could not be planted (reason).
+	Status EvaluationCanaryStatus `json:"status"`
+
+	// Tenant The throwaway tenant's slug.
+	Tenant *string `json:"tenant,omitempty"`
+	Where  *string `json:"where,omitempty"`
+}
+
+// EvaluationCanaryStatus not_seen: no answer to the canary questions held the throwaway tenant's marker; seen: one did (where says which part of which answer); skipped: no canary was planted (the server has no privileged connection to erase it with: reason); failed: it could not be planted (reason).
+type EvaluationCanaryStatus string
+
+// EvaluationCreate No fields yet.
+type EvaluationCreate = map[string]interface{}
+
+// EvaluationList defines model for EvaluationList.
+type EvaluationList struct {
+	Evaluations []Evaluation `json:"evaluations"`
+}
+
+// EvaluationResult defines model for EvaluationResult.
+type EvaluationResult struct {
+	Error        *string `json:"error"`
+	ExactMatch   bool    `json:"exact_match"`
+	GeneratedSql *string `json:"generated_sql"`
+	GoldSql      string  `json:"gold_sql"`
+	LatencyMs    float64 `json:"latency_ms"`
+
+	// Outcome correct: exact or subset match; error: the generated (or the gold) SQL failed.
+	Outcome     EvaluationResultOutcome `json:"outcome"`
+	Position    int                     `json:"position"`
+	Question    string                  `json:"question"`
+	SubsetMatch bool                    `json:"subset_match"`
+
+	// TrainingId The verified pair.
+	TrainingId openapi_types.UUID `json:"training_id"`
+}
+
+// EvaluationResultOutcome correct: exact or subset match; error: the generated (or the gold) SQL failed.
+type EvaluationResultOutcome string
 
 // Feedback The latest feedback on a history entry.
 type Feedback struct {
@@ -1450,6 +1587,9 @@ type TrainingCreate struct {
 
 	// Sql sql only: one query the sandbox validator accepts.
 	Sql *string `json:"sql,omitempty"`
+
+	// Verified sql only: store the pair verified (its SQL is gold for evaluations). Absent: false.
+	Verified *bool `json:"verified,omitempty"`
 }
 
 // TrainingItem defines model for TrainingItem.
@@ -1468,6 +1608,13 @@ type TrainingItem struct {
 	// Source Who wrote the row: the API, train-from-catalog, a Vanna import, or feedback on an answer.
 	Source TrainingSource      `json:"source"`
 	UserId *openapi_types.UUID `json:"user_id"`
+
+	// Verified A tenant admin verified the pair (its SQL is gold for evaluations).
+	Verified   bool       `json:"verified"`
+	VerifiedAt *time.Time `json:"verified_at"`
+
+	// VerifiedBy The admin who verified it (null once deleted).
+	VerifiedBy *openapi_types.UUID `json:"verified_by"`
 }
 
 // TrainingKind defines model for TrainingKind.
@@ -1486,6 +1633,11 @@ type TrainingPage struct {
 // TrainingSource Who wrote the row: the API, train-from-catalog, a Vanna import, or feedback on an answer.
 type TrainingSource string
 
+// TrainingVerify defines model for TrainingVerify.
+type TrainingVerify struct {
+	Verified bool `json:"verified"`
+}
+
 // Turn defines model for Turn.
 type Turn struct {
 	// Chart Vega-Lite v5 spec (a top-level unit spec with its $schema and the rows inline, at most 500 points or 11 bars), chosen by fixed rules from the result's column types and cardinality: one row holding one number is a card (a text mark), a date or timestamp with a number a line, a label with a number a bar (the 10 largest and "Other"), two numbers a scatter; otherwise, and when nothing ran, null. Column names appear only as titles; nothing in it is written by an LLM.
@@ -1493,15 +1645,22 @@ type Turn struct {
 	Columns []SQLColumn             `json:"columns"`
 	Context struct {
 		Similar *[]struct {
-			Distance *float64 `json:"distance,omitempty"`
-			Question *string  `json:"question,omitempty"`
-			Sql      *string  `json:"sql,omitempty"`
+			Distance *float64            `json:"distance,omitempty"`
+			Id       *openapi_types.UUID `json:"id,omitempty"`
+			Question *string             `json:"question,omitempty"`
+			Sql      *string             `json:"sql,omitempty"`
+
+			// Verified A tenant admin verified the pair.
+			Verified *bool `json:"verified,omitempty"`
 		} `json:"similar,omitempty"`
 	} `json:"context"`
 
 	// Generator offline, gemini:<model> or openai:<model>
-	Generator string             `json:"generator"`
-	HistoryId openapi_types.UUID `json:"history_id"`
+	Generator string `json:"generator"`
+
+	// GroundedOnVerified Retrieval gave the generator at least one verified pair (context.similar says which).
+	GroundedOnVerified *bool              `json:"grounded_on_verified,omitempty"`
+	HistoryId          openapi_types.UUID `json:"history_id"`
 
 	// Id The turn's message id.
 	Id openapi_types.UUID `json:"id"`
@@ -1832,6 +1991,9 @@ type CreateIdentityProviderJSONRequestBody = IdentityProviderCreate
 // CreateModelJSONRequestBody defines body for CreateModel for application/json ContentType.
 type CreateModelJSONRequestBody = ModelCreate
 
+// CreateEvaluationJSONRequestBody defines body for CreateEvaluation for application/json ContentType.
+type CreateEvaluationJSONRequestBody = EvaluationCreate
+
 // TrainFromCatalogJSONRequestBody defines body for TrainFromCatalog for application/json ContentType.
 type TrainFromCatalogJSONRequestBody = TrainFromCatalogJSONBody
 
@@ -1840,6 +2002,9 @@ type AddTrainingDataJSONRequestBody = TrainingCreate
 
 // ImportTrainingDataJSONRequestBody defines body for ImportTrainingData for application/json ContentType.
 type ImportTrainingDataJSONRequestBody ImportTrainingDataJSONBody
+
+// VerifyTrainingDataJSONRequestBody defines body for VerifyTrainingData for application/json ContentType.
+type VerifyTrainingDataJSONRequestBody = TrainingVerify
 
 // RunSQLJSONRequestBody defines body for RunSQL for application/json ContentType.
 type RunSQLJSONRequestBody = SQLRequest
@@ -2572,6 +2737,58 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/models/{name} (the `GetModel` operationId).
 	GetModel(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListEvaluations The model's evaluation runs, newest first (the accuracy trend)
+	//
+	// At most 200 runs, without their per-question results.
+	//
+	// Corresponds with GET /v1/models/{name}/evaluations (the `ListEvaluations` operationId).
+	ListEvaluations(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateEvaluationWithBody Measure the model on its verified pairs, with a leakage canary (admins only)
+	//
+	// Asks every verified question through the real pipeline with its
+	// own pair left out of retrieval (leave-one-out), runs the gold and
+	// the generated SQL in the SQL sandbox as the tenant and compares
+	// their rows: exact match (the same rows, in order only when the gold
+	// SQL has ORDER BY) and subset match as Defog's sql-eval (every gold
+	// column matched by a generated column of the same values, rows equal
+	// on them). Also plants a canary in a throwaway second tenant, asks
+	// questions aimed at it as this tenant, reports whether its marker
+	// was seen anywhere in the answers, and erases that tenant. Runs
+	// within the request (at most 200 verified pairs; more answer 400);
+	// a client that goes away cancels it and nothing is recorded. The
+	// body is optional and has no fields yet.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/models/{name}/evaluations (the `CreateEvaluation` operationId).
+	CreateEvaluationWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateEvaluation Measure the model on its verified pairs, with a leakage canary (admins only)
+	//
+	// Asks every verified question through the real pipeline with its
+	// own pair left out of retrieval (leave-one-out), runs the gold and
+	// the generated SQL in the SQL sandbox as the tenant and compares
+	// their rows: exact match (the same rows, in order only when the gold
+	// SQL has ORDER BY) and subset match as Defog's sql-eval (every gold
+	// column matched by a generated column of the same values, rows equal
+	// on them). Also plants a canary in a throwaway second tenant, asks
+	// questions aimed at it as this tenant, reports whether its marker
+	// was seen anywhere in the answers, and erases that tenant. Runs
+	// within the request (at most 200 verified pairs; more answer 400);
+	// a client that goes away cancels it and nothing is recorded. The
+	// body is optional and has no fields yet.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/models/{name}/evaluations (the `CreateEvaluation` operationId).
+	CreateEvaluation(ctx context.Context, name string, body CreateEvaluationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetEvaluation One evaluation run with its per-question results
+	//
+	// Corresponds with GET /v1/models/{name}/evaluations/{id} (the `GetEvaluation` operationId).
+	GetEvaluation(ctx context.Context, name string, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ModelStats Training counts and how the model's questions fared
 	//
 	// Corresponds with GET /v1/models/{name}/stats (the `ModelStats` operationId).
@@ -2676,6 +2893,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/models/{name}/training-data/{id} (the `DeleteTrainingData` operationId).
 	DeleteTrainingData(ctx context.Context, name string, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyTrainingDataWithBody Verify or unverify a question->SQL pair (admins only)
+	//
+	// A verified pair's SQL is gold: evaluations measure the model on
+	// its verified pairs, and an answer whose retrieval used one says
+	// `grounded_on_verified`. Verifying keeps the first verification's
+	// time and admin. Only pairs can be verified: a DDL or documentation
+	// item, another model's or another tenant's answers 404 like an
+	// unknown id.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
+	VerifyTrainingDataWithBody(ctx context.Context, name string, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyTrainingData Verify or unverify a question->SQL pair (admins only)
+	//
+	// A verified pair's SQL is gold: evaluations measure the model on
+	// its verified pairs, and an answer whose retrieval used one says
+	// `grounded_on_verified`. Verifying keeps the first verification's
+	// time and admin. Only pairs can be verified: a DDL or documentation
+	// item, another model's or another tenant's answers 404 like an
+	// unknown id.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
+	VerifyTrainingData(ctx context.Context, name string, id ID, body VerifyTrainingDataJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RunSQLWithBody Run SQL through the sandbox (the path generated SQL takes)
 	//
@@ -3791,6 +4036,98 @@ func (c *Client) GetModel(ctx context.Context, name string, reqEditors ...Reques
 	return c.Client.Do(req)
 }
 
+// ListEvaluations The model's evaluation runs, newest first (the accuracy trend)
+//
+// At most 200 runs, without their per-question results.
+//
+// Corresponds with GET /v1/models/{name}/evaluations (the `ListEvaluations` operationId).
+func (c *Client) ListEvaluations(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEvaluationsRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateEvaluationWithBody Measure the model on its verified pairs, with a leakage canary (admins only)
+//
+// Asks every verified question through the real pipeline with its
+// own pair left out of retrieval (leave-one-out), runs the gold and
+// the generated SQL in the SQL sandbox as the tenant and compares
+// their rows: exact match (the same rows, in order only when the gold
+// SQL has ORDER BY) and subset match as Defog's sql-eval (every gold
+// column matched by a generated column of the same values, rows equal
+// on them). Also plants a canary in a throwaway second tenant, asks
+// questions aimed at it as this tenant, reports whether its marker
+// was seen anywhere in the answers, and erases that tenant. Runs
+// within the request (at most 200 verified pairs; more answer 400);
+// a client that goes away cancels it and nothing is recorded. The
+// body is optional and has no fields yet.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/models/{name}/evaluations (the `CreateEvaluation` operationId).
+func (c *Client) CreateEvaluationWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateEvaluationRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateEvaluation Measure the model on its verified pairs, with a leakage canary (admins only)
+//
+// Asks every verified question through the real pipeline with its
+// own pair left out of retrieval (leave-one-out), runs the gold and
+// the generated SQL in the SQL sandbox as the tenant and compares
+// their rows: exact match (the same rows, in order only when the gold
+// SQL has ORDER BY) and subset match as Defog's sql-eval (every gold
+// column matched by a generated column of the same values, rows equal
+// on them). Also plants a canary in a throwaway second tenant, asks
+// questions aimed at it as this tenant, reports whether its marker
+// was seen anywhere in the answers, and erases that tenant. Runs
+// within the request (at most 200 verified pairs; more answer 400);
+// a client that goes away cancels it and nothing is recorded. The
+// body is optional and has no fields yet.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/models/{name}/evaluations (the `CreateEvaluation` operationId).
+func (c *Client) CreateEvaluation(ctx context.Context, name string, body CreateEvaluationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateEvaluationRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetEvaluation One evaluation run with its per-question results
+//
+// Corresponds with GET /v1/models/{name}/evaluations/{id} (the `GetEvaluation` operationId).
+func (c *Client) GetEvaluation(ctx context.Context, name string, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEvaluationRequest(c.Server, name, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ModelStats Training counts and how the model's questions fared
 //
 // Corresponds with GET /v1/models/{name}/stats (the `ModelStats` operationId).
@@ -3976,6 +4313,54 @@ func (c *Client) ImportTrainingData(ctx context.Context, name string, params *Im
 // Corresponds with DELETE /v1/models/{name}/training-data/{id} (the `DeleteTrainingData` operationId).
 func (c *Client) DeleteTrainingData(ctx context.Context, name string, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteTrainingDataRequest(c.Server, name, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyTrainingDataWithBody Verify or unverify a question->SQL pair (admins only)
+//
+// A verified pair's SQL is gold: evaluations measure the model on
+// its verified pairs, and an answer whose retrieval used one says
+// `grounded_on_verified`. Verifying keeps the first verification's
+// time and admin. Only pairs can be verified: a DDL or documentation
+// item, another model's or another tenant's answers 404 like an
+// unknown id.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
+func (c *Client) VerifyTrainingDataWithBody(ctx context.Context, name string, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyTrainingDataRequestWithBody(c.Server, name, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyTrainingData Verify or unverify a question->SQL pair (admins only)
+//
+// A verified pair's SQL is gold: evaluations measure the model on
+// its verified pairs, and an answer whose retrieval used one says
+// `grounded_on_verified`. Verifying keeps the first verification's
+// time and admin. Only pairs can be verified: a DDL or documentation
+// item, another model's or another tenant's answers 404 like an
+// unknown id.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
+func (c *Client) VerifyTrainingData(ctx context.Context, name string, id ID, body VerifyTrainingDataJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyTrainingDataRequest(c.Server, name, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5907,6 +6292,128 @@ func NewGetModelRequest(server string, name string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListEvaluationsRequest constructs an http.Request for the ListEvaluations method
+func NewListEvaluationsRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/models/%s/evaluations", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateEvaluationRequest calls the generic CreateEvaluation builder with application/json body
+func NewCreateEvaluationRequest(server string, name string, body CreateEvaluationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateEvaluationRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewCreateEvaluationRequestWithBody constructs an http.Request for the CreateEvaluation method, with any body, and a specified content type
+func NewCreateEvaluationRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/models/%s/evaluations", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetEvaluationRequest constructs an http.Request for the GetEvaluation method
+func NewGetEvaluationRequest(server string, name string, id ID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/models/%s/evaluations/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewModelStatsRequest constructs an http.Request for the ModelStats method
 func NewModelStatsRequest(server string, name string) (*http.Request, error) {
 	var err error
@@ -6243,6 +6750,60 @@ func NewDeleteTrainingDataRequest(server string, name string, id ID) (*http.Requ
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewVerifyTrainingDataRequest calls the generic VerifyTrainingData builder with application/json body
+func NewVerifyTrainingDataRequest(server string, name string, id ID, body VerifyTrainingDataJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifyTrainingDataRequestWithBody(server, name, id, "application/json", bodyReader)
+}
+
+// NewVerifyTrainingDataRequestWithBody constructs an http.Request for the VerifyTrainingData method, with any body, and a specified content type
+func NewVerifyTrainingDataRequestWithBody(server string, name string, id ID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/models/%s/training-data/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -7597,6 +8158,62 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/models/{name} (the `GetModel` operationId).
 	GetModelWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetModelResponse, error)
 
+	// ListEvaluationsWithResponse The model's evaluation runs, newest first (the accuracy trend)
+	//
+	// At most 200 runs, without their per-question results.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/models/{name}/evaluations (the `ListEvaluations` operationId).
+	ListEvaluationsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListEvaluationsResponse, error)
+
+	// CreateEvaluationWithBodyWithResponse Measure the model on its verified pairs, with a leakage canary (admins only)
+	//
+	// Asks every verified question through the real pipeline with its
+	// own pair left out of retrieval (leave-one-out), runs the gold and
+	// the generated SQL in the SQL sandbox as the tenant and compares
+	// their rows: exact match (the same rows, in order only when the gold
+	// SQL has ORDER BY) and subset match as Defog's sql-eval (every gold
+	// column matched by a generated column of the same values, rows equal
+	// on them). Also plants a canary in a throwaway second tenant, asks
+	// questions aimed at it as this tenant, reports whether its marker
+	// was seen anywhere in the answers, and erases that tenant. Runs
+	// within the request (at most 200 verified pairs; more answer 400);
+	// a client that goes away cancels it and nothing is recorded. The
+	// body is optional and has no fields yet.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/models/{name}/evaluations (the `CreateEvaluation` operationId).
+	CreateEvaluationWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateEvaluationResponse, error)
+
+	// CreateEvaluationWithResponse Measure the model on its verified pairs, with a leakage canary (admins only)
+	//
+	// Asks every verified question through the real pipeline with its
+	// own pair left out of retrieval (leave-one-out), runs the gold and
+	// the generated SQL in the SQL sandbox as the tenant and compares
+	// their rows: exact match (the same rows, in order only when the gold
+	// SQL has ORDER BY) and subset match as Defog's sql-eval (every gold
+	// column matched by a generated column of the same values, rows equal
+	// on them). Also plants a canary in a throwaway second tenant, asks
+	// questions aimed at it as this tenant, reports whether its marker
+	// was seen anywhere in the answers, and erases that tenant. Runs
+	// within the request (at most 200 verified pairs; more answer 400);
+	// a client that goes away cancels it and nothing is recorded. The
+	// body is optional and has no fields yet.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/models/{name}/evaluations (the `CreateEvaluation` operationId).
+	CreateEvaluationWithResponse(ctx context.Context, name string, body CreateEvaluationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEvaluationResponse, error)
+
+	// GetEvaluationWithResponse One evaluation run with its per-question results
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/models/{name}/evaluations/{id} (the `GetEvaluation` operationId).
+	GetEvaluationWithResponse(ctx context.Context, name string, id ID, reqEditors ...RequestEditorFn) (*GetEvaluationResponse, error)
+
 	// ModelStatsWithResponse Training counts and how the model's questions fared
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -7707,6 +8324,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/models/{name}/training-data/{id} (the `DeleteTrainingData` operationId).
 	DeleteTrainingDataWithResponse(ctx context.Context, name string, id ID, reqEditors ...RequestEditorFn) (*DeleteTrainingDataResponse, error)
+
+	// VerifyTrainingDataWithBodyWithResponse Verify or unverify a question->SQL pair (admins only)
+	//
+	// A verified pair's SQL is gold: evaluations measure the model on
+	// its verified pairs, and an answer whose retrieval used one says
+	// `grounded_on_verified`. Verifying keeps the first verification's
+	// time and admin. Only pairs can be verified: a DDL or documentation
+	// item, another model's or another tenant's answers 404 like an
+	// unknown id.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
+	VerifyTrainingDataWithBodyWithResponse(ctx context.Context, name string, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyTrainingDataResponse, error)
+
+	// VerifyTrainingDataWithResponse Verify or unverify a question->SQL pair (admins only)
+	//
+	// A verified pair's SQL is gold: evaluations measure the model on
+	// its verified pairs, and an answer whose retrieval used one says
+	// `grounded_on_verified`. Verifying keeps the first verification's
+	// time and admin. Only pairs can be verified: a DDL or documentation
+	// item, another model's or another tenant's answers 404 like an
+	// unknown id.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
+	VerifyTrainingDataWithResponse(ctx context.Context, name string, id ID, body VerifyTrainingDataJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyTrainingDataResponse, error)
 
 	// RunSQLWithBodyWithResponse Run SQL through the sandbox (the path generated SQL takes)
 	//
@@ -10329,6 +10974,220 @@ func (r GetModelResponse) ContentType() string {
 	return ""
 }
 
+type ListEvaluationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EvaluationList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEvaluationsResponse) GetJSON200() *EvaluationList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListEvaluationsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListEvaluationsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListEvaluationsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEvaluationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEvaluationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEvaluationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEvaluationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateEvaluationResponse503Headers the declared response headers of an HTTP 503 response for CreateEvaluation
+type CreateEvaluationResponse503Headers struct {
+	RetryAfter *int
+}
+
+type CreateEvaluationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Evaluation
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateEvaluationResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateEvaluationResponse) GetJSON201() *Evaluation {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateEvaluationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateEvaluationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateEvaluationResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreateEvaluationResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateEvaluationResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateEvaluationResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateEvaluationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateEvaluationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateEvaluationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateEvaluationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetEvaluationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Evaluation
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEvaluationResponse) GetJSON200() *Evaluation {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetEvaluationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetEvaluationResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetEvaluationResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEvaluationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEvaluationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEvaluationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEvaluationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ModelStatsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10814,6 +11673,82 @@ func (r DeleteTrainingDataResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteTrainingDataResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type VerifyTrainingDataResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TrainingItem
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyTrainingDataResponse) GetJSON200() *TrainingItem {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifyTrainingDataResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VerifyTrainingDataResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyTrainingDataResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r VerifyTrainingDataResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyTrainingDataResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyTrainingDataResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyTrainingDataResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyTrainingDataResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyTrainingDataResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13192,6 +14127,86 @@ func (c *ClientWithResponses) GetModelWithResponse(ctx context.Context, name str
 	return ParseGetModelResponse(rsp)
 }
 
+// ListEvaluationsWithResponse The model's evaluation runs, newest first (the accuracy trend)
+//
+// At most 200 runs, without their per-question results.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/models/{name}/evaluations (the `ListEvaluations` operationId).
+func (c *ClientWithResponses) ListEvaluationsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListEvaluationsResponse, error) {
+	rsp, err := c.ListEvaluations(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEvaluationsResponse(rsp)
+}
+
+// CreateEvaluationWithBodyWithResponse Measure the model on its verified pairs, with a leakage canary (admins only)
+//
+// Asks every verified question through the real pipeline with its
+// own pair left out of retrieval (leave-one-out), runs the gold and
+// the generated SQL in the SQL sandbox as the tenant and compares
+// their rows: exact match (the same rows, in order only when the gold
+// SQL has ORDER BY) and subset match as Defog's sql-eval (every gold
+// column matched by a generated column of the same values, rows equal
+// on them). Also plants a canary in a throwaway second tenant, asks
+// questions aimed at it as this tenant, reports whether its marker
+// was seen anywhere in the answers, and erases that tenant. Runs
+// within the request (at most 200 verified pairs; more answer 400);
+// a client that goes away cancels it and nothing is recorded. The
+// body is optional and has no fields yet.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/models/{name}/evaluations (the `CreateEvaluation` operationId).
+func (c *ClientWithResponses) CreateEvaluationWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateEvaluationResponse, error) {
+	rsp, err := c.CreateEvaluationWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateEvaluationResponse(rsp)
+}
+
+// CreateEvaluationWithResponse Measure the model on its verified pairs, with a leakage canary (admins only)
+//
+// Asks every verified question through the real pipeline with its
+// own pair left out of retrieval (leave-one-out), runs the gold and
+// the generated SQL in the SQL sandbox as the tenant and compares
+// their rows: exact match (the same rows, in order only when the gold
+// SQL has ORDER BY) and subset match as Defog's sql-eval (every gold
+// column matched by a generated column of the same values, rows equal
+// on them). Also plants a canary in a throwaway second tenant, asks
+// questions aimed at it as this tenant, reports whether its marker
+// was seen anywhere in the answers, and erases that tenant. Runs
+// within the request (at most 200 verified pairs; more answer 400);
+// a client that goes away cancels it and nothing is recorded. The
+// body is optional and has no fields yet.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/models/{name}/evaluations (the `CreateEvaluation` operationId).
+func (c *ClientWithResponses) CreateEvaluationWithResponse(ctx context.Context, name string, body CreateEvaluationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEvaluationResponse, error) {
+	rsp, err := c.CreateEvaluation(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateEvaluationResponse(rsp)
+}
+
+// GetEvaluationWithResponse One evaluation run with its per-question results
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/models/{name}/evaluations/{id} (the `GetEvaluation` operationId).
+func (c *ClientWithResponses) GetEvaluationWithResponse(ctx context.Context, name string, id ID, reqEditors ...RequestEditorFn) (*GetEvaluationResponse, error) {
+	rsp, err := c.GetEvaluation(ctx, name, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEvaluationResponse(rsp)
+}
+
 // ModelStatsWithResponse Training counts and how the model's questions fared
 //
 // Returns a wrapper object for the known response body format(s).
@@ -13355,6 +14370,46 @@ func (c *ClientWithResponses) DeleteTrainingDataWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseDeleteTrainingDataResponse(rsp)
+}
+
+// VerifyTrainingDataWithBodyWithResponse Verify or unverify a question->SQL pair (admins only)
+//
+// A verified pair's SQL is gold: evaluations measure the model on
+// its verified pairs, and an answer whose retrieval used one says
+// `grounded_on_verified`. Verifying keeps the first verification's
+// time and admin. Only pairs can be verified: a DDL or documentation
+// item, another model's or another tenant's answers 404 like an
+// unknown id.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
+func (c *ClientWithResponses) VerifyTrainingDataWithBodyWithResponse(ctx context.Context, name string, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyTrainingDataResponse, error) {
+	rsp, err := c.VerifyTrainingDataWithBody(ctx, name, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyTrainingDataResponse(rsp)
+}
+
+// VerifyTrainingDataWithResponse Verify or unverify a question->SQL pair (admins only)
+//
+// A verified pair's SQL is gold: evaluations measure the model on
+// its verified pairs, and an answer whose retrieval used one says
+// `grounded_on_verified`. Verifying keeps the first verification's
+// time and admin. Only pairs can be verified: a DDL or documentation
+// item, another model's or another tenant's answers 404 like an
+// unknown id.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
+func (c *ClientWithResponses) VerifyTrainingDataWithResponse(ctx context.Context, name string, id ID, body VerifyTrainingDataJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyTrainingDataResponse, error) {
+	rsp, err := c.VerifyTrainingData(ctx, name, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyTrainingDataResponse(rsp)
 }
 
 // RunSQLWithBodyWithResponse Run SQL through the sandbox (the path generated SQL takes)
@@ -15740,6 +16795,181 @@ func ParseGetModelResponse(rsp *http.Response) (*GetModelResponse, error) {
 	return response, nil
 }
 
+// ParseListEvaluationsResponse parses an HTTP response from a ListEvaluationsWithResponse call
+func ParseListEvaluationsResponse(rsp *http.Response) (*ListEvaluationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEvaluationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EvaluationList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateEvaluationResponse parses an HTTP response from a CreateEvaluationWithResponse call
+func ParseCreateEvaluationResponse(rsp *http.Response) (*CreateEvaluationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateEvaluationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Evaluation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateEvaluationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetEvaluationResponse parses an HTTP response from a GetEvaluationWithResponse call
+func ParseGetEvaluationResponse(rsp *http.Response) (*GetEvaluationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEvaluationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Evaluation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseModelStatsResponse parses an HTTP response from a ModelStatsWithResponse call
 func ParseModelStatsResponse(rsp *http.Response) (*ModelStatsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -16128,6 +17358,67 @@ func ParseDeleteTrainingDataResponse(rsp *http.Response) (*DeleteTrainingDataRes
 	switch {
 	case rsp.StatusCode == 204:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseVerifyTrainingDataResponse parses an HTTP response from a VerifyTrainingDataWithResponse call
+func ParseVerifyTrainingDataResponse(rsp *http.Response) (*VerifyTrainingDataResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyTrainingDataResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TrainingItem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
