@@ -104,3 +104,39 @@ INSERT INTO dbchat.quota_usage AS u (quota, period, used)
 VALUES (sqlc.arg(quota)::text, date_trunc(sqlc.arg(period)::text, now() AT TIME ZONE 'UTC')::date, sqlc.arg(n)::bigint)
 ON CONFLICT (tenant_id, quota, period) DO UPDATE SET used = u.used + excluded.used
 WHERE u.tenant_id = excluded.tenant_id;
+
+-- name: AuthenticateKeyTakeToken :one
+-- AuthenticateKey (queries/api_keys.sql) and TakeRequestToken in one
+-- statement, so that checking a tenant's rate costs an API key request no
+-- round trip more. The token is taken only when the key matched: a forged
+-- key naming a tenant spends none of its requests (no row, 401).
+WITH k AS (
+    SELECT a.id AS key_id, a.user_id, u.role,
+           (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale,
+           CASE WHEN t.limits ? 'requests_per_second' THEN (t.limits ->> 'requests_per_second')::float8
+                ELSE sqlc.narg(default_rate)::float8 END AS rate,
+           CASE WHEN t.limits ? 'burst' THEN (t.limits ->> 'burst')::float8
+                ELSE sqlc.narg(default_burst)::float8 END AS burst
+    FROM dbchat.api_keys a
+    JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
+    JOIN dbchat.tenants t ON t.id = a.tenant_id
+    WHERE a.key_hash = sqlc.arg(key_hash) AND a.revoked_at IS NULL AND u.is_active AND t.is_active
+), take AS (
+    INSERT INTO dbchat.rate_buckets AS b (tokens, rate, burst, allowed, at)
+    SELECT e.burst - 1, e.rate, e.burst, true, now()
+    FROM (SELECT k.rate, greatest(1, coalesce(k.burst, ceil(k.rate))) AS burst FROM k WHERE k.rate > 0) e
+    ON CONFLICT (tenant_id) DO UPDATE
+    SET tokens  = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8)
+                  - CASE WHEN least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1
+                         THEN 1 ELSE 0 END,
+        allowed = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1,
+        rate    = excluded.rate,
+        burst   = excluded.burst,
+        at      = greatest(b.at, excluded.at)
+    WHERE b.tenant_id = excluded.tenant_id
+    RETURNING b.tokens, b.rate, b.burst, b.allowed
+)
+SELECT k.key_id, k.user_id, k.role, k.stale,
+       coalesce(take.rate, 0)::float8 AS rate, coalesce(take.burst, 0)::float8 AS burst,
+       coalesce(take.tokens, 0)::float8 AS tokens, coalesce(take.allowed, true)::boolean AS allowed
+FROM k LEFT JOIN take ON true;

@@ -71,6 +71,18 @@ var errUnauthorized = apperr.Errorf(apperr.Unauthorized, "missing or invalid API
 
 // Authenticate resolves a bearer key to the identity it acts as.
 func Authenticate(ctx context.Context, db *tenant.DB, plain string) (tenant.Identity, error) {
+	return AuthenticateBy(ctx, db, plain, func(ctx context.Context, tx tenant.Conn, hash []byte) (dbsqlc.AuthenticateKeyRow, error) {
+		return dbsqlc.New().AuthenticateKey(ctx, tx, hash)
+	})
+}
+
+// Lookup finds a key's row by its hash in the key's tenant's transaction,
+// in one statement: AuthenticateKey, or a statement that does more in the
+// same round trip (limits.Service.KeyLookup takes the request's rate token).
+type Lookup func(ctx context.Context, tx tenant.Conn, hash []byte) (dbsqlc.AuthenticateKeyRow, error)
+
+// AuthenticateBy is Authenticate with the key's row found by lookup.
+func AuthenticateBy(ctx context.Context, db *tenant.DB, plain string, lookup Lookup) (tenant.Identity, error) {
 	tenantID, ok := ParseTenant(plain)
 	if !ok {
 		return tenant.Identity{}, errUnauthorized
@@ -78,7 +90,7 @@ func Authenticate(ctx context.Context, db *tenant.DB, plain string) (tenant.Iden
 	var row dbsqlc.AuthenticateKeyRow
 	err := db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, func(tx tenant.Conn) error {
 		var err error
-		row, err = dbsqlc.New().AuthenticateKey(ctx, tx, Hash(plain))
+		row, err = lookup(ctx, tx, Hash(plain))
 		return err
 	})
 	if apperr.CodeOf(err) == apperr.NotFound {

@@ -122,9 +122,7 @@ func runAsk(ctx context.Context, e *Env) (*Section, error) {
 				err = fmt.Errorf("%q: no SQL", askTurns[way-3])
 			}
 		}
-		if err != nil {
-			must(fmt.Errorf("ask %q: %w", q, err))
-		}
+		mustf(err == nil, "ask %q: %w", q, err)
 	}
 	// After a warm-up pass every run tries every question every way, the
 	// follow-up turns in a fresh conversation per askBatch.

@@ -192,9 +192,9 @@ func TestSectionsRender(t *testing.T) {
 	hs := func(rps float64) []httpSample {
 		return []httpSample{{load: loadResult{RPS: rps}, roundTrips: 1}, {load: loadResult{RPS: rps}, roundTrips: 1}}
 	}
-	res := [][][]httpSample{{hs(100), hs(50), hs(45)}, {hs(100), hs(90), hs(90)}}
-	check("http", httpSection(e, HTTPConfig{Tenants: 10, Tables: 2}, res, [][]int{{1, 2, 2}, {3, 4, 4}}), "### GET /v1/tables", "| **JWT / API key** | 0.90 (0.90–0.90) |",
-		"| dbchat, API key | 50 (50–50) | 0.00 (0.00–0.00) | 0.00 (0.00–0.00) | 1.00 (1.00–1.00) | 0 (0–0) | 0 (0–0) | 0 (0–0) | 2 |", "| **dbchat / floor** | 0.50 (0.50–0.50) |")
+	res := [][][]httpSample{{hs(100), hs(50), hs(45), hs(48)}, {hs(100), hs(90), hs(90), hs(85)}}
+	check("http", httpSection(e, HTTPConfig{Tenants: 10, Tables: 2}, res, [][]int{{1, 2, 2, 2}, {3, 4, 4, 4}}), "### GET /v1/tables", "| **JWT / API key** | 0.90 (0.90–0.90) |", "| **limits checked: dbchat / floor** | 0.48 (0.48–0.48) |",
+		"| dbchat, API key | 50 (50–50) | 0.00 (0.00–0.00) | 0.00 (0.00–0.00) | 1.00 (1.00–1.00) | 0 (0–0) | 0 (0–0) | 0 (0–0) | 2 |", "| **dbchat / floor** | 0.50 (0.50–0.50) |", "goal ≤ 0.03 (ratio drop)): met", "goal ≤ 0.03 (ratio drop)): **missed** by 67%")
 
 	small := &importSize{rows: 10, copyS: runs(1), importS: runs(2), anonPeak: 10 << 20, proc: procMem{HWM: 50 << 20}, phases: map[string][]float64{phaseCopy: runs(5)}}
 	large := &importSize{rows: 100, copyS: runs(1), importS: runs(2.5), anonPeak: 11 << 20, proc: procMem{HWM: 51 << 20}, phases: map[string][]float64{phaseCopy: runs(50)}}

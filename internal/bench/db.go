@@ -108,9 +108,8 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 	for r := -1; r < e.cfg.Runs; r++ {
 		for qi, q := range rlsQueries {
 			lat := pass(rng, len(samples), len(rlsVariants), func(i, v int) {
-				if err := rlsExec(ctx, v, pools[v], db, q, samples[i]); err != nil {
-					must(fmt.Errorf("%s, %s: %w", q.name, rlsVariants[v], err))
-				}
+				err := rlsExec(ctx, v, pools[v], db, q, samples[i])
+				mustf(err == nil, "%s, %s: %w", q.name, rlsVariants[v], err)
 			})
 			for v := 0; r >= 0 && v < len(rlsVariants); v++ {
 				us[qi][v] = append(us[qi][v], 1000*newDist(lat[v]).Med)
@@ -243,9 +242,7 @@ func runVector(ctx context.Context, e *Env) (*Section, error) {
 				return err
 			})
 		}
-		if err != nil {
-			must(fmt.Errorf("%s: %w", vecStrategies[s].name, err))
-		}
+		mustf(err == nil, "%s: %w", vecStrategies[s].name, err)
 		return res
 	}
 	// The quality pass (also the warm-up): every query through every strategy

@@ -119,6 +119,13 @@ func must(err error) {
 
 func must1[T any](v T, err error) T { must(err); return v }
 
+// mustf aborts the running part unless ok, with the formatted error.
+func mustf(ok bool, format string, args ...any) {
+	if !ok {
+		must(fmt.Errorf(format, args...))
+	}
+}
+
 type partError struct{ error }
 
 // runPart runs one part, closing what it opened with e.pool afterwards.
@@ -684,9 +691,9 @@ func (e *Env) runLoad(ctx context.Context, url, header string, conc int, d time.
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	var res loadResult
-	if err := cmd.Run(); err != nil || json.Unmarshal(out.Bytes(), &res) != nil || (res.Errors > 0 && len(rate) == 0) {
-		must(fmt.Errorf("load generator on %s: %v, %d failed requests (first: %s): %s", url, err, res.Errors, res.FirstError, errb.String()))
-	}
+	err := cmd.Run()
+	mustf(err == nil && json.Unmarshal(out.Bytes(), &res) == nil && (res.Errors == 0 || len(rate) > 0),
+		"load generator on %s: %v, %d failed requests (first: %s): %s", url, err, res.Errors, res.FirstError, errb.String())
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		res.CPU = rusageCPU(ru)
 	}

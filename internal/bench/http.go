@@ -28,7 +28,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dbchat/dbchat/internal/catalog"
+	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/identity"
+	"github.com/dbchat/dbchat/internal/limits"
 	"github.com/dbchat/dbchat/internal/provision"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/server/apiclient"
@@ -40,7 +42,7 @@ import (
 // bare net/http and one pgx query (no auth, no RLS), and with a provider's
 // JWT against the key; templates/http.md.tmpl.
 
-var httpGoal, jwtGoal = goal{bound: 0.70}, goal{bound: 0.95}
+var httpGoal, jwtGoal, limitsGoal = goal{bound: 0.70}, goal{bound: 0.95}, goal{bound: 0.03, atMost: true, unit: " (ratio drop)"}
 
 // endpoint is one measured GET: its floor statement and the JSON field
 // holding the listed rows, of which there must be want.
@@ -92,8 +94,8 @@ func (t *target) count(h http.Handler) http.Handler {
 func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	c := e.cfg.HTTP
 	d := e.open(ctx, "http")
-	floor, real, bearer := &target{name: "floor"}, &target{name: "dbchat"}, &target{name: "dbchat, JWT"}
-	targets := []*target{floor, real, bearer}
+	floor, real, bearer, limited := &target{name: "floor"}, &target{name: "dbchat"}, &target{name: "dbchat, JWT"}, &target{name: "dbchat, limits"}
+	targets := []*target{floor, real, bearer, limited}
 	rec, tracers := &phaseTracer{}, []pgx.QueryTracer{} // BENCH_EXPLAIN: rec keeps one request's statements per endpoint
 	if rec.paused.Store(true); e.cfg.Explain {
 		tracers = append(tracers, rec)
@@ -111,6 +113,10 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 	// The same server over its own pool, signing in with a provider's JWT.
 	bearer.header = "Authorization: Bearer " + benchJWT(ctx, e, db, id)
 	bearer.url = e.serve(bearer.count(server.New(tenant.New(e.pool(ctx, d.AppURL, 0, &bearer.writes)), devNullLog, server.Config{})))
+	// And checking the tenant's rate limit and quotas, set far above the load.
+	ldb, lim := tenant.New(e.pool(ctx, d.AppURL, 0, &limited.writes)), dbsqlc.SetTenantLimitsParams{ID: id.TenantID, Unset: []string{}, Set: []byte(`{"requests_per_second":1e9,"burst":1e9,"questions_per_day":1e9,"storage_bytes":1e15}`)}
+	must(ldb.TxAs(ctx, id, func(tx tenant.Conn) error { _, err := dbsqlc.New().SetTenantLimits(ctx, tx, lim); return err }))
+	limited.header, limited.url = real.header, e.serve(limited.count(server.New(ldb, devNullLog, server.Config{Limits: limits.New(ldb, nil)})))
 	// All list the same rows (the JWT's user is provisioned here); the warm-up runs.
 	sizes := make([][]int, len(endpoints))
 	for ei, ep := range endpoints {
@@ -131,8 +137,8 @@ func runHTTP(ctx context.Context, e *Env) (*Section, error) {
 				ti := (k + run) % len(targets) // the order rotates between runs
 				res[ei][ti] = append(res[ei][ti], measureLoad(ctx, e, targets[ti], ep, c))
 			}
-			e.logf("http: run %d/%d %s: floor %.0f req/s, dbchat %.0f req/s, with a JWT %.0f req/s", run+1, e.cfg.Runs, ep.name,
-				res[ei][0][run].load.RPS, res[ei][1][run].load.RPS, res[ei][2][run].load.RPS)
+			e.logf("http: run %d/%d %s: floor %.0f req/s, dbchat %.0f req/s, with a JWT %.0f, with limits %.0f", run+1, e.cfg.Runs, ep.name,
+				res[ei][0][run].load.RPS, res[ei][1][run].load.RPS, res[ei][2][run].load.RPS, res[ei][3][run].load.RPS)
 		}
 	}
 	for _, ep := range endpoints {
@@ -206,9 +212,7 @@ func measureLoad(ctx context.Context, e *Env, t *target, ep endpoint, c HTTPConf
 	reqs0, writes0, cpu0 := t.requests.Load(), t.writes.Load(), e.machine.cpuNow()
 	lr := e.runLoad(ctx, t.url+ep.path, t.header, c.Concurrency, c.Duration)
 	cpu1, n := e.machine.cpuNow(), float64(t.requests.Load()-reqs0)
-	if n == 0 {
-		must(fmt.Errorf("%s %s: no requests reached the server", t.name, ep.name))
-	}
+	mustf(n > 0, "%s %s: no requests reached the server", t.name, ep.name)
 	return httpSample{load: lr, roundTrips: float64(t.writes.Load()-writes0) / n, serverCPU: micros(cpu1.self-cpu0.self) / n,
 		pgCPU: micros(cpu1.postgres-cpu0.postgres) / n, loadCPU: micros(lr.CPU) / n}
 }
@@ -221,16 +225,22 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Sec
 		func(x httpSample) float64 { return x.pgCPU }, func(x httpSample) float64 { return x.loadCPU }}
 	med := func(xs []httpSample, fi int) float64 { return newDist(collect(xs, fields[fi])).Med }
 	for ei, ep := range endpoints {
-		f, r, j := res[ei][0], res[ei][1], res[ei][2]
-		ratio, jr := newDist(ratios(collect(r, fields[0]), collect(f, fields[0]))), newDist(ratios(collect(j, fields[0]), collect(r, fields[0])))
-		verdict, jv := httpGoal.verdict(ratio.Med), jwtGoal.verdict(jr.Med)
+		f, r, j, l, rps := res[ei][0], res[ei][1], res[ei][2], res[ei][3], func(xs []httpSample) []float64 { return collect(xs, fields[0]) }
+		drops := ratios(rps(r), rps(f))
+		for i, x := range ratios(rps(l), rps(f)) {
+			drops[i] -= x // per run: dbchat / floor without the limit check minus with it
+		}
+		ratio, jr, lr, dr := newDist(ratios(rps(r), rps(f))), newDist(ratios(rps(j), rps(r))), newDist(ratios(rps(l), rps(f))), newDist(drops)
+		verdict, jv, lv := httpGoal.verdict(ratio.Med), jwtGoal.verdict(jr.Med), limitsGoal.verdict(dr.Med)
 		s.Summary = append(s.Summary, Row{fmt.Sprintf("%s (req/s, c=%d)", ep.name, c.Concurrency), fmt.Sprintf("%.0f", med(f, 0)),
 			fmt.Sprintf("%.0f", med(r, 0)), ratio.f("%.2f"), httpGoal.String(), verdict},
 			Row{fmt.Sprintf("%s with a JWT vs the API key (req/s, c=%d)", ep.name, c.Concurrency), fmt.Sprintf("key %.0f", med(r, 0)),
-				fmt.Sprintf("%.0f", med(j, 0)), jr.f("%.2f"), jwtGoal.String(), jv})
+				fmt.Sprintf("%.0f", med(j, 0)), jr.f("%.2f"), jwtGoal.String(), jv},
+			Row{fmt.Sprintf("%s with tenant limits checked: dbchat / floor (c=%d)", ep.name, c.Concurrency), "without " + ratio.f("%.2f"),
+				"with " + lr.f("%.2f"), dr.f("%.2f") + " drop", limitsGoal.String(), lv})
 		var rows [][]string
 		for ti, xs := range res[ei] {
-			row := []string{[]string{"floor", "dbchat, API key", "dbchat, JWT"}[ti]}
+			row := []string{[]string{"floor", "dbchat, API key", "dbchat, JWT", "dbchat, API key, limits checked"}[ti]}
 			for fi, fd := range fields {
 				cell := newDist(collect(xs, fd)).f(formats[fi])
 				if fi == 5 && e.machine.pgPID == 0 {
@@ -240,8 +250,9 @@ func httpSection(e *Env, c HTTPConfig, res [][][]httpSample, sizes [][]int) *Sec
 			}
 			rows = append(rows, append(row, fmt.Sprint(sizes[ei][ti])))
 		}
-		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f")}, []string{"**JWT / API key**", jr.f("%.2f")})
-		eps = append(eps, map[string]any{"Name": ep.name, "Table": rows, "Verdict": verdict + "; JWT vs API key (req/s ratio, goal " + jwtGoal.String() + "): " + jv})
+		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f")}, []string{"**JWT / API key**", jr.f("%.2f")}, []string{"**limits checked: dbchat / floor**", lr.f("%.2f")})
+		eps = append(eps, map[string]any{"Name": ep.name, "Table": rows, "Verdict": verdict + "; JWT vs API key (req/s ratio, goal " + jwtGoal.String() +
+			"): " + jv + "; limit check (drop of dbchat / floor, goal " + limitsGoal.String() + "): " + lv})
 	}
 	s.Body = render("http", map[string]any{"Goal": httpGoal.bound, "JWTGoal": jwtGoal.bound, "C": c, "AllRows": c.Tenants * c.RowsPerTenant,
 		"Pool": max(4, e.machine.Cores), "Endpoints": eps})
@@ -354,18 +365,11 @@ func importRuns(ctx context.Context, e *Env, admin *pgx.Conn, ch *child, url, da
 func writeOrdersCSV(path string, n int) int64 {
 	f := must1(os.Create(path))
 	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
-	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	w, base := bufio.NewWriterSize(f, 1<<20), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	fmt.Fprintln(w, strings.ReplaceAll(importColumns, " ", ""))
 	for i := 1; i <= n; i++ {
-		customer := fmt.Sprintf("Customer %05d", i%20000)
-		if i%10 == 0 {
-			customer = fmt.Sprintf(`"Customer %05d, Ltd"`, i%20000)
-		}
-		paid := map[bool]string{true: "true", false: "false"}[i%3 == 0]
-		if i%50 == 0 {
-			paid = ""
-		}
+		customer := fmt.Sprintf(map[bool]string{false: "Customer %05d", true: `"Customer %05d, Ltd"`}[i%10 == 0], i%20000)
+		paid := map[bool]string{true: fmt.Sprint(i%3 == 0)}[i%50 != 0] // empty: NULL
 		fmt.Fprintf(w, "%d,%s,%d.%02d,%s,%s\n", i, customer, (i*37)%100000, i%100, base.Add(time.Duration(i)*time.Second).Format(time.RFC3339), paid)
 	}
 	must(w.Flush())
@@ -378,9 +382,7 @@ func copyFloor(ctx context.Context, admin *pgx.Conn, sz *importSize) float64 {
 	defer f.Close()
 	start := time.Now()
 	tag := must1(admin.PgConn().CopyFrom(ctx, f, "COPY bench_floor.orders ("+importColumns+") FROM STDIN (FORMAT csv, HEADER true)"))
-	if tag.RowsAffected() != int64(sz.rows) {
-		must(fmt.Errorf("COPY loaded %d rows, want %d", tag.RowsAffected(), sz.rows))
-	}
+	mustf(tag.RowsAffected() == int64(sz.rows), "COPY loaded %d rows, want %d", tag.RowsAffected(), sz.rows)
 	return time.Since(start).Seconds()
 }
 
@@ -390,9 +392,7 @@ func postCSV(ctx context.Context, url, key string, sz *importSize) {
 	defer f.Close()
 	var out struct{ Inserted int64 }
 	doJSON(ctx, http.DefaultClient, http.MethodPost, url, "Authorization: Bearer "+key, f, &out)
-	if out.Inserted != int64(sz.rows) {
-		must(fmt.Errorf("imported %d rows, want %d", out.Inserted, sz.rows))
-	}
+	mustf(out.Inserted == int64(sz.rows), "imported %d rows, want %d", out.Inserted, sz.rows)
 }
 
 // sameRows checks that the import and COPY stored the same values.
@@ -401,9 +401,7 @@ func sameRows(ctx context.Context, admin *pgx.Conn, dataTable string) {
 	q := `SELECT concat_ws(' ', count(*), sum(id), sum(amount), count(paid), sum(length(customer)), max(ordered_at), count(DISTINCT tenant_id)) FROM `
 	must(admin.QueryRow(ctx, q+dataTable).Scan(&a))
 	must(admin.QueryRow(ctx, q+"bench_floor.orders").Scan(&b))
-	if a != b {
-		must(fmt.Errorf("the import and COPY stored different data: %s vs %s", a, b))
-	}
+	mustf(a == b, "the import and COPY stored different data: %s vs %s", a, b)
 }
 
 func importSection(sizes []*importSize) *Section {

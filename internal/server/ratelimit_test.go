@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -132,19 +133,26 @@ func header(t *testing.T, a answer, name string) int64 {
 }
 
 // A tenant's bucket is one row in PostgreSQL: its burst is spent across
-// both instances, after which either answers 429 with Retry-After and the
-// RateLimit-* headers, while another tenant's requests go on.
+// both instances, by API keys (whose lookup takes the token) and identity
+// provider tokens (the guard takes it) alike, after which either answers
+// 429 with Retry-After and the RateLimit-* headers, while another tenant's
+// requests go on.
 func TestRateLimitAcrossInstances(t *testing.T) {
 	t.Parallel()
 	e := newLimitsEnv(t, 2, nil)
 	a := dbtest.NewTenant(t, e.db, "Flooder")
 	b := dbtest.NewTenant(t, e.db, "Quiet")
+	idp := newTestIdP(t, "https://idp-limits.example")
+	r := e.call(t, 0, http.MethodPost, "/v1/identity-providers", a.APIKey, "application/json",
+		fmt.Sprintf(`{"issuer":%q,"audience":"dbchat","jwks":%s}`, idp.issuer, idp.jwks()))
+	require.Equal(t, http.StatusCreated, r.status, r.body)
+	jwt := idp.token(t, "ec-1", "alice", nil)
 	// One token per 1000 s: nothing refills within the test.
 	e.setLimits(t, a, `{"requests_per_second":0.001,"burst":3}`)
 	e.setLimits(t, b, `{"requests_per_second":0.001,"burst":1000}`)
 
 	for i, inst := range []int{0, 1, 0} {
-		r := e.call(t, inst, http.MethodGet, "/v1/me", a.APIKey, "", "")
+		r := e.call(t, inst, http.MethodGet, "/v1/me", []string{a.APIKey, jwt, a.APIKey}[i], "", "")
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		require.Equal(t, int64(3), header(t, r, "RateLimit-Limit"))
 		require.Equal(t, int64(2-i), header(t, r, "RateLimit-Remaining"))
@@ -153,8 +161,8 @@ func TestRateLimitAcrossInstances(t *testing.T) {
 		q := e.call(t, 1-inst, http.MethodGet, "/v1/me", b.APIKey, "", "")
 		require.Equal(t, http.StatusOK, q.status, q.body)
 	}
-	for _, inst := range []int{1, 0} {
-		r := e.call(t, inst, http.MethodGet, "/v1/tables", a.APIKey, "", "")
+	for i, inst := range []int{1, 0, 1} {
+		r := e.call(t, inst, http.MethodGet, "/v1/tables", []string{a.APIKey, a.APIKey, jwt}[i], "", "")
 		requireErrorShape(t, r.status, r.body, http.StatusTooManyRequests, "rate_limited", "")
 		require.Equal(t, int64(3), header(t, r, "RateLimit-Limit"))
 		require.Equal(t, int64(0), header(t, r, "RateLimit-Remaining"))
@@ -167,7 +175,7 @@ func TestRateLimitAcrossInstances(t *testing.T) {
 	require.Equal(t, int64(1000-4), header(t, q, "RateLimit-Remaining"))
 
 	// A forged key naming the flooded tenant takes nothing: 401 first.
-	r := e.call(t, 0, http.MethodGet, "/v1/me", "dbc_"+strings.ReplaceAll(b.ID.String(), "-", "")+"_"+strings.Repeat("A", 43), "", "")
+	r = e.call(t, 0, http.MethodGet, "/v1/me", "dbc_"+strings.ReplaceAll(b.ID.String(), "-", "")+"_"+strings.Repeat("A", 43), "", "")
 	require.Equal(t, http.StatusUnauthorized, r.status, r.body)
 	q = e.call(t, 0, http.MethodGet, "/v1/me", b.APIKey, "", "")
 	require.Equal(t, int64(1000-5), header(t, q, "RateLimit-Remaining"))

@@ -19,7 +19,6 @@ import (
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/ask"
-	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/conversation"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
@@ -287,7 +286,7 @@ func (s *Server) authenticate(c *gin.Context) error {
 	if !ok {
 		return apperr.Errorf(apperr.Unauthorized, "missing or invalid API key")
 	}
-	signIn := auth.Authenticate
+	signIn := s.keySignIn(c)
 	if !strings.HasPrefix(key, "dbc_") && identity.LooksLikeJWT(key) {
 		signIn = func(ctx context.Context, _ *tenant.DB, token string) (tenant.Identity, error) {
 			return s.idp.Authenticate(ctx, token)
