@@ -148,6 +148,9 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 		return err
 	}
 	scfg.Limits = limits.New(db, defaults)
+	if cfg.AdminDatabaseURL != "" {
+		scfg.Export = exportOver(cfg.AdminDatabaseURL)
+	}
 	emb, err := embed.FromEnv(ctx, env.Getenv)
 	if err != nil {
 		return err

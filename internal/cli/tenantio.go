@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenantio"
 )
 
@@ -168,4 +171,19 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// exportOver is the server's operator export (GET
+// /v1/admin/tenants/{id}/export): tenantio.Export on a privileged
+// connection of its own per export.
+func exportOver(adminURL string) server.Exporter {
+	return func(ctx context.Context, tenantArg string, w io.Writer) error {
+		conn, err := pgx.Connect(ctx, adminURL)
+		if err != nil {
+			return apperr.Wrap(apperr.Unavailable, err, "the privileged connection for exports is unavailable")
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		_, err = tenantio.Export(ctx, conn, tenantArg, w)
+		return err
+	}
 }

@@ -68,6 +68,9 @@ type Config struct {
 	// Identity tunes the verification of identity provider tokens (clock
 	// skew, JWKS caching); the zero value takes identity's defaults.
 	Identity identity.Options
+	// Export writes a tenant's export for the operator's GET
+	// /v1/admin/tenants/{id}/export; nil answers 503.
+	Export Exporter
 	// Limits enforces the tenants' rate limits and quotas (issue 17 §2);
 	// nil enforces none.
 	Limits *limits.Service
@@ -197,6 +200,7 @@ func (s *Server) operatorRoutes() {
 	admin := e.Group("/v1/admin", operator)
 	admin.GET("/audit", h(s.adminAudit))
 	admin.GET("/analytics", h(s.adminAnalytics))
+	admin.GET("/tenants/:id/export", h(s.exportTenant))
 }
 
 // accountRoutes: the caller, its tenant, users and API keys.

@@ -2382,6 +2382,20 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/admin/audit (the `AdminAudit` operationId).
 	AdminAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AdminExportTenant Export one tenant as a zip (what `dbchat tenant export` writes)
+	//
+	// Streams everything of one tenant: the catalog, its data tables (CSV),
+	// training data with vectors, models, history, conversations, users
+	// without secrets (API keys and sessions are left out), with a manifest.
+	// `dbchat tenant import --in FILE --name NAME` restores it into a new
+	// tenant. Memory stays flat in the tenant's size. The server needs
+	// DBCHAT_ADMIN_DATABASE_URL (a privileged role) for it, otherwise 503.
+	// An error after the first byte aborts the connection, so a truncated
+	// zip is never taken for a whole one.
+	//
+	// Corresponds with GET /v1/admin/tenants/{id}/export (the `AdminExportTenant` operationId).
+	AdminExportTenant(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Analytics The tenant's usage analytics per day or week (admins only)
 	//
 	// Questions (/v1/ask and conversation turns) asked, answered, refused
@@ -3341,6 +3355,30 @@ func (c *Client) AdminAnalytics(ctx context.Context, params *AdminAnalyticsParam
 // Corresponds with GET /v1/admin/audit (the `AdminAudit` operationId).
 func (c *Client) AdminAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminAuditRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminExportTenant Export one tenant as a zip (what `dbchat tenant export` writes)
+//
+// Streams everything of one tenant: the catalog, its data tables (CSV),
+// training data with vectors, models, history, conversations, users
+// without secrets (API keys and sessions are left out), with a manifest.
+// `dbchat tenant import --in FILE --name NAME` restores it into a new
+// tenant. Memory stays flat in the tenant's size. The server needs
+// DBCHAT_ADMIN_DATABASE_URL (a privileged role) for it, otherwise 503.
+// An error after the first byte aborts the connection, so a truncated
+// zip is never taken for a whole one.
+//
+// Corresponds with GET /v1/admin/tenants/{id}/export (the `AdminExportTenant` operationId).
+func (c *Client) AdminExportTenant(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminExportTenantRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -5193,6 +5231,40 @@ func NewAdminAuditRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/v1/admin/audit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminExportTenantRequest constructs an http.Request for the AdminExportTenant method
+func NewAdminExportTenantRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/tenants/%s/export", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -7773,6 +7845,22 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/admin/audit (the `AdminAudit` operationId).
 	AdminAuditWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminAuditResponse, error)
 
+	// AdminExportTenantWithResponse Export one tenant as a zip (what `dbchat tenant export` writes)
+	//
+	// Streams everything of one tenant: the catalog, its data tables (CSV),
+	// training data with vectors, models, history, conversations, users
+	// without secrets (API keys and sessions are left out), with a manifest.
+	// `dbchat tenant import --in FILE --name NAME` restores it into a new
+	// tenant. Memory stays flat in the tenant's size. The server needs
+	// DBCHAT_ADMIN_DATABASE_URL (a privileged role) for it, otherwise 503.
+	// An error after the first byte aborts the connection, so a truncated
+	// zip is never taken for a whole one.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/tenants/{id}/export (the `AdminExportTenant` operationId).
+	AdminExportTenantWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AdminExportTenantResponse, error)
+
 	// AnalyticsWithResponse The tenant's usage analytics per day or week (admins only)
 	//
 	// Questions (/v1/ask and conversation turns) asked, answered, refused
@@ -9072,6 +9160,68 @@ func (r AdminAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminExportTenantResponse503Headers the declared response headers of an HTTP 503 response for AdminExportTenant
+type AdminExportTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
+type AdminExportTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminExportTenantResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminExportTenantResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AdminExportTenantResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AdminExportTenantResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminExportTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminExportTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminExportTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminExportTenantResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13544,6 +13694,28 @@ func (c *ClientWithResponses) AdminAuditWithResponse(ctx context.Context, reqEdi
 	return ParseAdminAuditResponse(rsp)
 }
 
+// AdminExportTenantWithResponse Export one tenant as a zip (what `dbchat tenant export` writes)
+//
+// Streams everything of one tenant: the catalog, its data tables (CSV),
+// training data with vectors, models, history, conversations, users
+// without secrets (API keys and sessions are left out), with a manifest.
+// `dbchat tenant import --in FILE --name NAME` restores it into a new
+// tenant. Memory stays flat in the tenant's size. The server needs
+// DBCHAT_ADMIN_DATABASE_URL (a privileged role) for it, otherwise 503.
+// An error after the first byte aborts the connection, so a truncated
+// zip is never taken for a whole one.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/tenants/{id}/export (the `AdminExportTenant` operationId).
+func (c *ClientWithResponses) AdminExportTenantWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AdminExportTenantResponse, error) {
+	rsp, err := c.AdminExportTenant(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminExportTenantResponse(rsp)
+}
+
 // AnalyticsWithResponse The tenant's usage analytics per day or week (admins only)
 //
 // Questions (/v1/ask and conversation turns) asked, answered, refused
@@ -15198,6 +15370,59 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseAdminExportTenantResponse parses an HTTP response from a AdminExportTenantWithResponse call
+func ParseAdminExportTenantResponse(rsp *http.Response) (*AdminExportTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminExportTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers AdminExportTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
