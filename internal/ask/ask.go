@@ -44,6 +44,7 @@ type Service struct {
 	// limits.Service).
 	Quota interface {
 		Question(ctx context.Context) error
+		AddLLMTokens(ctx context.Context, n int64) error
 	}
 }
 
@@ -184,6 +185,11 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	req.use = &tally{}
 	a, err := s.answer(ctx, req, want)
 	s.recordUsage(ctx, req, a, err)
+	if s.Quota != nil {
+		// The generator's tokens are spent whatever became of the
+		// question; failing to count them does not fail the answer.
+		_ = s.Quota.AddLLMTokens(ctx, req.use.TokensIn+req.use.TokensOut)
+	}
 	return a, err
 }
 

@@ -43,7 +43,7 @@ func newLimitsEnv(t *testing.T, instances int, defaults limits.Limits) *limitsEn
 		require.NoError(t, err)
 		t.Cleanup(box.Close)
 		sql := sandbox.New(db, box)
-		asker := ask.New(db, sql, &nlsql.Store{DB: db, Embedder: embed.NewLocal()}, generate.NewOffline())
+		asker := ask.New(db, sql, &nlsql.Store{DB: db, Embedder: embed.NewLocal()}, tokenGenerator{generate.NewOffline()})
 		srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{
 			AdminToken: operatorToken, SQL: sql, Ask: asker, Limits: limits.New(db, defaults)}))
 		t.Cleanup(srv.Close)
@@ -274,6 +274,7 @@ func TestPatchLimitsValidation(t *testing.T) {
 // questions_per_day counts /v1/ask and conversation turns of both
 // instances against one counter; the question over it is refused before any
 // work, naming the quota. A month's LLM tokens spent refuse questions too.
+// (Every question here reports 40 LLM tokens, see tokenGenerator.)
 func TestQuestionQuotasAcrossInstances(t *testing.T) {
 	t.Parallel()
 	e := newLimitsEnv(t, 2, nil)
@@ -304,15 +305,25 @@ func TestQuestionQuotasAcrossInstances(t *testing.T) {
 	r = e.call(t, 1, http.MethodPost, "/v1/ask", b.APIKey, "application/json", q)
 	require.NotEqual(t, http.StatusForbidden, r.status, r.body)
 
-	// LLM tokens: what a generator reported this month stops the next
-	// question once it reaches the limit.
-	e.setLimits(t, b, `{"llm_tokens_per_month":100}`)
-	svc := limits.New(e.db, nil)
-	require.NoError(t, svc.AddLLMTokens(tenant.NewContext(t.Context(), b.Identity), 60))
-	r = e.call(t, 0, http.MethodPost, "/v1/ask", b.APIKey, "application/json", q)
-	require.NotEqual(t, http.StatusForbidden, r.status, r.body)
-	require.NoError(t, svc.AddLLMTokens(tenant.NewContext(t.Context(), b.Identity), 50))
-	requireQuota(t, e.call(t, 1, http.MethodPost, "/v1/ask", b.APIKey, "application/json", q), limits.LLMTokensPerMonth, 100, 110)
+	// LLM tokens: what the generator reports (40 a question here, b has
+	// asked once) counts on both instances; once the month's use reaches
+	// the limit, the next question is refused.
+	e.setLimits(t, b, `{"questions_per_day":null,"llm_tokens_per_month":100}`)
+	for _, inst := range []int{0, 1} { // 80, then 120: each asked under 100
+		r = e.call(t, inst, http.MethodPost, "/v1/ask", b.APIKey, "application/json", q)
+		require.NotEqual(t, http.StatusForbidden, r.status, r.body)
+	}
+	requireQuota(t, e.call(t, 0, http.MethodPost, "/v1/ask", b.APIKey, "application/json", q), limits.LLMTokensPerMonth, 100, 120)
+}
+
+// tokenGenerator is the offline generator reporting LLM usage, as an LLM
+// generator does.
+type tokenGenerator struct{ generate.Generator }
+
+func (g tokenGenerator) Generate(ctx context.Context, in generate.Input) (generate.Output, error) {
+	out, err := g.Generator.Generate(ctx, in)
+	out.Usage = generate.Usage{Calls: 1, TokensIn: 30, TokensOut: 10}
+	return out, err
 }
 
 // Imports over rows_per_import or storage_bytes import nothing: the
