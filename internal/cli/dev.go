@@ -79,8 +79,7 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer stopIdP()
-	cfg.AdminDatabaseURL = adminURL // for evaluations' leakage canary (see serve)
-	return listenAndServe(ctx, env, cfg, db, func(addr string) {
+	return listenAndServe(ctx, canaryEnv(env, adminURL), cfg, db, func(addr string) {
 		base := "http://" + localAddr(addr)
 		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/tables\n", key, key, base)
 		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"sql\":\"SELECT c.name, sum(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY total DESC\"}' %s/v1/sql\n", key, base)
@@ -91,6 +90,20 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stdout)
 	})
+}
+
+// canaryEnv gives the dev server its privileged URL as the evaluation
+// canary's connection (DBCHAT_CANARY_DATABASE_URL, unless set), so that
+// evaluations on make run's demo tenant run their leakage canary.
+func canaryEnv(env *Env, adminURL string) *Env {
+	e := *env
+	e.Getenv = func(name string) string {
+		if v := env.Getenv(name); v != "" || name != "DBCHAT_CANARY_DATABASE_URL" {
+			return v
+		}
+		return adminURL
+	}
+	return &e
 }
 
 // writeDevEnv saves the private cluster's connection settings so operator

@@ -171,10 +171,12 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 			return gen.Question(ctx, sql, generate.Input{})
 		}}
 		scfg.Ask = ask.New(db, scfg.SQL, store, gen)
-		if adminURL := cfg.AdminDatabaseURL; adminURL != "" {
+		if canaryURL := strings.TrimSpace(env.Getenv("DBCHAT_CANARY_DATABASE_URL")); canaryURL != "" {
 			// An evaluation's leakage canary erases its throwaway tenant on
-			// the privileged connection; without it the canary is skipped.
-			scfg.Privileged = func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, adminURL) }
+			// this privileged connection; opt-in, so that serve holds no
+			// privileged URL unless the operator gives it one. Without it
+			// the canary is skipped.
+			scfg.Privileged = func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, canaryURL) }
 		}
 		log.Info("question answering ready", slog.String("generator", gen.Name()), slog.String("embedder", emb.Name()))
 	} else {

@@ -71,12 +71,12 @@ type planted struct {
 // erases the throwaway tenant (also when ctx is cancelled meanwhile).
 func (s *Service) canary(ctx context.Context, model string) Canary {
 	if s.Privileged == nil {
-		return Canary{Status: Skipped, Reason: "the server has no privileged connection (DBCHAT_ADMIN_DATABASE_URL) to erase a throwaway tenant with, so it creates none"}
+		return Canary{Status: Skipped, Reason: "the server has no privileged connection (DBCHAT_CANARY_DATABASE_URL) to erase a throwaway tenant with, so it creates none"}
 	}
 	// Opened first: a tenant is created only when it can be erased.
 	conn, err := s.Privileged(ctx)
 	if err != nil {
-		return Canary{Status: Failed, Reason: "the privileged connection (DBCHAT_ADMIN_DATABASE_URL) did not open"}
+		return Canary{Status: Failed, Reason: "the privileged connection (DBCHAT_CANARY_DATABASE_URL) did not open"}
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	p, err := s.plant(ctx)

@@ -49,7 +49,7 @@ type Asker interface {
 type Service struct {
 	DB  *tenant.DB
 	Ask *ask.Service
-	// Privileged opens the privileged connection (DBCHAT_ADMIN_DATABASE_URL)
+	// Privileged opens the privileged connection (DBCHAT_CANARY_DATABASE_URL)
 	// that erasing the canary's throwaway tenant needs; nil skips the
 	// canary, with the reason in the run.
 	Privileged func(ctx context.Context) (*pgx.Conn, error)

@@ -237,7 +237,7 @@ func TestEvaluateRefusals(t *testing.T) {
 	run, err := s.svc.Evaluate(s.ctx, provision.DefaultModel)
 	require.NoError(t, err)
 	require.Equal(t, evaluate.Skipped, run.Canary.Status)
-	require.Contains(t, run.Canary.Reason, "DBCHAT_ADMIN_DATABASE_URL")
+	require.Contains(t, run.Canary.Reason, "DBCHAT_CANARY_DATABASE_URL")
 	require.Equal(t, 1, run.ExactCorrect)
 
 	s.svc.MaxPairs = 1

@@ -77,7 +77,7 @@ type Config struct {
 	// Prices is the LLM price table for usage analytics' estimated costs
 	// (DBCHAT_LLM_PRICES); a model it lacks has an unknown (null) cost.
 	Prices usage.Prices
-	// Privileged opens a privileged connection (DBCHAT_ADMIN_DATABASE_URL)
+	// Privileged opens a privileged connection (DBCHAT_CANARY_DATABASE_URL)
 	// for an evaluation's leakage canary, which erases the throwaway tenant
 	// it creates; nil reports the canary skipped.
 	Privileged func(ctx context.Context) (*pgx.Conn, error)
