@@ -36,7 +36,10 @@ const (
 	// QuotaExceeded: the request would pass one of the tenant's quotas
 	// (details.quota names it); nothing was changed.
 	QuotaExceeded Code = "quota_exceeded"
-	Internal      Code = "internal"
+	// CSRFFailed: a state-changing request authenticated by the session
+	// cookie lacked the session's X-CSRF-Token; nothing was done.
+	CSRFFailed Code = "csrf_failed"
+	Internal   Code = "internal"
 )
 
 var statuses = map[Code]int{
@@ -46,6 +49,7 @@ var statuses = map[Code]int{
 	NoSQL:               http.StatusUnprocessableEntity,
 	Unauthorized:        http.StatusUnauthorized,
 	Forbidden:           http.StatusForbidden,
+	CSRFFailed:          http.StatusForbidden,
 	NotFound:            http.StatusNotFound,
 	Conflict:            http.StatusConflict,
 	TooLarge:            http.StatusRequestEntityTooLarge,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
@@ -81,7 +82,7 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 	defer stopIdP()
 	return listenAndServe(ctx, canaryEnv(env, adminURL), cfg, db, func(addr string) {
 		base := "http://" + localAddr(addr)
-		fmt.Fprintf(env.Stdout, "\ndemo tenant API key: %s\ntry:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/tables\n", key, key, base)
+		printTry(env.Stdout, base, key)
 		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"sql\":\"SELECT c.name, sum(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY total DESC\"}' %s/v1/sql\n", key, base)
 		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"question\":\"How many customers do we have?\"}' %s/v1/ask\n", key, base)
 		fmt.Fprintf(env.Stdout, "dev-only identity provider of the demo tenant (loopback, see README):\n  issuer %s, keys %s\n  TOKEN=$(./bin/dbchat dev-token --dir %s --sub alice --claim country=US)\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/v1/tables\n", idp.Issuer, idp.JWKSURL, *dir, base)
@@ -151,6 +152,13 @@ func ensureDemo(ctx context.Context, db *tenant.DB, file string) (string, error)
 		return "", err
 	}
 	return res.APIKey, os.WriteFile(file, b, 0o600)
+}
+
+// printTry shows the two ways into the demo tenant: the web app's address
+// (where the key signs a browser in) beside the first curl line.
+func printTry(w io.Writer, base, key string) {
+	fmt.Fprintf(w, "\ndemo tenant API key: %s\nweb app: %s/ (sign in with the key)\ntry:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/tables\n",
+		key, base, key, base)
 }
 
 // localAddr turns a listen address into one a curl on this machine can use.

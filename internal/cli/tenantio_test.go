@@ -21,8 +21,9 @@ import (
 )
 
 // tenantFingerprint is, per table of a tenant (every platform table from
-// the catalog but api_keys, every table of its data schema, its tenants
-// row), the row count and an md5 of the rows without their tenant id, so
+// the catalog but api_keys and sessions, credentials that are never
+// exported, every table of its data schema, its tenants row), the row
+// count and an md5 of the rows without their tenant id, so
 // two tenants holding the same content compare equal.
 func tenantFingerprint(t *testing.T, admin *pgxpool.Pool, id uuid.UUID) map[string]string {
 	t.Helper()
@@ -30,7 +31,7 @@ func tenantFingerprint(t *testing.T, admin *pgxpool.Pool, id uuid.UUID) map[stri
 	rows, err := admin.Query(ctx, `
 		SELECT format('%I.%I', n.nspname, c.relname), n.nspname = 'dbchat'
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind = 'r' AND c.relname <> 'api_keys'
+		WHERE c.relkind = 'r' AND c.relname NOT IN ('api_keys', 'sessions')
 		  AND (n.nspname = 'dbchat' AND c.relname <> 'tenants' OR n.nspname = $1)
 		ORDER BY 1`, tenantio.SchemaOf(id))
 	require.NoError(t, err)

@@ -247,6 +247,26 @@ type DbchatRateBucket struct {
 	At       time.Time `json:"at"`
 }
 
+// Web app sign-ins (POST/GET/DELETE /v1/sessions): the SHA-256 of the cookie's token only; the CSRF token is derived from the token and never stored.
+type DbchatSession struct {
+	TenantID uuid.UUID `json:"tenant_id"`
+	ID       uuid.UUID `json:"id"`
+	UserID   uuid.UUID `json:"user_id"`
+	// The API key exchanged for the session: revoking or deleting it ends the session.
+	ApiKeyID *uuid.UUID `json:"api_key_id"`
+	// SHA-256 of the cookie's token (dbs_<tenant hex>_<43 base64url chars>).
+	TokenHash []byte `json:"token_hash"`
+	// The browser's User-Agent at sign-in (truncated), to tell sessions apart.
+	UserAgent string    `json:"user_agent"`
+	CreatedAt time.Time `json:"created_at"`
+	// Last use, written at most once a minute; the idle timeout counts from it.
+	LastSeenAt time.Time `json:"last_seen_at"`
+	// The absolute end of the session, however active.
+	ExpiresAt time.Time `json:"expires_at"`
+	// When it was signed out (DELETE /v1/sessions/current).
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
 // Per tenant, UTC day, kind, generator and LLM model: usage_events summed, with per-stage latency histograms (fixed buckets, see internal/usage). Maintained by the statement that records each event.
 type DbchatUsageDaily struct {
 	TenantID     uuid.UUID   `json:"tenant_id"`

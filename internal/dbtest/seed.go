@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
@@ -47,6 +48,7 @@ var SeededTables = []string{
 	"models", "training_data", "query_history", "conversations", "messages",
 	"rate_buckets", "quota_usage",
 	"identity_providers", "usage_events", "usage_daily", "evaluations", "evaluation_results",
+	"sessions",
 }
 
 // SeedEveryTable gives tn at least one row in every platform table (tenant,
@@ -106,6 +108,9 @@ func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 		if err := seedLimits(ctx, tx); err != nil {
 			return err
 		}
+		if err := seedSession(ctx, tx, marker); err != nil {
+			return err
+		}
 		return seedIdentityProvider(ctx, tx, marker)
 	})
 	if err != nil {
@@ -162,6 +167,17 @@ func seedIdentityProvider(ctx context.Context, tx tenant.Conn, marker string) er
 	}
 	_, err = q.ProvisionUser(ctx, tx, dbsqlc.ProvisionUserParams{Email: marker + "-idp@example.com", FallbackEmail: marker + "-idp@users.invalid",
 		Name: marker, Role: "member", IdentityProviderID: p.ID, Subject: marker})
+	return err
+}
+
+// seedSession signs the transaction's user in from a browser whose
+// User-Agent is the marker (the token is random and thrown away).
+func seedSession(ctx context.Context, tx tenant.Conn, marker string) error {
+	hash := make([]byte, 32)
+	if _, err := rand.Read(hash); err != nil {
+		return err
+	}
+	_, err := dbsqlc.New().CreateSession(ctx, tx, dbsqlc.CreateSessionParams{TokenHash: hash, UserAgent: marker, ExpiresAt: time.Now().Add(time.Hour)})
 	return err
 }
 

@@ -51,6 +51,8 @@ type oaDoc struct {
 		SecuritySchemes map[string]struct {
 			Type   string `yaml:"type"`
 			Scheme string `yaml:"scheme"`
+			In     string `yaml:"in"`
+			Name   string `yaml:"name"`
 		} `yaml:"securitySchemes"`
 		Schemas map[string]yaml.Node `yaml:"schemas"`
 	} `yaml:"components"`
@@ -143,6 +145,10 @@ func TestOpenAPIOperations(t *testing.T) {
 	require.Contains(t, doc.Components.SecuritySchemes, "apiKey")
 	require.Contains(t, doc.Components.SecuritySchemes, "operatorToken")
 	for name, s := range doc.Components.SecuritySchemes {
+		if name == "sessionCookie" { // the web app's session (POST /v1/sessions)
+			require.Equal(t, []string{"apiKey", "cookie", "dbchat_session"}, []string{s.Type, s.In, s.Name})
+			continue
+		}
 		require.Equal(t, "http", s.Type, name)
 		require.Equal(t, "bearer", s.Scheme, name)
 	}
@@ -173,13 +179,18 @@ func TestOpenAPIOperations(t *testing.T) {
 			}
 		}
 		// The document's security must say what the router does: /v1 is
-		// behind a key (or the operator token), /metrics behind the
-		// operator token, everything else is public.
+		// behind a key or a session cookie (or the operator token), signing
+		// in is public, the current session is the cookie's, /metrics is
+		// behind the operator token, everything else is public.
 		switch {
 		case strings.HasPrefix(path, "/v1/tenants"), strings.HasPrefix(path, "/v1/admin/"), path == "/metrics":
 			require.Equal(t, []string{"operatorToken"}, schemes, key)
+		case path == "/v1/sessions":
+			require.Empty(t, schemes, "%s is public", key)
+		case path == "/v1/sessions/current":
+			require.Equal(t, []string{"sessionCookie"}, schemes, key)
 		case strings.HasPrefix(path, "/v1/"):
-			require.Equal(t, []string{"apiKey"}, schemes, key)
+			require.ElementsMatch(t, []string{"apiKey", "sessionCookie"}, schemes, key)
 		default:
 			require.Empty(t, schemes, "%s is public", key)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/session"
 	"github.com/dbchat/dbchat/internal/tenant"
 	"github.com/dbchat/dbchat/internal/usage"
 	"github.com/dbchat/dbchat/internal/web"
@@ -68,6 +69,13 @@ type Config struct {
 	// Identity tunes the verification of identity provider tokens (clock
 	// skew, JWKS caching); the zero value takes identity's defaults.
 	Identity identity.Options
+	// Sessions are the web app's session lifetimes (idle and absolute);
+	// zero values take session's defaults (12 h idle, 7 days at most).
+	Sessions session.Options
+	// TrustForwardedProto believes X-Forwarded-Proto: https, so cookies
+	// get Secure and responses HSTS behind a TLS-terminating proxy. Only
+	// set it when such a proxy always sets (or strips) the header.
+	TrustForwardedProto bool
 	// Export writes a tenant's export for the operator's GET
 	// /v1/admin/tenants/{id}/export; nil answers 503.
 	Export Exporter
@@ -101,6 +109,7 @@ type Server struct {
 	imports *importSlots          // running row imports; see importSlot
 	conv    *conversation.Service // nil without cfg.Ask
 	idp     *identity.Verifier    // bearer JWTs from tenants' identity providers
+	session *session.Service      // the web app's cookie sessions
 	app     *web.Handler          // the browser app, at / and /assets/
 }
 
@@ -113,6 +122,7 @@ func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 	if cfg.Ask != nil {
 		s.conv = conversation.New(db, cfg.Ask)
 	}
+	s.session = session.New(db, cfg.Sessions)
 	s.enforceQuotas()
 	s.engine.ContextWithFallback = true
 	s.routes()
@@ -161,12 +171,13 @@ func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
 // /v1 with a tenant API key, the tenant's by area.
 func (s *Server) routes() {
 	e, h := s.engine, s.handle
-	e.Use(s.observe, s.recoverJSON)
+	e.Use(s.securityHeaders, s.observe, s.recoverJSON)
 	e.NoRoute(s.noRoute)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", h(s.ready))
 	e.GET("/openapi.yaml", s.openAPI)
 	s.operatorRoutes()
+	s.sessionRoutes()
 	v1, admin := e.Group("/v1", s.guard(s.authenticate), s.guard(s.rateLimit)), s.guard(s.adminOnly)
 	s.accountRoutes(v1, admin)
 	s.tableRoutes(v1, admin)
@@ -282,10 +293,14 @@ func (s *Server) conversationRoutes(v1 *gin.RouterGroup) {
 }
 
 // authenticate resolves the bearer credential, an API key (dbc_...) or a
-// JWT from a tenant's identity provider (three dot-separated parts), and
-// puts the identity in the request's context; every /v1 handler's
-// transaction is scoped to it.
+// JWT from a tenant's identity provider (three dot-separated parts), or
+// without an Authorization header the web app's session cookie, and puts
+// the identity in the request's context; every /v1 handler's transaction
+// is scoped to it.
 func (s *Server) authenticate(c *gin.Context) error {
+	if token, err := c.Cookie(session.CookieName); err == nil && token != "" && c.GetHeader("Authorization") == "" {
+		return s.cookieAuth(c, token)
+	}
 	key, ok := bearer(c)
 	if !ok {
 		return apperr.Errorf(apperr.Unauthorized, "missing or invalid API key")

@@ -39,6 +39,9 @@ const Format = "dbchat-tenant-export/1"
 // excluded are platform tables whose rows never leave the database.
 var excluded = map[string]string{
 	"api_keys": "credentials (key hashes); the import mints a fresh admin key",
+	// Browser sign-ins (00016) are credentials too; the restored tenant's
+	// users sign in again. Erase needs no entry: it deletes every table.
+	"sessions": "credentials (browser session token hashes); the restored tenant's users sign in again",
 }
 
 // Tenant is a tenant found by slug or id.

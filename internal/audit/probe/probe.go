@@ -340,6 +340,15 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 			return err
 		}
 		t.ids["api key"] = key.ID
+		// A browser session of the probe's user, marked by its User-Agent.
+		sh := make([]byte, 32)
+		if _, err := rand.Read(sh); err != nil {
+			return err
+		}
+		if _, err := q.CreateSession(ctx, tx, dbsqlc.CreateSessionParams{TokenHash: sh,
+			UserAgent: t.marker, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			return err
+		}
 		m, err := q.CreateModel(ctx, tx, dbsqlc.CreateModelParams{Name: t.modelName, Description: t.marker})
 		if err != nil {
 			return err

@@ -110,6 +110,7 @@ func (e ColumnType) Valid() bool {
 // Defines values for ErrorErrorCode.
 const (
 	ErrorErrorCodeConflict             ErrorErrorCode = "conflict"
+	ErrorErrorCodeCsrfFailed           ErrorErrorCode = "csrf_failed"
 	ErrorErrorCodeForbidden            ErrorErrorCode = "forbidden"
 	ErrorErrorCodeInsufficientStorage  ErrorErrorCode = "insufficient_storage"
 	ErrorErrorCodeInternal             ErrorErrorCode = "internal"
@@ -132,6 +133,8 @@ const (
 func (e ErrorErrorCode) Valid() bool {
 	switch e {
 	case ErrorErrorCodeConflict:
+		return true
+	case ErrorErrorCodeCsrfFailed:
 		return true
 	case ErrorErrorCodeForbidden:
 		return true
@@ -953,7 +956,7 @@ type Error struct {
 		// sql_error 400, no_sql_generated 422, unauthorized 401, forbidden 403, not_found 404,
 		// request_timeout 408, conflict 409, too_large 413, unsupported_media_type 415,
 		// unavailable 503, overloaded 503 (with Retry-After), insufficient_storage 507,
-		// internal 500.
+		// internal 500, csrf_failed 403 (a cookie-authenticated write without the session's X-CSRF-Token).
 		Code ErrorErrorCode `json:"code"`
 
 		// Details Present only when there is more to say, e.g. {"field":"limit"}.
@@ -969,7 +972,7 @@ type Error struct {
 // sql_error 400, no_sql_generated 422, unauthorized 401, forbidden 403, not_found 404,
 // request_timeout 408, conflict 409, too_large 413, unsupported_media_type 415,
 // unavailable 503, overloaded 503 (with Retry-After), insufficient_storage 507,
-// internal 500.
+// internal 500, csrf_failed 403 (a cookie-authenticated write without the session's X-CSRF-Token).
 type ErrorErrorCode string
 
 // Error_Error_Details Present only when there is more to say, e.g. {"field":"limit"}.
@@ -1397,6 +1400,31 @@ type SecurityPolicy struct {
 // SecurityPolicyKind A row must pass every restrictive policy and at least one permissive one.
 type SecurityPolicyKind string
 
+// Session defines model for Session.
+type Session struct {
+	// CsrfToken Send it as X-CSRF-Token on POST, PUT, PATCH and DELETE made with the cookie.
+	CsrfToken string `json:"csrf_token"`
+
+	// ExpiresAt When the session ends if unused from now on (each use moves it, up to the absolute end).
+	ExpiresAt time.Time `json:"expires_at"`
+	Tenant    struct {
+		Id   openapi_types.UUID `json:"id"`
+		Name string             `json:"name"`
+		Slug string             `json:"slug"`
+	} `json:"tenant"`
+	User struct {
+		Email string             `json:"email"`
+		Id    openapi_types.UUID `json:"id"`
+		Role  Role               `json:"role"`
+	} `json:"user"`
+}
+
+// SessionRequest defines model for SessionRequest.
+type SessionRequest struct {
+	// ApiKey A tenant API key (dbc_...); it is not kept.
+	ApiKey string `json:"api_key"`
+}
+
 // Table defines model for Table.
 type Table struct {
 	Columns     []Column            `json:"columns"`
@@ -1728,6 +1756,9 @@ type AnalyticsFrom = openapi_types.Date
 // AnalyticsTo defines model for AnalyticsTo.
 type AnalyticsTo = openapi_types.Date
 
+// CSRFToken defines model for CSRFToken.
+type CSRFToken = string
+
 // ID defines model for ID.
 type ID = openapi_types.UUID
 
@@ -1940,6 +1971,12 @@ type ImportTrainingDataJSONBody0 = []VannaRow
 // ImportTrainingDataJSONBody1 defines parameters for ImportTrainingData.
 type ImportTrainingDataJSONBody1 = map[string]interface{}
 
+// DeleteSessionParams defines parameters for DeleteSession.
+type DeleteSessionParams struct {
+	// XCSRFToken The session's csrf_token; required when the request is authenticated by the session cookie.
+	XCSRFToken *CSRFToken `json:"X-CSRF-Token,omitempty"`
+}
+
 // UpdateColumnJSONBody defines parameters for UpdateColumn.
 type UpdateColumnJSONBody struct {
 	Description *string `json:"description,omitempty"`
@@ -2005,6 +2042,9 @@ type ImportTrainingDataJSONRequestBody ImportTrainingDataJSONBody
 
 // VerifyTrainingDataJSONRequestBody defines body for VerifyTrainingData for application/json ContentType.
 type VerifyTrainingDataJSONRequestBody = TrainingVerify
+
+// CreateSessionJSONRequestBody defines body for CreateSession for application/json ContentType.
+type CreateSessionJSONRequestBody = SessionRequest
 
 // RunSQLJSONRequestBody defines body for RunSQL for application/json ContentType.
 type RunSQLJSONRequestBody = SQLRequest
@@ -2935,6 +2975,52 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
 	VerifyTrainingData(ctx context.Context, name string, id ID, body VerifyTrainingDataJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSessionWithBody Sign the web app in with an API key
+	//
+	// Exchanges an API key for a browser session: the answer sets the
+	// `dbchat_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure
+	// over TLS; a browser-session cookie), and the body carries the CSRF
+	// token that state-changing requests by cookie send as X-CSRF-Token.
+	// The key is not kept: the browser holds only the cookie. A session
+	// ends when signed out, after 12 hours unused or 7 days in all (the
+	// server's defaults), or at once when its key is revoked, its user
+	// deleted or deactivated, or its tenant deactivated. A bad key gets the
+	// same 401 as a bad bearer key.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sessions (the `CreateSession` operationId).
+	CreateSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSession Sign the web app in with an API key
+	//
+	// Exchanges an API key for a browser session: the answer sets the
+	// `dbchat_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure
+	// over TLS; a browser-session cookie), and the body carries the CSRF
+	// token that state-changing requests by cookie send as X-CSRF-Token.
+	// The key is not kept: the browser holds only the cookie. A session
+	// ends when signed out, after 12 hours unused or 7 days in all (the
+	// server's defaults), or at once when its key is revoked, its user
+	// deleted or deactivated, or its tenant deactivated. A bad key gets the
+	// same 401 as a bad bearer key.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sessions (the `CreateSession` operationId).
+	CreateSession(ctx context.Context, body CreateSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSession Sign out (needs X-CSRF-Token)
+	//
+	// Revokes the session in the database and clears the cookie (Max-Age=0).
+	//
+	// Corresponds with DELETE /v1/sessions/current (the `DeleteSession` operationId).
+	DeleteSession(ctx context.Context, params *DeleteSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CurrentSession The cookie's session (a reloaded page recovers its CSRF token)
+	//
+	// Corresponds with GET /v1/sessions/current (the `CurrentSession` operationId).
+	CurrentSession(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RunSQLWithBody Run SQL through the sandbox (the path generated SQL takes)
 	//
@@ -4399,6 +4485,92 @@ func (c *Client) VerifyTrainingDataWithBody(ctx context.Context, name string, id
 // Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
 func (c *Client) VerifyTrainingData(ctx context.Context, name string, id ID, body VerifyTrainingDataJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyTrainingDataRequest(c.Server, name, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSessionWithBody Sign the web app in with an API key
+//
+// Exchanges an API key for a browser session: the answer sets the
+// `dbchat_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure
+// over TLS; a browser-session cookie), and the body carries the CSRF
+// token that state-changing requests by cookie send as X-CSRF-Token.
+// The key is not kept: the browser holds only the cookie. A session
+// ends when signed out, after 12 hours unused or 7 days in all (the
+// server's defaults), or at once when its key is revoked, its user
+// deleted or deactivated, or its tenant deactivated. A bad key gets the
+// same 401 as a bad bearer key.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sessions (the `CreateSession` operationId).
+func (c *Client) CreateSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSessionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSession Sign the web app in with an API key
+//
+// Exchanges an API key for a browser session: the answer sets the
+// `dbchat_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure
+// over TLS; a browser-session cookie), and the body carries the CSRF
+// token that state-changing requests by cookie send as X-CSRF-Token.
+// The key is not kept: the browser holds only the cookie. A session
+// ends when signed out, after 12 hours unused or 7 days in all (the
+// server's defaults), or at once when its key is revoked, its user
+// deleted or deactivated, or its tenant deactivated. A bad key gets the
+// same 401 as a bad bearer key.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sessions (the `CreateSession` operationId).
+func (c *Client) CreateSession(ctx context.Context, body CreateSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSessionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSession Sign out (needs X-CSRF-Token)
+//
+// Revokes the session in the database and clears the cookie (Max-Age=0).
+//
+// Corresponds with DELETE /v1/sessions/current (the `DeleteSession` operationId).
+func (c *Client) DeleteSession(ctx context.Context, params *DeleteSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSessionRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CurrentSession The cookie's session (a reloaded page recovers its CSRF token)
+//
+// Corresponds with GET /v1/sessions/current (the `CurrentSession` operationId).
+func (c *Client) CurrentSession(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCurrentSessionRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -6880,6 +7052,115 @@ func NewVerifyTrainingDataRequestWithBody(server string, name string, id ID, con
 	return req, nil
 }
 
+// NewCreateSessionRequest calls the generic CreateSession builder with application/json body
+func NewCreateSessionRequest(server string, body CreateSessionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSessionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateSessionRequestWithBody constructs an http.Request for the CreateSession method, with any body, and a specified content type
+func NewCreateSessionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sessions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteSessionRequest constructs an http.Request for the DeleteSession method
+func NewDeleteSessionRequest(server string, params *DeleteSessionParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sessions/current")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XCSRFToken != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-CSRF-Token", *params.XCSRFToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-CSRF-Token", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCurrentSessionRequest constructs an http.Request for the CurrentSession method
+func NewCurrentSessionRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sessions/current")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRunSQLRequest calls the generic RunSQL builder with application/json body
 func NewRunSQLRequest(server string, body RunSQLJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -8440,6 +8721,56 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/models/{name}/training-data/{id} (the `VerifyTrainingData` operationId).
 	VerifyTrainingDataWithResponse(ctx context.Context, name string, id ID, body VerifyTrainingDataJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyTrainingDataResponse, error)
+
+	// CreateSessionWithBodyWithResponse Sign the web app in with an API key
+	//
+	// Exchanges an API key for a browser session: the answer sets the
+	// `dbchat_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure
+	// over TLS; a browser-session cookie), and the body carries the CSRF
+	// token that state-changing requests by cookie send as X-CSRF-Token.
+	// The key is not kept: the browser holds only the cookie. A session
+	// ends when signed out, after 12 hours unused or 7 days in all (the
+	// server's defaults), or at once when its key is revoked, its user
+	// deleted or deactivated, or its tenant deactivated. A bad key gets the
+	// same 401 as a bad bearer key.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sessions (the `CreateSession` operationId).
+	CreateSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSessionResponse, error)
+
+	// CreateSessionWithResponse Sign the web app in with an API key
+	//
+	// Exchanges an API key for a browser session: the answer sets the
+	// `dbchat_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure
+	// over TLS; a browser-session cookie), and the body carries the CSRF
+	// token that state-changing requests by cookie send as X-CSRF-Token.
+	// The key is not kept: the browser holds only the cookie. A session
+	// ends when signed out, after 12 hours unused or 7 days in all (the
+	// server's defaults), or at once when its key is revoked, its user
+	// deleted or deactivated, or its tenant deactivated. A bad key gets the
+	// same 401 as a bad bearer key.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sessions (the `CreateSession` operationId).
+	CreateSessionWithResponse(ctx context.Context, body CreateSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSessionResponse, error)
+
+	// DeleteSessionWithResponse Sign out (needs X-CSRF-Token)
+	//
+	// Revokes the session in the database and clears the cookie (Max-Age=0).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/sessions/current (the `DeleteSession` operationId).
+	DeleteSessionWithResponse(ctx context.Context, params *DeleteSessionParams, reqEditors ...RequestEditorFn) (*DeleteSessionResponse, error)
+
+	// CurrentSessionWithResponse The cookie's session (a reloaded page recovers its CSRF token)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sessions/current (the `CurrentSession` operationId).
+	CurrentSessionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CurrentSessionResponse, error)
 
 	// RunSQLWithBodyWithResponse Run SQL through the sandbox (the path generated SQL takes)
 	//
@@ -11905,6 +12236,192 @@ func (r VerifyTrainingDataResponse) ContentType() string {
 	return ""
 }
 
+// CreateSessionResponse201Headers the declared response headers of an HTTP 201 response for CreateSession
+type CreateSessionResponse201Headers struct {
+	SetCookie *string
+}
+
+type CreateSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Session
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMedia
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateSessionResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSessionResponse) GetJSON201() *Session {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateSessionResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateSessionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateSessionResponse) GetJSON415() *UnsupportedMedia {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateSessionResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteSessionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteSessionResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteSessionResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CurrentSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Session
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CurrentSessionResponse) GetJSON200() *Session {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CurrentSessionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CurrentSessionResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CurrentSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CurrentSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CurrentSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CurrentSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RunSQLResponse503Headers the declared response headers of an HTTP 503 response for RunSQL
 type RunSQLResponse503Headers struct {
 	RetryAfter *int
@@ -14582,6 +15099,80 @@ func (c *ClientWithResponses) VerifyTrainingDataWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseVerifyTrainingDataResponse(rsp)
+}
+
+// CreateSessionWithBodyWithResponse Sign the web app in with an API key
+//
+// Exchanges an API key for a browser session: the answer sets the
+// `dbchat_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure
+// over TLS; a browser-session cookie), and the body carries the CSRF
+// token that state-changing requests by cookie send as X-CSRF-Token.
+// The key is not kept: the browser holds only the cookie. A session
+// ends when signed out, after 12 hours unused or 7 days in all (the
+// server's defaults), or at once when its key is revoked, its user
+// deleted or deactivated, or its tenant deactivated. A bad key gets the
+// same 401 as a bad bearer key.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sessions (the `CreateSession` operationId).
+func (c *ClientWithResponses) CreateSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSessionResponse, error) {
+	rsp, err := c.CreateSessionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSessionResponse(rsp)
+}
+
+// CreateSessionWithResponse Sign the web app in with an API key
+//
+// Exchanges an API key for a browser session: the answer sets the
+// `dbchat_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure
+// over TLS; a browser-session cookie), and the body carries the CSRF
+// token that state-changing requests by cookie send as X-CSRF-Token.
+// The key is not kept: the browser holds only the cookie. A session
+// ends when signed out, after 12 hours unused or 7 days in all (the
+// server's defaults), or at once when its key is revoked, its user
+// deleted or deactivated, or its tenant deactivated. A bad key gets the
+// same 401 as a bad bearer key.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sessions (the `CreateSession` operationId).
+func (c *ClientWithResponses) CreateSessionWithResponse(ctx context.Context, body CreateSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSessionResponse, error) {
+	rsp, err := c.CreateSession(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSessionResponse(rsp)
+}
+
+// DeleteSessionWithResponse Sign out (needs X-CSRF-Token)
+//
+// Revokes the session in the database and clears the cookie (Max-Age=0).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/sessions/current (the `DeleteSession` operationId).
+func (c *ClientWithResponses) DeleteSessionWithResponse(ctx context.Context, params *DeleteSessionParams, reqEditors ...RequestEditorFn) (*DeleteSessionResponse, error) {
+	rsp, err := c.DeleteSession(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSessionResponse(rsp)
+}
+
+// CurrentSessionWithResponse The cookie's session (a reloaded page recovers its CSRF token)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sessions/current (the `CurrentSession` operationId).
+func (c *ClientWithResponses) CurrentSessionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CurrentSessionResponse, error) {
+	rsp, err := c.CurrentSession(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCurrentSessionResponse(rsp)
 }
 
 // RunSQLWithBodyWithResponse Run SQL through the sandbox (the path generated SQL takes)
@@ -17665,6 +18256,156 @@ func ParseVerifyTrainingDataResponse(rsp *http.Response) (*VerifyTrainingDataRes
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateSessionResponse parses an HTTP response from a CreateSessionWithResponse call
+func ParseCreateSessionResponse(rsp *http.Response) (*CreateSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Session
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMedia
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateSessionResponse201Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteSessionResponse parses an HTTP response from a DeleteSessionWithResponse call
+func ParseDeleteSessionResponse(rsp *http.Response) (*DeleteSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCurrentSessionResponse parses an HTTP response from a CurrentSessionWithResponse call
+func ParseCurrentSessionResponse(rsp *http.Response) (*CurrentSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CurrentSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Session
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
