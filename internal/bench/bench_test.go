@@ -198,7 +198,7 @@ func TestSectionsRender(t *testing.T) {
 
 	small := &importSize{rows: 10, copyS: runs(1), importS: runs(2), anonPeak: 10 << 20, proc: procMem{HWM: 50 << 20}, phases: map[string][]float64{phaseCopy: runs(5)}}
 	large := &importSize{rows: 100, copyS: runs(1), importS: runs(2.5), anonPeak: 11 << 20, proc: procMem{HWM: 51 << 20}, phases: map[string][]float64{phaseCopy: runs(50)}}
-	check("import", importSection([]*importSize{small, large}), "anonymous memory grows 1.10×", "flat (1.10× for 10× the rows)",
+	check("import", importSection([]*importSize{small, large}, exportRun{rows: 100, copyS: runs(1), exportS: runs(2)}), "same 100 rows, alternating: COPY TO 100 rows/s, export 50 rows/s, export / COPY TO 0.50 (0.50–0.50)", "anonymous memory grows 1.10×", "flat (1.10× for 10× the rows)",
 		"| 100 | 100 (91–111) | 40 (36–44) | 0.40 (0.40–0.40) |", "| "+phaseCopy+" | 50 | 2 % |")
 
 	seed := &askSeeded{counts: map[string]int{nlsql.KindSQL: 8}}

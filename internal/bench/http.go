@@ -35,6 +35,7 @@ import (
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/server/apiclient"
 	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/tenantio"
 )
 
 // The parts measured over HTTP: 2, 4, 6 and 7. Part 2: the whole request
@@ -316,7 +317,29 @@ func runImport(ctx context.Context, e *Env) (*Section, error) {
 		}
 	}
 	sameRows(ctx, d.admin, dataTable)
-	return importSection(sizes), nil
+	return importSection(sizes, exportRuns(ctx, e, d.admin, res.Tenant.ID.String(), dataTable)), nil
+}
+
+// exportRun is `dbchat tenant export` of the import's tenant (to
+// io.Discard) against COPY TO of its data table, seconds per run.
+type exportRun struct {
+	rows           int
+	copyS, exportS []float64
+}
+
+func exportRuns(ctx context.Context, e *Env, admin *pgx.Conn, tenantID, dataTable string) (x exportRun) {
+	must(admin.QueryRow(ctx, "SELECT count(*) FROM "+dataTable).Scan(&x.rows))
+	for i := range 2 * e.cfg.Runs {
+		start := time.Now()
+		if i%2 == (i/2)%2 {
+			must1(admin.PgConn().CopyTo(ctx, io.Discard, "COPY "+dataTable+" TO STDOUT (FORMAT csv)"))
+			x.copyS = append(x.copyS, time.Since(start).Seconds())
+			continue
+		}
+		must1(tenantio.Export(ctx, admin, tenantID, io.Discard))
+		x.exportS = append(x.exportS, time.Since(start).Seconds())
+	}
+	return x
 }
 
 // importRuns alternates COPY and the import of one size, sampling the
@@ -404,7 +427,7 @@ func sameRows(ctx context.Context, admin *pgx.Conn, dataTable string) {
 	mustf(a == b, "the import and COPY stored different data: %s vs %s", a, b)
 }
 
-func importSection(sizes []*importSize) *Section {
+func importSection(sizes []*importSize, x exportRun) *Section {
 	s, small, large := &Section{}, sizes[0], sizes[len(sizes)-1]
 	var rows, mem [][]string
 	for _, sz := range sizes {
@@ -433,6 +456,11 @@ func importSection(sizes []*importSize) *Section {
 	s.Summary = append(s.Summary, Row{fmt.Sprintf("server peak anonymous memory (RssAnon), %s → %s rows", thousands(small.rows), thousands(large.rows)),
 		"—", fmt.Sprintf("%.1f → %.1f MiB", mib(small.anonPeak), mib(large.anonPeak)), fmt.Sprintf("%.2f", anonGrowth),
 		fmt.Sprintf("flat (≤ %.2f×)", memoryFlat), memVerdict})
+	exportRate := func(xs []float64) dist {
+		return newDist(collect(xs, func(v float64) float64 { return float64(x.rows) / v }))
+	}
+	s.Summary = append(s.Summary, Row{fmt.Sprintf("tenant export, %s data rows (rows/s; floor: COPY TO)", thousands(x.rows)), exportRate(x.copyS).m("%.0f"),
+		exportRate(x.exportS).m("%.0f"), newDist(ratios(x.copyS, x.exportS)).f("%.2f"), "reported", "—"})
 	// Where the large import's time goes, costliest phase first.
 	total, phaseMed := newDist(large.importS).Med*1000, func(n string) float64 { return newDist(large.phases[n]).Med }
 	names := slices.SortedFunc(maps.Keys(large.phases), func(a, b string) int {
@@ -444,7 +472,7 @@ func importSection(sizes []*importSize) *Section {
 	}
 	s.Body = render("import", map[string]any{"Goal": importGoal.bound, "Columns": importColumns, "LargeRows": large.rows, "SmallRows": small.rows,
 		"LargeMiB": mib(large.bytes), "SmallMiB": mib(small.bytes), "Table": rows, "MemTable": mem, "Phases": phases,
-		"AnonGrowth": anonGrowth, "Growth": float64(large.proc.HWM) / float64(max(1, small.proc.HWM)), "Times": times, "MemVerdict": memVerdict})
+		"Export": s.Summary[len(s.Summary)-1], "ExportRows": thousands(x.rows), "AnonGrowth": anonGrowth, "Growth": float64(large.proc.HWM) / float64(max(1, small.proc.HWM)), "Times": times, "MemVerdict": memVerdict})
 	return s
 }
 
