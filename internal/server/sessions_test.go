@@ -120,6 +120,8 @@ func TestSessionCookieAuthAndCSRF(t *testing.T) {
 	require.Contains(t, flags, "SameSite=Strict")
 	require.Contains(t, flags, "Path=/")
 	require.NotContains(t, flags, "Secure")
+	require.NotContains(t, s.setCookie, "Max-Age", "a browser-session cookie")
+	require.NotContains(t, s.setCookie, "Expires")
 
 	// The cookie alone reads.
 	r := send(t, client, http.MethodGet, e.url+"/v1/tables", "", "Cookie", s.cookie)
@@ -185,7 +187,11 @@ func TestSessionSignInRefusals(t *testing.T) {
 	a := dbtest.NewTenant(t, e.db, "Refusals")
 
 	// A bad key: the very 401 of a bad bearer key, and no cookie.
-	for _, key := range []string{"dbc_nope", a.APIKey[:len(a.APIKey)-1] + "A", "Bearer " + a.APIKey} {
+	last := "A"
+	if strings.HasSuffix(a.APIKey, last) {
+		last = "B"
+	}
+	for _, key := range []string{"dbc_nope", a.APIKey[:len(a.APIKey)-1] + last, "Bearer " + a.APIKey} {
 		r := send(t, client, http.MethodPost, e.url+"/v1/sessions", `{"api_key":"`+key+`"}`)
 		require.Equal(t, http.StatusUnauthorized, r.status, r.body)
 		require.Equal(t, unauthorizedBody, r.body)
@@ -409,5 +415,60 @@ func TestSecurityHeadersAndSecureCookieOverTLS(t *testing.T) {
 		}
 		require.Contains(t, flags, "HttpOnly")
 		require.Contains(t, flags, "SameSite=Strict")
+	}
+}
+
+func TestSessionActsWithTheUsersCurrentRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e, client := sessionEnv(t)
+	a := dbtest.NewTenant(t, e.db, "Roles")
+	r := send(t, client, http.MethodPost, e.url+"/v1/users", `{"email":"m@example.com","role":"member"}`, "Authorization", "Bearer "+a.APIKey)
+	require.Equal(t, http.StatusCreated, r.status, r.body)
+	var u struct{ ID uuid.UUID }
+	require.NoError(t, json.Unmarshal([]byte(r.body), &u))
+	var key string
+	require.NoError(t, e.db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error {
+		var err error
+		key, err = dbtest.CreateKey(ctx, tx, a.ID, u.ID)
+		return err
+	}))
+	s := signIn(t, client, e.url, key)
+	create := func() browserResp {
+		return send(t, client, http.MethodPost, e.url+"/v1/tables", `{"name":"t","columns":[{"name":"id","type":"bigint"}]}`,
+			"Cookie", s.cookie, "X-CSRF-Token", s.view.CSRFToken)
+	}
+	r = create()
+	require.Equal(t, http.StatusForbidden, r.status, r.body)
+	require.Contains(t, r.body, `"code":"forbidden"`, "a member's session is a member")
+
+	_, err := e.d.AdminPool(t).Exec(ctx, `UPDATE dbchat.users SET role = 'admin' WHERE id = $1`, u.ID)
+	require.NoError(t, err)
+	r = create()
+	require.Equal(t, http.StatusCreated, r.status, "the same cookie acts with the role the user has now: %s", r.body)
+}
+
+func TestSessionForwardedProtoTrustedOnlyWhenConfigured(t *testing.T) {
+	t.Parallel()
+	e, client := sessionEnv(t)
+	a := dbtest.NewTenant(t, e.db, "Proxy")
+	trusting := httptest.NewServer(server.New(e.db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{TrustForwardedProto: true}))
+	t.Cleanup(trusting.Close)
+
+	for _, tc := range []struct {
+		base   string
+		secure bool
+	}{{e.url, false}, {trusting.URL, true}} {
+		r := send(t, client, http.MethodPost, tc.base+"/v1/sessions", `{"api_key":"`+a.APIKey+`"}`, "X-Forwarded-Proto", "https")
+		require.Equal(t, http.StatusCreated, r.status, r.body)
+		flags := strings.Split(r.header.Get("Set-Cookie"), "; ")
+		hsts := r.header.Get("Strict-Transport-Security")
+		if tc.secure {
+			require.Contains(t, flags, "Secure")
+			require.NotEmpty(t, hsts)
+		} else {
+			require.NotContains(t, flags, "Secure", "a client's claim of https is not believed by default")
+			require.Empty(t, hsts)
+		}
 	}
 }
