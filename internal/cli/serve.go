@@ -359,6 +359,15 @@ func serverConfig(env *Env) (server.Config, httpLimits, error) {
 	duration("DBCHAT_SHUTDOWN_TIMEOUT", &lim.shutdown)
 	duration("DBCHAT_BODY_IDLE_TIMEOUT", &cfg.BodyIdleTimeout)
 	duration("DBCHAT_IMPORT_STATEMENT_TIMEOUT", &cfg.ImportStatementTimeout)
+	duration("DBCHAT_SESSION_IDLE_TIMEOUT", &cfg.Sessions.Idle)
+	duration("DBCHAT_SESSION_MAX_AGE", &cfg.Sessions.MaxAge)
+	switch v := strings.TrimSpace(env.Getenv("DBCHAT_TRUST_FORWARDED_PROTO")); v {
+	case "", "false":
+	case "true":
+		cfg.TrustForwardedProto = true
+	default:
+		errs = append(errs, fmt.Errorf("DBCHAT_TRUST_FORWARDED_PROTO=%q: want true or false", v))
+	}
 	count := func(name string, dst *int) {
 		if v := strings.TrimSpace(env.Getenv(name)); v != "" {
 			n, err := strconv.Atoi(v)
