@@ -78,6 +78,9 @@ type Request struct {
 	// Exclude are training rows retrieval must not return: an evaluation
 	// asks a verified question without its own pair (leave-one-out).
 	Exclude []uuid.UUID
+	// Usage, if set, receives the question's LLM calls and tokens, also
+	// when it fails (an evaluation adds them up).
+	Usage *generate.Usage
 }
 
 // Stage is a step of the pipeline, as Request.Progress reports it.
@@ -184,6 +187,9 @@ func (s *Service) Ask(ctx context.Context, req Request) (Answer, error) {
 	}
 	req.use = &tally{}
 	a, err := s.answer(ctx, req, want)
+	if req.Usage != nil {
+		*req.Usage = generate.Usage{Calls: req.use.LLMCalls, TokensIn: req.use.TokensIn, TokensOut: req.use.TokensOut}
+	}
 	s.recordUsage(ctx, req, a, err)
 	if s.Quota != nil {
 		// The generator's tokens are spent whatever became of the

@@ -23,6 +23,7 @@ import (
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -78,8 +79,9 @@ type Run struct {
 	Wrong          int      `json:"wrong"`
 	Refused        int      `json:"refused"`
 	Errors         int      `json:"errors"`
-	// TokensIn and TokensOut are the LLM tokens used, when the generator
-	// reports them (nil otherwise).
+	// TokensIn and TokensOut are the LLM tokens the generator reported for
+	// the run's questions (0 for the offline generator, which calls none;
+	// the canary's questions are not counted).
 	TokensIn   *int64    `json:"tokens_in"`
 	TokensOut  *int64    `json:"tokens_out"`
 	DurationMS float64   `json:"duration_ms"`
@@ -104,6 +106,8 @@ type Result struct {
 	// Retrieved are the pairs retrieval gave the generator (not stored):
 	// tests prove the question's own pair is never among them.
 	Retrieved []uuid.UUID `json:"-"`
+
+	tokens generate.Usage
 }
 
 var q = dbsqlc.New()
@@ -118,6 +122,8 @@ func (s *Service) Evaluate(ctx context.Context, model string) (Run, error) {
 	if err != nil {
 		return run, err
 	}
+	var in, out int64
+	run.TokensIn, run.TokensOut = &in, &out
 	for i, p := range pairs {
 		r, err := s.one(ctx, run, p)
 		if err != nil {
@@ -126,6 +132,7 @@ func (s *Service) Evaluate(ctx context.Context, model string) (Run, error) {
 		r.Position = i + 1
 		run.Results = append(run.Results, r)
 		run.tally(r)
+		in, out = in+r.tokens.TokensIn, out+r.tokens.TokensOut
 	}
 	run.Canary = s.canary(ctx, model)
 	if err := ctx.Err(); err != nil {
@@ -175,7 +182,7 @@ func (s *Service) one(ctx context.Context, run Run, p dbsqlc.ListVerifiedPairsRo
 	}
 	start := time.Now()
 	a, err := s.asker().Ask(ctx, ask.Request{Question: r.Question, Model: run.Model, Execute: true,
-		Limit: sandbox.MaxMaxRows, Exclude: []uuid.UUID{p.ID}})
+		Limit: sandbox.MaxMaxRows, Exclude: []uuid.UUID{p.ID}, Usage: &r.tokens})
 	r.LatencyMS = since(start)
 	for _, m := range a.Context.Similar {
 		r.Retrieved = append(r.Retrieved, m.ID)

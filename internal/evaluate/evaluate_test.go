@@ -104,6 +104,7 @@ func TestEvaluateDemoTenant(t *testing.T) {
 	require.NotEmpty(t, byID[refused].Error)
 	require.Equal(t, []int{1, 2, 1, 1, 0}, []int{run.ExactCorrect, run.SubsetCorrect, run.Wrong, run.Refused, run.Errors})
 	require.Equal(t, 0.25, *run.ExactAccuracy)
+	require.Zero(t, *run.TokensIn, "the offline generator calls no LLM")
 	require.Equal(t, 0.5, *run.SubsetAccuracy)
 	require.Equal(t, "offline", run.Generator)
 
@@ -221,6 +222,15 @@ func TestCheck(t *testing.T) {
 	require.Equal(t, evaluate.NotSeen, evaluate.Check(marker, []evaluate.Probe{clean, {Err: apperr.Errorf(apperr.NoSQL, "no")}}).Status)
 }
 
+// tokens is a generator that reports 30 tokens in and 10 out a call.
+type tokens struct{ generate.Generator }
+
+func (g tokens) Generate(ctx context.Context, in generate.Input) (generate.Output, error) {
+	out, err := g.Generator.Generate(ctx, in)
+	out.Usage = generate.Usage{Calls: 1, TokensIn: 30, TokensOut: 10}
+	return out, err
+}
+
 // TestEvaluateRefusals: an unknown model is 404, a model without verified
 // pairs 400, and without a privileged connection the canary is skipped
 // with its reason (and no tenant is created).
@@ -234,8 +244,10 @@ func TestEvaluateRefusals(t *testing.T) {
 
 	s.pair(t, "how many customers are there", "SELECT count(*) FROM customers", true)
 	s.svc.Privileged = nil
+	s.ask.Generator = tokens{s.ask.Generator}
 	run, err := s.svc.Evaluate(s.ctx, provision.DefaultModel)
 	require.NoError(t, err)
+	require.Equal(t, []int64{30, 10}, []int64{*run.TokensIn, *run.TokensOut}, "the generator's reported tokens, summed")
 	require.Equal(t, evaluate.Skipped, run.Canary.Status)
 	require.Contains(t, run.Canary.Reason, "DBCHAT_CANARY_DATABASE_URL")
 	require.Equal(t, 1, run.ExactCorrect)

@@ -1011,7 +1011,7 @@ type Evaluation struct {
 	// SubsetCorrect Exact or subset matches.
 	SubsetCorrect int `json:"subset_correct"`
 
-	// TokensIn Null when the generator does not report tokens.
+	// TokensIn LLM tokens the generator reported for the run's questions (0 for the offline generator; the canary's questions are not counted).
 	TokensIn  *int64              `json:"tokens_in"`
 	TokensOut *int64              `json:"tokens_out"`
 	UserId    *openapi_types.UUID `json:"user_id"`
