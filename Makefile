@@ -15,9 +15,11 @@ BENCH_CLUSTER ?= .dbchat/bench
 OPENAPI   := internal/server/openapi.yaml
 APICLIENT := internal/server/apiclient
 TSCHECK   := $(APICLIENT)/testdata/ts
+# Lighthouse, pinned, for make lighthouse.
+LIGHTHOUSE := internal/web/lighthouse
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build generate verify lint bench pgvector pgbouncer chromium web-vendor fuzz clean chart-schema
+.PHONY: help run test build generate verify lint bench pgvector pgbouncer chromium web-vendor screenshots lighthouse fuzz clean chart-schema
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +63,15 @@ lint: verify ## alias of verify
 web-vendor: ## re-vendor the web app's JavaScript (vega, vega-lite, vega-embed, vega-interpreter, axe-core) from internal/web/vendor-src's lockfile
 	./internal/web/vendor-src/vendor.sh
 
+screenshots: $(LOCAL_PG) chromium build ## refresh the README's screenshots of the web app (docs/img) from its browser test
+	./$(BIN) cluster exec --dir .dbchat/test -- env DBCHAT_SCREENSHOTS=docs/img $(GO) test -count=1 -run TestWebScenario ./internal/web/
+
+lighthouse: $(LOCAL_PG) chromium build $(LIGHTHOUSE)/node_modules/.package-lock.json ## score the web app's chat screen with Lighthouse in the system's chromium; writes the scores to docs/BENCHMARKS.md
+	./$(LIGHTHOUSE)/run.sh
+
+$(LIGHTHOUSE)/node_modules/.package-lock.json: $(LIGHTHOUSE)/package.json $(LIGHTHOUSE)/package-lock.json
+	cd $(LIGHTHOUSE) && npm ci --ignore-scripts --no-audit --no-fund
+
 chart-schema: ## re-vendor the Vega-Lite v5 schema the chart tests validate against, from its pinned npm package
 	./internal/chart/testdata/vendor-schema.sh
 
@@ -78,4 +89,4 @@ chromium: ## install Debian's chromium (the web app's end-to-end tests drive it 
 	@./db/scripts/install-chromium.sh
 
 clean: ## remove build output, the private clusters and the TypeScript check's node_modules
-	rm -rf bin .dbchat $(TSCHECK)/node_modules $(TSCHECK)/schema.gen.ts internal/web/vendor-src/node_modules
+	rm -rf bin .dbchat $(TSCHECK)/node_modules $(TSCHECK)/schema.gen.ts internal/web/vendor-src/node_modules $(LIGHTHOUSE)/node_modules

@@ -5,6 +5,7 @@ import { h, replace, errorText, fmtTime } from './dom.js';
 import { api, stream } from './api.js';
 import { liveAnswer } from './answer.js';
 import { sqlBlock } from './sql.js';
+import { grid } from './grid.js';
 
 // render draws the chat screen into main; session is the signed-in session.
 export async function render(main, session, params) {
@@ -88,11 +89,28 @@ function markCurrent(list, id) {
 }
 
 // pastTurn is a turn loaded from the conversation: its question, SQL or
-// refusal. Rows are not stored with turns; asking again runs it anew.
+// refusal. Turns keep no rows, so "Show the rows" runs the SQL again.
 function pastTurn(m) {
   const parts = [h('h3', { text: m.question })];
   if (m.resolved_question && m.resolved_question !== m.question) parts.push(h('p', { class: 'muted', text: `Read as: ${m.resolved_question}` }));
-  if (m.sql) parts.push(sqlBlock(m.sql, false));
+  if (m.sql) parts.push(sqlBlock(m.sql, false), rerun(m.sql));
   if (m.error) parts.push(h('p', { class: 'error', text: m.error }));
   return h('li', { class: 'turn' }, ...parts);
+}
+
+function rerun(sql) {
+  const out = h('div', { class: 'rerun' });
+  const btn = h('button', { type: 'button', class: 'ghost rerun-btn' }, 'Show the rows');
+  btn.addEventListener('click', async () => {
+    btn.disabled = true;
+    try {
+      const r = await api('POST', '/v1/sql', { sql });
+      replace(out, grid(r.columns, r.rows, { filename: 'answer.csv' }));
+    } catch (err) {
+      replace(out, h('p', { class: 'error', role: 'alert', text: errorText(err) }));
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  return h('div', {}, btn, out);
 }
