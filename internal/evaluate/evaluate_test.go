@@ -222,6 +222,36 @@ func TestCheck(t *testing.T) {
 	require.Equal(t, evaluate.NotSeen, evaluate.Check(marker, []evaluate.Probe{clean, {Err: apperr.Errorf(apperr.NoSQL, "no")}}).Status)
 }
 
+// cancelling cancels the request's context once it has answered one
+// question, as a client that goes away does.
+type cancelling struct {
+	svc    *ask.Service
+	cancel context.CancelFunc
+}
+
+func (c cancelling) Ask(ctx context.Context, req ask.Request) (ask.Answer, error) {
+	defer c.cancel()
+	return c.svc.Ask(ctx, req)
+}
+
+// TestEvaluateCancelled: a request cancelled mid-run stops it, and nothing
+// is recorded.
+func TestEvaluateCancelled(t *testing.T) {
+	s := newShop(t)
+	s.pair(t, "how many customers are there", "SELECT count(*) FROM customers", true)
+	s.pair(t, "how many orders are there", "SELECT count(*) FROM orders", true)
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.svc.SetAsker(cancelling{svc: s.ask, cancel: cancel})
+	_, err := s.svc.Evaluate(ctx, provision.DefaultModel)
+	require.Error(t, err)
+	var runs []evaluate.Run
+	require.NoError(t, s.Tenants.Tx(s.ctx, func(tx tenant.Conn) error {
+		runs, err = evaluate.List(s.ctx, tx, provision.DefaultModel)
+		return err
+	}))
+	require.Empty(t, runs)
+}
+
 // tokens is a generator that reports 30 tokens in and 10 out a call.
 type tokens struct{ generate.Generator }
 

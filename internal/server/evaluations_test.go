@@ -104,6 +104,14 @@ func TestVerifiedPairs(t *testing.T) {
 	require.True(t, pair.Verified)
 	require.Equal(t, a.AdminID, *pair.VerifiedBy)
 	requireGrounded(t, e, a.APIKey, true)
+	// A conversation turn says so too.
+	st, body = e.mdlJSON(t, "POST", "/v1/conversations", a.APIKey, `{"title":"orders"}`)
+	require.Equal(t, http.StatusCreated, st, body)
+	var conv struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(body), &conv))
+	st, body = e.mdlJSON(t, "POST", "/v1/conversations/"+conv.ID+"/messages", a.APIKey, `{"question":"what is the total amount of orders"}`)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Contains(t, body, `"grounded_on_verified":true`)
 
 	st, body = e.mdlJSON(t, "GET", base+"?kind=sql", member, "")
 	require.Equal(t, http.StatusOK, st, body)
