@@ -6,12 +6,19 @@
 set -euo pipefail
 
 bin=${DBCHAT_CHROMIUM:-/usr/bin/chromium}
-if [ -x "$bin" ]; then
+# The color emoji font too: the app's 👍 / 👎 buttons would be empty boxes in
+# the tests' screenshots (which the README shows) without it.
+emoji=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+if [ -x "$bin" ] && { [ -f "$emoji" ] || [ -n "${DBCHAT_CHROMIUM:-}" ]; }; then
   echo "chromium: already installed ($("$bin" --version 2>/dev/null | head -n 1))"
   exit 0
 fi
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || [ ! -f /etc/debian_version ]; then
+  if [ -x "$bin" ]; then
+    echo "chromium: installed; without a color emoji font (Debian: fonts-noto-color-emoji) screenshots show emoji as boxes"
+    exit 0
+  fi
   cat >&2 <<MSG
 chromium is missing; the web app's end-to-end tests drive it headless. Install it with one of:
   Debian/Ubuntu (as root): make chromium
@@ -20,10 +27,11 @@ MSG
   exit 1
 fi
 
-echo "chromium: installing the Debian package"
+echo "chromium: installing the Debian packages (chromium, fonts-noto-color-emoji)"
 # A fresh machine may have empty package lists: update once and retry.
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+pkgs="chromium fonts-noto-color-emoji"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs >/dev/null 2>&1 ||
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs >/dev/null; }
 
 if [ ! -x "$bin" ]; then
   echo "install-chromium: the package installed, but $bin was not found" >&2

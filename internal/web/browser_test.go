@@ -208,6 +208,8 @@ func (tb *tab) run(step string, actions ...chromedp.Action[chromedp.Void]) {
 func (tb *tab) shot(name string) {
 	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
 	defer cancel()
+	// A passing toast would hide part of the page in the picture.
+	_ = chromedp.Do(ctx, evalJS[any](`document.getElementById('toast').textContent = ''`, nil))
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		tb.t.Logf("%s: screenshot %s: %v", tb.name, name, err)

@@ -21,10 +21,10 @@ func (tb *tab) chat() {
 	if sql := tb.text(".turn details.sql pre"); !strings.Contains(sql, `FROM "orders"`) {
 		t.Errorf("SQL shown: %q", sql)
 	}
-	tb.run("line chart", evalJS[any](`(() => { const s = document.querySelector('.chart-type'); s.value = 'line'; s.dispatchEvent(new Event('change')); })()`, nil),
-		waitJS(`document.querySelector('.chart-box[data-chart="rendered"] svg .mark-line path')`))
 	tb.shot("chat")
 	tb.axe("chat")
+	tb.run("line chart", evalJS[any](`(() => { const s = document.querySelector('.chart-type'); s.value = 'line'; s.dispatchEvent(new Event('change')); })()`, nil),
+		waitJS(`document.querySelector('.chart-box[data-chart="rendered"] svg .mark-line path')`))
 
 	// A follow-up refines the last answer in the same conversation.
 	tb.ask("only orders over 50", 2)

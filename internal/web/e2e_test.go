@@ -107,7 +107,9 @@ func TestWebScenario(t *testing.T) {
 	a.shot("data-upload-error")
 	a.upload(t, "id,name,born\n1,Rex,2020-01-01\n2,"+xss+",2021-02-03\n3,Tom,2022-03-04\n")
 	a.run("imported", waitJS(`document.querySelector('#upload-ok').textContent.includes('imported 3 rows')`),
-		waitJS(`document.querySelectorAll('.preview tbody tr').length === 3`))
+		waitJS(`document.querySelectorAll('.preview tbody tr').length === 3`),
+		waitJS(`document.querySelector('#table-info').textContent.endsWith(' 3 rows')`),
+		waitJS(`document.querySelector('[data-table="pets"] small').textContent.startsWith('3 rows')`))
 	var inert bool
 	a.run("xss cell", evalJS(`[...document.querySelectorAll('.preview td')].some((td) => td.textContent === `+strconv.Quote(xss)+`) &&
 		document.querySelectorAll('img').length === 0`, &inert))

@@ -34,20 +34,25 @@ curl -sf -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: applicat
 	-d '{"question":"How many orders per customer?"}' "$base/v1/conversations/$conv/messages"
 
 url="$base/#/chat?c=$conv"
-CHROME_PATH=$chrome "$here/node_modules/.bin/lighthouse" "$url" --quiet \
-	--only-categories=performance,accessibility --form-factor=desktop --screenEmulation.disabled \
-	--throttling-method=simulate --chrome-flags="--window-size=1350,940 --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync" \
-	--extra-headers="{\"Cookie\":\"$cookie\"}" --output=json --output-path="$work/report.json"
+# Three runs, the median by performance: on a busy machine one run's
+# observed timings (which the simulation starts from) vary.
+for i in 1 2 3; do
+	CHROME_PATH=$chrome "$here/node_modules/.bin/lighthouse" "$url" --quiet \
+		--only-categories=performance,accessibility --form-factor=desktop --screenEmulation.disabled \
+		--throttling-method=simulate --chrome-flags="--window-size=1350,940 --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync" \
+		--extra-headers="{\"Cookie\":\"$cookie\"}" --output=json --output-path="$work/report-$i.json"
+done
 scores=$(node -e '
-const r = require(process.argv[1]);
-const s = (c) => Math.round(r.categories[c].score * 100);
-process.stdout.write(`performance ${s("performance")}, accessibility ${s("accessibility")} (Lighthouse ${r.lighthouseVersion}, ${r.environment.hostUserAgent.match(/Chrome\/[0-9.]+/)[0]}, desktop, simulated throttling)`);
-' "$work/report.json")
+const runs = process.argv.slice(1).map((f) => require(f));
+const s = (r, c) => Math.round(r.categories[c].score * 100);
+runs.sort((a, b) => s(a, "performance") - s(b, "performance"));
+const r = runs[1], perf = runs.map((x) => s(x, "performance")), a11y = runs.map((x) => s(x, "accessibility"));
+process.stdout.write(`performance ${s(r, "performance")} (${perf[0]}–${perf[2]}), accessibility ${s(r, "accessibility")} (${Math.min(...a11y)}–${Math.max(...a11y)}); median of 3 runs, Lighthouse ${r.lighthouseVersion}, ${r.environment.hostUserAgent.match(/Chrome\/[0-9.]+/)[0]}, desktop, simulated throttling`);
+' "$work/report-1.json" "$work/report-2.json" "$work/report-3.json")
 echo "lighthouse: chat screen: $scores"
-cp "$work/report.json" "$here/last-report.json" # ignored by git, for a closer look
-
+cp "$work/report-2.json" "$here/last-report.json" # ignored by git, for a closer look
 doc="$root/docs/BENCHMARKS.md"
-line="The web app's chat screen scores $scores with \`make lighthouse\`, measured on $(date -u +%Y-%m-%d) at commit $(git -C "$root" rev-parse --short HEAD)."
+line="The web app's chat screen (\`make lighthouse\`: the demo tenant signed in, one conversation open) scores $scores; measured on $(date -u +%Y-%m-%d) at commit $(git -C "$root" rev-parse --short HEAD) on the machine above (goal ≥ 90 for both, issue 16)."
 if grep -q '<!-- lighthouse:begin -->' "$doc"; then
 	awk -v line="$line" '/<!-- lighthouse:begin -->/ {print; print line; skip=1; next} /<!-- lighthouse:end -->/ {skip=0} !skip' "$doc" > "$work/doc" && cp "$work/doc" "$doc"
 else

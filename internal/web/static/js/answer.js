@@ -11,7 +11,9 @@ const STAGES = { retrieving: 'Retrieving context', generating: 'Writing SQL', va
 
 // liveAnswer returns an element and an onEvent(name, data) that fills it as
 // the stream's events arrive; onSuggest runs when a suggestion is clicked.
-export function liveAnswer(onSuggest) {
+// question is the question as typed (a follow-up's resolved question is
+// shown when it reads differently).
+export function liveAnswer(onSuggest, question) {
   const steps = h('ol', { class: 'steps', 'aria-label': 'Progress' });
   const body = h('div', { class: 'answer-body' });
   const el = h('div', { class: 'answer', 'aria-busy': 'true' }, steps, body);
@@ -35,7 +37,7 @@ export function liveAnswer(onSuggest) {
       for (const li of steps.children) li.classList.add('done');
       st.sqlEl = replaceOrAppend(body, st.sqlEl, sqlBlock(d.sql));
       if (d.interpretation) st.sqlEl.after(h('p', { class: 'muted interpretation', text: d.interpretation }));
-      if (d.resolved_question) st.sqlEl.before(h('p', { class: 'muted resolved', text: `Read as: ${d.resolved_question}` }));
+      if (d.resolved_question && d.resolved_question !== question) st.sqlEl.before(h('p', { class: 'muted resolved', text: `Read as: ${d.resolved_question}` }));
       body.append(feedback(d.history_id, d.sql));
       el.setAttribute('aria-busy', 'false');
     },

@@ -29,7 +29,7 @@ export async function render(main, session, params) {
         history.replaceState(null, '', `#/chat?c=${encodeURIComponent(c.id)}`);
         loadList();
       }
-      const live = liveAnswer((q) => { input.value = q; ask(q); });
+      const live = liveAnswer((q) => { input.value = q; ask(q); }, question);
       turns.append(h('li', { class: 'turn' }, h('h3', { text: question }), live.el));
       input.value = '';
       await stream(`/v1/conversations/${state.conv}/messages`, { question }, live.onEvent);

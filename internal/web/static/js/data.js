@@ -85,12 +85,14 @@ async function tableDetail(detail, id, isAdmin, reload) {
     return replace(detail, h('p', { class: 'error', role: 'alert', text: errorText(err) }));
   }
   const preview = h('div', { class: 'preview' });
+  const about = (x) => `${x.description || 'No description.'} · ${x.row_count ?? 0} rows`;
+  const info = h('p', { class: 'muted', id: 'table-info', text: about(t) });
+  // After an import: the preview, the count here and in the list.
   const refresh = async () => {
-    await showPreview(preview, id);
-    await reload();
+    const [fresh] = await Promise.all([api('GET', `/v1/tables/${id}`), showPreview(preview, id), reload()]);
+    info.textContent = about(fresh);
   };
-  replace(detail, h('h2', { id: 'table-title', text: t.name }),
-    h('p', { class: 'muted', text: `${t.description || 'No description.'} · ${t.row_count ?? 0} rows` }),
+  replace(detail, h('h2', { id: 'table-title', text: t.name }), info,
     columnsTable(t, isAdmin),
     isAdmin ? addColumnForm(t, () => tableDetail(detail, id, isAdmin, reload)) : null,
     isAdmin ? uploadForm(t, refresh) : null,
