@@ -1,7 +1,8 @@
 -- name: CreateIdentityProvider :one
 INSERT INTO dbchat.identity_providers
-    (issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    (issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims,
+     authorization_endpoint, token_endpoint)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING *;
 
 -- name: ListIdentityProviders :many
@@ -18,7 +19,9 @@ DELETE FROM dbchat.identity_providers WHERE id = $1;
 SELECT p.tenant_id::uuid AS tenant_id, p.id::uuid AS id, p.audience::text AS audience,
        coalesce(p.jwks_url, '')::text AS jwks_url, p.jwks::jsonb AS jwks, p.user_claim::text AS user_claim,
        p.email_claim::text AS email_claim, p.role_claim::text AS role_claim,
-       p.admin_values::text[] AS admin_values, p.pass_claims::text[] AS pass_claims
+       p.admin_values::text[] AS admin_values, p.pass_claims::text[] AS pass_claims,
+       coalesce(p.authorization_endpoint, '')::text AS authorization_endpoint,
+       coalesce(p.token_endpoint, '')::text AS token_endpoint
 FROM dbchat_ops.identity_provider_by_issuer(sqlc.arg(issuer)::text) p;
 
 -- name: UserBySubject :one

@@ -4,8 +4,8 @@
 
 -- name: CreateSession :one
 -- The user is the transaction's (app.user_id), like the key it came from.
-INSERT INTO dbchat.sessions (api_key_id, token_hash, user_agent, expires_at)
-VALUES ($1, $2, $3, $4)
+INSERT INTO dbchat.sessions (api_key_id, token_hash, user_agent, expires_at, claims, identity_provider_id)
+VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id, created_at, expires_at;
 
 -- name: AuthenticateSession :one
@@ -14,7 +14,7 @@ RETURNING id, created_at, expires_at;
 -- nothing. A plain read: stale says last_seen_at is over a minute old, and
 -- only then does the caller write (TouchSession). ends_at is when the
 -- session ends if it stays idle from now on.
-SELECT s.id, s.user_id, u.role, s.api_key_id,
+SELECT s.id, s.user_id, u.role, s.api_key_id, s.claims,
        (s.last_seen_at < now() - interval '1 minute')::boolean AS stale,
        least(s.expires_at, now() + make_interval(secs => sqlc.arg(idle_seconds)::float8))::timestamptz AS ends_at
 FROM dbchat.sessions s

@@ -13,21 +13,24 @@ import (
 
 const createIdentityProvider = `-- name: CreateIdentityProvider :one
 INSERT INTO dbchat.identity_providers
-    (issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING tenant_id, id, issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims, user_id, created_at
+    (issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims,
+     authorization_endpoint, token_endpoint)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+RETURNING tenant_id, id, issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims, user_id, created_at, authorization_endpoint, token_endpoint
 `
 
 type CreateIdentityProviderParams struct {
-	Issuer      string   `json:"issuer"`
-	Audience    string   `json:"audience"`
-	JwksUrl     *string  `json:"jwks_url"`
-	Jwks        []byte   `json:"jwks"`
-	UserClaim   string   `json:"user_claim"`
-	EmailClaim  string   `json:"email_claim"`
-	RoleClaim   string   `json:"role_claim"`
-	AdminValues []string `json:"admin_values"`
-	PassClaims  []string `json:"pass_claims"`
+	Issuer                string   `json:"issuer"`
+	Audience              string   `json:"audience"`
+	JwksUrl               *string  `json:"jwks_url"`
+	Jwks                  []byte   `json:"jwks"`
+	UserClaim             string   `json:"user_claim"`
+	EmailClaim            string   `json:"email_claim"`
+	RoleClaim             string   `json:"role_claim"`
+	AdminValues           []string `json:"admin_values"`
+	PassClaims            []string `json:"pass_claims"`
+	AuthorizationEndpoint *string  `json:"authorization_endpoint"`
+	TokenEndpoint         *string  `json:"token_endpoint"`
 }
 
 func (q *Queries) CreateIdentityProvider(ctx context.Context, db DBTX, arg CreateIdentityProviderParams) (DbchatIdentityProvider, error) {
@@ -41,6 +44,8 @@ func (q *Queries) CreateIdentityProvider(ctx context.Context, db DBTX, arg Creat
 		arg.RoleClaim,
 		arg.AdminValues,
 		arg.PassClaims,
+		arg.AuthorizationEndpoint,
+		arg.TokenEndpoint,
 	)
 	var i DbchatIdentityProvider
 	err := row.Scan(
@@ -57,6 +62,8 @@ func (q *Queries) CreateIdentityProvider(ctx context.Context, db DBTX, arg Creat
 		&i.PassClaims,
 		&i.UserID,
 		&i.CreatedAt,
+		&i.AuthorizationEndpoint,
+		&i.TokenEndpoint,
 	)
 	return i, err
 }
@@ -79,21 +86,25 @@ const identityProviderByIssuer = `-- name: IdentityProviderByIssuer :one
 SELECT p.tenant_id::uuid AS tenant_id, p.id::uuid AS id, p.audience::text AS audience,
        coalesce(p.jwks_url, '')::text AS jwks_url, p.jwks::jsonb AS jwks, p.user_claim::text AS user_claim,
        p.email_claim::text AS email_claim, p.role_claim::text AS role_claim,
-       p.admin_values::text[] AS admin_values, p.pass_claims::text[] AS pass_claims
+       p.admin_values::text[] AS admin_values, p.pass_claims::text[] AS pass_claims,
+       coalesce(p.authorization_endpoint, '')::text AS authorization_endpoint,
+       coalesce(p.token_endpoint, '')::text AS token_endpoint
 FROM dbchat_ops.identity_provider_by_issuer($1::text) p
 `
 
 type IdentityProviderByIssuerRow struct {
-	TenantID    uuid.UUID `json:"tenant_id"`
-	ID          uuid.UUID `json:"id"`
-	Audience    string    `json:"audience"`
-	JwksUrl     string    `json:"jwks_url"`
-	Jwks        []byte    `json:"jwks"`
-	UserClaim   string    `json:"user_claim"`
-	EmailClaim  string    `json:"email_claim"`
-	RoleClaim   string    `json:"role_claim"`
-	AdminValues []string  `json:"admin_values"`
-	PassClaims  []string  `json:"pass_claims"`
+	TenantID              uuid.UUID `json:"tenant_id"`
+	ID                    uuid.UUID `json:"id"`
+	Audience              string    `json:"audience"`
+	JwksUrl               string    `json:"jwks_url"`
+	Jwks                  []byte    `json:"jwks"`
+	UserClaim             string    `json:"user_claim"`
+	EmailClaim            string    `json:"email_claim"`
+	RoleClaim             string    `json:"role_claim"`
+	AdminValues           []string  `json:"admin_values"`
+	PassClaims            []string  `json:"pass_claims"`
+	AuthorizationEndpoint string    `json:"authorization_endpoint"`
+	TokenEndpoint         string    `json:"token_endpoint"`
 }
 
 // The sign-in lookup across tenants (00011): one exact issuer, what
@@ -112,12 +123,14 @@ func (q *Queries) IdentityProviderByIssuer(ctx context.Context, db DBTX, issuer 
 		&i.RoleClaim,
 		&i.AdminValues,
 		&i.PassClaims,
+		&i.AuthorizationEndpoint,
+		&i.TokenEndpoint,
 	)
 	return i, err
 }
 
 const listIdentityProviders = `-- name: ListIdentityProviders :many
-SELECT tenant_id, id, issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims, user_id, created_at FROM dbchat.identity_providers ORDER BY created_at, id
+SELECT tenant_id, id, issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims, user_id, created_at, authorization_endpoint, token_endpoint FROM dbchat.identity_providers ORDER BY created_at, id
 `
 
 func (q *Queries) ListIdentityProviders(ctx context.Context, db DBTX) ([]DbchatIdentityProvider, error) {
@@ -143,6 +156,8 @@ func (q *Queries) ListIdentityProviders(ctx context.Context, db DBTX) ([]DbchatI
 			&i.PassClaims,
 			&i.UserID,
 			&i.CreatedAt,
+			&i.AuthorizationEndpoint,
+			&i.TokenEndpoint,
 		); err != nil {
 			return nil, err
 		}

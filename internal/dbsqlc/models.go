@@ -215,6 +215,10 @@ type DbchatIdentityProvider struct {
 	PassClaims []string   `json:"pass_claims"`
 	UserID     *uuid.UUID `json:"user_id"`
 	CreatedAt  time.Time  `json:"created_at"`
+	// OpenID Connect authorization endpoint for the web app's sign-in (code flow with PKCE; the client id is audience); NULL: no browser sign-in.
+	AuthorizationEndpoint *string `json:"authorization_endpoint"`
+	// OpenID Connect token endpoint the sign-in's code is exchanged at (with the PKCE verifier); set together with authorization_endpoint.
+	TokenEndpoint *string `json:"token_endpoint"`
 }
 
 // Tenants erased by `dbchat tenant erase`: id, time, operator only. RLS forced with no policy and no grants: superusers and BYPASSRLS roles only.
@@ -265,6 +269,10 @@ type DbchatSession struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// When it was signed out (DELETE /v1/sessions/current).
 	RevokedAt *time.Time `json:"revoked_at"`
+	// The end user's verified claims (the provider's pass-through mapping) at sign-in through an identity provider; NULL for a session from an API key.
+	Claims []byte `json:"claims"`
+	// The identity provider the session signed in through (ON DELETE CASCADE: removing it ends the session); NULL for a session from an API key.
+	IdentityProviderID *uuid.UUID `json:"identity_provider_id"`
 }
 
 // Per tenant, UTC day, kind, generator and LLM model: usage_events summed, with per-stage latency histograms (fixed buckets, see internal/usage). Maintained by the statement that records each event.

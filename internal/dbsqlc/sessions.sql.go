@@ -13,7 +13,7 @@ import (
 )
 
 const authenticateSession = `-- name: AuthenticateSession :one
-SELECT s.id, s.user_id, u.role, s.api_key_id,
+SELECT s.id, s.user_id, u.role, s.api_key_id, s.claims,
        (s.last_seen_at < now() - interval '1 minute')::boolean AS stale,
        least(s.expires_at, now() + make_interval(secs => $1::float8))::timestamptz AS ends_at
 FROM dbchat.sessions s
@@ -36,6 +36,7 @@ type AuthenticateSessionRow struct {
 	UserID   uuid.UUID  `json:"user_id"`
 	Role     string     `json:"role"`
 	ApiKeyID *uuid.UUID `json:"api_key_id"`
+	Claims   []byte     `json:"claims"`
 	Stale    bool       `json:"stale"`
 	EndsAt   time.Time  `json:"ends_at"`
 }
@@ -53,6 +54,7 @@ func (q *Queries) AuthenticateSession(ctx context.Context, db DBTX, arg Authenti
 		&i.UserID,
 		&i.Role,
 		&i.ApiKeyID,
+		&i.Claims,
 		&i.Stale,
 		&i.EndsAt,
 	)
@@ -61,16 +63,18 @@ func (q *Queries) AuthenticateSession(ctx context.Context, db DBTX, arg Authenti
 
 const createSession = `-- name: CreateSession :one
 
-INSERT INTO dbchat.sessions (api_key_id, token_hash, user_agent, expires_at)
-VALUES ($1, $2, $3, $4)
+INSERT INTO dbchat.sessions (api_key_id, token_hash, user_agent, expires_at, claims, identity_provider_id)
+VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id, created_at, expires_at
 `
 
 type CreateSessionParams struct {
-	ApiKeyID  *uuid.UUID `json:"api_key_id"`
-	TokenHash []byte     `json:"token_hash"`
-	UserAgent string     `json:"user_agent"`
-	ExpiresAt time.Time  `json:"expires_at"`
+	ApiKeyID           *uuid.UUID `json:"api_key_id"`
+	TokenHash          []byte     `json:"token_hash"`
+	UserAgent          string     `json:"user_agent"`
+	ExpiresAt          time.Time  `json:"expires_at"`
+	Claims             []byte     `json:"claims"`
+	IdentityProviderID *uuid.UUID `json:"identity_provider_id"`
 }
 
 type CreateSessionRow struct {
@@ -89,6 +93,8 @@ func (q *Queries) CreateSession(ctx context.Context, db DBTX, arg CreateSessionP
 		arg.TokenHash,
 		arg.UserAgent,
 		arg.ExpiresAt,
+		arg.Claims,
+		arg.IdentityProviderID,
 	)
 	var i CreateSessionRow
 	err := row.Scan(&i.ID, &i.CreatedAt, &i.ExpiresAt)

@@ -59,6 +59,17 @@ type Spec struct {
 	JWKSURL  string          `json:"jwks_url,omitempty"`
 	JWKS     json.RawMessage `json:"jwks,omitempty"`
 	Claims   Claims          `json:"claims"`
+	// Login enables the web app's sign-in through the provider (OpenID
+	// Connect code flow with PKCE; see login.go); nil: tokens only.
+	Login *Login `json:"login,omitempty"`
+}
+
+// Login is where the web app's sign-in sends the browser and trades its
+// code. The OIDC client id is the provider's audience, as an ID token's
+// aud is the client it was issued to.
+type Login struct {
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
 }
 
 // Provider is a registered provider as the API shows it.
@@ -69,6 +80,7 @@ type Provider struct {
 	JWKSURL   string          `json:"jwks_url,omitempty"`
 	JWKS      json.RawMessage `json:"jwks,omitempty"`
 	Claims    Claims          `json:"claims"`
+	Login     *Login          `json:"login,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
 }
 
@@ -108,7 +120,25 @@ func (s *Spec) Validate() error {
 	if !hasKeys {
 		s.JWKS = nil
 	}
+	if err := s.Login.validate(); err != nil {
+		return err
+	}
 	return s.Claims.validate()
+}
+
+// validate checks both endpoints like a JWKS URL: https, or http on a
+// loopback host.
+func (l *Login) validate() error {
+	if l == nil {
+		return nil
+	}
+	for field, v := range map[string]*string{"login.authorization_endpoint": &l.AuthorizationEndpoint, "login.token_endpoint": &l.TokenEndpoint} {
+		*v = strings.TrimSpace(*v)
+		if err := CheckJWKSURL(*v); err != nil {
+			return apperr.Field(field, "%s", err.Error())
+		}
+	}
+	return nil
 }
 
 func (c *Claims) validate() error {
@@ -243,10 +273,15 @@ func Create(ctx context.Context, tx tenant.Conn, spec Spec) (Provider, error) {
 	if spec.JWKSURL != "" {
 		jwksURL = &spec.JWKSURL
 	}
+	var login struct{ AuthorizationEndpoint, TokenEndpoint *string }
+	if spec.Login != nil {
+		login.AuthorizationEndpoint, login.TokenEndpoint = &spec.Login.AuthorizationEndpoint, &spec.Login.TokenEndpoint
+	}
 	row, err := dbsqlc.New().CreateIdentityProvider(ctx, tx, dbsqlc.CreateIdentityProviderParams{
 		Issuer: spec.Issuer, Audience: spec.Audience, JwksUrl: jwksURL, Jwks: spec.JWKS,
 		UserClaim: spec.Claims.User, EmailClaim: spec.Claims.Email, RoleClaim: spec.Claims.Role,
 		AdminValues: spec.Claims.AdminValues, PassClaims: spec.Claims.Pass,
+		AuthorizationEndpoint: login.AuthorizationEndpoint, TokenEndpoint: login.TokenEndpoint,
 	})
 	if apperr.CodeOf(err) == apperr.Conflict {
 		err = apperr.Errorf(apperr.Conflict, "issuer %q is already registered; an issuer belongs to one tenant only", spec.Issuer)
@@ -279,6 +314,9 @@ func toProvider(r dbsqlc.DbchatIdentityProvider) Provider {
 		Claims: Claims{User: r.UserClaim, Email: r.EmailClaim, Role: r.RoleClaim, AdminValues: r.AdminValues, Pass: r.PassClaims}}
 	if r.JwksUrl != nil {
 		p.JWKSURL = *r.JwksUrl
+	}
+	if r.AuthorizationEndpoint != nil && r.TokenEndpoint != nil {
+		p.Login = &Login{AuthorizationEndpoint: *r.AuthorizationEndpoint, TokenEndpoint: *r.TokenEndpoint}
 	}
 	return p
 }

@@ -178,6 +178,7 @@ func (s *Server) routes() {
 	e.GET("/openapi.yaml", s.openAPI)
 	s.operatorRoutes()
 	s.sessionRoutes()
+	s.oidcRoutes()
 	v1, admin := e.Group("/v1", s.guard(s.authenticate), s.guard(s.rateLimit)), s.guard(s.adminOnly)
 	s.accountRoutes(v1, admin)
 	s.tableRoutes(v1, admin)

@@ -21,6 +21,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -127,6 +128,18 @@ func (s *Service) SignIn(ctx context.Context, apiKey, userAgent string) (Created
 	if err != nil {
 		return Created{}, err
 	}
+	return s.Start(ctx, id, userAgent, nil)
+}
+
+// Start opens a session for an identity already verified: an API key's
+// (SignIn) or an ID token's from the browser sign-in through the tenant's
+// identity provider, whose id is then provider: the session keeps the
+// token's claims for its requests and ends when the provider is removed.
+func (s *Service) Start(ctx context.Context, id tenant.Identity, userAgent string, provider *uuid.UUID) (Created, error) {
+	claims, err := claimsJSON(id.Claims)
+	if err != nil {
+		return Created{}, err
+	}
 	token, err := newToken(id.TenantID)
 	if err != nil {
 		return Created{}, err
@@ -134,7 +147,8 @@ func (s *Service) SignIn(ctx context.Context, apiKey, userAgent string) (Created
 	var out Created
 	err = s.db.TxAs(ctx, id, func(tx tenant.Conn) error {
 		row, err := s.q.CreateSession(ctx, tx, dbsqlc.CreateSessionParams{ApiKeyID: keyOf(id),
-			TokenHash: Hash(token), UserAgent: truncate(userAgent, maxUserAgent), ExpiresAt: time.Now().Add(s.opts.MaxAge)})
+			TokenHash: Hash(token), UserAgent: truncate(userAgent, maxUserAgent), ExpiresAt: time.Now().Add(s.opts.MaxAge),
+			Claims: claims, IdentityProviderID: provider})
 		if err != nil {
 			return err
 		}
@@ -169,6 +183,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 		return Session{}, err
 	}
 	id := tenant.Identity{TenantID: tenantID, UserID: row.UserID, Role: tenant.Role(row.Role)}
+	if len(row.Claims) > 0 {
+		if err := json.Unmarshal(row.Claims, &id.Claims); err != nil {
+			return Session{}, err
+		}
+	}
 	if row.ApiKeyID != nil {
 		id.KeyID = *row.ApiKeyID
 	}
@@ -270,4 +289,13 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "")
+}
+
+// claimsJSON is what a session stores of an identity's claims: nil (SQL
+// NULL) for none.
+func claimsJSON(claims map[string]any) ([]byte, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(claims)
 }

@@ -1139,6 +1139,9 @@ type IdentityProvider struct {
 	Issuer    string                  `json:"issuer"`
 	Jwks      *map[string]interface{} `json:"jwks,omitempty"`
 	JwksUrl   *string                 `json:"jwks_url,omitempty"`
+
+	// Login The web app's sign-in through this provider (GET /v1/sessions/oidc): OpenID Connect code flow with PKCE; the client id is the provider's audience. Both URLs https (http only for a loopback host).
+	Login *IdentityProviderLogin `json:"login,omitempty"`
 }
 
 // IdentityProviderClaims How the token's claims map to the user.
@@ -1175,6 +1178,15 @@ type IdentityProviderCreate struct {
 
 	// JwksUrl https URL of the signing keys (http only for a loopback host).
 	JwksUrl *string `json:"jwks_url,omitempty"`
+
+	// Login The web app's sign-in through this provider (GET /v1/sessions/oidc): OpenID Connect code flow with PKCE; the client id is the provider's audience. Both URLs https (http only for a loopback host).
+	Login *IdentityProviderLogin `json:"login,omitempty"`
+}
+
+// IdentityProviderLogin The web app's sign-in through this provider (GET /v1/sessions/oidc): OpenID Connect code flow with PKCE; the client id is the provider's audience. Both URLs https (http only for a loopback host).
+type IdentityProviderLogin struct {
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
 }
 
 // ImportResult defines model for ImportResult.
@@ -1975,6 +1987,21 @@ type ImportTrainingDataJSONBody1 = map[string]interface{}
 type DeleteSessionParams struct {
 	// XCSRFToken The session's csrf_token; required when the request is authenticated by the session cookie.
 	XCSRFToken *CSRFToken `json:"X-CSRF-Token,omitempty"`
+}
+
+// StartOIDCSignInParams defines parameters for StartOIDCSignIn.
+type StartOIDCSignInParams struct {
+	// Issuer The identity provider's issuer, as registered.
+	Issuer string `form:"issuer" json:"issuer"`
+}
+
+// FinishOIDCSignInParams defines parameters for FinishOIDCSignIn.
+type FinishOIDCSignInParams struct {
+	Code  *string `form:"code,omitempty" json:"code,omitempty"`
+	State *string `form:"state,omitempty" json:"state,omitempty"`
+
+	// Error The provider's error, when it ended the sign-in.
+	Error *string `form:"error,omitempty" json:"error,omitempty"`
 }
 
 // UpdateColumnJSONBody defines parameters for UpdateColumn.
@@ -3021,6 +3048,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/sessions/current (the `CurrentSession` operationId).
 	CurrentSession(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartOIDCSignIn Sign the web app in through the tenant's identity provider (OpenID Connect, code flow with PKCE)
+	//
+	// Redirects the browser to the authorization endpoint of the identity
+	// provider registered for `issuer` (with `login` endpoints), with
+	// response_type=code, client_id = the provider's audience, a state, a
+	// nonce and an S256 PKCE challenge. What the callback needs waits in the
+	// `dbchat_oidc` cookie (HttpOnly, SameSite=Lax, Path=/v1/sessions/oidc,
+	// 10 minutes). The provider must accept this server's
+	// /v1/sessions/oidc/callback as a redirect URI of the client.
+	//
+	// Corresponds with GET /v1/sessions/oidc (the `StartOIDCSignIn` operationId).
+	StartOIDCSignIn(ctx context.Context, params *StartOIDCSignInParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishOIDCSignIn The identity provider's redirect back; starts the session
+	//
+	// Checks `state` against the sign-in this browser started, trades `code`
+	// at the provider's token endpoint with the PKCE verifier, verifies the
+	// ID token exactly as a bearer JWT (keys, issuer, audience, expiry) plus
+	// its nonce and tenant, provisions its user on first sight, sets the
+	// `dbchat_session` cookie and redirects to the chat. A started sign-in
+	// is good for one callback.
+	//
+	// Corresponds with GET /v1/sessions/oidc/callback (the `FinishOIDCSignIn` operationId).
+	FinishOIDCSignIn(ctx context.Context, params *FinishOIDCSignInParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RunSQLWithBody Run SQL through the sandbox (the path generated SQL takes)
 	//
@@ -4571,6 +4623,51 @@ func (c *Client) DeleteSession(ctx context.Context, params *DeleteSessionParams,
 // Corresponds with GET /v1/sessions/current (the `CurrentSession` operationId).
 func (c *Client) CurrentSession(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCurrentSessionRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StartOIDCSignIn Sign the web app in through the tenant's identity provider (OpenID Connect, code flow with PKCE)
+//
+// Redirects the browser to the authorization endpoint of the identity
+// provider registered for `issuer` (with `login` endpoints), with
+// response_type=code, client_id = the provider's audience, a state, a
+// nonce and an S256 PKCE challenge. What the callback needs waits in the
+// `dbchat_oidc` cookie (HttpOnly, SameSite=Lax, Path=/v1/sessions/oidc,
+// 10 minutes). The provider must accept this server's
+// /v1/sessions/oidc/callback as a redirect URI of the client.
+//
+// Corresponds with GET /v1/sessions/oidc (the `StartOIDCSignIn` operationId).
+func (c *Client) StartOIDCSignIn(ctx context.Context, params *StartOIDCSignInParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartOIDCSignInRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishOIDCSignIn The identity provider's redirect back; starts the session
+//
+// Checks `state` against the sign-in this browser started, trades `code`
+// at the provider's token endpoint with the PKCE verifier, verifies the
+// ID token exactly as a bearer JWT (keys, issuer, audience, expiry) plus
+// its nonce and tenant, provisions its user on first sight, sets the
+// `dbchat_session` cookie and redirects to the chat. A started sign-in
+// is good for one callback.
+//
+// Corresponds with GET /v1/sessions/oidc/callback (the `FinishOIDCSignIn` operationId).
+func (c *Client) FinishOIDCSignIn(ctx context.Context, params *FinishOIDCSignInParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishOIDCSignInRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -7161,6 +7258,134 @@ func NewCurrentSessionRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewStartOIDCSignInRequest constructs an http.Request for the StartOIDCSignIn method
+func NewStartOIDCSignInRequest(server string, params *StartOIDCSignInParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sessions/oidc")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "issuer", params.Issuer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewFinishOIDCSignInRequest constructs an http.Request for the FinishOIDCSignIn method
+func NewFinishOIDCSignInRequest(server string, params *FinishOIDCSignInParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sessions/oidc/callback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Error != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error", *params.Error, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRunSQLRequest calls the generic RunSQL builder with application/json body
 func NewRunSQLRequest(server string, body RunSQLJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -8771,6 +8996,35 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/sessions/current (the `CurrentSession` operationId).
 	CurrentSessionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CurrentSessionResponse, error)
+
+	// StartOIDCSignInWithResponse Sign the web app in through the tenant's identity provider (OpenID Connect, code flow with PKCE)
+	//
+	// Redirects the browser to the authorization endpoint of the identity
+	// provider registered for `issuer` (with `login` endpoints), with
+	// response_type=code, client_id = the provider's audience, a state, a
+	// nonce and an S256 PKCE challenge. What the callback needs waits in the
+	// `dbchat_oidc` cookie (HttpOnly, SameSite=Lax, Path=/v1/sessions/oidc,
+	// 10 minutes). The provider must accept this server's
+	// /v1/sessions/oidc/callback as a redirect URI of the client.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sessions/oidc (the `StartOIDCSignIn` operationId).
+	StartOIDCSignInWithResponse(ctx context.Context, params *StartOIDCSignInParams, reqEditors ...RequestEditorFn) (*StartOIDCSignInResponse, error)
+
+	// FinishOIDCSignInWithResponse The identity provider's redirect back; starts the session
+	//
+	// Checks `state` against the sign-in this browser started, trades `code`
+	// at the provider's token endpoint with the PKCE verifier, verifies the
+	// ID token exactly as a bearer JWT (keys, issuer, audience, expiry) plus
+	// its nonce and tenant, provisions its user on first sight, sets the
+	// `dbchat_session` cookie and redirects to the chat. A started sign-in
+	// is good for one callback.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sessions/oidc/callback (the `FinishOIDCSignIn` operationId).
+	FinishOIDCSignInWithResponse(ctx context.Context, params *FinishOIDCSignInParams, reqEditors ...RequestEditorFn) (*FinishOIDCSignInResponse, error)
 
 	// RunSQLWithBodyWithResponse Run SQL through the sandbox (the path generated SQL takes)
 	//
@@ -12422,6 +12676,144 @@ func (r CurrentSessionResponse) ContentType() string {
 	return ""
 }
 
+// StartOIDCSignInResponse302Headers the declared response headers of an HTTP 302 response for StartOIDCSignIn
+type StartOIDCSignInResponse302Headers struct {
+	Location *string
+}
+
+type StartOIDCSignInResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *StartOIDCSignInResponse302Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r StartOIDCSignInResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r StartOIDCSignInResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r StartOIDCSignInResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r StartOIDCSignInResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StartOIDCSignInResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartOIDCSignInResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartOIDCSignInResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinishOIDCSignInResponse303Headers the declared response headers of an HTTP 303 response for FinishOIDCSignIn
+type FinishOIDCSignInResponse303Headers struct {
+	Location *string
+}
+
+// FinishOIDCSignInResponse503Headers the declared response headers of an HTTP 503 response for FinishOIDCSignIn
+type FinishOIDCSignInResponse503Headers struct {
+	RetryAfter *int
+}
+
+type FinishOIDCSignInResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers303 the parsed response headers for an HTTP 303 response
+	Headers303 *FinishOIDCSignInResponse303Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *FinishOIDCSignInResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r FinishOIDCSignInResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r FinishOIDCSignInResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r FinishOIDCSignInResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r FinishOIDCSignInResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r FinishOIDCSignInResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinishOIDCSignInResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinishOIDCSignInResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinishOIDCSignInResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RunSQLResponse503Headers the declared response headers of an HTTP 503 response for RunSQL
 type RunSQLResponse503Headers struct {
 	RetryAfter *int
@@ -15173,6 +15565,47 @@ func (c *ClientWithResponses) CurrentSessionWithResponse(ctx context.Context, re
 		return nil, err
 	}
 	return ParseCurrentSessionResponse(rsp)
+}
+
+// StartOIDCSignInWithResponse Sign the web app in through the tenant's identity provider (OpenID Connect, code flow with PKCE)
+//
+// Redirects the browser to the authorization endpoint of the identity
+// provider registered for `issuer` (with `login` endpoints), with
+// response_type=code, client_id = the provider's audience, a state, a
+// nonce and an S256 PKCE challenge. What the callback needs waits in the
+// `dbchat_oidc` cookie (HttpOnly, SameSite=Lax, Path=/v1/sessions/oidc,
+// 10 minutes). The provider must accept this server's
+// /v1/sessions/oidc/callback as a redirect URI of the client.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sessions/oidc (the `StartOIDCSignIn` operationId).
+func (c *ClientWithResponses) StartOIDCSignInWithResponse(ctx context.Context, params *StartOIDCSignInParams, reqEditors ...RequestEditorFn) (*StartOIDCSignInResponse, error) {
+	rsp, err := c.StartOIDCSignIn(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartOIDCSignInResponse(rsp)
+}
+
+// FinishOIDCSignInWithResponse The identity provider's redirect back; starts the session
+//
+// Checks `state` against the sign-in this browser started, trades `code`
+// at the provider's token endpoint with the PKCE verifier, verifies the
+// ID token exactly as a bearer JWT (keys, issuer, audience, expiry) plus
+// its nonce and tenant, provisions its user on first sight, sets the
+// `dbchat_session` cookie and redirects to the chat. A started sign-in
+// is good for one callback.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sessions/oidc/callback (the `FinishOIDCSignIn` operationId).
+func (c *ClientWithResponses) FinishOIDCSignInWithResponse(ctx context.Context, params *FinishOIDCSignInParams, reqEditors ...RequestEditorFn) (*FinishOIDCSignInResponse, error) {
+	rsp, err := c.FinishOIDCSignIn(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishOIDCSignInResponse(rsp)
 }
 
 // RunSQLWithBodyWithResponse Run SQL through the sandbox (the path generated SQL takes)
@@ -18414,6 +18847,135 @@ func ParseCurrentSessionResponse(rsp *http.Response) (*CurrentSessionResponse, e
 		}
 		response.JSON500 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseStartOIDCSignInResponse parses an HTTP response from a StartOIDCSignInWithResponse call
+func ParseStartOIDCSignInResponse(rsp *http.Response) (*StartOIDCSignInResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartOIDCSignInResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		var headers StartOIDCSignInResponse302Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers302 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinishOIDCSignInResponse parses an HTTP response from a FinishOIDCSignInWithResponse call
+func ParseFinishOIDCSignInResponse(rsp *http.Response) (*FinishOIDCSignInResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinishOIDCSignInResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 303:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 303:
+		var headers FinishOIDCSignInResponse303Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers303 = &headers
+	case rsp.StatusCode == 503:
+		var headers FinishOIDCSignInResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
