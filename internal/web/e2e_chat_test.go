@@ -49,6 +49,10 @@ func (tb *tab) training() {
 	tb.t.Helper()
 	tb.open("training", ".training-item")
 	tb.run("trained pair", waitJS(`[...document.querySelectorAll('.training-item[data-kind="sql"] .question')].some((q) => q.textContent === 'How many orders per customer?')`))
+	// Train from the catalog: DDL and documentation of the 3 tables appear.
+	tb.run("train from catalog", chromedp.Click(chromedp.CSS(".train-catalog")),
+		waitJS(`document.querySelector('.train-catalog + * ').textContent.startsWith('Trained on 3 tables')`),
+		waitJS(`document.querySelectorAll('.training-item[data-kind="ddl"]').length === 3`))
 	tb.axe("training")
 	tb.shot("training")
 }

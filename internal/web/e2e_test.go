@@ -37,12 +37,13 @@ func (tb *tab) signIn(url, key string) {
 	}
 }
 
-// ask types a question into the chat box and waits for the streamed
-// answer to finish (its feedback buttons appear with the done event).
+// ask types a question into the chat box, keyboard only (Enter sends it),
+// and waits for the streamed answer to finish (aria-busy goes false with
+// the done event).
 func (tb *tab) ask(question string, turn int) {
 	tb.t.Helper()
 	sel := `document.querySelectorAll('.turn')[` + strconv.Itoa(turn-1) + `]`
-	tb.run("ask "+question, chromedp.SetValue(chromedp.ID("question"), question), chromedp.Click(chromedp.CSS("form.ask button[type=submit]")),
+	tb.run("ask "+question, chromedp.Focus(chromedp.ID("question")), chromedp.KeyEvent(question+kb.Enter),
 		waitJS(sel+` && `+sel+`.querySelector('.answer[aria-busy="false"]')`))
 }
 

@@ -87,6 +87,7 @@ function actions(model, reload) {
       await reload();
     } catch (err) { catalogOut.textContent = errorText(err); }
   } } }, 'Train from catalog');
+  fromCatalog.classList.add('train-catalog');
   const file = h('input', { type: 'file', id: 'vanna-file', accept: '.csv,.json' });
   const vannaOut = h('p', { role: 'status', class: 'muted' });
   const vanna = h('form', { class: 'row' }, h('div', {}, h('label', { for: 'vanna-file', text: 'Vanna export (CSV or JSON)' }), file), h('button', { type: 'submit' }, 'Import'));
