@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/chromedp/chromedp"
@@ -53,6 +55,16 @@ func (tb *tab) training() {
 	tb.run("train from catalog", chromedp.Click(chromedp.CSS(".train-catalog")),
 		waitJS(`document.querySelector('.train-catalog + * ').textContent.startsWith('Trained on 3 tables')`),
 		waitJS(`document.querySelectorAll('.training-item[data-kind="ddl"]').length === 3`))
+	// A Vanna export (get_training_data().to_csv()) adds its pair.
+	file := filepath.Join(tb.t.TempDir(), "vanna.csv")
+	csv := "id,question,content,training_data_type\n1-sql,How many pets do we have?,SELECT count(*) FROM pets,sql\n"
+	if err := os.WriteFile(file, []byte(csv), 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.run("vanna import", chromedp.SetUploadFiles(chromedp.ID("vanna-file"), []string{file}),
+		chromedp.Click(chromedp.CSS("#vanna button[type=submit]")),
+		waitJS(`document.querySelector('#vanna-out').textContent.startsWith('Imported 1 (1 pairs')`),
+		waitJS(`[...document.querySelectorAll('.training-item .question')].some((q) => q.textContent === 'How many pets do we have?')`))
 	tb.axe("training")
 	tb.shot("training")
 }

@@ -89,8 +89,8 @@ function actions(model, reload) {
   } } }, 'Train from catalog');
   fromCatalog.classList.add('train-catalog');
   const file = h('input', { type: 'file', id: 'vanna-file', accept: '.csv,.json' });
-  const vannaOut = h('p', { role: 'status', class: 'muted' });
-  const vanna = h('form', { class: 'row' }, h('div', {}, h('label', { for: 'vanna-file', text: 'Vanna export (CSV or JSON)' }), file), h('button', { type: 'submit' }, 'Import'));
+  const vannaOut = h('p', { role: 'status', class: 'muted', id: 'vanna-out' });
+  const vanna = h('form', { class: 'row', id: 'vanna' }, h('div', {}, h('label', { for: 'vanna-file', text: 'Vanna export (CSV or JSON)' }), file), h('button', { type: 'submit' }, 'Import'));
   vanna.addEventListener('submit', async (e) => {
     e.preventDefault();
     const f = file.files[0];
