@@ -111,6 +111,19 @@ type relation struct {
 	owner        string // "" for platform tables, else the label of the tenant whose schema holds it
 }
 
+// unmarked are the platform tables whose rows have no column free text can
+// go in (counters: a rate bucket, a quota's use): a tenant's rows there
+// are marked by its id, which every row carries, instead of its marker.
+var unmarked = map[string]bool{"rate_buckets": true, "quota_usage": true}
+
+// markOf is what marks t's rows in r.
+func markOf(t *probeTenant, r relation) string {
+	if r.schema == "dbchat" && unmarked[r.name] {
+		return t.id.String()
+	}
+	return t.marker
+}
+
 func (r relation) ident() string { return pgx.Identifier{r.schema, r.name}.Sanitize() }
 func (r relation) String() string {
 	return r.schema + "." + r.name
@@ -395,6 +408,19 @@ func (p *prober) seed(ctx context.Context, t *probeTenant) error {
 			Question: question, ResolvedQuestion: question, Sql: &sql, HistoryID: &h.ID}); err != nil {
 			return err
 		}
+		// Usage (the marker as generator and model), a quota's use and a
+		// rate bucket (marked by the tenant id: see unmarked).
+		if err := q.RecordUsage(ctx, tx, dbsqlc.RecordUsageParams{Kind: "sql", Outcome: "answered", Generator: t.marker, LlmModel: t.marker,
+			RetrieveHist: []int32{}, GenerateHist: []int32{}, ValidateHist: []int32{}, ExecuteHist: []int32{}}); err != nil {
+			return err
+		}
+		if err := q.AddQuotaUsage(ctx, tx, dbsqlc.AddQuotaUsageParams{Quota: "questions_per_day", Period: "day", N: 1}); err != nil {
+			return err
+		}
+		rate := 1000.0
+		if _, err := q.TakeRequestToken(ctx, tx, dbsqlc.TakeRequestTokenParams{DefaultRate: &rate, DefaultBurst: &rate}); err != nil {
+			return err
+		}
 		// An identity provider (an inline key set: nothing is fetched) and
 		// a user it provisioned.
 		jwks, idpKey, err := probeJWKS(t.marker)
@@ -500,7 +526,7 @@ func (p *prober) checkSeeded(ctx context.Context, rels []relation) error {
 			}
 			var n int64
 			err := p.asOwner(ctx, t.identity, false, func(tx pgx.Tx) error {
-				return tx.QueryRow(ctx, `SELECT count(*) FROM `+r.ident()+` x WHERE x::text LIKE '%' || $1 || '%'`, t.marker).Scan(&n)
+				return tx.QueryRow(ctx, `SELECT count(*) FROM `+r.ident()+` x WHERE x::text LIKE '%' || $1 || '%'`, markOf(t, r)).Scan(&n)
 			})
 			if err != nil {
 				return fmt.Errorf("probe: check seeded rows in %s: %w", r, err)
@@ -715,7 +741,7 @@ func (p *prober) attackTables(ctx context.Context, l sqlLogin, actor, victim *pr
 		if own || (r.owner == "" && !l.query) {
 			// Control: the actor sees its own rows.
 			stmt := fmt.Sprintf(`SELECT count(*) FROM %s x WHERE x::text LIKE '%%' || $1 || '%%'`, r.ident())
-			n, err := l.run(stmt, true, actor.marker)
+			n, err := l.run(stmt, true, markOf(actor, r))
 			a := audit.Attempt{Channel: l.channel, Actor: actor.label, Victim: actor.label, Action: "control", Control: true,
 				Target: r.String(), Statement: stmt, Expected: "its own marked rows are visible", Passed: err == nil && n > 0}
 			if err != nil {
