@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 
@@ -85,7 +86,7 @@ func cmdDev(ctx context.Context, env *Env, args []string) error {
 		printTry(env.Stdout, base, key)
 		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"sql\":\"SELECT c.name, sum(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY total DESC\"}' %s/v1/sql\n", key, base)
 		fmt.Fprintf(env.Stdout, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"question\":\"How many customers do we have?\"}' %s/v1/ask\n", key, base)
-		fmt.Fprintf(env.Stdout, "dev-only identity provider of the demo tenant (loopback, see README):\n  issuer %s, keys %s\n  TOKEN=$(./bin/dbchat dev-token --dir %s --sub alice --claim country=US)\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/v1/tables\n", idp.Issuer, idp.JWKSURL, *dir, base)
+		fmt.Fprintf(env.Stdout, "dev-only identity provider of the demo tenant (loopback, see README):\n  issuer %s, keys %s\n  TOKEN=$(./bin/dbchat dev-token --dir %s --sub alice --claim country=US)\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/v1/tables\n  browser sign-in through it: %s/v1/sessions/oidc?issuer=%s\n", idp.Issuer, idp.JWKSURL, *dir, base, base, url.QueryEscape(idp.Issuer))
 		if auditorURL != "" {
 			fmt.Fprintf(env.Stdout, "audit the policies in psql (read-only, no tenant rows):\n  psql '%s'\n", auditorURL)
 		}

@@ -118,19 +118,21 @@ func startDevIdP(ctx context.Context, db *tenant.DB, id tenant.Identity, dir str
 	if err != nil {
 		return st, nil, fmt.Errorf("dev token JWKS listener: %w", err)
 	}
+	base := "http://" + ln.Addr().String()
+	st = devIdPState{Issuer: devIssuerPrefix + id.TenantID.String(), Audience: devAudience, JWKSURL: base + "/jwks.json"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(jwks)
 	})
+	(&devLogin{key: key, st: st, codes: map[string]devCode{}}).routes(mux)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	stop = func() { _ = hs.Close() }
 
-	st = devIdPState{Issuer: devIssuerPrefix + id.TenantID.String(), Audience: devAudience,
-		JWKSURL: "http://" + ln.Addr().String() + "/jwks.json"}
 	spec := identity.Spec{Issuer: st.Issuer, Audience: st.Audience, JWKSURL: st.JWKSURL,
-		Claims: identity.Claims{User: "sub", Email: "email", Role: "role", AdminValues: []string{"admin"}, Pass: devPassClaims}}
+		Claims: identity.Claims{User: "sub", Email: "email", Role: "role", AdminValues: []string{"admin"}, Pass: devPassClaims},
+		Login:  &identity.Login{AuthorizationEndpoint: base + "/authorize", TokenEndpoint: base + "/token"}}
 	if err := spec.Validate(); err != nil {
 		stop()
 		return st, nil, err
@@ -144,7 +146,8 @@ func startDevIdP(ctx context.Context, db *tenant.DB, id tenant.Identity, dir str
 			if p.Issuer != st.Issuer {
 				continue
 			}
-			if p.JWKSURL == spec.JWKSURL && p.Audience == spec.Audience && slices.Equal(p.Claims.Pass, spec.Claims.Pass) {
+			if p.JWKSURL == spec.JWKSURL && p.Audience == spec.Audience && slices.Equal(p.Claims.Pass, spec.Claims.Pass) &&
+				p.Login != nil && *p.Login == *spec.Login {
 				return nil // registered by the previous run on the same port
 			}
 			// Replaced: its users keep their rows, and sign in as new users.
