@@ -2,9 +2,12 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -49,6 +52,12 @@ func TestWebMember(t *testing.T) {
 
 	b := newBrowser(t)
 	m := b.tab(t, "member")
+	// The identity provider's sign-in starts at the server, for the issuer
+	// typed (this one is registered nowhere, so it ends there).
+	m.run("provider sign-in", chromedp.Navigate(app.url+"/"), chromedp.WaitVisible(chromedp.ID("issuer")),
+		chromedp.SetValue(chromedp.ID("issuer"), "https://idp.invalid/"),
+		chromedp.Click(chromedp.CSS(`form[aria-labelledby="idp-title"] button`)),
+		waitLocation(app.url+"/v1/sessions/oidc?issuer=https%3A%2F%2Fidp.invalid%2F"))
 	m.signIn(app.url, key.APIKey)
 	if who := m.text("#who"); who != "mia@shop.invalid · Shop (member)" {
 		t.Errorf("header names %q", who)
@@ -72,4 +81,22 @@ func TestWebMember(t *testing.T) {
 		t.Errorf("a member's Admin screen lists %d users and %d user forms, want only itself and none", n, form)
 	}
 	m.axe("admin (member)")
+}
+
+// waitLocation waits until the tab has navigated to url (a navigation
+// replaces the page a polling script would run in, so it asks the browser).
+func waitLocation(url string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for {
+			loc, err := chromedp.Location()(ctx, tg)
+			if err == nil && loc == url {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("location %q, want %q: %w", loc, url, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
 }

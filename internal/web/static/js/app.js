@@ -67,8 +67,24 @@ function signInScreen(message) {
       key.focus();
     }
   });
-  replace(main, form);
+  replace(main, form, providerForm());
   key.focus();
+}
+
+// providerForm signs in through the tenant's identity provider (OpenID
+// Connect): the browser goes to GET /v1/sessions/oidc, which sends it to
+// the provider and, once signed in there, back to #/chat with a session.
+function providerForm() {
+  const issuer = h('input', { type: 'url', id: 'issuer', name: 'issuer', required: true, autocomplete: 'url', placeholder: 'https://login.example.com/' });
+  const form = h('form', { class: 'card signin', 'aria-labelledby': 'idp-title' },
+    h('h2', { id: 'idp-title', text: 'Or with your identity provider' }),
+    field('Issuer', issuer, 'The issuer your tenant admin registered (OpenID Connect).'),
+    h('p', {}, h('button', { type: 'submit', class: 'ghost' }, 'Continue to your provider')));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    location.assign(`/v1/sessions/oidc?issuer=${encodeURIComponent(issuer.value.trim())}`);
+  });
+  return form;
 }
 
 async function route() {
