@@ -355,7 +355,7 @@ func writeReport(path string, m machine, command string, sections []*Section) er
 		rows, text = append(rows, summaryRows(p.title, kept[p.name].rows)...), text+"\n"+kept[p.name].text
 	}
 	text = render("header", nil) + "\n## Summary\n\n" + mdTable(summaryHeader, rows) + "\n" + render("machine", m) +
-		fmt.Sprintf("- Last command: `%s`; commit %s\n", command, m.Commit) + text
+		fmt.Sprintf("- Last command: `%s`; commit %s\n", command, m.Commit) + text + afterSections(string(old))
 	return errors.Join(os.MkdirAll(filepath.Dir(path), 0o755), os.WriteFile(path, []byte(text), 0o644))
 }
 
@@ -393,6 +393,17 @@ func renderSection(s *Section) string {
 var sectionRE = regexp.MustCompile(`(?s)<!-- bench:begin (\w+) -->.*?<!-- bench:summary (.*?) -->\n<!-- bench:end \w+ -->\n`)
 
 // parseSections finds the sections of an existing report.
+// afterSections is what follows the last part's section (what other
+// tools write, such as `make lighthouse`'s block), kept as it is.
+func afterSections(text string) string {
+	i := strings.LastIndex(text, "<!-- bench:end ")
+	j := strings.Index(text[max(i, 0):], "-->")
+	if i < 0 || j < 0 {
+		return ""
+	}
+	return text[i+j+len("-->"):]
+}
+
 func parseSections(text string) map[string]stored {
 	out := map[string]stored{}
 	for _, m := range sectionRE.FindAllStringSubmatch(text, -1) {

@@ -61,8 +61,17 @@ func TestReportKeepsOtherSections(t *testing.T) {
 		}
 	}
 	b, _ := os.ReadFile(path)
+	// What follows the sections (make lighthouse's block) stays.
+	if err := os.WriteFile(path, append(b, "\n## Web app\n\n<!-- lighthouse:begin -->\nscores\n<!-- lighthouse:end -->\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReport(path, machine{CPU: "cpu", Cores: 2}, "make bench BENCH=rls", []*Section{{Part: "rls", Title: "1. RLS policy cost", Body: "rls body --> still fine\n",
+		Summary: []Row{{Measure: "lookup", Ratio: "1.01", Verdict: "met"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
 	text := string(b)
-	for _, want := range []string{"rls body --> still fine", "import body", "| 1. RLS policy cost | lookup |", "| 4. Import vs COPY | rows/s |", "not run yet"} {
+	for _, want := range []string{"rls body --> still fine", "import body", "<!-- lighthouse:begin -->\nscores\n<!-- lighthouse:end -->", "| 1. RLS policy cost | lookup |", "| 4. Import vs COPY | rows/s |", "not run yet"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
