@@ -42,7 +42,7 @@ type Pending struct {
 // send the browser to (code flow, S256 challenge, state and nonce) and what
 // FinishLogin needs. A provider without login endpoints is a 400.
 func (v *Verifier) StartLogin(ctx context.Context, issuer, redirectURI string) (string, Pending, error) {
-	p, _, err := v.provider(ctx, issuer, true)
+	p, _, err := v.provider(ctx, issuer, false)
 	if err != nil {
 		return "", Pending{}, err
 	}

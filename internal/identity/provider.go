@@ -120,15 +120,17 @@ func (s *Spec) Validate() error {
 	if !hasKeys {
 		s.JWKS = nil
 	}
-	if err := s.Login.validate(); err != nil {
+	if err := s.Login.validate(s.Issuer); err != nil {
 		return err
 	}
 	return s.Claims.validate()
 }
 
-// validate checks both endpoints like a JWKS URL: https, or http on a
-// loopback host.
-func (l *Login) validate() error {
+// validate checks both endpoints like a JWKS URL (https, or http on a
+// loopback host), and that the authorization endpoint, where the server
+// sends browsers, is on the issuer's host (or a loopback one): the start of
+// a sign-in must not be a redirect to anywhere a tenant admin likes.
+func (l *Login) validate(issuer string) error {
 	if l == nil {
 		return nil
 	}
@@ -137,6 +139,11 @@ func (l *Login) validate() error {
 		if err := CheckJWKSURL(*v); err != nil {
 			return apperr.Field(field, "%s", err.Error())
 		}
+	}
+	auth, _ := url.Parse(l.AuthorizationEndpoint)
+	iss, err := url.Parse(issuer)
+	if !isLoopback(auth.Hostname()) && (err != nil || !strings.EqualFold(auth.Host, iss.Host)) {
+		return apperr.Field("login.authorization_endpoint", "must be on the issuer's host (%s)", iss.Host)
 	}
 	return nil
 }

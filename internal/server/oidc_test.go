@@ -241,7 +241,13 @@ func TestOIDCBrowserSignIn(t *testing.T) {
 	}
 	require.Equal(t, http.StatusUnauthorized, sessionOf(b), "the provider is gone, and its sessions")
 
-	// Login endpoints follow the JWKS URL's rule.
+	// Login endpoints follow the JWKS URL's rule, and browsers are sent to
+	// the issuer's host only (no open redirect through a registration).
+	elsewhere := strings.Replace(providerBody("https://idp-far.example", idp.srv.URL+"/jwks.json"), `"claims"`,
+		`"login":{"authorization_endpoint":"https://phish.example/authorize","token_endpoint":"https://idp-far.example/token"},"claims"`, 1)
+	status, resp = e.registerIdP(t, a.APIKey, elsewhere)
+	require.Equal(t, http.StatusBadRequest, status, resp)
+	require.Equal(t, "login.authorization_endpoint", decodeError(t, resp).Error.Details["field"])
 	bad := strings.Replace(providerBody("https://idp-bad.example", idp.srv.URL+"/jwks.json"), `"claims"`,
 		`"login":{"authorization_endpoint":"http://idp.example/authorize","token_endpoint":"https://idp.example/token"},"claims"`, 1)
 	status, resp = e.registerIdP(t, a.APIKey, bad)
