@@ -123,10 +123,13 @@ type Verifier struct {
 }
 
 // verifiedToken is a token whose signature and claims one provider
-// verified: the same bytes skip the signature check until until.
+// registration verified: the same bytes skip decoding and the signature
+// check until until, while that registration is still the issuer's.
 type verifiedToken struct {
-	claims map[string]any
-	until  time.Time
+	claims   map[string]any
+	until    time.Time
+	iss      string
+	provider uuid.UUID
 }
 
 type cachedProvider struct {
@@ -166,6 +169,18 @@ func LooksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
 // returns the identity it signs in: the provider's tenant, the user
 // provisioned for its subject, and the mapped pass-through claims.
 func (v *Verifier) Authenticate(ctx context.Context, raw string) (tenant.Identity, error) {
+	key := sha256.Sum256([]byte(raw))
+	if t, ok := v.wasVerified(key); ok {
+		// The same bytes, verified lately: only the sign-in's lookups run
+		// (the user, the provider's registration through its cache).
+		p, cached, err := v.provider(ctx, t.iss, false)
+		if err == nil && p.ID == t.provider {
+			id, err := v.signIn(ctx, p, t.claims, cached)
+			if !errors.Is(err, errProviderStale) {
+				return id, err
+			}
+		}
+	}
 	header, payload, err := peek(raw)
 	if err != nil {
 		return tenant.Identity{}, err
@@ -184,7 +199,7 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (tenant.Identit
 		if err != nil {
 			return tenant.Identity{}, err
 		}
-		claims, err := v.verify(ctx, raw, iss, p)
+		claims, err := v.verify(ctx, key, raw, iss, p)
 		if err == nil {
 			var id tenant.Identity
 			id, err = v.signIn(ctx, p, claims, cached)
@@ -296,10 +311,9 @@ func (v *Verifier) forget(iss string) {
 
 // verify checks the signature with the provider's keys, then the
 // registered claims; it returns every claim of the token.
-func (v *Verifier) verify(ctx context.Context, raw, iss string, p dbsqlc.IdentityProviderByIssuerRow) (map[string]any, error) {
-	key := sha256.Sum256([]byte(p.ID.String() + "\x00" + raw))
-	if claims, ok := v.wasVerified(key); ok {
-		return claims, nil
+func (v *Verifier) verify(ctx context.Context, key [32]byte, raw, iss string, p dbsqlc.IdentityProviderByIssuerRow) (map[string]any, error) {
+	if t, ok := v.wasVerified(key); ok && t.provider == p.ID {
+		return t.claims, nil
 	}
 	tok, err := jwt.ParseSigned(raw, Algorithms)
 	if err != nil || len(tok.Headers) != 1 {
@@ -313,35 +327,34 @@ func (v *Verifier) verify(ctx context.Context, raw, iss string, p dbsqlc.Identit
 	if err != nil {
 		return nil, err
 	}
-	v.remember(key, all, exp)
+	v.remember(key, verifiedToken{claims: all, until: exp, iss: iss, provider: p.ID})
 	return all, nil
 }
 
-// wasVerified returns the claims of a token verified less than
-// VerifiedTTL ago and not yet expired.
-func (v *Verifier) wasVerified(key [32]byte) (map[string]any, bool) {
+// wasVerified returns a token verified less than VerifiedTTL ago and not
+// yet expired.
+func (v *Verifier) wasVerified(key [32]byte) (verifiedToken, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	t, ok := v.verified[key]
 	if !ok || !v.opt.Now().Before(t.until) {
-		return nil, false
+		return verifiedToken{}, false
 	}
-	return t.claims, true
+	return t, true
 }
 
-// remember keeps a verified token's claims until VerifiedTTL from now or
-// its exp, whichever comes first; the cache is emptied when full.
-func (v *Verifier) remember(key [32]byte, claims map[string]any, exp time.Time) {
-	until := v.opt.Now().Add(VerifiedTTL)
-	if exp.Before(until) {
-		until = exp
+// remember keeps a verified token until VerifiedTTL from now or its exp
+// (t.until on entry), whichever comes first; the cache is emptied when full.
+func (v *Verifier) remember(key [32]byte, t verifiedToken) {
+	if limit := v.opt.Now().Add(VerifiedTTL); limit.Before(t.until) {
+		t.until = limit
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.verified == nil || len(v.verified) >= maxVerified {
 		v.verified = map[[32]byte]verifiedToken{}
 	}
-	v.verified[key] = verifiedToken{claims: claims, until: until}
+	v.verified[key] = t
 }
 
 // signed returns the token's claims once one of the issuer's keys (of the
