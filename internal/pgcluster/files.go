@@ -116,7 +116,7 @@ func (c *Cluster) Secret(name string) (string, error) {
 	if !secretName.MatchString(name) {
 		return "", fmt.Errorf("pgcluster: bad secret name %q", name)
 	}
-	dir := filepath.Join(c.Dir, "secrets")
+	dir := c.secretsDir()
 	path := filepath.Join(dir, name)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
@@ -135,6 +135,15 @@ func (c *Cluster) Secret(name string) (string, error) {
 		return "", fmt.Errorf("pgcluster: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// secretsDir is where Secret keeps passwords: Dir/secrets, or the
+// primary's for a standby, whose roles are the primary's.
+func (c *Cluster) secretsDir() string {
+	if c.secrets != "" {
+		return c.secrets
+	}
+	return filepath.Join(c.Dir, "secrets")
 }
 
 // createSecret writes a new password to a temp file and hard-links it into

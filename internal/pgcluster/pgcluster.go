@@ -26,6 +26,7 @@ type Cluster struct {
 	opts    Options
 	log     io.Writer
 	srv     server
+	secrets string // where Secret keeps passwords; empty: Dir/secrets (a standby shares its primary's)
 }
 
 // Options tunes a cluster; the zero value is right for a dev server whose
@@ -134,10 +135,13 @@ func (c *Cluster) SuperuserURL(dbname string) string {
 	return c.URL("postgres", dbname)
 }
 
-// Stop shuts the server down cleanly (pg_ctl stop -m fast) and waits.
-// Stopping a server that is not running is not an error, so callers can
-// always defer Stop.
+// Stop shuts the server down cleanly (pg_ctl stop -m fast) and waits,
+// its hot standby (EnsureStandby) first. Stopping a server that is not
+// running is not an error, so callers can always defer Stop.
 func (c *Cluster) Stop(ctx context.Context) error {
+	if err := c.stopStandby(ctx); err != nil {
+		return err
+	}
 	unlock, err := lockDir(ctx, c.Dir)
 	if err != nil {
 		return err
