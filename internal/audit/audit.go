@@ -1,6 +1,6 @@
 // Package audit reads the isolation audit views of db/migrations/00003_audit.sql
 // (audit.findings, audit.rls_coverage, audit.policies, audit.roles,
-// audit.grants) into a Report and renders it as text, JSON, Markdown or one
+// audit.grants) and 00021's audit.distribution_key_findings into a Report and renders it as text, JSON, Markdown or one
 // self-contained HTML file. The lints themselves are SQL, in the view
 // audit.findings, so a DBA in psql and `dbchat audit` see the same thing.
 // The live cross-tenant probe is in package audit/probe; its result is a
@@ -11,6 +11,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -113,6 +114,32 @@ type Database struct {
 	StartedAt     time.Time `json:"server_started_at"`
 }
 
+// DistributionKeyFinding is one row of audit.distribution_key_findings: a
+// key that keeps a tenant-scoped table from being distributed by tenant_id
+// (Citus; docs/SCALING.md).
+type DistributionKeyFinding struct {
+	Lint       string `json:"lint"`
+	Table      string `json:"table"`
+	Key        string `json:"key"`
+	Definition string `json:"definition"`
+	Detail     string `json:"detail"`
+}
+
+// Claim is one statement the report makes about the schema, with the
+// evidence it rests on: like a matrix cell, it is verified only when the
+// evidence was read and says so.
+type Claim struct {
+	Key      string `json:"key"`
+	Claim    string `json:"claim"`
+	Evidence string `json:"evidence"`
+	Status   string `json:"status"` // StatusVerified or StatusFailed
+	Note     string `json:"note"`
+}
+
+// ClaimDistributionKeys is the claim that the platform schema can be
+// distributed by tenant_id.
+const ClaimDistributionKeys = "distribution_keys"
+
 // Report is everything `dbchat audit` and GET /v1/admin/audit show.
 type Report struct {
 	GeneratedAt time.Time    `json:"generated_at"`
@@ -126,6 +153,10 @@ type Report struct {
 	Grants      []Grant      `json:"grants"`
 	Matrix      []MatrixRow  `json:"access_matrix"`
 	Probe       *ProbeResult `json:"probe"`
+	// DistributionKeys and Claims: what stops distribution by tenant_id
+	// (none on a clean schema), and the claims the views back.
+	DistributionKeys []DistributionKeyFinding `json:"distribution_key_findings"`
+	Claims           []Claim                  `json:"claims"`
 }
 
 // Summary condenses a Report.
@@ -145,6 +176,9 @@ type Summary struct {
 	Passed     int  `json:"probe_passed"`
 	Failed     int  `json:"probe_failed"`
 	Residue    int  `json:"probe_residue"`
+	// DistributionFindings counts audit.distribution_key_findings; any
+	// makes the report not clean.
+	DistributionFindings int `json:"distribution_findings"`
 }
 
 // Collect reads the audit views. It needs SELECT on them (dbchat_auditor,
@@ -202,6 +236,13 @@ func Collect(ctx context.Context, q Querier) (*Report, error) {
 		func(row pgx.Rows) (g Grant, err error) {
 			err = row.Scan(&g.ObjectType, &g.Schema, &g.Object, &g.Column, &g.Grantee, &g.Privilege, &g.Grantable, &g.IsOwner)
 			return g, err
+		}); err != nil {
+		return nil, err
+	}
+	if r.DistributionKeys, err = collect(ctx, q, `SELECT lint, table_name, key_name, definition, detail FROM audit.distribution_key_findings`,
+		func(row pgx.Rows) (f DistributionKeyFinding, err error) {
+			err = row.Scan(&f.Lint, &f.Table, &f.Key, &f.Definition, &f.Detail)
+			return f, err
 		}); err != nil {
 		return nil, err
 	}
@@ -266,9 +307,30 @@ func (r *Report) Finalize() {
 			s.Residue = max(s.Residue, 1)
 		}
 	}
-	s.Clean = s.Findings == 0 && s.Failed == 0 && s.Residue == 0
+	s.DistributionFindings = len(r.DistributionKeys)
+	s.Clean = s.Findings == 0 && s.Failed == 0 && s.Residue == 0 && s.DistributionFindings == 0
 	r.Summary = s
 	r.Matrix = buildMatrix(r.Probe)
+	r.Claims = r.buildClaims()
+}
+
+// buildClaims states the schema claims and the evidence read for each.
+func (r *Report) buildClaims() []Claim {
+	c := Claim{Key: ClaimDistributionKeys,
+		Claim:    "every primary key, unique key and foreign key of every tenant-scoped table includes tenant_id, so the table can be distributed by tenant_id",
+		Evidence: "audit.distribution_key_findings is empty"}
+	if n := len(r.DistributionKeys); n > 0 {
+		c.Status = StatusFailed
+		keys := make([]string, 0, n)
+		for _, f := range r.DistributionKeys {
+			keys = append(keys, f.Table+" "+f.Key)
+		}
+		c.Note = fmt.Sprintf("%d keys do not: %s", n, strings.Join(keys, ", "))
+	} else {
+		c.Status = StatusVerified
+		c.Note = "0 rows"
+	}
+	return []Claim{c}
 }
 
 // FindingsFor returns the findings of one lint.

@@ -127,6 +127,16 @@ const htmlTemplate = `<!DOCTYPE html>
 {{end}}</table>
 {{else}}<p class="ok">No findings: every lint passes.</p>{{end}}
 
+<h2>Claims</h2>
+<table>
+<tr><th>Claim</th><th>Evidence</th><th>Status</th></tr>
+{{range .Claims}}<tr><td>{{.Claim}}</td><td><code>{{.Evidence}}</code>: {{.Note}}</td><td class="{{status .Status}}">{{.Status}}</td></tr>
+{{end}}</table>
+{{if .DistributionKeys}}<table>
+<tr><th>Lint</th><th>Table</th><th>Key</th><th>Detail</th></tr>
+{{range .DistributionKeys}}<tr><td><code>{{.Lint}}</code></td><td><code>{{.Table}}</code></td><td><code>{{.Key}}</code> <code>{{.Definition}}</code></td><td>{{.Detail}}</td></tr>
+{{end}}</table>{{end}}
+
 <h2>Per-table coverage <span class="muted">(audit.rls_coverage)</span></h2>
 <table>
 <tr><th>Table</th><th>Kind</th><th>RLS</th><th>Forced</th><th>Policies</th><th>Tenant column</th><th>Keys incl. tenant</th><th>FKs incl. tenant</th><th>Verdict</th><th>Reason</th></tr>

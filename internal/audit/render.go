@@ -117,6 +117,14 @@ func renderText(w io.Writer, r *Report) error {
 		}
 	}
 
+	fmt.Fprintf(b, "\nclaims:\n")
+	for _, c := range r.Claims {
+		fmt.Fprintf(b, "  %-8s %s\n           evidence: %s: %s\n", c.Status, c.Claim, c.Evidence, c.Note)
+	}
+	for _, f := range r.DistributionKeys {
+		fmt.Fprintf(b, "  %s  %s %s: %s\n", f.Lint, f.Table, f.Key, f.Detail)
+	}
+
 	fmt.Fprintf(b, "\naccess-control matrix:\n")
 	tw = tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  OPERATION\tSAME TENANT\tOTHER TENANT")
@@ -213,6 +221,17 @@ func renderMarkdown(w io.Writer, r *Report) error {
 		fmt.Fprintf(b, "| Level | Lint | Object | Detail | Remedy |\n|---|---|---|---|---|\n")
 		for _, f := range r.Findings {
 			fmt.Fprintf(b, "| %s | `%s` | %s %s | %s | %s |\n", f.Level, f.Lint, f.ObjectType, mdCode(f.Object), md(f.Detail), mdCode(f.Remedy))
+		}
+	}
+
+	fmt.Fprintf(b, "\n## Claims\n\n| Claim | Evidence | Status |\n|---|---|---|\n")
+	for _, c := range r.Claims {
+		fmt.Fprintf(b, "| %s | %s: %s | %s |\n", md(c.Claim), md(c.Evidence), md(c.Note), c.Status)
+	}
+	if len(r.DistributionKeys) > 0 {
+		fmt.Fprintf(b, "\n| Lint | Table | Key | Definition | Detail |\n|---|---|---|---|---|\n")
+		for _, f := range r.DistributionKeys {
+			fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", f.Lint, mdCode(f.Table), mdCode(f.Key), mdCode(f.Definition), md(f.Detail))
 		}
 	}
 

@@ -24,6 +24,15 @@ type APIKey struct {
 	RevokedAt  *time.Time `json:"revoked_at"`
 }
 
+// One row per key of a tenant-scoped dbchat table that would stop it being distributed by tenant_id (Citus): a primary, unique or exclusion key or unique index without the tenant column, a foreign key without tenant_id, or one not pairing tenant_id with the referenced tenant column. Zero rows = ready. docs/SCALING.md.
+type AuditDistributionKeyFinding struct {
+	Lint       string      `json:"lint"`
+	TableName  string      `json:"table_name"`
+	KeyName    string      `json:"key_name"`
+	Definition interface{} `json:"definition"`
+	Detail     string      `json:"detail"`
+}
+
 // One row per isolation problem found by the lints (lint, level ERROR/WARN, object, detail, remedy). A clean database returns zero rows. docs/SECURITY.md lists the lints.
 type AuditFinding struct {
 	Lint       string `json:"lint"`
@@ -192,11 +201,11 @@ type DbchatEvaluationResult struct {
 	LatencyMs    float64   `json:"latency_ms"`
 }
 
-// OIDC/JWT issuers whose tokens sign a tenant's end users in (POST/GET/DELETE /v1/identity-providers, admins only). An issuer belongs to one tenant (identity_providers_issuer_key is global on purpose).
+// OIDC/JWT issuers whose tokens sign a tenant's end users in (POST/GET/DELETE /v1/identity-providers, admins only). An issuer belongs to one tenant: dbchat_migrations.issuer_registry holds the global key (00021), this table the per-tenant one.
 type DbchatIdentityProvider struct {
 	TenantID uuid.UUID `json:"tenant_id"`
 	ID       uuid.UUID `json:"id"`
-	// The token's iss, compared exactly; unique across tenants.
+	// The token's iss, compared exactly; unique across tenants (dbchat_migrations.issuer_registry).
 	Issuer string `json:"issuer"`
 	// The aud a token must carry.
 	Audience string `json:"audience"`
@@ -226,6 +235,13 @@ type DbchatMigrationsErasureLog struct {
 	TenantID uuid.UUID `json:"tenant_id"`
 	ErasedAt time.Time `json:"erased_at"`
 	Operator string    `json:"operator"`
+}
+
+// Which tenant holds each identity provider issuer (an issuer belongs to one tenant only). Kept by the trigger on dbchat.identity_providers; read by dbchat_ops.identity_provider_by_issuer. Global by design: a Citus reference table.
+type DbchatMigrationsIssuerRegistry struct {
+	Issuer     string    `json:"issuer"`
+	TenantID   uuid.UUID `json:"tenant_id"`
+	ProviderID uuid.UUID `json:"provider_id"`
 }
 
 // The reviewed functions untrusted SQL may call (granted to dbchat_sandbox, inherited by every tenant role), as `dbchat migrate` last applied them from internal/migrate/query_functions.txt. Bookkeeping, no tenant data.
