@@ -71,9 +71,12 @@ var errUnauthorized = apperr.Errorf(apperr.Unauthorized, "missing or invalid API
 
 // Authenticate resolves a bearer key to the identity it acts as.
 func Authenticate(ctx context.Context, db *tenant.DB, plain string) (tenant.Identity, error) {
-	return AuthenticateBy(ctx, db, plain, func(ctx context.Context, tx tenant.Conn, hash []byte) (dbsqlc.AuthenticateKeyRow, error) {
-		return dbsqlc.New().AuthenticateKey(ctx, tx, hash)
-	})
+	return AuthenticateBy(ctx, db, plain, AuthenticateKeyOnly)
+}
+
+// AuthenticateKeyOnly is the plain Lookup: the key's row, nothing more.
+func AuthenticateKeyOnly(ctx context.Context, tx tenant.Conn, hash []byte) (dbsqlc.AuthenticateKeyRow, error) {
+	return dbsqlc.New().AuthenticateKey(ctx, tx, hash)
 }
 
 // Lookup finds a key's row by its hash in the key's tenant's transaction,

@@ -34,34 +34,16 @@ func (q *Queries) AddQuotaUsage(ctx context.Context, db DBTX, arg AddQuotaUsageP
 const authenticateKeyTakeToken = `-- name: AuthenticateKeyTakeToken :one
 WITH k AS (
     SELECT a.id AS key_id, a.user_id, u.role,
-           (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale,
-           CASE WHEN t.limits ? 'requests_per_second' THEN (t.limits ->> 'requests_per_second')::float8
-                ELSE $1::float8 END AS rate,
-           CASE WHEN t.limits ? 'burst' THEN (t.limits ->> 'burst')::float8
-                ELSE $2::float8 END AS burst
+           (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale
     FROM dbchat.api_keys a
     JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
     JOIN dbchat.tenants t ON t.id = a.tenant_id
     WHERE a.key_hash = $3 AND a.revoked_at IS NULL AND u.is_active AND t.is_active
-), take AS (
-    INSERT INTO dbchat.rate_buckets AS b (tokens, rate, burst, allowed, at)
-    SELECT e.burst - 1, e.rate, e.burst, true, now()
-    FROM (SELECT k.rate, greatest(1, coalesce(k.burst, ceil(k.rate))) AS burst FROM k WHERE k.rate > 0) e
-    ON CONFLICT (tenant_id) DO UPDATE
-    SET tokens  = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8)
-                  - CASE WHEN least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1
-                         THEN 1 ELSE 0 END,
-        allowed = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1,
-        rate    = excluded.rate,
-        burst   = excluded.burst,
-        at      = greatest(b.at, excluded.at)
-    WHERE b.tenant_id = excluded.tenant_id
-    RETURNING b.tokens, b.rate, b.burst, b.allowed
 )
 SELECT k.key_id, k.user_id, k.role, k.stale,
-       coalesce(take.rate, 0)::float8 AS rate, coalesce(take.burst, 0)::float8 AS burst,
-       coalesce(take.tokens, 0)::float8 AS tokens, coalesce(take.allowed, true)::boolean AS allowed
-FROM k LEFT JOIN take ON true
+       tk.rate::float8 AS rate, tk.burst::float8 AS burst, tk.tokens::float8 AS tokens, tk.allowed::boolean AS allowed
+FROM k CROSS JOIN LATERAL dbchat.take_request_tokens($1::float8, $2::float8,
+                                                     (k.key_id IS NOT NULL)::int) tk
 `
 
 type AuthenticateKeyTakeTokenParams struct {
@@ -83,8 +65,9 @@ type AuthenticateKeyTakeTokenRow struct {
 
 // AuthenticateKey (queries/api_keys.sql) and TakeRequestToken in one
 // statement, so that checking a tenant's rate costs an API key request no
-// round trip more. The token is taken only when the key matched: a forged
-// key naming a tenant spends none of its requests (no row, 401).
+// round trip more. The token is taken only when the key matched (the
+// function is called per key row found): a forged key naming a tenant
+// spends none of its requests (no row, 401).
 func (q *Queries) AuthenticateKeyTakeToken(ctx context.Context, db DBTX, arg AuthenticateKeyTakeTokenParams) (AuthenticateKeyTakeTokenRow, error) {
 	row := db.QueryRow(ctx, authenticateKeyTakeToken, arg.DefaultRate, arg.DefaultBurst, arg.KeyHash)
 	var i AuthenticateKeyTakeTokenRow
@@ -216,30 +199,8 @@ func (q *Queries) SetTenantLimits(ctx context.Context, db DBTX, arg SetTenantLim
 
 const takeRequestToken = `-- name: TakeRequestToken :one
 
-WITH l AS (
-    SELECT CASE WHEN t.limits ? 'requests_per_second' THEN (t.limits ->> 'requests_per_second')::float8
-                ELSE $1::float8 END AS rate,
-           CASE WHEN t.limits ? 'burst' THEN (t.limits ->> 'burst')::float8
-                ELSE $2::float8 END AS burst
-    FROM dbchat.tenants t
-), take AS (
-    INSERT INTO dbchat.rate_buckets AS b (tokens, rate, burst, allowed, at)
-    SELECT e.burst - 1, e.rate, e.burst, true, now()
-    FROM (SELECT l.rate, greatest(1, coalesce(l.burst, ceil(l.rate))) AS burst FROM l WHERE l.rate > 0) e
-    ON CONFLICT (tenant_id) DO UPDATE
-    SET tokens  = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8)
-                  - CASE WHEN least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1
-                         THEN 1 ELSE 0 END,
-        allowed = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1,
-        rate    = excluded.rate,
-        burst   = excluded.burst,
-        at      = greatest(b.at, excluded.at)
-    WHERE b.tenant_id = excluded.tenant_id
-    RETURNING b.tokens, b.rate, b.burst, b.allowed
-)
-SELECT coalesce(take.rate, 0)::float8 AS rate, coalesce(take.burst, 0)::float8 AS burst,
-       coalesce(take.tokens, 0)::float8 AS tokens, coalesce(take.allowed, true)::boolean AS allowed
-FROM l LEFT JOIN take ON true
+SELECT tk.rate::float8 AS rate, tk.burst::float8 AS burst, tk.tokens::float8 AS tokens, tk.allowed::boolean AS allowed
+FROM dbchat.take_request_tokens($1::float8, $2::float8, 1) tk
 `
 
 type TakeRequestTokenParams struct {
@@ -260,11 +221,10 @@ type TakeRequestTokenRow struct {
 // null: unlimited) and the configured default (a parameter, NULL for
 // unlimited) when it is not.
 // One request's token from the tenant's bucket, in one statement on the
-// request path: refill at rate per second up to burst since the last take,
-// then take one if there is one. A tenant without a rate limit writes
-// nothing and gets rate 0. Two instances taking at once serialise on the
-// tenant's own row only; "at" never moves backwards, so a transaction that
-// started a little earlier than the last take adds no tokens.
+// request path (dbchat.take_request_tokens, migration 00025, holds the
+// bucket's arithmetic). A tenant without a rate limit writes nothing and
+// gets rate 0. Two instances taking at once serialise on the tenant's own
+// row only.
 func (q *Queries) TakeRequestToken(ctx context.Context, db DBTX, arg TakeRequestTokenParams) (TakeRequestTokenRow, error) {
 	row := db.QueryRow(ctx, takeRequestToken, arg.DefaultRate, arg.DefaultBurst)
 	var i TakeRequestTokenRow

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
@@ -130,6 +131,7 @@ type verifiedToken struct {
 	until    time.Time
 	iss      string
 	provider uuid.UUID
+	signedIn *tenant.Identity // who it signed in as, once it did
 }
 
 type cachedProvider struct {
@@ -164,6 +166,51 @@ func NewVerifier(db *tenant.DB, opt Options) *Verifier {
 // LooksLikeJWT tells a compact JWS (three dot-separated parts) from an API
 // key.
 func LooksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
+
+// AuthenticateWith is Authenticate for a request: a token that signed in
+// lately is neither verified nor signed in again. Its identity carries a
+// tenant.Check instead (dbchat.confirm_user, through auth.Confirmation:
+// the user still active, with the same role, linked to the same provider,
+// in an active tenant; with tokens, the request's rate token too), which
+// the request's first statement sends in the same round trip; a refusal
+// forgets the token, so the next request signs in afresh.
+func (v *Verifier) AuthenticateWith(ctx context.Context, raw string, tokens *auth.Tokens) (tenant.Identity, error) {
+	key := sha256.Sum256([]byte(raw))
+	if t, ok := v.wasVerified(key); ok && t.signedIn != nil {
+		id := *t.signedIn
+		id.Check = auth.Confirmation("dbchat.confirm_user", t.provider, tokens, func(reason string) error {
+			v.forgetToken(key)
+			if Reason(reason) == ReasonIssuer {
+				v.forget(t.iss)
+				return refuse(ReasonIssuer, "unknown issuer")
+			}
+			return refuse(ReasonUserDisabled, "user disabled")
+		})
+		return id, nil
+	}
+	id, err := v.Authenticate(ctx, raw)
+	if err == nil {
+		v.rememberSignIn(key, id)
+	}
+	return id, err
+}
+
+// rememberSignIn records, on a verified token's entry, who it signed in as.
+func (v *Verifier) rememberSignIn(key [32]byte, id tenant.Identity) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if t, ok := v.verified[key]; ok {
+		t.signedIn = &id
+		v.verified[key] = t
+	}
+}
+
+// forgetToken drops a verified token (its sign-in no longer holds).
+func (v *Verifier) forgetToken(key [32]byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.verified, key)
+}
 
 // Authenticate verifies raw, a compact JWS from a registered provider, and
 // returns the identity it signs in: the provider's tenant, the user

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
@@ -55,6 +56,21 @@ func (s *Service) KeyLookup(r *Rate) func(ctx context.Context, tx tenant.Conn, h
 		*r = rateOf(row.Rate, row.Burst, row.Tokens, row.Allowed)
 		return dbsqlc.AuthenticateKeyRow{KeyID: row.KeyID, UserID: row.UserID, Role: row.Role, Stale: row.Stale}, err
 	}
+}
+
+// Tokens has an API key's confirmation (auth.Cache) take the request's
+// token in the same call, with the outcome left in r: a remembered key's
+// request then checks key and rate in its first statement's round trip.
+// A refusal is r.Err(), raised before the request's statement runs.
+func (s *Service) Tokens(r *Rate) *auth.Tokens {
+	return &auth.Tokens{Take: 1, DefaultRate: s.defaults[RequestsPerSecond], DefaultBurst: s.defaults[Burst],
+		Taken: func(rate, burst, tokens float64, allowed bool) error {
+			*r = rateOf(rate, burst, tokens, allowed)
+			if !r.Allowed {
+				return r.Err()
+			}
+			return nil
+		}}
 }
 
 // Err is the 429 for a refused request.

@@ -19,6 +19,14 @@ type handler func(c *gin.Context) (status int, body any, err error)
 func (s *Server) handle(h handler) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		status, body, err := h(c)
+		if status != 0 || err != nil {
+			// A remembered key confirmed by no statement of the handler's
+			// is confirmed now, before anything is answered.
+			if verr := s.db.Verify(c.Request.Context()); verr != nil {
+				err = verr
+			}
+			deferredRate(c)
+		}
 		switch {
 		case err != nil:
 			s.fail(c, err)

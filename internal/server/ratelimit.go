@@ -26,8 +26,16 @@ func (s *Server) rateLimit(c *gin.Context) error {
 		return nil
 	}
 	v, _ := c.Get(rateKey{})
-	r, taken := v.(limits.Rate) // by an API key's lookup
-	if !taken {
+	var r limits.Rate
+	switch v := v.(type) {
+	case limits.Rate: // taken by an API key's lookup
+		r = v
+	case *limits.Rate: // to be taken by a remembered key's confirmation
+		if callerIdentity(c).Check.Pending() {
+			return nil // in the request's first statement; see deferredRate
+		}
+		r = *v
+	default:
 		var err error
 		if r, err = query(c, s.db.Once, func(ctx context.Context, tx tenant.Conn) (limits.Rate, error) {
 			return s.cfg.Limits.TakeRequest(ctx, tx)
@@ -45,24 +53,56 @@ func (s *Server) rateLimit(c *gin.Context) error {
 	return nil
 }
 
-// rateKey holds, in the gin context, the rate an API key's lookup took.
+// deferredRate writes the RateLimit headers of a rate that a remembered
+// key's confirmation took during the handler (see rateLimit).
+func deferredRate(c *gin.Context) {
+	if v, _ := c.Get(rateKey{}); v != nil {
+		if r, ok := v.(*limits.Rate); ok && r.Limited {
+			setRateHeaders(c.Writer.Header(), *r)
+		}
+	}
+}
+
+// rateKey holds, in the gin context, the rate an API key's lookup took
+// (a limits.Rate) or its confirmation will take (a *limits.Rate).
 type rateKey struct{}
 
-// keySignIn is how authenticate resolves an API key: with limits, the key's
-// lookup takes the request's rate token in the same statement (one round
-// trip for both) and leaves it for rateLimit.
-func (s *Server) keySignIn(c *gin.Context) func(context.Context, *tenant.DB, string) (tenant.Identity, error) {
-	if s.cfg.Limits == nil {
-		return auth.Authenticate
+// keySignIn is how authenticate resolves an API key: a key this server
+// verified lately is not looked up again (auth.Cache); with limits, the
+// lookup takes the request's rate token in the same statement and leaves it
+// for rateLimit, and a remembered key's confirmation takes it (tokens).
+func (s *Server) keySignIn(c *gin.Context, key string, tokens *auth.Tokens) (tenant.Identity, error) {
+	lookup := auth.Lookup(auth.AuthenticateKeyOnly)
+	var taken limits.Rate
+	if s.cfg.Limits != nil {
+		lookup = s.cfg.Limits.KeyLookup(&taken)
 	}
-	return func(ctx context.Context, db *tenant.DB, key string) (tenant.Identity, error) {
-		var r limits.Rate
-		id, err := auth.AuthenticateBy(ctx, db, key, s.cfg.Limits.KeyLookup(&r))
-		if err == nil {
-			c.Set(rateKey{}, r)
-		}
-		return id, err
+	id, remembered, err := s.keys.Authenticate(c.Request.Context(), s.db, key, lookup, tokens)
+	if err == nil && !remembered && s.cfg.Limits != nil {
+		c.Set(rateKey{}, taken)
 	}
+	return id, err
+}
+
+// confirmLater arranges the confirmation of a remembered credential (an
+// identity with a tenant.Check): a GET or HEAD sends it with the handler's
+// first statement (one round trip in all, and handle confirms a handler
+// that ran none), any other request before the handler, which may do
+// costly work (the sandbox, a language model) before its first statement.
+// With limits, the confirmation takes the rate token into deferred.
+func (s *Server) confirmLater(c *gin.Context, id tenant.Identity, deferred *limits.Rate) error {
+	if id.Check == nil {
+		return nil
+	}
+	if s.cfg.Limits != nil {
+		c.Set(rateKey{}, deferred)
+	}
+	if m := c.Request.Method; m == http.MethodGet || m == http.MethodHead {
+		return nil
+	}
+	err := s.db.Verify(tenant.NewContext(c.Request.Context(), id))
+	deferredRate(c)
+	return err
 }
 
 // setRateHeaders writes a limited tenant's bucket as RateLimit-* headers

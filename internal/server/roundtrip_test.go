@@ -14,6 +14,7 @@ import (
 
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/limits"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
@@ -57,9 +58,9 @@ func countingPool(t *testing.T, d *dbtest.DB, writes *atomic.Int64) *pgxpool.Poo
 }
 
 // TestRoundTripsPerRequest pins the design's database round trips per
-// authenticated request: the key lookup is one pipelined implicit
-// transaction (tenant setting + lookup), /v1/tables adds one more for the
-// list, /v1/me one transaction of its own.
+// authenticated read: one. A key the server verified lately is not looked
+// up again; its confirmation (and, with limits, the rate token) replaces
+// the tenant setting in the pipeline of the handler's one statement.
 func TestRoundTripsPerRequest(t *testing.T) {
 	t.Parallel()
 	d := dbtest.New(t)
@@ -101,7 +102,7 @@ func TestRoundTripsPerRequest(t *testing.T) {
 	require.EqualValues(t, 3, writesOf(twoInTx), "Tx with two statements: BEGIN+setting+first, second, COMMIT")
 
 	const requests = 50
-	perRequest := func(path string) float64 {
+	perRequest := func(srv *httptest.Server, writes *atomic.Int64, path string) float64 {
 		// Warm up: the first requests on a connection prepare their
 		// statements, which costs extra round trips once.
 		for range 3 {
@@ -118,8 +119,8 @@ func TestRoundTripsPerRequest(t *testing.T) {
 		return avg
 	}
 
-	// Key lookup (Once) + list (Once).
-	require.LessOrEqual(t, perRequest("/v1/tables"), 2.0)
+	// Confirmation + list, one pipeline.
+	require.Equal(t, 1.0, perRequest(srv, &writes, "/v1/tables"))
 
 	// Once leaves no tenant behind on the pooled connection: the implicit
 	// transaction that carried set_config(..., true) ended with its Sync.
@@ -127,6 +128,24 @@ func TestRoundTripsPerRequest(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(current_setting('app.tenant_id', true), '')`).Scan(&leftover))
 	require.Empty(t, leftover)
 
-	// Key lookup (Once) + tenant and user in one joined statement (Once).
-	require.LessOrEqual(t, perRequest("/v1/me"), 2.0)
+	// Confirmation + tenant and user in one joined statement.
+	require.Equal(t, 1.0, perRequest(srv, &writes, "/v1/me"))
+
+	// With tenant limits the confirmation takes the rate token in the same
+	// call: still one round trip, and the RateLimit headers are there.
+	var limitedWrites atomic.Int64
+	limitedDB := tenant.New(countingPool(t, d, &limitedWrites))
+	limited := httptest.NewServer(server.New(limitedDB, slog.New(slog.NewTextHandler(t.Output(), nil)),
+		server.Config{Limits: limits.New(limitedDB, limits.Limits{limits.RequestsPerSecond: ptr(1e9), limits.Burst: ptr(1e9)})}))
+	t.Cleanup(limited.Close)
+	require.Equal(t, 1.0, perRequest(limited, &limitedWrites, "/v1/tables"))
+	require.Equal(t, 1.0, perRequest(limited, &limitedWrites, "/v1/history"))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, limited.URL+"/v1/tables", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", bearer(a.APIKey))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "1000000000", resp.Header.Get("RateLimit-Limit"))
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/ask"
+	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/conversation"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/embed"
@@ -109,16 +110,21 @@ type Server struct {
 	imports *importSlots          // running row imports; see importSlot
 	conv    *conversation.Service // nil without cfg.Ask
 	idp     *identity.Verifier    // bearer JWTs from tenants' identity providers
+	keys    *auth.Cache           // API keys verified lately (one round trip per read)
 	session *session.Service      // the web app's cookie sessions
 	app     *web.Handler          // the browser app, at / and /assets/
 }
+
+// keyCacheSize bounds the API keys a server remembers (auth.Cache).
+const keyCacheSize = 10000
 
 // New builds the HTTP handler.
 func New(db *tenant.DB, log *slog.Logger, cfg Config) *Server {
 	cfg = cfg.withDefaults(db.MaxConns())
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{db: db, log: log, cfg: cfg, q: dbsqlc.New(), engine: gin.New(), metrics: newMetrics(db),
-		store: trainer(db, cfg), imports: newImportSlots(cfg), idp: identity.NewVerifier(db, cfg.Identity), app: web.New()}
+		store: trainer(db, cfg), imports: newImportSlots(cfg), idp: identity.NewVerifier(db, cfg.Identity), app: web.New(),
+		keys: auth.NewCache(keyCacheSize)}
 	if cfg.Ask != nil {
 		s.conv = conversation.New(db, cfg.Ask)
 	}
@@ -306,13 +312,21 @@ func (s *Server) authenticate(c *gin.Context) error {
 	if !ok {
 		return apperr.Errorf(apperr.Unauthorized, "missing or invalid API key")
 	}
-	signIn := s.keySignIn(c)
-	if !strings.HasPrefix(key, "dbc_") && identity.LooksLikeJWT(key) {
-		signIn = func(ctx context.Context, _ *tenant.DB, token string) (tenant.Identity, error) {
-			return s.idp.Authenticate(ctx, token)
-		}
+	deferred := &limits.Rate{}
+	var tokens *auth.Tokens
+	if s.cfg.Limits != nil {
+		tokens = s.cfg.Limits.Tokens(deferred)
 	}
-	id, err := signIn(c.Request.Context(), s.db, key)
+	var id tenant.Identity
+	var err error
+	if !strings.HasPrefix(key, "dbc_") && identity.LooksLikeJWT(key) {
+		id, err = s.idp.AuthenticateWith(c.Request.Context(), key, tokens)
+	} else {
+		id, err = s.keySignIn(c, key, tokens)
+	}
+	if err == nil {
+		err = s.confirmLater(c, id, deferred)
+	}
 	if err != nil {
 		return err
 	}

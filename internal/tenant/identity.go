@@ -32,6 +32,10 @@ type Identity struct {
 	// setting app.claims (JSON), which row policies read through
 	// dbchat.claim(name). They are never taken from a request body.
 	Claims map[string]any
+	// Check, when set, confirms the credential in the request's first
+	// tenant transaction (see Check); nil for an identity the database
+	// already confirmed (a key just looked up) or built by the server.
+	Check *Check
 }
 
 type ctxKey struct{}

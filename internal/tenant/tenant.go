@@ -17,7 +17,12 @@
 // To keep round trips few, BEGIN and set_config are not sent on their own:
 // they travel in one pipelined batch with the transaction's first statement,
 // so a one-query transaction costs two round trips (statement, COMMIT), and
-// Once runs a single statement in one round trip.
+// Once runs a single statement in one round trip. An identity resolved from
+// memory (a key or token the server verified lately) carries a Check, whose
+// function call takes the setting statement's place in the request's first
+// batch: it confirms the credential in the database and raises otherwise,
+// so the statement behind it never runs for a revoked credential, and an
+// authenticated read is still one round trip.
 package tenant
 
 import (
@@ -162,6 +167,16 @@ func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) 
 
 	tx := &txConn{conn: conn.Conn(), tenantID: settingValue(id.TenantID), userID: settingValue(id.UserID),
 		role: roleSetting(id.Role), claims: claims, once: once}
+	if id.Check != nil {
+		pending, err := id.Check.claim()
+		if err != nil {
+			return err
+		}
+		if pending {
+			tx.check = id.Check
+			defer tx.releaseCheck()
+		}
+	}
 	if err := fn(tx); err != nil {
 		tx.rollback()
 		return Translate(err)
@@ -203,6 +218,15 @@ type txConn struct {
 	claims   string // app.claims: a JSON object or ""
 	once     bool   // implicit transaction: one statement, no BEGIN/COMMIT
 	begun    bool
+	check    *Check // claimed and still to run with the first statement
+}
+
+// releaseCheck gives back a check the transaction claimed but never sent.
+func (t *txConn) releaseCheck() {
+	if t.check != nil {
+		t.check.unclaim()
+		t.check = nil
+	}
 }
 
 // errSecondStatement guards Once: a second statement would run outside the
@@ -236,21 +260,40 @@ func WithCustomPlans(ctx context.Context) context.Context {
 	return context.WithValue(ctx, customPlansKey{}, true)
 }
 
-// start sends BEGIN, the tenant context and the first statement in one batch.
+// start sends BEGIN, the tenant context (or the identity's check, which
+// sets it) and the first statement in one batch.
 func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	t.begun = true
 	b := &pgx.Batch{}
 	if !t.once {
 		b.Queue("BEGIN")
 	}
-	if custom, _ := ctx.Value(customPlansKey{}).(bool); custom {
+	custom, _ := ctx.Value(customPlansKey{}).(bool)
+	switch {
+	case t.check != nil:
+		if custom {
+			b.Queue(`SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`)
+		}
+		b.Queue(t.check.statement(), append([]any{t.tenantID, t.userID, t.role, t.claims}, t.check.Args...)...)
+	case custom:
 		b.Queue(setContextCustomPlans, t.tenantID, t.userID, t.role, t.claims)
-	} else {
+	default:
 		b.Queue(setContext, t.tenantID, t.userID, t.role, t.claims)
 	}
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
 	for i := 0; i < len(b.QueuedQueries)-1; i++ {
+		if t.check != nil && i == len(b.QueuedQueries)-2 {
+			check := t.check
+			t.check = nil
+			err := check.Scan(br.QueryRow())
+			check.finish(err)
+			if err != nil {
+				br.Close()
+				return nil, err
+			}
+			continue
+		}
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return nil, fmt.Errorf("begin tenant transaction: %w", err)

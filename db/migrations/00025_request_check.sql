@@ -1,0 +1,161 @@
+-- One round trip per authenticated read (issue 18).
+--
+-- A request signed in with an API key used to cost two round trips: the
+-- key's lookup (its own tenant transaction), then the handler's statement.
+-- A server now remembers keys it verified lately and, for a remembered key,
+-- sends no lookup: the request's first statement instead calls
+-- dbchat.confirm_key in the same pipeline, ahead of the handler's statement
+-- (internal/tenant Check, internal/auth Cache). confirm_key receives the
+-- transaction's settings already set (they are its arguments, evaluated
+-- before its body runs), confirms the key is still good (not revoked, its
+-- user and tenant active, the same user and role) and raises otherwise, so
+-- the handler's statement never runs for a revoked key: revocation stays
+-- immediate on every instance, with no cache invalidation to miss.
+-- dbchat.confirm_user does the same for a token from a tenant's identity
+-- provider that the server verified lately (internal/identity).
+--
+-- The same call takes the request's rate token (dbchat.take_request_tokens,
+-- which queries/limits.sql's TakeRequestToken now calls too, so the bucket
+-- arithmetic has one copy), raising when the bucket is empty: a refused
+-- request does no work.
+--
+-- Both are SECURITY INVOKER: they run as dbchat_app under the same
+-- tenant_isolation policies as every other statement; EXECUTE is dbchat_app's
+-- only.
+
+-- +goose Up
+-- +goose StatementBegin
+CREATE FUNCTION dbchat.take_request_tokens(default_rate double precision, default_burst double precision, n integer)
+    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean)
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Refill at rate per second up to burst since the last take, then take
+    -- n tokens if there are n (a lease; 1 for a single request). A tenant
+    -- without a rate limit writes nothing and gets rate 0. "at" never moves
+    -- backwards, so a transaction that started a little earlier than the
+    -- last take adds no tokens.
+    WITH l AS (
+        SELECT CASE WHEN t.limits ? 'requests_per_second' THEN (t.limits ->> 'requests_per_second')::float8
+                    ELSE default_rate END AS rate,
+               CASE WHEN t.limits ? 'burst' THEN (t.limits ->> 'burst')::float8
+                    ELSE default_burst END AS burst
+        FROM dbchat.tenants t
+    ), take AS (
+        INSERT INTO dbchat.rate_buckets AS b (tokens, rate, burst, allowed, at)
+        SELECT e.burst - n, e.rate, e.burst, e.burst >= n, now()
+        FROM (SELECT l.rate, greatest(n, coalesce(l.burst, ceil(l.rate))) AS burst FROM l WHERE l.rate > 0) e
+        ON CONFLICT (tenant_id) DO UPDATE
+        SET tokens  = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8)
+                      - CASE WHEN least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= n
+                             THEN n ELSE 0 END,
+            allowed = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= n,
+            rate    = excluded.rate,
+            burst   = excluded.burst,
+            at      = greatest(b.at, excluded.at)
+        WHERE b.tenant_id = excluded.tenant_id
+        RETURNING b.tokens, b.rate, b.burst, b.allowed
+    )
+    SELECT coalesce(take.rate, 0)::float8, coalesce(take.burst, 0)::float8,
+           coalesce(take.tokens, 0)::float8, coalesce(take.allowed, true)
+    FROM l LEFT JOIN take ON true;
+$$;
+-- +goose StatementEnd
+COMMENT ON FUNCTION dbchat.take_request_tokens(double precision, double precision, integer) IS
+    'Takes n request tokens from the current tenant''s bucket (dbchat.rate_buckets), refilled at the tenant''s rate up to its burst (defaults: the arguments). Invoker''s rights: the tenant_isolation policy scopes it. EXECUTE: dbchat_app only.';
+
+-- +goose StatementBegin
+CREATE FUNCTION dbchat.confirm_tokens(take integer, default_rate double precision, default_burst double precision)
+    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bucket record;
+BEGIN
+    IF take <= 0 THEN
+        RETURN QUERY SELECT 0::float8, 0::float8, 0::float8, true;
+        RETURN;
+    END IF;
+    SELECT * INTO bucket FROM dbchat.take_request_tokens(default_rate, default_burst, take);
+    IF NOT bucket.allowed THEN
+        RAISE EXCEPTION 'rate limited' USING ERRCODE = 'DC429',
+            DETAIL = json_build_object('rate', bucket.rate, 'burst', bucket.burst, 'tokens', bucket.tokens)::text;
+    END IF;
+    RETURN QUERY SELECT bucket.rate, bucket.burst, bucket.tokens, bucket.allowed;
+END
+$$;
+-- +goose StatementEnd
+COMMENT ON FUNCTION dbchat.confirm_tokens(integer, double precision, double precision) IS
+    'The rate part of a request''s confirmation: takes take request tokens (none for 0) and raises DC429, with the bucket as JSON detail, when refused. EXECUTE: dbchat_app only.';
+
+-- +goose StatementBegin
+CREATE FUNCTION dbchat.confirm_key(tenant_setting text, user_setting text, role_setting text, claims_setting text,
+                                   key_id uuid, take integer, default_rate double precision, default_burst double precision)
+    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- The settings are this transaction's (the caller passes set_config's
+    -- results), so the policies below see the key's tenant.
+    PERFORM FROM dbchat.api_keys a
+        JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
+        JOIN dbchat.tenants t ON t.id = a.tenant_id
+    WHERE a.tenant_id = nullif(tenant_setting, '')::uuid AND a.id = key_id
+      AND a.user_id = nullif(user_setting, '')::uuid AND u.role = role_setting
+      AND a.revoked_at IS NULL AND u.is_active AND t.is_active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'API key no longer valid' USING ERRCODE = 'DC401';
+    END IF;
+    RETURN QUERY SELECT * FROM dbchat.confirm_tokens(take, default_rate, default_burst);
+END
+$$;
+-- +goose StatementEnd
+COMMENT ON FUNCTION dbchat.confirm_key(text, text, text, text, uuid, integer, double precision, double precision) IS
+    'Confirms, in a request''s first statement, that the API key a server remembered is still good (SQLSTATE DC401 if not: revoked, its user or tenant inactive, another user or role), then dbchat.confirm_tokens. The first four arguments are the transaction''s settings, passed as set_config''s results so that they are set first. EXECUTE: dbchat_app only.';
+
+-- +goose StatementBegin
+CREATE FUNCTION dbchat.confirm_user(tenant_setting text, user_setting text, role_setting text, claims_setting text,
+                                    provider_id uuid, take integer, default_rate double precision, default_burst double precision)
+    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u record;
+BEGIN
+    SELECT usr.is_active, usr.role, usr.identity_provider_id, t.is_active AS tenant_active INTO u
+    FROM dbchat.users usr
+    JOIN dbchat.tenants t ON t.id = usr.tenant_id
+    WHERE usr.tenant_id = nullif(tenant_setting, '')::uuid AND usr.id = nullif(user_setting, '')::uuid;
+    -- The detail is the refusal's reason, as a fresh sign-in would give it:
+    -- a provider removed since unlinks its users (ON DELETE SET NULL), and
+    -- an inactive tenant's providers sign nobody in.
+    IF FOUND AND (u.identity_provider_id IS DISTINCT FROM provider_id OR NOT u.tenant_active) THEN
+        RAISE EXCEPTION 'signed-in user no longer valid' USING ERRCODE = 'DC401', DETAIL = 'unknown_issuer';
+    END IF;
+    IF NOT FOUND OR NOT u.is_active OR u.role IS DISTINCT FROM role_setting THEN
+        RAISE EXCEPTION 'signed-in user no longer valid' USING ERRCODE = 'DC401', DETAIL = 'user_disabled';
+    END IF;
+    RETURN QUERY SELECT * FROM dbchat.confirm_tokens(take, default_rate, default_burst);
+END
+$$;
+-- +goose StatementEnd
+COMMENT ON FUNCTION dbchat.confirm_user(text, text, text, text, uuid, integer, double precision, double precision) IS
+    'confirm_key for a token from an identity provider that a server verified lately: its user is still active, with the same role, signed in by the same provider, in an active tenant (DC401 if not), then dbchat.confirm_tokens. EXECUTE: dbchat_app only.';
+
+REVOKE ALL ON FUNCTION dbchat.take_request_tokens(double precision, double precision, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dbchat.confirm_tokens(integer, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dbchat.confirm_key(text, text, text, text, uuid, integer, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dbchat.confirm_user(text, text, text, text, uuid, integer, double precision, double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dbchat.take_request_tokens(double precision, double precision, integer) TO dbchat_app;
+GRANT EXECUTE ON FUNCTION dbchat.confirm_tokens(integer, double precision, double precision) TO dbchat_app;
+GRANT EXECUTE ON FUNCTION dbchat.confirm_key(text, text, text, text, uuid, integer, double precision, double precision) TO dbchat_app;
+GRANT EXECUTE ON FUNCTION dbchat.confirm_user(text, text, text, text, uuid, integer, double precision, double precision) TO dbchat_app;
+
+-- +goose Down
+DROP FUNCTION dbchat.confirm_user(text, text, text, text, uuid, integer, double precision, double precision);
+DROP FUNCTION dbchat.confirm_key(text, text, text, text, uuid, integer, double precision, double precision);
+DROP FUNCTION dbchat.confirm_tokens(integer, double precision, double precision);
+DROP FUNCTION dbchat.take_request_tokens(double precision, double precision, integer);
