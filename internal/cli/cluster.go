@@ -27,6 +27,10 @@ func cmdCluster(ctx context.Context, env *Env, args []string) error {
 	if testURL == "" {
 		testURL = env.Getenv("DBCHAT_ADMIN_DATABASE_URL")
 	}
+	// TEST_CLUSTER_DIR names the private cluster, so tests that need its
+	// hot standby (dbtest.DB.Standby) can start it: lazily, once, and Stop
+	// below stops it with the cluster.
+	var clusterDir string
 	if testURL == "" {
 		c, err := pgcluster.EnsureWith(ctx, *dir, env.Stderr, pgcluster.Options{Fast: *fast})
 		if err != nil {
@@ -37,11 +41,14 @@ func cmdCluster(ctx context.Context, env *Env, args []string) error {
 				fmt.Fprintf(env.Stderr, "dbchat: stop cluster: %v\n", err)
 			}
 		}()
-		testURL = c.SuperuserURL("postgres")
+		testURL, clusterDir = c.SuperuserURL("postgres"), c.Dir
 		fmt.Fprintf(env.Stderr, "dbchat: private cluster in %s on 127.0.0.1:%d\n", *dir, c.Port)
 	}
 	cmd := exec.CommandContext(ctx, fs.Arg(0), fs.Args()[1:]...)
 	cmd.Env = append(os.Environ(), "TEST_DATABASE_URL="+testURL)
+	if clusterDir != "" {
+		cmd.Env = append(cmd.Env, "TEST_CLUSTER_DIR="+clusterDir)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, env.Stdout, env.Stderr
 	err := cmd.Run()
 	var ee *exec.ExitError

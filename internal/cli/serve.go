@@ -157,12 +157,15 @@ func listenAndServe(ctx context.Context, env *Env, cfg config, db *tenant.DB, re
 	}
 	scfg.Embedder = emb
 	if cfg.QueryDatabaseURL != "" {
-		box, err := tenant.NewSandbox(ctx, cfg.QueryDatabaseURL, 8)
+		box, replica, err := openSandbox(ctx, env, cfg, db, log)
 		if err != nil {
-			return fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
+			return err
 		}
 		defer closeWithin(box.Close, closeGrace)
 		scfg.SQL = sandbox.New(db, box)
+		if replica {
+			scfg.Replica = box
+		}
 		gen, err := generate.FromEnv(ctx, env.Getenv)
 		if err != nil {
 			return err

@@ -45,6 +45,10 @@ type Config struct {
 	MaxJSONBytes int64
 	// SQL is the SQL sandbox; nil answers POST /v1/sql with 503.
 	SQL *sandbox.Service
+	// Replica is SQL's tenant.Sandbox when it reads on a hot standby: it is
+	// told of every change to a tenant's tables before the response is
+	// sent (noteWrites, read-your-writes). Nil when there is no standby.
+	Replica *tenant.Sandbox
 	// Embedder embeds training data on write; nil means the local one
 	// (embed.FromEnv picks it from DBCHAT_EMBEDDER).
 	Embedder embed.Embedder
@@ -185,7 +189,7 @@ func (s *Server) routes() {
 	s.operatorRoutes()
 	s.sessionRoutes()
 	s.oidcRoutes()
-	v1, admin := e.Group("/v1", s.guard(s.authenticate), s.guard(s.rateLimit)), s.guard(s.adminOnly)
+	v1, admin := e.Group("/v1", s.guard(s.authenticate), s.guard(s.rateLimit), s.noteWrites), s.guard(s.adminOnly)
 	s.accountRoutes(v1, admin)
 	s.tableRoutes(v1, admin)
 	s.modelRoutes(v1, admin)

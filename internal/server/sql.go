@@ -9,6 +9,7 @@ import (
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/tenant"
 )
 
 type sqlRequest struct {
@@ -58,4 +59,67 @@ func (s *Server) runSQL(c *gin.Context) (int, any, error) {
 	res, err := s.cfg.SQL.Run(c.Request.Context(), req.run())
 	s.sqlUsage(c, start, res, err)
 	return reply(http.StatusOK, res, err)
+}
+
+// noteWrites, when the sandbox reads on a hot standby (Config.Replica),
+// notes every successful change under /v1/tables (rows, tables, columns,
+// policies: all that generated SQL can see) with the primary's WAL position
+// before the response's first byte, so the tenant's next statement, which
+// its client can only send after that byte, waits for the standby to replay
+// the change (read-your-writes). The note comes after the handler's commit:
+// a handler answers once its transaction has ended.
+func (s *Server) noteWrites(c *gin.Context) {
+	r := c.Request
+	if s.cfg.Replica == nil || r.Method == http.MethodGet || r.Method == http.MethodHead || !strings.HasPrefix(c.FullPath(), "/v1/tables") {
+		c.Next()
+		return
+	}
+	w := &notingWriter{ResponseWriter: c.Writer, note: func(status int) {
+		id, ok := tenant.FromContext(r.Context())
+		if !ok || status >= http.StatusBadRequest {
+			return
+		}
+		if err := s.cfg.Replica.NoteWrite(r.Context(), id.TenantID); err != nil {
+			// The tenant reads on the primary for a while instead.
+			s.log.Warn("replica: the write position was not noted", "tenant", id.TenantID, "error", err)
+		}
+	}}
+	c.Writer = w
+	c.Next()
+	w.before() // a response without a body is written after the chain
+}
+
+// notingWriter calls note, once, before anything of the response is
+// written: a body (Write), the header alone (WriteHeaderNow) or a flush.
+type notingWriter struct {
+	gin.ResponseWriter
+	note  func(status int)
+	noted bool
+}
+
+func (w *notingWriter) before() {
+	if !w.noted {
+		w.noted = true
+		w.note(w.Status())
+	}
+}
+
+func (w *notingWriter) Write(b []byte) (int, error) {
+	w.before()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *notingWriter) WriteString(str string) (int, error) {
+	w.before()
+	return w.ResponseWriter.WriteString(str)
+}
+
+func (w *notingWriter) WriteHeaderNow() {
+	w.before()
+	w.ResponseWriter.WriteHeaderNow()
+}
+
+func (w *notingWriter) Flush() {
+	w.before()
+	w.ResponseWriter.Flush()
 }

@@ -32,9 +32,16 @@ import (
 // one tenant run at once, the rest wait in that tenant's queue, and a freed
 // connection goes to the tenants in turn. No message from the server may be
 // larger than MaxMessageBytes, so one huge value cannot be read into memory.
+//
+// With a hot standby (UseStandby, replica.go) statements run there the same
+// way, once it has replayed their tenant's last write, and on this pool
+// otherwise.
 type Sandbox struct {
 	pool  *pgxpool.Pool
 	admit *admission
+	// standby, when set (UseStandby), is where statements run while it is
+	// up and has replayed their tenant's writes; pool is then the fallback.
+	standby *standby
 	// statements counts the statements sent to the database (Statements);
 	// cuts the results ended by the per-value cap (ValuesCut).
 	statements, cuts atomic.Int64
@@ -165,8 +172,13 @@ func resetSession(c *pgx.Conn) bool {
 	return err == nil
 }
 
-// Close closes the sandbox's pool.
-func (s *Sandbox) Close() { s.pool.Close() }
+// Close closes the sandbox's pools.
+func (s *Sandbox) Close() {
+	s.pool.Close()
+	if s.standby != nil {
+		s.standby.close()
+	}
+}
 
 // Limits bound one sandboxed statement.
 type Limits struct {
@@ -197,13 +209,6 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 		return err
 	}
 	defer s.admit.release(tenantID)
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return Translate(err)
-	}
-	s.statements.Add(1)
-	defer conn.Release() // a connection left in a transaction is destroyed
-
 	// SET takes no bind parameters. The values are formatted uuids, a
 	// quoted identifier, one of two role names, integers and the claims'
 	// JSON as an escaped string literal (E'...': the same whatever
@@ -227,6 +232,44 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 		`SET LOCAL bytea_output = 'hex'`,
 	}
 	fetch := fmt.Sprintf(`FETCH FORWARD %d FROM %s`, lim.MaxRows+1, cursorName) // text format: exact values
+
+	// On a standby (replica.go) when it is up and has replayed the tenant's
+	// writes; on the primary when not, or when the standby failed under
+	// the statement before any row was read.
+	if st := s.standby; st != nil {
+		if st.ready(ctx, tenantID) {
+			conn, err := st.pool.Acquire(ctx)
+			if err == nil {
+				reading := false
+				err = s.execute(ctx, conn, prelude, sql, fetch, func(rows pgx.Rows) error {
+					reading = true
+					return read(rows)
+				})
+				if reading || !st.failed(ctx, err) {
+					st.ran.Add(1)
+					return err
+				}
+			} else if ctx.Err() != nil {
+				return Translate(err)
+			} else {
+				// Refused, unreachable, or no longer a standby
+				// (checkStandbyLogin): the primary, for a while.
+				st.down()
+			}
+		}
+		st.fellBack.Add(1)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return Translate(err)
+	}
+	return s.execute(ctx, conn, prelude, sql, fetch, read)
+}
+
+// execute runs the statement on conn, the prelude first, and releases conn.
+func (s *Sandbox) execute(ctx context.Context, conn *pgxpool.Conn, prelude []string, sql, fetch string, read func(pgx.Rows) error) error {
+	s.statements.Add(1)
+	defer conn.Release() // a connection left in a transaction is destroyed
 
 	// The per-value cap: describe the statement as the tenant (with the
 	// prelude, one round trip), then run it
