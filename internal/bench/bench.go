@@ -217,6 +217,7 @@ var suite = []part{
 	{name: "ask", aliases: []string{"5"}, title: "5. Ask overhead", run: runAsk},
 	{name: "noisy", aliases: []string{"6", "neighbours"}, title: "6. Quiet tenant under noisy neighbours", run: runNoisy},
 	{name: "soak", aliases: []string{"7"}, title: "7. Soak at 80% of the maximum throughput", run: runSoak},
+	{name: "replica", aliases: []string{"8", "standby"}, title: "8. SQL sandbox on a hot standby", run: runReplica},
 }
 
 func partNames() []string { return collect(suite, func(p part) string { return p.name }) }
