@@ -48,9 +48,12 @@
 
 -- +goose Up
 CREATE TABLE dbchat_migrations.issuer_registry (
-    issuer      text NOT NULL PRIMARY KEY,
+    issuer      text NOT NULL,
     tenant_id   uuid NOT NULL,
     provider_id uuid NOT NULL,
+    -- The old index's name, so a taken issuer fails with the same message
+    -- as before (the API's 409, dbchat tenant import's error).
+    CONSTRAINT identity_providers_issuer_key PRIMARY KEY (issuer),
     CONSTRAINT issuer_registry_provider_key UNIQUE (tenant_id, provider_id)
 );
 COMMENT ON TABLE dbchat_migrations.issuer_registry IS
@@ -98,6 +101,11 @@ COMMENT ON FUNCTION dbchat_migrations.sync_issuer_registry() IS
 CREATE TRIGGER identity_providers_issuer_registry
     AFTER INSERT OR DELETE ON dbchat.identity_providers
     FOR EACH ROW EXECUTE FUNCTION dbchat_migrations.sync_issuer_registry();
+-- ALWAYS: `dbchat tenant import` copies platform rows with
+-- session_replication_role = replica (foreign keys are checked once all
+-- rows are in), which skips ordinary triggers; an imported provider must
+-- still claim its issuer, or fail on a taken one.
+ALTER TABLE dbchat.identity_providers ENABLE ALWAYS TRIGGER identity_providers_issuer_registry;
 
 -- The per-tenant key, then the global one goes.
 ALTER TABLE dbchat.identity_providers

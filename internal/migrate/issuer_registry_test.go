@@ -35,10 +35,14 @@ func TestIssuerRegistry(t *testing.T) {
 			return err
 		})
 	}
-	isUnique := func(err error) bool {
+	// Across tenants, the same error as before 00021: the key kept its name.
+	// (Within one tenant the per-tenant key,
+	// identity_providers_tenant_issuer_key, fails first.)
+	taken := func(err error, constraint string) bool {
 		var pe *pgconn.PgError
-		return errors.As(err, &pe) && pe.Code == "23505"
+		return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == constraint
 	}
+	isUnique := func(err error) bool { return taken(err, "identity_providers_issuer_key") }
 	lookup := func() (tenantID string) {
 		t.Helper()
 		// The sign-in lookup, as dbchat_app calls it (no tenant yet).
@@ -50,11 +54,28 @@ func TestIssuerRegistry(t *testing.T) {
 	require.NoError(t, register(a))
 	require.Equal(t, a.ID.String(), lookup())
 	require.True(t, isUnique(register(b)), "a taken issuer is refused to another tenant")
-	require.True(t, isUnique(register(a)), "and to its own tenant a second time")
+	require.True(t, taken(register(a), "identity_providers_tenant_issuer_key"), "and to its own tenant a second time")
+
+	// dbchat tenant import copies rows in replica mode, which skips
+	// ordinary triggers; this one is ALWAYS, so the rule holds there too.
+	admin := d.AdminPool(t)
+	err := func() error {
+		tx, err := admin.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO dbchat.identity_providers (tenant_id, issuer, audience, jwks_url) VALUES ($1, $2, 'aud', $2 || '/jwks')`, b.ID, issuer)
+		return err
+	}()
+	require.True(t, isUnique(err), "an import cannot take a taken issuer: %v", err)
 
 	// dbchat_app has no privilege on the registry: it can neither read nor
 	// free another tenant's issuer.
-	_, err := app.Exec(ctx, `DELETE FROM dbchat_migrations.issuer_registry`)
+	_, err = app.Exec(ctx, `DELETE FROM dbchat_migrations.issuer_registry`)
 	require.ErrorContains(t, err, "permission denied")
 
 	// Removing the provider frees the issuer.
@@ -68,7 +89,6 @@ func TestIssuerRegistry(t *testing.T) {
 
 	// Deleting the tenant (as dbchat tenant erase does) cascades to its
 	// providers and, through the trigger, to the registry.
-	admin := d.AdminPool(t)
 	_, err = admin.Exec(ctx, `DELETE FROM dbchat.tenants WHERE id = $1`, b.ID)
 	require.NoError(t, err)
 	var left int
