@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// serve's sandbox from the environment: DBCHAT_QUERY_DATABASE_URL naming a
+// hot standby is recognised, and the primary's login for the fallback and
+// the standby's for the replay position are derived from DATABASE_URL; the
+// primary there is the plain sandbox; DBCHAT_QUERY_PRIMARY_DATABASE_URL
+// declares a standby, so serve starts while it is down and statements run
+// on the primary; a bad DBCHAT_REPLICA_MAX_WAIT stops the start.
+func TestOpenSandboxOnAStandby(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	a := dbtest.NewTenant(t, db, "A")
+	sb := d.Standby(t)
+	ctx := context.Background()
+	open := func(vars map[string]string) (*tenant.Sandbox, bool, error) {
+		vars["DATABASE_URL"] = d.AppURL
+		env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(k string) string { return vars[k] }}
+		box, replica, err := openSandbox(ctx, env, loadConfig(env), db, slog.New(slog.DiscardHandler))
+		if err == nil {
+			t.Cleanup(box.Close)
+		}
+		return box, replica, err
+	}
+	one := func(box *tenant.Sandbox) {
+		t.Helper()
+		err := box.Query(tenant.NewContext(ctx, a.Identity), a.ID, `SELECT 1`, tenant.Limits{MaxRows: 1, Timeout: 5e9}, func(rows pgx.Rows) error {
+			for rows.Next() {
+			}
+			return rows.Err()
+		})
+		require.NoError(t, err)
+	}
+
+	box, replica, err := open(map[string]string{"DBCHAT_QUERY_DATABASE_URL": sb.QueryURL})
+	require.NoError(t, err)
+	require.True(t, replica)
+	one(box)
+	require.Equal(t, int64(1), box.OnStandby())
+	require.Zero(t, box.OnPrimaryInstead())
+
+	box, replica, err = open(map[string]string{"DBCHAT_QUERY_DATABASE_URL": d.QueryURL})
+	require.NoError(t, err)
+	require.False(t, replica)
+	require.False(t, box.HasStandby())
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	down, err := url.Parse(sb.QueryURL)
+	require.NoError(t, err)
+	down.Host = net.JoinHostPort(down.Hostname(), strconv.Itoa(port))
+	box, replica, err = open(map[string]string{"DBCHAT_QUERY_DATABASE_URL": down.String(), "DBCHAT_QUERY_PRIMARY_DATABASE_URL": d.QueryURL})
+	require.NoError(t, err)
+	require.True(t, replica)
+	one(box)
+	require.Zero(t, box.OnStandby())
+	require.Equal(t, int64(1), box.OnPrimaryInstead())
+
+	_, _, err = open(map[string]string{"DBCHAT_QUERY_DATABASE_URL": sb.QueryURL, "DBCHAT_REPLICA_MAX_WAIT": "soon"})
+	require.ErrorContains(t, err, "DBCHAT_REPLICA_MAX_WAIT")
+}
