@@ -17,7 +17,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dbchat/dbchat/internal/ask"
 	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/generate"
+	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -47,8 +51,10 @@ func newReplicaEnv(t *testing.T, maxWait time.Duration, standbyURL func(*dbtest.
 		cfg.URL, cfg.MonitorURL = standbyURL(sb), standbyURL(sb)
 	}
 	require.NoError(t, box.UseStandby(context.Background(), db, cfg))
+	sql := sandbox.New(db, box)
+	asker := ask.New(db, sql, &nlsql.Store{DB: db, Embedder: embed.NewLocal()}, generate.NewOffline())
 	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)),
-		server.Config{SQL: sandbox.New(db, box), Replica: box}))
+		server.Config{SQL: sql, Ask: asker, Replica: box}))
 	t.Cleanup(srv.Close)
 	return &replicaEnv{env: &env{d: d, pool: pool, db: db, url: srv.URL}, box: box, standby: sb}
 }
@@ -126,7 +132,7 @@ var replicaOrders = map[string]any{
 }
 
 // TestReplicaReadYourWritesAndIsolation: through real HTTP, statements run
-// on the standby; a count right after an import sees every imported row,
+// on the standby (/v1/sql, /v1/ask, a conversation turn); a count right after an import sees every imported row,
 // because the statement waits for the standby to replay the import (its
 // replay is paused until the statement is seen waiting, so without the
 // wait it would count none); tenant A sees none of B's rows there, and on
@@ -163,11 +169,24 @@ func TestReplicaReadYourWritesAndIsolation(t *testing.T) {
 	require.Equal(t, ran+1, e.box.OnStandby(), "the count ran on the standby")
 	require.Equal(t, fellBack, e.box.OnPrimaryInstead())
 
+	// A question and a conversation turn run their SQL there too.
+	ran = e.box.OnStandby()
+	require.Equal(t, `"1000"`, string(e.ask(t, a.APIKey, "How many orders are there?").Rows[0][0]))
+	status, body := e.send(t, http.MethodPost, "/v1/conversations", a.APIKey, map[string]any{"title": "orders"})
+	require.Equal(t, http.StatusCreated, status, body)
+	var conv struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(body), &conv))
+	status, body = e.send(t, http.MethodPost, "/v1/conversations/"+conv.ID+"/messages", a.APIKey, map[string]any{"question": "How many orders are there?"})
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, `"rows":[["1000"]]`)
+	require.GreaterOrEqual(t, e.box.OnStandby(), ran+2, "the question and the turn ran on the standby")
+	require.Equal(t, fellBack, e.box.OnPrimaryInstead())
+
 	// A sees its own rows only, and B's schema is not A's to name.
 	for _, row := range e.sqlRows(t, a.APIKey, `SELECT DISTINCT note FROM orders`) {
 		require.Equal(t, []string{"alpha"}, row)
 	}
-	status, body := e.send(t, http.MethodPost, "/v1/sql", a.APIKey, map[string]any{"sql": "SELECT * FROM " + tenant.Schema(b.ID) + ".orders"})
+	status, body = e.send(t, http.MethodPost, "/v1/sql", a.APIKey, map[string]any{"sql": "SELECT * FROM " + tenant.Schema(b.ID) + ".orders"})
 	require.Equal(t, http.StatusBadRequest, status, body)
 	require.NotContains(t, body, "zzbravoreplica")
 
