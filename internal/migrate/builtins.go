@@ -126,8 +126,18 @@ func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
 				EXECUTE format('GRANT %I, %I TO `+QueryRole+`', r, r || '_m');
 				IF to_regnamespace(r) IS NOT NULL THEN
 					EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', r, r);
-					EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', r, r);
 				END IF;
+			END LOOP;
+			-- Each tenant role reads every table of its schema: what GRANT
+			-- ... ON ALL TABLES IN SCHEMA grants, from one pass over pg_class
+			-- (that statement scans all of pg_class per schema, so migrate
+			-- grew with tenants × tables).
+			FOR tb IN SELECT n.nspname::text AS s, string_agg(c.oid::regclass::text, ', ') AS rels
+			         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			         WHERE n.nspname ~ '^t_[0-9a-f]{32}$' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+			         GROUP BY n.nspname
+			LOOP
+				EXECUTE format('GRANT SELECT ON %s TO %I', tb.rels, tb.s);
 			END LOOP;
 			-- The members' column grants, made from the catalog as the tenant.
 			FOR tb IN SELECT dt.tenant_id, dt.id FROM dbchat.database_tables dt
