@@ -24,17 +24,21 @@
 -- only.
 
 -- +goose Up
+-- How many tokens the last take took (a lease may take several).
+ALTER TABLE dbchat.rate_buckets ADD COLUMN taken integer NOT NULL DEFAULT 1 CHECK (taken >= 0);
+
 -- +goose StatementBegin
 CREATE FUNCTION dbchat.take_request_tokens(default_rate double precision, default_burst double precision, n integer)
-    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean)
+    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean, taken integer)
     LANGUAGE sql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
     -- Refill at rate per second up to burst since the last take, then take
-    -- n tokens if there are n (a lease; 1 for a single request). A tenant
-    -- without a rate limit writes nothing and gets rate 0. "at" never moves
-    -- backwards, so a transaction that started a little earlier than the
-    -- last take adds no tokens.
+    -- up to n whole tokens (a lease: n > 1 lets a server serve the next
+    -- requests without writing; 1 for a single request), at least one or
+    -- none. A tenant without a rate limit writes nothing and gets rate 0.
+    -- "at" never moves backwards, so a transaction that started a little
+    -- earlier than the last take adds no tokens.
     WITH l AS (
         SELECT CASE WHEN t.limits ? 'requests_per_second' THEN (t.limits ->> 'requests_per_second')::float8
                     ELSE default_rate END AS rate,
@@ -42,31 +46,35 @@ AS $$
                     ELSE default_burst END AS burst
         FROM dbchat.tenants t
     ), take AS (
-        INSERT INTO dbchat.rate_buckets AS b (tokens, rate, burst, allowed, at)
-        SELECT e.burst - n, e.rate, e.burst, e.burst >= n, now()
-        FROM (SELECT l.rate, greatest(n, coalesce(l.burst, ceil(l.rate))) AS burst FROM l WHERE l.rate > 0) e
+        INSERT INTO dbchat.rate_buckets AS b (tokens, rate, burst, allowed, at, taken)
+        SELECT e.burst - least(n, floor(e.burst)), e.rate, e.burst, true, now(), least(n, floor(e.burst))::int
+        FROM (SELECT l.rate, greatest(1, coalesce(l.burst, ceil(l.rate))) AS burst FROM l WHERE l.rate > 0) e
         ON CONFLICT (tenant_id) DO UPDATE
         SET tokens  = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8)
-                      - CASE WHEN least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= n
-                             THEN n ELSE 0 END,
-            allowed = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= n,
+                      - CASE WHEN least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1
+                             THEN least(n, floor(least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8)))
+                             ELSE 0 END,
+            taken   = CASE WHEN least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1
+                           THEN least(n, floor(least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8)))::int
+                           ELSE 0 END,
+            allowed = least(excluded.burst, b.tokens + excluded.rate * greatest(0, extract(epoch FROM excluded.at - b.at))::float8) >= 1,
             rate    = excluded.rate,
             burst   = excluded.burst,
             at      = greatest(b.at, excluded.at)
         WHERE b.tenant_id = excluded.tenant_id
-        RETURNING b.tokens, b.rate, b.burst, b.allowed
+        RETURNING b.tokens, b.rate, b.burst, b.allowed, b.taken
     )
     SELECT coalesce(take.rate, 0)::float8, coalesce(take.burst, 0)::float8,
-           coalesce(take.tokens, 0)::float8, coalesce(take.allowed, true)
+           coalesce(take.tokens, 0)::float8, coalesce(take.allowed, true), coalesce(take.taken, 0)
     FROM l LEFT JOIN take ON true;
 $$;
 -- +goose StatementEnd
 COMMENT ON FUNCTION dbchat.take_request_tokens(double precision, double precision, integer) IS
-    'Takes n request tokens from the current tenant''s bucket (dbchat.rate_buckets), refilled at the tenant''s rate up to its burst (defaults: the arguments). Invoker''s rights: the tenant_isolation policy scopes it. EXECUTE: dbchat_app only.';
+    'Takes up to n request tokens (at least one, or none: allowed false) from the current tenant''s bucket (dbchat.rate_buckets), refilled at the tenant''s rate up to its burst (defaults: the arguments). Invoker''s rights: the tenant_isolation policy scopes it. EXECUTE: dbchat_app only.';
 
 -- +goose StatementBegin
 CREATE FUNCTION dbchat.confirm_tokens(take integer, default_rate double precision, default_burst double precision)
-    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean)
+    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean, taken integer)
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -74,7 +82,7 @@ DECLARE
     bucket record;
 BEGIN
     IF take <= 0 THEN
-        RETURN QUERY SELECT 0::float8, 0::float8, 0::float8, true;
+        RETURN QUERY SELECT 0::float8, 0::float8, 0::float8, true, 0;
         RETURN;
     END IF;
     SELECT * INTO bucket FROM dbchat.take_request_tokens(default_rate, default_burst, take);
@@ -82,7 +90,7 @@ BEGIN
         RAISE EXCEPTION 'rate limited' USING ERRCODE = 'DC429',
             DETAIL = json_build_object('rate', bucket.rate, 'burst', bucket.burst, 'tokens', bucket.tokens)::text;
     END IF;
-    RETURN QUERY SELECT bucket.rate, bucket.burst, bucket.tokens, bucket.allowed;
+    RETURN QUERY SELECT bucket.rate, bucket.burst, bucket.tokens, bucket.allowed, bucket.taken;
 END
 $$;
 -- +goose StatementEnd
@@ -92,7 +100,7 @@ COMMENT ON FUNCTION dbchat.confirm_tokens(integer, double precision, double prec
 -- +goose StatementBegin
 CREATE FUNCTION dbchat.confirm_key(tenant_setting text, user_setting text, role_setting text, claims_setting text,
                                    key_id uuid, take integer, default_rate double precision, default_burst double precision)
-    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean)
+    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean, taken integer)
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -118,7 +126,7 @@ COMMENT ON FUNCTION dbchat.confirm_key(text, text, text, text, uuid, integer, do
 -- +goose StatementBegin
 CREATE FUNCTION dbchat.confirm_user(tenant_setting text, user_setting text, role_setting text, claims_setting text,
                                     provider_id uuid, take integer, default_rate double precision, default_burst double precision)
-    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean)
+    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean, taken integer)
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -159,3 +167,4 @@ DROP FUNCTION dbchat.confirm_user(text, text, text, text, uuid, integer, double 
 DROP FUNCTION dbchat.confirm_key(text, text, text, text, uuid, integer, double precision, double precision);
 DROP FUNCTION dbchat.confirm_tokens(integer, double precision, double precision);
 DROP FUNCTION dbchat.take_request_tokens(double precision, double precision, integer);
+ALTER TABLE dbchat.rate_buckets DROP COLUMN taken;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/google/uuid"
 	"sync"
 	"time"
 
@@ -39,22 +40,26 @@ func NewCache(size int) *Cache {
 	return &Cache{entries: make(map[[32]byte]cached), ttl: time.Minute, max: max(1, size)}
 }
 
+// TokensFor builds a request's Tokens once its tenant is known (nil: take
+// none).
+type TokensFor func(tenantID uuid.UUID) *Tokens
+
 // Tokens asks a confirmation to take request tokens from the tenant's rate
-// bucket in the same call (see internal/limits): Take of them, with the
-// configured defaults for a tenant without limits of its own. Taken
-// receives the bucket as left (allowed false: refused) and returns the
-// request's error for a refusal.
+// bucket in the same call (see internal/limits): up to Take of them (0:
+// none), with the configured defaults for a tenant without limits of its
+// own. Taken receives the bucket as left and how many were taken (allowed
+// false: refused), and returns the request's error for a refusal.
 type Tokens struct {
 	Take                      int
 	DefaultRate, DefaultBurst *float64
-	Taken                     func(rate, burst, tokens float64, allowed bool) error
+	Taken                     func(rate, burst, tokens float64, allowed bool, taken int) error
 }
 
 // Authenticate resolves plain like AuthenticateBy (with lookup) the first
 // time and then from memory, with the confirmation (and, with tokens, the
 // rate check) deferred to the request's first statement. A key whose
 // confirmation fails is forgotten.
-func (c *Cache) Authenticate(ctx context.Context, db *tenant.DB, plain string, lookup Lookup, tokens *Tokens) (tenant.Identity, bool, error) {
+func (c *Cache) Authenticate(ctx context.Context, db *tenant.DB, plain string, lookup Lookup, tokens TokensFor) (tenant.Identity, bool, error) {
 	hash := [32]byte(Hash(plain))
 	now := time.Now()
 	c.mu.Lock()
@@ -68,7 +73,11 @@ func (c *Cache) Authenticate(ctx context.Context, db *tenant.DB, plain string, l
 		return id, false, err
 	}
 	id := e.id
-	id.Check = c.check(hash, id, tokens)
+	var t *Tokens
+	if tokens != nil {
+		t = tokens(id.TenantID)
+	}
+	id.Check = c.check(hash, id, t)
 	return id, true, nil
 }
 
@@ -115,7 +124,8 @@ func Confirmation(fn string, credential any, tokens *Tokens, refused func(detail
 		Scan: func(row pgx.Row) error {
 			var rate, burst, left float64
 			var allowed bool
-			err := row.Scan(&rate, &burst, &left, &allowed)
+			var taken int
+			err := row.Scan(&rate, &burst, &left, &allowed, &taken)
 			var pg *pgconn.PgError
 			switch {
 			case errors.As(err, &pg) && pg.Code == "DC401":
@@ -125,11 +135,11 @@ func Confirmation(fn string, credential any, tokens *Tokens, refused func(detail
 				if jerr := json.Unmarshal([]byte(pg.Detail), &b); jerr != nil {
 					return err
 				}
-				return t.Taken(b.Rate, b.Burst, b.Tokens, false)
+				return t.Taken(b.Rate, b.Burst, b.Tokens, false, 0)
 			case err != nil:
 				return err
 			case t.Taken != nil:
-				return t.Taken(rate, burst, left, allowed)
+				return t.Taken(rate, burst, left, allowed, taken)
 			}
 			return nil
 		},

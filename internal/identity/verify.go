@@ -174,11 +174,15 @@ func LooksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
 // in an active tenant; with tokens, the request's rate token too), which
 // the request's first statement sends in the same round trip; a refusal
 // forgets the token, so the next request signs in afresh.
-func (v *Verifier) AuthenticateWith(ctx context.Context, raw string, tokens *auth.Tokens) (tenant.Identity, error) {
+func (v *Verifier) AuthenticateWith(ctx context.Context, raw string, tokens auth.TokensFor) (tenant.Identity, error) {
 	key := sha256.Sum256([]byte(raw))
 	if t, ok := v.wasVerified(key); ok && t.signedIn != nil {
 		id := *t.signedIn
-		id.Check = auth.Confirmation("dbchat.confirm_user", t.provider, tokens, func(reason string) error {
+		var take *auth.Tokens
+		if tokens != nil {
+			take = tokens(id.TenantID)
+		}
+		id.Check = auth.Confirmation("dbchat.confirm_user", t.provider, take, func(reason string) error {
 			v.forgetToken(key)
 			if Reason(reason) == ReasonIssuer {
 				v.forget(t.iss)

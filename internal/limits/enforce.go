@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"github.com/google/uuid"
 	"math"
 
 	"github.com/dbchat/dbchat/internal/apperr"
@@ -58,14 +59,28 @@ func (s *Service) KeyLookup(r *Rate) func(ctx context.Context, tx tenant.Conn, h
 	}
 }
 
-// Tokens has an API key's confirmation (auth.Cache) take the request's
-// token in the same call, with the outcome left in r: a remembered key's
-// request then checks key and rate in its first statement's round trip.
-// A refusal is r.Err(), raised before the request's statement runs.
-func (s *Service) Tokens(r *Rate) *auth.Tokens {
-	return &auth.Tokens{Take: 1, DefaultRate: s.defaults[RequestsPerSecond], DefaultBurst: s.defaults[Burst],
-		Taken: func(rate, burst, tokens float64, allowed bool) error {
-			*r = rateOf(rate, burst, tokens, allowed)
+// Tokens has a remembered credential's confirmation (auth.Cache,
+// identity.Verifier) take tenantID's request token in the same call, with
+// the outcome left in r; a refusal is r.Err(), raised before the request's
+// statement runs. The bucket is one row per tenant, and a request holds it
+// locked until its transaction ends, so a server leases tokens ahead when
+// the tenant's limit is large (see lease): most requests then write nothing
+// and lock nothing.
+func (s *Service) Tokens(r *Rate) auth.TokensFor {
+	return func(tenantID uuid.UUID) *auth.Tokens { return s.tokens(tenantID, r) }
+}
+
+func (s *Service) tokens(tenantID uuid.UUID, r *Rate) *auth.Tokens {
+	l := s.lease(tenantID)
+	if snap, ok := l.spend(); ok {
+		*r = snap
+		return nil
+	}
+	n := l.size()
+	return &auth.Tokens{Take: n, DefaultRate: s.defaults[RequestsPerSecond], DefaultBurst: s.defaults[Burst],
+		Taken: func(rate, burst, tokens float64, allowed bool, taken int) error {
+			l.fill(rate, burst, tokens, taken)
+			*r = rateOf(rate, burst, tokens+float64(max(0, taken-1)), allowed)
 			if !r.Allowed {
 				return r.Err()
 			}

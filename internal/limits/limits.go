@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
@@ -63,6 +64,7 @@ type Service struct {
 	db       *tenant.DB
 	defaults Limits
 	q        *dbsqlc.Queries
+	leases   sync.Map // tenant id → *lease (see Tokens)
 }
 
 // New is a Service over db whose tenants without a value of their own take

@@ -71,7 +71,7 @@ type rateKey struct{}
 // verified lately is not looked up again (auth.Cache); with limits, the
 // lookup takes the request's rate token in the same statement and leaves it
 // for rateLimit, and a remembered key's confirmation takes it (tokens).
-func (s *Server) keySignIn(c *gin.Context, key string, tokens *auth.Tokens) (tenant.Identity, error) {
+func (s *Server) keySignIn(c *gin.Context, key string, tokens auth.TokensFor) (tenant.Identity, error) {
 	lookup := auth.Lookup(auth.AuthenticateKeyOnly)
 	var taken limits.Rate
 	if s.cfg.Limits != nil {

@@ -317,7 +317,7 @@ func (s *Server) authenticate(c *gin.Context) error {
 		return apperr.Errorf(apperr.Unauthorized, "missing or invalid API key")
 	}
 	deferred := &limits.Rate{}
-	var tokens *auth.Tokens
+	var tokens auth.TokensFor
 	if s.cfg.Limits != nil {
 		tokens = s.cfg.Limits.Tokens(deferred)
 	}
