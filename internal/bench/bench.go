@@ -4,9 +4,9 @@
 // with a reference measured in the same run on the same machine and is the
 // median of several runs with its spread (docs/BENCHMARKS.md says which).
 // The suite prints the summary and writes docs/BENCHMARKS.md, one section
-// per part: rls, http, vector, import, ask, noisy, soak, replica.
-// BENCH=name[,name] runs some, refreshing only their sections;
-// BENCH_SCALE=full the sizes; BENCH_SOAK=10m the soak's duration.
+// per part: rls, http, vector, import, ask, noisy, soak. BENCH=name[,name]
+// runs some, refreshing only their sections; BENCH_SCALE=full the issue's
+// sizes; BENCH_SOAK=10m the soak's duration.
 //
 // Opt-in diagnostics, never in the report: BENCH_EXPLAIN=1 writes EXPLAIN
 // (ANALYZE, BUFFERS) of the rls and http parts' measured queries to
@@ -57,6 +57,8 @@ type Config struct {
 	Noisy  NoisyConfig
 	Soak   time.Duration // part 7's duration (BENCH_SOAK), reported per soakSlice
 
+	Catalog CatalogConfig // part 9's steps (tenants) and sizes
+
 	Stdout, Stderr io.Writer
 }
 
@@ -89,10 +91,10 @@ type NoisyConfig struct{ Rows int }
 var scales = map[string]Config{
 	"quick": {Runs: 7, RLS: RLSConfig{200, 1000, 1000}, HTTP: HTTPConfig{100, 1000, 10, 32, 3 * time.Second, time.Second},
 		Vector: VectorConfig{40_000, 200, 3, 256, 40}, Import: ImportConfig{Rows: 200_000}, Ask: AskConfig{10_000, 40},
-		Noisy: NoisyConfig{1_000_000}, Soak: 2 * time.Minute},
+		Noisy: NoisyConfig{1_000_000}, Soak: 2 * time.Minute, Catalog: CatalogConfig{[]int{100, 300, 500}, 5, 200, 20, 2, time.Minute}},
 	"full": {Runs: 5, RLS: RLSConfig{1000, 1000, 3000}, HTTP: HTTPConfig{1000, 1000, 10, 32, 10 * time.Second, 2 * time.Second},
 		Vector: VectorConfig{200_000, 1000, 3, 256, 60}, Import: ImportConfig{Rows: 1_000_000}, Ask: AskConfig{10_000, 60},
-		Noisy: NoisyConfig{10_000_000}, Soak: 10 * time.Minute},
+		Noisy: NoisyConfig{10_000_000}, Soak: 10 * time.Minute, Catalog: CatalogConfig{[]int{1000, 5000, 10000}, 5, 300, 20, 2, 10 * time.Minute}},
 }
 
 // knobs are the environment variables that tune a run, echoed in the report
@@ -218,6 +220,7 @@ var suite = []part{
 	{name: "noisy", aliases: []string{"6", "neighbours"}, title: "6. Quiet tenant under noisy neighbours", run: runNoisy},
 	{name: "soak", aliases: []string{"7"}, title: "7. Soak at 80% of the maximum throughput", run: runSoak},
 	{name: "replica", aliases: []string{"8", "standby"}, title: "8. SQL sandbox on a hot standby", run: runReplica},
+	{name: "catalog", aliases: []string{"9", "tables"}, title: "9. Data tables at scale", run: runCatalog},
 }
 
 func partNames() []string { return collect(suite, func(p part) string { return p.name }) }
