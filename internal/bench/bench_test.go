@@ -202,7 +202,9 @@ func TestSectionsRender(t *testing.T) {
 		return []httpSample{{load: loadResult{RPS: rps}, roundTrips: 1}, {load: loadResult{RPS: rps}, roundTrips: 1}}
 	}
 	res := [][][]httpSample{{hs(100), hs(50), hs(45), hs(48)}, {hs(100), hs(90), hs(90), hs(85)}}
-	check("http", httpSection(e, HTTPConfig{Tenants: 10, Tables: 2}, res, [][]int{{1, 2, 2, 2}, {3, 4, 4, 4}}), "### GET /v1/tables", "| **JWT / API key** | 0.90 (0.90–0.90) |", "| **limits checked: dbchat / floor** | 0.48 (0.48–0.48) |",
+	grown := [][][]httpSample{{hs(95), hs(45)}, {hs(100), hs(80)}}
+	check("http", httpSection(e, HTTPConfig{Tenants: 10, Tables: 2}, res, grown, [][]int{{1, 2, 2, 2}, {3, 4, 4, 4}}), "### GET /v1/tables",
+		"| GET /v1/tables | 100 → 95 | 50 → 45 | 0.90 (0.90–0.90) |", "| GET /v1/history?limit=50 | 100 → 100 | 90 → 80 | 0.89 (0.89–0.89) |", "**missed** by 1%", "| **JWT / API key** | 0.90 (0.90–0.90) |", "| **limits checked: dbchat / floor** | 0.48 (0.48–0.48) |",
 		"| dbchat, API key | 50 (50–50) | 0.00 (0.00–0.00) | 0.00 (0.00–0.00) | 1.00 (1.00–1.00) | 0 (0–0) | 0 (0–0) | 0 (0–0) | 2 |", "| **dbchat / floor** | 0.50 (0.50–0.50) |", "goal ≤ 0.03 (ratio drop)): met", "goal ≤ 0.03 (ratio drop)): **missed** by 67%")
 
 	small := &importSize{rows: 10, copyS: runs(1), importS: runs(2), anonPeak: 10 << 20, proc: procMem{HWM: 50 << 20}, phases: map[string][]float64{phaseCopy: runs(5)}}
@@ -221,8 +223,8 @@ func TestSectionsRender(t *testing.T) {
 	check("noisy", noisySection(NoisyConfig{Rows: 10}, time.Second, []attack{{name: "(a) x"}}, p99, []int{0, 3}, []map[int]int{{}, {-1: 2, 503: 1}}),
 		"| (a) x | 1.50 (1.35–1.65) | 5.00 (4.50–5.50) | 1.50 (1.50–1.50) | 2.50 (2.50–2.50) | 3 | no answer × 2, 503 × 1 | **missed** by 25%")
 	slices := []loadResult{{RPS: 10, P99us: 2000}, {RPS: 10, P99us: 2100, Errors: 1, FirstError: "status 503"}}
-	check("soak", soakSection(time.Minute, HTTPConfig{}, loadResult{RPS: 20}, slices, soakState{100 << 20, 8, 5}, soakState{105 << 20, 9, 5}),
-		"| 2 | 10 | 0.00 | 2.10 | 1 |", "p99, last vs first slice: 2.00 ms → 2.10 ms: met", "**missed**: 1 failed (first: status 503)", "**grew**")
+	check("soak", soakSection(time.Minute, HTTPConfig{}, loadResult{RPS: 20}, slices, []int64{50 << 20, 51 << 20}, soakState{100 << 20, 8, 5}, soakState{105 << 20, 9, 5}),
+		"| 2 | 10 | 0.00 | 2.10 | 51.0 | 1 |", "p99, last vs first slice: 2.00 ms → 2.10 ms: met", "**missed**: 1 failed (first: status 503)", "**grew**")
 	data := &vecData{rows: 30, tenants: []vecTenant{{rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}, {rows: 10, sqlRows: []int{8}}},
 		classes: []vecClass{{"huge", "", 0, 1}, {"large", "", 1, 2}, {"small", "", 2, 3}},
 		queries: [][]vecQuery{{{}}, {{}}, {{}}}}
