@@ -68,8 +68,11 @@ WHERE model_id = $1;
 -- How many rows each kind has for (model, embedder), each count capped at
 -- max_count (index-only scans on training_data_retrieval_idx), and the
 -- planner's estimate of the whole table's size (all tenants: pg_class is not
--- subject to the policy; only its size is read). Retrieval picks its access
--- path from these numbers.
+-- subject to the policy; only its size is read), and the transaction's
+-- tenant with the row count of its own HNSW index (-1 when it has none, or
+-- the index is not yet valid: see nlsql.TuneVectorIndexes; the name is
+-- nlsql.TenantIndexName's). Retrieval picks its access path from these
+-- numbers.
 SELECT
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'sql'
@@ -81,7 +84,12 @@ SELECT
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'documentation'
         LIMIT sqlc.arg(max_count)::int) s)::int AS documentation_count,
     (SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c
-        WHERE c.oid = 'dbchat.training_data'::regclass)::float8 AS table_estimate;
+        WHERE c.oid = 'dbchat.training_data'::regclass)::float8 AS table_estimate,
+    current_setting('app.tenant_id')::text AS tenant_setting,
+    coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+        WHERE i.indexrelid = to_regclass('dbchat.training_data_t_' || replace(current_setting('app.tenant_id'), '-', '') || '_hnsw')
+          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS tenant_index_rows;
 
 -- name: ListToReembed :many
 -- The next batch of a model's rows to re-embed, in id order after after_id:

@@ -7,7 +7,10 @@ import (
 	"net/url"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/nlsql"
 )
 
 func cmdMigrate(ctx context.Context, env *Env, args []string) error {
@@ -30,6 +33,23 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 	}
 	v, _ := migrate.Latest()
 	fmt.Fprintf(env.Stdout, "migrate: database is at version %d\n", v)
+	return tuneVectorIndexes(ctx, env, cfg.AdminDatabaseURL)
+}
+
+// tuneVectorIndexes gives each very large tenant its own HNSW index and
+// drops those no longer needed (nlsql.TuneVectorIndexes); an admin login
+// that cannot count every tenant's rows skips it with a note.
+func tuneVectorIndexes(ctx context.Context, env *Env, adminURL string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := nlsql.TuneVectorIndexes(ctx, conn, nlsql.DefaultVectorIndexTuning, env.Stdout); errors.Is(err, nlsql.ErrCannotCountTenants) {
+		fmt.Fprintf(env.Stdout, "migrate: tenant vector indexes not tuned: %v\n", err)
+	} else if err != nil {
+		return err
+	}
 	return nil
 }
 

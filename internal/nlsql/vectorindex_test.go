@@ -1,0 +1,237 @@
+package nlsql_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/tenant"
+	"github.com/dbchat/dbchat/internal/vectest"
+)
+
+// TestTenantVectorIndex follows one tenant's own HNSW index through its
+// life: none below the creation threshold, built once the tenant crosses
+// it, kept between the two thresholds (hysteresis), dropped below the lower
+// one. While it exists, retrieval's actual statement scans it (counted by
+// PostgreSQL in the same transaction, so after prepared-statement plan
+// caching too, not only in an EXPLAIN), the answers are the tenant's rows
+// only although another tenant holds exact copies of its vectors (the policy
+// still applies), and recall against exact search stays at least 0.95.
+func TestTenantVectorIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	// One connection: every transaction below runs on the same backend, with
+	// the same prepared statements, as a server's pooled connection would.
+	db := tenant.New(d.AppPool(t, 1))
+	admin, err := d.AdminPool(t).Acquire(ctx)
+	require.NoError(t, err)
+	defer admin.Release()
+	tuning := nlsql.VectorIndexTuning{Create: 500, Drop: 300}
+
+	s := vectest.New(7, 8)
+	draw := func(n int) scaleTenant {
+		st := scaleTenant{rows: map[string][][]float32{}}
+		for i := range n {
+			kind := nlsql.KindSQL
+			if i%10 == 1 {
+				kind = nlsql.KindDDL
+			}
+			st.rows[kind] = append(st.rows[kind], s.Draw())
+		}
+		return st
+	}
+	// big grows past the threshold; twin has exact copies of big's vectors
+	// (the nearest rows to any of big's questions, were the policy to let
+	// them through); small stays small.
+	bigT, twinT, smallT := dbtest.NewTenant(t, db, "big"), dbtest.NewTenant(t, db, "twin"), dbtest.NewTenant(t, db, "small")
+	big := draw(400)
+	big.id = bigT.Identity
+	require.NoError(t, load(ctx, db, &big))
+	twin := scaleTenant{id: twinT.Identity, rows: big.rows}
+	require.NoError(t, load(ctx, db, &twin))
+	small := draw(50)
+	small.id = smallT.Identity
+	require.NoError(t, load(ctx, db, &small))
+
+	tune := func() []nlsql.VectorIndexChange {
+		t.Helper()
+		changes, err := nlsql.TuneVectorIndexes(ctx, admin.Conn(), tuning, nil)
+		require.NoError(t, err)
+		return changes
+	}
+	name := nlsql.TenantIndexName(bigT.ID)
+	indexes := func() []string {
+		t.Helper()
+		rows, err := admin.Query(ctx, `SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			WHERE i.indrelid = 'dbchat.training_data'::regclass AND c.relname LIKE 'training\_data\_t\_%\_hnsw' ORDER BY 1`)
+		require.NoError(t, err)
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return names
+	}
+	grow := func(st *scaleTenant, n int) {
+		t.Helper()
+		more := draw(n)
+		more.id = st.id
+		require.NoError(t, load(ctx, db, &more))
+		for k, v := range more.rows {
+			st.rows[k] = append(st.rows[k], v...)
+		}
+	}
+	shrinkTo := func(id tenant.Identity, keep int) {
+		t.Helper()
+		err := db.TxAs(ctx, id, func(tx tenant.Conn) error {
+			_, err := tx.Exec(ctx, `DELETE FROM dbchat.training_data WHERE id IN (
+				SELECT id FROM dbchat.training_data ORDER BY id OFFSET $1)`, keep)
+			return err
+		})
+		require.NoError(t, err)
+	}
+
+	// 400 rows (twin 400, small 50): below 500, no index.
+	require.Empty(t, tune())
+	require.Empty(t, indexes())
+
+	// 600: big gets its index; twin (400) and small do not.
+	grow(&big, 200)
+	changes := tune()
+	require.Len(t, changes, 1)
+	require.True(t, changes[0].Created)
+	require.Equal(t, bigT.ID, changes[0].Tenant)
+	require.Equal(t, 600, changes[0].Rows)
+	require.Equal(t, []string{name}, indexes())
+	var def string
+	require.NoError(t, admin.QueryRow(ctx, `SELECT pg_get_indexdef(to_regclass('dbchat.'||$1))`, name).Scan(&def))
+	require.Contains(t, def, "vector_cosine_ops) WHERE (tenant_id = '"+bigT.ID.String()+"'::uuid)")
+	require.Empty(t, tune(), "a second run changes nothing")
+
+	// Retrieval uses it: sets above TenantExactMax are searched through the
+	// tenant's own graph, the statement's scans counted in its transaction.
+	r := nlsql.Retriever{TenantExactMax: 100}
+	retrieve := func(r nlsql.Retriever, id tenant.Identity, modelID uuid.UUID, q []float32) (got nlsql.Context, ownScans, globalScans int64, plan string) {
+		t.Helper()
+		// The backend's scan counters not yet reported (this transaction's and
+		// maybe earlier ones'): their growth across Retrieve is its scans.
+		const scans = `SELECT coalesce(pg_stat_get_xact_numscans(to_regclass('dbchat.'||$1)), 0),
+			pg_stat_get_xact_numscans('dbchat.training_data_sql_hnsw'::regclass)`
+		err := db.TxAs(ctx, id, func(tx tenant.Conn) error {
+			var own0, global0 int64
+			if err := tx.QueryRow(ctx, scans, name).Scan(&own0, &global0); err != nil {
+				return err
+			}
+			var err error
+			if got, err = r.Retrieve(ctx, tx, modelID, "synthetic", q, nlsql.Ks{}); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, scans, name).Scan(&ownScans, &globalScans); err != nil {
+				return err
+			}
+			ownScans, globalScans = ownScans-own0, globalScans-global0
+			_, err = nlsql.WithPlanHook(r, func(p string) { plan += p }).Retrieve(ctx, tx, modelID, "synthetic", q, nlsql.Ks{})
+			return err
+		})
+		require.NoError(t, err)
+		return got, ownScans, globalScans, plan
+	}
+	owner := func(ids []uuid.UUID) map[uuid.UUID]int {
+		rows, err := admin.Query(ctx, `SELECT tenant_id FROM dbchat.training_data WHERE id = ANY($1)`, ids)
+		require.NoError(t, err)
+		tenants, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		require.NoError(t, err)
+		n := map[uuid.UUID]int{}
+		for _, id := range tenants {
+			n[id]++
+		}
+		return n
+	}
+	var hits, want int
+	for i := range 12 { // more than 5: past the point where a prepared statement may switch to a generic plan
+		q := s.Near(big.rows[nlsql.KindSQL][i], vectest.QueryNoise)
+		got, own, global, plan := retrieve(r, big.id, big.modelID, q)
+		require.Equal(t, "hnsw", got.Scans[0].Method, "%+v", got.Scans)
+		require.True(t, got.Scans[0].TenantIndex)
+		require.Greater(t, own, int64(0), "query %d: the statement scanned the tenant's index (global %d):\n%s", i, global, plan)
+		require.Zero(t, global, "query %d: not the global graph", i)
+		require.Contains(t, plan, name)
+		require.Len(t, got.SQL, 10)
+		var ids []uuid.UUID
+		for _, m := range slices.Concat(got.SQL, got.DDL) {
+			ids = append(ids, m.ID)
+		}
+		require.Equal(t, map[uuid.UUID]int{bigT.ID: len(ids)}, owner(ids), "only big's rows, never twin's copies")
+		exact, _, _, _ := retrieve(nlsql.Retriever{Method: nlsql.ForceExact}, big.id, big.modelID, q)
+		for _, m := range got.SQL {
+			if slices.ContainsFunc(exact.SQL, func(e nlsql.Match) bool { return e.ID == m.ID }) {
+				hits++
+			}
+		}
+		want += len(exact.SQL)
+	}
+	recall := float64(hits) / float64(want)
+	t.Logf("recall@10 through the tenant index: %.3f", recall)
+	require.GreaterOrEqual(t, recall, 0.95)
+
+	// GlobalOnly, and every other tenant, still use the global graph (twin's
+	// 400 rows are searched exactly unless forced onto a graph).
+	got, own, global, _ := retrieve(nlsql.Retriever{GlobalOnly: true, Method: nlsql.ForceHNSW}, big.id, big.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
+	require.False(t, got.Scans[0].TenantIndex)
+	require.Zero(t, own)
+	require.Greater(t, global, int64(0))
+	got, own, global, _ = retrieve(nlsql.Retriever{Method: nlsql.ForceHNSW}, twin.id, twin.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
+	require.False(t, got.Scans[0].TenantIndex)
+	require.Zero(t, own, "twin never reads big's index")
+	require.Greater(t, global, int64(0))
+	var ids []uuid.UUID
+	for _, m := range got.SQL {
+		ids = append(ids, m.ID)
+	}
+	require.Equal(t, map[uuid.UUID]int{twinT.ID: len(ids)}, owner(ids))
+
+	// 400 rows, between the thresholds: the index stays.
+	shrinkTo(big.id, 400)
+	require.Empty(t, tune())
+	require.Equal(t, []string{name}, indexes())
+
+	// 250, below 300: dropped, and retrieval is back on the global graph.
+	shrinkTo(big.id, 250)
+	changes = tune()
+	require.Len(t, changes, 1)
+	require.False(t, changes[0].Created)
+	require.Equal(t, 250, changes[0].Rows)
+	require.Empty(t, indexes())
+	got, own, global, _ = retrieve(nlsql.Retriever{Method: nlsql.ForceHNSW}, big.id, big.modelID, s.Draw())
+	require.False(t, got.Scans[0].TenantIndex)
+	require.Zero(t, own)
+	require.Greater(t, global, int64(0))
+
+	// An index left invalid (a concurrent build that failed) is rebuilt.
+	grow(&big, 300)
+	require.Len(t, tune(), 1)
+	_, err = admin.Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass('dbchat.'||$1)`, name)
+	require.NoError(t, err)
+	got, own, _, _ = retrieve(r, big.id, big.modelID, s.Draw())
+	require.False(t, got.Scans[0].TenantIndex, "an invalid index is not used")
+	require.Zero(t, own)
+	changes = tune()
+	require.Len(t, changes, 2, "dropped, then built again: %v", changes)
+	require.False(t, changes[0].Created)
+	require.True(t, changes[1].Created)
+	got, own, _, _ = retrieve(r, big.id, big.modelID, s.Draw())
+	require.True(t, got.Scans[0].TenantIndex)
+	require.Greater(t, own, int64(0))
+
+	// The runtime role cannot tune: it counts only its own tenant's rows.
+	app, err := d.AppPool(t, 1).Acquire(ctx)
+	require.NoError(t, err)
+	defer app.Release()
+	_, err = nlsql.TuneVectorIndexes(ctx, app.Conn(), tuning, nil)
+	require.True(t, errors.Is(err, nlsql.ErrCannotCountTenants), "%v", err)
+}
