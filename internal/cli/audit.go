@@ -72,7 +72,14 @@ func cmdAudit(ctx context.Context, env *Env, args []string) error {
 		return couldNot("%v (is the database migrated? run `dbchat migrate`)", err)
 	}
 	if *runProbe {
-		res, err := probe.Run(ctx, probe.Config{AppURL: cfg.DatabaseURL, QueryURL: cfg.QueryDatabaseURL, AdminURL: cfg.AdminDatabaseURL, API: probeAPI})
+		// The probe reads what it has just written, so it attacks the
+		// primary even when the sandbox reads on a hot standby (whose
+		// roles, grants and policies are the primary's, replayed).
+		queryURL, _, err := sandboxPrimary(ctx, env, cfg)
+		if err != nil {
+			return couldNot("probe: %v", err)
+		}
+		res, err := probe.Run(ctx, probe.Config{AppURL: cfg.DatabaseURL, QueryURL: queryURL, AdminURL: cfg.AdminDatabaseURL, API: probeAPI})
 		if err != nil {
 			return couldNot("probe: %v", err)
 		}

@@ -18,14 +18,9 @@ import (
 // then run there, and on the primary as dbchat_query when the standby lags
 // past DBCHAT_REPLICA_MAX_WAIT or is down. replica reports which.
 func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *slog.Logger) (box *tenant.Sandbox, replica bool, err error) {
-	primaryURL := strings.TrimSpace(env.Getenv("DBCHAT_QUERY_PRIMARY_DATABASE_URL"))
-	standby := primaryURL != ""
-	if !standby {
-		hot, err := tenant.InHotStandby(ctx, cfg.QueryDatabaseURL)
-		if err != nil {
-			return nil, false, fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
-		}
-		standby = hot
+	primaryURL, standby, err := sandboxPrimary(ctx, env, cfg)
+	if err != nil {
+		return nil, false, err
 	}
 	if !standby {
 		box, err := tenant.NewSandbox(ctx, cfg.QueryDatabaseURL, 8)
@@ -42,14 +37,8 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 		}
 		maxWait = d
 	}
-	// The primary's dbchat_query and the standby's runtime login: a
-	// physical standby has the primary's roles and passwords, so by
-	// default each URL is the other's server with this one's login.
-	if primaryURL == "" {
-		if primaryURL, err = withLogin(cfg.DatabaseURL, cfg.QueryDatabaseURL); err != nil {
-			return nil, false, fmt.Errorf("DBCHAT_QUERY_DATABASE_URL is a hot standby and DBCHAT_QUERY_PRIMARY_DATABASE_URL is unset: %w", err)
-		}
-	}
+	// The standby's runtime login reads its replay position (see
+	// sandboxPrimary for the other way round).
 	monitorURL, err := withLogin(cfg.QueryDatabaseURL, cfg.DatabaseURL)
 	if err != nil {
 		return nil, false, fmt.Errorf("the standby's replay position (DATABASE_URL's login on DBCHAT_QUERY_DATABASE_URL's server): %w", err)
@@ -64,6 +53,29 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 	}
 	log.Info("the SQL sandbox reads on a hot standby", slog.Duration("max_wait", maxWait))
 	return box, true, nil
+}
+
+// sandboxPrimary is the sandbox's dbchat_query login on the primary, and
+// whether DBCHAT_QUERY_DATABASE_URL names a hot standby (declared by
+// DBCHAT_QUERY_PRIMARY_DATABASE_URL, or reported by the server at login).
+// With a standby and no DBCHAT_QUERY_PRIMARY_DATABASE_URL it is
+// DATABASE_URL's server with DBCHAT_QUERY_DATABASE_URL's login: a physical
+// standby has the primary's roles and passwords.
+func sandboxPrimary(ctx context.Context, env *Env, cfg config) (primaryURL string, standby bool, err error) {
+	if primaryURL = strings.TrimSpace(env.Getenv("DBCHAT_QUERY_PRIMARY_DATABASE_URL")); primaryURL != "" {
+		return primaryURL, true, nil
+	}
+	hot, err := tenant.InHotStandby(ctx, cfg.QueryDatabaseURL)
+	if err != nil {
+		return "", false, fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
+	}
+	if !hot {
+		return cfg.QueryDatabaseURL, false, nil
+	}
+	if primaryURL, err = withLogin(cfg.DatabaseURL, cfg.QueryDatabaseURL); err != nil {
+		return "", false, fmt.Errorf("DBCHAT_QUERY_DATABASE_URL is a hot standby and DBCHAT_QUERY_PRIMARY_DATABASE_URL is unset: %w", err)
+	}
+	return primaryURL, true, nil
 }
 
 // withLogin returns server (a postgres:// URL) with login's user and

@@ -17,8 +17,9 @@ import (
 )
 
 // serve's sandbox from the environment: DBCHAT_QUERY_DATABASE_URL naming a
-// hot standby is recognised, and the primary's login for the fallback and
-// the standby's for the replay position are derived from DATABASE_URL; the
+// hot standby is recognised, and the primary's login for the fallback (and
+// for dbchat audit --probe) and the standby's for the replay position are
+// derived from DATABASE_URL; the
 // primary there is the plain sandbox; DBCHAT_QUERY_PRIMARY_DATABASE_URL
 // declares a standby, so serve starts while it is down and statements run
 // on the primary; a bad DBCHAT_REPLICA_MAX_WAIT stops the start.
@@ -51,6 +52,21 @@ func TestOpenSandboxOnAStandby(t *testing.T) {
 	box, replica, err := open(map[string]string{"DBCHAT_QUERY_DATABASE_URL": sb.QueryURL})
 	require.NoError(t, err)
 	require.True(t, replica)
+	// The derived primary login (the fallback's, and dbchat audit --probe's).
+	vars := map[string]string{"DATABASE_URL": d.AppURL, "DBCHAT_QUERY_DATABASE_URL": sb.QueryURL}
+	env := &Env{Getenv: func(k string) string { return vars[k] }}
+	primaryURL, standby, err := sandboxPrimary(ctx, env, loadConfig(env))
+	require.NoError(t, err)
+	require.True(t, standby)
+	hot, err := tenant.InHotStandby(ctx, primaryURL)
+	require.NoError(t, err)
+	require.False(t, hot, "%s is the primary", primaryURL)
+	conn, err := pgx.Connect(ctx, primaryURL)
+	require.NoError(t, err)
+	var user string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT current_user`).Scan(&user))
+	require.NoError(t, conn.Close(ctx))
+	require.Equal(t, tenant.QueryRole, user)
 	one(box)
 	require.Equal(t, int64(1), box.OnStandby())
 	require.Zero(t, box.OnPrimaryInstead())
