@@ -72,35 +72,37 @@ $$;
 COMMENT ON FUNCTION dbchat.take_request_tokens(double precision, double precision, integer) IS
     'Takes up to n request tokens (at least one, or none: allowed false) from the current tenant''s bucket (dbchat.rate_buckets), refilled at the tenant''s rate up to its burst (defaults: the arguments). Invoker''s rights: the tenant_isolation policy scopes it. EXECUTE: dbchat_app only.';
 
+-- The confirmations return one row through OUT parameters rather than a
+-- set (RETURNS TABLE would materialise it), since they run on every request.
 -- +goose StatementBegin
-CREATE FUNCTION dbchat.confirm_tokens(take integer, default_rate double precision, default_burst double precision)
-    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean, taken integer)
+CREATE FUNCTION dbchat.confirm_tokens(take integer, default_rate double precision, default_burst double precision,
+                                      OUT rate double precision, OUT burst double precision, OUT tokens double precision,
+                                      OUT allowed boolean, OUT taken integer)
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    bucket record;
 BEGIN
     IF take <= 0 THEN
-        RETURN QUERY SELECT 0::float8, 0::float8, 0::float8, true, 0;
+        rate := 0; burst := 0; tokens := 0; allowed := true; taken := 0;
         RETURN;
     END IF;
-    SELECT * INTO bucket FROM dbchat.take_request_tokens(default_rate, default_burst, take);
-    IF NOT bucket.allowed THEN
+    SELECT b.rate, b.burst, b.tokens, b.allowed, b.taken INTO rate, burst, tokens, allowed, taken
+    FROM dbchat.take_request_tokens(default_rate, default_burst, take) b;
+    IF NOT allowed THEN
         RAISE EXCEPTION 'rate limited' USING ERRCODE = 'DC429',
-            DETAIL = json_build_object('rate', bucket.rate, 'burst', bucket.burst, 'tokens', bucket.tokens)::text;
+            DETAIL = json_build_object('rate', rate, 'burst', burst, 'tokens', tokens)::text;
     END IF;
-    RETURN QUERY SELECT bucket.rate, bucket.burst, bucket.tokens, bucket.allowed, bucket.taken;
 END
 $$;
 -- +goose StatementEnd
 COMMENT ON FUNCTION dbchat.confirm_tokens(integer, double precision, double precision) IS
-    'The rate part of a request''s confirmation: takes take request tokens (none for 0) and raises DC429, with the bucket as JSON detail, when refused. EXECUTE: dbchat_app only.';
+    'The rate part of a request''s confirmation: takes up to take request tokens (none for 0) and raises DC429, with the bucket as JSON detail, when refused. EXECUTE: dbchat_app only.';
 
 -- +goose StatementBegin
 CREATE FUNCTION dbchat.confirm_key(tenant_setting text, user_setting text, role_setting text, claims_setting text,
-                                   key_id uuid, take integer, default_rate double precision, default_burst double precision)
-    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean, taken integer)
+                                   key_id uuid, take integer, default_rate double precision, default_burst double precision,
+                                   OUT rate double precision, OUT burst double precision, OUT tokens double precision,
+                                   OUT allowed boolean, OUT taken integer)
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -116,7 +118,8 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'API key no longer valid' USING ERRCODE = 'DC401';
     END IF;
-    RETURN QUERY SELECT * FROM dbchat.confirm_tokens(take, default_rate, default_burst);
+    SELECT c.rate, c.burst, c.tokens, c.allowed, c.taken INTO rate, burst, tokens, allowed, taken
+    FROM dbchat.confirm_tokens(take, default_rate, default_burst) c;
 END
 $$;
 -- +goose StatementEnd
@@ -125,8 +128,9 @@ COMMENT ON FUNCTION dbchat.confirm_key(text, text, text, text, uuid, integer, do
 
 -- +goose StatementBegin
 CREATE FUNCTION dbchat.confirm_user(tenant_setting text, user_setting text, role_setting text, claims_setting text,
-                                    provider_id uuid, take integer, default_rate double precision, default_burst double precision)
-    RETURNS TABLE (rate double precision, burst double precision, tokens double precision, allowed boolean, taken integer)
+                                    provider_id uuid, take integer, default_rate double precision, default_burst double precision,
+                                    OUT rate double precision, OUT burst double precision, OUT tokens double precision,
+                                    OUT allowed boolean, OUT taken integer)
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -146,7 +150,8 @@ BEGIN
     IF NOT FOUND OR NOT u.is_active OR u.role IS DISTINCT FROM role_setting THEN
         RAISE EXCEPTION 'signed-in user no longer valid' USING ERRCODE = 'DC401', DETAIL = 'user_disabled';
     END IF;
-    RETURN QUERY SELECT * FROM dbchat.confirm_tokens(take, default_rate, default_burst);
+    SELECT c.rate, c.burst, c.tokens, c.allowed, c.taken INTO rate, burst, tokens, allowed, taken
+    FROM dbchat.confirm_tokens(take, default_rate, default_burst) c;
 END
 $$;
 -- +goose StatementEnd
