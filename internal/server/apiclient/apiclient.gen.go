@@ -2439,12 +2439,15 @@ type ClientInterface interface {
 	// identity, migration version, summary, audit.findings (one row per
 	// problem the isolation lints find), audit.rls_coverage (every platform
 	// and tenant data table with a verdict), audit.policies, audit.roles,
-	// audit.grants, and the access-control matrix (every cell "not probed":
-	// the live probe needs the query and admin connections, so only the CLI
-	// runs it). Read through the runtime role, which may select the audit
-	// views (catalog metadata, never tenant rows). Findings do not change
-	// the status: summary.clean does. See docs/SECURITY.md, "Auditing
-	// isolation".
+	// audit.grants, audit.distribution_key_findings (keys of tenant-scoped
+	// tables that would keep them from being distributed by tenant_id; see
+	// docs/SCALING.md), the claims the report makes about the schema with
+	// their evidence, and the access-control matrix (every cell "not
+	// probed": the live probe needs the query and admin connections, so
+	// only the CLI runs it). Read through the runtime role, which may select
+	// the audit views (catalog metadata, never tenant rows). Findings do not
+	// change the status: summary.clean does. See docs/SECURITY.md,
+	// "Auditing isolation".
 	//
 	// Corresponds with GET /v1/admin/audit (the `AdminAudit` operationId).
 	AdminAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3483,12 +3486,15 @@ func (c *Client) AdminAnalytics(ctx context.Context, params *AdminAnalyticsParam
 // identity, migration version, summary, audit.findings (one row per
 // problem the isolation lints find), audit.rls_coverage (every platform
 // and tenant data table with a verdict), audit.policies, audit.roles,
-// audit.grants, and the access-control matrix (every cell "not probed":
-// the live probe needs the query and admin connections, so only the CLI
-// runs it). Read through the runtime role, which may select the audit
-// views (catalog metadata, never tenant rows). Findings do not change
-// the status: summary.clean does. See docs/SECURITY.md, "Auditing
-// isolation".
+// audit.grants, audit.distribution_key_findings (keys of tenant-scoped
+// tables that would keep them from being distributed by tenant_id; see
+// docs/SCALING.md), the claims the report makes about the schema with
+// their evidence, and the access-control matrix (every cell "not
+// probed": the live probe needs the query and admin connections, so
+// only the CLI runs it). Read through the runtime role, which may select
+// the audit views (catalog metadata, never tenant rows). Findings do not
+// change the status: summary.clean does. See docs/SECURITY.md,
+// "Auditing isolation".
 //
 // Corresponds with GET /v1/admin/audit (the `AdminAudit` operationId).
 func (c *Client) AdminAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8339,12 +8345,15 @@ type ClientWithResponsesInterface interface {
 	// identity, migration version, summary, audit.findings (one row per
 	// problem the isolation lints find), audit.rls_coverage (every platform
 	// and tenant data table with a verdict), audit.policies, audit.roles,
-	// audit.grants, and the access-control matrix (every cell "not probed":
-	// the live probe needs the query and admin connections, so only the CLI
-	// runs it). Read through the runtime role, which may select the audit
-	// views (catalog metadata, never tenant rows). Findings do not change
-	// the status: summary.clean does. See docs/SECURITY.md, "Auditing
-	// isolation".
+	// audit.grants, audit.distribution_key_findings (keys of tenant-scoped
+	// tables that would keep them from being distributed by tenant_id; see
+	// docs/SCALING.md), the claims the report makes about the schema with
+	// their evidence, and the access-control matrix (every cell "not
+	// probed": the live probe needs the query and admin connections, so
+	// only the CLI runs it). Read through the runtime role, which may select
+	// the audit views (catalog metadata, never tenant rows). Findings do not
+	// change the status: summary.clean does. See docs/SECURITY.md,
+	// "Auditing isolation".
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -9635,10 +9644,28 @@ type AdminAuditResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *struct {
 		AccessMatrix []map[string]interface{} `json:"access_matrix"`
-		Coverage     []map[string]interface{} `json:"coverage"`
+		Claims       []struct {
+			Claim    string `json:"claim"`
+			Evidence string `json:"evidence"`
+
+			// Key e.g. distribution_keys
+			Key  string `json:"key"`
+			Note string `json:"note"`
+
+			// Status verified or failed
+			Status string `json:"status"`
+		} `json:"claims"`
+		Coverage []map[string]interface{} `json:"coverage"`
 
 		// Database name, oid, host, port, server_version, version, user, server_started_at.
-		Database map[string]interface{} `json:"database"`
+		Database                map[string]interface{} `json:"database"`
+		DistributionKeyFindings []struct {
+			Definition string `json:"definition"`
+			Detail     string `json:"detail"`
+			Key        string `json:"key"`
+			Lint       string `json:"lint"`
+			Table      string `json:"table"`
+		} `json:"distribution_key_findings"`
 		Findings []struct {
 			Detail     string                                     `json:"detail"`
 			Level      AdminAudit200JSONResponseBodyFindingsLevel `json:"level"`
@@ -9656,12 +9683,15 @@ type AdminAuditResponse struct {
 		Probe   *map[string]interface{}  `json:"probe"`
 		Roles   []map[string]interface{} `json:"roles"`
 		Summary struct {
-			// Clean No finding (and, when probed, every attempt as expected and no residue).
-			Clean    bool `json:"clean"`
-			Errors   int  `json:"errors"`
-			Findings int  `json:"findings"`
-			Tables   int  `json:"tables"`
-			Warnings int  `json:"warnings"`
+			// Clean No finding, no distribution key finding, every claim verified (and, when probed, every attempt as expected and no residue).
+			Clean bool `json:"clean"`
+
+			// DistributionFindings Rows of audit.distribution_key_findings.
+			DistributionFindings int `json:"distribution_findings"`
+			Errors               int `json:"errors"`
+			Findings             int `json:"findings"`
+			Tables               int `json:"tables"`
+			Warnings             int `json:"warnings"`
 		} `json:"summary"`
 	}
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -9675,10 +9705,28 @@ type AdminAuditResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r AdminAuditResponse) GetJSON200() *struct {
 	AccessMatrix []map[string]interface{} `json:"access_matrix"`
-	Coverage     []map[string]interface{} `json:"coverage"`
+	Claims       []struct {
+		Claim    string `json:"claim"`
+		Evidence string `json:"evidence"`
+
+		// Key e.g. distribution_keys
+		Key  string `json:"key"`
+		Note string `json:"note"`
+
+		// Status verified or failed
+		Status string `json:"status"`
+	} `json:"claims"`
+	Coverage []map[string]interface{} `json:"coverage"`
 
 	// Database name, oid, host, port, server_version, version, user, server_started_at.
-	Database map[string]interface{} `json:"database"`
+	Database                map[string]interface{} `json:"database"`
+	DistributionKeyFindings []struct {
+		Definition string `json:"definition"`
+		Detail     string `json:"detail"`
+		Key        string `json:"key"`
+		Lint       string `json:"lint"`
+		Table      string `json:"table"`
+	} `json:"distribution_key_findings"`
 	Findings []struct {
 		Detail     string                                     `json:"detail"`
 		Level      AdminAudit200JSONResponseBodyFindingsLevel `json:"level"`
@@ -9696,12 +9744,15 @@ func (r AdminAuditResponse) GetJSON200() *struct {
 	Probe   *map[string]interface{}  `json:"probe"`
 	Roles   []map[string]interface{} `json:"roles"`
 	Summary struct {
-		// Clean No finding (and, when probed, every attempt as expected and no residue).
-		Clean    bool `json:"clean"`
-		Errors   int  `json:"errors"`
-		Findings int  `json:"findings"`
-		Tables   int  `json:"tables"`
-		Warnings int  `json:"warnings"`
+		// Clean No finding, no distribution key finding, every claim verified (and, when probed, every attempt as expected and no residue).
+		Clean bool `json:"clean"`
+
+		// DistributionFindings Rows of audit.distribution_key_findings.
+		DistributionFindings int `json:"distribution_findings"`
+		Errors               int `json:"errors"`
+		Findings             int `json:"findings"`
+		Tables               int `json:"tables"`
+		Warnings             int `json:"warnings"`
 	} `json:"summary"`
 } {
 	return r.JSON200
@@ -14585,12 +14636,15 @@ func (c *ClientWithResponses) AdminAnalyticsWithResponse(ctx context.Context, pa
 // identity, migration version, summary, audit.findings (one row per
 // problem the isolation lints find), audit.rls_coverage (every platform
 // and tenant data table with a verdict), audit.policies, audit.roles,
-// audit.grants, and the access-control matrix (every cell "not probed":
-// the live probe needs the query and admin connections, so only the CLI
-// runs it). Read through the runtime role, which may select the audit
-// views (catalog metadata, never tenant rows). Findings do not change
-// the status: summary.clean does. See docs/SECURITY.md, "Auditing
-// isolation".
+// audit.grants, audit.distribution_key_findings (keys of tenant-scoped
+// tables that would keep them from being distributed by tenant_id; see
+// docs/SCALING.md), the claims the report makes about the schema with
+// their evidence, and the access-control matrix (every cell "not
+// probed": the live probe needs the query and admin connections, so
+// only the CLI runs it). Read through the runtime role, which may select
+// the audit views (catalog metadata, never tenant rows). Findings do not
+// change the status: summary.clean does. See docs/SECURITY.md,
+// "Auditing isolation".
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -16339,10 +16393,28 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest struct {
 			AccessMatrix []map[string]interface{} `json:"access_matrix"`
-			Coverage     []map[string]interface{} `json:"coverage"`
+			Claims       []struct {
+				Claim    string `json:"claim"`
+				Evidence string `json:"evidence"`
+
+				// Key e.g. distribution_keys
+				Key  string `json:"key"`
+				Note string `json:"note"`
+
+				// Status verified or failed
+				Status string `json:"status"`
+			} `json:"claims"`
+			Coverage []map[string]interface{} `json:"coverage"`
 
 			// Database name, oid, host, port, server_version, version, user, server_started_at.
-			Database map[string]interface{} `json:"database"`
+			Database                map[string]interface{} `json:"database"`
+			DistributionKeyFindings []struct {
+				Definition string `json:"definition"`
+				Detail     string `json:"detail"`
+				Key        string `json:"key"`
+				Lint       string `json:"lint"`
+				Table      string `json:"table"`
+			} `json:"distribution_key_findings"`
 			Findings []struct {
 				Detail     string                                     `json:"detail"`
 				Level      AdminAudit200JSONResponseBodyFindingsLevel `json:"level"`
@@ -16360,12 +16432,15 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 			Probe   *map[string]interface{}  `json:"probe"`
 			Roles   []map[string]interface{} `json:"roles"`
 			Summary struct {
-				// Clean No finding (and, when probed, every attempt as expected and no residue).
-				Clean    bool `json:"clean"`
-				Errors   int  `json:"errors"`
-				Findings int  `json:"findings"`
-				Tables   int  `json:"tables"`
-				Warnings int  `json:"warnings"`
+				// Clean No finding, no distribution key finding, every claim verified (and, when probed, every attempt as expected and no residue).
+				Clean bool `json:"clean"`
+
+				// DistributionFindings Rows of audit.distribution_key_findings.
+				DistributionFindings int `json:"distribution_findings"`
+				Errors               int `json:"errors"`
+				Findings             int `json:"findings"`
+				Tables               int `json:"tables"`
+				Warnings             int `json:"warnings"`
 			} `json:"summary"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
