@@ -118,6 +118,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'API key no longer valid' USING ERRCODE = 'DC401';
     END IF;
+    IF take <= 0 THEN -- most requests (no limit, or a lease): no nested call
+        rate := 0; burst := 0; tokens := 0; allowed := true; taken := 0;
+        RETURN;
+    END IF;
     SELECT c.rate, c.burst, c.tokens, c.allowed, c.taken INTO rate, burst, tokens, allowed, taken
     FROM dbchat.confirm_tokens(take, default_rate, default_burst) c;
 END
@@ -149,6 +153,10 @@ BEGIN
     END IF;
     IF NOT FOUND OR NOT u.is_active OR u.role IS DISTINCT FROM role_setting THEN
         RAISE EXCEPTION 'signed-in user no longer valid' USING ERRCODE = 'DC401', DETAIL = 'user_disabled';
+    END IF;
+    IF take <= 0 THEN
+        rate := 0; burst := 0; tokens := 0; allowed := true; taken := 0;
+        RETURN;
     END IF;
     SELECT c.rate, c.burst, c.tokens, c.allowed, c.taken INTO rate, burst, tokens, allowed, taken
     FROM dbchat.confirm_tokens(take, default_rate, default_burst) c;
