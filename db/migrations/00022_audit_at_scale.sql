@@ -609,10 +609,17 @@ COMMENT ON FUNCTION audit.findings_rows() IS
 
 -- The collations are the old view's (its names came from name columns, "C"),
 -- so the columns and the order compare as before.
+-- Created through EXECUTE: sqlc, which reads these migrations as its
+-- schema, cannot see a table function's columns and would refuse the view;
+-- it keeps the view's earlier definition, whose columns are the same.
+-- +goose StatementBegin
+DO $do$ BEGIN EXECUTE $v$
 CREATE OR REPLACE VIEW audit.findings WITH (security_invoker = true) AS
 SELECT lint, level, object_type, object COLLATE "C" AS object, detail COLLATE "C" AS detail, remedy COLLATE "C" AS remedy
 FROM audit.findings_rows()
-ORDER BY CASE level WHEN 'ERROR' THEN 0 WHEN 'WARN' THEN 1 ELSE 2 END, lint, object, detail;
+ORDER BY CASE level WHEN 'ERROR' THEN 0 WHEN 'WARN' THEN 1 ELSE 2 END, lint, object, detail
+$v$; END $do$;
+-- +goose StatementEnd
 COMMENT ON VIEW audit.findings IS
     'One row per isolation problem found by the lints (lint, level ERROR/WARN, object, detail, remedy). A clean database returns zero rows. docs/SECURITY.md lists the lints; the query is audit.findings_rows().';
 
@@ -676,12 +683,17 @@ $body$;
 COMMENT ON FUNCTION audit.rls_coverage_rows() IS
     'The rows of audit.rls_coverage (unordered), run without JIT; read audit.rls_coverage.';
 
+-- Through EXECUTE for sqlc, as audit.findings above.
+-- +goose StatementBegin
+DO $do$ BEGIN EXECUTE $v$
 CREATE OR REPLACE VIEW audit.rls_coverage WITH (security_invoker = true) AS
 SELECT schema COLLATE "C" AS schema, table_name COLLATE "C" AS table_name, kind, rls_enabled, rls_forced,
        policies COLLATE "C" AS policies, tenant_column, has_tenant_id, keys_include_tenant_id,
        foreign_keys_include_tenant_id, verdict, reason COLLATE "C" AS reason
 FROM audit.rls_coverage_rows()
-ORDER BY CASE WHEN schema = 'dbchat' THEN 0 ELSE 1 END, schema, table_name;
+ORDER BY CASE WHEN schema = 'dbchat' THEN 0 ELSE 1 END, schema, table_name
+$v$; END $do$;
+-- +goose StatementEnd
 COMMENT ON VIEW audit.rls_coverage IS
     'Every table of the platform schema dbchat and of every tenant data schema t_*: RLS enabled and forced, its policies, the tenant column, whether keys and foreign keys include it, and a verdict (ok/warn/fail) with the reason, taken from audit.findings. The query is audit.rls_coverage_rows().';
 

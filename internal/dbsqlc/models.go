@@ -33,7 +33,7 @@ type AuditDistributionKeyFinding struct {
 	Detail     string      `json:"detail"`
 }
 
-// One row per isolation problem found by the lints (lint, level ERROR/WARN, object, detail, remedy). A clean database returns zero rows. docs/SECURITY.md lists the lints.
+// One row per isolation problem found by the lints (lint, level ERROR/WARN, object, detail, remedy). A clean database returns zero rows. docs/SECURITY.md lists the lints; the query is audit.findings_rows().
 type AuditFinding struct {
 	Lint       string `json:"lint"`
 	Level      string `json:"level"`
@@ -69,7 +69,7 @@ type AuditPolicy struct {
 	Comment       string      `json:"comment"`
 }
 
-// Every table of the platform schema dbchat and of every tenant data schema t_*: RLS enabled and forced, its policies, the tenant column, whether keys and foreign keys include it, and a verdict (ok/warn/fail) with the reason, taken from audit.findings.
+// Every table of the platform schema dbchat and of every tenant data schema t_*: RLS enabled and forced, its policies, the tenant column, whether keys and foreign keys include it, and a verdict (ok/warn/fail) with the reason, taken from audit.findings. The query is audit.rls_coverage_rows().
 type AuditRlsCoverage struct {
 	Schema                     string      `json:"schema"`
 	TableName                  string      `json:"table_name"`
@@ -265,6 +265,7 @@ type DbchatRateBucket struct {
 	Burst    float64   `json:"burst"`
 	Allowed  bool      `json:"allowed"`
 	At       time.Time `json:"at"`
+	Taken    int32     `json:"taken"`
 }
 
 // Web app sign-ins (POST/GET/DELETE /v1/sessions): the SHA-256 of the cookie's token only; the CSRF token is derived from the token and never stored.
