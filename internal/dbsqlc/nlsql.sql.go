@@ -28,8 +28,16 @@ SELECT
     current_setting('app.tenant_id')::text AS tenant_setting,
     coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
         JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        WHERE i.indexrelid = to_regclass('dbchat.training_data_t_' || replace(current_setting('app.tenant_id'), '-', '') || '_hnsw')
-          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS tenant_index_rows
+        WHERE i.indexrelid = to_regclass('dbchat.training_data_t_' || replace(current_setting('app.tenant_id'), '-', '') || '_sql')
+          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS sql_index_rows,
+    coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+        WHERE i.indexrelid = to_regclass('dbchat.training_data_t_' || replace(current_setting('app.tenant_id'), '-', '') || '_ddl')
+          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS ddl_index_rows,
+    coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+        WHERE i.indexrelid = to_regclass('dbchat.training_data_t_' || replace(current_setting('app.tenant_id'), '-', '') || '_doc')
+          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_index_rows
 `
 
 type CountRetrievableParams struct {
@@ -39,22 +47,24 @@ type CountRetrievableParams struct {
 }
 
 type CountRetrievableRow struct {
-	SqlCount           int32   `json:"sql_count"`
-	DdlCount           int32   `json:"ddl_count"`
-	DocumentationCount int32   `json:"documentation_count"`
-	TableEstimate      float64 `json:"table_estimate"`
-	TenantSetting      string  `json:"tenant_setting"`
-	TenantIndexRows    float64 `json:"tenant_index_rows"`
+	SqlCount               int32   `json:"sql_count"`
+	DdlCount               int32   `json:"ddl_count"`
+	DocumentationCount     int32   `json:"documentation_count"`
+	TableEstimate          float64 `json:"table_estimate"`
+	TenantSetting          string  `json:"tenant_setting"`
+	SqlIndexRows           float64 `json:"sql_index_rows"`
+	DdlIndexRows           float64 `json:"ddl_index_rows"`
+	DocumentationIndexRows float64 `json:"documentation_index_rows"`
 }
 
 // How many rows each kind has for (model, embedder), each count capped at
 // max_count (index-only scans on training_data_retrieval_idx), and the
 // planner's estimate of the whole table's size (all tenants: pg_class is not
 // subject to the policy; only its size is read), and the transaction's
-// tenant with the row count of its own HNSW index (-1 when it has none, or
-// the index is not yet valid: see nlsql.TuneVectorIndexes; the name is
-// nlsql.TenantIndexName's). Retrieval picks its access path from these
-// numbers.
+// tenant with the row count of its own HNSW index of each kind (-1 when it
+// has none, or the index is not yet valid: see nlsql.TuneVectorIndexes; the
+// names are nlsql.TenantIndexName's). Retrieval picks its access path from
+// these numbers.
 func (q *Queries) CountRetrievable(ctx context.Context, db DBTX, arg CountRetrievableParams) (CountRetrievableRow, error) {
 	row := db.QueryRow(ctx, countRetrievable, arg.ModelID, arg.Embedder, arg.MaxCount)
 	var i CountRetrievableRow
@@ -64,7 +74,9 @@ func (q *Queries) CountRetrievable(ctx context.Context, db DBTX, arg CountRetrie
 		&i.DocumentationCount,
 		&i.TableEstimate,
 		&i.TenantSetting,
-		&i.TenantIndexRows,
+		&i.SqlIndexRows,
+		&i.DdlIndexRows,
+		&i.DocumentationIndexRows,
 	)
 	return i, err
 }

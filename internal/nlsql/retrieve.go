@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,7 +85,8 @@ type Scan struct {
 	Method   string `json:"method"`
 	FellBack bool   `json:"fell_back,omitempty"`
 	// TenantIndex is set when an "hnsw" scan used the tenant's own partial
-	// index (TuneVectorIndexes) rather than the kind's graph of all tenants.
+	// index of the kind (TuneVectorIndexes) rather than the kind's graph of
+	// all tenants.
 	TenantIndex bool `json:"tenant_index,omitempty"`
 }
 
@@ -126,17 +128,17 @@ const (
 //     half of MaxScanTuples; otherwise it is ranked exactly too (a big set
 //     that is a small share of a huge table). Measured: recall@10 0.99-1.0
 //     against exact search for a tenant with 20% of 30,000-50,000 rows.
-//   - A tenant past TuneVectorIndexes's threshold has a partial HNSW
-//     index of its own (WHERE tenant_id = its id), which the same count
-//     statement finds in the catalog. Its graph holds only the tenant's
-//     rows, so the walk is k x tenant rows / set rows, short even for the
-//     largest tenant of a large table, where the global graph's walk (k x
-//     table rows / set rows) crosses tens of thousands of other tenants'
-//     tuples (p95 29 ms for a 50,000-row tenant among 200,000 rows,
-//     measured). A set above TenantExactMax rows is then searched through
-//     that index: the search adds tenant_id = the tenant's id (a parameter,
-//     planned with force_custom_plan so that the planner can prove the
-//     index's predicate) to the policy's own filter.
+//   - A tenant past TuneVectorIndexes's threshold has partial HNSW indexes
+//     of its own, one per kind, which the same count statement finds in the
+//     catalog. Such a graph holds only the tenant's rows of the kind, so the
+//     walk is k x those rows / set rows (the model and embedder filters
+//     only), short even for the largest tenant of a large table, where the
+//     global graph also passes every other tenant's rows (p95 29 ms for a
+//     50,000-row tenant among 200,000 rows, measured). A set above
+//     TenantExactMax rows is then searched through that index: the search
+//     adds tenant_id = the tenant's id (a parameter, planned with
+//     force_custom_plan so that the planner can prove the index's
+//     predicate) to the policy's own filter.
 //   - Should an HNSW scan still return fewer than min(k, set size) rows,
 //     the kind is searched exactly: a tenant never gets fewer than k rows
 //     while it has k.
@@ -146,7 +148,7 @@ type Retriever struct {
 	ExactMax       int    // default 2000
 	TenantExactMax int    // default 500: the exact threshold when the tenant has its own index
 	EfSearch       int    // default 200 (hnsw.ef_search, the first pass's candidates)
-	TenantEfSearch int    // default 100: ef_search on the tenant's own index
+	TenantEfSearch int    // default 200: ef_search when a tenant index is searched
 	MaxScanTuples  int    // default 20000 (hnsw.max_scan_tuples)
 	CountCap       int    // default 100000: counts stop there
 	Method         Method // default Auto
@@ -166,7 +168,7 @@ const (
 	DefaultExactMax       = 2000
 	DefaultTenantExactMax = 500
 	DefaultEfSearch       = 200
-	DefaultTenantEfSearch = 100
+	DefaultTenantEfSearch = 200
 	DefaultMaxScanTuples  = 20000
 	DefaultCountCap       = 100000
 )
@@ -218,13 +220,18 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	}
 	rows := map[string]int{KindSQL: int(counts.SqlCount), KindDDL: int(counts.DdlCount), KindDocumentation: int(counts.DocumentationCount)}
 	table := math.Max(counts.TableEstimate, 1)
-	var own *uuid.UUID // the tenant, when its own index is to be used
-	if counts.TenantIndexRows >= 0 && !r.GlobalOnly {
-		id, err := uuid.Parse(counts.TenantSetting)
-		if err != nil {
-			return res, apperr.Errorf(apperr.Internal, "retrieve: tenant setting %q: %v", counts.TenantSetting, err)
+	// The tenant's own graphs, by kind: their sizes, and the tenant's id
+	// for the filter that lets the planner use them.
+	ownRows := map[string]float64{KindSQL: counts.SqlIndexRows, KindDDL: counts.DdlIndexRows, KindDocumentation: counts.DocumentationIndexRows}
+	var tenantID *uuid.UUID
+	for _, n := range ownRows {
+		if n >= 0 && !r.GlobalOnly && tenantID == nil {
+			id, err := uuid.Parse(counts.TenantSetting)
+			if err != nil {
+				return res, apperr.Errorf(apperr.Internal, "retrieve: tenant setting %q: %v", counts.TenantSetting, err)
+			}
+			tenantID = &id
 		}
-		own, table = &id, math.Max(counts.TenantIndexRows, 1)
 	}
 
 	var branches []branch
@@ -234,11 +241,15 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 		scan := Scan{Kind: kind, Rows: n, Method: "none"}
 		if want > 0 && n > 0 {
 			scan.Method = "exact"
-			if r.useHNSW(want, n, table, own != nil) {
-				scan.Method, scan.TenantIndex = "hnsw", own != nil
+			own, graph := tenantID != nil && ownRows[kind] >= 0, table
+			if own {
+				graph = math.Max(ownRows[kind], 1)
+			}
+			if r.useHNSW(want, n, graph, own) {
+				scan.Method, scan.TenantIndex = "hnsw", own
 				hnsw = true
 			}
-			branches = append(branches, branch{kind: kind, k: want, hnsw: scan.Method == "hnsw"})
+			branches = append(branches, branch{kind: kind, k: want, hnsw: scan.Method == "hnsw", own: scan.TenantIndex})
 		}
 		res.Scans = append(res.Scans, scan)
 	}
@@ -248,7 +259,7 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	v := pgvector.NewVector(vec)
 	var found map[string][]Match
 	if hnsw {
-		found, err = r.searchHNSW(ctx, tx, modelID, embedder, v, branches, own)
+		found, err = r.searchHNSW(ctx, tx, modelID, embedder, v, branches, tenantID)
 	} else {
 		found, err = r.search(ctx, tx, modelID, embedder, v, branches, nil)
 	}
@@ -283,7 +294,8 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 }
 
 // useHNSW decides the access path for a set of n rows out of a graph of
-// about table rows, the tenant's own when own is set (see Retriever).
+// about table rows, the tenant's own of the kind when own is set (see
+// Retriever).
 func (r Retriever) useHNSW(k, n int, table float64, own bool) bool {
 	switch r.Method {
 	case ForceExact:
@@ -301,8 +313,8 @@ func (r Retriever) useHNSW(k, n int, table float64, own bool) bool {
 // searchHNSW runs search with the HNSW settings in force: iterative scans
 // (relaxed order; search re-sorts), ef_search and max_scan_tuples for the
 // rest of the transaction, and enable_sort off for this one statement. With
-// own (the tenant's id, when it has its own index) the HNSW branches filter
-// on it too and the statement is planned for its actual parameters
+// a branch searching the tenant's own graph (branch.own; tenantID is then
+// the tenant's id) the statement is planned for its actual parameters
 // (plan_cache_mode force_custom_plan): a generic plan of a prepared
 // statement cannot use a partial index whose predicate names a value the
 // parameter only has at execution.
@@ -317,12 +329,14 @@ func (r Retriever) useHNSW(k, n int, table float64, own bool) bool {
 // other plan). A disabled sort costs 1e10 in the planner's units, which would
 // make PostgreSQL JIT-compile the statement (about half a second, measured),
 // so jit is off for the statement too. Both are restored afterwards.
-func (r Retriever) searchHNSW(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, own *uuid.UUID) (map[string][]Match, error) {
+func (r Retriever) searchHNSW(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (map[string][]Match, error) {
 	var prevSort, prevJIT, prevPlans string
 	var ignore [6]string
 	ef, plans := r.EfSearch, "auto"
-	if own != nil {
+	if slices.ContainsFunc(branches, func(b branch) bool { return b.own }) {
 		ef, plans = r.TenantEfSearch, "force_custom_plan"
+	} else {
+		tenantID = nil
 	}
 	err := tx.QueryRow(ctx, `SELECT current_setting('enable_sort'), current_setting('jit'), current_setting('plan_cache_mode'),
 		set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true),
@@ -332,7 +346,7 @@ func (r Retriever) searchHNSW(ctx context.Context, tx tenant.Conn, modelID uuid.
 	if err != nil {
 		return nil, err
 	}
-	found, err := r.search(ctx, tx, modelID, embedder, vec, branches, own)
+	found, err := r.search(ctx, tx, modelID, embedder, vec, branches, tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -347,6 +361,7 @@ type branch struct {
 	kind string
 	k    int
 	hnsw bool
+	own  bool // hnsw through the tenant's own index of the kind
 }
 
 // kindLiteral is a kind as an SQL literal. Kinds are constants, never
@@ -362,10 +377,10 @@ var kindLiteral = map[string]string{KindSQL: "'sql'", KindDDL: "'ddl'", KindDocu
 // by the distance operator with LIMIT, the shape the index serves, in a
 // plain subquery (wrapped in a MATERIALIZED CTE, the same scan measured
 // about 200 times slower); relaxed-order iterative scans may return rows
-// slightly out of order, so rows are re-sorted here. With own, HNSW
-// branches also filter on tenant_id = own, which the policy implies anyway
-// but which lets the planner use the tenant's partial index.
-func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, own *uuid.UUID) (map[string][]Match, error) {
+// slightly out of order, so rows are re-sorted here. A branch on the
+// tenant's own graph (own) also filters on tenant_id = tenantID, which the
+// policy implies anyway but which lets the planner use the partial index.
+func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (map[string][]Match, error) {
 	var sql strings.Builder
 	args := []any{modelID, embedder, vec}
 	exclude := "" // only when asked, so every other plan stays as measured
@@ -374,8 +389,8 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
 		exclude = fmt.Sprintf(" AND id <> ALL ($%d::uuid[])", len(args))
 	}
 	ownFilter := ""
-	if own != nil {
-		args = append(args, *own)
+	if tenantID != nil {
+		args = append(args, *tenantID)
 		ownFilter = fmt.Sprintf(" AND tenant_id = $%d::uuid", len(args))
 	}
 	for i, b := range branches {
@@ -384,22 +399,21 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
 		}
 		lit := kindLiteral[b.kind]
 		if b.hnsw {
-			kindFilter := "kind = " + lit
-			if own != nil {
-				// Both the kind's global graph (WHERE kind = lit) and the
-				// tenant's (WHERE tenant_id = own) would match kind = lit,
-				// and the planner's costs for the two are close enough that
-				// it picked the global one in tests. A filter it cannot
-				// prove the global predicate from leaves the tenant's graph
-				// as the only ordered path (sorting is off).
-				kindFilter = "(kind || '') = " + lit
+			kindFilter, tenantFilter := "kind = "+lit, ""
+			if b.own {
+				// The tenant index's own form of the kind filter (see
+				// TuneVectorIndexes): the global graph's predicate (kind =
+				// lit) cannot be proven from it, so the planner has the
+				// tenant's graph only. With kind = lit both would match,
+				// and it picked the global one in tests.
+				kindFilter, tenantFilter = "(kind || '') = "+lit, ownFilter
 			}
 			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance, verified FROM (
     SELECT id, question, content, embedding <=> $3 AS distance, verified_at IS NOT NULL AS verified
     FROM dbchat.training_data
     WHERE %[6]s AND model_id = $1 AND embedder = $2%[4]s%[5]s
     ORDER BY embedding <=> $3
-    LIMIT %[2]d) s%[3]d`, lit, b.k, i, exclude, ownFilter, kindFilter)
+    LIMIT %[2]d) s%[3]d`, lit, b.k, i, exclude, tenantFilter, kindFilter)
 		} else {
 			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance, verified FROM (
     WITH c AS MATERIALIZED (

@@ -16,21 +16,26 @@ import (
 )
 
 // Tenant vector indexes: every tenant's training rows share one table and
-// one HNSW graph per kind, which serves a tenant well while it holds a large
-// share of the table or while its sets are small enough to be ranked
-// exactly (see Retriever). A very large tenant among many others is
-// neither: exact ranking costs about 6 us per row (300 ms at 50,000 rows)
-// and the global graph walks past every other tenant's neighbours (p95 29
-// ms at 200,000 rows, measured). So such a tenant gets a partial HNSW index
-// of its own,
+// one HNSW graph per kind, which serves a tenant well while its sets are
+// small enough to be ranked exactly (see Retriever). A very large tenant
+// among many others is not: exact ranking costs about 6 us per row (300 ms
+// at 50,000 rows), and the global graph's scan passes other tenants'
+// neighbours and other models' rows on its way (p95 29 ms for a
+// 50,000-row tenant among 200,000 rows, measured). So such a tenant gets
+// partial HNSW indexes of its own, one per kind,
 //
-//	CREATE INDEX training_data_t_<hex>_hnsw ON dbchat.training_data
-//	    USING hnsw (embedding vector_cosine_ops) WHERE tenant_id = '<id>'
+//	CREATE INDEX training_data_t_<hex>_sql ON dbchat.training_data
+//	    USING hnsw (embedding vector_cosine_ops)
+//	    WHERE tenant_id = '<id>' AND (kind || '') = 'sql'
 //
-// made when its row count reaches VectorIndexTuning.Create and dropped when
-// it falls below Drop (lower, so that a tenant hovering at the threshold
-// does not have its index built and dropped on every run). Retrieve finds
-// the index by its name in the catalog and uses it.
+// (and _ddl, _doc), made when its row count reaches VectorIndexTuning.Create
+// and dropped when it falls below Drop (lower, so that a tenant hovering at
+// the threshold does not have them built and dropped on every run). The
+// kind is compared as (kind || ''), not kind, so that the planner can prove
+// it from retrieval's filter only for these indexes: the global graphs'
+// predicates (kind = 'sql') cannot be proven from it, which leaves the
+// tenant's graph as the only ordered path (sorting is off). Retrieve finds
+// the indexes by name in the catalog and uses them.
 //
 // Who makes them: TuneVectorIndexes, which `dbchat migrate` runs after the
 // migrations on its privileged connection (and an operator may run as often
@@ -38,39 +43,46 @@ import (
 // nothing and cannot create an index, and building one takes seconds to
 // minutes, which no request should wait for. The indexes are built and
 // dropped CONCURRENTLY, so writes to training_data never wait either. The
-// policy is untouched: the index only narrows which rows a scan visits, and
+// policy is untouched: an index only narrows which rows a scan visits, and
 // every row it returns still passes tenant_isolation.
 
 // VectorIndexTuning are TuneVectorIndexes's thresholds, in training rows of
 // one tenant (all models, kinds and embedders).
 type VectorIndexTuning struct {
-	Create int // a tenant with at least this many rows gets its own index
-	Drop   int // an index is dropped when its tenant has fewer rows than this
+	Create int // a tenant with at least this many rows gets its own indexes
+	Drop   int // they are dropped when the tenant has fewer rows than this
 }
 
-// DefaultVectorIndexTuning: a tenant gets its own index from 3,000 rows,
+// DefaultVectorIndexTuning: a tenant gets its own indexes from 3,000 rows,
 // about where its largest set first exceeds Retriever's exact threshold
-// (2,000 rows; exact ranking of 2,000 rows takes about 5 ms, an HNSW scan
-// of the tenant's own graph about 1-2 ms), and loses it below 1,500.
+// (2,000 rows), and loses them below 1,500.
 var DefaultVectorIndexTuning = VectorIndexTuning{Create: 3000, Drop: 1500}
 
-// TenantIndexName is the name of tenant id's own HNSW index in the dbchat
-// schema (53 characters, under PostgreSQL's 63).
-func TenantIndexName(id uuid.UUID) string {
-	return "training_data_t_" + hex.EncodeToString(id[:]) + "_hnsw"
+// kindSuffix names a kind's tenant index (a name must stay within 63 bytes).
+var kindSuffix = map[string]string{KindSQL: "sql", KindDDL: "ddl", KindDocumentation: "doc"}
+
+// TenantIndexName is the name of the HNSW index of tenant id's rows of kind
+// in the dbchat schema (52 bytes).
+func TenantIndexName(id uuid.UUID, kind string) string {
+	return "training_data_t_" + hex.EncodeToString(id[:]) + "_" + kindSuffix[kind]
 }
 
-// tenantOfIndex is TenantIndexName's inverse; ok is false for other names.
-func tenantOfIndex(name string) (uuid.UUID, bool) {
+// tenantIndexOf is TenantIndexName's inverse; ok is false for other names.
+func tenantIndexOf(name string) (id uuid.UUID, kind string, ok bool) {
 	h, ok := strings.CutPrefix(name, "training_data_t_")
-	if h, ok = strings.CutSuffix(h, "_hnsw"); !ok || len(h) != 32 {
-		return uuid.UUID{}, false
+	if !ok || len(h) != 32+4 || h[32] != '_' {
+		return uuid.UUID{}, "", false
 	}
-	b, err := hex.DecodeString(h)
-	if err != nil {
-		return uuid.UUID{}, false
+	for k, suffix := range kindSuffix {
+		if h[33:] == suffix {
+			kind = k
+		}
 	}
-	return uuid.UUID(b), true
+	b, err := hex.DecodeString(h[:32])
+	if err != nil || kind == "" {
+		return uuid.UUID{}, "", false
+	}
+	return uuid.UUID(b), kind, true
 }
 
 func uuidCompare(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
@@ -78,8 +90,9 @@ func uuidCompare(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
 // VectorIndexChange is one index TuneVectorIndexes created or dropped.
 type VectorIndexChange struct {
 	Tenant  uuid.UUID
+	Kind    string
 	Index   string
-	Rows    int  // the tenant's training rows when decided
+	Rows    int  // the tenant's training rows (all kinds) when decided
 	Created bool // false: dropped
 	Took    time.Duration
 }
@@ -102,9 +115,10 @@ var ErrCannotCountTenants = fmt.Errorf("nlsql: tuning the tenant vector indexes 
 // superuser or bypass RLS (ErrCannotCountTenants otherwise), and must be
 // allowed to create indexes on dbchat.training_data (the superuser, or its
 // owner); it must not be in a transaction (CREATE INDEX CONCURRENTLY).
-// An invalid index (a concurrent build that failed or was cancelled) is
-// dropped and, if still wanted, built again. Runs are idempotent, and two
-// runs at once at worst race on one index (IF NOT EXISTS / IF EXISTS).
+// A tenant that keeps its indexes gets any missing one back, and an invalid
+// one (a concurrent build that failed or was cancelled) is dropped and built
+// again. Runs are idempotent, and two runs at once at worst race on one
+// index (IF NOT EXISTS / IF EXISTS).
 func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning, log io.Writer) ([]VectorIndexChange, error) {
 	if log == nil {
 		log = io.Discard
@@ -125,7 +139,7 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 		return nil, ErrCannotCountTenants
 	}
 	// Tenants at or above the lower threshold, through the retrieval B-tree
-	// (an index-only scan; tens of milliseconds per million rows).
+	// (an index-only scan).
 	rows, err := conn.Query(ctx, `SELECT tenant_id, count(*)::int FROM dbchat.training_data GROUP BY tenant_id HAVING count(*) >= $1`, t.Drop)
 	if err != nil {
 		return nil, err
@@ -139,16 +153,19 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 	// The tenant indexes there are, valid or not.
 	rows, err = conn.Query(ctx, `SELECT c.relname::text, i.indisvalid AND i.indisready
 		FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-		WHERE i.indrelid = 'dbchat.training_data'::regclass AND c.relname LIKE 'training\_data\_t\_%\_hnsw'`)
+		WHERE i.indrelid = 'dbchat.training_data'::regclass AND c.relname LIKE 'training\_data\_t\_%'`)
 	if err != nil {
 		return nil, err
 	}
-	have := map[uuid.UUID]bool{} // tenant -> its index is valid
+	have := map[uuid.UUID]map[string]bool{} // tenant -> kind -> valid
 	var name string
 	var valid bool
 	if _, err := pgx.ForEachRow(rows, []any{&name, &valid}, func() error {
-		if id, ok := tenantOfIndex(name); ok {
-			have[id] = valid
+		if id, kind, ok := tenantIndexOf(name); ok {
+			if have[id] == nil {
+				have[id] = map[string]bool{}
+			}
+			have[id][kind] = valid
 		}
 		return nil
 	}); err != nil {
@@ -165,35 +182,47 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 		fmt.Fprintf(log, "vector index: %s\n", c)
 		return nil
 	}
-	// Drops first (an invalid index makes way for its rebuild), each list in
-	// tenant order so that a run's log reads the same every time.
+	// Drops first (an invalid index makes way for its rebuild), tenants and
+	// kinds in a fixed order so that a run's log reads the same every time.
 	for _, id := range slices.SortedFunc(maps.Keys(have), uuidCompare) {
-		valid := have[id]
-		if n, ok := counts[id]; !ok || !valid { // counts holds only tenants >= Drop
-			if !ok { // for the log
-				if err := conn.QueryRow(ctx, `SELECT count(*)::int FROM dbchat.training_data WHERE tenant_id = $1`, id).Scan(&n); err != nil {
-					return changes, err
-				}
-			}
-			c := VectorIndexChange{Tenant: id, Index: TenantIndexName(id), Rows: n}
-			if err := exec(c, "DROP INDEX CONCURRENTLY IF EXISTS dbchat."+c.Index); err != nil {
+		n, keep := counts[id] // counts holds only tenants >= Drop
+		if !keep {
+			if err := conn.QueryRow(ctx, `SELECT count(*)::int FROM dbchat.training_data WHERE tenant_id = $1`, id).Scan(&n); err != nil {
 				return changes, err
 			}
+		}
+		for _, kind := range Kinds {
+			if valid, ok := have[id][kind]; ok && (!keep || !valid) {
+				c := VectorIndexChange{Tenant: id, Kind: kind, Index: TenantIndexName(id, kind), Rows: n}
+				if err := exec(c, "DROP INDEX CONCURRENTLY IF EXISTS dbchat."+c.Index); err != nil {
+					return changes, err
+				}
+				delete(have[id], kind)
+			}
+		}
+		if !keep {
 			delete(have, id)
 		}
 	}
 	for _, id := range slices.SortedFunc(maps.Keys(counts), uuidCompare) {
 		n := counts[id]
-		if _, ok := have[id]; ok || n < t.Create {
+		if _, kept := have[id]; !kept && n < t.Create {
 			continue
 		}
-		c := VectorIndexChange{Tenant: id, Index: TenantIndexName(id), Rows: n, Created: true}
-		// id is a uuid.UUID, so its text is hex and dashes only: safe as a
-		// literal (the predicate must be a constant for the planner to match).
-		sql := fmt.Sprintf(`CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON dbchat.training_data
-    USING hnsw (embedding %s.vector_cosine_ops) WHERE tenant_id = '%s'::uuid`, c.Index, pgx.Identifier{ext}.Sanitize(), id)
-		if err := exec(c, sql); err != nil {
-			return changes, err
+		for _, kind := range Kinds {
+			if _, ok := have[id][kind]; ok {
+				continue
+			}
+			c := VectorIndexChange{Tenant: id, Kind: kind, Index: TenantIndexName(id, kind), Rows: n, Created: true}
+			// id is a uuid.UUID, so its text is hex and dashes only, and kind
+			// is one of Kinds: both safe as literals (the predicate must be
+			// constant for the planner to match it).
+			sql := fmt.Sprintf(`CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON dbchat.training_data
+    USING hnsw (embedding %s.vector_cosine_ops) WHERE tenant_id = '%s'::uuid AND (kind || '') = %s`,
+				c.Index, pgx.Identifier{ext}.Sanitize(), id, kindLiteral[kind])
+			if err := exec(c, sql); err != nil {
+				return changes, err
+			}
 		}
 	}
 	return changes, nil

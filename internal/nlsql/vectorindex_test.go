@@ -67,11 +67,12 @@ func TestTenantVectorIndex(t *testing.T) {
 		require.NoError(t, err)
 		return changes
 	}
-	name := nlsql.TenantIndexName(bigT.ID)
+	name := nlsql.TenantIndexName(bigT.ID, nlsql.KindSQL)
+	names := []string{nlsql.TenantIndexName(bigT.ID, nlsql.KindDDL), nlsql.TenantIndexName(bigT.ID, nlsql.KindDocumentation), name}
 	indexes := func() []string {
 		t.Helper()
 		rows, err := admin.Query(ctx, `SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-			WHERE i.indrelid = 'dbchat.training_data'::regclass AND c.relname LIKE 'training\_data\_t\_%\_hnsw' ORDER BY 1`)
+			WHERE i.indrelid = 'dbchat.training_data'::regclass AND c.relname LIKE 'training\_data\_t\_%' ORDER BY 1`)
 		require.NoError(t, err)
 		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err)
@@ -100,17 +101,20 @@ func TestTenantVectorIndex(t *testing.T) {
 	require.Empty(t, tune())
 	require.Empty(t, indexes())
 
-	// 600: big gets its index; twin (400) and small do not.
+	// 600: big gets its indexes, one per kind; twin (400) and small do not.
 	grow(&big, 200)
 	changes := tune()
-	require.Len(t, changes, 1)
-	require.True(t, changes[0].Created)
-	require.Equal(t, bigT.ID, changes[0].Tenant)
-	require.Equal(t, 600, changes[0].Rows)
-	require.Equal(t, []string{name}, indexes())
+	require.Len(t, changes, 3)
+	for i, kind := range nlsql.Kinds {
+		require.True(t, changes[i].Created)
+		require.Equal(t, bigT.ID, changes[i].Tenant)
+		require.Equal(t, kind, changes[i].Kind)
+		require.Equal(t, 600, changes[i].Rows)
+	}
+	require.Equal(t, names, indexes())
 	var def string
 	require.NoError(t, admin.QueryRow(ctx, `SELECT pg_get_indexdef(to_regclass('dbchat.'||$1))`, name).Scan(&def))
-	require.Contains(t, def, "vector_cosine_ops) WHERE (tenant_id = '"+bigT.ID.String()+"'::uuid)")
+	require.Contains(t, def, "vector_cosine_ops) WHERE ((tenant_id = '"+bigT.ID.String()+"'::uuid) AND ((kind || ''::text) = 'sql'::text))")
 	require.Empty(t, tune(), "a second run changes nothing")
 
 	// Retrieval uses it: sets above TenantExactMax are searched through the
@@ -198,12 +202,12 @@ func TestTenantVectorIndex(t *testing.T) {
 	// 400 rows, between the thresholds: the index stays.
 	shrinkTo(big.id, 400)
 	require.Empty(t, tune())
-	require.Equal(t, []string{name}, indexes())
+	require.Equal(t, names, indexes())
 
 	// 250, below 300: dropped, and retrieval is back on the global graph.
 	shrinkTo(big.id, 250)
 	changes = tune()
-	require.Len(t, changes, 1)
+	require.Len(t, changes, 3)
 	require.False(t, changes[0].Created)
 	require.Equal(t, 250, changes[0].Rows)
 	require.Empty(t, indexes())
@@ -214,7 +218,7 @@ func TestTenantVectorIndex(t *testing.T) {
 
 	// An index left invalid (a concurrent build that failed) is rebuilt.
 	grow(&big, 300)
-	require.Len(t, tune(), 1)
+	require.Len(t, tune(), 3)
 	_, err = admin.Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass('dbchat.'||$1)`, name)
 	require.NoError(t, err)
 	got, own, _, _ = retrieve(r, big.id, big.modelID, s.Draw())
