@@ -4,9 +4,9 @@
 // with a reference measured in the same run on the same machine and is the
 // median of several runs with its spread (docs/BENCHMARKS.md says which).
 // The suite prints the summary and writes docs/BENCHMARKS.md, one section
-// per part: rls, http, vector, import, ask, noisy, soak. BENCH=name[,name]
-// runs some, refreshing only their sections; BENCH_SCALE=full the issue's
-// sizes; BENCH_SOAK=10m the soak's duration.
+// per part: rls, http, vector, import, ask, noisy, soak, replica, catalog.
+// BENCH=name[,name] runs some, refreshing only their sections;
+// BENCH_SCALE=full the sizes; BENCH_SOAK=10m the soak's duration.
 //
 // Opt-in diagnostics, never in the report: BENCH_EXPLAIN=1 writes EXPLAIN
 // (ANALYZE, BUFFERS) of the rls and http parts' measured queries to
