@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -118,19 +117,22 @@ func parseInt(s string, bits int, typ string) (int64, error) {
 	return 0, fmt.Errorf("invalid %s %s", typ, quote(s))
 }
 
-// convNumeric parses a decimal number exactly (no float in between) into a
-// pgtype.Numeric: [+-]digits[.digits][e[+-]digits], or NaN, Infinity, inf
-// with an optional sign, case-insensitive. Trailing fractional zeros are
-// kept, as PostgreSQL keeps them ("1.50" stays 1.50).
+// convNumeric parses a decimal number exactly: [+-]digits[.digits][e[+-]digits],
+// or NaN, Infinity, inf with an optional sign, case-insensitive. It returns
+// the number as plain decimal text (no exponent, no leading zeros), which
+// the INSERT casts to numeric: PostgreSQL's own parser is much cheaper than
+// building numeric's binary form in Go, and the plain form avoids its limit
+// on exponents. Trailing fractional zeros are kept, as PostgreSQL keeps them
+// ("1.50" stays 1.50).
 func convNumeric(s string) (any, error) {
 	t := strings.TrimSpace(s)
 	switch special(t) {
 	case "nan":
-		return pgtype.Numeric{NaN: true, Valid: true}, nil
+		return "NaN", nil
 	case "+inf":
-		return pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}, nil
+		return "Infinity", nil
 	case "-inf":
-		return pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
+		return "-Infinity", nil
 	}
 	d, ok := parseDecimal(t)
 	if !ok {
@@ -139,18 +141,7 @@ func convNumeric(s string) (any, error) {
 	if !numericInRange(d) {
 		return nil, fmt.Errorf("numeric out of range: %s", quote(s))
 	}
-	digits, exp := d.normal()
-	mant := new(big.Int)
-	if len(digits) <= 18 {
-		n, _ := strconv.ParseInt(digits, 10, 64)
-		mant.SetInt64(n)
-	} else {
-		mant.SetString(digits, 10)
-	}
-	if d.neg {
-		mant.Neg(mant)
-	}
-	return pgtype.Numeric{Int: mant, Exp: int32(exp), Valid: true}, nil
+	return d.plain(), nil
 }
 
 // decimal is a parsed decimal literal: value = ±digits × 10^exp.
@@ -229,6 +220,24 @@ func (d decimal) normal() (digits string, exp int) {
 func numericInRange(d decimal) bool {
 	digits, exp := d.normal()
 	return -exp <= maxNumericScale && len(digits)+exp <= maxNumericIntDigits
+}
+
+// plain renders d as [-]int[.frac], with exactly -exp fractional digits
+// when exp < 0; zero has no sign.
+func (d decimal) plain() string {
+	digits, exp := d.normal()
+	sign := ""
+	if d.neg && digits != "0" {
+		sign = "-"
+	}
+	switch {
+	case exp >= 0:
+		return sign + digits + strings.Repeat("0", exp)
+	case len(digits) > -exp:
+		cut := len(digits) + exp
+		return sign + digits[:cut] + "." + digits[cut:]
+	}
+	return sign + "0." + strings.Repeat("0", -exp-len(digits)) + digits
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -77,9 +77,7 @@ func TestConvNumeric(t *testing.T) {
 		t.Helper()
 		v, err := convNumeric(in)
 		require.NoError(t, err, in)
-		s, err := v.(pgtype.Numeric).Value()
-		require.NoError(t, err, in)
-		return s.(string)
+		return v.(string)
 	}
 	for in, want := range map[string]string{
 		"0":      "0",
@@ -98,15 +96,8 @@ func TestConvNumeric(t *testing.T) {
 	} {
 		require.Equal(t, want, text(in), "input %q", in)
 	}
-	for in, want := range map[string]pgtype.Numeric{
-		"NaN":       {NaN: true, Valid: true},
-		"infinity":  {InfinityModifier: pgtype.Infinity, Valid: true},
-		"-Infinity": {InfinityModifier: pgtype.NegativeInfinity, Valid: true},
-		"+inf":      {InfinityModifier: pgtype.Infinity, Valid: true},
-	} {
-		got, err := convNumeric(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, got, in)
+	for in, want := range map[string]string{"NaN": "NaN", "infinity": "Infinity", "-Infinity": "-Infinity", "+inf": "Infinity", "-0.00": "0.00", "1.5e-5": "0.000015"} {
+		require.Equal(t, want, text(in), in)
 	}
 	runConv(t, convNumeric, []convCase{
 		{"", nil, "invalid numeric"},
@@ -254,13 +245,4 @@ func TestQuoteShortensLongValues(t *testing.T) {
 	require.Less(t, len(q), 60)
 	require.True(t, strings.HasSuffix(q, "…"))
 	require.Equal(t, `"abc"`, quote("abc"))
-}
-
-func TestStagingNameDependsOnTypes(t *testing.T) {
-	t.Parallel()
-	a := stagingName([]column{{name: "x", sqlType: "integer"}})
-	b := stagingName([]column{{name: "x", sqlType: "text"}})
-	require.NotEqual(t, a, b)
-	require.Equal(t, a, stagingName([]column{{name: "x", sqlType: "integer"}}))
-	require.LessOrEqual(t, len(a), 63)
 }

@@ -72,7 +72,7 @@ func CSV(ctx context.Context, tx tenant.Conn, t catalog.Table, r io.Reader) (int
 		}
 	}
 
-	src := &rowSource{next: func(vals []any) (bool, error) {
+	next := func(vals []any) (bool, error) {
 		fields, quoted, err := cr.Read()
 		if err == io.EOF {
 			return false, nil
@@ -105,8 +105,8 @@ func CSV(ctx context.Context, tx tenant.Conn, t catalog.Table, r io.Reader) (int
 			vals[i] = v
 		}
 		return true, nil
-	}}
-	return load(ctx, tx, t, cols, src)
+	}
+	return load(ctx, tx, t, cols, next)
 }
 
 // csvError turns a reader error into a client error.

@@ -48,7 +48,7 @@ func JSON(ctx context.Context, tx tenant.Conn, t catalog.Table, r io.Reader) (in
 	index := int64(-1)
 	seen := make([]bool, len(cols))
 	var raw json.RawMessage
-	src := &rowSource{next: func(vals []any) (bool, error) {
+	next := func(vals []any) (bool, error) {
 		if !dec.More() {
 			if _, err := dec.Token(); err != nil { // the closing bracket
 				return false, jsonError(err, index+1)
@@ -111,8 +111,8 @@ func JSON(ctx context.Context, tx tenant.Conn, t catalog.Table, r io.Reader) (in
 			}
 		}
 		return true, nil
-	}}
-	return load(ctx, tx, t, cols, src)
+	}
+	return load(ctx, tx, t, cols, next)
 }
 
 // jsonValue converts one JSON value (syntactically valid, from the decoder)

@@ -7,18 +7,24 @@
 //  1. reads the body as a stream and converts every value in Go to its
 //     column's type, so that a bad value is reported with its line (CSV) or
 //     array index (JSON) and its column;
-//  2. COPYs the typed rows (binary, through pgx.CopyFromSource pulling from
-//     the parser) into a temporary staging table created in the same
-//     transaction (temp tables have no RLS, and ON COMMIT DROP);
-//  3. moves them with one INSERT INTO <data table> (cols) SELECT cols FROM
-//     <staging>, which runs under the tenant_isolation policy: tenant_id comes
-//     from the column default (the transaction's tenant) and every row passes
-//     the policy's WITH CHECK.
+//  2. gathers the typed rows into batches of at most batchRows rows (fewer
+//     when their values pass about batchBytes, or when they arrive slowly),
+//     column by column;
+//  3. inserts each batch with one INSERT INTO <data table> (tenant_id, cols)
+//     SELECT <tenant>, unnest($1::type[]), … whose arrays pgx sends in
+//     binary. The statement runs under the tenant_isolation policy: tenant_id
+//     is the transaction's tenant (app.tenant_id, read once per statement
+//     rather than through the column default once per row) and every row
+//     passes the policy's WITH CHECK.
 //
-// Only one record is held at a time (plus pgx's 64 KiB COPY buffer), so
-// memory is flat in the number of rows; a single record may not exceed
-// MaxRecordBytes. The staging table lives in the session's temp buffers and,
-// past temp_buffers, in temporary files on the server.
+// A goroutine parses the next batch while the database inserts the previous
+// one, so the Go and PostgreSQL sides of an import run at the same time.
+// Batches run in input order in the caller's transaction, so _row_id follows
+// the input, and a bad row anywhere fails the import with nothing written:
+// the caller's transaction rolls back the batches before it.
+//
+// Two batches exist at a time (one parsed, one inserted), so memory is flat
+// in the number of rows; a single record may not exceed MaxRecordBytes.
 //
 // NULL rules. JSON: null, or a missing key, is NULL. CSV: an empty unquoted
 // field is NULL for every type; a quoted empty field ("") is the empty string
@@ -32,10 +38,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/catalog"
@@ -70,94 +77,161 @@ func tableColumns(t catalog.Table) ([]column, map[string]int, error) {
 	return cols, byName, nil
 }
 
-// rowSource adapts a parser to pgx.CopyFromSource. next fills vals with the
-// next row's values and reports false at the end.
-type rowSource struct {
-	next func(vals []any) (bool, error)
-	vals []any
-	err  error
-}
+// Batch bounds. A thousand rows per statement make the per-statement cost
+// (a round trip, planning, the tenant subquery) small next to the rows;
+// larger batches measured no faster and cost memory (pgx encodes each
+// batch's arguments into buffers grown afresh per statement). The byte
+// bound keeps wide rows from making batches large. batchWait hands a
+// slowly arriving batch over early, so that the transaction never sits idle
+// for long while rows keep coming: dbchat_app's
+// idle_in_transaction_session_timeout (60 s) would end it, and the body idle
+// timeout (30 s) already bounds a stalled body.
+const (
+	batchRows  = 1024
+	batchBytes = 256 << 10
+	batchWait  = time.Second
+)
 
-func (s *rowSource) Next() bool {
-	if s.err != nil {
-		return false
-	}
-	ok, err := s.next(s.vals)
-	if err != nil {
-		s.err = err
-		return false
-	}
-	return ok
-}
+// rows yields the next row's values into vals and reports false at the end.
+type rows func(vals []any) (bool, error)
 
-func (s *rowSource) Values() ([]any, error) { return s.vals, nil }
-func (s *rowSource) Err() error             { return s.err }
-
-// load runs steps 2 and 3 for cols, pulling rows from src.
-func load(ctx context.Context, tx tenant.Conn, t catalog.Table, cols []column, src *rowSource) (int64, error) {
+// load inserts the rows next yields into t's cols and returns how many.
+func load(ctx context.Context, tx tenant.Conn, t catalog.Table, cols []column, next rows) (int64, error) {
 	if len(cols) == 0 {
 		return 0, apperr.Errorf(apperr.Invalid, "no columns to import")
 	}
-	staging := stagingName(cols)
-	names := make([]string, len(cols))
-	var ddl, list strings.Builder
-	for i, c := range cols {
-		names[i] = c.name
-		if i > 0 {
-			ddl.WriteString(", ")
-			list.WriteString(", ")
-		}
-		id := pgx.Identifier{c.name}.Sanitize()
-		ddl.WriteString(id + " " + c.sqlType)
-		list.WriteString(id)
-	}
-	// No constraints on the staging table: NOT NULL is checked in Go, where
-	// the line is known, and the final INSERT re-checks everything.
-	if _, err := tx.Exec(ctx, "CREATE TEMPORARY TABLE "+pgx.Identifier{staging}.Sanitize()+" ("+ddl.String()+") ON COMMIT DROP"); err != nil {
-		return 0, err
-	}
-	stagingIdent := pgx.Identifier{"pg_temp", staging}
-	src.vals = make([]any, len(cols))
-	n, err := tx.CopyFrom(ctx, stagingIdent, names, src)
-	// The parser's own error is the one to report: pgx would return the
-	// server's echo of it ("COPY from stdin failed: ...").
-	if src.err != nil {
-		return 0, src.err
-	}
-	if err != nil {
-		return 0, err
-	}
+	sql := insertSQL(t, cols)
+	p := startParser(len(cols), next)
+	defer p.stop()
 	var inserted int64
-	if n > 0 {
-		// A temp table is never scanned in parallel or synchronised, so the
-		// heap scan returns the rows in COPY order and _row_id follows the
-		// order of the input.
-		tag, err := tx.Exec(ctx, "INSERT INTO "+t.Ident().Sanitize()+" ("+list.String()+") SELECT "+list.String()+" FROM "+stagingIdent.Sanitize())
-		if err != nil {
-			return 0, err
+	for {
+		b := <-p.ready
+		if b.err != nil {
+			return 0, b.err
 		}
-		inserted = tag.RowsAffected()
+		if b.rows > 0 {
+			for i, c := range b.cols {
+				b.args[i] = c
+			}
+			tag, err := tx.Exec(ctx, sql, b.args...)
+			if err != nil {
+				return 0, err
+			}
+			inserted += tag.RowsAffected()
+		}
+		if b.last {
+			return inserted, nil
+		}
+		p.free <- b
 	}
-	// Free the temp space now rather than at commit, and let a caller import
-	// again in the same transaction.
-	if _, err := tx.Exec(ctx, "DROP TABLE "+stagingIdent.Sanitize()); err != nil {
-		return 0, err
-	}
-	return inserted, nil
 }
 
-// stagingName names the staging table after its column names and types:
-// pgx caches the column types of a COPY target by its SQL text, so two
-// imports whose COPY statements read the same must have the same types.
-func stagingName(cols []column) string {
-	h := fnv.New64a()
-	for _, c := range cols {
-		h.Write([]byte(c.name))
-		h.Write([]byte{0})
-		h.Write([]byte(c.sqlType))
-		h.Write([]byte{0})
+// insertSQL is the batch INSERT: one array parameter per column, unnested
+// in the select list (in step, in order; a FROM unnest(…) would first copy
+// the rows into a tuplestore), and tenant_id from the tenant setting as an
+// uncorrelated subquery, which PostgreSQL evaluates once per statement.
+func insertSQL(t catalog.Table, cols []column) string {
+	var list, sel strings.Builder
+	list.WriteString("tenant_id")
+	sel.WriteString("(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)")
+	for i, c := range cols {
+		list.WriteString(", " + pgx.Identifier{c.name}.Sanitize())
+		if c.sqlType == "numeric" { // sent as text: see convNumeric
+			fmt.Fprintf(&sel, ", unnest($%d::text[])::numeric", i+1)
+			continue
+		}
+		fmt.Fprintf(&sel, ", unnest($%d::%s[])", i+1, c.sqlType)
 	}
-	return fmt.Sprintf("dbchat_import_%016x", h.Sum64())
+	return "INSERT INTO " + t.Ident().Sanitize() + " (" + list.String() + ") SELECT " + sel.String()
+}
+
+// colValues is one column of a batch, sent as an array parameter: pgx
+// encodes each element with the column type's binary encoder (nil is NULL).
+type colValues []any
+
+// Dimensions, Index and IndexType implement pgtype.ArrayGetter.
+func (a colValues) Dimensions() []pgtype.ArrayDimension {
+	return []pgtype.ArrayDimension{{Length: int32(len(a)), LowerBound: 1}}
+}
+func (a colValues) Index(i int) any { return a[i] }
+func (a colValues) IndexType() any  { return nil }
+
+// batch is a run of rows, column by column, then possibly the parser's
+// error or the end of the input.
+type batch struct {
+	cols []colValues
+	args []any // cols as Exec's arguments, kept to spare an allocation
+	rows int
+	err  error
+	last bool
+}
+
+// parser fills batches from next in a goroutine of its own: ready carries
+// them in input order, free brings them back once inserted.
+type parser struct {
+	ready, free chan *batch
+	quit, done  chan struct{}
+}
+
+func startParser(ncols int, next rows) *parser {
+	p := &parser{ready: make(chan *batch, 1), free: make(chan *batch, 2), quit: make(chan struct{}), done: make(chan struct{})}
+	for range 2 {
+		p.free <- &batch{cols: make([]colValues, ncols), args: make([]any, ncols)}
+	}
+	go p.run(ncols, next)
+	return p
+}
+
+func (p *parser) run(ncols int, next rows) {
+	defer close(p.done)
+	vals := make([]any, ncols)
+	for {
+		var b *batch
+		select {
+		case b = <-p.free:
+		case <-p.quit:
+			return
+		}
+		b.rows = 0
+		for i := range b.cols {
+			b.cols[i] = b.cols[i][:0]
+		}
+		start := time.Now()
+		for size := 0; b.rows < batchRows && size < batchBytes && time.Since(start) < batchWait; b.rows++ {
+			select {
+			case <-p.quit:
+				return
+			default:
+			}
+			ok, err := next(vals)
+			if err != nil || !ok {
+				b.err, b.last = err, true
+				break
+			}
+			for i, v := range vals {
+				b.cols[i] = append(b.cols[i], v)
+				if s, ok := v.(string); ok {
+					size += len(s)
+				}
+			}
+			size += 16 * ncols
+		}
+		select {
+		case p.ready <- b:
+		case <-p.quit:
+			return
+		}
+		if b.last {
+			return
+		}
+	}
+}
+
+// stop makes the parser stop after the row it is reading and waits for it,
+// so that nothing reads the caller's body once load has returned.
+func (p *parser) stop() {
+	close(p.quit)
+	<-p.done
 }
 
 // valueError reports a bad value at a CSV line or JSON index.

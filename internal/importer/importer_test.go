@@ -115,8 +115,10 @@ func TestAcceptedValuesFitPostgres(t *testing.T) {
 	}
 }
 
-// TestImportTwiceInOneTransaction: the staging table is dropped after use,
-// and tables with the same column names but other types get their own.
+// TestImportTwiceInOneTransaction: imports can follow one another in a
+// transaction, and tables with the same column names but other types get
+// statements of their own (pgx caches a statement's parameter types by its
+// text).
 func TestImportTwiceInOneTransaction(t *testing.T) {
 	t.Parallel()
 	db, tn, tbl := impTable(t)

@@ -303,7 +303,7 @@ func TestStatementTimeoutCutsAPreview(t *testing.T) {
 	require.Contains(t, got.body, "statement timed out")
 }
 
-// A database that drops the import's connection mid-COPY (every dbchat_app
+// A database that drops the import's connection mid-import (every dbchat_app
 // backend terminated, as in a restart) answers 503 unavailable, imports
 // nothing, and the same server answers again once connections can be made.
 func TestDatabaseGoneMidImportIs503(t *testing.T) {
@@ -321,10 +321,11 @@ func TestDatabaseGoneMidImportIs503(t *testing.T) {
 	_, err := fmt.Fprint(pw, "id\n1\n2\n3\n")
 	require.NoError(t, err)
 	ctx := context.Background()
-	waitFor(t, "the import's COPY", func() bool {
+	// The import's transaction is open, waiting for the next rows.
+	waitFor(t, "the import's transaction", func() bool {
 		var n int
 		require.NoError(t, e.admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = $1 AND usename = 'dbchat_app' AND query ILIKE 'copy%' AND state = 'active'`, e.d.Name).Scan(&n))
+			WHERE datname = $1 AND usename = 'dbchat_app' AND state = 'idle in transaction'`, e.d.Name).Scan(&n))
 		return n == 1
 	})
 	rows, err := e.admin.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = 'dbchat_app'`, e.d.Name)

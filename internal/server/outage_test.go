@@ -313,10 +313,11 @@ func TestPostgresStopsMidImport(t *testing.T) {
 	}()
 	_, err := fmt.Fprint(pw, "id\n1\n2\n3\n")
 	require.NoError(t, err)
-	waitFor(t, "the import's COPY", func() bool {
+	// The import's transaction is open, waiting for the next rows.
+	waitFor(t, "the import's transaction", func() bool {
 		var n int
 		require.NoError(t, e.admin.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE usename = 'dbchat_app' AND query ILIKE 'copy%' AND state = 'active'`).Scan(&n))
+			WHERE usename = 'dbchat_app' AND state = 'idle in transaction'`).Scan(&n))
 		return n == 1
 	})
 	e.kill()
