@@ -21,8 +21,8 @@ import (
 const disconnectStatement = "SELECT count(*) FROM generate_series(1, 1000000) a, generate_series(1, 1000000) b"
 
 // A client that goes away mid-request takes its database work with it, on
-// every route that does long database work: an import mid-body (its COPY
-// and its transaction), a sandboxed statement (POST /v1/sql, 30 s timeout)
+// every route that does long database work: an import mid-body (its
+// transaction), a sandboxed statement (POST /v1/sql, 30 s timeout)
 // and a question whose generated SQL runs long (POST /v1/ask: the offline
 // generator reuses a trained pair's SQL; the sandbox's default timeout is
 // 5 s). Within a second of the disconnect no backend of this database's

@@ -20,12 +20,10 @@ import (
 // already written; the next import that fits works.
 //
 // The fault is injected, not provoked: an import never writes temporary
-// files (its staging table is a temporary table, and PostgreSQL does not
-// count temporary tables against temp_file_limit: 13 MB staged with
-// temp_buffers 800kB and temp_file_limit 64kB imports fine), and filling a
-// real disk needs a filesystem of its own. So, as the superuser, a trigger
+// files (its batches go straight into the data table), and filling a real
+// disk needs a filesystem of its own. So, as the superuser, a trigger
 // on the target raises exactly what PostgreSQL raises when the disk fills
-// while the import's INSERT … SELECT writes (SQLSTATE 53100 disk_full,
+// while the import's batch INSERT writes (SQLSTATE 53100 disk_full,
 // "could not extend file") or when a statement's temporary files pass
 // temp_file_limit (53400 configuration_limit_exceeded), after every row of
 // the statement was written. The training-data import gets the same fault.
