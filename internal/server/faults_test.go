@@ -191,8 +191,9 @@ func TestStalledUploadsLeaveThePoolToOthers(t *testing.T) {
 // long the whole upload takes, nor by dbchat_app's statement_timeout.
 func TestSlowButSteadyUploadIsNotCut(t *testing.T) {
 	t.Parallel()
-	// The session's statement_timeout (1s) is shorter than the COPY (about
-	// 2s): the import lifts it for its transaction (SET LOCAL).
+	// The session's statement_timeout (1s) is shorter than the upload
+	// (about 2s); the import lifts it for its transaction (SET LOCAL), and
+	// inserts the rows in batches as they come, each a short statement.
 	e := newFaultEnv(t, 4, time.Second, server.Config{BodyIdleTimeout: 500 * time.Millisecond}, map[string]string{"statement_timeout": "1s"})
 	tn := dbtest.NewTenant(t, e.db, "Steady")
 	table := e.createTable(t, tn.APIKey, `{"name":"steady","columns":[{"name":"id","type":"bigint"}]}`)
