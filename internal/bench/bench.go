@@ -4,7 +4,8 @@
 // with a reference measured in the same run on the same machine and is the
 // median of several runs with its spread (docs/BENCHMARKS.md says which).
 // The suite prints the summary and writes docs/BENCHMARKS.md, one section
-// per part: rls, http, vector, import, ask, noisy, soak, replica, catalog.
+// per part: rls, http, vector, vector10k, import, ask, noisy, soak,
+// replica, catalog.
 // BENCH=name[,name] runs some, refreshing only their sections;
 // BENCH_SCALE=full the sizes; BENCH_SOAK=10m the soak's duration.
 //
@@ -215,6 +216,7 @@ var suite = []part{
 	{name: "rls", aliases: []string{"1", "policy"}, title: "1. RLS policy cost", run: runRLS},
 	{name: "http", aliases: []string{"2", "request", "api"}, title: "2. Request path vs the floor", run: runHTTP},
 	{name: "vector", aliases: []string{"3", "retrieval"}, title: "3. Vector retrieval at scale", run: runVector},
+	{name: "vector10k", aliases: []string{"3b"}, title: "3b. Vector retrieval at 10,000 tenants", run: runVectorWide},
 	{name: "import", aliases: []string{"4", "copy"}, title: "4. Import vs COPY", run: runImport},
 	{name: "ask", aliases: []string{"5"}, title: "5. Ask overhead", run: runAsk},
 	{name: "noisy", aliases: []string{"6", "neighbours"}, title: "6. Quiet tenant under noisy neighbours", run: runNoisy},

@@ -239,7 +239,7 @@ func TestSectionsRender(t *testing.T) {
 			p[ci] = append(p[ci], runs(12))
 		}
 	}
-	check("vector", vectorSection(VectorConfig{Rows: 30, Tenants: 14, Models: 1, Topics: 4, Queries: 1}, data, quality, p, p),
+	check("vector", vectorSection(VectorConfig{Rows: 30, Tenants: 14, Models: 1, Topics: 4, Queries: 1}, data, quality, p, p, false),
 		"| huge | HNSW on the global graph, no fallback (ForceHNSW, GlobalOnly) | 0.500 | NaN | 1 / 1 | 40.0 (36.0–44.0) |",
 		"| huge | **Auto (shipped): tenant indexes** | 1.000 | NaN | 0 / 1 | 12.0 (10.8–13.2) |", "p95 ≤ 15 ms")
 }
