@@ -109,7 +109,13 @@ func (c *Cluster) basebackup(ctx context.Context, s *Cluster) error {
 	// primary_conninfo (postgresql.auto.conf, mode 0600, the server user's),
 	// next to the secrets this directory already holds.
 	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=%s application_name=dbchat_standby", c.Port, pw)
-	args := []string{"-D", s.dataDir, "-d", conninfo, "-R", "-X", "stream", "-c", "fast"}
+	// A replication slot keeps the primary's WAL until the standby has it,
+	// so a standby stopped (or slow) while the primary runs many tests can
+	// still catch up; max_slot_wal_keep_size (allowReplication) bounds it.
+	if err := c.resetSlot(ctx); err != nil {
+		return err
+	}
+	args := []string{"-D", s.dataDir, "-d", conninfo, "-R", "-X", "stream", "-c", "fast", "-C", "-S", standbySlot}
 	if c.opts.Fast {
 		args = append(args, "--no-sync")
 	}
@@ -125,6 +131,30 @@ func (c *Cluster) basebackup(ctx context.Context, s *Cluster) error {
 		}
 	}
 	return writeState(s.Dir, s.state())
+}
+
+// standbySlot is the primary's replication slot for its standby.
+const standbySlot = "dbchat_standby"
+
+// resetSlot drops the standby's slot on the primary, if a standby copied
+// earlier left one, so pg_basebackup can create it afresh; and caps the WAL
+// a slot may hold back, so a standby deleted by hand cannot fill the disk.
+func (c *Cluster) resetSlot(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.SuperuserURL("postgres"))
+	if err != nil {
+		return fmt.Errorf("pgcluster: primary: %w", err)
+	}
+	defer conn.Close(context.Background())
+	for _, sql := range []string{
+		`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '` + standbySlot + `'`,
+		`ALTER SYSTEM SET max_slot_wal_keep_size = '4GB'`,
+		`SELECT pg_reload_conf()`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("pgcluster: primary: %s: %w", sql, err)
+		}
+	}
+	return nil
 }
 
 // allowReplication adds the replication line to the primary's pg_hba.conf
@@ -187,6 +217,11 @@ func (c *Cluster) waitStandby(ctx context.Context, s *Cluster) error {
 		if done {
 			fmt.Fprintf(c.log, "pgcluster: standby streaming on 127.0.0.1:%d\n", s.Port)
 			return nil
+		}
+		if strings.Contains(tailFile(s.logFile, 5), "has already been removed") {
+			// Copied before slots, or its slot was invalidated: the WAL it
+			// needs is gone, so only a new copy can catch up.
+			return fmt.Errorf("%w (it needs WAL the primary has removed)", errNotACopy)
 		}
 		select {
 		case <-ctx.Done():
