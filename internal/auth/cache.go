@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/google/uuid"
 	"sync"
 	"time"
@@ -101,26 +102,38 @@ func (c *Cache) forget(hash [32]byte) {
 
 // check is dbchat.confirm_key's call for id's key.
 func (c *Cache) check(hash [32]byte, id tenant.Identity, tokens *Tokens) *tenant.Check {
-	return Confirmation("dbchat.confirm_key", id.KeyID, tokens, func(string) error {
+	return Confirmation("dbchat.confirm_key", []any{id.KeyID}, tokens, func(string) error {
 		c.forget(hash)
 		return errUnauthorized
 	})
 }
 
+// ErrChanged marks a confirmation refused because the credential's user
+// changed role since the server remembered it: the credential is still
+// good, so the server signs in afresh and goes on (a GET runs its handler
+// again; see internal/server).
+var ErrChanged = errors.New("auth: the user's role changed since the credential was remembered")
+
+// changed is the refusal for ErrChanged.
+func changed() error {
+	return apperr.Wrap(apperr.Unauthorized, ErrChanged, "the user's role changed; sign in again")
+}
+
 // Confirmation is the tenant.Check that calls fn, a confirm_* function of
-// migration 00025 (confirm_key, confirm_user), with its credential's id and
-// the rate arguments: fn raises SQLSTATE DC401 for a credential no longer
+// migration 00025 (confirm_key, confirm_user, confirm_session), with its
+// credential's arguments (args) and the rate arguments: fn raises SQLSTATE
+// DC401 (detail "changed": ErrChanged) for a credential no longer
 // good (the request's error is then refused's, given the error's detail,
 // and refused also forgets the credential) and DC429 for a refused rate
 // token (tokens.Taken's error).
-func Confirmation(fn string, credential any, tokens *Tokens, refused func(detail string) error) *tenant.Check {
+func Confirmation(fn string, args []any, tokens *Tokens, refused func(detail string) error) *tenant.Check {
 	t := Tokens{}
 	if tokens != nil {
 		t = *tokens
 	}
 	return &tenant.Check{
 		Func: fn,
-		Args: []any{credential, t.Take, t.DefaultRate, t.DefaultBurst},
+		Args: append(args, t.Take, t.DefaultRate, t.DefaultBurst),
 		Scan: func(row pgx.Row) error {
 			var rate, burst, left float64
 			var allowed bool
@@ -128,6 +141,9 @@ func Confirmation(fn string, credential any, tokens *Tokens, refused func(detail
 			err := row.Scan(&rate, &burst, &left, &allowed, &taken)
 			var pg *pgconn.PgError
 			switch {
+			case errors.As(err, &pg) && pg.Code == "DC401" && pg.Detail == "changed":
+				refused(pg.Detail) // forgets the credential
+				return changed()
 			case errors.As(err, &pg) && pg.Code == "DC401":
 				return refused(pg.Detail)
 			case errors.As(err, &pg) && pg.Code == "DC429" && t.Taken != nil:

@@ -182,7 +182,7 @@ func (v *Verifier) AuthenticateWith(ctx context.Context, raw string, tokens auth
 		if tokens != nil {
 			take = tokens(id.TenantID)
 		}
-		id.Check = auth.Confirmation("dbchat.confirm_user", t.provider, take, func(reason string) error {
+		id.Check = auth.Confirmation("dbchat.confirm_user", []any{t.provider}, take, func(reason string) error {
 			v.forgetToken(key)
 			if Reason(reason) == ReasonIssuer {
 				v.forget(t.iss)

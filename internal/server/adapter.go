@@ -2,9 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
+	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/auth"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -20,12 +25,19 @@ func (s *Server) handle(h handler) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		status, body, err := h(c)
 		if status != 0 || err != nil {
-			// A remembered key confirmed by no statement of the handler's
-			// is confirmed now, before anything is answered.
+			// A remembered credential confirmed by no statement of the
+			// handler's is confirmed now, before anything is answered.
 			if verr := s.db.Verify(c.Request.Context()); verr != nil {
 				err = verr
 			}
+			if errors.Is(err, auth.ErrChanged) && !c.Writer.Written() &&
+				(c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
+				status, body, err = s.again(c, h)
+			}
 			deferredRate(c)
+			if apperr.CodeOf(err) == apperr.Unauthorized && cookieSession(c).ID != uuid.Nil {
+				s.setSessionCookie(c, "", -1) // a dead session's cookie is cleared
+			}
 		}
 		switch {
 		case err != nil:
@@ -37,6 +49,24 @@ func (s *Server) handle(h handler) gin.HandlerFunc {
 			c.JSON(status, body)
 		}
 	}
+}
+
+// again runs a read once more after its remembered credential was refused
+// for a changed role (nothing was read or written: the refusal came first):
+// signed in afresh, with the route's rate and admin checks again.
+func (s *Server) again(c *gin.Context, h handler) (int, any, error) {
+	if err := s.authenticate(c); err != nil {
+		return 0, nil, err
+	}
+	if err := s.rateLimit(c); err != nil {
+		return 0, nil, err
+	}
+	if c.GetBool(adminRouteKey{}) {
+		if err := s.adminOnly(c); err != nil {
+			return 0, nil, err
+		}
+	}
+	return h(c)
 }
 
 // guard adapts a middleware check to gin: an error stops the chain through

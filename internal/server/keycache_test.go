@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -160,4 +161,92 @@ func TestSignedInTokenIsConfirmedOnEveryInstance(t *testing.T) {
 			require.Equal(t, string(identity.ReasonIssuer), decodeError(t, body).Error.Details["reason"])
 		}
 	}
+}
+
+// TestSessionEndsAtOnceOnEveryInstance: the same for the web app's browser
+// sessions, which a server looks up once a minute and confirms in between:
+// signed out on one instance, or its API key revoked on the other, the
+// cookie is refused by both at its next request, reads and writes alike.
+func TestSessionEndsAtOnceOnEveryInstance(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	second := &env{d: e.d, db: tenant.New(e.d.AppPool(t, 4))}
+	srv := httptest.NewServer(server.New(second.db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{}))
+	t.Cleanup(srv.Close)
+	second.url = srv.URL
+	instances := []*env{e, second}
+
+	a := dbtest.NewTenant(t, e.db, "Session Revocations")
+	spare := e.mintKey(t, a.APIKey, `{"name":"for the browser"}`)
+	first, other := signIn(t, http.DefaultClient, e.url, a.APIKey), signIn(t, http.DefaultClient, second.url, spare.APIKey)
+	remember := func(sessions ...signedIn) {
+		t.Helper()
+		for _, s := range sessions {
+			for _, inst := range instances {
+				for range 2 {
+					r := send(t, http.DefaultClient, http.MethodGet, inst.url+"/v1/tables", "", "Cookie", s.cookie)
+					require.Equal(t, http.StatusOK, r.status, r.body)
+				}
+			}
+		}
+	}
+	remember(first, other)
+
+	// Signed out on A: B refuses the cookie at once.
+	r := send(t, http.DefaultClient, http.MethodDelete, e.url+"/v1/sessions/current", "", "Cookie", first.cookie, "X-CSRF-Token", first.view.CSRFToken)
+	require.Equal(t, http.StatusNoContent, r.status, r.body)
+	for _, inst := range []*env{second, e} {
+		r := send(t, http.DefaultClient, http.MethodGet, inst.url+"/v1/tables", "", "Cookie", first.cookie)
+		require.Equal(t, http.StatusUnauthorized, r.status, r.body)
+	}
+
+	// The key the other session came from revoked on B: A refuses it at
+	// once, for a write too, which writes nothing.
+	status, body := second.callJSON(t, http.MethodDelete, "/v1/api-keys/"+spare.ID.String(), a.APIKey, "")
+	require.Equal(t, http.StatusNoContent, status, body)
+	r = send(t, http.DefaultClient, http.MethodPost, e.url+"/v1/tables", `{"name":"after_revocation","columns":[{"name":"x","type":"text"}]}`,
+		"Cookie", other.cookie, "X-CSRF-Token", other.view.CSRFToken)
+	require.Equal(t, http.StatusUnauthorized, r.status, r.body)
+	for _, inst := range instances {
+		r := send(t, http.DefaultClient, http.MethodGet, inst.url+"/v1/tables", "", "Cookie", other.cookie)
+		require.Equal(t, http.StatusUnauthorized, r.status, r.body)
+	}
+	status, body = e.get(t, "/v1/tables", a.APIKey)
+	require.Equal(t, http.StatusOK, status, body)
+	require.NotContains(t, body, "after_revocation")
+}
+
+// TestRoleChangeIsFollowedAtOnce: a remembered key whose user changed role
+// is not refused: its confirmation says so before anything runs, and the
+// server signs in afresh and runs the request with the role the user has
+// now, the admin-only checks included, for reads and writes.
+func TestRoleChangeIsFollowedAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := dbtest.NewTenant(t, e.db, "Role Changes")
+	member := e.addUser(t, a.APIKey, "member@roles.test", "member")
+	admin := e.d.AdminPool(t)
+	setRole := func(role string) {
+		t.Helper()
+		_, err := admin.Exec(context.Background(), `UPDATE dbchat.users SET role = $1 WHERE id = $2`, role, member.ID)
+		require.NoError(t, err)
+	}
+	for range 2 { // remembered
+		status, body := e.get(t, "/v1/analytics", member.Key)
+		require.Equal(t, http.StatusForbidden, status, body)
+	}
+	setRole("admin")
+	status, body := e.get(t, "/v1/analytics", member.Key)
+	require.Equal(t, http.StatusOK, status, "promoted: the read runs again as an admin: %s", body)
+	status, body = e.get(t, "/v1/analytics", member.Key)
+	require.Equal(t, http.StatusOK, status, body)
+
+	setRole("member")
+	status, body = e.get(t, "/v1/analytics", member.Key)
+	require.Equal(t, http.StatusForbidden, status, "demoted: the admin-only check runs again: %s", body)
+	require.Equal(t, "member", e.me(t, member.Key).Role)
+
+	setRole("admin")
+	status, body = e.callJSON(t, http.MethodPost, "/v1/tables", member.Key, `{"name":"by_promoted","columns":[{"name":"x","type":"text"}]}`)
+	require.Equal(t, http.StatusCreated, status, "a write signs in afresh before the handler: %s", body)
 }

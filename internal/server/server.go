@@ -8,6 +8,7 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -309,6 +310,15 @@ func (s *Server) conversationRoutes(v1 *gin.RouterGroup) {
 // the identity in the request's context; every /v1 handler's transaction
 // is scoped to it.
 func (s *Server) authenticate(c *gin.Context) error {
+	err := s.signIn(c)
+	if errors.Is(err, auth.ErrChanged) { // forgotten now: looked up afresh
+		err = s.signIn(c)
+	}
+	return err
+}
+
+// signIn is one attempt of authenticate.
+func (s *Server) signIn(c *gin.Context) error {
 	if token, err := c.Cookie(session.CookieName); err == nil && token != "" && c.GetHeader("Authorization") == "" {
 		return s.cookieAuth(c, token)
 	}
@@ -350,13 +360,29 @@ func (s *Server) operator(c *gin.Context) error {
 	return nil
 }
 
-// adminOnly stops members from doing what only tenant admins may.
+// adminOnly stops members from doing what only tenant admins may. It marks
+// the route, so that a read run again for a changed role checks it again.
 func (s *Server) adminOnly(c *gin.Context) error {
+	c.Set(adminRouteKey{}, true)
+	if id := callerIdentity(c); id.Role != tenant.Admin && id.Check.Pending() {
+		// A remembered identity may be out of date: confirm it before
+		// refusing, and sign in afresh if its user became an admin.
+		err := s.db.Verify(c.Request.Context())
+		if errors.Is(err, auth.ErrChanged) {
+			err = s.authenticate(c)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if callerIdentity(c).Role != tenant.Admin {
 		return apperr.Errorf(apperr.Forbidden, "only tenant admins may do this")
 	}
 	return nil
 }
+
+// adminRouteKey marks, in the gin context, a route behind adminOnly.
+type adminRouteKey struct{}
 
 func bearer(c *gin.Context) (string, bool) {
 	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")

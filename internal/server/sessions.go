@@ -1,11 +1,14 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/auth"
+	"github.com/dbchat/dbchat/internal/limits"
 	"github.com/dbchat/dbchat/internal/session"
 	"github.com/dbchat/dbchat/internal/tenant"
 	"github.com/dbchat/dbchat/internal/web"
@@ -82,14 +85,23 @@ func (s *Server) cookieOnly(c *gin.Context) error {
 	if err != nil || token == "" {
 		return apperr.Errorf(apperr.Unauthorized, "missing or invalid session")
 	}
-	return s.cookieAuth(c, token)
+	err = s.cookieAuth(c, token)
+	if errors.Is(err, auth.ErrChanged) { // forgotten now: looked up afresh
+		err = s.cookieAuth(c, token)
+	}
+	return err
 }
 
 // cookieAuth resolves the session cookie to the identity the key it came
 // from would have, and checks the CSRF token on state-changing methods. A
 // dead session's cookie is cleared, so the browser stops sending it.
 func (s *Server) cookieAuth(c *gin.Context, token string) error {
-	sess, err := s.session.Authenticate(c.Request.Context(), token)
+	deferred := &limits.Rate{}
+	var tokens auth.TokensFor
+	if s.cfg.Limits != nil {
+		tokens = s.cfg.Limits.Tokens(deferred)
+	}
+	sess, err := s.session.AuthenticateWith(c.Request.Context(), token, tokens)
 	if apperr.CodeOf(err) == apperr.Unauthorized {
 		s.setSessionCookie(c, "", -1)
 	}
@@ -101,7 +113,11 @@ func (s *Server) cookieAuth(c *gin.Context, token string) error {
 	}
 	c.Set(sessionKey, sess)
 	c.Request = c.Request.WithContext(tenant.NewContext(c.Request.Context(), sess.Identity))
-	return nil
+	err = s.confirmLater(c, sess.Identity, deferred)
+	if apperr.CodeOf(err) == apperr.Unauthorized && !errors.Is(err, auth.ErrChanged) {
+		s.setSessionCookie(c, "", -1)
+	}
+	return err
 }
 
 // changesState: every method but the safe ones needs the CSRF token.

@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,7 +66,21 @@ type Service struct {
 	db   *tenant.DB
 	opts Options
 	q    *dbsqlc.Queries
+
+	mu         sync.Mutex
+	remembered map[[32]byte]rememberedSession // see AuthenticateWith
 }
+
+// rememberedSession is a session looked up lately, until when it may be
+// resolved from memory.
+type rememberedSession struct {
+	sess  Session
+	until time.Time
+}
+
+// maxRemembered bounds the sessions a server remembers; the map is emptied
+// when full.
+const maxRemembered = 10000
 
 // New returns a Service over db; zero options take the defaults.
 func New(db *tenant.DB, opts Options) *Service {
@@ -196,6 +211,50 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 		_ = s.db.OnceAs(ctx, id, func(tx tenant.Conn) error { return s.q.TouchSession(ctx, tx, row.ID) })
 	}
 	return Session{ID: row.ID, Identity: id, CSRFToken: CSRFToken(token), ExpiresAt: row.EndsAt}, nil
+}
+
+// AuthenticateWith is Authenticate for a request: a session looked up in
+// the last minute is resolved from memory, its identity carrying a
+// tenant.Check (dbchat.confirm_session through auth.Confirmation: not
+// signed out, expired or idle, its user, tenant and key still good; with
+// tokens, the request's rate token too) that the request's first statement
+// sends in the same round trip. A refusal forgets it. The lookup a minute
+// later also records the session's use, as Authenticate does.
+func (s *Service) AuthenticateWith(ctx context.Context, token string, tokens auth.TokensFor) (Session, error) {
+	key := sha256.Sum256([]byte(token))
+	now := time.Now()
+	s.mu.Lock()
+	r, ok := s.remembered[key]
+	s.mu.Unlock()
+	if ok && now.Before(r.until) {
+		sess := r.sess
+		var take *auth.Tokens
+		if tokens != nil {
+			take = tokens(sess.Identity.TenantID)
+		}
+		sess.Identity.Check = auth.Confirmation("dbchat.confirm_session", []any{sess.ID, s.opts.Idle.Seconds()}, take,
+			func(string) error {
+				s.forget(key)
+				return errUnauthorized
+			})
+		return sess, nil
+	}
+	sess, err := s.Authenticate(ctx, token)
+	if err == nil {
+		s.mu.Lock()
+		if s.remembered == nil || len(s.remembered) >= maxRemembered {
+			s.remembered = map[[32]byte]rememberedSession{}
+		}
+		s.remembered[key] = rememberedSession{sess: sess, until: now.Add(time.Minute)}
+		s.mu.Unlock()
+	}
+	return sess, err
+}
+
+func (s *Service) forget(key [32]byte) {
+	s.mu.Lock()
+	delete(s.remembered, key)
+	s.mu.Unlock()
 }
 
 // Describe is the View of a resolved session (its tenant and user as they
