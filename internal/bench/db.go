@@ -173,7 +173,7 @@ var vecStrategies = []struct {
 	vsHNSW: {"HNSW on the global graph, no fallback (ForceHNSW, GlobalOnly)", nlsql.Retriever{Method: nlsql.ForceHNSW, GlobalOnly: true}},
 	{"Auto without tenant indexes (before; GlobalOnly)", nlsql.Retriever{GlobalOnly: true}},
 	{"(a) Auto without tenant indexes, ef_search 40", nlsql.Retriever{GlobalOnly: true, EfSearch: 40}},
-	{"(b) Auto, tenant indexes, ef_search 200", nlsql.Retriever{TenantEfSearch: 200}},
+	{"(b) Auto, tenant indexes, ef_search 100", nlsql.Retriever{TenantEfSearch: 100}},
 	{"**Auto (shipped): tenant indexes**", nlsql.Retriever{}}}
 
 var vsAuto = len(vecStrategies) - 1
