@@ -32,10 +32,10 @@ type Check struct {
 	err  error
 }
 
-// claim takes c for the caller's transaction. pending reports that the
-// check has not run yet: the caller then holds c until it calls finish or
-// unclaim, so a request's concurrent transactions run it once. Once run,
-// claim returns its outcome.
+// claim takes c for the caller's batch. pending reports that the check has
+// not run yet: the caller then holds c until it calls finish or unclaim
+// (while its batch is in flight), so a request's concurrent transactions
+// run it once. Once run, claim returns its outcome.
 func (c *Check) claim() (pending bool, err error) {
 	c.mu.Lock()
 	if c.done {

@@ -167,16 +167,7 @@ func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) 
 
 	tx := &txConn{conn: conn.Conn(), tenantID: settingValue(id.TenantID), userID: settingValue(id.UserID),
 		role: roleSetting(id.Role), claims: claims, once: once}
-	if id.Check != nil {
-		pending, err := id.Check.claim()
-		if err != nil {
-			return err
-		}
-		if pending {
-			tx.check = id.Check
-			defer tx.releaseCheck()
-		}
-	}
+	tx.check = id.Check
 	if err := fn(tx); err != nil {
 		tx.rollback()
 		return Translate(err)
@@ -218,15 +209,7 @@ type txConn struct {
 	claims   string // app.claims: a JSON object or ""
 	once     bool   // implicit transaction: one statement, no BEGIN/COMMIT
 	begun    bool
-	check    *Check // claimed and still to run with the first statement
-}
-
-// releaseCheck gives back a check the transaction claimed but never sent.
-func (t *txConn) releaseCheck() {
-	if t.check != nil {
-		t.check.unclaim()
-		t.check = nil
-	}
+	check    *Check // the identity's, to run with the first statement unless done
 }
 
 // errSecondStatement guards Once: a second statement would run outside the
@@ -264,17 +247,29 @@ func WithCustomPlans(ctx context.Context) context.Context {
 // sets it) and the first statement in one batch.
 func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	t.begun = true
+	// The check is claimed only while this batch is in flight, so no
+	// caller's code runs while it holds it.
+	check := t.check
+	if check != nil {
+		pending, err := check.claim()
+		if err != nil {
+			return nil, err // it failed in an earlier transaction
+		}
+		if !pending {
+			check = nil // an earlier transaction confirmed it
+		}
+	}
 	b := &pgx.Batch{}
 	if !t.once {
 		b.Queue("BEGIN")
 	}
 	custom, _ := ctx.Value(customPlansKey{}).(bool)
 	switch {
-	case t.check != nil:
+	case check != nil:
 		if custom {
 			b.Queue(`SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`)
 		}
-		b.Queue(t.check.statement(), append([]any{t.tenantID, t.userID, t.role, t.claims}, t.check.Args...)...)
+		b.Queue(check.statement(), append([]any{t.tenantID, t.userID, t.role, t.claims}, check.Args...)...)
 	case custom:
 		b.Queue(setContextCustomPlans, t.tenantID, t.userID, t.role, t.claims)
 	default:
@@ -283,11 +278,10 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
 	for i := 0; i < len(b.QueuedQueries)-1; i++ {
-		if t.check != nil && i == len(b.QueuedQueries)-2 {
-			check := t.check
-			t.check = nil
+		if check != nil && i == len(b.QueuedQueries)-2 {
 			err := check.Scan(br.QueryRow())
 			check.finish(err)
+			check = nil
 			if err != nil {
 				br.Close()
 				return nil, err
@@ -295,6 +289,9 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 			continue
 		}
 		if _, err := br.Exec(); err != nil {
+			if check != nil {
+				check.unclaim() // it did not get to run
+			}
 			br.Close()
 			return nil, fmt.Errorf("begin tenant transaction: %w", err)
 		}
