@@ -49,7 +49,16 @@ var rlsQueries = []rlsQuery{
 }
 
 // setContext is the statement tenant.DB pipelines before the first one.
-const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`
+// The identity is a tenant admin, so that it sees what the floor sees (a
+// member sees only its own rows under owner_or_admin, a different query).
+const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),
+	set_config('app.role', 'admin', true), set_config('app.claims', '', true)`
+
+// rlsIdentity is the benchmark's identity for sample s: the sample's user,
+// as a tenant admin (setContext).
+func rlsIdentity(s histSample) tenant.Identity {
+	return tenant.Identity{TenantID: s.Tenant, UserID: s.User, Role: tenant.Admin}
+}
 
 var rlsVariants = []string{"floor", "floor + setting", "policy, bare pgx", "dbchat (RLS)"}
 
@@ -75,7 +84,7 @@ func rlsExec(ctx context.Context, v int, pool *pgxpool.Pool, db *tenant.DB, q rl
 	case vFloor:
 		return drain(pool.Query(ctx, sql, args...))
 	case vRLS:
-		return db.OnceAs(ctx, tenant.Identity{TenantID: s.Tenant, UserID: s.User}, func(tx tenant.Conn) error {
+		return db.OnceAs(ctx, rlsIdentity(s), func(tx tenant.Conn) error {
 			return drain(tx.Query(ctx, sql, args...))
 		})
 	}
@@ -120,7 +129,7 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 	for _, q := range rlsQueries { // BENCH_EXPLAIN: the floor's and dbchat's plan for the first sample
 		s := samples[0]
 		e.explain(ctx, "rls", q.name+": floor", pools[vFloor].Query, q.floor, append([]any{s.Tenant}, q.args(s)...)...)
-		must(db.OnceAs(ctx, tenant.Identity{TenantID: s.Tenant, UserID: s.User}, func(tx tenant.Conn) error {
+		must(db.OnceAs(ctx, rlsIdentity(s), func(tx tenant.Conn) error {
 			e.explain(ctx, "rls", q.name+": dbchat (RLS)", tx.Query, q.rls, q.args(s)...)
 			return nil
 		}))

@@ -289,4 +289,17 @@ func TestMembersSeeOnlyTheirOwnHistory(t *testing.T) {
 		return err
 	})
 	require.ErrorContains(t, err, "row-level security")
+
+	// owner_or_admin trusts app.role (00026), which any session can set, so
+	// no role the sandbox runs as may touch the tables it guards: not
+	// dbchat_query itself, not the tenant's read roles it switches to.
+	// (Asked as the superuser: dbchat_query may not even call unnest.)
+	admin := d.AdminPool(t)
+	for _, role := range []string{"dbchat_query", tenant.Schema(tn.ID), tenant.MemberRole(tn.ID)} {
+		var reach bool
+		require.NoError(t, admin.QueryRow(ctx, `SELECT bool_or(has_table_privilege($1, tbl, p))
+			FROM unnest(ARRAY['dbchat.query_history', 'dbchat.conversations', 'dbchat.messages', 'dbchat.users']) tbl,
+			unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p`, role).Scan(&reach))
+		require.False(t, reach, "%s reaches a table owner_or_admin guards", role)
+	}
 }
