@@ -281,12 +281,16 @@ func Run(ctx context.Context, cfg Config) error {
 		s.Part, s.Title, s.Stamp = p.name, p.title, e.stamp(time.Since(t0))
 		sections = append(sections, s)
 		e.logf("%s done in %s", p.name, time.Since(t0).Round(time.Second))
+		// The report is written after every part, so a long run cut short
+		// keeps the parts it finished.
+		if cfg.Out != "" {
+			if err := writeReport(cfg.Out, e.machine, cfg.Command, sections); err != nil {
+				return err
+			}
+		}
 	}
 	printSummary(cfg.Stdout, sections)
 	if cfg.Out != "" {
-		if err := writeReport(cfg.Out, e.machine, cfg.Command, sections); err != nil {
-			return err
-		}
 		fmt.Fprintf(cfg.Stdout, "\nwrote %s (%s in total)\n", cfg.Out, time.Since(start).Round(time.Second))
 	}
 	if len(failed) > 0 {
