@@ -47,10 +47,13 @@ func (tb *tab) ask(question string, turn int) {
 		waitJS(sel+` && `+sel+`.querySelector('.answer[aria-busy="false"]')`))
 }
 
-// open goes to a screen through the navigation and waits for sel.
+// open goes to a screen through the navigation and waits for sel and for
+// the screen to finish loading: a list that arrives late moves the forms
+// below it, and a click aimed before it lands would miss.
 func (tb *tab) open(screen, sel string) {
 	tb.t.Helper()
-	tb.run("open "+screen, chromedp.Click(chromedp.CSS(`#nav a[href="#/`+screen+`"]`)), chromedp.WaitVisible(chromedp.CSS(sel)))
+	tb.run("open "+screen, chromedp.Click(chromedp.CSS(`#nav a[href="#/`+screen+`"]`)), chromedp.WaitVisible(chromedp.CSS(sel)),
+		waitJS(`document.querySelector('#main').getAttribute('aria-busy') === 'false'`))
 }
 
 // count counts the elements matching a CSS selector.

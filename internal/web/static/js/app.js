@@ -14,6 +14,7 @@ const screens = {
 };
 
 const main = document.getElementById('main');
+let routing = 0; // counts route() calls: one finishing after a newer one leaves aria-busy alone
 let session = null;
 
 // The theme: the system's unless the toggle chose one (kept in
@@ -46,6 +47,8 @@ function showShell(signedIn) {
 }
 
 function signInScreen(message) {
+  routing++;
+  main.setAttribute('aria-busy', 'false');
   showShell(false);
   document.title = 'Sign in · dbchat';
   const key = h('input', { type: 'password', id: 'api-key', name: 'api_key', autocomplete: 'off', required: true, spellcheck: 'false' });
@@ -97,11 +100,17 @@ async function route() {
     else a.removeAttribute('aria-current');
   }
   document.title = `${screens[name].title} · dbchat`;
+  // aria-busy says the screen is still loading (its lists arrive after its
+  // form): assistive technology waits, and so do the browser tests.
+  const token = ++routing;
+  main.setAttribute('aria-busy', 'true');
   try {
     const mod = await screens[name].load();
     await mod.render(main, session, new URLSearchParams(query || ''));
   } catch (err) {
     replace(main, h('h1', { text: screens[name].title }), h('p', { class: 'error', role: 'alert', text: errorText(err) }));
+  } finally {
+    if (token === routing) main.setAttribute('aria-busy', 'false');
   }
 }
 
