@@ -107,8 +107,16 @@ func LoadWithoutHNSW(ctx context.Context, conn Conn, load func() error) (time.Du
 		return 0, err
 	}
 	// The largest graph should fit in maintenance_work_mem, or the build
-	// slows down sharply.
-	if _, err := conn.Exec(ctx, "SET maintenance_work_mem = '1GB'"); err != nil {
+	// goes on on disk and slows down sharply (at 2,000,000 rows, hours).
+	rows, err := conn.Query(ctx, `SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM dbchat.training_data GROUP BY kind) k`)
+	if err != nil {
+		return 0, err
+	}
+	largest, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, err
+	}
+	if _, err := conn.Exec(ctx, "SELECT set_config('maintenance_work_mem', $1, false)", fmt.Sprintf("%dMB", graphMB(largest))); err != nil {
 		return 0, err
 	}
 	start := time.Now()
@@ -123,6 +131,15 @@ func LoadWithoutHNSW(ctx context.Context, conn Conn, load func() error) (time.Du
 	}
 	_, err = conn.Exec(ctx, "VACUUM (ANALYZE) dbchat.training_data, dbchat.models, dbchat.tenants, dbchat.users")
 	return took, err
+}
+
+// graphMB is the maintenance_work_mem, in MB, that holds the HNSW graph of
+// rows vectors: each element keeps its vector and about a kilobyte of
+// neighbour lists (m = 16). At least 1 GB; at most 12 GB, half this
+// machine kind's memory (a parallel build keeps the graph in shared
+// memory).
+func graphMB(rows int64) int64 {
+	return min(max(rows*(4*embed.Dim+1024)/(1<<20), 1024), 12*1024)
 }
 
 // RegisterCopy teaches conn pgvector's binary format, which COPY (always
