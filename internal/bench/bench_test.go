@@ -196,16 +196,18 @@ func TestSectionsRender(t *testing.T) {
 	}
 	us := collect(rlsQueries, func(rlsQuery) [][]float64 { return [][]float64{runs(100), runs(110), runs(115), runs(130)} })
 	check("rls", rlsSection(RLSConfig{Tenants: 10, RowsPerTenant: 10}, "1 MB", 10, us), "**Scaled down**", "tenant layer",
+		"The Go tenant layer: 1.13×, 1.13×, 1.13×.",
 		"| lookup by id | 100 (90–110) | 110 (99–121) | 115 (104–127) | 130 (117–143) | 1.30 (1.30–1.30) |")
 
 	hs := func(rps float64) []httpSample {
-		return []httpSample{{load: loadResult{RPS: rps}, roundTrips: 1}, {load: loadResult{RPS: rps}, roundTrips: 1}}
+		return []httpSample{{load: loadResult{RPS: rps}, roundTrips: 1, serverCPU: 1e4 / rps}, {load: loadResult{RPS: rps}, roundTrips: 1, serverCPU: 1e4 / rps}}
 	}
 	res := [][][]httpSample{{hs(100), hs(50), hs(45), hs(48)}, {hs(100), hs(90), hs(90), hs(85)}}
 	grown := [][][]httpSample{{hs(95), hs(45)}, {hs(100), hs(80)}}
 	check("http", httpSection(e, HTTPConfig{Tenants: 10, Tables: 2}, res, grown, [][]int{{1, 2, 2, 2}, {3, 4, 4, 4}}), "### GET /v1/tables",
 		"| GET /v1/tables | 100 → 95 | 50 → 45 | 0.90 (0.90–0.90) |", "| GET /v1/history?limit=50 | 100 → 100 | 90 → 80 | 0.89 (0.89–0.89) |", "**missed** by 1%", "| **JWT / API key** | 0.90 (0.90–0.90) |", "| **limits checked: dbchat / floor** | 0.48 (0.48–0.48) |",
-		"| dbchat, API key | 50 (50–50) | 0.00 (0.00–0.00) | 0.00 (0.00–0.00) | 1.00 (1.00–1.00) | 0 (0–0) | 0 (0–0) | 0 (0–0) | 2 |", "| **dbchat / floor** | 0.50 (0.50–0.50) |", "goal ≤ 0.03 (ratio drop)): met", "goal ≤ 0.03 (ratio drop)): **missed** by 67%")
+		"| dbchat, API key | 50 (50–50) | 0.00 (0.00–0.00) | 0.00 (0.00–0.00) | 1.00 (1.00–1.00) | 200 (200–200) | 0 (0–0) | 0 (0–0) | 2 |",
+		"the floor spends 100 µs per request in all three, dbchat 200 µs (server +100, PostgreSQL +0, load generator +0), which predicts 0.50× of the floor's throughput; measured 0.50×", "| **dbchat / floor** | 0.50 (0.50–0.50) |", "goal ≤ 0.03 (ratio drop)): met", "goal ≤ 0.03 (ratio drop)): **missed** by 67%")
 
 	small := &importSize{rows: 10, copyS: runs(1), importS: runs(2), anonPeak: 10 << 20, proc: procMem{HWM: 50 << 20}, phases: map[string][]float64{phaseCopy: runs(5)}}
 	large := &importSize{rows: 100, copyS: runs(1), importS: runs(2.5), anonPeak: 11 << 20, proc: procMem{HWM: 51 << 20}, phases: map[string][]float64{phaseCopy: runs(50)}}

@@ -138,18 +138,23 @@ func runRLS(ctx context.Context, e *Env) (*Section, error) {
 }
 
 func rlsSection(c RLSConfig, size string, samples int, us [][][]float64) *Section {
-	s, rows := &Section{}, [][]string{}
+	type split struct { // a query's extra time, as medians of ratios
+		Name                   string
+		Setting, Policy, Layer float64
+	}
+	s, rows, splits := &Section{}, [][]string{}, []split{}
 	for qi, q := range rlsQueries {
 		u := us[qi]
 		ratio, setting := newDist(ratios(u[vRLS], u[vFloor])), newDist(ratios(u[vSetting], u[vFloor]))
 		policy, layer := newDist(ratios(u[vBare], u[vSetting])), newDist(ratios(u[vRLS], u[vBare]))
+		splits = append(splits, split{q.name, setting.Med, policy.Med, layer.Med})
 		verdict := rlsGoal.verdict(ratio.Med)
 		rows = append(rows, []string{q.name, newDist(u[vFloor]).f("%.0f"), newDist(u[vSetting]).f("%.0f"), newDist(u[vBare]).f("%.0f"),
 			newDist(u[vRLS]).f("%.0f"), ratio.f("%.2f"), setting.f("%.2f"), policy.f("%.2f"), layer.f("%.2f"), verdict})
 		s.Summary = append(s.Summary, Row{q.name + " (µs/query)", newDist(u[vFloor]).m("%.0f µs"), newDist(u[vRLS]).m("%.0f µs"),
 			ratio.f("%.2f"), rlsGoal.String(), verdict})
 	}
-	s.Body = render("rls", map[string]any{"Goal": rlsGoal.bound, "C": c, "Total": c.Tenants * c.RowsPerTenant, "Size": size, "Samples": samples, "Table": rows})
+	s.Body = render("rls", map[string]any{"Goal": rlsGoal.bound, "C": c, "Total": c.Tenants * c.RowsPerTenant, "Size": size, "Samples": samples, "Table": rows, "Splits": splits})
 	return s
 }
 

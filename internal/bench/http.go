@@ -261,6 +261,13 @@ func measureLoad(ctx context.Context, e *Env, t *target, ep endpoint, c HTTPConf
 		pgCPU: micros(cpu1.postgres-cpu0.postgres) / n, loadCPU: micros(lr.CPU) / n}
 }
 
+// cpuSplit is CPU time per request, in µs, of the server, PostgreSQL and the
+// load generator.
+type cpuSplit struct{ Server, PG, Load float64 }
+
+// Total is the three together.
+func (c cpuSplit) Total() float64 { return c.Server + c.PG + c.Load }
+
 func httpSection(e *Env, c HTTPConfig, res, grown [][][]httpSample, sizes [][]int) *Section {
 	s, eps, grownRows := &Section{}, []map[string]any{}, [][]string{}
 	formats, fields := strings.Fields("%.0f %.2f %.2f %.2f %.0f %.0f %.0f"), []func(httpSample) float64{func(x httpSample) float64 { return x.load.RPS },
@@ -307,11 +314,14 @@ func httpSection(e *Env, c HTTPConfig, res, grown [][][]httpSample, sizes [][]in
 			rows = append(rows, append(row, fmt.Sprint(sizes[ei][ti])))
 		}
 		rows = append(rows, []string{"**dbchat / floor**", ratio.f("%.2f")}, []string{"**JWT / API key**", jr.f("%.2f")}, []string{"**limits checked: dbchat / floor**", lr.f("%.2f")})
+		fc, dc := cpuSplit{med(f, 4), med(f, 5), med(f, 6)}, cpuSplit{med(r, 4), med(r, 5), med(r, 6)}
 		eps = append(eps, map[string]any{"Name": ep.name, "Table": rows, "Verdict": verdict + "; JWT vs API key (req/s ratio, goal " + jwtGoal.String() +
-			"): " + jv + "; limit check (drop of dbchat / floor, goal " + limitsGoal.String() + "): " + lv})
+			"): " + jv + "; limit check (drop of dbchat / floor, goal " + limitsGoal.String() + "): " + lv,
+			"CPU": e.machine.pgPID != 0 && dc.Total() > 0, "Floor": fc, "Dbchat": dc, "Extra": cpuSplit{dc.Server - fc.Server, dc.PG - fc.PG, dc.Load - fc.Load},
+			"Predicted": fc.Total() / dc.Total(), "Ratio": ratio.Med})
 	}
 	s.Body = render("http", map[string]any{"Goal": httpGoal.bound, "JWTGoal": jwtGoal.bound, "C": c, "AllRows": c.Tenants * c.RowsPerTenant,
-		"Pool": max(4, e.machine.Cores), "Endpoints": eps, "Grown": grownRows, "GrowTenants": growFactor * c.Tenants,
+		"Pool": max(4, e.machine.Cores), "Cores": e.machine.Cores, "Endpoints": eps, "Grown": grownRows, "GrowTenants": growFactor * c.Tenants,
 		"GrowRows": growFactor * c.Tenants * c.RowsPerTenant, "GrowGoal": growGoal.bound})
 	return s
 }
