@@ -2,17 +2,21 @@ package nlsql
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dbchat/dbchat/internal/embed"
 )
 
 // Tenant vector indexes: every tenant's training rows share one table and
@@ -51,12 +55,24 @@ import (
 type VectorIndexTuning struct {
 	Create int // a tenant with at least this many rows gets its own indexes
 	Drop   int // they are dropped when the tenant has fewer rows than this
+	// BuildMB caps the maintenance_work_mem a build may be given (MB; 0:
+	// 2048). Each build gets what its graph needs (HNSWBuildMB) up to this,
+	// never less than the connection already had.
+	BuildMB int
 }
 
 // DefaultVectorIndexTuning: a tenant gets its own indexes from 3,000 rows,
 // about where its largest set first exceeds Retriever's exact threshold
 // (2,000 rows), and loses them below 1,500.
 var DefaultVectorIndexTuning = VectorIndexTuning{Create: 3000, Drop: 1500}
+
+// HNSWBuildMB is the maintenance_work_mem, in MB, that holds the HNSW graph
+// of rows vectors while it is built: each element keeps its vector (4 bytes
+// a dimension) and about a kilobyte of neighbour lists (m = 16). A graph
+// that outgrows maintenance_work_mem is finished on disk, several times
+// slower (pgvector says so in a notice); PostgreSQL's default, 64 MB, holds
+// about 16,000 rows.
+func HNSWBuildMB(rows int) int { return rows*(4*embed.Dim+1024)>>20 + 1 }
 
 // kindSuffix names a kind's tenant index (a name must stay within 63 bytes).
 var kindSuffix = map[string]string{KindSQL: "sql", KindDDL: "ddl", KindDocumentation: "doc"}
@@ -171,6 +187,17 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 	}); err != nil {
 		return nil, err
 	}
+	// Builds get the memory their graph needs (see BuildMB); the session's
+	// setting is put back at the end.
+	var prevMem string
+	var serverKB int
+	if err := conn.QueryRow(ctx, `SELECT current_setting('maintenance_work_mem'), setting::int FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem'`).Scan(&prevMem, &serverKB); err != nil {
+		return nil, err
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT set_config('maintenance_work_mem', $1, false)`, prevMem)
+	}()
+	buildMB := cmp.Or(t.BuildMB, 2048)
 	var changes []VectorIndexChange
 	exec := func(c VectorIndexChange, sql string) error {
 		start := time.Now()
@@ -214,6 +241,10 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 				continue
 			}
 			c := VectorIndexChange{Tenant: id, Kind: kind, Index: TenantIndexName(id, kind), Rows: n, Created: true}
+			mb := max(min(HNSWBuildMB(n), buildMB), serverKB/1024)
+			if _, err := conn.Exec(ctx, `SELECT set_config('maintenance_work_mem', $1, false)`, strconv.Itoa(mb)+"MB"); err != nil {
+				return changes, err
+			}
 			// id is a uuid.UUID, so its text is hex and dashes only, and kind
 			// is one of Kinds: both safe as literals (the predicate must be
 			// constant for the planner to match it).

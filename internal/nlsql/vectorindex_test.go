@@ -24,6 +24,13 @@ import (
 // caching too, not only in an EXPLAIN), the answers are the tenant's rows
 // only although another tenant holds exact copies of its vectors (the policy
 // still applies), and recall against exact search stays at least 0.95.
+func TestHNSWBuildMB(t *testing.T) {
+	// PostgreSQL's default maintenance_work_mem (64 MB) holds about 16,000
+	// graph elements of 768 dimensions; 50,000 rows need about 200 MB.
+	require.InDelta(t, 64, nlsql.HNSWBuildMB(16_000), 2)
+	require.InDelta(t, 196, nlsql.HNSWBuildMB(50_000), 2)
+}
+
 func TestTenantVectorIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -61,10 +68,17 @@ func TestTenantVectorIndex(t *testing.T) {
 	small.id = smallT.Identity
 	require.NoError(t, load(ctx, db, &small))
 
+	// The builds raise maintenance_work_mem for their graphs; the
+	// connection's own value comes back afterwards.
+	_, err = admin.Exec(ctx, `SET maintenance_work_mem = '7MB'`)
+	require.NoError(t, err)
 	tune := func() []nlsql.VectorIndexChange {
 		t.Helper()
 		changes, err := nlsql.TuneVectorIndexes(ctx, admin.Conn(), tuning, nil)
 		require.NoError(t, err)
+		var mem string
+		require.NoError(t, admin.QueryRow(ctx, `SELECT current_setting('maintenance_work_mem')`).Scan(&mem))
+		require.Equal(t, "7MB", mem, "TuneVectorIndexes leaves the connection's maintenance_work_mem as it found it")
 		return changes
 	}
 	name := nlsql.TenantIndexName(bigT.ID, nlsql.KindSQL)

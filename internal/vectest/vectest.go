@@ -17,6 +17,7 @@ import (
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/dbchat/dbchat/internal/embed"
+	"github.com/dbchat/dbchat/internal/nlsql"
 )
 
 // Per-dimension noise at 768 dimensions: DataNoise puts a row about as far
@@ -133,13 +134,11 @@ func LoadWithoutHNSW(ctx context.Context, conn Conn, load func() error) (time.Du
 	return took, err
 }
 
-// graphMB is the maintenance_work_mem, in MB, that holds the HNSW graph of
-// rows vectors: each element keeps its vector and about a kilobyte of
-// neighbour lists (m = 16). At least 1 GB; at most 12 GB, half this
-// machine kind's memory (a parallel build keeps the graph in shared
-// memory).
-func graphMB(rows int64) int64 {
-	return min(max(rows*(4*embed.Dim+1024)/(1<<20), 1024), 12*1024)
+// graphMB is the maintenance_work_mem, in MB, for the HNSW graph of rows
+// vectors: at least 1 GB; at most 12 GB, half this machine kind's memory (a
+// parallel build keeps the graph in shared memory).
+func graphMB(rows int64) int {
+	return min(max(nlsql.HNSWBuildMB(int(rows)), 1024), 12*1024)
 }
 
 // RegisterCopy teaches conn pgvector's binary format, which COPY (always
