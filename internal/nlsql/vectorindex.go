@@ -190,8 +190,8 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 	// Builds get the memory their graph needs (see BuildMB); the session's
 	// setting is put back at the end.
 	var prevMem string
-	var serverKB int
-	if err := conn.QueryRow(ctx, `SELECT current_setting('maintenance_work_mem'), setting::int FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem'`).Scan(&prevMem, &serverKB); err != nil {
+	var connKB int
+	if err := conn.QueryRow(ctx, `SELECT current_setting('maintenance_work_mem'), setting::int FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem'`).Scan(&prevMem, &connKB); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -241,7 +241,7 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 				continue
 			}
 			c := VectorIndexChange{Tenant: id, Kind: kind, Index: TenantIndexName(id, kind), Rows: n, Created: true}
-			mb := max(min(HNSWBuildMB(n), buildMB), serverKB/1024)
+			mb := max(min(HNSWBuildMB(n), buildMB), connKB/1024)
 			if _, err := conn.Exec(ctx, `SELECT set_config('maintenance_work_mem', $1, false)`, strconv.Itoa(mb)+"MB"); err != nil {
 				return changes, err
 			}
