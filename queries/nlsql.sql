@@ -69,10 +69,11 @@ WHERE model_id = $1;
 -- max_count (index-only scans on training_data_retrieval_idx), and the
 -- planner's estimate of the whole table's size (all tenants: pg_class is not
 -- subject to the policy; only its size is read), and the transaction's
--- tenant with the row count of its own HNSW index of each kind (-1 when it
--- has none, or the index is not yet valid: see nlsql.TuneVectorIndexes; the
--- names are nlsql.TenantIndexName's). Retrieval picks its access path from
--- these numbers.
+-- tenant with the row count of the model's own HNSW index of each kind (-1
+-- when it has none, or the index is not yet valid: see
+-- nlsql.TuneVectorIndexes). The names are nlsql.ModelIndexName's, computed
+-- from the transaction's tenant, so no tenant can name another's index.
+-- Retrieval picks its access path from these numbers.
 SELECT
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'sql'
@@ -88,16 +89,18 @@ SELECT
     current_setting('app.tenant_id')::text AS tenant_setting,
     coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
         JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        WHERE i.indexrelid = to_regclass('dbchat.training_data_t_' || replace(current_setting('app.tenant_id'), '-', '') || '_sql')
+        WHERE i.indexrelid = to_regclass(own.prefix || '_sql')
           AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS sql_index_rows,
     coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
         JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        WHERE i.indexrelid = to_regclass('dbchat.training_data_t_' || replace(current_setting('app.tenant_id'), '-', '') || '_ddl')
+        WHERE i.indexrelid = to_regclass(own.prefix || '_ddl')
           AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS ddl_index_rows,
     coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
         JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        WHERE i.indexrelid = to_regclass('dbchat.training_data_t_' || replace(current_setting('app.tenant_id'), '-', '') || '_doc')
-          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_index_rows;
+        WHERE i.indexrelid = to_regclass(own.prefix || '_doc')
+          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_index_rows
+FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
+        current_setting('app.tenant_id')::uuid::text || '/' || sqlc.arg(model_id)::uuid::text, 'UTF8')), 'hex'), 32) AS prefix) own;
 
 -- name: ListToReembed :many
 -- The next batch of a model's rows to re-embed, in id order after after_id:

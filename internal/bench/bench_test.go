@@ -237,11 +237,11 @@ func TestSectionsRender(t *testing.T) {
 			{pairHit: 5, pairWant: 10, short: 1, queries: 1, paths: map[string]int{"hnsw": 1}}}
 		p[ci] = [][]float64{runs(30), runs(30), runs(40)}
 		for len(quality[ci]) < len(vecStrategies) {
-			quality[ci] = append(quality[ci], vecQuality{pairHit: 10, pairWant: 10, queries: 1, paths: map[string]int{"hnsw, tenant index": 1}})
+			quality[ci] = append(quality[ci], vecQuality{pairHit: 10, pairWant: 10, queries: 1, paths: map[string]int{"hnsw, model index": 1}})
 			p[ci] = append(p[ci], runs(12))
 		}
 	}
 	check("vector", vectorSection(VectorConfig{Rows: 30, Tenants: 14, Models: 1, Topics: 4, Queries: 1}, data, quality, p, p, false),
 		"| huge | HNSW on the global graph, no fallback (ForceHNSW, GlobalOnly) | 0.500 | NaN | 1 / 1 | 40.0 (36.0–44.0) |",
-		"| huge | **Auto (shipped): tenant indexes** | 1.000 | NaN | 0 / 1 | 12.0 (10.8–13.2) |", "p95 ≤ 15 ms")
+		"| huge | **Auto (shipped): model indexes** | 1.000 | NaN | 0 / 1 | 12.0 (10.8–13.2) |", "p95 ≤ 15 ms")
 }

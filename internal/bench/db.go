@@ -185,10 +185,10 @@ var vecStrategies = []struct {
 	r    nlsql.Retriever
 }{vsFloor: {name: "exact reference: superuser, explicit tenant filter"}, vsExact: {"exact (ForceExact)", nlsql.Retriever{Method: nlsql.ForceExact}},
 	vsHNSW: {"HNSW on the global graph, no fallback (ForceHNSW, GlobalOnly)", nlsql.Retriever{Method: nlsql.ForceHNSW, GlobalOnly: true}},
-	{"Auto without tenant indexes (before; GlobalOnly)", nlsql.Retriever{GlobalOnly: true}},
-	{"(a) Auto without tenant indexes, ef_search 40", nlsql.Retriever{GlobalOnly: true, EfSearch: 40}},
-	{"(b) Auto, tenant indexes, ef_search 100", nlsql.Retriever{TenantEfSearch: 100}},
-	{"**Auto (shipped): tenant indexes**", nlsql.Retriever{}}}
+	{"Auto without own indexes (before; GlobalOnly)", nlsql.Retriever{GlobalOnly: true}},
+	{"(a) Auto without own indexes, ef_search 40", nlsql.Retriever{GlobalOnly: true, EfSearch: 40}},
+	{"(b) Auto, model indexes, ef_search 100", nlsql.Retriever{TenantEfSearch: 100}},
+	{"**Auto (shipped): model indexes**", nlsql.Retriever{}}}
 
 var vsAuto = len(vecStrategies) - 1
 
@@ -231,7 +231,7 @@ type vecData struct {
 	queries             [][]vecQuery
 	rows                int
 	loadTook, buildTook time.Duration
-	// The tenant indexes nlsql.TuneVectorIndexes made after the load, and
+	// The model indexes nlsql.TuneVectorIndexes made after the load, and
 	// how long that took.
 	tuned    []nlsql.VectorIndexChange
 	tuneTook time.Duration
@@ -451,26 +451,26 @@ func seedVectors(ctx context.Context, e *Env, admin *pgx.Conn, c VectorConfig) *
 		e.logf("vector: loaded %s rows in %s; building the HNSW indexes", thousands(len(load)), data.loadTook.Round(time.Second))
 		return nil
 	}))
-	// The tenant indexes, as `dbchat migrate` makes them after a load.
+	// The model indexes, as `dbchat migrate` makes them after a load.
 	tuneStart := time.Now()
 	data.tuned = must1(nlsql.TuneVectorIndexes(ctx, admin, nlsql.DefaultVectorIndexTuning, nil))
 	data.tuneTook = time.Since(tuneStart)
 	must1(admin.Exec(ctx, `ANALYZE dbchat.training_data`))
-	e.logf("vector: %s rows ready in %s, HNSW builds %s, %d tenant indexes in %s", thousands(data.rows), time.Since(t0).Round(time.Second),
+	e.logf("vector: %s rows ready in %s, HNSW builds %s, %d model indexes in %s", thousands(data.rows), time.Since(t0).Round(time.Second),
 		data.buildTook.Round(time.Second), len(data.tuned), data.tuneTook.Round(time.Second))
 	return data
 }
 
-// tunedTenants counts the tenants the tuning gave indexes.
-func tunedTenants(cs []nlsql.VectorIndexChange) int {
-	seen := map[uuid.UUID]bool{}
+// tunedModels counts the models the tuning gave indexes, and their tenants.
+func tunedModels(cs []nlsql.VectorIndexChange) (models, tenants int) {
+	m, t := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 	for _, c := range cs {
-		seen[c.Tenant] = true
+		m[c.Model], t[c.Tenant] = true, true
 	}
-	return len(seen)
+	return len(m), len(t)
 }
 
-// tunedRows lists those tenants' row counts, once each ("50,000" or
+// tunedRows gives those models' row counts as a range ("50,000" or
 // "4,000–4,012").
 func tunedRows(cs []nlsql.VectorIndexChange) string {
 	if len(cs) == 0 {
@@ -500,7 +500,7 @@ func (q vecQuality) recallAll() float64 { return float64(q.allHit) / float64(q.a
 
 func (q vecQuality) pathText() string {
 	var parts []string
-	for _, p := range []string{"exact", "hnsw", "hnsw, tenant index", "hnsw → exact (fell back)", "none"} {
+	for _, p := range []string{"exact", "hnsw", "hnsw, model index", "hnsw → exact (fell back)", "none"} {
 		if n := q.paths[p]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", p, n))
 		}
@@ -530,7 +530,7 @@ func measureQuality(results [][]vecResult, s int) vecQuality {
 			case got.scan.FellBack:
 				path = "hnsw → exact (fell back)"
 			case got.scan.TenantIndex:
-				path = "hnsw, tenant index"
+				path = "hnsw, model index"
 			}
 			q.paths[path]++
 		}
@@ -587,11 +587,12 @@ func vectorSection(c VectorConfig, data *vecData, quality [][]vecQuality, p50, p
 			newDist(ratios(p95[ci][vsAuto], p95[ci][vsFloor])).f("%.2f") + " (not judged)",
 			fmt.Sprintf("recall ≥ %.2f, p95 ≤ %.0f ms", vecRecallGoal, vecP95GoalMS), vecVerdict(qa.recall(), ap95.Med, vecP95GoalMS)})
 	}
+	tunedM, tunedT := tunedModels(data.tuned)
 	s.Body = render("vector", map[string]any{"Recall": vecRecallGoal, "P95": vecP95GoalMS, "Rows": data.rows, "Dim": embed.Dim, "C": c,
 		"Scaled": c.Rows < full.Rows || c.Tenants < full.Tenants, "Full": full, "Part": map[bool]string{false: "vector", true: "vector10k"}[wide], "BelowExact": largest <= nlsql.DefaultExactMax, "Largest": largest,
 		"ExactMax": nlsql.DefaultExactMax, "Others": c.Tenants - 11, "TenantTopics": vecTenantTopics, "DataNoise": vectest.DataNoise,
 		"QueryNoise": vectest.QueryNoise, "LoadTook": data.loadTook, "BuildTook": data.buildTook,
-		"Tuned": data.tuned, "TuneTook": data.tuneTook, "TunedTenants": tunedTenants(data.tuned), "TunedRows": tunedRows(data.tuned), "Tuning": nlsql.DefaultVectorIndexTuning, "TenantExactMax": nlsql.DefaultTenantExactMax,
+		"Tuned": data.tuned, "TuneTook": data.tuneTook, "TunedModels": tunedM, "TunedTenants": tunedT, "TunedRows": tunedRows(data.tuned), "Tuning": nlsql.DefaultVectorIndexTuning, "TenantExactMax": nlsql.DefaultTenantExactMax,
 		"TenantEf": nlsql.DefaultTenantEfSearch, "Options": vecStrategies[vsHNSW+1 : vsAuto],
 		"Classes": classes,
 		"AllMet":  allMet, "EfSearch": nlsql.DefaultEfSearch, "MaxScan": nlsql.DefaultMaxScanTuples,

@@ -85,8 +85,8 @@ type Scan struct {
 	Method   string `json:"method"`
 	FellBack bool   `json:"fell_back,omitempty"`
 	// TenantIndex is set when an "hnsw" scan used the tenant's own partial
-	// index of the kind (TuneVectorIndexes) rather than the kind's graph of
-	// all tenants.
+	// index of the model and kind (TuneVectorIndexes) rather than the kind's
+	// graph of all tenants.
 	TenantIndex bool `json:"tenant_index,omitempty"`
 }
 
@@ -128,17 +128,17 @@ const (
 //     half of MaxScanTuples; otherwise it is ranked exactly too (a big set
 //     that is a small share of a huge table). Measured: recall@10 0.99-1.0
 //     against exact search for a tenant with 20% of 30,000-50,000 rows.
-//   - A tenant past TuneVectorIndexes's threshold has partial HNSW indexes
+//   - A model past TuneVectorIndexes's threshold has partial HNSW indexes
 //     of its own, one per kind, which the same count statement finds in the
-//     catalog. Such a graph holds only the tenant's rows of the kind, so the
-//     walk is k x those rows / set rows (the model and embedder filters
-//     only), short even for the largest tenant of a large table, where the
-//     global graph also passes every other tenant's rows (p95 29 ms for a
-//     50,000-row tenant among 200,000 rows, measured). A set above
-//     TenantExactMax rows is then searched through that index: the search
-//     adds tenant_id = the tenant's id (a parameter, planned with
-//     force_custom_plan so that the planner can prove the index's
-//     predicate) to the policy's own filter, with ef_search TenantEfSearch
+//     catalog. Such a graph holds only the model's rows of the kind, so the
+//     walk needs no filter but the embedder's, short even for the largest
+//     tenant of a large table, where the global graph also passes every
+//     other tenant's rows (p95 29 ms for a 50,000-row tenant among 200,000
+//     rows, measured). A set above TenantExactMax rows is then searched
+//     through that index: the search adds tenant_id = the tenant's id (a
+//     parameter, planned with force_custom_plan so that the planner can
+//     prove the index's predicate from it and model_id = $1) to the
+//     policy's own filter, with ef_search TenantEfSearch
 //     (200: for a 50,000-row tenant among 200,000 rows, measured, recall@10
 //     0.970 at 200 but 0.920 at 100, against 0.918 on the global graph at
 //     200; p50 21.9 ms against 29.6 on the global graph, on a shared 2-core
@@ -150,14 +150,14 @@ const (
 // Only rows whose embedder equals the given name are compared.
 type Retriever struct {
 	ExactMax       int    // default 2000
-	TenantExactMax int    // default 500: the exact threshold when the tenant has its own index
+	TenantExactMax int    // default 500: the exact threshold when the model has its own index
 	EfSearch       int    // default 200 (hnsw.ef_search, the first pass's candidates)
-	TenantEfSearch int    // default 200: ef_search when a tenant index is searched
+	TenantEfSearch int    // default 200: ef_search when a model's own index is searched
 	MaxScanTuples  int    // default 20000 (hnsw.max_scan_tuples)
 	CountCap       int    // default 100000: counts stop there
 	Method         Method // default Auto
-	// GlobalOnly ignores the tenant's own index (measurements: the path
-	// before tenant indexes existed).
+	// GlobalOnly ignores the model's own index (measurements: the path
+	// before own indexes existed).
 	GlobalOnly bool
 	// Exclude are rows never returned: an evaluation leaves the pair it
 	// asks about out of that question's own retrieval (leave-one-out).
@@ -224,7 +224,7 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	}
 	rows := map[string]int{KindSQL: int(counts.SqlCount), KindDDL: int(counts.DdlCount), KindDocumentation: int(counts.DocumentationCount)}
 	table := math.Max(counts.TableEstimate, 1)
-	// The tenant's own graphs, by kind: their sizes, and the tenant's id
+	// The model's own graphs, by kind: their sizes, and the tenant's id
 	// for the filter that lets the planner use them.
 	ownRows := map[string]float64{KindSQL: counts.SqlIndexRows, KindDDL: counts.DdlIndexRows, KindDocumentation: counts.DocumentationIndexRows}
 	var tenantID *uuid.UUID
@@ -317,7 +317,7 @@ func (r Retriever) useHNSW(k, n int, table float64, own bool) bool {
 // searchHNSW runs search with the HNSW settings in force: iterative scans
 // (relaxed order; search re-sorts), ef_search and max_scan_tuples for the
 // rest of the transaction, and enable_sort off for this one statement. With
-// a branch searching the tenant's own graph (branch.own; tenantID is then
+// a branch searching the model's own graph (branch.own; tenantID is then
 // the tenant's id) the statement is planned for its actual parameters
 // (plan_cache_mode force_custom_plan): a generic plan of a prepared
 // statement cannot use a partial index whose predicate names a value the
@@ -365,7 +365,7 @@ type branch struct {
 	kind string
 	k    int
 	hnsw bool
-	own  bool // hnsw through the tenant's own index of the kind
+	own  bool // hnsw through the model's own index of the kind
 }
 
 // kindLiteral is a kind as an SQL literal. Kinds are constants, never
@@ -382,7 +382,7 @@ var kindLiteral = map[string]string{KindSQL: "'sql'", KindDDL: "'ddl'", KindDocu
 // plain subquery (wrapped in a MATERIALIZED CTE, the same scan measured
 // about 200 times slower); relaxed-order iterative scans may return rows
 // slightly out of order, so rows are re-sorted here. A branch on the
-// tenant's own graph (own) also filters on tenant_id = tenantID, which the
+// model's own graph (own) also filters on tenant_id = tenantID, which the
 // policy implies anyway but which lets the planner use the partial index.
 func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (map[string][]Match, error) {
 	var sql strings.Builder
@@ -405,10 +405,10 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
 		if b.hnsw {
 			kindFilter, tenantFilter := "kind = "+lit, ""
 			if b.own {
-				// The tenant index's own form of the kind filter (see
+				// The model index's own form of the kind filter (see
 				// TuneVectorIndexes): the global graph's predicate (kind =
 				// lit) cannot be proven from it, so the planner has the
-				// tenant's graph only. With kind = lit both would match,
+				// model's graph only. With kind = lit both would match,
 				// and it picked the global one in tests.
 				kindFilter, tenantFilter = "(kind || '') = "+lit, ownFilter
 			}

@@ -26,7 +26,7 @@ import (
 
 type scaleTenant struct {
 	id      tenant.Identity
-	modelID uuid.UUID
+	modelID uuid.UUID              // zero: load fills in the default model's
 	rows    map[string][][]float32 // by kind
 }
 
@@ -192,8 +192,10 @@ func TestRetrieveTinyTenantAmongMany(t *testing.T) {
 
 func load(ctx context.Context, db *tenant.DB, st *scaleTenant) error {
 	return db.TxAs(ctx, st.id, func(tx tenant.Conn) error {
-		if err := tx.QueryRow(ctx, `SELECT id FROM dbchat.models WHERE name = $1`, provision.DefaultModel).Scan(&st.modelID); err != nil {
-			return err
+		if st.modelID == uuid.Nil { // the tenant's default model
+			if err := tx.QueryRow(ctx, `SELECT id FROM dbchat.models WHERE name = $1`, provision.DefaultModel).Scan(&st.modelID); err != nil {
+				return err
+			}
 		}
 		for kind, vecs := range st.rows {
 			for start := 0; start < len(vecs); start += 500 {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,27 +21,37 @@ import (
 	"github.com/dbchat/dbchat/internal/embed"
 )
 
-// Tenant vector indexes: every tenant's training rows share one table and
-// one HNSW graph per kind, which serves a tenant well while its sets are
-// small enough to be ranked exactly (see Retriever). A very large tenant
+// Model vector indexes: every tenant's training rows share one table and
+// one HNSW graph per kind, which serves a model well while its sets are
+// small enough to be ranked exactly (see Retriever). A very large model
 // among many others is not: exact ranking costs about 6 us per row (300 ms
 // at 50,000 rows), and the global graph's scan passes other tenants'
-// neighbours and other models' rows on its way (p95 29 ms for a
-// 50,000-row tenant among 200,000 rows, measured). So such a tenant gets
-// partial HNSW indexes of its own, one per kind,
+// neighbours on its way (p95 29 ms for a 50,000-row tenant among 200,000
+// rows, measured). So such a model gets partial HNSW indexes of its own, one
+// per kind,
 //
-//	CREATE INDEX training_data_t_<hex>_sql ON dbchat.training_data
+//	CREATE INDEX training_data_m_<hash>_sql ON dbchat.training_data
 //	    USING hnsw (embedding vector_cosine_ops)
-//	    WHERE tenant_id = '<id>' AND (kind || '') = 'sql'
+//	    WHERE tenant_id = '<tenant>' AND model_id = '<model>' AND (kind || '') = 'sql'
 //
-// (and _ddl, _doc), made when its row count reaches VectorIndexTuning.Create
-// and dropped when it falls below Drop (lower, so that a tenant hovering at
-// the threshold does not have them built and dropped on every run). The
-// kind is compared as (kind || ''), not kind, so that the planner can prove
-// it from retrieval's filter only for these indexes: the global graphs'
-// predicates (kind = 'sql') cannot be proven from it, which leaves the
-// tenant's graph as the only ordered path (sorting is off). Retrieve finds
-// the indexes by name in the catalog and uses them.
+// (and _ddl, _doc), made when the model's row count reaches
+// VectorIndexTuning.Create and dropped when it falls below Drop (lower, so
+// that a model hovering at the threshold does not have them built and
+// dropped on every run). A graph per model, not per tenant: a query wants
+// one model's rows, and a tenant's graph of all its models makes the walk
+// pass the others' and grows past the size where HNSW keeps its recall
+// (0.625 for a 437,000-row tenant graph against 0.712 for its largest
+// model's 250,000 rows, same ef_search, measured). The kind is compared as
+// (kind || ''), not kind, so that the planner can prove it from
+// retrieval's filter only for these indexes: the global graphs' predicates
+// (kind = 'sql') cannot be proven from it, which leaves the model's graph
+// as the only ordered path (sorting is off).
+//
+// The name carries a hash of (tenant, model) (see ModelIndexName), because
+// both ids do not fit in PostgreSQL's 63 bytes and a model id alone is
+// unique only within its tenant; the comment on the index names both for a
+// DBA. CountRetrievable computes the same name from the transaction's
+// tenant, so a tenant can only ever look up its own models' indexes.
 //
 // Who makes them: TuneVectorIndexes, which `dbchat migrate` runs after the
 // migrations on its privileged connection (and an operator may run as often
@@ -51,17 +63,17 @@ import (
 // every row it returns still passes tenant_isolation.
 
 // VectorIndexTuning are TuneVectorIndexes's thresholds, in training rows of
-// one tenant (all models, kinds and embedders).
+// one model (all kinds and embedders).
 type VectorIndexTuning struct {
-	Create int // a tenant with at least this many rows gets its own indexes
-	Drop   int // they are dropped when the tenant has fewer rows than this
+	Create int // a model with at least this many rows gets its own indexes
+	Drop   int // they are dropped when the model has fewer rows than this
 	// BuildMB caps the maintenance_work_mem a build may be given (MB; 0:
 	// 2048). Each build gets what its graph needs (HNSWBuildMB) up to this,
 	// never less than the connection already had.
 	BuildMB int
 }
 
-// DefaultVectorIndexTuning: a tenant gets its own indexes from 3,000 rows,
+// DefaultVectorIndexTuning: a model gets its own indexes from 3,000 rows,
 // about where its largest set first exceeds Retriever's exact threshold
 // (2,000 rows), and loses them below 1,500.
 var DefaultVectorIndexTuning = VectorIndexTuning{Create: 3000, Drop: 1500}
@@ -74,41 +86,32 @@ var DefaultVectorIndexTuning = VectorIndexTuning{Create: 3000, Drop: 1500}
 // about 16,000 rows.
 func HNSWBuildMB(rows int) int { return rows*(4*embed.Dim+1024)>>20 + 1 }
 
-// kindSuffix names a kind's tenant index (a name must stay within 63 bytes).
+// kindSuffix names a kind's model index (a name must stay within 63 bytes).
 var kindSuffix = map[string]string{KindSQL: "sql", KindDDL: "ddl", KindDocumentation: "doc"}
 
-// TenantIndexName is the name of the HNSW index of tenant id's rows of kind
-// in the dbchat schema (52 bytes).
-func TenantIndexName(id uuid.UUID, kind string) string {
-	return "training_data_t_" + hex.EncodeToString(id[:]) + "_" + kindSuffix[kind]
+// ModelIndexName is the name of the HNSW index of a model's rows of kind in
+// the dbchat schema (52 bytes): training_data_m_, the first 16 bytes of
+// SHA-256 over "<tenant>/<model>" (both as canonical uuid text) in hex, and
+// the kind's suffix. queries/nlsql.sql (CountRetrievable) computes the same.
+func ModelIndexName(tenantID, modelID uuid.UUID, kind string) string {
+	sum := sha256.Sum256([]byte(tenantID.String() + "/" + modelID.String()))
+	return "training_data_m_" + hex.EncodeToString(sum[:16]) + "_" + kindSuffix[kind]
 }
 
-// tenantIndexOf is TenantIndexName's inverse; ok is false for other names.
-func tenantIndexOf(name string) (id uuid.UUID, kind string, ok bool) {
-	h, ok := strings.CutPrefix(name, "training_data_t_")
-	if !ok || len(h) != 32+4 || h[32] != '_' {
-		return uuid.UUID{}, "", false
-	}
-	for k, suffix := range kindSuffix {
-		if h[33:] == suffix {
-			kind = k
-		}
-	}
-	b, err := hex.DecodeString(h[:32])
-	if err != nil || kind == "" {
-		return uuid.UUID{}, "", false
-	}
-	return uuid.UUID(b), kind, true
-}
+// modelKey is one model of one tenant.
+type modelKey struct{ Tenant, Model uuid.UUID }
 
-func uuidCompare(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
+func compareKeys(a, b modelKey) int {
+	return cmp.Or(bytes.Compare(a.Tenant[:], b.Tenant[:]), bytes.Compare(a.Model[:], b.Model[:]))
+}
 
 // VectorIndexChange is one index TuneVectorIndexes created or dropped.
 type VectorIndexChange struct {
 	Tenant  uuid.UUID
+	Model   uuid.UUID
 	Kind    string
 	Index   string
-	Rows    int  // the tenant's training rows (all kinds) when decided
+	Rows    int  // the model's training rows (all kinds) when decided
 	Created bool // false: dropped
 	Took    time.Duration
 }
@@ -118,23 +121,32 @@ func (c VectorIndexChange) String() string {
 	if c.Created {
 		verb = "created"
 	}
-	return fmt.Sprintf("%s dbchat.%s (tenant %s, %d training rows) in %s", verb, c.Index, c.Tenant, c.Rows, c.Took.Round(time.Millisecond))
+	return fmt.Sprintf("%s dbchat.%s (tenant %s, model %s, %d training rows) in %s", verb, c.Index, c.Tenant, c.Model, c.Rows, c.Took.Round(time.Millisecond))
 }
 
 // ErrCannotCountTenants is returned by TuneVectorIndexes on a connection
 // whose role is subject to the policies: it would count no tenant's rows.
-var ErrCannotCountTenants = fmt.Errorf("nlsql: tuning the tenant vector indexes needs a superuser (or BYPASSRLS) connection to count every tenant's training rows")
+var ErrCannotCountTenants = fmt.Errorf("nlsql: tuning the model vector indexes needs a superuser (or BYPASSRLS) connection to count every tenant's training rows")
 
-// TuneVectorIndexes creates the missing tenant indexes and drops the
+// ownIndex is a model index found in the catalog.
+type ownIndex struct {
+	name  string
+	key   modelKey // from its predicate
+	kind  string
+	valid bool
+}
+
+// TuneVectorIndexes creates the missing model indexes and drops the
 // unneeded ones (see VectorIndexTuning), logging each change to log (nil:
 // none). conn must count every tenant's rows, so its role must be a
 // superuser or bypass RLS (ErrCannotCountTenants otherwise), and must be
 // allowed to create indexes on dbchat.training_data (the superuser, or its
 // owner); it must not be in a transaction (CREATE INDEX CONCURRENTLY).
-// A tenant that keeps its indexes gets any missing one back, and an invalid
+// A model that keeps its indexes gets any missing one back, and an invalid
 // one (a concurrent build that failed or was cancelled) is dropped and built
-// again. Runs are idempotent, and two runs at once at worst race on one
-// index (IF NOT EXISTS / IF EXISTS).
+// again, as are the per-tenant indexes (training_data_t_*) that earlier
+// versions made. Runs are idempotent, and two runs at once at worst race on
+// one index (IF NOT EXISTS / IF EXISTS).
 func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning, log io.Writer) ([]VectorIndexChange, error) {
 	if log == nil {
 		log = io.Discard
@@ -154,37 +166,19 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 	if !sees {
 		return nil, ErrCannotCountTenants
 	}
-	// Tenants at or above the lower threshold, through the retrieval B-tree
-	// (an index-only scan).
-	rows, err := conn.Query(ctx, `SELECT tenant_id, count(*)::int FROM dbchat.training_data GROUP BY tenant_id HAVING count(*) >= $1`, t.Drop)
+	// Every model's rows, through the retrieval B-tree (an index-only scan).
+	rows, err := conn.Query(ctx, `SELECT tenant_id, model_id, count(*)::int FROM dbchat.training_data GROUP BY tenant_id, model_id`)
 	if err != nil {
 		return nil, err
 	}
-	counts := map[uuid.UUID]int{}
-	var id uuid.UUID
+	counts := map[modelKey]int{}
+	var k modelKey
 	var n int
-	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { counts[id] = n; return nil }); err != nil {
+	if _, err := pgx.ForEachRow(rows, []any{&k.Tenant, &k.Model, &n}, func() error { counts[k] = n; return nil }); err != nil {
 		return nil, err
 	}
-	// The tenant indexes there are, valid or not.
-	rows, err = conn.Query(ctx, `SELECT c.relname::text, i.indisvalid AND i.indisready
-		FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-		WHERE i.indrelid = 'dbchat.training_data'::regclass AND c.relname LIKE 'training\_data\_t\_%'`)
+	have, err := ownIndexes(ctx, conn)
 	if err != nil {
-		return nil, err
-	}
-	have := map[uuid.UUID]map[string]bool{} // tenant -> kind -> valid
-	var name string
-	var valid bool
-	if _, err := pgx.ForEachRow(rows, []any{&name, &valid}, func() error {
-		if id, kind, ok := tenantIndexOf(name); ok {
-			if have[id] == nil {
-				have[id] = map[string]bool{}
-			}
-			have[id][kind] = valid
-		}
-		return nil
-	}); err != nil {
 		return nil, err
 	}
 	// Builds get the memory their graph needs (see BuildMB); the session's
@@ -199,62 +193,101 @@ func TuneVectorIndexes(ctx context.Context, conn *pgx.Conn, t VectorIndexTuning,
 	}()
 	buildMB := cmp.Or(t.BuildMB, 2048)
 	var changes []VectorIndexChange
-	exec := func(c VectorIndexChange, sql string) error {
+	exec := func(c VectorIndexChange, sql ...string) error {
 		start := time.Now()
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("nlsql: %s: %w", sql, err)
+		for _, s := range sql {
+			if _, err := conn.Exec(ctx, s); err != nil {
+				return fmt.Errorf("nlsql: %s: %w", s, err)
+			}
 		}
 		c.Took = time.Since(start)
 		changes = append(changes, c)
 		fmt.Fprintf(log, "vector index: %s\n", c)
 		return nil
 	}
-	// Drops first (an invalid index makes way for its rebuild), tenants and
-	// kinds in a fixed order so that a run's log reads the same every time.
-	for _, id := range slices.SortedFunc(maps.Keys(have), uuidCompare) {
-		n, keep := counts[id] // counts holds only tenants >= Drop
-		if !keep {
-			if err := conn.QueryRow(ctx, `SELECT count(*)::int FROM dbchat.training_data WHERE tenant_id = $1`, id).Scan(&n); err != nil {
-				return changes, err
+	// Drops first (an invalid index makes way for its rebuild), in name
+	// order so that a run's log reads the same every time.
+	kept := map[modelKey]map[string]bool{} // model -> kinds indexed
+	for _, ix := range have {
+		n := counts[ix.key]
+		if ix.valid && n >= t.Drop && ix.name == ModelIndexName(ix.key.Tenant, ix.key.Model, ix.kind) {
+			if kept[ix.key] == nil {
+				kept[ix.key] = map[string]bool{}
 			}
+			kept[ix.key][ix.kind] = true
+			continue
 		}
-		for _, kind := range Kinds {
-			if valid, ok := have[id][kind]; ok && (!keep || !valid) {
-				c := VectorIndexChange{Tenant: id, Kind: kind, Index: TenantIndexName(id, kind), Rows: n}
-				if err := exec(c, "DROP INDEX CONCURRENTLY IF EXISTS dbchat."+c.Index); err != nil {
-					return changes, err
-				}
-				delete(have[id], kind)
-			}
-		}
-		if !keep {
-			delete(have, id)
+		c := VectorIndexChange{Tenant: ix.key.Tenant, Model: ix.key.Model, Kind: ix.kind, Index: ix.name, Rows: n}
+		if err := exec(c, "DROP INDEX CONCURRENTLY IF EXISTS dbchat."+pgx.Identifier{ix.name}.Sanitize()); err != nil {
+			return changes, err
 		}
 	}
-	for _, id := range slices.SortedFunc(maps.Keys(counts), uuidCompare) {
-		n := counts[id]
-		if _, kept := have[id]; !kept && n < t.Create {
+	for _, k := range slices.SortedFunc(maps.Keys(counts), compareKeys) {
+		n := counts[k]
+		if _, ok := kept[k]; !ok && n < t.Create {
 			continue
 		}
 		for _, kind := range Kinds {
-			if _, ok := have[id][kind]; ok {
+			if kept[k][kind] {
 				continue
 			}
-			c := VectorIndexChange{Tenant: id, Kind: kind, Index: TenantIndexName(id, kind), Rows: n, Created: true}
+			c := VectorIndexChange{Tenant: k.Tenant, Model: k.Model, Kind: kind, Index: ModelIndexName(k.Tenant, k.Model, kind), Rows: n, Created: true}
 			mb := max(min(HNSWBuildMB(n), buildMB), connKB/1024)
 			if _, err := conn.Exec(ctx, `SELECT set_config('maintenance_work_mem', $1, false)`, strconv.Itoa(mb)+"MB"); err != nil {
 				return changes, err
 			}
-			// id is a uuid.UUID, so its text is hex and dashes only, and kind
-			// is one of Kinds: both safe as literals (the predicate must be
-			// constant for the planner to match it).
-			sql := fmt.Sprintf(`CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON dbchat.training_data
-    USING hnsw (embedding %s.vector_cosine_ops) WHERE tenant_id = '%s'::uuid AND (kind || '') = %s`,
-				c.Index, pgx.Identifier{ext}.Sanitize(), id, kindLiteral[kind])
-			if err := exec(c, sql); err != nil {
+			// The ids are uuid.UUIDs, so their text is hex and dashes only,
+			// and kind is one of Kinds: all safe as literals (the predicate
+			// must be constant for the planner to match it).
+			create := fmt.Sprintf(`CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON dbchat.training_data
+    USING hnsw (embedding %s.vector_cosine_ops) WHERE tenant_id = '%s'::uuid AND model_id = '%s'::uuid AND (kind || '') = %s`,
+				c.Index, pgx.Identifier{ext}.Sanitize(), k.Tenant, k.Model, kindLiteral[kind])
+			comment := fmt.Sprintf(`COMMENT ON INDEX dbchat.%s IS 'HNSW graph of tenant %s, model %s, kind %s (nlsql.TuneVectorIndexes)'`,
+				c.Index, k.Tenant, k.Model, kind)
+			if err := exec(c, create, comment); err != nil {
 				return changes, err
 			}
 		}
 	}
 	return changes, nil
+}
+
+// predicateIDs reads the tenant and model ids from an own index's predicate
+// as pg_get_expr prints it; a per-tenant index of earlier versions has no
+// model (uuid.Nil).
+var predicateIDs = regexp.MustCompile(`(tenant_id|model_id) = '([0-9a-f-]{36})'::uuid`)
+
+// ownIndexes lists the model indexes on training_data (and the per-tenant
+// ones of earlier versions), valid or not, in name order.
+func ownIndexes(ctx context.Context, conn *pgx.Conn) ([]ownIndex, error) {
+	rows, err := conn.Query(ctx, `SELECT c.relname::text, i.indisvalid AND i.indisready, coalesce(pg_catalog.pg_get_expr(i.indpred, i.indrelid), '')
+		FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = 'dbchat.training_data'::regclass
+		  AND (c.relname LIKE 'training\_data\_m\_%' OR c.relname LIKE 'training\_data\_t\_%')
+		ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	var have []ownIndex
+	var ix ownIndex
+	var pred string
+	_, err = pgx.ForEachRow(rows, []any{&ix.name, &ix.valid, &pred}, func() error {
+		ix.key, ix.kind = modelKey{}, ""
+		for _, m := range predicateIDs.FindAllStringSubmatch(pred, -1) {
+			id, _ := uuid.Parse(m[2]) // malformed: uuid.Nil, so the index is dropped
+			if m[1] == "tenant_id" {
+				ix.key.Tenant = id
+			} else {
+				ix.key.Model = id
+			}
+		}
+		for kind, suffix := range kindSuffix {
+			if strings.HasSuffix(ix.name, "_"+suffix) {
+				ix.kind = kind
+			}
+		}
+		have = append(have, ix)
+		return nil
+	})
+	return have, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -16,14 +17,6 @@ import (
 	"github.com/dbchat/dbchat/internal/vectest"
 )
 
-// TestTenantVectorIndex follows one tenant's own HNSW index through its
-// life: none below the creation threshold, built once the tenant crosses
-// it, kept between the two thresholds (hysteresis), dropped below the lower
-// one. While it exists, retrieval's actual statement scans it (counted by
-// PostgreSQL in the same transaction, so after prepared-statement plan
-// caching too, not only in an EXPLAIN), the answers are the tenant's rows
-// only although another tenant holds exact copies of its vectors (the policy
-// still applies), and recall against exact search stays at least 0.95.
 func TestHNSWBuildMB(t *testing.T) {
 	// PostgreSQL's default maintenance_work_mem (64 MB) holds about 16,000
 	// graph elements of 768 dimensions; 50,000 rows need about 200 MB.
@@ -31,7 +24,18 @@ func TestHNSWBuildMB(t *testing.T) {
 	require.InDelta(t, 196, nlsql.HNSWBuildMB(50_000), 2)
 }
 
-func TestTenantVectorIndex(t *testing.T) {
+// TestModelVectorIndex follows one model's own HNSW index through its life:
+// none below the creation threshold, built once the model crosses it, kept
+// between the two thresholds (hysteresis), dropped below the lower one.
+// While it exists, retrieval's actual statement scans it (counted by
+// PostgreSQL in the same transaction, so after prepared-statement plan
+// caching too, not only in an EXPLAIN), the answers are the tenant's rows
+// only although another tenant holds exact copies of its vectors under the
+// same model id (the policy still applies, and the index's name is the
+// tenant's and model's, so the other tenant never finds it), and recall
+// against exact search stays at least 0.95. A per-tenant index of an
+// earlier version is dropped.
+func TestModelVectorIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := dbtest.New(t)
@@ -57,12 +61,14 @@ func TestTenantVectorIndex(t *testing.T) {
 	}
 	// big grows past the threshold; twin has exact copies of big's vectors
 	// (the nearest rows to any of big's questions, were the policy to let
-	// them through); small stays small.
+	// them through) in a model with big's model id; small stays small.
 	bigT, twinT, smallT := dbtest.NewTenant(t, db, "big"), dbtest.NewTenant(t, db, "twin"), dbtest.NewTenant(t, db, "small")
 	big := draw(400)
 	big.id = bigT.Identity
 	require.NoError(t, load(ctx, db, &big))
-	twin := scaleTenant{id: twinT.Identity, rows: big.rows}
+	_, err = admin.Exec(ctx, `INSERT INTO dbchat.models (tenant_id, id, name) VALUES ($1, $2, 'twinned')`, twinT.ID, big.modelID)
+	require.NoError(t, err)
+	twin := scaleTenant{id: twinT.Identity, modelID: big.modelID, rows: big.rows}
 	require.NoError(t, load(ctx, db, &twin))
 	small := draw(50)
 	small.id = smallT.Identity
@@ -81,12 +87,13 @@ func TestTenantVectorIndex(t *testing.T) {
 		require.Equal(t, "7MB", mem, "TuneVectorIndexes leaves the connection's maintenance_work_mem as it found it")
 		return changes
 	}
-	name := nlsql.TenantIndexName(bigT.ID, nlsql.KindSQL)
-	names := []string{nlsql.TenantIndexName(bigT.ID, nlsql.KindDDL), nlsql.TenantIndexName(bigT.ID, nlsql.KindDocumentation), name}
+	name := nlsql.ModelIndexName(bigT.ID, big.modelID, nlsql.KindSQL)
+	names := []string{nlsql.ModelIndexName(bigT.ID, big.modelID, nlsql.KindDDL), nlsql.ModelIndexName(bigT.ID, big.modelID, nlsql.KindDocumentation), name}
+	slices.Sort(names)
 	indexes := func() []string {
 		t.Helper()
 		rows, err := admin.Query(ctx, `SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-			WHERE i.indrelid = 'dbchat.training_data'::regclass AND c.relname LIKE 'training\_data\_t\_%' ORDER BY 1`)
+			WHERE i.indrelid = 'dbchat.training_data'::regclass AND (c.relname LIKE 'training\_data\_m\_%' OR c.relname LIKE 'training\_data\_t\_%') ORDER BY 1`)
 		require.NoError(t, err)
 		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err)
@@ -111,24 +118,39 @@ func TestTenantVectorIndex(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	// 400 rows (twin 400, small 50): below 500, no index.
-	require.Empty(t, tune())
+	// 400 rows (twin 400, small 50): below 500, no index; a per-tenant
+	// index of an earlier version is dropped.
+	legacy := "training_data_t_" + strings.ReplaceAll(bigT.ID.String(), "-", "") + "_sql"
+	var ext string
+	require.NoError(t, admin.QueryRow(ctx, `SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'`).Scan(&ext))
+	_, err = admin.Exec(ctx, `CREATE INDEX `+legacy+` ON dbchat.training_data USING hnsw (embedding `+pgx.Identifier{ext}.Sanitize()+`.vector_cosine_ops)
+		WHERE tenant_id = '`+bigT.ID.String()+`'::uuid AND (kind || '') = 'sql'`)
+	require.NoError(t, err)
+	changes := tune()
+	require.Len(t, changes, 1)
+	require.Equal(t, legacy, changes[0].Index)
+	require.False(t, changes[0].Created)
+	require.Equal(t, bigT.ID, changes[0].Tenant)
 	require.Empty(t, indexes())
 
 	// 600: big gets its indexes, one per kind; twin (400) and small do not.
 	grow(&big, 200)
-	changes := tune()
+	changes = tune()
 	require.Len(t, changes, 3)
 	for i, kind := range nlsql.Kinds {
 		require.True(t, changes[i].Created)
 		require.Equal(t, bigT.ID, changes[i].Tenant)
+		require.Equal(t, big.modelID, changes[i].Model)
 		require.Equal(t, kind, changes[i].Kind)
 		require.Equal(t, 600, changes[i].Rows)
 	}
 	require.Equal(t, names, indexes())
 	var def string
 	require.NoError(t, admin.QueryRow(ctx, `SELECT pg_get_indexdef(to_regclass('dbchat.'||$1))`, name).Scan(&def))
-	require.Contains(t, def, "vector_cosine_ops) WHERE ((tenant_id = '"+bigT.ID.String()+"'::uuid) AND ((kind || ''::text) = 'sql'::text))")
+	require.Contains(t, def, "vector_cosine_ops) WHERE ((tenant_id = '"+bigT.ID.String()+"'::uuid) AND (model_id = '"+big.modelID.String()+"'::uuid) AND ((kind || ''::text) = 'sql'::text))")
+	var comment string
+	require.NoError(t, admin.QueryRow(ctx, `SELECT obj_description(to_regclass('dbchat.'||$1), 'pg_class')`, name).Scan(&comment))
+	require.Contains(t, comment, "tenant "+bigT.ID.String()+", model "+big.modelID.String()+", kind sql", "a DBA reads whose graph it is")
 	require.Empty(t, tune(), "a second run changes nothing")
 
 	// Retrieval uses it: sets above TenantExactMax are searched through the
@@ -194,7 +216,7 @@ func TestTenantVectorIndex(t *testing.T) {
 		want += len(exact.SQL)
 	}
 	recall := float64(hits) / float64(want)
-	t.Logf("recall@10 through the tenant index: %.3f", recall)
+	t.Logf("recall@10 through the model's index: %.3f", recall)
 	require.GreaterOrEqual(t, recall, 0.95)
 
 	// GlobalOnly, and every other tenant, still use the global graph (twin's
@@ -205,7 +227,7 @@ func TestTenantVectorIndex(t *testing.T) {
 	require.Greater(t, global, int64(0))
 	got, own, global, _ = retrieve(nlsql.Retriever{Method: nlsql.ForceHNSW}, twin.id, twin.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
 	require.False(t, got.Scans[0].TenantIndex)
-	require.Zero(t, own, "twin never reads big's index")
+	require.Zero(t, own, "twin never reads big's index, although its model has the same id")
 	require.Greater(t, global, int64(0))
 	var ids []uuid.UUID
 	for _, m := range got.SQL {
