@@ -142,7 +142,8 @@ const (
 //     (200: for a 50,000-row tenant among 200,000 rows, measured, recall@10
 //     0.970 at 200 but 0.920 at 100, against 0.918 on the global graph at
 //     200; p50 21.9 ms against 29.6 on the global graph, on a shared 2-core
-//     machine).
+//     machine), or LargeEfSearch when that graph holds LargeGraph rows or
+//     more (such a graph is also built denser: VectorIndexTuning.Large).
 //   - Should an HNSW scan still return fewer than min(k, set size) rows,
 //     the kind is searched exactly: a tenant never gets fewer than k rows
 //     while it has k.
@@ -153,6 +154,8 @@ type Retriever struct {
 	TenantExactMax int    // default 500: the exact threshold when the model has its own index
 	EfSearch       int    // default 200 (hnsw.ef_search, the first pass's candidates)
 	TenantEfSearch int    // default 200: ef_search when a model's own index is searched
+	LargeEfSearch  int    // default 400: the same when that graph holds LargeGraph rows or more
+	LargeGraph     int    // default LargeGraphRows
 	MaxScanTuples  int    // default 20000 (hnsw.max_scan_tuples)
 	CountCap       int    // default 100000: counts stop there
 	Method         Method // default Auto
@@ -173,6 +176,7 @@ const (
 	DefaultTenantExactMax = 500
 	DefaultEfSearch       = 200
 	DefaultTenantEfSearch = 200
+	DefaultLargeEfSearch  = 400
 	DefaultMaxScanTuples  = 20000
 	DefaultCountCap       = 100000
 )
@@ -192,6 +196,13 @@ func (r Retriever) withDefaults() Retriever {
 		r.TenantEfSearch = DefaultTenantEfSearch
 	}
 	r.TenantEfSearch = min(r.TenantEfSearch, 1000)
+	if r.LargeEfSearch <= 0 {
+		r.LargeEfSearch = DefaultLargeEfSearch
+	}
+	r.LargeEfSearch = min(r.LargeEfSearch, 1000)
+	if r.LargeGraph <= 0 {
+		r.LargeGraph = LargeGraphRows
+	}
 	if r.MaxScanTuples <= 0 {
 		r.MaxScanTuples = DefaultMaxScanTuples
 	}
@@ -253,7 +264,7 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 				scan.Method, scan.TenantIndex = "hnsw", own
 				hnsw = true
 			}
-			branches = append(branches, branch{kind: kind, k: want, hnsw: scan.Method == "hnsw", own: scan.TenantIndex})
+			branches = append(branches, branch{kind: kind, k: want, hnsw: scan.Method == "hnsw", own: scan.TenantIndex, graph: graph})
 		}
 		res.Scans = append(res.Scans, scan)
 	}
@@ -339,6 +350,9 @@ func (r Retriever) searchHNSW(ctx context.Context, tx tenant.Conn, modelID uuid.
 	ef, plans := r.EfSearch, "auto"
 	if slices.ContainsFunc(branches, func(b branch) bool { return b.own }) {
 		ef, plans = r.TenantEfSearch, "force_custom_plan"
+		if slices.ContainsFunc(branches, func(b branch) bool { return b.own && b.graph >= float64(r.LargeGraph) }) {
+			ef = r.LargeEfSearch
+		}
 	} else {
 		tenantID = nil
 	}
@@ -362,10 +376,11 @@ func (r Retriever) searchHNSW(ctx context.Context, tx tenant.Conn, modelID uuid.
 }
 
 type branch struct {
-	kind string
-	k    int
-	hnsw bool
-	own  bool // hnsw through the model's own index of the kind
+	kind  string
+	k     int
+	hnsw  bool
+	own   bool    // hnsw through the model's own index of the kind
+	graph float64 // rows of the graph searched (own: the model's of the kind)
 }
 
 // kindLiteral is a kind as an SQL literal. Kinds are constants, never

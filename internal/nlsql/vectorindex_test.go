@@ -147,7 +147,7 @@ func TestModelVectorIndex(t *testing.T) {
 	require.Equal(t, names, indexes())
 	var def string
 	require.NoError(t, admin.QueryRow(ctx, `SELECT pg_get_indexdef(to_regclass('dbchat.'||$1))`, name).Scan(&def))
-	require.Contains(t, def, "vector_cosine_ops) WHERE ((tenant_id = '"+bigT.ID.String()+"'::uuid) AND (model_id = '"+big.modelID.String()+"'::uuid) AND ((kind || ''::text) = 'sql'::text))")
+	require.Contains(t, def, "vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE ((tenant_id = '"+bigT.ID.String()+"'::uuid) AND (model_id = '"+big.modelID.String()+"'::uuid) AND ((kind || ''::text) = 'sql'::text))")
 	var comment string
 	require.NoError(t, admin.QueryRow(ctx, `SELECT obj_description(to_regclass('dbchat.'||$1), 'pg_class')`, name).Scan(&comment))
 	require.Contains(t, comment, "tenant "+bigT.ID.String()+", model "+big.modelID.String()+", kind sql", "a DBA reads whose graph it is")
@@ -267,6 +267,23 @@ func TestModelVectorIndex(t *testing.T) {
 	got, own, _, _ = retrieve(r, big.id, big.modelID, s.Draw())
 	require.True(t, got.Scans[0].TenantIndex)
 	require.Greater(t, own, int64(0))
+
+	// A graph that grows past Large is rebuilt denser, in place; retrieval
+	// goes on through it (searched wider: LargeEfSearch).
+	tuning.Large = 400
+	changes = tune()
+	require.Len(t, changes, 1, "only the sql graph has 400 rows: %v", changes)
+	require.True(t, changes[0].Rebuilt)
+	require.Equal(t, name, changes[0].Index)
+	var opts []string
+	require.NoError(t, admin.QueryRow(ctx, `SELECT c.reloptions FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+		WHERE c.oid = to_regclass('dbchat.'||$1) AND i.indisvalid`, name).Scan(&opts))
+	require.Equal(t, []string{"m=24", "ef_construction=128"}, opts)
+	require.Empty(t, tune(), "a second run changes nothing")
+	got, own, _, _ = retrieve(nlsql.Retriever{TenantExactMax: 100, LargeGraph: 400}, big.id, big.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
+	require.True(t, got.Scans[0].TenantIndex)
+	require.Greater(t, own, int64(0))
+	require.Len(t, got.SQL, 10)
 
 	// The runtime role cannot tune: it counts only its own tenant's rows.
 	app, err := d.AppPool(t, 1).Acquire(ctx)
