@@ -20,6 +20,7 @@ func cmdCluster(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags("cluster exec", env)
 	dir := fs.String("dir", ".dbchat/test", "cluster directory")
 	fast := fs.Bool("fast", true, "fsync off: for throwaway test clusters")
+	buffers := fs.String("shared-buffers", "", "shared_buffers: a size (4GB) or a share of memory (25%); default 128MB")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() == 0 {
 		return errUsage
 	}
@@ -32,7 +33,7 @@ func cmdCluster(ctx context.Context, env *Env, args []string) error {
 	// below stops it with the cluster.
 	var clusterDir string
 	if testURL == "" {
-		c, err := pgcluster.EnsureWith(ctx, *dir, env.Stderr, pgcluster.Options{Fast: *fast})
+		c, err := pgcluster.EnsureWith(ctx, *dir, env.Stderr, pgcluster.Options{Fast: *fast, SharedBuffers: *buffers})
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -149,13 +150,17 @@ func (c *Cluster) includeConf() error {
 // writeConf writes our settings: TCP on loopback only, and no Unix socket,
 // which avoids /var/run permissions and clashes with a system server.
 func (c *Cluster) writeConf() error {
+	buffers, err := sharedBuffers(c.opts.SharedBuffers)
+	if err != nil {
+		return err
+	}
 	conf := fmt.Sprintf(`# Written by dbchat's pgcluster on every start; edits are lost.
 listen_addresses = '127.0.0.1'
 port = %d
 unix_socket_directories = ''
 max_connections = 200
-shared_buffers = 128MB
-`, c.Port)
+shared_buffers = %s
+`, c.Port, buffers)
 	if c.opts.Fast {
 		conf += "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
 	}
@@ -287,4 +292,38 @@ func waitTCP(ctx context.Context, port int, timeout time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// sizeSetting is a PostgreSQL memory size as the configuration file takes it.
+var sizeSetting = regexp.MustCompile(`^[1-9][0-9]*(kB|MB|GB|TB)$`)
+
+// sharedBuffers resolves Options.SharedBuffers to a setting: a size as
+// given, a percentage of the machine's memory (/proc/meminfo) in MB.
+func sharedBuffers(v string) (string, error) {
+	switch pct, isPct := strings.CutSuffix(v, "%"); {
+	case v == "":
+		return "128MB", nil
+	case sizeSetting.MatchString(v):
+		return v, nil
+	case isPct:
+		n, err := strconv.Atoi(pct)
+		if err != nil || n < 1 || n > 80 {
+			return "", fmt.Errorf("pgcluster: shared_buffers %q: a percentage must be 1%%-80%%", v)
+		}
+		mem, err := os.ReadFile("/proc/meminfo")
+		if err != nil {
+			return "", fmt.Errorf("pgcluster: shared_buffers %q needs the machine's memory: %w", v, err)
+		}
+		var kb int
+		for line := range strings.Lines(string(mem)) {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			}
+		}
+		if kb == 0 {
+			return "", fmt.Errorf("pgcluster: shared_buffers %q: no MemTotal in /proc/meminfo", v)
+		}
+		return strconv.Itoa(max(kb/1024*n/100, 128)) + "MB", nil
+	}
+	return "", fmt.Errorf("pgcluster: shared_buffers %q: want a size such as 4GB or a share such as 25%%", v)
 }

@@ -36,6 +36,12 @@ type Options struct {
 	// may corrupt the cluster, which is fine for throwaway test clusters and
 	// makes them much quicker.
 	Fast bool
+	// SharedBuffers is the server's shared_buffers: a PostgreSQL size
+	// ("4GB") or a share of this machine's memory ("25%", the usual advice
+	// for a dedicated server); empty: 128MB, PostgreSQL's default, right for
+	// tests and a dev server. The benchmarks size it like a production
+	// server, whose working set (HNSW graphs above all) should stay in it.
+	SharedBuffers string
 }
 
 // Ensure initialises the cluster on first use (initdb) and starts it if it is not running; it reuses an existing one.

@@ -215,3 +215,25 @@ func TestUnreachableDir(t *testing.T) {
 	mustQuery(t, c, "select 1", "1")
 	stop(t, c)
 }
+
+func TestSharedBuffers(t *testing.T) {
+	for v, want := range map[string]string{"": "128MB", "4GB": "4GB", "512MB": "512MB"} {
+		if got, err := sharedBuffers(v); err != nil || got != want {
+			t.Errorf("sharedBuffers(%q) = %q, %v; want %q", v, got, err, want)
+		}
+	}
+	quarter, err1 := sharedBuffers("25%")
+	half, err2 := sharedBuffers("50%")
+	q, _ := strconv.Atoi(strings.TrimSuffix(quarter, "MB"))
+	h, _ := strconv.Atoi(strings.TrimSuffix(half, "MB"))
+	if err1 != nil || err2 != nil || q <= 0 || h < 2*q-2 || h > 2*q+2 {
+		t.Errorf("shares of the machine's memory: 25%% = %q (%v), 50%% = %q (%v)", quarter, err1, half, err2)
+	}
+	// Anything else is refused rather than written into the configuration
+	// (where a newline would add settings, and a typo stop the server).
+	for _, bad := range []string{"4G", "lots", "0%", "90%", "1GB\nfsync = off", "-1MB", "0MB"} {
+		if got, err := sharedBuffers(bad); err == nil {
+			t.Errorf("sharedBuffers(%q) = %q, want an error", bad, got)
+		}
+	}
+}
