@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/dbchat/dbchat/internal/apperr"
@@ -230,7 +229,7 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	if len(vec) != embed.Dim {
 		return res, apperr.Errorf(apperr.Internal, "retrieve: vector has %d dimensions, want %d", len(vec), embed.Dim)
 	}
-	counts, err := q.CountRetrievable(ctx, unprepared{tx}, dbsqlc.CountRetrievableParams{ModelID: modelID, Embedder: embedder, MaxCount: int32(r.CountCap)})
+	counts, err := q.CountRetrievable(ctx, tx, dbsqlc.CountRetrievableParams{ModelID: modelID, Embedder: embedder, MaxCount: int32(r.CountCap)})
 	if err != nil {
 		return res, err
 	}
@@ -307,19 +306,6 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	res.DDL = append(res.DDL, found[KindDDL]...)
 	res.Documentation = append(res.Documentation, found[KindDocumentation]...)
 	return res, nil
-}
-
-// unprepared runs its statements unnamed (pgx.QueryExecModeExec), so that
-// PostgreSQL plans each for its actual parameters. The count needs it: a
-// prepared statement may switch to a generic plan after five executions,
-// which cannot know that a model's set is large, and was seen to count a
-// 25,000-row set through another index with a heap fetch per row (229 ms
-// instead of an index-only 4 ms; measured at 200,000 rows). Planning it
-// each time costs a fraction of a millisecond.
-type unprepared struct{ tenant.Conn }
-
-func (u unprepared) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return u.Conn.QueryRow(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
 }
 
 // useHNSW decides the access path for a set of n rows out of a graph of

@@ -299,23 +299,6 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 	return br, nil
 }
 
-// openFor opens the transaction on its own when the first statement brings
-// its own pgx.QueryExecMode as its first argument (a batch runs all its
-// statements in one mode), as CopyFrom does for COPY: one more round trip.
-func (t *txConn) openFor(ctx context.Context, args []any) error {
-	if t.begun || len(args) == 0 {
-		return nil
-	}
-	if _, ok := args[0].(pgx.QueryExecMode); !ok {
-		return nil
-	}
-	if t.once {
-		return errors.New("tenant: a statement with its own execution mode needs a transaction (use Tx, not Once)")
-	}
-	_, err := t.Exec(ctx, "SELECT 1")
-	return err
-}
-
 // CopyFrom implements Conn. COPY cannot share a pipeline with other
 // statements, so the transaction is opened first if need be.
 func (t *txConn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
@@ -332,9 +315,6 @@ func (t *txConn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []s
 
 // Exec implements dbsqlc.DBTX.
 func (t *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := t.openFor(ctx, args); err != nil {
-		return pgconn.CommandTag{}, err
-	}
 	if t.begun {
 		if t.once {
 			return pgconn.CommandTag{}, errSecondStatement
@@ -351,9 +331,6 @@ func (t *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 
 // Query implements dbsqlc.DBTX.
 func (t *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := t.openFor(ctx, args); err != nil {
-		return nil, err
-	}
 	if t.begun {
 		if t.once {
 			return nil, errSecondStatement
@@ -374,9 +351,6 @@ func (t *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 
 // QueryRow implements dbsqlc.DBTX.
 func (t *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := t.openFor(ctx, args); err != nil {
-		return errRow{err}
-	}
 	if t.begun {
 		if t.once {
 			return errRow{errSecondStatement}

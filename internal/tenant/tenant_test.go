@@ -264,33 +264,3 @@ func TestWithCustomPlans(t *testing.T) {
 	require.Equal(t, "force_custom_plan", mode(tenant.WithCustomPlans(ctx)))
 	require.Equal(t, "auto", mode(ctx), "the setting ends with its transaction")
 }
-
-// TestStatementWithItsOwnExecMode: a first statement that asks for its own
-// pgx.QueryExecMode cannot share the opening batch, so the transaction is
-// opened first; it then runs as asked (unnamed, never a prepared statement)
-// and sees the tenant context. One statement (Once) cannot do that.
-func TestStatementWithItsOwnExecMode(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	d := dbtest.New(t)
-	db := tenant.New(d.AppPool(t, 1))
-	a := dbtest.NewTenant(t, db, "A")
-	const probe = `SELECT current_setting('app.tenant_id') || ' ' || $1::text`
-	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
-		var got string
-		var prepared int
-		require.NoError(t, db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error {
-			if err := tx.QueryRow(ctx, probe, mode, "first").Scan(&got); err != nil {
-				return err
-			}
-			return tx.QueryRow(ctx, `SELECT count(*)::int FROM pg_prepared_statements WHERE statement = $1`, probe).Scan(&prepared)
-		}))
-		require.Equal(t, a.ID.String()+" first", got, "mode %v", mode)
-		require.Zero(t, prepared, "mode %v: not prepared", mode)
-	}
-	err := db.OnceAs(ctx, a.Identity, func(tx tenant.Conn) error {
-		var s string
-		return tx.QueryRow(ctx, probe, pgx.QueryExecModeExec, "once").Scan(&s)
-	})
-	require.ErrorContains(t, err, "needs a transaction")
-}
