@@ -304,7 +304,15 @@ func probeMachine(ctx context.Context, adminURL string) (machine, error) {
 }
 
 func (m machine) oneLine() string {
-	return fmt.Sprintf("%d cores (%s), %.0f GiB RAM, %s, %s", m.Cores, m.CPU, m.MemGiB, m.PGShort, m.Go)
+	line := fmt.Sprintf("%d cores (%s), %.0f GiB RAM, %s, %s", m.Cores, m.CPU, m.MemGiB, m.PGShort, m.Go)
+	// shared_buffers is set per run (BENCH_SHARED_BUFFERS) and moves the
+	// vector parts' figures most, so every section names it.
+	for _, kv := range m.PGSettings {
+		if kv[0] == "shared_buffers" {
+			line += ", shared_buffers " + kv[1]
+		}
+	}
+	return line
 }
 
 // firstField is the value of the first "key<sep>value" line of a file.

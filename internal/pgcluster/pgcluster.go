@@ -39,8 +39,8 @@ type Options struct {
 	// SharedBuffers is the server's shared_buffers: a PostgreSQL size
 	// ("4GB") or a share of this machine's memory ("25%", the usual advice
 	// for a dedicated server); empty: 128MB, PostgreSQL's default, right for
-	// tests and a dev server. The benchmarks size it like a production
-	// server, whose working set (HNSW graphs above all) should stay in it.
+	// tests and a dev server. The vector benchmarks run with a quarter of
+	// memory, so that their large HNSW graphs stay in it.
 	SharedBuffers string
 }
 
