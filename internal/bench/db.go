@@ -593,7 +593,7 @@ func vectorSection(c VectorConfig, data *vecData, quality [][]vecQuality, p50, p
 		"ExactMax": nlsql.DefaultExactMax, "Others": c.Tenants - 11, "TenantTopics": vecTenantTopics, "DataNoise": vectest.DataNoise,
 		"QueryNoise": vectest.QueryNoise, "LoadTook": data.loadTook, "BuildTook": data.buildTook,
 		"Tuned": data.tuned, "TuneTook": data.tuneTook, "TunedModels": tunedM, "TunedTenants": tunedT, "TunedRows": tunedRows(data.tuned), "Tuning": nlsql.DefaultVectorIndexTuning, "TenantExactMax": nlsql.DefaultTenantExactMax,
-		"TenantEf": nlsql.DefaultTenantEfSearch, "Options": vecStrategies[vsHNSW+1 : vsAuto],
+		"TenantEf": nlsql.DefaultTenantEfSearch, "LargeEf": nlsql.DefaultLargeEfSearch, "LargeGraph": nlsql.LargeGraphRows, "Options": vecStrategies[vsHNSW+1 : vsAuto],
 		"Classes": classes,
 		"AllMet":  allMet, "EfSearch": nlsql.DefaultEfSearch, "MaxScan": nlsql.DefaultMaxScanTuples,
 		"Table": rows})
