@@ -99,14 +99,16 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 	res, err := s.execute(ctx, id.TenantID, req)
 	res.ElapsedMS = float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
-		msg := hideSchemas(err, dbMessage(err), tenant.Schema(id.TenantID))
 		var box *apperr.Error
-		if msg == "" && errors.As(err, &box) && (box.Code == apperr.Overloaded || box.Code == apperr.Unavailable) {
-			// The box refused or gave up (overloaded, cancelled): its
-			// message is the client's and the history's.
+		if errors.As(err, &box) && (box.Code == apperr.Overloaded || box.Code == apperr.Unavailable) {
+			// The box refused or gave up (overloaded, cancelled, the
+			// database lost): its message is the client's and the
+			// history's. A server error beneath it (a FATAL while
+			// connecting) is not the statement's.
 			hid, herr := s.record(ctx, req, "error", box.Message, nil, &res.ElapsedMS)
 			return Result{}, withHistory(box, hid, herr)
 		}
+		msg := hideSchemas(err, dbMessage(err), tenant.Schema(id.TenantID))
 		hid, herr := s.record(ctx, req, "error", msg, nil, &res.ElapsedMS)
 		if msg == "" {
 			return Result{}, errors.Join(err, herr)
