@@ -4,6 +4,7 @@ package demo
 
 import (
 	"context"
+	"time"
 
 	"github.com/dbchat/dbchat/internal/catalog"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -36,6 +37,12 @@ INSERT INTO orders (id, customer_id, amount, ordered_at) VALUES
 // Seed creates the demo tables (through the catalog's DDL path) and fills
 // them, inside the caller's tenant transaction.
 func Seed(ctx context.Context, tx tenant.Conn) error {
+	// The runtime role's 5 s statement timeout is for requests; the DDL
+	// here can wait that long for catalog locks on a busy server (seen
+	// under the race detector with the whole test suite running).
+	if err := tenant.SetStatementTimeout(ctx, tx, time.Minute); err != nil {
+		return err
+	}
 	var schema string
 	for _, spec := range Tables {
 		t, err := catalog.Create(ctx, tx, spec)
