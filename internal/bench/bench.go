@@ -110,6 +110,9 @@ var knobs = []struct {
 	{"BENCH_VECTOR_ROWS", func(c *Config) *int { return &c.Vector.Rows }}, {"BENCH_VECTOR_TENANTS", func(c *Config) *int { return &c.Vector.Tenants }},
 	{"BENCH_IMPORT_ROWS", func(c *Config) *int { return &c.Import.Rows }}, {"BENCH_ASK_ROWS", func(c *Config) *int { return &c.Ask.TrainingRows }},
 	{"BENCH_SOAK", nil}, {"BENCH_EXPLAIN", nil},
+	// Read by the Makefile (the cluster's shared_buffers), echoed so that
+	// the command in a section reproduces its run.
+	{"BENCH_SHARED_BUFFERS", nil},
 }
 
 // Main runs the dbchat-bench command and returns its exit code.
