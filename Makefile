@@ -78,7 +78,7 @@ $(LIGHTHOUSE)/node_modules/.package-lock.json: $(LIGHTHOUSE)/package.json $(LIGH
 chart-schema: ## re-vendor the Vega-Lite v5 schema the chart tests validate against, from its pinned npm package
 	./internal/chart/testdata/vendor-schema.sh
 
-bench: $(LOCAL_PG) build ## benchmarks on a private cluster (BENCH_CLUSTER), writes docs/BENCHMARKS.md (BENCH=rls|http|vector|vector10k|import|ask|noisy|soak|replica|catalog, BENCH_SCALE=full, BENCH_SOAK=10m; BENCH_EXPLAIN=1: query plans to .dbchat/bench/work/explain)
+bench: $(LOCAL_PG) build ## benchmarks on a private cluster (BENCH_CLUSTER), writes docs/BENCHMARKS.md (BENCH=rls|http|vector|vector10k|import|ask|noisy|soak|replica|catalog, BENCH_SCALE=full, BENCH_SOAK=10m, BENCH_SHARED_BUFFERS=25% for the vector parts (default 128MB); BENCH_EXPLAIN=1: query plans to .dbchat/bench/work/explain)
 	$(GO) build -o bin/dbchat-bench ./cmd/dbchat-bench
 	./$(BIN) cluster exec --dir $(BENCH_CLUSTER) --fast=false --shared-buffers=$(BENCH_SHARED_BUFFERS) -- ./bin/dbchat-bench -out docs/BENCHMARKS.md
 
