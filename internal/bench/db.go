@@ -314,13 +314,7 @@ func timeSideBySide(e *Env, rng *rand.Rand, data *vecData, call vecCall) (qualit
 	p50, p95 = make([][][]float64, len(data.classes)), make([][][]float64, len(data.classes))
 	for run := -1; run < e.cfg.Runs; run++ {
 		for ci := range data.classes {
-			results := make([][]vecResult, len(data.queries[ci])) // [query][strategy]
-			lat := pass(rng, len(data.queries[ci]), len(vecStrategies), func(qi, s int) {
-				if results[qi] == nil {
-					results[qi] = make([]vecResult, len(vecStrategies))
-				}
-				results[qi][s] = call(s, data.queries[ci][qi])
-			})
+			results, lat := sideBySide(rng, data.queries[ci], call)
 			if run < 0 {
 				for s := range vecStrategies {
 					quality[ci] = append(quality[ci], measureQuality(results, s))
@@ -337,6 +331,18 @@ func timeSideBySide(e *Env, rng *rand.Rand, data *vecData, call vecCall) (qualit
 	return quality, p50, p95
 }
 
+// sideBySide runs every query through every strategy, the strategies of a
+// query back to back in a random order: the results [query][strategy] and
+// each strategy's latencies.
+func sideBySide(rng *rand.Rand, queries []vecQuery, call vecCall) (results [][]vecResult, lat [][]float64) {
+	results = make([][]vecResult, len(queries))
+	for qi := range results {
+		results[qi] = make([]vecResult, len(vecStrategies))
+	}
+	lat = pass(rng, len(queries), len(vecStrategies), func(qi, s int) { results[qi][s] = call(s, queries[qi]) })
+	return results, lat
+}
+
 // timePhased gives recall from one side-by-side pass, then times each
 // strategy in a phase of its own: an untimed pass over every class's
 // queries, then the runs. At part 3b's full size the strategies' pages
@@ -347,13 +353,7 @@ func timePhased(e *Env, rng *rand.Rand, data *vecData, call vecCall) (quality []
 	quality = make([][]vecQuality, len(data.classes))
 	p50, p95 = make([][][]float64, len(data.classes)), make([][][]float64, len(data.classes))
 	for ci := range data.classes {
-		results := make([][]vecResult, len(data.queries[ci]))
-		pass(rng, len(data.queries[ci]), len(vecStrategies), func(qi, s int) {
-			if results[qi] == nil {
-				results[qi] = make([]vecResult, len(vecStrategies))
-			}
-			results[qi][s] = call(s, data.queries[ci][qi])
-		})
+		results, _ := sideBySide(rng, data.queries[ci], call)
 		for s := range vecStrategies {
 			quality[ci] = append(quality[ci], measureQuality(results, s))
 		}
