@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/dbchat/dbchat/internal/apperr"
@@ -214,10 +215,10 @@ func (r Retriever) withDefaults() Retriever {
 
 // Retrieve returns the nearest question->SQL pairs, DDL items and
 // documentation items of the model (and embedder) for vec, with the default
-// Retriever. tx must be a transaction (tenant.DB.Tx, not Once): it runs two
-// statements (a count, then one search for all kinds), four when a kind is
-// searched with HNSW, which also leaves hnsw.* set (set_config(..., true))
-// for the rest of the transaction.
+// Retriever. tx must be a transaction (tenant.DB.Tx, not Once). It takes
+// two round trips: a count, then one search statement for all kinds or,
+// when a kind is searched with HNSW, one pipelined batch (see searchHNSW)
+// that leaves the transaction's settings as it found them.
 func Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec []float32, k Ks) (Context, error) {
 	return Retriever{}.Retrieve(ctx, tx, modelID, embedder, vec, k)
 }
@@ -325,14 +326,17 @@ func (r Retriever) useHNSW(k, n int, table float64, own bool) bool {
 	return walk <= float64(r.MaxScanTuples)/2
 }
 
-// searchHNSW runs search with the HNSW settings in force: iterative scans
-// (relaxed order; search re-sorts), ef_search and max_scan_tuples for the
-// rest of the transaction, and enable_sort off for this one statement. With
-// a branch searching the model's own graph (branch.own; tenantID is then
-// the tenant's id) the statement is planned for its actual parameters
-// (plan_cache_mode force_custom_plan): a generic plan of a prepared
-// statement cannot use a partial index whose predicate names a value the
-// parameter only has at execution.
+// searchHNSW runs the search with the HNSW settings in force: iterative
+// scans (relaxed order; the rows are re-sorted), max_scan_tuples, and
+// enable_sort and jit off. Branches run in groups by the hnsw.ef_search
+// their graph needs (efSearch), one statement per group, because the setting
+// holds for a whole statement: a huge tenant's graph of pairs needs
+// LargeEfSearch, which would slow its far smaller DDL and documentation
+// graphs several-fold. With a branch searching the model's own graph
+// (branch.own; tenantID is then the tenant's id) the statements are planned
+// for their actual parameters (plan_cache_mode force_custom_plan): a generic
+// plan of a prepared statement cannot use a partial index whose predicate
+// names a value the parameter only has at execution.
 //
 // enable_sort: the planner estimates a tenant's share of the table from
 // statistics that do not know the tenant (RLS compares tenant_id with a
@@ -343,36 +347,89 @@ func (r Retriever) useHNSW(k, n int, table float64, own bool) bool {
 // only plan for its branches; exact branches keep their sort (they have no
 // other plan). A disabled sort costs 1e10 in the planner's units, which would
 // make PostgreSQL JIT-compile the statement (about half a second, measured),
-// so jit is off for the statement too. Both are restored afterwards.
+// so jit is off too.
+//
+// Everything travels in one pipelined batch inside a savepoint, whose
+// rollback restores every setting for the rest of the transaction (the
+// searches write nothing): one round trip however many groups.
 func (r Retriever) searchHNSW(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (map[string][]Match, error) {
-	var prevSort, prevJIT, prevPlans string
-	var ignore [6]string
-	ef, plans := r.EfSearch, "auto"
+	plans := "auto"
 	if slices.ContainsFunc(branches, func(b branch) bool { return b.own }) {
-		ef, plans = r.TenantEfSearch, "force_custom_plan"
-		if slices.ContainsFunc(branches, func(b branch) bool { return b.own && b.graph >= float64(r.LargeGraph) }) {
-			ef = r.LargeEfSearch
+		plans = "force_custom_plan"
+	}
+	found := map[string][]Match{}
+	b := &pgx.Batch{}
+	b.Queue(`SAVEPOINT nlsql_retrieve`)
+	b.Queue(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.max_scan_tuples', $1, true),
+		set_config('enable_sort', 'off', true), set_config('jit', 'off', true),
+		set_config('plan_cache_mode', CASE WHEN $2 = 'auto' THEN current_setting('plan_cache_mode') ELSE $2 END, true)`,
+		strconv.Itoa(r.MaxScanTuples), plans)
+	for _, g := range r.efGroups(branches) {
+		b.Queue(`SELECT set_config('hnsw.ef_search', $1, true)`, strconv.Itoa(g.ef))
+		id := tenantID
+		if !slices.ContainsFunc(g.branches, func(b branch) bool { return b.own }) {
+			id = nil // the statement names no tenant_id parameter
 		}
-	} else {
-		tenantID = nil
+		sql, args := r.statement(modelID, embedder, vec, g.branches, id)
+		if r.planHook != nil {
+			ef := g.ef
+			b.Queue("EXPLAIN (COSTS OFF) "+sql, args...).Query(func(rows pgx.Rows) error {
+				return r.reportPlan(rows, ef)
+			})
+		}
+		b.Queue(sql, args...).Query(func(rows pgx.Rows) error { return collect(rows, found) })
 	}
-	err := tx.QueryRow(ctx, `SELECT current_setting('enable_sort'), current_setting('jit'), current_setting('plan_cache_mode'),
-		set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', $1, true),
-		set_config('hnsw.max_scan_tuples', $2, true), set_config('enable_sort', 'off', true),
-		set_config('jit', 'off', true), set_config('plan_cache_mode', CASE WHEN $3 = 'auto' THEN current_setting('plan_cache_mode') ELSE $3 END, true)`,
-		strconv.Itoa(ef), strconv.Itoa(r.MaxScanTuples), plans).Scan(&prevSort, &prevJIT, &prevPlans, &ignore[0], &ignore[1], &ignore[2], &ignore[3], &ignore[4], &ignore[5])
-	if err != nil {
+	b.Queue(`ROLLBACK TO SAVEPOINT nlsql_retrieve`)
+	b.Queue(`RELEASE SAVEPOINT nlsql_retrieve`)
+	if err := tx.RunBatch(ctx, b); err != nil {
 		return nil, err
 	}
-	found, err := r.search(ctx, tx, modelID, embedder, vec, branches, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tx.Exec(ctx, `SELECT set_config('enable_sort', $1, true), set_config('jit', $2, true), set_config('plan_cache_mode', $3, true)`,
-		prevSort, prevJIT, prevPlans); err != nil {
-		return nil, err
-	}
+	sortMatches(found)
 	return found, nil
+}
+
+// efGroup is the branches searched with one hnsw.ef_search.
+type efGroup struct {
+	ef       int
+	branches []branch
+}
+
+// efGroups groups branches by efSearch, in the order of first appearance;
+// exact branches join the first group (ef_search does not touch them).
+func (r Retriever) efGroups(branches []branch) []efGroup {
+	var groups []efGroup
+	var exact []branch
+	for _, b := range branches {
+		if !b.hnsw {
+			exact = append(exact, b)
+			continue
+		}
+		ef := r.efSearch(b)
+		i := slices.IndexFunc(groups, func(g efGroup) bool { return g.ef == ef })
+		if i < 0 {
+			groups = append(groups, efGroup{ef: ef})
+			i = len(groups) - 1
+		}
+		groups[i].branches = append(groups[i].branches, b)
+	}
+	if len(groups) == 0 {
+		return []efGroup{{ef: r.EfSearch, branches: exact}}
+	}
+	groups[0].branches = append(groups[0].branches, exact...)
+	return groups
+}
+
+// efSearch is the hnsw.ef_search a branch's graph needs: EfSearch on the
+// kind's graph of all tenants, TenantEfSearch on the model's own, and
+// LargeEfSearch on an own graph of LargeGraph rows or more.
+func (r Retriever) efSearch(b branch) int {
+	switch {
+	case !b.own:
+		return r.EfSearch
+	case b.graph >= float64(r.LargeGraph):
+		return r.LargeEfSearch
+	}
+	return r.TenantEfSearch
 }
 
 type branch struct {
@@ -388,7 +445,32 @@ type branch struct {
 // partial HNSW index.
 var kindLiteral = map[string]string{KindSQL: "'sql'", KindDDL: "'ddl'", KindDocumentation: "'documentation'"}
 
-// search runs one statement with a UNION ALL branch per kind.
+// search runs the statement of branches (see statement) as it stands: the
+// exact path, and the exact redo of short HNSW scans.
+func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (map[string][]Match, error) {
+	sql, args := r.statement(modelID, embedder, vec, branches, tenantID)
+	if r.planHook != nil {
+		rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+sql, args...)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.reportPlan(rows, 0); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	found := map[string][]Match{}
+	if err := collect(rows, found); err != nil {
+		return nil, err
+	}
+	sortMatches(found)
+	return found, nil
+}
+
+// statement is one search statement with a UNION ALL branch per kind.
 //
 // An exact branch computes distances in a MATERIALIZED CTE without ORDER BY,
 // which the HNSW index cannot serve, so the planner reaches the rows through
@@ -399,7 +481,7 @@ var kindLiteral = map[string]string{KindSQL: "'sql'", KindDDL: "'ddl'", KindDocu
 // slightly out of order, so rows are re-sorted here. A branch on the
 // model's own graph (own) also filters on tenant_id = tenantID, which the
 // policy implies anyway but which lets the planner use the partial index.
-func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (map[string][]Match, error) {
+func (r Retriever) statement(modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (string, []any) {
 	var sql strings.Builder
 	args := []any{modelID, embedder, vec}
 	exclude := "" // only when asked, so every other plan stays as measured
@@ -442,47 +524,42 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
     SELECT * FROM c ORDER BY distance, id LIMIT %[2]d) s%[3]d`, lit, b.k, i, exclude)
 		}
 	}
-	if r.planHook != nil {
-		var plan []string
-		rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+sql.String(), args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				return nil, err
-			}
-			plan = append(plan, line)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		r.planHook(strings.Join(plan, "\n"))
-	}
-	rows, err := tx.Query(ctx, sql.String(), args...)
+	return sql.String(), args
+}
+
+// reportPlan hands an EXPLAIN's lines to planHook, headed by the
+// statement's hnsw.ef_search (0: an exact search).
+func (r Retriever) reportPlan(rows pgx.Rows, ef int) error {
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, err
+		return err
 	}
+	r.planHook(fmt.Sprintf("hnsw.ef_search = %d\n%s", ef, strings.Join(lines, "\n")))
+	return nil
+}
+
+// collect adds a search statement's rows to found, by kind.
+func collect(rows pgx.Rows, found map[string][]Match) error {
 	defer rows.Close()
-	found := map[string][]Match{}
 	for rows.Next() {
 		var kind string
 		var question *string
 		var m Match
 		if err := rows.Scan(&kind, &m.ID, &question, &m.Content, &m.Distance, &m.Verified); err != nil {
-			return nil, err
+			return err
 		}
 		if question != nil {
 			m.Question = *question
 		}
 		found[kind] = append(found[kind], m)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
+	return rows.Err()
+}
+
+// sortMatches orders each kind's rows nearest first: relaxed-order
+// iterative scans may return them slightly out of order.
+func sortMatches(found map[string][]Match) {
 	for _, ms := range found {
 		sort.SliceStable(ms, func(i, j int) bool { return ms[i].Distance < ms[j].Distance })
 	}
-	return found, nil
 }

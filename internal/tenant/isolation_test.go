@@ -192,9 +192,16 @@ func rawTx(pool *pgxpool.Pool, role string) func(tenant.Identity, func(tenant.Co
 			if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)`, tid, uid); err != nil {
 				return err
 			}
-			return fn(tx)
+			return fn(rawConn{tx})
 		})
 	}
+}
+
+// rawConn is a pgx transaction as a tenant.Conn.
+type rawConn struct{ pgx.Tx }
+
+func (c rawConn) RunBatch(ctx context.Context, b *pgx.Batch) error {
+	return c.SendBatch(ctx, b).Close()
 }
 
 func requirePgCode(t *testing.T, err error, code, what string) {

@@ -41,10 +41,11 @@ import (
 )
 
 // Conn is what a tenant transaction offers: the sqlc DBTX methods plus COPY
-// (for imports).
+// (for imports) and pipelined batches (several statements, one round trip).
 type Conn interface {
 	dbsqlc.DBTX
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+	RunBatch(ctx context.Context, b *pgx.Batch) error
 }
 
 // DB runs tenant transactions on a pool. Handlers get a DB, never the pool.
@@ -311,6 +312,21 @@ func (t *txConn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []s
 		}
 	}
 	return t.conn.CopyFrom(ctx, table, columns, src)
+}
+
+// RunBatch implements Conn: b's statements travel in one pipeline, inside
+// the transaction (which is opened first if need be), and their queued
+// callbacks run in order; the first error stops the rest.
+func (t *txConn) RunBatch(ctx context.Context, b *pgx.Batch) error {
+	if t.once {
+		return errors.New("tenant: a batch needs a transaction (use Tx, not Once)")
+	}
+	if !t.begun {
+		if _, err := t.Exec(ctx, "SELECT 1"); err != nil {
+			return err
+		}
+	}
+	return t.conn.SendBatch(ctx, b).Close()
 }
 
 // Exec implements dbsqlc.DBTX.
