@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,6 +140,26 @@ func TestFloorSearchSQL(t *testing.T) {
 	}
 	if statementPhase(sql) != "retrieval search (one UNION ALL branch per kind)" || statementPhase("-- name: CountRetrievable :one\nSELECT 1") != "CountRetrievable" {
 		t.Error("statementPhase")
+	}
+}
+
+// A pipeline is named by its last statement, or by its first when that is
+// retrieval's SAVEPOINT.
+func TestPipelinePhase(t *testing.T) {
+	var tr phaseTracer
+	for _, sqls := range [][]string{
+		{"BEGIN", "SELECT set_config('app.tenant_id', $1, true)", "-- name: ListTables :many\nSELECT 1"},
+		{"SAVEPOINT nlsql_retrieve", "SELECT set_config('hnsw.ef_search', $1, true)", "SELECT 'sql' AS kind FROM x ORDER BY embedding <=> $3", "ROLLBACK TO SAVEPOINT nlsql_retrieve", "RELEASE SAVEPOINT nlsql_retrieve"},
+	} {
+		tr.end(tr.start(context.Background(), sqls...))
+	}
+	var names []string
+	for _, p := range tr.take() {
+		names = append(names, p.Name)
+	}
+	want := []string{"BEGIN + tenant setting + ListTables", "HNSW retrieval pipeline (savepoint, settings, a search per ef_search, rollback)"}
+	if !slices.Equal(names, want) {
+		t.Errorf("got %q, want %q", names, want)
 	}
 }
 

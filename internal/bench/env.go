@@ -508,11 +508,16 @@ func (t *phaseTracer) start(ctx context.Context, sqls ...string) context.Context
 	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now(), sqls: sqls})
 }
 
-// end records a call: a pipeline by its last statement.
+// end records a call: a pipeline by its last statement (the one a
+// transaction's first batch carries), or by its first when that is a
+// SAVEPOINT (retrieval's HNSW batch).
 func (t *phaseTracer) end(ctx context.Context) {
 	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok && len(s.sqls) > 0 {
 		name := statementPhase(s.sqls[len(s.sqls)-1])
-		if len(s.sqls) > 1 {
+		switch {
+		case len(s.sqls) > 1 && strings.HasPrefix(s.sqls[0], "SAVEPOINT"):
+			name = statementPhase(s.sqls[0])
+		case len(s.sqls) > 1:
 			name = map[bool]string{true: "BEGIN + "}[s.sqls[0] == "BEGIN"] + "tenant setting + " + name
 		}
 		t.mu.Lock()
