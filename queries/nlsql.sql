@@ -65,42 +65,51 @@ FROM dbchat.training_data
 WHERE model_id = $1;
 
 -- name: CountRetrievable :one
--- How many rows each kind has for (model, embedder), each count capped at
--- max_count (index-only scans on training_data_retrieval_idx), and the
--- planner's estimate of the whole table's size (all tenants: pg_class is not
--- subject to the policy; only its size is read), and the transaction's
--- tenant with the row count of the model's own HNSW index of each kind (-1
--- when it has none, or the index is not yet valid: see
--- nlsql.TuneVectorIndexes). The names are nlsql.ModelIndexName's, computed
--- from the transaction's tenant, so no tenant can name another's index.
--- Retrieval picks its access path from these numbers.
+-- How many rows each kind has for (model, embedder), and the planner's
+-- estimate of the whole table's size (all tenants: pg_class is not subject
+-- to the policy; only its size is read), and the transaction's tenant with
+-- the row count of the model's own HNSW index of each kind (-1 when it has
+-- none, or the index is not yet valid: see nlsql.TuneVectorIndexes). The
+-- names are nlsql.ModelIndexName's, computed from the transaction's tenant,
+-- so no tenant can name another's index. Retrieval picks its access path
+-- from these numbers. The counts are index-only scans, capped at
+-- max_count; a kind with an index of its own is counted only as far as the
+-- choice needs: own_min_count, or own_walk_factor times the index's rows
+-- when that is more (see nlsql.Retriever.useHNSW).
 SELECT
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'sql'
-        LIMIT sqlc.arg(max_count)::int) s)::int AS sql_count,
+        LIMIT CASE WHEN idx.sql_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.sql_rows * sqlc.arg(own_walk_factor)::float8)::int))
+            ELSE sqlc.arg(max_count)::int END) s)::int AS sql_count,
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'ddl'
-        LIMIT sqlc.arg(max_count)::int) s)::int AS ddl_count,
+        LIMIT CASE WHEN idx.ddl_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.ddl_rows * sqlc.arg(own_walk_factor)::float8)::int))
+            ELSE sqlc.arg(max_count)::int END) s)::int AS ddl_count,
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'documentation'
-        LIMIT sqlc.arg(max_count)::int) s)::int AS documentation_count,
+        LIMIT CASE WHEN idx.documentation_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.documentation_rows * sqlc.arg(own_walk_factor)::float8)::int))
+            ELSE sqlc.arg(max_count)::int END) s)::int AS documentation_count,
     (SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c
         WHERE c.oid = 'dbchat.training_data'::regclass)::float8 AS table_estimate,
     current_setting('app.tenant_id')::text AS tenant_setting,
-    coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
-        JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        WHERE i.indexrelid = to_regclass(own.prefix || '_sql')
-          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS sql_index_rows,
-    coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
-        JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        WHERE i.indexrelid = to_regclass(own.prefix || '_ddl')
-          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS ddl_index_rows,
-    coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
-        JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        WHERE i.indexrelid = to_regclass(own.prefix || '_doc')
-          AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_index_rows
+    idx.sql_rows::float8 AS sql_index_rows,
+    idx.ddl_rows::float8 AS ddl_index_rows,
+    idx.documentation_rows::float8 AS documentation_index_rows
 FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
-        current_setting('app.tenant_id')::uuid::text || '/' || sqlc.arg(model_id)::uuid::text, 'UTF8')), 'hex'), 32) AS prefix) own;
+        current_setting('app.tenant_id')::uuid::text || '/' || sqlc.arg(model_id)::uuid::text, 'UTF8')), 'hex'), 32) AS prefix) own,
+    LATERAL (SELECT
+        coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
+            JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+            WHERE i.indexrelid = to_regclass(own.prefix || '_sql')
+              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS sql_rows,
+        coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
+            JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+            WHERE i.indexrelid = to_regclass(own.prefix || '_ddl')
+              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS ddl_rows,
+        coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
+            JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+            WHERE i.indexrelid = to_regclass(own.prefix || '_doc')
+              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_rows) idx;
 
 -- name: ListToReembed :many
 -- The next batch of a model's rows to re-embed, in id order after after_id:

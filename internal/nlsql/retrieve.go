@@ -78,7 +78,9 @@ type Context struct {
 type Scan struct {
 	Kind string `json:"kind"`
 	// Rows is how many rows the (tenant, model, embedder, kind) set holds,
-	// counted up to Retriever.CountCap.
+	// counted up to Retriever.CountCap, or, when the model has a graph of
+	// its own for the kind, only as far as the choice of path needs (at
+	// least TenantExactMax + 1 and k; see Retriever.countParams).
 	Rows int `json:"rows"`
 	// Method is "none" (empty set or k = 0), "exact" or "hnsw"; FellBack is
 	// set when an HNSW scan came back short and the kind was searched
@@ -230,7 +232,7 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	if len(vec) != embed.Dim {
 		return res, apperr.Errorf(apperr.Internal, "retrieve: vector has %d dimensions, want %d", len(vec), embed.Dim)
 	}
-	counts, err := q.CountRetrievable(ctx, tx, dbsqlc.CountRetrievableParams{ModelID: modelID, Embedder: embedder, MaxCount: int32(r.CountCap)})
+	counts, err := q.CountRetrievable(ctx, tx, r.countParams(modelID, embedder, k))
 	if err != nil {
 		return res, err
 	}
@@ -307,6 +309,24 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	res.DDL = append(res.DDL, found[KindDDL]...)
 	res.Documentation = append(res.Documentation, found[KindDocumentation]...)
 	return res, nil
+}
+
+// countParams caps the counts. A kind whose model has a graph of its own
+// is counted only as far as useHNSW's choice needs: past TenantExactMax,
+// and far enough that the walk k x graph / n stays under half of
+// MaxScanTuples (so up to 2k x graph / MaxScanTuples rows), and at least
+// to k for the fallback's test. For a model of 10,000 rows that is 501
+// rows of each kind instead of all of them (1.4 ms of a 9 ms retrieval,
+// measured in part 5 of BENCHMARKS.md). With GlobalOnly, every kind is
+// counted to CountCap.
+func (r Retriever) countParams(modelID uuid.UUID, embedder string, k Ks) dbsqlc.CountRetrievableParams {
+	p := dbsqlc.CountRetrievableParams{ModelID: modelID, Embedder: embedder, MaxCount: int32(r.CountCap), OwnMinCount: int32(r.CountCap)}
+	if !r.GlobalOnly {
+		kmax := max(k.of(KindSQL), k.of(KindDDL), k.of(KindDocumentation))
+		p.OwnMinCount = int32(min(r.CountCap, max(r.TenantExactMax+1, kmax)))
+		p.OwnWalkFactor = 2 * float64(kmax) / float64(r.MaxScanTuples)
+	}
+	return p
 }
 
 // useHNSW decides the access path for a set of n rows out of a graph of

@@ -217,6 +217,7 @@ func TestModelVectorIndex(t *testing.T) {
 		got, own, global, plan := retrieve(r, big.id, big.modelID, q)
 		require.Equal(t, "hnsw", got.Scans[0].Method, "%+v", got.Scans)
 		require.True(t, got.Scans[0].TenantIndex)
+		require.Equal(t, 101, got.Scans[0].Rows, "counted only past TenantExactMax")
 		require.Greater(t, own, int64(0), "query %d: the statement scanned the tenant's index (global %d):\n%s", i, global, plan)
 		require.Zero(t, global, "query %d: not the global graph", i)
 		require.Contains(t, plan, name)
@@ -262,7 +263,8 @@ func TestModelVectorIndex(t *testing.T) {
 			if err := tx.QueryRow(ctx, heap).Scan(&before); err != nil {
 				return err
 			}
-			got, err := r.Retrieve(ctx, tx, big.modelID, "synthetic", s.Draw(), nlsql.Ks{SQL: -1, DDL: -1, Documentation: -1})
+			// GlobalOnly: every pair counted, not only as many as the choice needs.
+			got, err := nlsql.Retriever{GlobalOnly: true}.Retrieve(ctx, tx, big.modelID, "synthetic", s.Draw(), nlsql.Ks{SQL: -1, DDL: -1, Documentation: -1})
 			if err != nil {
 				return err
 			}
@@ -301,6 +303,9 @@ func TestModelVectorIndex(t *testing.T) {
 	// 400 rows are searched exactly unless forced onto a graph).
 	got, own, global, _ := retrieve(nlsql.Retriever{GlobalOnly: true, Method: nlsql.ForceHNSW}, big.id, big.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
 	require.False(t, got.Scans[0].TenantIndex)
+	var pairs int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM dbchat.training_data WHERE tenant_id = $1 AND kind = 'sql'`, bigT.ID).Scan(&pairs))
+	require.Equal(t, pairs, got.Scans[0].Rows, "GlobalOnly counts every pair")
 	require.Zero(t, own)
 	require.Greater(t, global, int64(0))
 	got, own, global, _ = retrieve(nlsql.Retriever{Method: nlsql.ForceHNSW}, twin.id, twin.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
