@@ -228,20 +228,51 @@ var ErrRolledBack = errors.New("tenant: transaction was rolled back")
 const setContext = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),
 	set_config('app.role', $3, true), set_config('app.claims', $4, true)`
 
-// setContextCustomPlans also asks for custom plans for the transaction (see
-// WithCustomPlans), in the same statement.
-const setContextCustomPlans = `SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),
-	set_config('app.role', $3, true), set_config('app.claims', $4, true),
-	set_config('plan_cache_mode', 'force_custom_plan', true)`
+// txOptions are transaction-local settings a context asks for, sent in the
+// same statement as the identity.
+type txOptions struct {
+	customPlans bool // WithCustomPlans
+	asyncCommit bool // WithAsyncCommit
+}
 
-type customPlansKey struct{}
+type optionsKey struct{}
+
+func optionsOf(ctx context.Context) txOptions {
+	o, _ := ctx.Value(optionsKey{}).(txOptions)
+	return o
+}
+
+// settings are o's set_config calls, each led by ", ".
+func (o txOptions) settings() string {
+	var s string
+	if o.customPlans {
+		s += ", set_config('plan_cache_mode', 'force_custom_plan', true)"
+	}
+	if o.asyncCommit {
+		s += ", set_config('synchronous_commit', 'off', true)"
+	}
+	return s
+}
 
 // WithCustomPlans marks ctx so that its transactions plan every statement
 // for its actual parameters. For statements with optional filters
 // ("$1 IS NULL OR col = $1") PostgreSQL's generic plan, chosen after five
 // executions of a prepared statement, can be far worse than a custom one.
 func WithCustomPlans(ctx context.Context) context.Context {
-	return context.WithValue(ctx, customPlansKey{}, true)
+	o := optionsOf(ctx)
+	o.customPlans = true
+	return context.WithValue(ctx, optionsKey{}, o)
+}
+
+// WithAsyncCommit marks ctx so that its transactions commit without
+// waiting for the WAL flush (synchronous_commit off, transaction-local):
+// for records whose last fraction of a second may be lost in a server
+// crash, never half-written (usage analytics). The commit and any row lock
+// the transaction holds then end without a disk wait.
+func WithAsyncCommit(ctx context.Context) context.Context {
+	o := optionsOf(ctx)
+	o.asyncCommit = true
+	return context.WithValue(ctx, optionsKey{}, o)
 }
 
 // start sends BEGIN, the tenant context (or the identity's check, which
@@ -264,17 +295,15 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 	if !t.once {
 		b.Queue("BEGIN")
 	}
-	custom, _ := ctx.Value(customPlansKey{}).(bool)
+	settings := optionsOf(ctx).settings()
 	switch {
 	case check != nil:
-		if custom {
-			b.Queue(`SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`)
+		if settings != "" {
+			b.Queue("SELECT " + settings[len(", "):])
 		}
 		b.Queue(check.statement(), append([]any{t.tenantID, t.userID, t.role, t.claims}, check.Args...)...)
-	case custom:
-		b.Queue(setContextCustomPlans, t.tenantID, t.userID, t.role, t.claims)
 	default:
-		b.Queue(setContext, t.tenantID, t.userID, t.role, t.claims)
+		b.Queue(setContext+settings, t.tenantID, t.userID, t.role, t.claims)
 	}
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)

@@ -264,3 +264,34 @@ func TestWithCustomPlans(t *testing.T) {
 	require.Equal(t, "force_custom_plan", mode(tenant.WithCustomPlans(ctx)))
 	require.Equal(t, "auto", mode(ctx), "the setting ends with its transaction")
 }
+
+// WithAsyncCommit turns synchronous_commit off for its transactions only,
+// alone or with WithCustomPlans, in Once and in Tx.
+func TestWithAsyncCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	pool := d.AppPool(t, 1)
+	// Test clusters run with it off; the one connection says on.
+	_, err := pool.Exec(ctx, `SET synchronous_commit = on`)
+	require.NoError(t, err)
+	db := tenant.New(pool)
+	a := dbtest.NewTenant(t, db, "A")
+	settings := func(ctx context.Context, once bool) string {
+		var commit, plans string
+		run := db.TxAs
+		if once {
+			run = db.OnceAs
+		}
+		require.NoError(t, run(ctx, a.Identity, func(tx tenant.Conn) error {
+			return tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit'), current_setting('plan_cache_mode')`).Scan(&commit, &plans)
+		}))
+		return commit + " " + plans
+	}
+	for _, once := range []bool{true, false} {
+		require.Equal(t, "off auto", settings(tenant.WithAsyncCommit(ctx), once))
+		require.Equal(t, "off force_custom_plan", settings(tenant.WithCustomPlans(tenant.WithAsyncCommit(ctx)), once))
+		require.Equal(t, "on force_custom_plan", settings(tenant.WithCustomPlans(ctx), once))
+		require.Equal(t, "on auto", settings(ctx, once), "the settings end with their transaction")
+	}
+}

@@ -86,11 +86,17 @@ func Add(ctx context.Context, tx tenant.Conn, r Record) error {
 // ctx was cancelled (the client left after the work was done). Work refused
 // for want of a connection (503 overloaded) is not recorded: recording it
 // would wait for a connection in turn and add to the overload.
+//
+// The transaction commits asynchronously (tenant.WithAsyncCommit): the
+// request does not wait for a disk flush to count itself, and the lock on
+// the day's rollup row, which the tenant's concurrent requests queue on,
+// ends at commit, not at the flush. A server crash may lose the last
+// fraction of a second of records; none is ever half-written.
 func Save(ctx context.Context, db *tenant.DB, r Record, cause error) error {
 	if apperr.CodeOf(cause) == apperr.Overloaded {
 		return nil
 	}
-	ctx = context.WithoutCancel(ctx)
+	ctx = tenant.WithAsyncCommit(context.WithoutCancel(ctx))
 	return db.Once(ctx, func(tx tenant.Conn) error { return Add(ctx, tx, r) })
 }
 
