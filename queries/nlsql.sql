@@ -72,25 +72,25 @@ WHERE model_id = $1;
 -- none, or the index is not yet valid: see nlsql.TuneVectorIndexes). The
 -- names are nlsql.ModelIndexName's, computed from the transaction's tenant,
 -- so no tenant can name another's index. Retrieval picks its access path
--- from these numbers. The counts are index-only scans, capped at
--- max_count; a kind with an index of its own is counted only as far as the
--- choice needs: own_min_count, or own_walk_factor times the index's rows
--- when that is more (see nlsql.Retriever.useHNSW).
+-- from these numbers. The counts are index-only scans that stop as soon as
+-- the choice is made (see nlsql.Retriever.countParams): at own_min_count,
+-- or walk_factor times the graph's rows when that is more, for a kind with
+-- an index of its own; at global_min_count, or walk_factor times the
+-- table's rows, for the others; never past max_count.
 SELECT
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'sql'
-        LIMIT CASE WHEN idx.sql_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.sql_rows * sqlc.arg(own_walk_factor)::float8)::int))
-            ELSE sqlc.arg(max_count)::int END) s)::int AS sql_count,
+        LIMIT CASE WHEN idx.sql_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.sql_rows * sqlc.arg(walk_factor)::float8)::int))
+            ELSE least(sqlc.arg(max_count)::int, greatest(sqlc.arg(global_min_count)::int, ceil(idx.table_rows * sqlc.arg(walk_factor)::float8)::int)) END) s)::int AS sql_count,
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'ddl'
-        LIMIT CASE WHEN idx.ddl_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.ddl_rows * sqlc.arg(own_walk_factor)::float8)::int))
-            ELSE sqlc.arg(max_count)::int END) s)::int AS ddl_count,
+        LIMIT CASE WHEN idx.ddl_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.ddl_rows * sqlc.arg(walk_factor)::float8)::int))
+            ELSE least(sqlc.arg(max_count)::int, greatest(sqlc.arg(global_min_count)::int, ceil(idx.table_rows * sqlc.arg(walk_factor)::float8)::int)) END) s)::int AS ddl_count,
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'documentation'
-        LIMIT CASE WHEN idx.documentation_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.documentation_rows * sqlc.arg(own_walk_factor)::float8)::int))
-            ELSE sqlc.arg(max_count)::int END) s)::int AS documentation_count,
-    (SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c
-        WHERE c.oid = 'dbchat.training_data'::regclass)::float8 AS table_estimate,
+        LIMIT CASE WHEN idx.documentation_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.documentation_rows * sqlc.arg(walk_factor)::float8)::int))
+            ELSE least(sqlc.arg(max_count)::int, greatest(sqlc.arg(global_min_count)::int, ceil(idx.table_rows * sqlc.arg(walk_factor)::float8)::int)) END) s)::int AS documentation_count,
+    idx.table_rows::float8 AS table_estimate,
     current_setting('app.tenant_id')::text AS tenant_setting,
     idx.sql_rows::float8 AS sql_index_rows,
     idx.ddl_rows::float8 AS ddl_index_rows,
@@ -98,6 +98,8 @@ SELECT
 FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
         current_setting('app.tenant_id')::uuid::text || '/' || sqlc.arg(model_id)::uuid::text, 'UTF8')), 'hex'), 32) AS prefix) own,
     LATERAL (SELECT
+        (SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c
+            WHERE c.oid = 'dbchat.training_data'::regclass) AS table_rows,
         coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
             WHERE i.indexrelid = to_regclass(own.prefix || '_sql')

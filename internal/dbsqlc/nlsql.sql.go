@@ -17,17 +17,16 @@ SELECT
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = $1::uuid AND embedder = $2::text AND kind = 'sql'
         LIMIT CASE WHEN idx.sql_rows >= 0 THEN least($3::int, greatest($4::int, ceil(idx.sql_rows * $5::float8)::int))
-            ELSE $3::int END) s)::int AS sql_count,
+            ELSE least($3::int, greatest($6::int, ceil(idx.table_rows * $5::float8)::int)) END) s)::int AS sql_count,
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = $1::uuid AND embedder = $2::text AND kind = 'ddl'
         LIMIT CASE WHEN idx.ddl_rows >= 0 THEN least($3::int, greatest($4::int, ceil(idx.ddl_rows * $5::float8)::int))
-            ELSE $3::int END) s)::int AS ddl_count,
+            ELSE least($3::int, greatest($6::int, ceil(idx.table_rows * $5::float8)::int)) END) s)::int AS ddl_count,
     (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
         WHERE model_id = $1::uuid AND embedder = $2::text AND kind = 'documentation'
         LIMIT CASE WHEN idx.documentation_rows >= 0 THEN least($3::int, greatest($4::int, ceil(idx.documentation_rows * $5::float8)::int))
-            ELSE $3::int END) s)::int AS documentation_count,
-    (SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c
-        WHERE c.oid = 'dbchat.training_data'::regclass)::float8 AS table_estimate,
+            ELSE least($3::int, greatest($6::int, ceil(idx.table_rows * $5::float8)::int)) END) s)::int AS documentation_count,
+    idx.table_rows::float8 AS table_estimate,
     current_setting('app.tenant_id')::text AS tenant_setting,
     idx.sql_rows::float8 AS sql_index_rows,
     idx.ddl_rows::float8 AS ddl_index_rows,
@@ -35,6 +34,8 @@ SELECT
 FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
         current_setting('app.tenant_id')::uuid::text || '/' || $1::uuid::text, 'UTF8')), 'hex'), 32) AS prefix) own,
     LATERAL (SELECT
+        (SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c
+            WHERE c.oid = 'dbchat.training_data'::regclass) AS table_rows,
         coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
             WHERE i.indexrelid = to_regclass(own.prefix || '_sql')
@@ -50,11 +51,12 @@ FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
 `
 
 type CountRetrievableParams struct {
-	ModelID       uuid.UUID `json:"model_id"`
-	Embedder      string    `json:"embedder"`
-	MaxCount      int32     `json:"max_count"`
-	OwnMinCount   int32     `json:"own_min_count"`
-	OwnWalkFactor float64   `json:"own_walk_factor"`
+	ModelID        uuid.UUID `json:"model_id"`
+	Embedder       string    `json:"embedder"`
+	MaxCount       int32     `json:"max_count"`
+	OwnMinCount    int32     `json:"own_min_count"`
+	WalkFactor     float64   `json:"walk_factor"`
+	GlobalMinCount int32     `json:"global_min_count"`
 }
 
 type CountRetrievableRow struct {
@@ -75,17 +77,19 @@ type CountRetrievableRow struct {
 // none, or the index is not yet valid: see nlsql.TuneVectorIndexes). The
 // names are nlsql.ModelIndexName's, computed from the transaction's tenant,
 // so no tenant can name another's index. Retrieval picks its access path
-// from these numbers. The counts are index-only scans, capped at
-// max_count; a kind with an index of its own is counted only as far as the
-// choice needs: own_min_count, or own_walk_factor times the index's rows
-// when that is more (see nlsql.Retriever.useHNSW).
+// from these numbers. The counts are index-only scans that stop as soon as
+// the choice is made (see nlsql.Retriever.countParams): at own_min_count,
+// or walk_factor times the graph's rows when that is more, for a kind with
+// an index of its own; at global_min_count, or walk_factor times the
+// table's rows, for the others; never past max_count.
 func (q *Queries) CountRetrievable(ctx context.Context, db DBTX, arg CountRetrievableParams) (CountRetrievableRow, error) {
 	row := db.QueryRow(ctx, countRetrievable,
 		arg.ModelID,
 		arg.Embedder,
 		arg.MaxCount,
 		arg.OwnMinCount,
-		arg.OwnWalkFactor,
+		arg.WalkFactor,
+		arg.GlobalMinCount,
 	)
 	var i CountRetrievableRow
 	err := row.Scan(

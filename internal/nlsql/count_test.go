@@ -15,15 +15,21 @@ func TestCountCapKeepsTheChoice(t *testing.T) {
 		r = r.withDefaults()
 		for _, k := range []int{1, 5, 10, 100} {
 			p := r.countParams(uuid.Nil, "e", Ks{SQL: k, DDL: -1, Documentation: -1})
-			for _, graph := range []float64{0, 1, 50, 501, 10_000, 250_000, 2_000_000} {
-				limit := min(float64(p.MaxCount), max(float64(p.OwnMinCount), math.Ceil(graph*p.OwnWalkFactor)))
-				for _, n := range []int{1, 2, 9, 10, 11, 100, 101, 499, 500, 501, 502, 2000, 2001, 10_000, 99_999, 250_000} {
-					capped := min(n, int(limit))
-					if capped < min(n, k) {
-						t.Errorf("%+v k %d graph %.0f n %d: counted %d, fewer than k", r, k, graph, n, capped)
-					}
-					if got, want := r.useHNSW(k, capped, max(graph, 1), true), r.useHNSW(k, min(n, r.CountCap), max(graph, 1), true); got != want {
-						t.Errorf("%+v k %d graph %.0f n %d: capped at %d chooses hnsw=%t, the full count %t", r, k, graph, n, capped, got, want)
+			for _, own := range []bool{true, false} {
+				least := p.GlobalMinCount // the graph is the table
+				if own {
+					least = p.OwnMinCount
+				}
+				for _, graph := range []float64{0, 1, 50, 501, 10_000, 250_000, 2_000_000, 20_000_000} {
+					limit := min(float64(p.MaxCount), max(float64(least), math.Ceil(graph*p.WalkFactor)))
+					for _, n := range []int{1, 2, 9, 10, 11, 100, 101, 499, 500, 501, 502, 2000, 2001, 2002, 10_000, 99_999, 250_000} {
+						capped := min(n, int(limit))
+						if capped < min(n, k) {
+							t.Errorf("%+v k %d own %t graph %.0f n %d: counted %d, fewer than k", r, k, own, graph, n, capped)
+						}
+						if got, want := r.useHNSW(k, capped, max(graph, 1), own), r.useHNSW(k, min(n, r.CountCap), max(graph, 1), own); got != want {
+							t.Errorf("%+v k %d own %t graph %.0f n %d: capped at %d chooses hnsw=%t, the full count %t", r, k, own, graph, n, capped, got, want)
+						}
 					}
 				}
 			}

@@ -78,9 +78,8 @@ type Context struct {
 type Scan struct {
 	Kind string `json:"kind"`
 	// Rows is how many rows the (tenant, model, embedder, kind) set holds,
-	// counted up to Retriever.CountCap, or, when the model has a graph of
-	// its own for the kind, only as far as the choice of path needs (at
-	// least TenantExactMax + 1 and k; see Retriever.countParams).
+	// counted only as far as the choice of path needs (see
+	// Retriever.countParams): at least k, and up to Retriever.CountCap.
 	Rows int `json:"rows"`
 	// Method is "none" (empty set or k = 0), "exact" or "hnsw"; FellBack is
 	// set when an HNSW scan came back short and the kind was searched
@@ -311,20 +310,25 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	return res, nil
 }
 
-// countParams caps the counts. A kind whose model has a graph of its own
-// is counted only as far as useHNSW's choice needs: past TenantExactMax,
-// and far enough that the walk k x graph / n stays under half of
-// MaxScanTuples (so up to 2k x graph / MaxScanTuples rows), and at least
-// to k for the fallback's test. For a model of 10,000 rows that is 501
-// rows of each kind instead of all of them (1.4 ms of a 9 ms retrieval,
-// measured in part 5 of BENCHMARKS.md). With GlobalOnly, every kind is
-// counted to CountCap.
+// countParams caps the counts: each kind is counted only as far as
+// useHNSW's choice needs. That is past the exact threshold (TenantExactMax
+// for a kind with a graph of its own, ExactMax for the others), and far
+// enough that the walk k x graph / n stays under half of MaxScanTuples (so
+// up to 2k x graph / MaxScanTuples rows, the graph being the kind's own or
+// the whole table), and at least to k for the fallback's test; never past
+// CountCap. For the huge tenant of part 3b of BENCHMARKS.md that is 1,503
+// rows instead of about 136,000, for part 5's model of 10,000 rows 3,503. With GlobalOnly a kind with a graph of its own is counted to
+// CountCap (its choice is made on the table).
 func (r Retriever) countParams(modelID uuid.UUID, embedder string, k Ks) dbsqlc.CountRetrievableParams {
-	p := dbsqlc.CountRetrievableParams{ModelID: modelID, Embedder: embedder, MaxCount: int32(r.CountCap), OwnMinCount: int32(r.CountCap)}
-	if !r.GlobalOnly {
-		kmax := max(k.of(KindSQL), k.of(KindDDL), k.of(KindDocumentation))
-		p.OwnMinCount = int32(min(r.CountCap, max(r.TenantExactMax+1, kmax)))
-		p.OwnWalkFactor = 2 * float64(kmax) / float64(r.MaxScanTuples)
+	kmax := max(k.of(KindSQL), k.of(KindDDL), k.of(KindDocumentation))
+	p := dbsqlc.CountRetrievableParams{
+		ModelID: modelID, Embedder: embedder, MaxCount: int32(r.CountCap),
+		OwnMinCount:    int32(min(r.CountCap, max(r.TenantExactMax+1, kmax))),
+		GlobalMinCount: int32(min(r.CountCap, max(r.ExactMax+1, kmax))),
+		WalkFactor:     2 * float64(kmax) / float64(r.MaxScanTuples),
+	}
+	if r.GlobalOnly {
+		p.OwnMinCount = p.MaxCount
 	}
 	return p
 }

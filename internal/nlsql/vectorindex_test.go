@@ -308,8 +308,9 @@ func TestModelVectorIndex(t *testing.T) {
 	require.Equal(t, pairs, got.Scans[0].Rows, "GlobalOnly counts every pair")
 	require.Zero(t, own)
 	require.Greater(t, global, int64(0))
-	got, own, global, _ = retrieve(nlsql.Retriever{Method: nlsql.ForceHNSW}, twin.id, twin.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
+	got, own, global, _ = retrieve(nlsql.Retriever{Method: nlsql.ForceHNSW, ExactMax: 100}, twin.id, twin.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
 	require.False(t, got.Scans[0].TenantIndex)
+	require.Equal(t, 101, got.Scans[0].Rows, "counted only past ExactMax")
 	require.Zero(t, own, "twin never reads big's index, although its model has the same id")
 	require.Greater(t, global, int64(0))
 	var ids []uuid.UUID
