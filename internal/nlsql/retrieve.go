@@ -317,8 +317,9 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 // up to 2k x graph / MaxScanTuples rows, the graph being the kind's own or
 // the whole table), and at least to k for the fallback's test; never past
 // CountCap. For the huge tenant of part 3b of BENCHMARKS.md that is 1,503
-// rows instead of about 136,000, for part 5's model of 10,000 rows 3,503. With GlobalOnly a kind with a graph of its own is counted to
-// CountCap (its choice is made on the table).
+// rows instead of about 136,000, for part 5's model of 10,000 rows 3,503.
+// With GlobalOnly a kind with a graph of its own is counted to CountCap
+// (its choice is made on the table).
 func (r Retriever) countParams(modelID uuid.UUID, embedder string, k Ks) dbsqlc.CountRetrievableParams {
 	kmax := max(k.of(KindSQL), k.of(KindDDL), k.of(KindDocumentation))
 	p := dbsqlc.CountRetrievableParams{

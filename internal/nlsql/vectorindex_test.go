@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dbchat/dbchat/internal/dbtest"
@@ -389,6 +390,33 @@ func TestModelVectorIndex(t *testing.T) {
 		nlsql.ModelIndexName(bigT.ID, big.modelID, nlsql.KindDDL): strconv.Itoa(nlsql.DefaultTenantEfSearch),
 	}, efOf, plan)
 	require.Len(t, got.DDL, min(5, got.Scans[1].Rows))
+
+	// The batch runs in every query mode a deployment may name in its URL
+	// (behind PgBouncer, README says cache_describe) and finds the same rows.
+	q := s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise)
+	twoGroups := nlsql.Retriever{TenantExactMax: 1, LargeGraph: 400}
+	found := func(db *tenant.DB) (ids []uuid.UUID) {
+		t.Helper()
+		require.NoError(t, db.TxAs(ctx, big.id, func(tx tenant.Conn) error {
+			got, err := twoGroups.Retrieve(ctx, tx, big.modelID, "synthetic", q, nlsql.Ks{})
+			for _, m := range slices.Concat(got.SQL, got.DDL, got.Documentation) {
+				ids = append(ids, m.ID)
+			}
+			return err
+		}))
+		return ids
+	}
+	first := found(db)
+	require.NotEmpty(t, first)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		cfg, err := pgxpool.ParseConfig(d.AppURL)
+		require.NoError(t, err)
+		cfg.MaxConns, cfg.ConnConfig.DefaultQueryExecMode = 1, mode
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		require.NoError(t, err)
+		require.Equal(t, first, found(tenant.New(pool)), "query mode %v", mode)
+		pool.Close()
+	}
 
 	// The runtime role cannot tune: it counts only its own tenant's rows.
 	app, err := d.AppPool(t, 1).Acquire(ctx)
