@@ -65,31 +65,19 @@ FROM dbchat.training_data
 WHERE model_id = $1;
 
 -- name: CountRetrievable :one
--- How many rows each kind has for (model, embedder), and the planner's
--- estimate of the whole table's size (all tenants: pg_class is not subject
--- to the policy; only its size is read), and the transaction's tenant with
--- the row count of the model's own HNSW index of each kind (-1 when it has
--- none, or the index is not yet valid: see nlsql.TuneVectorIndexes). The
--- names are nlsql.ModelIndexName's, computed from the transaction's tenant,
--- so no tenant can name another's index. Retrieval picks its access path
--- from these numbers. The counts are index-only scans that stop as soon as
--- the choice is made (see nlsql.Retriever.countParams): at own_min_count,
--- or walk_factor times the graph's rows when that is more, for a kind with
--- an index of its own; at global_min_count, or walk_factor times the
--- table's rows, for the others; never past max_count.
+-- How many rows each kind has for (model, embedder), kept by the trigger
+-- of migration 00029 (a row per model and embedder; none yet: 0), and the
+-- planner's estimate of the whole table's size (all tenants: pg_class is
+-- not subject to the policy; only its size is read), and the transaction's
+-- tenant with the row count of the model's own HNSW index of each kind (-1
+-- when it has none, or the index is not yet valid: see
+-- nlsql.TuneVectorIndexes). The names are nlsql.ModelIndexName's, computed
+-- from the transaction's tenant, so no tenant can name another's index.
+-- Retrieval picks its access path from these numbers.
 SELECT
-    (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
-        WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'sql'
-        LIMIT CASE WHEN idx.sql_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.sql_rows * sqlc.arg(walk_factor)::float8)::int))
-            ELSE least(sqlc.arg(max_count)::int, greatest(sqlc.arg(global_min_count)::int, ceil(idx.table_rows * sqlc.arg(walk_factor)::float8)::int)) END) s)::int AS sql_count,
-    (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
-        WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'ddl'
-        LIMIT CASE WHEN idx.ddl_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.ddl_rows * sqlc.arg(walk_factor)::float8)::int))
-            ELSE least(sqlc.arg(max_count)::int, greatest(sqlc.arg(global_min_count)::int, ceil(idx.table_rows * sqlc.arg(walk_factor)::float8)::int)) END) s)::int AS ddl_count,
-    (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
-        WHERE model_id = sqlc.arg(model_id)::uuid AND embedder = sqlc.arg(embedder)::text AND kind = 'documentation'
-        LIMIT CASE WHEN idx.documentation_rows >= 0 THEN least(sqlc.arg(max_count)::int, greatest(sqlc.arg(own_min_count)::int, ceil(idx.documentation_rows * sqlc.arg(walk_factor)::float8)::int))
-            ELSE least(sqlc.arg(max_count)::int, greatest(sqlc.arg(global_min_count)::int, ceil(idx.table_rows * sqlc.arg(walk_factor)::float8)::int)) END) s)::int AS documentation_count,
+    coalesce(n.sql_rows, 0)::int AS sql_count,
+    coalesce(n.ddl_rows, 0)::int AS ddl_count,
+    coalesce(n.documentation_rows, 0)::int AS documentation_count,
     idx.table_rows::float8 AS table_estimate,
     current_setting('app.tenant_id')::text AS tenant_setting,
     idx.sql_rows::float8 AS sql_index_rows,
@@ -111,7 +99,8 @@ FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
         coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
             WHERE i.indexrelid = to_regclass(own.prefix || '_doc')
-              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_rows) idx;
+              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_rows) idx
+    LEFT JOIN dbchat.training_counts n ON n.model_id = sqlc.arg(model_id)::uuid AND n.embedder = sqlc.arg(embedder)::text;
 
 -- name: ListToReembed :many
 -- The next batch of a model's rows to re-embed, in id order after after_id:

@@ -292,6 +292,16 @@ type DbchatSession struct {
 	IdentityProviderID *uuid.UUID `json:"identity_provider_id"`
 }
 
+// How many training rows each model has of each kind, per embedder (rows without an embedding are not counted). Kept by the trigger on dbchat.training_data (00029); read by retrieval to choose its access path.
+type DbchatTrainingCount struct {
+	TenantID          uuid.UUID `json:"tenant_id"`
+	ModelID           uuid.UUID `json:"model_id"`
+	Embedder          string    `json:"embedder"`
+	SqlRows           int64     `json:"sql_rows"`
+	DdlRows           int64     `json:"ddl_rows"`
+	DocumentationRows int64     `json:"documentation_rows"`
+}
+
 // Per tenant, UTC day, kind, generator and LLM model: usage_events summed, with per-stage latency histograms (fixed buckets, see internal/usage). Maintained by the statement that records each event.
 type DbchatUsageDaily struct {
 	TenantID     uuid.UUID   `json:"tenant_id"`

@@ -14,18 +14,9 @@ import (
 
 const countRetrievable = `-- name: CountRetrievable :one
 SELECT
-    (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
-        WHERE model_id = $1::uuid AND embedder = $2::text AND kind = 'sql'
-        LIMIT CASE WHEN idx.sql_rows >= 0 THEN least($3::int, greatest($4::int, ceil(idx.sql_rows * $5::float8)::int))
-            ELSE least($3::int, greatest($6::int, ceil(idx.table_rows * $5::float8)::int)) END) s)::int AS sql_count,
-    (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
-        WHERE model_id = $1::uuid AND embedder = $2::text AND kind = 'ddl'
-        LIMIT CASE WHEN idx.ddl_rows >= 0 THEN least($3::int, greatest($4::int, ceil(idx.ddl_rows * $5::float8)::int))
-            ELSE least($3::int, greatest($6::int, ceil(idx.table_rows * $5::float8)::int)) END) s)::int AS ddl_count,
-    (SELECT count(*) FROM (SELECT 1 FROM dbchat.training_data
-        WHERE model_id = $1::uuid AND embedder = $2::text AND kind = 'documentation'
-        LIMIT CASE WHEN idx.documentation_rows >= 0 THEN least($3::int, greatest($4::int, ceil(idx.documentation_rows * $5::float8)::int))
-            ELSE least($3::int, greatest($6::int, ceil(idx.table_rows * $5::float8)::int)) END) s)::int AS documentation_count,
+    coalesce(n.sql_rows, 0)::int AS sql_count,
+    coalesce(n.ddl_rows, 0)::int AS ddl_count,
+    coalesce(n.documentation_rows, 0)::int AS documentation_count,
     idx.table_rows::float8 AS table_estimate,
     current_setting('app.tenant_id')::text AS tenant_setting,
     idx.sql_rows::float8 AS sql_index_rows,
@@ -48,15 +39,12 @@ FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
             WHERE i.indexrelid = to_regclass(own.prefix || '_doc')
               AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_rows) idx
+    LEFT JOIN dbchat.training_counts n ON n.model_id = $1::uuid AND n.embedder = $2::text
 `
 
 type CountRetrievableParams struct {
-	ModelID        uuid.UUID `json:"model_id"`
-	Embedder       string    `json:"embedder"`
-	MaxCount       int32     `json:"max_count"`
-	OwnMinCount    int32     `json:"own_min_count"`
-	WalkFactor     float64   `json:"walk_factor"`
-	GlobalMinCount int32     `json:"global_min_count"`
+	ModelID  uuid.UUID `json:"model_id"`
+	Embedder string    `json:"embedder"`
 }
 
 type CountRetrievableRow struct {
@@ -70,27 +58,17 @@ type CountRetrievableRow struct {
 	DocumentationIndexRows float64 `json:"documentation_index_rows"`
 }
 
-// How many rows each kind has for (model, embedder), and the planner's
-// estimate of the whole table's size (all tenants: pg_class is not subject
-// to the policy; only its size is read), and the transaction's tenant with
-// the row count of the model's own HNSW index of each kind (-1 when it has
-// none, or the index is not yet valid: see nlsql.TuneVectorIndexes). The
-// names are nlsql.ModelIndexName's, computed from the transaction's tenant,
-// so no tenant can name another's index. Retrieval picks its access path
-// from these numbers. The counts are index-only scans that stop as soon as
-// the choice is made (see nlsql.Retriever.countParams): at own_min_count,
-// or walk_factor times the graph's rows when that is more, for a kind with
-// an index of its own; at global_min_count, or walk_factor times the
-// table's rows, for the others; never past max_count.
+// How many rows each kind has for (model, embedder), kept by the trigger
+// of migration 00029 (a row per model and embedder; none yet: 0), and the
+// planner's estimate of the whole table's size (all tenants: pg_class is
+// not subject to the policy; only its size is read), and the transaction's
+// tenant with the row count of the model's own HNSW index of each kind (-1
+// when it has none, or the index is not yet valid: see
+// nlsql.TuneVectorIndexes). The names are nlsql.ModelIndexName's, computed
+// from the transaction's tenant, so no tenant can name another's index.
+// Retrieval picks its access path from these numbers.
 func (q *Queries) CountRetrievable(ctx context.Context, db DBTX, arg CountRetrievableParams) (CountRetrievableRow, error) {
-	row := db.QueryRow(ctx, countRetrievable,
-		arg.ModelID,
-		arg.Embedder,
-		arg.MaxCount,
-		arg.OwnMinCount,
-		arg.WalkFactor,
-		arg.GlobalMinCount,
-	)
+	row := db.QueryRow(ctx, countRetrievable, arg.ModelID, arg.Embedder)
 	var i CountRetrievableRow
 	err := row.Scan(
 		&i.SqlCount,

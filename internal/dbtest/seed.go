@@ -45,7 +45,7 @@ func NewTenant(t testing.TB, db *tenant.DB, name string) Tenant {
 // seeded (and thereby tested) before those tests pass.
 var SeededTables = []string{
 	"tenants", "users", "api_keys", "database_tables", "database_columns", "claim_policies",
-	"models", "training_data", "query_history", "conversations", "messages",
+	"models", "training_data", "training_counts", "query_history", "conversations", "messages",
 	"rate_buckets", "quota_usage",
 	"identity_providers", "usage_events", "usage_daily", "evaluations", "evaluation_results",
 	"sessions",

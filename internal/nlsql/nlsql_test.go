@@ -21,6 +21,7 @@ import (
 
 // world is a test database with two tenants that both have the demo tables.
 type world struct {
+	d     *dbtest.DB
 	db    *tenant.DB
 	store *nlsql.Store
 	a, b  dbtest.Tenant
@@ -30,7 +31,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	d := dbtest.New(t)
 	db := tenant.New(d.AppPool(t, 4))
-	w := &world{db: db, store: &nlsql.Store{DB: db, Embedder: embed.NewLocal()}}
+	w := &world{d: d, db: db, store: &nlsql.Store{DB: db, Embedder: embed.NewLocal()}}
 	w.a = dbtest.NewTenant(t, db, "Tenant A")
 	w.b = dbtest.NewTenant(t, db, "Tenant B")
 	for _, tn := range []dbtest.Tenant{w.a, w.b} {

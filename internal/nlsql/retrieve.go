@@ -77,9 +77,8 @@ type Context struct {
 // Scan describes the search of one kind.
 type Scan struct {
 	Kind string `json:"kind"`
-	// Rows is how many rows the (tenant, model, embedder, kind) set holds,
-	// counted only as far as the choice of path needs (see
-	// Retriever.countParams): at least k, and up to Retriever.CountCap.
+	// Rows is how many rows the (tenant, model, embedder, kind) set holds
+	// (dbchat.training_counts, kept by a trigger: migration 00029).
 	Rows int `json:"rows"`
 	// Method is "none" (empty set or k = 0), "exact" or "hnsw"; FellBack is
 	// set when an HNSW scan came back short and the kind was searched
@@ -117,8 +116,8 @@ const (
 //     enough rows pass the filters, but the walk grows with the inverse of
 //     the tenant's share (to find k rows it visits about k/share tuples),
 //     and stops at hnsw.max_scan_tuples.
-//   - So Retrieve first counts the set with the (tenant_id, model_id,
-//     embedder, kind) B-tree (an index-only count, capped). A set of up to
+//   - So Retrieve first reads the set's size, which a trigger keeps in
+//     dbchat.training_counts (migration 00029). A set of up to
 //     ExactMax rows is ranked exactly: the B-tree finds precisely its rows
 //     and each distance is computed, which is exact, always full k, and as
 //     cheap as a graph walk at these sizes (measured on 2 cores: about 2 us
@@ -159,7 +158,6 @@ type Retriever struct {
 	LargeEfSearch  int    // default 800: the same when that graph holds LargeGraph rows or more
 	LargeGraph     int    // default LargeGraphRows
 	MaxScanTuples  int    // default 20000 (hnsw.max_scan_tuples)
-	CountCap       int    // default 100000: counts stop there
 	Method         Method // default Auto
 	// GlobalOnly ignores the model's own index (measurements: the path
 	// before own indexes existed).
@@ -180,7 +178,6 @@ const (
 	DefaultTenantEfSearch = 200
 	DefaultLargeEfSearch  = 800
 	DefaultMaxScanTuples  = 20000
-	DefaultCountCap       = 100000
 )
 
 func (r Retriever) withDefaults() Retriever {
@@ -208,9 +205,6 @@ func (r Retriever) withDefaults() Retriever {
 	if r.MaxScanTuples <= 0 {
 		r.MaxScanTuples = DefaultMaxScanTuples
 	}
-	if r.CountCap <= 0 {
-		r.CountCap = DefaultCountCap
-	}
 	return r
 }
 
@@ -231,7 +225,7 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	if len(vec) != embed.Dim {
 		return res, apperr.Errorf(apperr.Internal, "retrieve: vector has %d dimensions, want %d", len(vec), embed.Dim)
 	}
-	counts, err := q.CountRetrievable(ctx, tx, r.countParams(modelID, embedder, k))
+	counts, err := q.CountRetrievable(ctx, tx, dbsqlc.CountRetrievableParams{ModelID: modelID, Embedder: embedder})
 	if err != nil {
 		return res, err
 	}
@@ -308,30 +302,6 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	res.DDL = append(res.DDL, found[KindDDL]...)
 	res.Documentation = append(res.Documentation, found[KindDocumentation]...)
 	return res, nil
-}
-
-// countParams caps the counts: each kind is counted only as far as
-// useHNSW's choice needs. That is past the exact threshold (TenantExactMax
-// for a kind with a graph of its own, ExactMax for the others), and far
-// enough that the walk k x graph / n stays under half of MaxScanTuples (so
-// up to 2k x graph / MaxScanTuples rows, the graph being the kind's own or
-// the whole table), and at least to k for the fallback's test; never past
-// CountCap. For the huge tenant of part 3b of BENCHMARKS.md that is 1,503
-// rows instead of about 136,000, for part 5's model of 10,000 rows 3,503.
-// With GlobalOnly a kind with a graph of its own is counted to CountCap
-// (its choice is made on the table).
-func (r Retriever) countParams(modelID uuid.UUID, embedder string, k Ks) dbsqlc.CountRetrievableParams {
-	kmax := max(k.of(KindSQL), k.of(KindDDL), k.of(KindDocumentation))
-	p := dbsqlc.CountRetrievableParams{
-		ModelID: modelID, Embedder: embedder, MaxCount: int32(r.CountCap),
-		OwnMinCount:    int32(min(r.CountCap, max(r.TenantExactMax+1, kmax))),
-		GlobalMinCount: int32(min(r.CountCap, max(r.ExactMax+1, kmax))),
-		WalkFactor:     2 * float64(kmax) / float64(r.MaxScanTuples),
-	}
-	if r.GlobalOnly {
-		p.OwnMinCount = p.MaxCount
-	}
-	return p
 }
 
 // useHNSW decides the access path for a set of n rows out of a graph of

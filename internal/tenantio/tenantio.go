@@ -36,12 +36,16 @@ import (
 // Format names the export file format in its manifest.
 const Format = "dbchat-tenant-export/1"
 
-// excluded are platform tables whose rows never leave the database.
+// excluded are platform tables whose rows never leave the database:
+// credentials, and rows derived from others.
 var excluded = map[string]string{
 	"api_keys": "credentials (key hashes); the import mints a fresh admin key",
 	// Browser sign-ins (00016) are credentials too; the restored tenant's
 	// users sign in again. Erase needs no entry: it deletes every table.
 	"sessions": "credentials (browser session token hashes); the restored tenant's users sign in again",
+	// Derived rows: the trigger on training_data (00029) counts the
+	// imported rows as they are copied.
+	"training_counts": "derived from training_data; the import counts the copied rows again",
 }
 
 // Tenant is a tenant found by slug or id.
