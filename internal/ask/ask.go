@@ -364,7 +364,8 @@ func (s *Service) validateOnly(ctx context.Context, a Answer, req Request, model
 // context resolves the model and gathers what the generator may see: the
 // retrieved pairs (also returned as retrieved, with their ids and
 // verification), DDL and documentation, and the catalog. Rows in
-// req.Exclude are left out.
+// req.Exclude are left out; pairs trained with the question itself come
+// first (nlsql.Retriever.Question).
 func (s *Service) context(ctx context.Context, req Request, vec []float32) (generate.Input, uuid.UUID, []nlsql.Match, error) {
 	in := generate.Input{Question: req.Question, FindValues: s.SQL.FindValues, Turns: req.Turns}
 	var modelID uuid.UUID
@@ -374,7 +375,7 @@ func (s *Service) context(ctx context.Context, req Request, vec []float32) (gene
 		if modelID, err = nlsql.ModelID(ctx, tx, req.Model); err != nil {
 			return err
 		}
-		found, err := nlsql.Retriever{Exclude: req.Exclude}.Retrieve(ctx, tx, modelID, s.Embedder.Name(), vec, s.Ks)
+		found, err := nlsql.Retriever{Exclude: req.Exclude, Question: req.Question}.Retrieve(ctx, tx, modelID, s.Embedder.Name(), vec, s.Ks)
 		if err != nil {
 			return err
 		}

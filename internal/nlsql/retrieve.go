@@ -1,11 +1,12 @@
 package nlsql
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -63,6 +64,8 @@ type Match struct {
 	Distance float64 `json:"distance"`
 	// Verified is set for a pair a tenant admin verified (its SQL is gold).
 	Verified bool `json:"verified"`
+
+	asked bool // a pair trained with the question asked (Retriever.Question)
 }
 
 // Context is what retrieval found for a question, nearest first per kind.
@@ -165,6 +168,11 @@ type Retriever struct {
 	// Exclude are rows never returned: an evaluation leaves the pair it
 	// asks about out of that question's own retrieval (leave-one-out).
 	Exclude []uuid.UUID
+	// Question, if set, is the question asked: pairs trained with the same
+	// question (compared by dbchat.question_key: case, spacing and the
+	// final ? . ! aside) are returned first, whatever an approximate HNSW
+	// scan of the pairs found (see statement).
+	Question string
 
 	// planHook, if set (tests), receives the EXPLAIN of each search statement.
 	planHook func(plan string)
@@ -276,6 +284,9 @@ func (r Retriever) Retrieve(ctx context.Context, tx tenant.Conn, modelID uuid.UU
 	}
 	if err != nil {
 		return res, err
+	}
+	for _, b := range branches { // the question's own pairs may come twice
+		found[b.kind] = found[b.kind][:min(len(found[b.kind]), b.k)]
 	}
 	// Fallback: an HNSW scan that came back short is redone exactly.
 	var redo []branch
@@ -476,6 +487,13 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
 // slightly out of order, so rows are re-sorted here. A branch on the
 // model's own graph (own) also filters on tenant_id = tenantID, which the
 // policy implies anyway but which lets the planner use the partial index.
+//
+// With r.Question, the pairs branch has a sibling: up to k pairs trained
+// with the same question, found by its key through a B-tree (migration
+// 00030) and marked asked, so that they rank first. An HNSW graph of
+// near-identical pairs (templated questions that differ in a value) leaves
+// some pairs out of even their own vector's top k (2.4% of part 5's 8,498,
+// measured), and the generator would then adapt another pair or refuse.
 func (r Retriever) statement(modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (string, []any) {
 	var sql strings.Builder
 	args := []any{modelID, embedder, vec}
@@ -488,6 +506,11 @@ func (r Retriever) statement(modelID uuid.UUID, embedder string, vec pgvector.Ve
 	if tenantID != nil {
 		args = append(args, *tenantID)
 		ownFilter = fmt.Sprintf(" AND tenant_id = $%d::uuid", len(args))
+	}
+	question := 0 // the parameter number of r.Question
+	if r.Question != "" && slices.ContainsFunc(branches, func(b branch) bool { return b.kind == KindSQL }) {
+		args = append(args, r.Question)
+		question = len(args)
 	}
 	for i, b := range branches {
 		if i > 0 {
@@ -504,19 +527,29 @@ func (r Retriever) statement(modelID uuid.UUID, embedder string, vec pgvector.Ve
 				// and it picked the global one in tests.
 				kindFilter, tenantFilter = "(kind || '') = "+lit, ownFilter
 			}
-			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance, verified FROM (
+			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance, verified, false AS asked FROM (
     SELECT id, question, content, embedding <=> $3 AS distance, verified_at IS NOT NULL AS verified
     FROM dbchat.training_data
     WHERE %[6]s AND model_id = $1 AND embedder = $2%[4]s%[5]s
     ORDER BY embedding <=> $3
     LIMIT %[2]d) s%[3]d`, lit, b.k, i, exclude, tenantFilter, kindFilter)
 		} else {
-			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance, verified FROM (
+			fmt.Fprintf(&sql, `SELECT %[1]s AS kind, id, question, content, distance, verified, false AS asked FROM (
     WITH c AS MATERIALIZED (
         SELECT id, question, content, embedding <=> $3 AS distance, verified_at IS NOT NULL AS verified
         FROM dbchat.training_data
         WHERE kind = %[1]s AND model_id = $1 AND embedder = $2%[4]s)
     SELECT * FROM c ORDER BY distance, id LIMIT %[2]d) s%[3]d`, lit, b.k, i, exclude)
+		}
+		if b.kind == KindSQL && question > 0 {
+			fmt.Fprintf(&sql, `
+UNION ALL
+SELECT 'sql' AS kind, id, question, content, distance, verified, true AS asked FROM (
+    SELECT id, question, content, embedding <=> $3 AS distance, verified_at IS NOT NULL AS verified
+    FROM dbchat.training_data
+    WHERE kind = 'sql' AND model_id = $1 AND embedder = $2%[3]s
+      AND dbchat.question_key(question) = dbchat.question_key($%[4]d)
+    LIMIT %[1]d) q%[2]d`, b.k, i, exclude, question)
 		}
 	}
 	return sql.String(), args
@@ -540,7 +573,7 @@ func collect(rows pgx.Rows, found map[string][]Match) error {
 		var kind string
 		var question *string
 		var m Match
-		if err := rows.Scan(&kind, &m.ID, &question, &m.Content, &m.Distance, &m.Verified); err != nil {
+		if err := rows.Scan(&kind, &m.ID, &question, &m.Content, &m.Distance, &m.Verified, &m.asked); err != nil {
 			return err
 		}
 		if question != nil {
@@ -551,10 +584,29 @@ func collect(rows pgx.Rows, found map[string][]Match) error {
 	return rows.Err()
 }
 
-// sortMatches orders each kind's rows nearest first: relaxed-order
-// iterative scans may return them slightly out of order.
+// sortMatches orders each kind's rows: pairs trained with the question
+// asked first, then nearest first (relaxed-order iterative scans may return
+// rows slightly out of order), ties by id; a row found twice (by the graph
+// and by its question) is kept once.
 func sortMatches(found map[string][]Match) {
-	for _, ms := range found {
-		sort.SliceStable(ms, func(i, j int) bool { return ms[i].Distance < ms[j].Distance })
+	for kind, ms := range found {
+		slices.SortFunc(ms, func(a, b Match) int {
+			if a.asked != b.asked {
+				if a.asked {
+					return -1
+				}
+				return 1
+			}
+			if c := cmp.Compare(a.Distance, b.Distance); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.ID[:], b.ID[:])
+		})
+		seen := make(map[uuid.UUID]bool, len(ms))
+		found[kind] = slices.DeleteFunc(ms, func(m Match) bool {
+			dup := seen[m.ID]
+			seen[m.ID] = true
+			return dup
+		})
 	}
 }
