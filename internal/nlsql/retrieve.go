@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/md5"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -169,9 +172,9 @@ type Retriever struct {
 	// asks about out of that question's own retrieval (leave-one-out).
 	Exclude []uuid.UUID
 	// Question, if set, is the question asked: pairs trained with the same
-	// question (compared by dbchat.question_key: case, spacing and the
-	// final ? . ! aside) are returned first, whatever an approximate HNSW
-	// scan of the pairs found (see statement).
+	// question (up to the case of its first letter, spaces and a final
+	// ? . or !: QuestionForms) are returned first, whatever an approximate
+	// HNSW scan of the pairs found (see statement).
 	Question string
 
 	// planHook, if set (tests), receives the EXPLAIN of each search statement.
@@ -489,8 +492,10 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
 // policy implies anyway but which lets the planner use the partial index.
 //
 // With r.Question, the pairs branch has a sibling: up to k pairs trained
-// with the same question, found by its key through a B-tree (migration
-// 00030) and marked asked, so that they rank first. An HNSW graph of
+// with the same question, found by the md5 of each of its QuestionForms
+// through a B-tree (migration 00030: md5 and = are leakproof, so the planner
+// may use the index under the forced policy) and marked asked, so that they
+// rank first. An HNSW graph of
 // near-identical pairs (templated questions that differ in a value) leaves
 // some pairs out of even their own vector's top k (2.4% of part 5's 8,498,
 // measured), and the generator would then adapt another pair or refuse.
@@ -507,9 +512,13 @@ func (r Retriever) statement(modelID uuid.UUID, embedder string, vec pgvector.Ve
 		args = append(args, *tenantID)
 		ownFilter = fmt.Sprintf(" AND tenant_id = $%d::uuid", len(args))
 	}
-	question := 0 // the parameter number of r.Question
+	question := 0 // the parameter number of the md5s of r.Question's forms
 	if r.Question != "" && slices.ContainsFunc(branches, func(b branch) bool { return b.kind == KindSQL }) {
-		args = append(args, r.Question)
+		var sums []string
+		for _, f := range QuestionForms(r.Question) {
+			sums = append(sums, fmt.Sprintf("%x", md5.Sum([]byte(f))))
+		}
+		args = append(args, sums)
 		question = len(args)
 	}
 	for i, b := range branches {
@@ -548,7 +557,7 @@ SELECT 'sql' AS kind, id, question, content, distance, verified, true AS asked F
     SELECT id, question, content, embedding <=> $3 AS distance, verified_at IS NOT NULL AS verified
     FROM dbchat.training_data
     WHERE kind = 'sql' AND model_id = $1 AND embedder = $2%[3]s
-      AND dbchat.question_key(question) = dbchat.question_key($%[4]d)
+      AND md5(question) = ANY ($%[4]d::text[])
     LIMIT %[1]d) q%[2]d`, b.k, i, exclude, question)
 		}
 	}
@@ -609,4 +618,26 @@ func sortMatches(found map[string][]Match) {
 			return dup
 		})
 	}
+}
+
+// QuestionForms are the forms a question may have been trained in, for
+// Retriever.Question: without spaces at either end or a final ? . or !,
+// then with each of those, each with its first letter in either case
+// ("how many orders" finds "How many orders?").
+func QuestionForms(q string) []string {
+	base := strings.TrimRight(strings.TrimSpace(q), "?.! ")
+	if base == "" {
+		return nil
+	}
+	r, n := utf8.DecodeRuneInString(base)
+	var out []string
+	for _, first := range []string{string(unicode.ToLower(r)), string(unicode.ToUpper(r))} {
+		for _, end := range []string{"", "?", ".", "!"} {
+			f := first + base[n:] + end
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
