@@ -50,7 +50,7 @@ var askStages = []struct {
 	get  func(askSample) float64
 }{
 	{"embed (local embedder, in process)", func(s askSample) float64 { return s.embed }},
-	{"retrieve (one tenant transaction: model, count, search, catalog)", func(s askSample) float64 { return s.retrieve }},
+	{"retrieve (one tenant transaction: model, set sizes, search, catalog)", func(s askSample) float64 { return s.retrieve }},
 	{"validate + execute + history write (`sandbox.Run`)", func(s askSample) float64 { return s.execute }},
 	{"rest of `Ask` (between stages)", func(s askSample) float64 { return s.total - s.embed - s.retrieve - s.generate - s.execute }},
 	stageOverhead: {"**time outside the generator** (total − generate)", func(s askSample) float64 { return s.total - s.generate }},
