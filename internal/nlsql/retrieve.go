@@ -495,10 +495,10 @@ func (r Retriever) search(ctx context.Context, tx tenant.Conn, modelID uuid.UUID
 // with the same question, found by the md5 of each of its QuestionForms
 // through a B-tree (migration 00030: md5 and = are leakproof, so the planner
 // may use the index under the forced policy) and marked asked, so that they
-// rank first. An HNSW graph of
-// near-identical pairs (templated questions that differ in a value) leaves
-// some pairs out of even their own vector's top k (2.4% of part 5's 8,498,
-// measured), and the generator would then adapt another pair or refuse.
+// rank first. An HNSW graph of near-identical pairs (templated questions
+// that differ in a value) leaves some pairs out of even their own vector's
+// top k (2.4% of part 5's 8,498, measured), and the generator would then
+// adapt another pair or refuse.
 func (r Retriever) statement(modelID uuid.UUID, embedder string, vec pgvector.Vector, branches []branch, tenantID *uuid.UUID) (string, []any) {
 	var sql strings.Builder
 	args := []any{modelID, embedder, vec}
