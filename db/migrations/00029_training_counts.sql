@@ -42,17 +42,17 @@ CREATE POLICY tenant_isolation ON dbchat.training_counts
     WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
 COMMENT ON POLICY tenant_isolation ON dbchat.training_counts IS
     'Rows are visible and writable only when tenant_id equals app.tenant_id (SET LOCAL per transaction); unset or empty matches nothing.';
--- The runtime role writes it only through the trigger, which runs as the
+-- dbchat's code writes it only through the trigger, which runs as the
 -- writer of the training rows (SECURITY INVOKER) and so under the same
--- policy: a tenant's write changes its own counts only. (As the owner it
--- would fail the policy's check for a superuser's or BYPASSRLS loader's
+-- policy: a tenant's write changes its own counts only. (Run as the owner,
+-- it would fail the policy's check for a superuser's or BYPASSRLS loader's
 -- rows written without app.tenant_id.)
 GRANT SELECT, INSERT, UPDATE ON dbchat.training_counts TO dbchat_app;
 
--- The function. A key whose count falls is only
--- updated: its row exists unless the model is being deleted, when the
--- cascade removes the counts anyway (inserting would fail the foreign key).
--- Inserted keys are written in key order.
+-- The function. A key whose count falls is only updated: its row exists
+-- unless the model is being deleted, when the cascade removes the counts
+-- anyway (inserting would fail the foreign key). Inserted keys are written
+-- in key order.
 -- +goose StatementBegin
 CREATE FUNCTION dbchat.count_training_rows() RETURNS trigger
     LANGUAGE plpgsql SECURITY INVOKER
