@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,10 @@ type Config struct {
 	Explain  bool     // BENCH_EXPLAIN
 	Keep     bool     // keep the benchmark databases
 	Command  string   // reproduces this invocation (shown in the report)
+	// CPUProfile, when set, is where a CPU profile of this process (the
+	// servers under test and the floors) is written: a diagnostic, never
+	// in the report.
+	CPUProfile string
 
 	RLS    RLSConfig
 	HTTP   HTTPConfig
@@ -123,7 +128,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := ParseConfig(args, os.Getenv, stdout, stderr)
 	code := 2 // a bad invocation; 1: a part did not run
 	if err == nil {
-		code, err = 1, Run(ctx, cfg)
+		code, err = 1, profiled(cfg.CPUProfile, func() error { return Run(ctx, cfg) })
 	}
 	if err == nil {
 		return 0
@@ -132,6 +137,24 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dbchat-bench: %v\n", err)
 	}
 	return code
+}
+
+// profiled runs f with the CPU profiler writing to path, if path is set.
+func profiled(path string, f func() error) error {
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return err
+	}
+	err = f()
+	pprof.StopCPUProfile()
+	return errors.Join(err, out.Close())
 }
 
 // ParseConfig reads flags, falling back on the BENCH_* environment.
@@ -149,6 +172,7 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	workDir := fs.String("workdir", ".dbchat/bench/work", "scratch directory: CSV files, EXPLAIN output")
 	keep := fs.Bool("keep", false, "keep the benchmark databases afterwards")
 	runs := fs.Int("runs", 0, "measured runs per figure (env BENCH_RUNS; default 7 quick, 5 full)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers and floors it hosts) to this file")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -166,6 +190,7 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return Config{}, errors.New("TEST_DATABASE_URL is not set: run `make bench`, which starts a private cluster, or point it at a superuser URL of a throwaway cluster")
 	}
 	cfg.Out, cfg.WorkDir, cfg.Keep, cfg.Stdout, cfg.Stderr = *out, *workDir, *keep, stdout, stderr
+	cfg.CPUProfile = *cpuProfile
 	// The flags override the environment; env is what this run was given.
 	env := map[string]string{}
 	for _, k := range knobs {

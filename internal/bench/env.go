@@ -36,6 +36,7 @@ import (
 	"github.com/dbchat/dbchat/internal/generate"
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/pguuid"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -186,6 +187,7 @@ func (c countingConn) Write(b []byte) (int, error) { c.writes.Add(1); return c.C
 // default), counting round trips into writes if not nil, traced if asked.
 func (e *Env) pool(ctx context.Context, connURL string, maxConns int32, writes *atomic.Int64, tracer ...pgx.QueryTracer) *pgxpool.Pool {
 	cfg := must1(pgxpool.ParseConfig(connURL))
+	cfg.AfterConnect = pguuid.AfterConnect // as dbchat serve's pool, the floor's too
 	if len(tracer) > 0 {
 		cfg.ConnConfig.Tracer = tracer[0]
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/dbchat/dbchat/internal/limits"
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/nlsql"
+	"github.com/dbchat/dbchat/internal/pguuid"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/server"
 	"github.com/dbchat/dbchat/internal/tenant"
@@ -68,6 +69,7 @@ func openAppPool(ctx context.Context, dbURL string) (*pgxpool.Pool, *tenant.DB, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
+	pcfg.AfterConnect = pguuid.AfterConnect
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dbchat/dbchat/db"
 	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/pguuid"
 )
 
 // templateLock serialises template creation across test processes.
@@ -102,6 +103,7 @@ func (d *DB) pool(t testing.TB, connURL string, maxConns int32) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	cfg.MaxConns = maxConns
+	cfg.AfterConnect = pguuid.AfterConnect // as dbchat serve's pool
 	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
