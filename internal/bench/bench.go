@@ -12,6 +12,8 @@
 // Opt-in diagnostics, never in the report: BENCH_EXPLAIN=1 writes EXPLAIN
 // (ANALYZE, BUFFERS) of the rls and http parts' measured queries to
 // <workdir>/explain/<part>.txt.
+// `dbchat-bench -cpuprofile FILE` writes a CPU profile of the benchmark
+// process, which hosts the servers under test (go tool pprof FILE).
 //
 // The binary re-executes itself: `dbchat-bench load` is the HTTP load
 // generator, `dbchat-bench serve` the API server in a process of its own.
