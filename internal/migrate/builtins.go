@@ -106,11 +106,17 @@ func restrictBuiltins(ctx context.Context, tx pgx.Tx) error {
 // 00015: t_<hex> and the members' t_<hex>_m) with their grants: new tenants
 // get them from dbchat.create_tenant and their tables' column grants from
 // the API; tenants created before the migrations, or restored into a
-// cluster without the roles, here.
+// cluster without the roles, here. It grants only what is missing, or, for
+// the members' column grants, differs from the catalog: a GRANT rewrites its
+// catalog row even when it changes nothing (and each rewrite invalidates
+// every session's caches), so re-granting everything made a migrate with
+// nothing to do grow with tenants × tables (docs/BENCHMARKS.md part 9), while
+// a drifted grant is put right all the same.
 func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `DO $$
 		DECLARE
 			r text;
+			g text;
 			tb record;
 		BEGIN
 			FOR r IN SELECT 't_' || replace(t.id::text, '-', '') FROM dbchat.tenants t
@@ -122,26 +128,53 @@ func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
 				IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r || '_m') THEN
 					EXECUTE format('CREATE ROLE %I NOLOGIN INHERIT', r || '_m');
 				END IF;
-				EXECUTE format('GRANT `+SandboxRole+` TO %I, %I', r, r || '_m');
-				EXECUTE format('GRANT %I, %I TO `+QueryRole+`', r, r || '_m');
-				IF to_regnamespace(r) IS NOT NULL THEN
+				FOREACH g IN ARRAY ARRAY[r, r || '_m'] LOOP
+					IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members
+					               WHERE roleid = '`+SandboxRole+`'::regrole AND member = g::regrole) THEN
+						EXECUTE format('GRANT `+SandboxRole+` TO %I', g);
+					END IF;
+					IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members
+					               WHERE roleid = g::regrole AND member = '`+QueryRole+`'::regrole) THEN
+						EXECUTE format('GRANT %I TO `+QueryRole+`', g);
+					END IF;
+				END LOOP;
+				IF to_regnamespace(r) IS NOT NULL AND NOT has_schema_privilege(r, r, 'USAGE') THEN
 					EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', r, r);
 				END IF;
 			END LOOP;
 			-- Each tenant role reads every table of its schema: what GRANT
 			-- ... ON ALL TABLES IN SCHEMA grants, from one pass over pg_class
 			-- (that statement scans all of pg_class per schema, so migrate
-			-- grew with tenants × tables).
+			-- grew with tenants × tables), for the tables it cannot read yet.
 			FOR tb IN SELECT n.nspname::text AS s, string_agg(c.oid::regclass::text, ', ') AS rels
 			         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			         WHERE n.nspname ~ '^t_[0-9a-f]{32}$' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+			           AND NOT has_table_privilege(n.nspname, c.oid, 'SELECT')
 			         GROUP BY n.nspname
 			LOOP
 				EXECUTE format('GRANT SELECT ON %s TO %I', tb.rels, tb.s);
 			END LOOP;
-			-- The members' column grants, made from the catalog as the tenant.
+			-- The members' column grants, made from the catalog as the tenant
+			-- (dbchat.grant_member_columns), for the tables whose grants
+			-- differ from what it makes: SELECT on each column that is not
+			-- restricted, nothing else, and USAGE on the schema.
 			FOR tb IN SELECT dt.tenant_id, dt.id FROM dbchat.database_tables dt
-			         WHERE to_regclass(format('%I.%I', 't_' || replace(dt.tenant_id::text, '-', ''), dt.name)) IS NOT NULL
+			         CROSS JOIN LATERAL (SELECT 't_' || replace(dt.tenant_id::text, '-', '') AS s) n
+			         CROSS JOIN LATERAL (SELECT to_regclass(format('%I.%I', n.s, dt.name)) AS rel,
+			                                    to_regrole(n.s || '_m') AS m) x
+			         WHERE x.rel IS NOT NULL
+			           AND (NOT has_schema_privilege(x.m, n.s, 'USAGE')
+			             OR EXISTS (SELECT FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) p
+			                        WHERE c.oid = x.rel AND p.grantee = x.m)
+			             OR EXISTS (SELECT FROM pg_catalog.pg_attribute a
+			                        WHERE a.attrelid = x.rel AND a.attnum > 0 AND NOT a.attisdropped
+			                          AND EXISTS (SELECT FROM pg_catalog.aclexplode(a.attacl) p
+			                                      WHERE p.grantee = x.m AND p.privilege_type = 'SELECT')
+			                            = EXISTS (SELECT FROM dbchat.database_columns dc
+			                                      WHERE dc.tenant_id = dt.tenant_id AND dc.table_id = dt.id
+			                                        AND dc.name = a.attname AND dc.restricted))
+			             OR EXISTS (SELECT FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) p
+			                        WHERE a.attrelid = x.rel AND p.grantee = x.m AND p.privilege_type <> 'SELECT'))
 			LOOP
 				PERFORM set_config('app.tenant_id', tb.tenant_id::text, true);
 				PERFORM dbchat.grant_member_columns(tb.id);
