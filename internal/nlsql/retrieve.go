@@ -161,7 +161,7 @@ type Retriever struct {
 	TenantExactMax int    // default 500: the exact threshold when the model has its own index
 	EfSearch       int    // default 200 (hnsw.ef_search, the first pass's candidates)
 	TenantEfSearch int    // default 200: ef_search when a model's own index is searched
-	LargeEfSearch  int    // default 800: the same when that graph holds LargeGraph rows or more
+	LargeEfSearch  int    // default 400: the same when that graph holds LargeGraph rows or more
 	LargeGraph     int    // default LargeGraphRows
 	MaxScanTuples  int    // default 20000 (hnsw.max_scan_tuples)
 	Method         Method // default Auto
@@ -187,7 +187,7 @@ const (
 	DefaultTenantExactMax = 500
 	DefaultEfSearch       = 200
 	DefaultTenantEfSearch = 200
-	DefaultLargeEfSearch  = 800
+	DefaultLargeEfSearch  = 400
 	DefaultMaxScanTuples  = 20000
 )
 

@@ -97,17 +97,21 @@ func graphMB(rows, m int) int { return rows*(4*embed.Dim+64*m)>>20 + 1 }
 const LargeGraphRows = 100_000
 
 // graphOptions are the HNSW build parameters for a graph of rows vectors:
-// pgvector's defaults (m 16, ef_construction 64) below t.Large, m 24 and
-// ef_construction 128 from there. On the benchmark's clustered
+// pgvector's defaults (m 16, ef_construction 64) below t.Large, m 32 and
+// ef_construction 200 from there. On the benchmark's clustered
 // 768-dimensional vectors, a 250,000-row graph gave recall@10 0.712 at
-// ef_search 200 with the defaults and 0.877 with m 24 / ef_construction 128
-// (0.937-0.942 at 400, 0.977-0.980 at 800, the ef_search such graphs are
-// searched at: p95 24.3 ms with the graph in shared_buffers), for a build
-// about 2.9 times as long (9 min against 3 on 2 cores), measured; below
-// 50,000 rows the defaults already give 0.98.
+// ef_search 200 with the defaults; with m 24 / ef_construction 128, 0.877
+// at 200, 0.946 at 400 and 0.982 at 800 (p95 30.5 ms); with m 32 /
+// ef_construction 200, 0.988 at 400 (p95 20.6 ms), the ef_search such
+// graphs are searched at (Retriever.LargeEfSearch), all with the graph in
+// shared_buffers, measured alone on 2 cores (NLSQL.md). The build takes
+// about 2.2 times as long as m 24's (16 min against 7.5) and 5 times the
+// defaults'; below 50,000 rows the defaults already give 0.98. A graph
+// built sparser than this (an earlier default) is rebuilt in place by the
+// next TuneVectorIndexes.
 func (t VectorIndexTuning) graphOptions(rows int) (m, efConstruction int) {
 	if rows >= cmp.Or(t.Large, LargeGraphRows) {
-		return 24, 128
+		return 32, 200
 	}
 	return 16, 64
 }

@@ -356,7 +356,7 @@ func TestModelVectorIndex(t *testing.T) {
 	var opts []string
 	require.NoError(t, admin.QueryRow(ctx, `SELECT c.reloptions FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
 		WHERE c.oid = to_regclass('dbchat.'||$1) AND i.indisvalid`, name).Scan(&opts))
-	require.Equal(t, []string{"m=24", "ef_construction=128"}, opts)
+	require.Equal(t, []string{"m=32", "ef_construction=200"}, opts)
 	require.Empty(t, tune(), "a second run changes nothing")
 	got, own, _, plan := retrieve(nlsql.Retriever{TenantExactMax: 1, LargeGraph: 400}, big.id, big.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
 	require.Greater(t, own, int64(0))
