@@ -71,7 +71,7 @@ WHERE model_id = $1;
 -- not subject to the policy; only its size is read), and the transaction's
 -- tenant with the row count of the model's own HNSW index of each kind (-1
 -- when it has none, or the index is not yet valid: see
--- nlsql.TuneVectorIndexes). The names are nlsql.ModelIndexName's, computed
+-- nlsql.TuneVectorIndexes) and its m. The names are nlsql.ModelIndexName's, computed
 -- from the transaction's tenant, so no tenant can name another's index.
 -- Retrieval picks its access path from these numbers.
 SELECT
@@ -82,7 +82,10 @@ SELECT
     current_setting('app.tenant_id')::text AS tenant_setting,
     idx.sql_rows::float8 AS sql_index_rows,
     idx.ddl_rows::float8 AS ddl_index_rows,
-    idx.documentation_rows::float8 AS documentation_index_rows
+    idx.documentation_rows::float8 AS documentation_index_rows,
+    idx.sql_m::int AS sql_index_m,
+    idx.ddl_m::int AS ddl_index_m,
+    idx.documentation_m::int AS documentation_index_m
 FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
         current_setting('app.tenant_id')::uuid::text || '/' || sqlc.arg(model_id)::uuid::text, 'UTF8')), 'hex'), 32) AS prefix) own,
     LATERAL (SELECT
@@ -99,7 +102,16 @@ FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
         coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
             WHERE i.indexrelid = to_regclass(own.prefix || '_doc')
-              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_rows) idx
+              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_rows,
+        -- Each graph's m (pgvector's default 16 unless built with another):
+        -- a large graph built sparser than nlsql builds them now is searched
+        -- wider until it is rebuilt.
+        coalesce((SELECT o.option_value::int FROM pg_catalog.pg_options_to_table((SELECT c.reloptions FROM pg_catalog.pg_class c
+            WHERE c.oid = to_regclass(own.prefix || '_sql'))) o WHERE o.option_name = 'm'), 16) AS sql_m,
+        coalesce((SELECT o.option_value::int FROM pg_catalog.pg_options_to_table((SELECT c.reloptions FROM pg_catalog.pg_class c
+            WHERE c.oid = to_regclass(own.prefix || '_ddl'))) o WHERE o.option_name = 'm'), 16) AS ddl_m,
+        coalesce((SELECT o.option_value::int FROM pg_catalog.pg_options_to_table((SELECT c.reloptions FROM pg_catalog.pg_class c
+            WHERE c.oid = to_regclass(own.prefix || '_doc'))) o WHERE o.option_name = 'm'), 16) AS documentation_m) idx
     LEFT JOIN dbchat.training_counts n ON n.model_id = sqlc.arg(model_id)::uuid AND n.embedder = sqlc.arg(embedder)::text;
 
 -- name: ListToReembed :many

@@ -111,10 +111,15 @@ const LargeGraphRows = 100_000
 // next TuneVectorIndexes.
 func (t VectorIndexTuning) graphOptions(rows int) (m, efConstruction int) {
 	if rows >= cmp.Or(t.Large, LargeGraphRows) {
-		return 32, 200
+		return LargeGraphM, 200
 	}
 	return 16, 64
 }
+
+// LargeGraphM is the m large graphs are built with (graphOptions). A large
+// graph built sparser, by a version that built them with m 24, is searched
+// at SparseLargeEfSearch until TuneVectorIndexes has rebuilt it.
+const LargeGraphM = 32
 
 // kindSuffix names a kind's model index (a name must stay within 63 bytes).
 var kindSuffix = map[string]string{KindSQL: "sql", KindDDL: "ddl", KindDocumentation: "doc"}

@@ -346,6 +346,20 @@ func TestModelVectorIndex(t *testing.T) {
 	require.True(t, got.Scans[0].TenantIndex)
 	require.Greater(t, own, int64(0))
 
+	// Until then a graph of LargeGraph rows built sparser (here pgvector's
+	// default m, as an earlier version's m 24 graphs are) is searched at
+	// SparseLargeEfSearch, which its recall needs.
+	efOfSQL := func() string {
+		_, _, _, plan := retrieve(nlsql.Retriever{TenantExactMax: 1, LargeGraph: 400}, big.id, big.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
+		for _, stmt := range strings.Split(plan, "hnsw.ef_search = ")[1:] {
+			if ef, _, _ := strings.Cut(stmt, "\n"); strings.Contains(stmt, name) {
+				return ef
+			}
+		}
+		return "none: " + plan
+	}
+	require.Equal(t, strconv.Itoa(nlsql.SparseLargeEfSearch), efOfSQL())
+
 	// A graph that grows past Large is rebuilt denser, in place; retrieval
 	// goes on through it (searched wider: LargeEfSearch).
 	tuning.Large = 400
@@ -358,6 +372,7 @@ func TestModelVectorIndex(t *testing.T) {
 		WHERE c.oid = to_regclass('dbchat.'||$1) AND i.indisvalid`, name).Scan(&opts))
 	require.Equal(t, []string{"m=32", "ef_construction=200"}, opts)
 	require.Empty(t, tune(), "a second run changes nothing")
+	require.Equal(t, strconv.Itoa(nlsql.DefaultLargeEfSearch), efOfSQL())
 	got, own, _, plan := retrieve(nlsql.Retriever{TenantExactMax: 1, LargeGraph: 400}, big.id, big.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
 	require.Greater(t, own, int64(0))
 	require.Len(t, got.SQL, 10)
