@@ -346,9 +346,9 @@ func TestModelVectorIndex(t *testing.T) {
 	require.True(t, got.Scans[0].TenantIndex)
 	require.Greater(t, own, int64(0))
 
-	// Until then a graph of LargeGraph rows built sparser (here pgvector's
-	// default m, as an earlier version's m 24 graphs are) is searched at
-	// SparseLargeEfSearch, which its recall needs.
+	// Before the rebuild below, a graph of LargeGraph rows built sparser
+	// (here with pgvector's default m, as an earlier version's m 24 graphs
+	// are) is searched at SparseLargeEfSearch, which its recall needs.
 	efOfSQL := func() string {
 		_, _, _, plan := retrieve(nlsql.Retriever{TenantExactMax: 1, LargeGraph: 400}, big.id, big.modelID, s.Near(big.rows[nlsql.KindSQL][0], vectest.QueryNoise))
 		for _, stmt := range strings.Split(plan, "hnsw.ef_search = ")[1:] {
