@@ -13,7 +13,9 @@
 // (ANALYZE, BUFFERS) of the rls and http parts' measured queries to
 // <workdir>/explain/<part>.txt.
 // `dbchat-bench -cpuprofile FILE` writes a CPU profile of the benchmark
-// process, which hosts the servers under test (go tool pprof FILE).
+// process, which hosts the servers under test (go tool pprof FILE), and
+// one of each server in a process of its own (FILE.serve-1, -2, …: parts
+// 4, 6 and 7 run theirs so).
 //
 // The binary re-executes itself: `dbchat-bench load` is the HTTP load
 // generator, `dbchat-bench serve` the API server in a process of its own.
@@ -53,8 +55,8 @@ type Config struct {
 	Keep     bool     // keep the benchmark databases
 	Command  string   // reproduces this invocation (shown in the report)
 	// CPUProfile, when set, is where a CPU profile of this process (the
-	// servers under test and the floors) is written: a diagnostic, never
-	// in the report.
+	// servers under test and the floors) is written, and with .serve-N
+	// appended each server process's: a diagnostic, never in the report.
 	CPUProfile string
 
 	RLS    RLSConfig

@@ -50,6 +50,7 @@ type Env struct {
 	exe     string // this binary, re-executed for the load generator and the server
 	dbs     []string
 	closers []func() // of the running part
+	servers int      // server processes started (numbers their CPU profiles)
 }
 
 // close drops the benchmark databases unless asked to keep them.
@@ -429,6 +430,16 @@ func peakAnon(pid int) (stop func() int64) {
 // times since the last call; not with the sandbox) and /debug/bench/memstats.
 // It prints its address and serves until stdin closes.
 func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+	err := profiled(os.Getenv(serveProfileEnv), func() error { return serve(ctx, stdout) })
+	if err != nil {
+		fmt.Fprintf(stderr, "dbchat-bench serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the API server until the orchestrator closes stdin.
+func serve(ctx context.Context, stdout io.Writer) error {
 	_, err := (&Env{}).runPart(ctx, part{run: func(ctx context.Context, e *Env) (*Section, error) {
 		tr, q := &phaseTracer{}, os.Getenv(serveQueryEnv)
 		db := tenant.New(e.pool(ctx, os.Getenv("DATABASE_URL"), 0, nil, map[bool]pgx.QueryTracer{true: tr}[q == ""]))
@@ -452,14 +463,15 @@ func serveMain(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
 		_, err := io.Copy(io.Discard, os.Stdin) // until the orchestrator closes it
 		return nil, err
 	}})
-	if err != nil {
-		fmt.Fprintf(stderr, "dbchat-bench serve: %v\n", err)
-		return 1
-	}
-	return 0
+	return err
 }
 
-const serveQueryEnv = "BENCH_SERVE_QUERY_URL"
+const (
+	serveQueryEnv = "BENCH_SERVE_QUERY_URL"
+	// serveProfileEnv names the file a server process writes its CPU
+	// profile to (-cpuprofile's path with .serve-N appended).
+	serveProfileEnv = "BENCH_SERVE_CPUPROFILE"
+)
 
 // devNullLog is the JSON access log of `dbchat serve`, written to /dev/null
 // so that the cost of formatting and writing stays.
@@ -591,6 +603,10 @@ type child struct {
 func (e *Env) startServer(ctx context.Context, dbURL, queryURL string) *child {
 	cmd := exec.CommandContext(ctx, e.exe, "serve")
 	cmd.Env, cmd.Stderr = append(os.Environ(), "DATABASE_URL="+dbURL, serveQueryEnv+"="+queryURL), e.cfg.Stderr
+	if e.cfg.CPUProfile != "" { // each server process profiles itself
+		e.servers++
+		cmd.Env = append(cmd.Env, serveProfileEnv+"="+fmt.Sprintf("%s.serve-%d", e.cfg.CPUProfile, e.servers))
+	}
 	stdin, stdout := must1(cmd.StdinPipe()), must1(cmd.StdoutPipe())
 	must(cmd.Start())
 	c := &child{pid: cmd.Process.Pid, stop: sync.OnceValue(func() error {
