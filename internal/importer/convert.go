@@ -126,6 +126,9 @@ func parseInt(s string, bits int, typ string) (int64, error) {
 // ("1.50" stays 1.50).
 func convNumeric(s string) (any, error) {
 	t := strings.TrimSpace(s)
+	if isPlain(t) {
+		return t, nil
+	}
 	switch special(t) {
 	case "nan":
 		return "NaN", nil
@@ -142,6 +145,42 @@ func convNumeric(s string) (any, error) {
 		return nil, fmt.Errorf("numeric out of range: %s", quote(s))
 	}
 	return d.plain(), nil
+}
+
+// isPlain reports whether s is already what plain renders: -?int(.frac)?
+// with no leading zero before another digit, no exponent, no sign on zero,
+// and within numeric's range. Most imported numbers are, and returning them
+// as they are spares two string builds per value (a fifth of an import's
+// parsing time).
+func isPlain(s string) bool {
+	i, neg := 0, len(s) > 0 && s[0] == '-'
+	if neg {
+		i++
+	}
+	start, nonzero := i, false
+	for i < len(s) && isDigit(s[i]) {
+		nonzero = nonzero || s[i] != '0'
+		i++
+	}
+	intDigits := i - start
+	if intDigits == 0 || intDigits > maxNumericIntDigits || (intDigits > 1 && s[start] == '0') {
+		return false
+	}
+	if i < len(s) {
+		if s[i] != '.' {
+			return false
+		}
+		i++
+		fs := i
+		for i < len(s) && isDigit(s[i]) {
+			nonzero = nonzero || s[i] != '0'
+			i++
+		}
+		if i == fs || i-fs > maxNumericScale || i != len(s) {
+			return false
+		}
+	}
+	return nonzero || !neg
 }
 
 // decimal is a parsed decimal literal: value = ±digits × 10^exp.
@@ -245,7 +284,7 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // special recognises NaN and the infinities as PostgreSQL spells them
 // (case-insensitive): "nan", "+inf" or "-inf", else "".
 func special(s string) string {
-	if len(s) > 9 || len(s) < 3 {
+	if len(s) > 9 || len(s) < 3 || isDigit(s[0]) || isDigit(s[len(s)-1]) {
 		return ""
 	}
 	l := strings.ToLower(s)
@@ -327,7 +366,10 @@ func convTimestamptz(s string) (any, error) {
 	}
 	for _, layout := range timestampLayouts {
 		if ts, err := time.Parse(layout, t); err == nil {
-			return pgtype.Timestamptz{Time: ts.Round(time.Microsecond), Valid: true}, nil
+			if ts.Nanosecond()%1000 != 0 {
+				ts = ts.Round(time.Microsecond)
+			}
+			return pgtype.Timestamptz{Time: ts, Valid: true}, nil
 		}
 	}
 	return nil, fmt.Errorf("invalid timestamptz %s (want RFC 3339, e.g. 2024-01-31T12:00:00Z, or 2024-01-31 12:00:00+01)", quote(s))

@@ -115,6 +115,40 @@ func TestConvNumeric(t *testing.T) {
 	require.Equal(t, "0", text("0e100000"))
 }
 
+// TestPlainNumbersPassThrough: convNumeric returns input that isPlain
+// accepts as it is, so isPlain must accept only what parsing and rendering
+// would return unchanged. Every string of up to six characters over the
+// characters that matter is checked against the slow path.
+func TestPlainNumbersPassThrough(t *testing.T) {
+	t.Parallel()
+	const alphabet = "-+.0129e"
+	var walk func(prefix string, left int)
+	plain := 0
+	walk = func(s string, left int) {
+		d, ok := parseDecimal(s)
+		if isPlain(s) {
+			plain++
+			require.True(t, ok && numericInRange(d), "isPlain accepts %q, which does not parse", s)
+			require.Equal(t, d.plain(), s, "isPlain accepts %q, which renders otherwise", s)
+		} else if ok && numericInRange(d) && d.plain() == s {
+			t.Errorf("isPlain refuses %q, which is plain", s)
+		}
+		if left == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			walk(s+string(c), left-1)
+		}
+	}
+	walk("", 6)
+	require.Greater(t, plain, 1000)
+	// The range limits apply to the fast path too.
+	require.True(t, isPlain("1"+strings.Repeat("0", maxNumericIntDigits-1)))
+	require.False(t, isPlain("1"+strings.Repeat("0", maxNumericIntDigits)))
+	require.True(t, isPlain("0."+strings.Repeat("0", maxNumericScale)))
+	require.False(t, isPlain("0."+strings.Repeat("0", maxNumericScale+1)))
+}
+
 func TestConvDouble(t *testing.T) {
 	t.Parallel()
 	runConv(t, convDouble, []convCase{

@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -196,8 +197,11 @@ func (p *parser) run(ncols int, next rows) {
 		for i := range b.cols {
 			b.cols[i] = b.cols[i][:0]
 		}
-		start := time.Now()
-		for size := 0; b.rows < batchRows && size < batchBytes && time.Since(start) < batchWait; b.rows++ {
+		// A timer rather than a clock read per row: reading the clock cost
+		// 3 % of an import's CPU.
+		late := new(atomic.Bool)
+		timer := time.AfterFunc(batchWait, func() { late.Store(true) })
+		for size := 0; b.rows < batchRows && size < batchBytes && !late.Load(); b.rows++ {
 			select {
 			case <-p.quit:
 				return
@@ -216,6 +220,7 @@ func (p *parser) run(ncols int, next rows) {
 			}
 			size += 16 * ncols
 		}
+		timer.Stop()
 		select {
 		case p.ready <- b:
 		case <-p.quit:
