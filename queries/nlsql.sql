@@ -69,49 +69,43 @@ WHERE model_id = $1;
 -- of migration 00029 (a row per model and embedder; none yet: 0), and the
 -- planner's estimate of the whole table's size (all tenants: pg_class is
 -- not subject to the policy; only its size is read), and the transaction's
--- tenant with the row count of the model's own HNSW index of each kind (-1
--- when it has none, or the index is not yet valid: see
--- nlsql.TuneVectorIndexes) and its m. The names are nlsql.ModelIndexName's, computed
--- from the transaction's tenant, so no tenant can name another's index.
--- Retrieval picks its access path from these numbers.
+-- tenant with the row count and m of the model's own HNSW index of each
+-- kind (-1 rows and m 16 when it has none, or the index is not yet valid:
+-- see nlsql.TuneVectorIndexes). The names are nlsql.ModelIndexName's,
+-- computed from the transaction's tenant, so no tenant can name another's
+-- index. Each graph's m (pgvector's default 16 unless built with another)
+-- matters because a large graph built sparser than nlsql builds them now is
+-- searched wider until it is rebuilt. Retrieval picks its access path from
+-- these numbers.
 SELECT
     coalesce(n.sql_rows, 0)::int AS sql_count,
     coalesce(n.ddl_rows, 0)::int AS ddl_count,
     coalesce(n.documentation_rows, 0)::int AS documentation_count,
-    idx.table_rows::float8 AS table_estimate,
+    (SELECT greatest(c.reltuples, 0) FROM pg_catalog.pg_class c
+        WHERE c.oid = 'dbchat.training_data'::regclass)::float8 AS table_estimate,
     current_setting('app.tenant_id')::text AS tenant_setting,
-    idx.sql_rows::float8 AS sql_index_rows,
-    idx.ddl_rows::float8 AS ddl_index_rows,
-    idx.documentation_rows::float8 AS documentation_index_rows,
-    idx.sql_m::int AS sql_index_m,
-    idx.ddl_m::int AS ddl_index_m,
-    idx.documentation_m::int AS documentation_index_m
-FROM (SELECT 'dbchat.training_data_m_' || left(encode(sha256(convert_to(
-        current_setting('app.tenant_id')::uuid::text || '/' || sqlc.arg(model_id)::uuid::text, 'UTF8')), 'hex'), 32) AS prefix) own,
-    LATERAL (SELECT
-        (SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c
-            WHERE c.oid = 'dbchat.training_data'::regclass) AS table_rows,
-        coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
-            JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-            WHERE i.indexrelid = to_regclass(own.prefix || '_sql')
-              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS sql_rows,
-        coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
-            JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-            WHERE i.indexrelid = to_regclass(own.prefix || '_ddl')
-              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS ddl_rows,
-        coalesce((SELECT greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_index i
-            JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-            WHERE i.indexrelid = to_regclass(own.prefix || '_doc')
-              AND i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready), -1)::float8 AS documentation_rows,
-        -- Each graph's m (pgvector's default 16 unless built with another):
-        -- a large graph built sparser than nlsql builds them now is searched
-        -- wider until it is rebuilt.
-        coalesce((SELECT o.option_value::int FROM pg_catalog.pg_options_to_table((SELECT c.reloptions FROM pg_catalog.pg_class c
-            WHERE c.oid = to_regclass(own.prefix || '_sql'))) o WHERE o.option_name = 'm'), 16) AS sql_m,
-        coalesce((SELECT o.option_value::int FROM pg_catalog.pg_options_to_table((SELECT c.reloptions FROM pg_catalog.pg_class c
-            WHERE c.oid = to_regclass(own.prefix || '_ddl'))) o WHERE o.option_name = 'm'), 16) AS ddl_m,
-        coalesce((SELECT o.option_value::int FROM pg_catalog.pg_options_to_table((SELECT c.reloptions FROM pg_catalog.pg_class c
-            WHERE c.oid = to_regclass(own.prefix || '_doc'))) o WHERE o.option_name = 'm'), 16) AS documentation_m) idx
+    coalesce(own.sql_rows, -1)::float8 AS sql_index_rows,
+    coalesce(own.ddl_rows, -1)::float8 AS ddl_index_rows,
+    coalesce(own.doc_rows, -1)::float8 AS documentation_index_rows,
+    coalesce(own.sql_m, 16)::int AS sql_index_m,
+    coalesce(own.ddl_m, 16)::int AS ddl_index_m,
+    coalesce(own.doc_m, 16)::int AS documentation_index_m
+FROM (SELECT
+        max(ix.rows) FILTER (WHERE ix.kind = 'sql') AS sql_rows,
+        max(ix.rows) FILTER (WHERE ix.kind = 'ddl') AS ddl_rows,
+        max(ix.rows) FILTER (WHERE ix.kind = 'doc') AS doc_rows,
+        max(ix.m) FILTER (WHERE ix.kind = 'sql') AS sql_m,
+        max(ix.m) FILTER (WHERE ix.kind = 'ddl') AS ddl_m,
+        max(ix.m) FILTER (WHERE ix.kind = 'doc') AS doc_m
+    FROM (SELECT k.kind, greatest(c.reltuples, 0) AS rows,
+            (SELECT o.option_value::int FROM pg_catalog.pg_options_to_table(c.reloptions) o
+                WHERE o.option_name = 'm') AS m
+        FROM unnest(ARRAY['sql', 'ddl', 'doc']) k(kind)
+        JOIN pg_catalog.pg_class c ON c.oid = to_regclass('dbchat.training_data_m_' || left(encode(sha256(convert_to(
+            current_setting('app.tenant_id')::uuid::text || '/' || sqlc.arg(model_id)::uuid::text, 'UTF8')), 'hex'), 32)
+            || '_' || k.kind)
+        JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+        WHERE i.indrelid = 'dbchat.training_data'::regclass AND i.indisvalid AND i.indisready) ix) own
     LEFT JOIN dbchat.training_counts n ON n.model_id = sqlc.arg(model_id)::uuid AND n.embedder = sqlc.arg(embedder)::text;
 
 -- name: ListToReembed :many
