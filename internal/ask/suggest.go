@@ -55,26 +55,35 @@ func present(ctx context.Context, a Answer, executed bool, want chart.Type, in g
 // which holds only the asking tenant's pairs and catalog; the question
 // itself and repeats are left out.
 func Suggest(ctx context.Context, sql string, in generate.Input) []string {
-	seen := map[string]bool{key(in.Question): true}
-	out := []string{}
-	add := func(q string) bool {
-		if k := key(q); q != "" && !seen[k] && len(out) < MaxSuggestions {
-			seen[k] = true
-			out = append(out, q)
-			return true
-		}
-		return false
-	}
+	s := suggestions{seen: map[string]bool{key(in.Question): true}, out: []string{}}
 	for _, e := range in.Examples {
-		if len(out) < MaxSuggestions-1 {
-			add(e.Question)
+		if len(s.out) < MaxSuggestions-1 {
+			s.add(e.Question)
 		}
 	}
-	catalogQuestions(ctx, sql, in.Tables, add)
+	catalogQuestions(ctx, sql, in.Tables, &s)
 	for _, e := range in.Examples {
-		add(e.Question)
+		s.add(e.Question)
 	}
-	return out
+	return s.out
+}
+
+// suggestions gathers distinct questions up to MaxSuggestions.
+type suggestions struct {
+	seen map[string]bool
+	out  []string
+}
+
+// wants reports whether q would be added: not empty, not seen, and room.
+func (s *suggestions) wants(q string) bool {
+	return q != "" && !s.seen[key(q)] && len(s.out) < MaxSuggestions
+}
+
+func (s *suggestions) add(q string) {
+	if s.wants(q) {
+		s.seen[key(q)] = true
+		s.out = append(s.out, q)
+	}
 }
 
 // key compares questions without case, spacing or final punctuation.
@@ -82,14 +91,21 @@ func key(q string) string {
 	return strings.Join(strings.Fields(strings.ToLower(strings.TrimRight(q, "?.! "))), " ")
 }
 
-// catalogQuestions offers add the catalog questions the offline generator
-// answers, tables read by sql first, until add has had enough.
-func catalogQuestions(ctx context.Context, sql string, tables []generate.Table, add func(string) bool) {
+// catalogQuestions adds to s the catalog questions the offline generator
+// answers, tables read by sql first, until s is full. Generating is most
+// of a suggestion's cost, so a question s would not take is not generated.
+func catalogQuestions(ctx context.Context, sql string, tables []generate.Table, s *suggestions) {
 	offline := generate.NewOffline()
 	for _, t := range byUse(sql, tables) {
 		for _, q := range templates(t) {
+			if len(s.out) == MaxSuggestions {
+				return
+			}
+			if !s.wants(q) {
+				continue
+			}
 			if _, err := offline.Generate(ctx, generate.Input{Question: q, Tables: tables}); err == nil {
-				add(q)
+				s.add(q)
 			}
 		}
 	}
