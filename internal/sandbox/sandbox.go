@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
@@ -87,7 +88,8 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 		return Result{}, apperr.Errorf(apperr.Internal, "sandbox without identity")
 	}
 	req = withDefaults(req)
-	if err := s.validate(ctx, req.SQL); err != nil {
+	tree, err := s.validate(ctx, req.SQL)
+	if err != nil {
 		var rej *sqlguard.Rejection
 		if !errors.As(err, &rej) {
 			return Result{}, err
@@ -115,7 +117,7 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 		}
 		return Result{}, withHistory(apperr.Errorf(apperr.SQLFailed, "%s", msg), hid, herr)
 	}
-	if res.Security, err = s.security(ctx, id, req.SQL); err != nil {
+	if res.Security, err = s.security(ctx, id, req.SQL, tree); err != nil {
 		return Result{}, err
 	}
 	n := int64(res.RowCount)
@@ -135,10 +137,11 @@ func withDefaults(req Request) Request {
 	return req
 }
 
-// validate runs layer 1 against the tenant's current tables.
-func (s *Service) validate(ctx context.Context, sql string) error {
+// validate runs layer 1 against the tenant's current tables and returns
+// the accepted statement's parse tree (nil when the parser is skipped).
+func (s *Service) validate(ctx context.Context, sql string) (*pg_query.ParseResult, error) {
 	if s.skipParser {
-		return nil
+		return nil, nil
 	}
 	id, _ := tenant.FromContext(ctx)
 	var p sqlguard.Policy
@@ -148,9 +151,9 @@ func (s *Service) validate(ctx context.Context, sql string) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return sqlguard.Check(sql, p)
+	return sqlguard.Inspect(sql, p)
 }
 
 // TenantPolicy is layer 1's policy for a tenant: its data schema and the
@@ -288,7 +291,7 @@ func withHistory(e *apperr.Error, historyID uuid.UUID, herr error) error {
 // Validate runs layer 1 only: a *sqlguard.Rejection wrapped as an
 // apperr.SQLRejected error, or nil.
 func (s *Service) Validate(ctx context.Context, sql string) error {
-	err := s.validate(ctx, sql)
+	_, err := s.validate(ctx, sql)
 	var rej *sqlguard.Rejection
 	if errors.As(err, &rej) {
 		return apperr.Errorf(apperr.SQLRejected, "%s", rej.Reason)

@@ -63,14 +63,16 @@ type PolicyInfo struct {
 	Using string `json:"using"`
 }
 
-// readRelations are the names of the relations sql names in the tenant's
-// schema (unqualified, or qualified with it), sorted and distinct: the
-// candidates for the tables it read. A statement that does not parse names
-// none.
-func readRelations(sql, schema string) []string {
-	tree, err := pg_query.Parse(sql)
-	if err != nil {
-		return nil
+// readRelations are the names of the relations tree (sql's parse tree;
+// nil: sql is parsed here) names in the tenant's schema (unqualified, or
+// qualified with it), sorted and distinct: the candidates for the tables it
+// read. A statement that does not parse names none.
+func readRelations(sql string, tree *pg_query.ParseResult, schema string) []string {
+	if tree == nil {
+		var err error
+		if tree, err = pg_query.Parse(sql); err != nil {
+			return nil
+		}
 	}
 	var names []string
 	visitMessages(tree.ProtoReflect(), func(m protoreflect.Message) {
@@ -117,8 +119,8 @@ LEFT JOIN pg_catalog.pg_policies p
 WHERE n.nspname = $1 AND c.relname = ANY ($2::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ORDER BY c.relname, p.policyname`
 
-// security builds the receipt of sql, run for id.
-func (s *Service) security(ctx context.Context, id tenant.Identity, sql string) (Security, error) {
+// security builds the receipt of sql (parsed as tree, or nil), run for id.
+func (s *Service) security(ctx context.Context, id tenant.Identity, sql string, tree *pg_query.ParseResult) (Security, error) {
 	schema := tenant.Schema(id.TenantID)
 	sec := Security{TenantID: id.TenantID, Role: string(id.Role), Claims: []string{},
 		DatabaseRole: tenant.ReadRole(id.TenantID, id), SessionRole: QueryRole, Tables: []TableSecurity{}}
@@ -130,7 +132,7 @@ func (s *Service) security(ctx context.Context, id tenant.Identity, sql string) 
 		sec.Claims = append(sec.Claims, name)
 	}
 	slices.Sort(sec.Claims)
-	names := readRelations(sql, schema)
+	names := readRelations(sql, tree, schema)
 	if len(names) == 0 {
 		return sec, nil
 	}
@@ -193,5 +195,5 @@ func (s *Service) Receipt(ctx context.Context, sql string) (Security, error) {
 	if !ok {
 		return Security{}, apperr.Errorf(apperr.Internal, "sandbox without identity")
 	}
-	return s.security(ctx, id, sql)
+	return s.security(ctx, id, sql, nil)
 }

@@ -40,26 +40,38 @@ func reject(format string, args ...any) *Rejection {
 
 // Check returns nil when sql is one plain query within p, or a *Rejection.
 func Check(sql string, p Policy) error {
+	_, err := Inspect(sql, p)
+	return err
+}
+
+// Inspect is Check that also returns the accepted statement's parse tree,
+// so that a caller reading more from it (the sandbox's receipt of the
+// tables a statement read) need not parse it again. Callers must not
+// change the tree.
+func Inspect(sql string, p Policy) (*pg_query.ParseResult, error) {
 	if err := plainText(sql); err != nil {
-		return err
+		return nil, err
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
-		return reject("not valid SQL: %v", err)
+		return nil, reject("not valid SQL: %v", err)
 	}
 	stmts := tree.GetStmts()
 	switch {
 	case len(stmts) == 0:
-		return reject("no statement")
+		return nil, reject("no statement")
 	case len(stmts) > 1:
-		return reject("exactly one statement is allowed, got %d", len(stmts))
+		return nil, reject("exactly one statement is allowed, got %d", len(stmts))
 	}
 	sel := stmts[0].GetStmt().GetSelectStmt()
 	if sel == nil {
-		return reject("only a query (SELECT, WITH … SELECT, VALUES) is allowed, got %s", nodeName(stmts[0].GetStmt()))
+		return nil, reject("only a query (SELECT, WITH … SELECT, VALUES) is allowed, got %s", nodeName(stmts[0].GetStmt()))
 	}
 	w := walker{policy: p, names: bindNames(sel, p)}
-	return w.selectStmt(sel, nil)
+	if err := w.selectStmt(sel, nil); err != nil {
+		return nil, err
+	}
+	return tree, nil
 }
 
 // plainText refuses bytes PostgreSQL and the parser could read differently:
