@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,7 +98,41 @@ func (d *DB) AdminPool(t testing.TB) *pgxpool.Pool {
 	return d.pool(t, d.AdminURL, 4)
 }
 
-func (d *DB) pool(t testing.TB, connURL string, maxConns int32) *pgxpool.Pool {
+// CountingAppPool is a one-connection dbchat_app pool that counts its
+// writes to PostgreSQL in writes. pgx flushes everything it has queued (a
+// whole pipeline, up to its Sync) in one Write and then waits for the
+// answer, so writes = round trips. One connection keeps the measurement on
+// a connection whose statement cache is warm.
+func (d *DB) CountingAppPool(t testing.TB, writes *atomic.Int64) *pgxpool.Pool {
+	t.Helper()
+	return d.pool(t, d.AppURL, 1, func(cfg *pgxpool.Config) {
+		// pgxpool pings a connection that sat idle for over a second
+		// before handing it out; a slow (-race, loaded) run must not count
+		// those.
+		cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var dialer net.Dialer
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return countingConn{Conn: conn, writes: writes}, nil
+		}
+	})
+}
+
+// countingConn counts Write calls on a connection to PostgreSQL.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+func (d *DB) pool(t testing.TB, connURL string, maxConns int32, configure ...func(*pgxpool.Config)) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(connURL)
 	if err != nil {
@@ -104,6 +140,9 @@ func (d *DB) pool(t testing.TB, connURL string, maxConns int32) *pgxpool.Pool {
 	}
 	cfg.MaxConns = maxConns
 	cfg.AfterConnect = pguuid.AfterConnect // as dbchat serve's pool
+	for _, f := range configure {
+		f(cfg)
+	}
 	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

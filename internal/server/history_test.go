@@ -490,7 +490,7 @@ func TestHistoryRoundTrips(t *testing.T) {
 	t.Parallel()
 	d := dbtest.New(t)
 	var writes atomic.Int64
-	db := tenant.New(countingPool(t, d, &writes))
+	db := tenant.New(d.CountingAppPool(t, &writes))
 	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{}))
 	t.Cleanup(srv.Close)
 	a := dbtest.NewTenant(t, db, "History Round Trips")

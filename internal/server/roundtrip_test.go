@@ -3,13 +3,11 @@ package server_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dbchat/dbchat/internal/dbsqlc"
@@ -19,44 +17,6 @@ import (
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-// countingConn counts Write calls on a connection to PostgreSQL. pgx flushes
-// everything it has queued (a whole pipeline, up to its Sync) in one Write
-// and then waits for the answer, so writes per request = round trips.
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(b []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(b)
-}
-
-// countingPool is a one-connection dbchat_app pool whose writes are counted.
-// One connection keeps the measurement on a connection whose statement cache
-// is warm.
-func countingPool(t *testing.T, d *dbtest.DB, writes *atomic.Int64) *pgxpool.Pool {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(d.AppURL)
-	require.NoError(t, err)
-	cfg.MaxConns = 1
-	// pgxpool pings a connection that sat idle for over a second before
-	// handing it out; a slow (-race, loaded) run must not count those.
-	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var dialer net.Dialer
-		conn, err := dialer.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return countingConn{Conn: conn, writes: writes}, nil
-	}
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // TestRoundTripsPerRequest pins the design's database round trips per
 // authenticated read: one. A key the server verified lately is not looked
 // up again; its confirmation (and, with limits, the rate token) replaces
@@ -65,7 +25,7 @@ func TestRoundTripsPerRequest(t *testing.T) {
 	t.Parallel()
 	d := dbtest.New(t)
 	var writes atomic.Int64
-	pool := countingPool(t, d, &writes)
+	pool := d.CountingAppPool(t, &writes)
 	db := tenant.New(pool)
 	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{}))
 	t.Cleanup(srv.Close)
@@ -134,7 +94,7 @@ func TestRoundTripsPerRequest(t *testing.T) {
 	// With tenant limits the confirmation takes the rate token in the same
 	// call: still one round trip, and the RateLimit headers are there.
 	var limitedWrites atomic.Int64
-	limitedDB := tenant.New(countingPool(t, d, &limitedWrites))
+	limitedDB := tenant.New(d.CountingAppPool(t, &limitedWrites))
 	limited := httptest.NewServer(server.New(limitedDB, slog.New(slog.NewTextHandler(t.Output(), nil)),
 		server.Config{Limits: limits.New(limitedDB, limits.Limits{limits.RequestsPerSecond: ptr(1e9), limits.Burst: ptr(1e9)})}))
 	t.Cleanup(limited.Close)

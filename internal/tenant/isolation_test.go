@@ -204,6 +204,10 @@ func (c rawConn) RunBatch(ctx context.Context, b *pgx.Batch) error {
 	return c.SendBatch(ctx, b).Close()
 }
 
+// Defer runs b at once (these tests read what they defer right away, if at
+// all); an error reaches the callbacks.
+func (c rawConn) Defer(b *pgx.Batch) { _ = c.SendBatch(context.Background(), b).Close() }
+
 func requirePgCode(t *testing.T, err error, code, what string) {
 	t.Helper()
 	var pg *pgconn.PgError

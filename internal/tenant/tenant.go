@@ -17,7 +17,9 @@
 // To keep round trips few, BEGIN and set_config are not sent on their own:
 // they travel in one pipelined batch with the transaction's first statement,
 // so a one-query transaction costs two round trips (statement, COMMIT), and
-// Once runs a single statement in one round trip. An identity resolved from
+// Once runs a single statement (or one batch) in one round trip. Statements
+// whose results are needed only later (Conn.Defer) ride along with the
+// transaction's next statement, or with its COMMIT. An identity resolved from
 // memory (a key or token the server verified lately) carries a Check, whose
 // function call takes the setting statement's place in the request's first
 // batch: it confirms the credential in the database and raises otherwise,
@@ -41,11 +43,22 @@ import (
 )
 
 // Conn is what a tenant transaction offers: the sqlc DBTX methods plus COPY
-// (for imports) and pipelined batches (several statements, one round trip).
+// (for imports), pipelined batches (several statements, one round trip) and
+// deferred statements.
 type Conn interface {
 	dbsqlc.DBTX
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
 	RunBatch(ctx context.Context, b *pgx.Batch) error
+	// Defer queues b's statements to travel in the transaction's next
+	// round trip, ahead of the statement that makes it (in a Tx, COMMIT
+	// at the latest; in Once, the one statement, or the settings alone if
+	// there is none). Their callbacks (QueuedQuery.Query, QueryRow, Exec)
+	// run in order before that statement's result is read, so what they
+	// set is ready after the next statement returns, or after the
+	// transaction. A deferred statement that fails fails the statement it
+	// travelled with, and the transaction. For reads: a callback's own
+	// error does not stop the statements sent in the same round trip.
+	Defer(b *pgx.Batch)
 }
 
 // DB runs tenant transactions on a pool. Handlers get a DB, never the pool.
@@ -128,12 +141,14 @@ func (db *DB) TxAs(ctx context.Context, id Identity, fn func(tx Conn) error) err
 	return db.run(ctx, id, false, fn)
 }
 
-// Once runs exactly one statement scoped to the identity in ctx, in one round
-// trip: the tenant setting and the statement travel in one pipeline, which
-// PostgreSQL executes as one implicit transaction, so set_config(..., true)
-// still ends with it. A second statement in fn is refused. The statement
-// commits as soon as it succeeds, whatever fn returns afterwards, so use Once
-// for reads and for writes that need no later check.
+// Once runs exactly one statement (or one RunBatch, and what fn deferred)
+// scoped to the identity in ctx, in one round trip: the tenant setting and
+// the statements travel in one pipeline, which PostgreSQL executes as one
+// implicit transaction, so set_config(..., true) still ends with it, and a
+// failure in any statement rolls back all of them. A second statement in fn
+// is refused. The statements commit as soon as they succeed, whatever fn
+// returns afterwards, so use Once for reads and for writes that need no
+// later check.
 func (db *DB) Once(ctx context.Context, fn func(tx Conn) error) error {
 	id, ok := FromContext(ctx)
 	if !ok {
@@ -173,7 +188,11 @@ func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) 
 		tx.rollback()
 		return Translate(err)
 	}
-	return Translate(tx.commit(ctx))
+	if err := tx.commit(ctx); err != nil {
+		tx.rollback()
+		return Translate(err)
+	}
+	return nil
 }
 
 // acquire takes a pooled connection, waiting at most acquireTimeout. A wait
@@ -210,7 +229,8 @@ type txConn struct {
 	claims   string // app.claims: a JSON object or ""
 	once     bool   // implicit transaction: one statement, no BEGIN/COMMIT
 	begun    bool
-	check    *Check // the identity's, to run with the first statement unless done
+	check    *Check             // the identity's, to run with the first statement unless done
+	deferred []*pgx.QueuedQuery // Defer's, sent with the next round trip
 }
 
 // errSecondStatement guards Once: a second statement would run outside the
@@ -275,9 +295,13 @@ func WithAsyncCommit(ctx context.Context) context.Context {
 	return context.WithValue(ctx, optionsKey{}, o)
 }
 
-// start sends BEGIN, the tenant context (or the identity's check, which
-// sets it) and the first statement in one batch.
-func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+// queueStart queues what opens the transaction, unless it is open: BEGIN
+// (not in Once), then the tenant context, or the identity's check, which
+// sets it. It returns the check if its call was queued last.
+func (t *txConn) queueStart(ctx context.Context, b *pgx.Batch) (*Check, error) {
+	if t.begun {
+		return nil, nil
+	}
 	t.begun = true
 	// The check is claimed only while this batch is in flight, so no
 	// caller's code runs while it holds it.
@@ -291,24 +315,37 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 			check = nil // an earlier transaction confirmed it
 		}
 	}
-	b := &pgx.Batch{}
 	if !t.once {
 		b.Queue("BEGIN")
 	}
 	settings := optionsOf(ctx).settings()
-	switch {
-	case check != nil:
-		if settings != "" {
-			b.Queue("SELECT " + settings[len(", "):])
-		}
-		b.Queue(check.statement(), append([]any{t.tenantID, t.userID, t.role, t.claims}, check.Args...)...)
-	default:
+	if check == nil {
 		b.Queue(setContext+settings, t.tenantID, t.userID, t.role, t.claims)
+		return nil, nil
 	}
-	b.Queue(sql, args...)
+	if settings != "" {
+		b.Queue("SELECT " + settings[len(", "):])
+	}
+	b.Queue(check.statement(), append([]any{t.tenantID, t.userID, t.role, t.claims}, check.Args...)...)
+	return check, nil
+}
+
+// send sends tail in one pipeline after what must precede it: the
+// transaction's opening (queueStart) and the deferred statements, whose
+// results it reads (running their callbacks). It returns the batch's
+// results at tail's first statement; the caller closes them.
+func (t *txConn) send(ctx context.Context, tail ...*pgx.QueuedQuery) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	check, err := t.queueStart(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	head, deferred := len(b.QueuedQueries), t.deferred
+	t.deferred = nil
+	b.QueuedQueries = append(append(b.QueuedQueries, deferred...), tail...)
 	br := t.conn.SendBatch(ctx, b)
-	for i := 0; i < len(b.QueuedQueries)-1; i++ {
-		if check != nil && i == len(b.QueuedQueries)-2 {
+	for i := range head {
+		if check != nil && i == head-1 {
 			err := check.Scan(br.QueryRow())
 			check.finish(err)
 			check = nil
@@ -326,8 +363,27 @@ func (t *txConn) start(ctx context.Context, sql string, args []any) (pgx.BatchRe
 			return nil, fmt.Errorf("begin tenant transaction: %w", err)
 		}
 	}
+	for _, q := range deferred {
+		var err error
+		if q.Fn != nil {
+			err = q.Fn(br)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
 	return br, nil
 }
+
+// direct reports whether a statement can go straight to the connection:
+// the transaction is open and nothing waits to travel with it.
+func (t *txConn) direct() bool { return t.begun && len(t.deferred) == 0 }
+
+// Defer implements Conn.
+func (t *txConn) Defer(b *pgx.Batch) { t.deferred = append(t.deferred, b.QueuedQueries...) }
 
 // CopyFrom implements Conn. COPY cannot share a pipeline with other
 // statements, so the transaction is opened first if need be.
@@ -335,7 +391,7 @@ func (t *txConn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []s
 	if t.once {
 		return 0, errors.New("tenant: COPY needs a transaction (use Tx, not Once)")
 	}
-	if !t.begun {
+	if !t.direct() {
 		if _, err := t.Exec(ctx, "SELECT 1"); err != nil {
 			return 0, err
 		}
@@ -344,29 +400,32 @@ func (t *txConn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []s
 }
 
 // RunBatch implements Conn: b's statements travel in one pipeline, inside
-// the transaction (which is opened first if need be), and their queued
-// callbacks run in order; the first error stops the rest.
+// the transaction (opened in the same pipeline if need be), and their
+// queued callbacks run in order; the first error stops the rest. In Once
+// the batch is the one statement.
 func (t *txConn) RunBatch(ctx context.Context, b *pgx.Batch) error {
-	if t.once {
-		return errors.New("tenant: a batch needs a transaction (use Tx, not Once)")
+	if t.once && t.begun {
+		return errSecondStatement
 	}
-	if !t.begun {
-		if _, err := t.Exec(ctx, "SELECT 1"); err != nil {
-			return err
-		}
+	if t.direct() {
+		return t.conn.SendBatch(ctx, b).Close()
 	}
-	return t.conn.SendBatch(ctx, b).Close()
+	br, err := t.send(ctx, b.QueuedQueries...)
+	if err != nil {
+		return err
+	}
+	return br.Close()
 }
 
 // Exec implements dbsqlc.DBTX.
 func (t *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if t.begun {
-		if t.once {
-			return pgconn.CommandTag{}, errSecondStatement
-		}
+	if t.once && t.begun {
+		return pgconn.CommandTag{}, errSecondStatement
+	}
+	if t.direct() {
 		return t.conn.Exec(ctx, sql, args...)
 	}
-	br, err := t.start(ctx, sql, args)
+	br, err := t.send(ctx, &pgx.QueuedQuery{SQL: sql, Arguments: args})
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -376,13 +435,13 @@ func (t *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 
 // Query implements dbsqlc.DBTX.
 func (t *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if t.begun {
-		if t.once {
-			return nil, errSecondStatement
-		}
+	if t.once && t.begun {
+		return nil, errSecondStatement
+	}
+	if t.direct() {
 		return t.conn.Query(ctx, sql, args...)
 	}
-	br, err := t.start(ctx, sql, args)
+	br, err := t.send(ctx, &pgx.QueuedQuery{SQL: sql, Arguments: args})
 	if err != nil {
 		return nil, err
 	}
@@ -396,24 +455,39 @@ func (t *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 
 // QueryRow implements dbsqlc.DBTX.
 func (t *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if t.begun {
-		if t.once {
-			return errRow{errSecondStatement}
-		}
+	if t.once && t.begun {
+		return errRow{errSecondStatement}
+	}
+	if t.direct() {
 		return t.conn.QueryRow(ctx, sql, args...)
 	}
-	br, err := t.start(ctx, sql, args)
+	br, err := t.send(ctx, &pgx.QueuedQuery{SQL: sql, Arguments: args})
 	if err != nil {
 		return errRow{err}
 	}
 	return &batchRow{row: br.QueryRow(), br: br}
 }
 
+// commit ends the transaction, sending what is deferred: in a Tx with
+// COMMIT, in Once with the settings if no statement took it along.
 func (t *txConn) commit(ctx context.Context) error {
-	if !t.begun || t.once {
-		return nil
+	if t.once {
+		switch {
+		case len(t.deferred) == 0:
+			return nil
+		case t.begun:
+			return errSecondStatement
+		}
+		br, err := t.send(ctx)
+		if err != nil {
+			return err
+		}
+		return br.Close()
 	}
-	tag, err := t.conn.Exec(ctx, "COMMIT")
+	if !t.begun && len(t.deferred) == 0 {
+		return nil // nothing to commit
+	}
+	tag, err := t.Exec(ctx, "COMMIT")
 	if err != nil {
 		return err
 	}
@@ -426,6 +500,7 @@ func (t *txConn) commit(ctx context.Context) error {
 // rollback ends the transaction even when the request's ctx is cancelled;
 // if it cannot, the connection is closed (and dropped by the pool).
 func (t *txConn) rollback() {
+	t.deferred = nil
 	if !t.begun || t.once || t.conn.IsClosed() {
 		return
 	}

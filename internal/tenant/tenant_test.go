@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -294,4 +295,124 @@ func TestWithAsyncCommit(t *testing.T) {
 		require.Equal(t, "on force_custom_plan", settings(tenant.WithCustomPlans(ctx), once))
 		require.Equal(t, "on auto", settings(ctx, once), "the settings end with their transaction")
 	}
+}
+
+// Deferred statements run inside the tenant context and add no round trip:
+// they travel with the transaction's next statement, with COMMIT, or in
+// Once with the one statement (or the settings alone); a batch opens a
+// transaction in its own round trip. A deferred statement that fails fails
+// the transaction, and what it ran with is rolled back.
+func TestDeferRidesAlong(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	var writes atomic.Int64
+	db := tenant.New(d.CountingAppPool(t, &writes))
+	a := dbtest.NewTenant(t, db, "A")
+	const seen = `SELECT current_setting('app.tenant_id')`
+	deferSeen := func(tx tenant.Conn, into *string) {
+		b := &pgx.Batch{}
+		b.Queue(seen).QueryRow(func(row pgx.Row) error { return row.Scan(into) })
+		tx.Defer(b)
+	}
+	cases := []struct {
+		name   string
+		once   bool
+		trips  int64
+		run    func(tx tenant.Conn, got *string) error
+		before bool // the deferred read is done when fn returns
+	}{
+		{"Tx, with the next statement", false, 2, func(tx tenant.Conn, got *string) error {
+			deferSeen(tx, got)
+			_, err := tx.Exec(ctx, `SELECT 1`)
+			return err
+		}, true},
+		{"Tx, with COMMIT", false, 2, func(tx tenant.Conn, got *string) error {
+			if _, err := tx.Exec(ctx, `SELECT 1`); err != nil {
+				return err
+			}
+			deferSeen(tx, got)
+			return nil
+		}, false},
+		{"Tx, alone", false, 1, func(tx tenant.Conn, got *string) error {
+			deferSeen(tx, got)
+			return nil
+		}, false},
+		{"Tx, ahead of a batch", false, 2, func(tx tenant.Conn, got *string) error {
+			deferSeen(tx, got)
+			b := &pgx.Batch{}
+			b.Queue(`SELECT 1`)
+			b.Queue(`SELECT 2`)
+			return tx.RunBatch(ctx, b)
+		}, true},
+		{"Once, with its statement", true, 1, func(tx tenant.Conn, got *string) error {
+			deferSeen(tx, got)
+			var n int
+			return tx.QueryRow(ctx, `SELECT 1`).Scan(&n)
+		}, true},
+		{"Once, with a batch", true, 1, func(tx tenant.Conn, got *string) error {
+			deferSeen(tx, got)
+			b := &pgx.Batch{}
+			b.Queue(`SELECT 1`)
+			b.Queue(`SELECT 2`)
+			return tx.RunBatch(ctx, b)
+		}, true},
+		{"Once, alone", true, 1, func(tx tenant.Conn, got *string) error {
+			deferSeen(tx, got)
+			return nil
+		}, false},
+	}
+	for _, c := range cases {
+		run := db.TxAs
+		if c.once {
+			run = db.OnceAs
+		}
+		for i := range 2 { // the first pass prepares the statements
+			var got, inFn string
+			writes.Store(0)
+			require.NoError(t, run(ctx, a.Identity, func(tx tenant.Conn) error {
+				err := c.run(tx, &got)
+				inFn = got
+				return err
+			}), c.name)
+			require.Equal(t, a.ID.String(), got, c.name)
+			if c.before {
+				require.Equal(t, a.ID.String(), inFn, "%s: read when fn returned", c.name)
+			}
+			if i == 1 {
+				require.Equal(t, c.trips, writes.Load(), "%s: round trips", c.name)
+			}
+		}
+	}
+
+	// A failing deferred statement fails the transaction and rolls back
+	// the write it travelled with, in Tx and in Once.
+	q := dbsqlc.New()
+	for _, run := range []func(tenant.Identity, func(tenant.Conn) error) error{
+		func(id tenant.Identity, fn func(tenant.Conn) error) error { return db.TxAs(ctx, id, fn) },
+		func(id tenant.Identity, fn func(tenant.Conn) error) error { return db.OnceAs(ctx, id, fn) },
+	} {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1/0`)
+		err := run(a.Identity, func(tx tenant.Conn) error {
+			tx.Defer(b)
+			_, err := q.CreateModel(ctx, tx, dbsqlc.CreateModelParams{Name: "deferred-failure"})
+			return err
+		})
+		require.Error(t, err)
+		err = db.OnceAs(ctx, a.Identity, func(tx tenant.Conn) error { _, err := q.GetModelByName(ctx, tx, "deferred-failure"); return err })
+		require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
+	}
+
+	// Once still takes one statement only, deferred ones aside.
+	err := db.OnceAs(ctx, a.Identity, func(tx tenant.Conn) error {
+		if _, err := tx.Exec(ctx, `SELECT 1`); err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 2`)
+		tx.Defer(b)
+		return nil
+	})
+	require.Error(t, err)
 }
