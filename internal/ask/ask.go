@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/chart"
@@ -370,6 +371,8 @@ func (s *Service) context(ctx context.Context, req Request, vec []float32) (gene
 	in := generate.Input{Question: req.Question, FindValues: s.SQL.FindValues, Turns: req.Turns}
 	var modelID uuid.UUID
 	var pairs []nlsql.Match
+	var rows []dbsqlc.ListActiveCatalogRow
+	catalog := activeCatalog(&rows)
 	err := s.DB.Tx(ctx, func(tx tenant.Conn) error {
 		var err error
 		if modelID, err = nlsql.ModelID(ctx, tx, req.Model); err != nil {
@@ -389,11 +392,23 @@ func (s *Service) context(ctx context.Context, req Request, vec []float32) (gene
 		for _, m := range found.Documentation {
 			in.Docs = append(in.Docs, m.Content)
 		}
-		rows, err := dbsqlc.New().ListActiveCatalog(ctx, tx)
-		in.Tables = tables(rows)
+		tx.Defer(catalog) // read with the COMMIT
+		return nil
+	})
+	in.Tables = tables(rows)
+	return in, modelID, pairs, err
+}
+
+// activeCatalog is a batch that reads the tenant's active catalog
+// (dbsqlc's ListActiveCatalog) into rows.
+func activeCatalog(rows *[]dbsqlc.ListActiveCatalogRow) *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(dbsqlc.ListActiveCatalog).Query(func(r pgx.Rows) error {
+		var err error
+		*rows, err = pgx.CollectRows(r, pgx.RowToStructByPos[dbsqlc.ListActiveCatalogRow])
 		return err
 	})
-	return in, modelID, pairs, err
+	return b
 }
 
 // tables groups catalog rows (ordered by table) into generator tables.

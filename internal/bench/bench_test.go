@@ -143,13 +143,15 @@ func TestFloorSearchSQL(t *testing.T) {
 	}
 }
 
-// A pipeline is named by its last statement, or by its first when that is
+// A pipeline is named by its statements, or by its first when that is
 // retrieval's SAVEPOINT.
 func TestPipelinePhase(t *testing.T) {
 	var tr phaseTracer
 	for _, sqls := range [][]string{
 		{"BEGIN", "SELECT set_config('app.tenant_id', $1, true)", "-- name: ListTables :many\nSELECT 1"},
 		{"SAVEPOINT nlsql_retrieve", "SELECT set_config('hnsw.ef_search', $1, true)", "SELECT 'sql' AS kind FROM x ORDER BY embedding <=> $3", "ROLLBACK TO SAVEPOINT nlsql_retrieve", "RELEASE SAVEPOINT nlsql_retrieve"},
+		{"-- name: ListActiveCatalog :many\nSELECT 1", "COMMIT"},
+		{"SELECT set_config('app.tenant_id', $1, true)", "\nSELECT c.relname::text, c.relrowsecurity FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_policies p", "-- name: CreateQueryHistory :one\nINSERT 1"},
 	} {
 		tr.end(tr.start(context.Background(), sqls...))
 	}
@@ -157,7 +159,8 @@ func TestPipelinePhase(t *testing.T) {
 	for _, p := range tr.take() {
 		names = append(names, p.Name)
 	}
-	want := []string{"BEGIN + tenant setting + ListTables", "HNSW retrieval pipeline (savepoint, settings, a search per ef_search, rollback)"}
+	want := []string{"BEGIN + tenant setting + ListTables", "HNSW retrieval pipeline (savepoint, settings, a search per ef_search, rollback)",
+		"ListActiveCatalog + COMMIT", "tenant setting + security receipt (policies of the tables read) + CreateQueryHistory"}
 	if !slices.Equal(names, want) {
 		t.Errorf("got %q, want %q", names, want)
 	}

@@ -522,22 +522,34 @@ func (t *phaseTracer) start(ctx context.Context, sqls ...string) context.Context
 	return context.WithValue(ctx, traceKey{}, &traceStart{at: time.Now(), sqls: sqls})
 }
 
-// end records a call: a pipeline by its last statement (the one a
-// transaction's first batch carries), or by its first when that is a
-// SAVEPOINT (retrieval's HNSW batch).
+// end records a call: a pipeline by its statements ("BEGIN + tenant
+// setting + GetModelByName", "ListActiveCatalog + COMMIT"), or by its first
+// when that is a SAVEPOINT (retrieval's HNSW batch).
 func (t *phaseTracer) end(ctx context.Context) {
 	if s, ok := ctx.Value(traceKey{}).(*traceStart); ok && len(s.sqls) > 0 {
-		name := statementPhase(s.sqls[len(s.sqls)-1])
-		switch {
-		case len(s.sqls) > 1 && strings.HasPrefix(s.sqls[0], "SAVEPOINT"):
-			name = statementPhase(s.sqls[0])
-		case len(s.sqls) > 1:
-			name = map[bool]string{true: "BEGIN + "}[s.sqls[0] == "BEGIN"] + "tenant setting + " + name
-		}
 		t.mu.Lock()
-		t.phases = append(t.phases, phase{name, millis(time.Since(s.at))})
+		t.phases = append(t.phases, phase{pipelinePhase(s.sqls), millis(time.Since(s.at))})
 		t.mu.Unlock()
 	}
+}
+
+// pipelinePhase names the statements of one call (see end).
+func pipelinePhase(sqls []string) string {
+	if len(sqls) > 1 && strings.HasPrefix(sqls[0], "SAVEPOINT") {
+		return statementPhase(sqls[0])
+	}
+	var names []string
+	for i, sql := range sqls {
+		switch {
+		case i == 0 && sql == "BEGIN" && len(sqls) > 1:
+			names = append(names, "BEGIN")
+		case i < 2 && len(sqls) > 1 && strings.Contains(sql, "app.tenant_id"):
+			names = append(names, "tenant setting")
+		default:
+			names = append(names, statementPhase(sql))
+		}
+	}
+	return strings.Join(names, " + ")
 }
 
 // The pgx tracer interfaces (queries, pipelines, COPY).

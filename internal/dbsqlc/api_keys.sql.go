@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const authenticateKey = `-- name: AuthenticateKey :one
+const AuthenticateKey = `-- name: AuthenticateKey :one
 SELECT a.id AS key_id, a.user_id, u.role,
        (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale
 FROM dbchat.api_keys a
@@ -34,7 +34,7 @@ type AuthenticateKeyRow struct {
 // over a minute old, and only then does the caller write (TouchAPIKey), so
 // requests do not turn into a write each.
 func (q *Queries) AuthenticateKey(ctx context.Context, db DBTX, keyHash []byte) (AuthenticateKeyRow, error) {
-	row := db.QueryRow(ctx, authenticateKey, keyHash)
+	row := db.QueryRow(ctx, AuthenticateKey, keyHash)
 	var i AuthenticateKeyRow
 	err := row.Scan(
 		&i.KeyID,
@@ -45,7 +45,7 @@ func (q *Queries) AuthenticateKey(ctx context.Context, db DBTX, keyHash []byte) 
 	return i, err
 }
 
-const createAPIKey = `-- name: CreateAPIKey :one
+const CreateAPIKey = `-- name: CreateAPIKey :one
 INSERT INTO dbchat.api_keys (user_id, name, prefix, key_hash)
 VALUES ($1, $2, $3, $4)
 RETURNING id, tenant_id, user_id, name, prefix, created_at
@@ -68,7 +68,7 @@ type CreateAPIKeyRow struct {
 }
 
 func (q *Queries) CreateAPIKey(ctx context.Context, db DBTX, arg CreateAPIKeyParams) (CreateAPIKeyRow, error) {
-	row := db.QueryRow(ctx, createAPIKey,
+	row := db.QueryRow(ctx, CreateAPIKey,
 		arg.UserID,
 		arg.Name,
 		arg.Prefix,
@@ -86,7 +86,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, db DBTX, arg CreateAPIKeyPar
 	return i, err
 }
 
-const listAPIKeys = `-- name: ListAPIKeys :many
+const ListAPIKeys = `-- name: ListAPIKeys :many
 SELECT id, user_id, name, prefix, created_at, last_used_at, revoked_at
 FROM dbchat.api_keys
 WHERE $1::uuid IS NULL OR user_id = $1::uuid
@@ -105,7 +105,7 @@ type ListAPIKeysRow struct {
 
 // Never the hash. A NULL user_id lists every key of the tenant.
 func (q *Queries) ListAPIKeys(ctx context.Context, db DBTX, userID *uuid.UUID) ([]ListAPIKeysRow, error) {
-	rows, err := db.Query(ctx, listAPIKeys, userID)
+	rows, err := db.Query(ctx, ListAPIKeys, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -132,19 +132,19 @@ func (q *Queries) ListAPIKeys(ctx context.Context, db DBTX, userID *uuid.UUID) (
 	return items, nil
 }
 
-const revokeAPIKey = `-- name: RevokeAPIKey :execrows
+const RevokeAPIKey = `-- name: RevokeAPIKey :execrows
 UPDATE dbchat.api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
 `
 
 func (q *Queries) RevokeAPIKey(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, revokeAPIKey, id)
+	result, err := db.Exec(ctx, RevokeAPIKey, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const revokeKey = `-- name: RevokeKey :execrows
+const RevokeKey = `-- name: RevokeKey :execrows
 UPDATE dbchat.api_keys SET revoked_at = coalesce(revoked_at, now())
 WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)
 `
@@ -157,18 +157,18 @@ type RevokeKeyParams struct {
 // Idempotent: an already revoked key keeps its first revoked_at but still
 // counts as found. A non-NULL user_id limits it to that user's keys.
 func (q *Queries) RevokeKey(ctx context.Context, db DBTX, arg RevokeKeyParams) (int64, error) {
-	result, err := db.Exec(ctx, revokeKey, arg.ID, arg.UserID)
+	result, err := db.Exec(ctx, RevokeKey, arg.ID, arg.UserID)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const touchAPIKey = `-- name: TouchAPIKey :exec
+const TouchAPIKey = `-- name: TouchAPIKey :exec
 UPDATE dbchat.api_keys SET last_used_at = now() WHERE id = $1
 `
 
 func (q *Queries) TouchAPIKey(ctx context.Context, db DBTX, id uuid.UUID) error {
-	_, err := db.Exec(ctx, touchAPIKey, id)
+	_, err := db.Exec(ctx, TouchAPIKey, id)
 	return err
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const modelStats = `-- name: ModelStats :one
+const ModelStats = `-- name: ModelStats :one
 SELECT
     count(*) FILTER (WHERE d.kind = 'sql')::bigint AS sql_items,
     count(*) FILTER (WHERE d.kind = 'ddl')::bigint AS ddl_items,
@@ -55,7 +55,7 @@ type ModelStatsRow struct {
 // (last_trained, when the model has no training data); the Go side turns
 // them into nulls (sqlc cannot infer that aggregates may be NULL).
 func (q *Queries) ModelStats(ctx context.Context, db DBTX, modelID *uuid.UUID) (ModelStatsRow, error) {
-	row := db.QueryRow(ctx, modelStats, modelID)
+	row := db.QueryRow(ctx, ModelStats, modelID)
 	var i ModelStatsRow
 	err := row.Scan(
 		&i.SqlItems,

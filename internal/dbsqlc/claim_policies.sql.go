@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const createClaimPolicy = `-- name: CreateClaimPolicy :one
+const CreateClaimPolicy = `-- name: CreateClaimPolicy :one
 SELECT dbchat.create_claim_policy($1::uuid, $2::text, $3::text,
     $4::text, $5::text, $6::boolean)::uuid AS id
 `
@@ -29,7 +29,7 @@ type CreateClaimPolicyParams struct {
 // The one DDL path for claim policies (a SECURITY DEFINER function; see
 // db/migrations/00012_claim_policies.sql): names only, never SQL text.
 func (q *Queries) CreateClaimPolicy(ctx context.Context, db DBTX, arg CreateClaimPolicyParams) (uuid.UUID, error) {
-	row := db.QueryRow(ctx, createClaimPolicy,
+	row := db.QueryRow(ctx, CreateClaimPolicy,
 		arg.TableID,
 		arg.Name,
 		arg.ColumnName,
@@ -42,7 +42,7 @@ func (q *Queries) CreateClaimPolicy(ctx context.Context, db DBTX, arg CreateClai
 	return id, err
 }
 
-const dropClaimPolicy = `-- name: DropClaimPolicy :one
+const DropClaimPolicy = `-- name: DropClaimPolicy :one
 SELECT dbchat.drop_claim_policy($1::uuid, $2::uuid)::boolean AS dropped
 `
 
@@ -52,13 +52,13 @@ type DropClaimPolicyParams struct {
 }
 
 func (q *Queries) DropClaimPolicy(ctx context.Context, db DBTX, arg DropClaimPolicyParams) (bool, error) {
-	row := db.QueryRow(ctx, dropClaimPolicy, arg.TableID, arg.ID)
+	row := db.QueryRow(ctx, DropClaimPolicy, arg.TableID, arg.ID)
 	var dropped bool
 	err := row.Scan(&dropped)
 	return dropped, err
 }
 
-const getClaimPolicy = `-- name: GetClaimPolicy :one
+const GetClaimPolicy = `-- name: GetClaimPolicy :one
 SELECT id, table_id, name, column_name, claim, op, admins_bypass, user_id, created_at
 FROM dbchat.claim_policies WHERE table_id = $1 AND id = $2
 `
@@ -81,7 +81,7 @@ type GetClaimPolicyRow struct {
 }
 
 func (q *Queries) GetClaimPolicy(ctx context.Context, db DBTX, arg GetClaimPolicyParams) (GetClaimPolicyRow, error) {
-	row := db.QueryRow(ctx, getClaimPolicy, arg.TableID, arg.ID)
+	row := db.QueryRow(ctx, GetClaimPolicy, arg.TableID, arg.ID)
 	var i GetClaimPolicyRow
 	err := row.Scan(
 		&i.ID,
@@ -97,7 +97,7 @@ func (q *Queries) GetClaimPolicy(ctx context.Context, db DBTX, arg GetClaimPolic
 	return i, err
 }
 
-const listClaimPolicies = `-- name: ListClaimPolicies :many
+const ListClaimPolicies = `-- name: ListClaimPolicies :many
 SELECT id, table_id, name, column_name, claim, op, admins_bypass, user_id, created_at
 FROM dbchat.claim_policies WHERE table_id = $1 ORDER BY name
 `
@@ -115,7 +115,7 @@ type ListClaimPoliciesRow struct {
 }
 
 func (q *Queries) ListClaimPolicies(ctx context.Context, db DBTX, tableID uuid.UUID) ([]ListClaimPoliciesRow, error) {
-	rows, err := db.Query(ctx, listClaimPolicies, tableID)
+	rows, err := db.Query(ctx, ListClaimPolicies, tableID)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const conversationForTurn = `-- name: ConversationForTurn :many
+const ConversationForTurn = `-- name: ConversationForTurn :many
 SELECT c.user_id, m.name AS model, c.archived, coalesce(x.resolved_question, '') AS resolved_question, x.sql
 FROM dbchat.conversations c
 JOIN dbchat.models m ON m.tenant_id = c.tenant_id AND m.id = c.model_id
@@ -43,7 +43,7 @@ type ConversationForTurnRow struct {
 // without turns) and its latest answered turns, oldest first. No row: not
 // found (or another member's, which the policy hides alike).
 func (q *Queries) ConversationForTurn(ctx context.Context, db DBTX, arg ConversationForTurnParams) ([]ConversationForTurnRow, error) {
-	rows, err := db.Query(ctx, conversationForTurn, arg.Turns, arg.ID)
+	rows, err := db.Query(ctx, ConversationForTurn, arg.Turns, arg.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (q *Queries) ConversationForTurn(ctx context.Context, db DBTX, arg Conversa
 	return items, nil
 }
 
-const createConversation = `-- name: CreateConversation :one
+const CreateConversation = `-- name: CreateConversation :one
 
 INSERT INTO dbchat.conversations (model_id, title)
 VALUES ($1, $2)
@@ -84,7 +84,7 @@ type CreateConversationParams struct {
 // transaction with app.user_id set: the owner_or_admin policy, not these
 // queries, limits a member to its own conversations.
 func (q *Queries) CreateConversation(ctx context.Context, db DBTX, arg CreateConversationParams) (Conversation, error) {
-	row := db.QueryRow(ctx, createConversation, arg.ModelID, arg.Title)
+	row := db.QueryRow(ctx, CreateConversation, arg.ModelID, arg.Title)
 	var i Conversation
 	err := row.Scan(
 		&i.TenantID,
@@ -99,7 +99,7 @@ func (q *Queries) CreateConversation(ctx context.Context, db DBTX, arg CreateCon
 	return i, err
 }
 
-const createMessage = `-- name: CreateMessage :one
+const CreateMessage = `-- name: CreateMessage :one
 INSERT INTO dbchat.messages (conversation_id, user_id, position, question, resolved_question, sql, history_id, error)
 VALUES ($1, $2,
         (SELECT coalesce(max(x.position), 0) + 1 FROM dbchat.messages x WHERE x.conversation_id = $1),
@@ -126,7 +126,7 @@ type CreateMessageRow struct {
 // A turn written directly (seeds and the audit probe; the service uses
 // RecordTurn).
 func (q *Queries) CreateMessage(ctx context.Context, db DBTX, arg CreateMessageParams) (CreateMessageRow, error) {
-	row := db.QueryRow(ctx, createMessage,
+	row := db.QueryRow(ctx, CreateMessage,
 		arg.ConversationID,
 		arg.UserID,
 		arg.Question,
@@ -140,19 +140,19 @@ func (q *Queries) CreateMessage(ctx context.Context, db DBTX, arg CreateMessageP
 	return i, err
 }
 
-const deleteConversation = `-- name: DeleteConversation :execrows
+const DeleteConversation = `-- name: DeleteConversation :execrows
 DELETE FROM dbchat.conversations WHERE id = $1
 `
 
 func (q *Queries) DeleteConversation(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, deleteConversation, id)
+	result, err := db.Exec(ctx, DeleteConversation, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const getConversation = `-- name: GetConversation :one
+const GetConversation = `-- name: GetConversation :one
 SELECT c.id, c.user_id, c.model_id, m.name AS model, c.title, c.archived, c.created_at, c.last_activity_at
 FROM dbchat.conversations c
 JOIN dbchat.models m ON m.tenant_id = c.tenant_id AND m.id = c.model_id
@@ -171,7 +171,7 @@ type GetConversationRow struct {
 }
 
 func (q *Queries) GetConversation(ctx context.Context, db DBTX, id uuid.UUID) (GetConversationRow, error) {
-	row := db.QueryRow(ctx, getConversation, id)
+	row := db.QueryRow(ctx, GetConversation, id)
 	var i GetConversationRow
 	err := row.Scan(
 		&i.ID,
@@ -186,7 +186,7 @@ func (q *Queries) GetConversation(ctx context.Context, db DBTX, id uuid.UUID) (G
 	return i, err
 }
 
-const listConversations = `-- name: ListConversations :many
+const ListConversations = `-- name: ListConversations :many
 SELECT c.id, c.user_id, m.name AS model, c.title, c.archived, c.created_at, c.last_activity_at,
        (SELECT count(*) FROM dbchat.messages x WHERE x.tenant_id = c.tenant_id AND x.conversation_id = c.id) AS messages
 FROM dbchat.conversations c
@@ -218,7 +218,7 @@ type ListConversationsRow struct {
 // One page, newest activity first; the keyset bound is always present (the
 // caller passes a far-future position for the first page).
 func (q *Queries) ListConversations(ctx context.Context, db DBTX, arg ListConversationsParams) ([]ListConversationsRow, error) {
-	rows, err := db.Query(ctx, listConversations,
+	rows, err := db.Query(ctx, ListConversations,
 		arg.BeforeAt,
 		arg.BeforeID,
 		arg.Archived,
@@ -251,7 +251,7 @@ func (q *Queries) ListConversations(ctx context.Context, db DBTX, arg ListConver
 	return items, nil
 }
 
-const listMessages = `-- name: ListMessages :many
+const ListMessages = `-- name: ListMessages :many
 SELECT id, position, question, resolved_question, sql, history_id, error, created_at
 FROM dbchat.messages
 WHERE conversation_id = $1
@@ -270,7 +270,7 @@ type ListMessagesRow struct {
 }
 
 func (q *Queries) ListMessages(ctx context.Context, db DBTX, conversationID uuid.UUID) ([]ListMessagesRow, error) {
-	rows, err := db.Query(ctx, listMessages, conversationID)
+	rows, err := db.Query(ctx, ListMessages, conversationID)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +298,7 @@ func (q *Queries) ListMessages(ctx context.Context, db DBTX, conversationID uuid
 	return items, nil
 }
 
-const recordTurn = `-- name: RecordTurn :one
+const RecordTurn = `-- name: RecordTurn :one
 WITH c AS (
     UPDATE dbchat.conversations u
     SET last_activity_at = now()
@@ -334,7 +334,7 @@ type RecordTurnRow struct {
 // snapshot predates the other's commit): the loser fails on
 // messages_position_key and is retried by the caller.
 func (q *Queries) RecordTurn(ctx context.Context, db DBTX, arg RecordTurnParams) (RecordTurnRow, error) {
-	row := db.QueryRow(ctx, recordTurn,
+	row := db.QueryRow(ctx, RecordTurn,
 		arg.Question,
 		arg.ResolvedQuestion,
 		arg.Sql,
@@ -347,7 +347,7 @@ func (q *Queries) RecordTurn(ctx context.Context, db DBTX, arg RecordTurnParams)
 	return i, err
 }
 
-const updateConversation = `-- name: UpdateConversation :one
+const UpdateConversation = `-- name: UpdateConversation :one
 UPDATE dbchat.conversations
 SET title = coalesce($1::text, title),
     archived = coalesce($2::boolean, archived)
@@ -362,7 +362,7 @@ type UpdateConversationParams struct {
 }
 
 func (q *Queries) UpdateConversation(ctx context.Context, db DBTX, arg UpdateConversationParams) (uuid.UUID, error) {
-	row := db.QueryRow(ctx, updateConversation, arg.Title, arg.Archived, arg.ID)
+	row := db.QueryRow(ctx, UpdateConversation, arg.Title, arg.Archived, arg.ID)
 	var id uuid.UUID
 	err := row.Scan(&id)
 	return id, err

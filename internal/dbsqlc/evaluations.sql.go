@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const createEvaluation = `-- name: CreateEvaluation :one
+const CreateEvaluation = `-- name: CreateEvaluation :one
 INSERT INTO dbchat.evaluations (model_id, generator, llm_model, embedder, pairs, exact_correct, subset_correct,
                                 wrong, refused, errors, tokens_in, tokens_out, duration_ms, canary)
 VALUES ($1, $2, $3, $4, $5,
@@ -45,7 +45,7 @@ type CreateEvaluationRow struct {
 }
 
 func (q *Queries) CreateEvaluation(ctx context.Context, db DBTX, arg CreateEvaluationParams) (CreateEvaluationRow, error) {
-	row := db.QueryRow(ctx, createEvaluation,
+	row := db.QueryRow(ctx, CreateEvaluation,
 		arg.ModelID,
 		arg.Generator,
 		arg.LlmModel,
@@ -66,7 +66,7 @@ func (q *Queries) CreateEvaluation(ctx context.Context, db DBTX, arg CreateEvalu
 	return i, err
 }
 
-const getEvaluation = `-- name: GetEvaluation :one
+const GetEvaluation = `-- name: GetEvaluation :one
 SELECT e.id, e.model_id, e.user_id, e.generator, e.llm_model, e.embedder, e.pairs, e.exact_correct,
        e.subset_correct, e.wrong, e.refused, e.errors, e.tokens_in, e.tokens_out, e.duration_ms, e.canary, e.created_at
 FROM dbchat.evaluations e
@@ -99,7 +99,7 @@ type GetEvaluationRow struct {
 }
 
 func (q *Queries) GetEvaluation(ctx context.Context, db DBTX, arg GetEvaluationParams) (GetEvaluationRow, error) {
-	row := db.QueryRow(ctx, getEvaluation, arg.ModelID, arg.ID)
+	row := db.QueryRow(ctx, GetEvaluation, arg.ModelID, arg.ID)
 	var i GetEvaluationRow
 	err := row.Scan(
 		&i.ID,
@@ -123,7 +123,7 @@ func (q *Queries) GetEvaluation(ctx context.Context, db DBTX, arg GetEvaluationP
 	return i, err
 }
 
-const insertEvaluationResults = `-- name: InsertEvaluationResults :exec
+const InsertEvaluationResults = `-- name: InsertEvaluationResults :exec
 INSERT INTO dbchat.evaluation_results (evaluation_id, position, training_id, question, gold_sql, generated_sql,
                                        outcome, exact_match, subset_match, error, latency_ms)
 SELECT $1::uuid, u.position, u.training_id, u.question, u.gold_sql, nullif(u.generated_sql, ''),
@@ -152,7 +152,7 @@ type InsertEvaluationResultsParams struct {
 // A run's per-question outcomes; the arrays are parallel, an empty
 // generated SQL or error is NULL.
 func (q *Queries) InsertEvaluationResults(ctx context.Context, db DBTX, arg InsertEvaluationResultsParams) error {
-	_, err := db.Exec(ctx, insertEvaluationResults,
+	_, err := db.Exec(ctx, InsertEvaluationResults,
 		arg.EvaluationID,
 		arg.Positions,
 		arg.TrainingIds,
@@ -168,7 +168,7 @@ func (q *Queries) InsertEvaluationResults(ctx context.Context, db DBTX, arg Inse
 	return err
 }
 
-const listEvaluationResults = `-- name: ListEvaluationResults :many
+const ListEvaluationResults = `-- name: ListEvaluationResults :many
 SELECT position, training_id, question, gold_sql, generated_sql, outcome, exact_match, subset_match, error, latency_ms
 FROM dbchat.evaluation_results
 WHERE evaluation_id = $1
@@ -189,7 +189,7 @@ type ListEvaluationResultsRow struct {
 }
 
 func (q *Queries) ListEvaluationResults(ctx context.Context, db DBTX, evaluationID uuid.UUID) ([]ListEvaluationResultsRow, error) {
-	rows, err := db.Query(ctx, listEvaluationResults, evaluationID)
+	rows, err := db.Query(ctx, ListEvaluationResults, evaluationID)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +219,7 @@ func (q *Queries) ListEvaluationResults(ctx context.Context, db DBTX, evaluation
 	return items, nil
 }
 
-const listEvaluations = `-- name: ListEvaluations :many
+const ListEvaluations = `-- name: ListEvaluations :many
 SELECT e.id, e.model_id, e.user_id, e.generator, e.llm_model, e.embedder, e.pairs, e.exact_correct,
        e.subset_correct, e.wrong, e.refused, e.errors, e.tokens_in, e.tokens_out, e.duration_ms, e.canary, e.created_at
 FROM dbchat.evaluations e
@@ -255,7 +255,7 @@ type ListEvaluationsRow struct {
 
 // A model's runs, newest first (the trend).
 func (q *Queries) ListEvaluations(ctx context.Context, db DBTX, arg ListEvaluationsParams) ([]ListEvaluationsRow, error) {
-	rows, err := db.Query(ctx, listEvaluations, arg.ModelID, arg.MaxRows)
+	rows, err := db.Query(ctx, ListEvaluations, arg.ModelID, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +292,7 @@ func (q *Queries) ListEvaluations(ctx context.Context, db DBTX, arg ListEvaluati
 	return items, nil
 }
 
-const listVerifiedPairs = `-- name: ListVerifiedPairs :many
+const ListVerifiedPairs = `-- name: ListVerifiedPairs :many
 SELECT id, question, content
 FROM dbchat.training_data
 WHERE model_id = $1 AND verified_at IS NOT NULL AND kind = 'sql'
@@ -315,7 +315,7 @@ type ListVerifiedPairsRow struct {
 // max_rows (the caller asks for one more than its cap to notice a larger
 // set).
 func (q *Queries) ListVerifiedPairs(ctx context.Context, db DBTX, arg ListVerifiedPairsParams) ([]ListVerifiedPairsRow, error) {
-	rows, err := db.Query(ctx, listVerifiedPairs, arg.ModelID, arg.MaxRows)
+	rows, err := db.Query(ctx, ListVerifiedPairs, arg.ModelID, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +334,7 @@ func (q *Queries) ListVerifiedPairs(ctx context.Context, db DBTX, arg ListVerifi
 	return items, nil
 }
 
-const setTrainingVerified = `-- name: SetTrainingVerified :one
+const SetTrainingVerified = `-- name: SetTrainingVerified :one
 
 UPDATE dbchat.training_data
 SET verified_at = CASE WHEN $1::boolean THEN coalesce(verified_at, now()) END,
@@ -364,13 +364,13 @@ type SetTrainingVerifiedRow struct {
 // a pair of the model; verified_by is the transaction's user. Only SQL
 // pairs match, so another kind answers like an unknown id.
 func (q *Queries) SetTrainingVerified(ctx context.Context, db DBTX, arg SetTrainingVerifiedParams) (SetTrainingVerifiedRow, error) {
-	row := db.QueryRow(ctx, setTrainingVerified, arg.Verified, arg.ModelID, arg.ID)
+	row := db.QueryRow(ctx, SetTrainingVerified, arg.Verified, arg.ModelID, arg.ID)
 	var i SetTrainingVerifiedRow
 	err := row.Scan(&i.ID, &i.VerifiedBy, &i.VerifiedAt)
 	return i, err
 }
 
-const setTrainingVerifiedMany = `-- name: SetTrainingVerifiedMany :execrows
+const SetTrainingVerifiedMany = `-- name: SetTrainingVerifiedMany :execrows
 UPDATE dbchat.training_data
 SET verified_at = now(), verified_by = nullif(current_setting('app.user_id', true), '')::uuid
 WHERE model_id = $1 AND id = ANY ($2::uuid[]) AND kind = 'sql'
@@ -383,14 +383,14 @@ type SetTrainingVerifiedManyParams struct {
 
 // Verifies pairs just written (training data posted with "verified": true).
 func (q *Queries) SetTrainingVerifiedMany(ctx context.Context, db DBTX, arg SetTrainingVerifiedManyParams) (int64, error) {
-	result, err := db.Exec(ctx, setTrainingVerifiedMany, arg.ModelID, arg.Ids)
+	result, err := db.Exec(ctx, SetTrainingVerifiedMany, arg.ModelID, arg.Ids)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const trainingVerification = `-- name: TrainingVerification :many
+const TrainingVerification = `-- name: TrainingVerification :many
 SELECT id, verified_by, verified_at
 FROM dbchat.training_data
 WHERE model_id = $1 AND id = ANY ($2::uuid[]) AND verified_at IS NOT NULL
@@ -409,7 +409,7 @@ type TrainingVerificationRow struct {
 
 // The verification of some rows of a model (listing training data).
 func (q *Queries) TrainingVerification(ctx context.Context, db DBTX, arg TrainingVerificationParams) ([]TrainingVerificationRow, error) {
-	rows, err := db.Query(ctx, trainingVerification, arg.ModelID, arg.Ids)
+	rows, err := db.Query(ctx, TrainingVerification, arg.ModelID, arg.Ids)
 	if err != nil {
 		return nil, err
 	}

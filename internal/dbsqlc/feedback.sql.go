@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const getFeedback = `-- name: GetFeedback :one
+const GetFeedback = `-- name: GetFeedback :one
 SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql,
        h.feedback_correct, h.feedback_sql, h.feedback_user_id, h.feedback_at, h.feedback_status,
        h.feedback_reviewed_by, h.feedback_reviewed_at, h.feedback_training_id
@@ -46,7 +46,7 @@ type GetFeedbackRow struct {
 // One history entry with its feedback; a non-NULL user_id limits it to that
 // user's entries (members).
 func (q *Queries) GetFeedback(ctx context.Context, db DBTX, arg GetFeedbackParams) (GetFeedbackRow, error) {
-	row := db.QueryRow(ctx, getFeedback, arg.ID, arg.UserID)
+	row := db.QueryRow(ctx, GetFeedback, arg.ID, arg.UserID)
 	var i GetFeedbackRow
 	err := row.Scan(
 		&i.ID,
@@ -66,7 +66,7 @@ func (q *Queries) GetFeedback(ctx context.Context, db DBTX, arg GetFeedbackParam
 	return i, err
 }
 
-const listFeedback = `-- name: ListFeedback :many
+const ListFeedback = `-- name: ListFeedback :many
 SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql,
        h.feedback_correct, h.feedback_sql, h.feedback_user_id, h.feedback_at, h.feedback_status,
        h.feedback_reviewed_by, h.feedback_reviewed_at, h.feedback_training_id
@@ -107,7 +107,7 @@ type ListFeedbackRow struct {
 // limits it to the feedback that user gave (members). Keyset bounds as in
 // ListQueryHistory, on (tenant_id, feedback_status, feedback_at DESC, id DESC).
 func (q *Queries) ListFeedback(ctx context.Context, db DBTX, arg ListFeedbackParams) ([]ListFeedbackRow, error) {
-	rows, err := db.Query(ctx, listFeedback,
+	rows, err := db.Query(ctx, ListFeedback,
 		arg.Status,
 		arg.BeforeAt,
 		arg.BeforeID,
@@ -146,7 +146,7 @@ func (q *Queries) ListFeedback(ctx context.Context, db DBTX, arg ListFeedbackPar
 	return items, nil
 }
 
-const recordFeedback = `-- name: RecordFeedback :one
+const RecordFeedback = `-- name: RecordFeedback :one
 UPDATE dbchat.query_history
 SET feedback_correct = $1::boolean,
     feedback_sql = $2,
@@ -177,7 +177,7 @@ type RecordFeedbackParams struct {
 // trained at once as training_id, reviewed by the admin) or NULL (nothing to
 // train). A non-NULL owner_id limits it to that user's entries (members).
 func (q *Queries) RecordFeedback(ctx context.Context, db DBTX, arg RecordFeedbackParams) (uuid.UUID, error) {
-	row := db.QueryRow(ctx, recordFeedback,
+	row := db.QueryRow(ctx, RecordFeedback,
 		arg.Correct,
 		arg.Sql,
 		arg.UserID,
@@ -192,7 +192,7 @@ func (q *Queries) RecordFeedback(ctx context.Context, db DBTX, arg RecordFeedbac
 	return id, err
 }
 
-const reviewFeedback = `-- name: ReviewFeedback :execrows
+const ReviewFeedback = `-- name: ReviewFeedback :execrows
 UPDATE dbchat.query_history
 SET feedback_status = $1::text,
     feedback_reviewed_by = $2::uuid,
@@ -215,7 +215,7 @@ type ReviewFeedbackParams struct {
 // reviewer read, so feedback given meanwhile (which replaces it) is never
 // approved unseen; zero rows means it was reviewed or replaced meanwhile.
 func (q *Queries) ReviewFeedback(ctx context.Context, db DBTX, arg ReviewFeedbackParams) (int64, error) {
-	result, err := db.Exec(ctx, reviewFeedback,
+	result, err := db.Exec(ctx, ReviewFeedback,
 		arg.Status,
 		arg.ReviewedBy,
 		arg.TrainingID,

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const createIdentityProvider = `-- name: CreateIdentityProvider :one
+const CreateIdentityProvider = `-- name: CreateIdentityProvider :one
 INSERT INTO dbchat.identity_providers
     (issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims,
      authorization_endpoint, token_endpoint)
@@ -34,7 +34,7 @@ type CreateIdentityProviderParams struct {
 }
 
 func (q *Queries) CreateIdentityProvider(ctx context.Context, db DBTX, arg CreateIdentityProviderParams) (DbchatIdentityProvider, error) {
-	row := db.QueryRow(ctx, createIdentityProvider,
+	row := db.QueryRow(ctx, CreateIdentityProvider,
 		arg.Issuer,
 		arg.Audience,
 		arg.JwksUrl,
@@ -68,21 +68,21 @@ func (q *Queries) CreateIdentityProvider(ctx context.Context, db DBTX, arg Creat
 	return i, err
 }
 
-const deleteIdentityProvider = `-- name: DeleteIdentityProvider :execrows
+const DeleteIdentityProvider = `-- name: DeleteIdentityProvider :execrows
 DELETE FROM dbchat.identity_providers WHERE id = $1
 `
 
 // Its users stay, unlinked (ON DELETE SET NULL): they sign in no more
 // through it, and a provider registered again provisions new users.
 func (q *Queries) DeleteIdentityProvider(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, deleteIdentityProvider, id)
+	result, err := db.Exec(ctx, DeleteIdentityProvider, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const identityProviderByIssuer = `-- name: IdentityProviderByIssuer :one
+const IdentityProviderByIssuer = `-- name: IdentityProviderByIssuer :one
 SELECT p.tenant_id::uuid AS tenant_id, p.id::uuid AS id, p.audience::text AS audience,
        coalesce(p.jwks_url, '')::text AS jwks_url, p.jwks::jsonb AS jwks, p.user_claim::text AS user_claim,
        p.email_claim::text AS email_claim, p.role_claim::text AS role_claim,
@@ -110,7 +110,7 @@ type IdentityProviderByIssuerRow struct {
 // The sign-in lookup across tenants (00011): one exact issuer, what
 // verification needs and the tenant it signs in to.
 func (q *Queries) IdentityProviderByIssuer(ctx context.Context, db DBTX, issuer string) (IdentityProviderByIssuerRow, error) {
-	row := db.QueryRow(ctx, identityProviderByIssuer, issuer)
+	row := db.QueryRow(ctx, IdentityProviderByIssuer, issuer)
 	var i IdentityProviderByIssuerRow
 	err := row.Scan(
 		&i.TenantID,
@@ -129,12 +129,12 @@ func (q *Queries) IdentityProviderByIssuer(ctx context.Context, db DBTX, issuer 
 	return i, err
 }
 
-const listIdentityProviders = `-- name: ListIdentityProviders :many
+const ListIdentityProviders = `-- name: ListIdentityProviders :many
 SELECT tenant_id, id, issuer, audience, jwks_url, jwks, user_claim, email_claim, role_claim, admin_values, pass_claims, user_id, created_at, authorization_endpoint, token_endpoint FROM dbchat.identity_providers ORDER BY created_at, id
 `
 
 func (q *Queries) ListIdentityProviders(ctx context.Context, db DBTX) ([]DbchatIdentityProvider, error) {
-	rows, err := db.Query(ctx, listIdentityProviders)
+	rows, err := db.Query(ctx, ListIdentityProviders)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func (q *Queries) ListIdentityProviders(ctx context.Context, db DBTX) ([]DbchatI
 	return items, nil
 }
 
-const provisionUser = `-- name: ProvisionUser :one
+const ProvisionUser = `-- name: ProvisionUser :one
 INSERT INTO dbchat.users (email, name, role, identity_provider_id, subject)
 SELECT CASE WHEN EXISTS (SELECT FROM dbchat.users u WHERE u.email = $1::text)
             THEN $2::text ELSE $1::text END,
@@ -198,7 +198,7 @@ type ProvisionUserRow struct {
 // An email another user of the tenant has already gets the fallback (never
 // a link to that user: a provider cannot take over an existing account).
 func (q *Queries) ProvisionUser(ctx context.Context, db DBTX, arg ProvisionUserParams) (ProvisionUserRow, error) {
-	row := db.QueryRow(ctx, provisionUser,
+	row := db.QueryRow(ctx, ProvisionUser,
 		arg.Email,
 		arg.FallbackEmail,
 		arg.Name,
@@ -211,7 +211,7 @@ func (q *Queries) ProvisionUser(ctx context.Context, db DBTX, arg ProvisionUserP
 	return i, err
 }
 
-const setUserRole = `-- name: SetUserRole :exec
+const SetUserRole = `-- name: SetUserRole :exec
 UPDATE dbchat.users SET role = $2 WHERE id = $1
 `
 
@@ -223,11 +223,11 @@ type SetUserRoleParams struct {
 // The provider's role claim decides: a user it no longer marks admin is a
 // member again on the next sign-in, and the other way round.
 func (q *Queries) SetUserRole(ctx context.Context, db DBTX, arg SetUserRoleParams) error {
-	_, err := db.Exec(ctx, setUserRole, arg.ID, arg.Role)
+	_, err := db.Exec(ctx, SetUserRole, arg.ID, arg.Role)
 	return err
 }
 
-const userBySubject = `-- name: UserBySubject :one
+const UserBySubject = `-- name: UserBySubject :one
 SELECT u.id, u.role, u.is_active
 FROM dbchat.users u
 JOIN dbchat.identity_providers p ON p.tenant_id = u.tenant_id AND p.id = u.identity_provider_id
@@ -251,7 +251,7 @@ type UserBySubjectRow struct {
 // provider (see identity.Verifier) is checked again on every sign-in by this
 // one statement.
 func (q *Queries) UserBySubject(ctx context.Context, db DBTX, arg UserBySubjectParams) (UserBySubjectRow, error) {
-	row := db.QueryRow(ctx, userBySubject, arg.IdentityProviderID, arg.Subject)
+	row := db.QueryRow(ctx, UserBySubject, arg.IdentityProviderID, arg.Subject)
 	var i UserBySubjectRow
 	err := row.Scan(&i.ID, &i.Role, &i.IsActive)
 	return i, err

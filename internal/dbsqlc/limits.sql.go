@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const addQuotaUsage = `-- name: AddQuotaUsage :exec
+const AddQuotaUsage = `-- name: AddQuotaUsage :exec
 INSERT INTO dbchat.quota_usage AS u (quota, period, used)
 VALUES ($1::text, date_trunc($2::text, now() AT TIME ZONE 'UTC')::date, $3::bigint)
 ON CONFLICT (tenant_id, quota, period) DO UPDATE SET used = u.used + excluded.used
@@ -27,11 +27,11 @@ type AddQuotaUsageParams struct {
 // Adds n to a periodic quota's use whatever its limit: for use that has
 // already happened (an LLM call's tokens); the next request is refused.
 func (q *Queries) AddQuotaUsage(ctx context.Context, db DBTX, arg AddQuotaUsageParams) error {
-	_, err := db.Exec(ctx, addQuotaUsage, arg.Quota, arg.Period, arg.N)
+	_, err := db.Exec(ctx, AddQuotaUsage, arg.Quota, arg.Period, arg.N)
 	return err
 }
 
-const authenticateKeyTakeToken = `-- name: AuthenticateKeyTakeToken :one
+const AuthenticateKeyTakeToken = `-- name: AuthenticateKeyTakeToken :one
 WITH k AS (
     SELECT a.id AS key_id, a.user_id, u.role,
            (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale
@@ -69,7 +69,7 @@ type AuthenticateKeyTakeTokenRow struct {
 // function is called per key row found): a forged key naming a tenant
 // spends none of its requests (no row, 401).
 func (q *Queries) AuthenticateKeyTakeToken(ctx context.Context, db DBTX, arg AuthenticateKeyTakeTokenParams) (AuthenticateKeyTakeTokenRow, error) {
-	row := db.QueryRow(ctx, authenticateKeyTakeToken, arg.DefaultRate, arg.DefaultBurst, arg.KeyHash)
+	row := db.QueryRow(ctx, AuthenticateKeyTakeToken, arg.DefaultRate, arg.DefaultBurst, arg.KeyHash)
 	var i AuthenticateKeyTakeTokenRow
 	err := row.Scan(
 		&i.KeyID,
@@ -84,7 +84,7 @@ func (q *Queries) AuthenticateKeyTakeToken(ctx context.Context, db DBTX, arg Aut
 	return i, err
 }
 
-const consumeQuota = `-- name: ConsumeQuota :one
+const ConsumeQuota = `-- name: ConsumeQuota :one
 WITH lim AS (
     SELECT CASE WHEN t.limits ? $1::text THEN (t.limits ->> $1::text)::bigint
                 ELSE $2::bigint END AS v,
@@ -124,7 +124,7 @@ type ConsumeQuotaRow struct {
 // changes and ok is false. used is the use after (or, refused, before);
 // quota_limit is -1 for unlimited.
 func (q *Queries) ConsumeQuota(ctx context.Context, db DBTX, arg ConsumeQuotaParams) (ConsumeQuotaRow, error) {
-	row := db.QueryRow(ctx, consumeQuota,
+	row := db.QueryRow(ctx, ConsumeQuota,
 		arg.Quota,
 		arg.DefaultLimit,
 		arg.Period,
@@ -135,7 +135,7 @@ func (q *Queries) ConsumeQuota(ctx context.Context, db DBTX, arg ConsumeQuotaPar
 	return i, err
 }
 
-const quotaUsed = `-- name: QuotaUsed :one
+const QuotaUsed = `-- name: QuotaUsed :one
 WITH lim AS (
     SELECT CASE WHEN t.limits ? $1::text THEN (t.limits ->> $1::text)::bigint
                 ELSE $2::bigint END AS v,
@@ -160,13 +160,13 @@ type QuotaUsedRow struct {
 
 // A periodic quota's limit and use in the current UTC period.
 func (q *Queries) QuotaUsed(ctx context.Context, db DBTX, arg QuotaUsedParams) (QuotaUsedRow, error) {
-	row := db.QueryRow(ctx, quotaUsed, arg.Quota, arg.DefaultLimit, arg.Period)
+	row := db.QueryRow(ctx, QuotaUsed, arg.Quota, arg.DefaultLimit, arg.Period)
 	var i QuotaUsedRow
 	err := row.Scan(&i.QuotaLimit, &i.Used)
 	return i, err
 }
 
-const setTenantLimits = `-- name: SetTenantLimits :one
+const SetTenantLimits = `-- name: SetTenantLimits :one
 UPDATE dbchat.tenants
 SET limits = (limits || $1::jsonb) - $2::text[], updated_at = now()
 WHERE id = $3
@@ -182,7 +182,7 @@ type SetTenantLimitsParams struct {
 // Merges set into the stored limits and removes the names in unset (back to
 // the configured default). Runs as the tenant being changed (operator).
 func (q *Queries) SetTenantLimits(ctx context.Context, db DBTX, arg SetTenantLimitsParams) (Tenant, error) {
-	row := db.QueryRow(ctx, setTenantLimits, arg.Set, arg.Unset, arg.ID)
+	row := db.QueryRow(ctx, SetTenantLimits, arg.Set, arg.Unset, arg.ID)
 	var i Tenant
 	err := row.Scan(
 		&i.ID,
@@ -197,7 +197,7 @@ func (q *Queries) SetTenantLimits(ctx context.Context, db DBTX, arg SetTenantLim
 	return i, err
 }
 
-const takeRequestToken = `-- name: TakeRequestToken :one
+const TakeRequestToken = `-- name: TakeRequestToken :one
 
 SELECT tk.rate::float8 AS rate, tk.burst::float8 AS burst, tk.tokens::float8 AS tokens, tk.allowed::boolean AS allowed
 FROM dbchat.take_request_tokens($1::float8, $2::float8, 1) tk
@@ -226,7 +226,7 @@ type TakeRequestTokenRow struct {
 // gets rate 0. Two instances taking at once serialise on the tenant's own
 // row only.
 func (q *Queries) TakeRequestToken(ctx context.Context, db DBTX, arg TakeRequestTokenParams) (TakeRequestTokenRow, error) {
-	row := db.QueryRow(ctx, takeRequestToken, arg.DefaultRate, arg.DefaultBurst)
+	row := db.QueryRow(ctx, TakeRequestToken, arg.DefaultRate, arg.DefaultBurst)
 	var i TakeRequestTokenRow
 	err := row.Scan(
 		&i.Rate,
@@ -237,19 +237,19 @@ func (q *Queries) TakeRequestToken(ctx context.Context, db DBTX, arg TakeRequest
 	return i, err
 }
 
-const tenantLimits = `-- name: TenantLimits :one
+const TenantLimits = `-- name: TenantLimits :one
 SELECT limits FROM dbchat.tenants LIMIT 1
 `
 
 // The tenant's stored limits (keys absent take the configured defaults).
 func (q *Queries) TenantLimits(ctx context.Context, db DBTX) ([]byte, error) {
-	row := db.QueryRow(ctx, tenantLimits)
+	row := db.QueryRow(ctx, TenantLimits)
 	var limits []byte
 	err := row.Scan(&limits)
 	return limits, err
 }
 
-const tenantStorageBytes = `-- name: TenantStorageBytes :one
+const TenantStorageBytes = `-- name: TenantStorageBytes :one
 SELECT coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint AS bytes
 FROM pg_catalog.pg_class c
 WHERE c.relkind = 'r'
@@ -259,19 +259,19 @@ WHERE c.relkind = 'r'
 // Bytes on disk of the tenant's data tables: every table of its schema
 // t_<id>, with TOAST and indexes, as of this transaction's writes.
 func (q *Queries) TenantStorageBytes(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, tenantStorageBytes)
+	row := db.QueryRow(ctx, TenantStorageBytes)
 	var bytes int64
 	err := row.Scan(&bytes)
 	return bytes, err
 }
 
-const trainingRows = `-- name: TrainingRows :one
+const TrainingRows = `-- name: TrainingRows :one
 SELECT count(*) AS rows FROM dbchat.training_data
 `
 
 // The tenant's training rows, every model's.
 func (q *Queries) TrainingRows(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, trainingRows)
+	row := db.QueryRow(ctx, TrainingRows)
 	var rows int64
 	err := row.Scan(&rows)
 	return rows, err

@@ -9,7 +9,7 @@ import (
 	"context"
 )
 
-const createModel = `-- name: CreateModel :one
+const CreateModel = `-- name: CreateModel :one
 INSERT INTO dbchat.models (name, llm_model, description)
 VALUES ($1, $2, $3)
 RETURNING tenant_id, id, name, llm_model, description, created_at
@@ -22,7 +22,7 @@ type CreateModelParams struct {
 }
 
 func (q *Queries) CreateModel(ctx context.Context, db DBTX, arg CreateModelParams) (Model, error) {
-	row := db.QueryRow(ctx, createModel, arg.Name, arg.LlmModel, arg.Description)
+	row := db.QueryRow(ctx, CreateModel, arg.Name, arg.LlmModel, arg.Description)
 	var i Model
 	err := row.Scan(
 		&i.TenantID,
@@ -35,12 +35,12 @@ func (q *Queries) CreateModel(ctx context.Context, db DBTX, arg CreateModelParam
 	return i, err
 }
 
-const getModelByName = `-- name: GetModelByName :one
+const GetModelByName = `-- name: GetModelByName :one
 SELECT tenant_id, id, name, llm_model, description, created_at FROM dbchat.models WHERE name = $1
 `
 
 func (q *Queries) GetModelByName(ctx context.Context, db DBTX, name string) (Model, error) {
-	row := db.QueryRow(ctx, getModelByName, name)
+	row := db.QueryRow(ctx, GetModelByName, name)
 	var i Model
 	err := row.Scan(
 		&i.TenantID,

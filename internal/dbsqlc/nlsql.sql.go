@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const countRetrievable = `-- name: CountRetrievable :one
+const CountRetrievable = `-- name: CountRetrievable :one
 SELECT
     coalesce(n.sql_rows, 0)::int AS sql_count,
     coalesce(n.ddl_rows, 0)::int AS ddl_count,
@@ -77,7 +77,7 @@ type CountRetrievableRow struct {
 // searched wider until it is rebuilt. Retrieval picks its access path from
 // these numbers.
 func (q *Queries) CountRetrievable(ctx context.Context, db DBTX, arg CountRetrievableParams) (CountRetrievableRow, error) {
-	row := db.QueryRow(ctx, countRetrievable, arg.ModelID, arg.Embedder)
+	row := db.QueryRow(ctx, CountRetrievable, arg.ModelID, arg.Embedder)
 	var i CountRetrievableRow
 	err := row.Scan(
 		&i.SqlCount,
@@ -95,19 +95,19 @@ func (q *Queries) CountRetrievable(ctx context.Context, db DBTX, arg CountRetrie
 	return i, err
 }
 
-const deleteModel = `-- name: DeleteModel :execrows
+const DeleteModel = `-- name: DeleteModel :execrows
 DELETE FROM dbchat.models WHERE id = $1
 `
 
 func (q *Queries) DeleteModel(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, deleteModel, id)
+	result, err := db.Exec(ctx, DeleteModel, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const deleteModelTrainingData = `-- name: DeleteModelTrainingData :many
+const DeleteModelTrainingData = `-- name: DeleteModelTrainingData :many
 WITH d AS (
     DELETE FROM dbchat.training_data WHERE model_id = $1 RETURNING kind
 )
@@ -121,7 +121,7 @@ type DeleteModelTrainingDataRow struct {
 
 // Removes a model's training data and reports how many rows of each kind.
 func (q *Queries) DeleteModelTrainingData(ctx context.Context, db DBTX, modelID uuid.UUID) ([]DeleteModelTrainingDataRow, error) {
-	rows, err := db.Query(ctx, deleteModelTrainingData, modelID)
+	rows, err := db.Query(ctx, DeleteModelTrainingData, modelID)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (q *Queries) DeleteModelTrainingData(ctx context.Context, db DBTX, modelID 
 	return items, nil
 }
 
-const deleteTrainingData = `-- name: DeleteTrainingData :execrows
+const DeleteTrainingData = `-- name: DeleteTrainingData :execrows
 DELETE FROM dbchat.training_data WHERE model_id = $1 AND id = $2
 `
 
@@ -150,14 +150,14 @@ type DeleteTrainingDataParams struct {
 }
 
 func (q *Queries) DeleteTrainingData(ctx context.Context, db DBTX, arg DeleteTrainingDataParams) (int64, error) {
-	result, err := db.Exec(ctx, deleteTrainingData, arg.ModelID, arg.ID)
+	result, err := db.Exec(ctx, DeleteTrainingData, arg.ModelID, arg.ID)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const deleteTrainingDataBySource = `-- name: DeleteTrainingDataBySource :execrows
+const DeleteTrainingDataBySource = `-- name: DeleteTrainingDataBySource :execrows
 DELETE FROM dbchat.training_data WHERE model_id = $1 AND source = $2
 `
 
@@ -167,14 +167,14 @@ type DeleteTrainingDataBySourceParams struct {
 }
 
 func (q *Queries) DeleteTrainingDataBySource(ctx context.Context, db DBTX, arg DeleteTrainingDataBySourceParams) (int64, error) {
-	result, err := db.Exec(ctx, deleteTrainingDataBySource, arg.ModelID, arg.Source)
+	result, err := db.Exec(ctx, DeleteTrainingDataBySource, arg.ModelID, arg.Source)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const getTrainingData = `-- name: GetTrainingData :one
+const GetTrainingData = `-- name: GetTrainingData :one
 SELECT id, model_id, user_id, kind, question, content, embedder, source, created_at
 FROM dbchat.training_data
 WHERE model_id = $1 AND id = $2
@@ -198,7 +198,7 @@ type GetTrainingDataRow struct {
 }
 
 func (q *Queries) GetTrainingData(ctx context.Context, db DBTX, arg GetTrainingDataParams) (GetTrainingDataRow, error) {
-	row := db.QueryRow(ctx, getTrainingData, arg.ModelID, arg.ID)
+	row := db.QueryRow(ctx, GetTrainingData, arg.ModelID, arg.ID)
 	var i GetTrainingDataRow
 	err := row.Scan(
 		&i.ID,
@@ -214,7 +214,7 @@ func (q *Queries) GetTrainingData(ctx context.Context, db DBTX, arg GetTrainingD
 	return i, err
 }
 
-const insertTrainingData = `-- name: InsertTrainingData :many
+const InsertTrainingData = `-- name: InsertTrainingData :many
 INSERT INTO dbchat.training_data (model_id, kind, question, content, embedding, embedder, source)
 SELECT $1::uuid, u.kind, nullif(u.question, ''), u.content,
        u.embedding::vector(768), $2::text, $3::text
@@ -248,7 +248,7 @@ type InsertTrainingDataRow struct {
 // Inserts a batch; the arrays are parallel, an empty question is NULL and
 // embeddings are pgvector's text form ("[0.1,...]").
 func (q *Queries) InsertTrainingData(ctx context.Context, db DBTX, arg InsertTrainingDataParams) ([]InsertTrainingDataRow, error) {
-	rows, err := db.Query(ctx, insertTrainingData,
+	rows, err := db.Query(ctx, InsertTrainingData,
 		arg.ModelID,
 		arg.Embedder,
 		arg.Source,
@@ -285,7 +285,7 @@ func (q *Queries) InsertTrainingData(ctx context.Context, db DBTX, arg InsertTra
 	return items, nil
 }
 
-const listActiveCatalog = `-- name: ListActiveCatalog :many
+const ListActiveCatalog = `-- name: ListActiveCatalog :many
 SELECT t.id AS table_id, t.name AS table_name, t.description AS table_description,
        c.name AS column_name, c.data_type, c.description AS column_description,
        c.is_nullable
@@ -307,7 +307,7 @@ type ListActiveCatalogRow struct {
 
 // The tenant's active tables with their columns, for train-from-catalog.
 func (q *Queries) ListActiveCatalog(ctx context.Context, db DBTX) ([]ListActiveCatalogRow, error) {
-	rows, err := db.Query(ctx, listActiveCatalog)
+	rows, err := db.Query(ctx, ListActiveCatalog)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +334,7 @@ func (q *Queries) ListActiveCatalog(ctx context.Context, db DBTX) ([]ListActiveC
 	return items, nil
 }
 
-const listModelsWithCounts = `-- name: ListModelsWithCounts :many
+const ListModelsWithCounts = `-- name: ListModelsWithCounts :many
 
 SELECT m.id, m.name, m.llm_model, m.description, m.created_at,
        count(t.id) FILTER (WHERE t.kind = 'sql')::int AS sql_count,
@@ -365,7 +365,7 @@ type ListModelsWithCountsRow struct {
 // limits it to one tenant. Retrieval's nearest-neighbour statements are built
 // in internal/nlsql/retrieve.go, since choosing the access path is their point.
 func (q *Queries) ListModelsWithCounts(ctx context.Context, db DBTX, name *string) ([]ListModelsWithCountsRow, error) {
-	rows, err := db.Query(ctx, listModelsWithCounts, name)
+	rows, err := db.Query(ctx, ListModelsWithCounts, name)
 	if err != nil {
 		return nil, err
 	}
@@ -394,7 +394,7 @@ func (q *Queries) ListModelsWithCounts(ctx context.Context, db DBTX, name *strin
 	return items, nil
 }
 
-const listToReembed = `-- name: ListToReembed :many
+const ListToReembed = `-- name: ListToReembed :many
 SELECT id, kind, question, content
 FROM dbchat.training_data
 WHERE model_id = $1
@@ -422,7 +422,7 @@ type ListToReembedRow struct {
 // The next batch of a model's rows to re-embed, in id order after after_id:
 // rows of another embedder, or every row when all is true.
 func (q *Queries) ListToReembed(ctx context.Context, db DBTX, arg ListToReembedParams) ([]ListToReembedRow, error) {
-	rows, err := db.Query(ctx, listToReembed,
+	rows, err := db.Query(ctx, ListToReembed,
 		arg.ModelID,
 		arg.AfterID,
 		arg.AllRows,
@@ -452,7 +452,7 @@ func (q *Queries) ListToReembed(ctx context.Context, db DBTX, arg ListToReembedP
 	return items, nil
 }
 
-const listTrainingData = `-- name: ListTrainingData :many
+const ListTrainingData = `-- name: ListTrainingData :many
 SELECT id, model_id, user_id, kind, question, content, embedder, source, created_at
 FROM dbchat.training_data
 WHERE model_id = $1
@@ -485,7 +485,7 @@ type ListTrainingDataRow struct {
 // One page of a model's training data, newest first; kind and source are
 // optional filters (NULL = all).
 func (q *Queries) ListTrainingData(ctx context.Context, db DBTX, arg ListTrainingDataParams) ([]ListTrainingDataRow, error) {
-	rows, err := db.Query(ctx, listTrainingData,
+	rows, err := db.Query(ctx, ListTrainingData,
 		arg.ModelID,
 		arg.Kind,
 		arg.Source,
@@ -520,7 +520,7 @@ func (q *Queries) ListTrainingData(ctx context.Context, db DBTX, arg ListTrainin
 	return items, nil
 }
 
-const trainingDigests = `-- name: TrainingDigests :many
+const TrainingDigests = `-- name: TrainingDigests :many
 SELECT md5(kind || chr(1) || coalesce(question, '') || chr(1) || content)::text AS digest
 FROM dbchat.training_data
 WHERE model_id = $1
@@ -529,7 +529,7 @@ WHERE model_id = $1
 // A digest of each row's (kind, question, content), for skipping duplicates
 // on import; internal/nlsql computes the same digest.
 func (q *Queries) TrainingDigests(ctx context.Context, db DBTX, modelID uuid.UUID) ([]string, error) {
-	rows, err := db.Query(ctx, trainingDigests, modelID)
+	rows, err := db.Query(ctx, TrainingDigests, modelID)
 	if err != nil {
 		return nil, err
 	}
@@ -548,7 +548,7 @@ func (q *Queries) TrainingDigests(ctx context.Context, db DBTX, modelID uuid.UUI
 	return items, nil
 }
 
-const updateEmbeddings = `-- name: UpdateEmbeddings :execrows
+const UpdateEmbeddings = `-- name: UpdateEmbeddings :execrows
 UPDATE dbchat.training_data t
 SET embedding = u.embedding::vector(768), embedder = $1::text
 FROM (SELECT unnest($3::uuid[]) AS id, unnest($4::text[]) AS embedding) u
@@ -564,7 +564,7 @@ type UpdateEmbeddingsParams struct {
 
 // Sets a batch of embeddings (parallel arrays, pgvector's text form).
 func (q *Queries) UpdateEmbeddings(ctx context.Context, db DBTX, arg UpdateEmbeddingsParams) (int64, error) {
-	result, err := db.Exec(ctx, updateEmbeddings,
+	result, err := db.Exec(ctx, UpdateEmbeddings,
 		arg.Embedder,
 		arg.ModelID,
 		arg.Ids,

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const createQueryHistory = `-- name: CreateQueryHistory :one
+const CreateQueryHistory = `-- name: CreateQueryHistory :one
 INSERT INTO dbchat.query_history (model_id, question, generated_sql, status, error, row_count, generation_ms, execution_ms)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING tenant_id, id, user_id, model_id, question, generated_sql, status, error, row_count, generation_ms, execution_ms, created_at, feedback_correct, feedback_sql, feedback_user_id, feedback_at, feedback_status, feedback_reviewed_by, feedback_reviewed_at, feedback_training_id
@@ -30,7 +30,7 @@ type CreateQueryHistoryParams struct {
 }
 
 func (q *Queries) CreateQueryHistory(ctx context.Context, db DBTX, arg CreateQueryHistoryParams) (QueryHistory, error) {
-	row := db.QueryRow(ctx, createQueryHistory,
+	row := db.QueryRow(ctx, CreateQueryHistory,
 		arg.ModelID,
 		arg.Question,
 		arg.GeneratedSql,
@@ -66,7 +66,7 @@ func (q *Queries) CreateQueryHistory(ctx context.Context, db DBTX, arg CreateQue
 	return i, err
 }
 
-const getQueryHistory = `-- name: GetQueryHistory :one
+const GetQueryHistory = `-- name: GetQueryHistory :one
 SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
        h.row_count, h.generation_ms, h.execution_ms, h.created_at
 FROM dbchat.query_history h
@@ -96,7 +96,7 @@ type GetQueryHistoryRow struct {
 
 // One entry; a non-NULL user_id limits it to that user's entries (members).
 func (q *Queries) GetQueryHistory(ctx context.Context, db DBTX, arg GetQueryHistoryParams) (GetQueryHistoryRow, error) {
-	row := db.QueryRow(ctx, getQueryHistory, arg.ID, arg.UserID)
+	row := db.QueryRow(ctx, GetQueryHistory, arg.ID, arg.UserID)
 	var i GetQueryHistoryRow
 	err := row.Scan(
 		&i.ID,
@@ -114,7 +114,7 @@ func (q *Queries) GetQueryHistory(ctx context.Context, db DBTX, arg GetQueryHist
 	return i, err
 }
 
-const listQueryHistory = `-- name: ListQueryHistory :many
+const ListQueryHistory = `-- name: ListQueryHistory :many
 SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
        h.row_count, h.generation_ms, h.execution_ms, h.created_at
 FROM dbchat.query_history h
@@ -160,7 +160,7 @@ type ListQueryHistoryRow struct {
 // coalesce or OR, so both stay index conditions on
 // (tenant_id, created_at DESC, id DESC) in generic plans too.
 func (q *Queries) ListQueryHistory(ctx context.Context, db DBTX, arg ListQueryHistoryParams) ([]ListQueryHistoryRow, error) {
-	rows, err := db.Query(ctx, listQueryHistory,
+	rows, err := db.Query(ctx, ListQueryHistory,
 		arg.BeforeAt,
 		arg.BeforeID,
 		arg.Since,
@@ -199,7 +199,7 @@ func (q *Queries) ListQueryHistory(ctx context.Context, db DBTX, arg ListQueryHi
 	return items, nil
 }
 
-const listRecentHistory = `-- name: ListRecentHistory :many
+const ListRecentHistory = `-- name: ListRecentHistory :many
 SELECT h.id, h.user_id, m.name AS model, h.question, h.generated_sql, h.status, h.error,
        h.row_count, h.generation_ms, h.execution_ms, h.created_at
 FROM dbchat.query_history h
@@ -235,7 +235,7 @@ type ListRecentHistoryRow struct {
 // page: nothing here depends on which parameters are NULL, so a generic plan
 // walks (tenant_id, created_at DESC, id DESC) as a custom one would.
 func (q *Queries) ListRecentHistory(ctx context.Context, db DBTX, arg ListRecentHistoryParams) ([]ListRecentHistoryRow, error) {
-	rows, err := db.Query(ctx, listRecentHistory,
+	rows, err := db.Query(ctx, ListRecentHistory,
 		arg.BeforeAt,
 		arg.BeforeID,
 		arg.Since,

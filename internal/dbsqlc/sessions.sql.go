@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const authenticateSession = `-- name: AuthenticateSession :one
+const AuthenticateSession = `-- name: AuthenticateSession :one
 SELECT s.id, s.user_id, u.role, s.api_key_id, s.claims,
        (s.last_seen_at < now() - interval '1 minute')::boolean AS stale,
        least(s.expires_at, now() + make_interval(secs => $1::float8))::timestamptz AS ends_at
@@ -47,7 +47,7 @@ type AuthenticateSessionRow struct {
 // only then does the caller write (TouchSession). ends_at is when the
 // session ends if it stays idle from now on.
 func (q *Queries) AuthenticateSession(ctx context.Context, db DBTX, arg AuthenticateSessionParams) (AuthenticateSessionRow, error) {
-	row := db.QueryRow(ctx, authenticateSession, arg.IdleSeconds, arg.TokenHash)
+	row := db.QueryRow(ctx, AuthenticateSession, arg.IdleSeconds, arg.TokenHash)
 	var i AuthenticateSessionRow
 	err := row.Scan(
 		&i.ID,
@@ -61,7 +61,7 @@ func (q *Queries) AuthenticateSession(ctx context.Context, db DBTX, arg Authenti
 	return i, err
 }
 
-const createSession = `-- name: CreateSession :one
+const CreateSession = `-- name: CreateSession :one
 
 INSERT INTO dbchat.sessions (api_key_id, token_hash, user_agent, expires_at, claims, identity_provider_id)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -88,7 +88,7 @@ type CreateSessionRow struct {
 // limits it to that tenant.
 // The user is the transaction's (app.user_id), like the key it came from.
 func (q *Queries) CreateSession(ctx context.Context, db DBTX, arg CreateSessionParams) (CreateSessionRow, error) {
-	row := db.QueryRow(ctx, createSession,
+	row := db.QueryRow(ctx, CreateSession,
 		arg.ApiKeyID,
 		arg.TokenHash,
 		arg.UserAgent,
@@ -101,23 +101,23 @@ func (q *Queries) CreateSession(ctx context.Context, db DBTX, arg CreateSessionP
 	return i, err
 }
 
-const revokeSession = `-- name: RevokeSession :execrows
+const RevokeSession = `-- name: RevokeSession :execrows
 UPDATE dbchat.sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
 `
 
 func (q *Queries) RevokeSession(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, revokeSession, id)
+	result, err := db.Exec(ctx, RevokeSession, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const touchSession = `-- name: TouchSession :exec
+const TouchSession = `-- name: TouchSession :exec
 UPDATE dbchat.sessions SET last_seen_at = now() WHERE id = $1 AND revoked_at IS NULL
 `
 
 func (q *Queries) TouchSession(ctx context.Context, db DBTX, id uuid.UUID) error {
-	_, err := db.Exec(ctx, touchSession, id)
+	_, err := db.Exec(ctx, TouchSession, id)
 	return err
 }

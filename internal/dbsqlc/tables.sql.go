@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const addDataColumn = `-- name: AddDataColumn :exec
+const AddDataColumn = `-- name: AddDataColumn :exec
 SELECT dbchat.add_data_column($1::text, $2::text, $3::text, $4::boolean)
 `
 
@@ -24,7 +24,7 @@ type AddDataColumnParams struct {
 }
 
 func (q *Queries) AddDataColumn(ctx context.Context, db DBTX, arg AddDataColumnParams) error {
-	_, err := db.Exec(ctx, addDataColumn,
+	_, err := db.Exec(ctx, AddDataColumn,
 		arg.TableName,
 		arg.ColumnName,
 		arg.DataType,
@@ -33,7 +33,7 @@ func (q *Queries) AddDataColumn(ctx context.Context, db DBTX, arg AddDataColumnP
 	return err
 }
 
-const createColumn = `-- name: CreateColumn :one
+const CreateColumn = `-- name: CreateColumn :one
 INSERT INTO dbchat.database_columns (table_id, name, data_type, description, is_nullable, position, restricted)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at, restricted
@@ -50,7 +50,7 @@ type CreateColumnParams struct {
 }
 
 func (q *Queries) CreateColumn(ctx context.Context, db DBTX, arg CreateColumnParams) (DatabaseColumn, error) {
-	row := db.QueryRow(ctx, createColumn,
+	row := db.QueryRow(ctx, CreateColumn,
 		arg.TableID,
 		arg.Name,
 		arg.DataType,
@@ -75,7 +75,7 @@ func (q *Queries) CreateColumn(ctx context.Context, db DBTX, arg CreateColumnPar
 	return i, err
 }
 
-const createDataTable = `-- name: CreateDataTable :one
+const CreateDataTable = `-- name: CreateDataTable :one
 SELECT dbchat.create_data_table($1::text, $2::text::jsonb)::text AS schema_name
 `
 
@@ -86,13 +86,13 @@ type CreateDataTableParams struct {
 
 // The one DDL path (a SECURITY DEFINER function; see db/migrations).
 func (q *Queries) CreateDataTable(ctx context.Context, db DBTX, arg CreateDataTableParams) (string, error) {
-	row := db.QueryRow(ctx, createDataTable, arg.Name, arg.Columns)
+	row := db.QueryRow(ctx, CreateDataTable, arg.Name, arg.Columns)
 	var schema_name string
 	err := row.Scan(&schema_name)
 	return schema_name, err
 }
 
-const createTable = `-- name: CreateTable :one
+const CreateTable = `-- name: CreateTable :one
 INSERT INTO dbchat.database_tables (name, description)
 VALUES ($1, $2)
 RETURNING tenant_id, id, user_id, name, description, is_active, created_at, updated_at
@@ -104,7 +104,7 @@ type CreateTableParams struct {
 }
 
 func (q *Queries) CreateTable(ctx context.Context, db DBTX, arg CreateTableParams) (DatabaseTable, error) {
-	row := db.QueryRow(ctx, createTable, arg.Name, arg.Description)
+	row := db.QueryRow(ctx, CreateTable, arg.Name, arg.Description)
 	var i DatabaseTable
 	err := row.Scan(
 		&i.TenantID,
@@ -119,28 +119,28 @@ func (q *Queries) CreateTable(ctx context.Context, db DBTX, arg CreateTableParam
 	return i, err
 }
 
-const deleteTable = `-- name: DeleteTable :execrows
+const DeleteTable = `-- name: DeleteTable :execrows
 DELETE FROM dbchat.database_tables WHERE id = $1
 `
 
 func (q *Queries) DeleteTable(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, deleteTable, id)
+	result, err := db.Exec(ctx, DeleteTable, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const dropDataTable = `-- name: DropDataTable :exec
+const DropDataTable = `-- name: DropDataTable :exec
 SELECT dbchat.drop_data_table($1::text)
 `
 
 func (q *Queries) DropDataTable(ctx context.Context, db DBTX, name string) error {
-	_, err := db.Exec(ctx, dropDataTable, name)
+	_, err := db.Exec(ctx, DropDataTable, name)
 	return err
 }
 
-const getColumn = `-- name: GetColumn :one
+const GetColumn = `-- name: GetColumn :one
 SELECT tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at, restricted FROM dbchat.database_columns WHERE table_id = $1 AND id = $2
 `
 
@@ -150,7 +150,7 @@ type GetColumnParams struct {
 }
 
 func (q *Queries) GetColumn(ctx context.Context, db DBTX, arg GetColumnParams) (DatabaseColumn, error) {
-	row := db.QueryRow(ctx, getColumn, arg.TableID, arg.ID)
+	row := db.QueryRow(ctx, GetColumn, arg.TableID, arg.ID)
 	var i DatabaseColumn
 	err := row.Scan(
 		&i.TenantID,
@@ -167,12 +167,12 @@ func (q *Queries) GetColumn(ctx context.Context, db DBTX, arg GetColumnParams) (
 	return i, err
 }
 
-const getTable = `-- name: GetTable :one
+const GetTable = `-- name: GetTable :one
 SELECT tenant_id, id, user_id, name, description, is_active, created_at, updated_at FROM dbchat.database_tables WHERE id = $1
 `
 
 func (q *Queries) GetTable(ctx context.Context, db DBTX, id uuid.UUID) (DatabaseTable, error) {
-	row := db.QueryRow(ctx, getTable, id)
+	row := db.QueryRow(ctx, GetTable, id)
 	var i DatabaseTable
 	err := row.Scan(
 		&i.TenantID,
@@ -187,23 +187,23 @@ func (q *Queries) GetTable(ctx context.Context, db DBTX, id uuid.UUID) (Database
 	return i, err
 }
 
-const grantMemberColumns = `-- name: GrantMemberColumns :exec
+const GrantMemberColumns = `-- name: GrantMemberColumns :exec
 SELECT dbchat.grant_member_columns($1::uuid)
 `
 
 // The members' role reads a data table's unrestricted columns only; a new
 // table or column is unreadable to members until this runs.
 func (q *Queries) GrantMemberColumns(ctx context.Context, db DBTX, tableID uuid.UUID) error {
-	_, err := db.Exec(ctx, grantMemberColumns, tableID)
+	_, err := db.Exec(ctx, GrantMemberColumns, tableID)
 	return err
 }
 
-const listColumns = `-- name: ListColumns :many
+const ListColumns = `-- name: ListColumns :many
 SELECT tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at, restricted FROM dbchat.database_columns WHERE table_id = $1 ORDER BY position
 `
 
 func (q *Queries) ListColumns(ctx context.Context, db DBTX, tableID uuid.UUID) ([]DatabaseColumn, error) {
-	rows, err := db.Query(ctx, listColumns, tableID)
+	rows, err := db.Query(ctx, ListColumns, tableID)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +233,7 @@ func (q *Queries) ListColumns(ctx context.Context, db DBTX, tableID uuid.UUID) (
 	return items, nil
 }
 
-const listTableColumns = `-- name: ListTableColumns :many
+const ListTableColumns = `-- name: ListTableColumns :many
 SELECT t.name, coalesce(array_agg(c.name ORDER BY c.position) FILTER (WHERE c.name IS NOT NULL), '{}')::text[] AS columns
 FROM dbchat.database_tables t
 LEFT JOIN dbchat.database_columns c ON c.tenant_id = t.tenant_id AND c.table_id = t.id
@@ -248,7 +248,7 @@ type ListTableColumnsRow struct {
 
 // Each table with its column names, for the SQL sandbox's parser policy.
 func (q *Queries) ListTableColumns(ctx context.Context, db DBTX) ([]ListTableColumnsRow, error) {
-	rows, err := db.Query(ctx, listTableColumns)
+	rows, err := db.Query(ctx, ListTableColumns)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func (q *Queries) ListTableColumns(ctx context.Context, db DBTX) ([]ListTableCol
 	return items, nil
 }
 
-const listTables = `-- name: ListTables :many
+const ListTables = `-- name: ListTables :many
 SELECT t.id, t.name, t.description, t.is_active, t.user_id, t.created_at, t.updated_at,
        count(c.id)::int AS column_count
 FROM dbchat.database_tables t
@@ -288,7 +288,7 @@ type ListTablesRow struct {
 }
 
 func (q *Queries) ListTables(ctx context.Context, db DBTX) ([]ListTablesRow, error) {
-	rows, err := db.Query(ctx, listTables)
+	rows, err := db.Query(ctx, ListTables)
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +316,7 @@ func (q *Queries) ListTables(ctx context.Context, db DBTX) ([]ListTablesRow, err
 	return items, nil
 }
 
-const memberReadableColumns = `-- name: MemberReadableColumns :many
+const MemberReadableColumns = `-- name: MemberReadableColumns :many
 SELECT c.name::text FROM dbchat.database_columns c
 WHERE c.table_id = $1::uuid
   AND has_column_privilege($2::text, $3::text, c.name, 'SELECT')
@@ -332,7 +332,7 @@ type MemberReadableColumnsParams struct {
 // The columns of a data table the tenant's members' role may SELECT, as
 // PostgreSQL's grants say (the preview shows members these only).
 func (q *Queries) MemberReadableColumns(ctx context.Context, db DBTX, arg MemberReadableColumnsParams) ([]string, error) {
-	rows, err := db.Query(ctx, memberReadableColumns, arg.TableID, arg.MemberRole, arg.Relation)
+	rows, err := db.Query(ctx, MemberReadableColumns, arg.TableID, arg.MemberRole, arg.Relation)
 	if err != nil {
 		return nil, err
 	}
@@ -351,18 +351,18 @@ func (q *Queries) MemberReadableColumns(ctx context.Context, db DBTX, arg Member
 	return items, nil
 }
 
-const nextColumnPosition = `-- name: NextColumnPosition :one
+const NextColumnPosition = `-- name: NextColumnPosition :one
 SELECT (coalesce(max(position), 0) + 1)::int AS position FROM dbchat.database_columns WHERE table_id = $1
 `
 
 func (q *Queries) NextColumnPosition(ctx context.Context, db DBTX, tableID uuid.UUID) (int32, error) {
-	row := db.QueryRow(ctx, nextColumnPosition, tableID)
+	row := db.QueryRow(ctx, NextColumnPosition, tableID)
 	var position int32
 	err := row.Scan(&position)
 	return position, err
 }
 
-const setColumnRestricted = `-- name: SetColumnRestricted :one
+const SetColumnRestricted = `-- name: SetColumnRestricted :one
 SELECT dbchat.set_column_restricted($1::uuid, $2::uuid, $3::boolean)::boolean AS found
 `
 
@@ -375,13 +375,13 @@ type SetColumnRestrictedParams struct {
 // Column masks: the flag and the members' role's grants, in one step
 // (a SECURITY DEFINER function; see db/migrations/00015).
 func (q *Queries) SetColumnRestricted(ctx context.Context, db DBTX, arg SetColumnRestrictedParams) (bool, error) {
-	row := db.QueryRow(ctx, setColumnRestricted, arg.TableID, arg.ColumnID, arg.Restricted)
+	row := db.QueryRow(ctx, SetColumnRestricted, arg.TableID, arg.ColumnID, arg.Restricted)
 	var found bool
 	err := row.Scan(&found)
 	return found, err
 }
 
-const updateColumnDescription = `-- name: UpdateColumnDescription :one
+const UpdateColumnDescription = `-- name: UpdateColumnDescription :one
 UPDATE dbchat.database_columns SET description = $3
 WHERE table_id = $1 AND id = $2
 RETURNING tenant_id, id, table_id, name, data_type, description, is_nullable, position, created_at, restricted
@@ -394,7 +394,7 @@ type UpdateColumnDescriptionParams struct {
 }
 
 func (q *Queries) UpdateColumnDescription(ctx context.Context, db DBTX, arg UpdateColumnDescriptionParams) (DatabaseColumn, error) {
-	row := db.QueryRow(ctx, updateColumnDescription, arg.TableID, arg.ID, arg.Description)
+	row := db.QueryRow(ctx, UpdateColumnDescription, arg.TableID, arg.ID, arg.Description)
 	var i DatabaseColumn
 	err := row.Scan(
 		&i.TenantID,
@@ -411,7 +411,7 @@ func (q *Queries) UpdateColumnDescription(ctx context.Context, db DBTX, arg Upda
 	return i, err
 }
 
-const updateTable = `-- name: UpdateTable :one
+const UpdateTable = `-- name: UpdateTable :one
 UPDATE dbchat.database_tables
 SET description = coalesce($1, description),
     is_active   = coalesce($2, is_active),
@@ -427,7 +427,7 @@ type UpdateTableParams struct {
 }
 
 func (q *Queries) UpdateTable(ctx context.Context, db DBTX, arg UpdateTableParams) (DatabaseTable, error) {
-	row := db.QueryRow(ctx, updateTable, arg.Description, arg.IsActive, arg.ID)
+	row := db.QueryRow(ctx, UpdateTable, arg.Description, arg.IsActive, arg.ID)
 	var i DatabaseTable
 	err := row.Scan(
 		&i.TenantID,

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const createTenant = `-- name: CreateTenant :one
+const CreateTenant = `-- name: CreateTenant :one
 
 SELECT dbchat.create_tenant($1, $2)::uuid AS id
 `
@@ -26,18 +26,18 @@ type CreateTenantParams struct {
 // The operator's narrow path (see dbchat.create_tenant); afterwards the
 // transaction's tenant is the new tenant.
 func (q *Queries) CreateTenant(ctx context.Context, db DBTX, arg CreateTenantParams) (uuid.UUID, error) {
-	row := db.QueryRow(ctx, createTenant, arg.Name, arg.Slug)
+	row := db.QueryRow(ctx, CreateTenant, arg.Name, arg.Slug)
 	var id uuid.UUID
 	err := row.Scan(&id)
 	return id, err
 }
 
-const currentTenant = `-- name: CurrentTenant :one
+const CurrentTenant = `-- name: CurrentTenant :one
 SELECT id, name, slug, is_active, created_at, updated_at, llm_data_access, limits FROM dbchat.tenants LIMIT 1
 `
 
 func (q *Queries) CurrentTenant(ctx context.Context, db DBTX) (Tenant, error) {
-	row := db.QueryRow(ctx, currentTenant)
+	row := db.QueryRow(ctx, CurrentTenant)
 	var i Tenant
 	err := row.Scan(
 		&i.ID,
@@ -52,25 +52,25 @@ func (q *Queries) CurrentTenant(ctx context.Context, db DBTX) (Tenant, error) {
 	return i, err
 }
 
-const lLMDataAccess = `-- name: LLMDataAccess :one
+const LLMDataAccess = `-- name: LLMDataAccess :one
 SELECT llm_data_access FROM dbchat.tenants LIMIT 1
 `
 
 func (q *Queries) LLMDataAccess(ctx context.Context, db DBTX) (bool, error) {
-	row := db.QueryRow(ctx, lLMDataAccess)
+	row := db.QueryRow(ctx, LLMDataAccess)
 	var llm_data_access bool
 	err := row.Scan(&llm_data_access)
 	return llm_data_access, err
 }
 
-const listTenants = `-- name: ListTenants :many
+const ListTenants = `-- name: ListTenants :many
 SELECT id, name, slug, is_active, created_at, updated_at, llm_data_access, limits FROM dbchat_ops.list_tenants() ORDER BY created_at, id
 `
 
 // The one cross-tenant read (operator only): a SECURITY DEFINER function
 // owned by dbchat_operator, the only role that bypasses the policy.
 func (q *Queries) ListTenants(ctx context.Context, db DBTX) ([]Tenant, error) {
-	rows, err := db.Query(ctx, listTenants)
+	rows, err := db.Query(ctx, ListTenants)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (q *Queries) ListTenants(ctx context.Context, db DBTX) ([]Tenant, error) {
 	return items, nil
 }
 
-const setLLMDataAccess = `-- name: SetLLMDataAccess :one
+const SetLLMDataAccess = `-- name: SetLLMDataAccess :one
 UPDATE dbchat.tenants SET llm_data_access = $1, updated_at = now()
 WHERE id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)
 RETURNING id, name, slug, is_active, created_at, updated_at, llm_data_access, limits
@@ -106,7 +106,7 @@ RETURNING id, name, slug, is_active, created_at, updated_at, llm_data_access, li
 
 // A tenant admin's choice (PATCH /v1/tenant), on its own tenant's row.
 func (q *Queries) SetLLMDataAccess(ctx context.Context, db DBTX, llmDataAccess bool) (Tenant, error) {
-	row := db.QueryRow(ctx, setLLMDataAccess, llmDataAccess)
+	row := db.QueryRow(ctx, SetLLMDataAccess, llmDataAccess)
 	var i Tenant
 	err := row.Scan(
 		&i.ID,
@@ -121,7 +121,7 @@ func (q *Queries) SetLLMDataAccess(ctx context.Context, db DBTX, llmDataAccess b
 	return i, err
 }
 
-const setTenantActive = `-- name: SetTenantActive :execrows
+const SetTenantActive = `-- name: SetTenantActive :execrows
 UPDATE dbchat.tenants SET is_active = $2, updated_at = now() WHERE id = $1
 `
 
@@ -131,14 +131,14 @@ type SetTenantActiveParams struct {
 }
 
 func (q *Queries) SetTenantActive(ctx context.Context, db DBTX, arg SetTenantActiveParams) (int64, error) {
-	result, err := db.Exec(ctx, setTenantActive, arg.ID, arg.IsActive)
+	result, err := db.Exec(ctx, SetTenantActive, arg.ID, arg.IsActive)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const updateTenant = `-- name: UpdateTenant :one
+const UpdateTenant = `-- name: UpdateTenant :one
 UPDATE dbchat.tenants
 SET name       = coalesce($1, name),
     is_active  = coalesce($2, is_active),
@@ -156,7 +156,7 @@ type UpdateTenantParams struct {
 // Runs in a transaction whose tenant is the one being changed, so the policy
 // admits exactly that row.
 func (q *Queries) UpdateTenant(ctx context.Context, db DBTX, arg UpdateTenantParams) (Tenant, error) {
-	row := db.QueryRow(ctx, updateTenant, arg.Name, arg.IsActive, arg.ID)
+	row := db.QueryRow(ctx, UpdateTenant, arg.Name, arg.IsActive, arg.ID)
 	var i Tenant
 	err := row.Scan(
 		&i.ID,

@@ -12,7 +12,7 @@ import (
 	pgvector_go "github.com/pgvector/pgvector-go"
 )
 
-const createTrainingData = `-- name: CreateTrainingData :one
+const CreateTrainingData = `-- name: CreateTrainingData :one
 INSERT INTO dbchat.training_data (model_id, kind, question, content, embedding, embedder)
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING tenant_id, id, model_id, user_id, kind, question, content, embedding, embedder, created_at, source, verified_by, verified_at
@@ -28,7 +28,7 @@ type CreateTrainingDataParams struct {
 }
 
 func (q *Queries) CreateTrainingData(ctx context.Context, db DBTX, arg CreateTrainingDataParams) (TrainingData, error) {
-	row := db.QueryRow(ctx, createTrainingData,
+	row := db.QueryRow(ctx, CreateTrainingData,
 		arg.ModelID,
 		arg.Kind,
 		arg.Question,

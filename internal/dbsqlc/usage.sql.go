@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const feedbackDays = `-- name: FeedbackDays :many
+const FeedbackDays = `-- name: FeedbackDays :many
 SELECT (feedback_at AT TIME ZONE 'UTC')::date AS day,
     count(*) FILTER (WHERE feedback_correct) AS up,
     count(*) FILTER (WHERE NOT feedback_correct) AS down,
@@ -40,7 +40,7 @@ type FeedbackDaysRow struct {
 // per entry, the latest): up confirms, down says wrong, a correction
 // carries SQL.
 func (q *Queries) FeedbackDays(ctx context.Context, db DBTX, arg FeedbackDaysParams) ([]FeedbackDaysRow, error) {
-	rows, err := db.Query(ctx, feedbackDays, arg.FromDay, arg.ToDay)
+	rows, err := db.Query(ctx, FeedbackDays, arg.FromDay, arg.ToDay)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (q *Queries) FeedbackDays(ctx context.Context, db DBTX, arg FeedbackDaysPar
 	return items, nil
 }
 
-const firstAdmin = `-- name: FirstAdmin :many
+const FirstAdmin = `-- name: FirstAdmin :many
 SELECT id FROM dbchat.users WHERE role = 'admin' ORDER BY created_at, id LIMIT 1
 `
 
@@ -72,7 +72,7 @@ SELECT id FROM dbchat.users WHERE role = 'admin' ORDER BY created_at, id LIMIT 1
 // tenant's analytics as this admin, since query_history's owner_or_admin
 // policy shows feedback to the tenant's admins only.
 func (q *Queries) FirstAdmin(ctx context.Context, db DBTX) ([]uuid.UUID, error) {
-	rows, err := db.Query(ctx, firstAdmin)
+	rows, err := db.Query(ctx, FirstAdmin)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (q *Queries) FirstAdmin(ctx context.Context, db DBTX) ([]uuid.UUID, error) 
 	return items, nil
 }
 
-const recordUsage = `-- name: RecordUsage :exec
+const RecordUsage = `-- name: RecordUsage :exec
 
 WITH ev AS (
     INSERT INTO dbchat.usage_events (kind, outcome, first_try, history_id, generator, llm_model, llm_calls,
@@ -168,7 +168,7 @@ type RecordUsageParams struct {
 // the function (SET search_path, not inlinable) was planned afresh on
 // each of its four calls and cost more than the rest of the statement.
 func (q *Queries) RecordUsage(ctx context.Context, db DBTX, arg RecordUsageParams) error {
-	_, err := db.Exec(ctx, recordUsage,
+	_, err := db.Exec(ctx, RecordUsage,
 		arg.RetrieveHist,
 		arg.GenerateHist,
 		arg.ValidateHist,
@@ -193,7 +193,7 @@ func (q *Queries) RecordUsage(ctx context.Context, db DBTX, arg RecordUsageParam
 	return err
 }
 
-const tableStorage = `-- name: TableStorage :many
+const TableStorage = `-- name: TableStorage :many
 SELECT t.name, pg_catalog.pg_total_relation_size(c.oid)::bigint AS bytes
 FROM dbchat.database_tables t
 JOIN pg_catalog.pg_namespace n ON n.nspname = dbchat.tenant_schema()
@@ -210,7 +210,7 @@ type TableStorageRow struct {
 // TOAST), from the catalog: dbchat_app may read pg_class and call
 // pg_total_relation_size; the tenant's schema is its own (tenant_schema()).
 func (q *Queries) TableStorage(ctx context.Context, db DBTX) ([]TableStorageRow, error) {
-	rows, err := db.Query(ctx, tableStorage)
+	rows, err := db.Query(ctx, TableStorage)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func (q *Queries) TableStorage(ctx context.Context, db DBTX) ([]TableStorageRow,
 	return items, nil
 }
 
-const trainingRowsPerModel = `-- name: TrainingRowsPerModel :many
+const TrainingRowsPerModel = `-- name: TrainingRowsPerModel :many
 SELECT m.name, count(d.id)::bigint AS rows
 FROM dbchat.models m
 LEFT JOIN dbchat.training_data d ON d.tenant_id = m.tenant_id AND d.model_id = m.id
@@ -244,7 +244,7 @@ type TrainingRowsPerModelRow struct {
 
 // Training rows of each of the tenant's models.
 func (q *Queries) TrainingRowsPerModel(ctx context.Context, db DBTX) ([]TrainingRowsPerModelRow, error) {
-	rows, err := db.Query(ctx, trainingRowsPerModel)
+	rows, err := db.Query(ctx, TrainingRowsPerModel)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func (q *Queries) TrainingRowsPerModel(ctx context.Context, db DBTX) ([]Training
 	return items, nil
 }
 
-const usageDays = `-- name: UsageDays :many
+const UsageDays = `-- name: UsageDays :many
 SELECT day, kind, generator, llm_model, requests, answered, refused, failed, first_try, empty_results,
     llm_calls, tokens_in, tokens_out, rows_returned, rows_imported,
     retrieve_hist, generate_hist, validate_hist, execute_hist
@@ -301,7 +301,7 @@ type UsageDaysRow struct {
 
 // The rollup rows of a range of UTC days, oldest first.
 func (q *Queries) UsageDays(ctx context.Context, db DBTX, arg UsageDaysParams) ([]UsageDaysRow, error) {
-	rows, err := db.Query(ctx, usageDays, arg.FromDay, arg.ToDay)
+	rows, err := db.Query(ctx, UsageDays, arg.FromDay, arg.ToDay)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const createUser = `-- name: CreateUser :one
+const CreateUser = `-- name: CreateUser :one
 INSERT INTO dbchat.users (email, name, role)
 VALUES ($1, $2, $3)
 RETURNING tenant_id, id, email, name, role, is_active, created_at, identity_provider_id, subject
@@ -24,7 +24,7 @@ type CreateUserParams struct {
 }
 
 func (q *Queries) CreateUser(ctx context.Context, db DBTX, arg CreateUserParams) (User, error) {
-	row := db.QueryRow(ctx, createUser, arg.Email, arg.Name, arg.Role)
+	row := db.QueryRow(ctx, CreateUser, arg.Email, arg.Name, arg.Role)
 	var i User
 	err := row.Scan(
 		&i.TenantID,
@@ -40,21 +40,21 @@ func (q *Queries) CreateUser(ctx context.Context, db DBTX, arg CreateUserParams)
 	return i, err
 }
 
-const deleteUser = `-- name: DeleteUser :execrows
+const DeleteUser = `-- name: DeleteUser :execrows
 DELETE FROM dbchat.users WHERE id = $1
 `
 
 // The user's keys go with it (ON DELETE CASCADE); its tables, training data
 // and history stay, with user_id set to NULL.
 func (q *Queries) DeleteUser(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, deleteUser, id)
+	result, err := db.Exec(ctx, DeleteUser, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const getMe = `-- name: GetMe :one
+const GetMe = `-- name: GetMe :one
 SELECT t.id, t.name, t.slug, t.is_active, t.created_at, t.updated_at, t.llm_data_access, t.limits, u.tenant_id, u.id, u.email, u.name, u.role, u.is_active, u.created_at, u.identity_provider_id, u.subject
 FROM dbchat.users u
 JOIN dbchat.tenants t ON t.id = u.tenant_id
@@ -68,7 +68,7 @@ type GetMeRow struct {
 
 // The tenant and user behind a key, in one statement (one round trip).
 func (q *Queries) GetMe(ctx context.Context, db DBTX, id uuid.UUID) (GetMeRow, error) {
-	row := db.QueryRow(ctx, getMe, id)
+	row := db.QueryRow(ctx, GetMe, id)
 	var i GetMeRow
 	err := row.Scan(
 		&i.Tenant.ID,
@@ -92,12 +92,12 @@ func (q *Queries) GetMe(ctx context.Context, db DBTX, id uuid.UUID) (GetMeRow, e
 	return i, err
 }
 
-const getUser = `-- name: GetUser :one
+const GetUser = `-- name: GetUser :one
 SELECT tenant_id, id, email, name, role, is_active, created_at, identity_provider_id, subject FROM dbchat.users WHERE id = $1
 `
 
 func (q *Queries) GetUser(ctx context.Context, db DBTX, id uuid.UUID) (User, error) {
-	row := db.QueryRow(ctx, getUser, id)
+	row := db.QueryRow(ctx, GetUser, id)
 	var i User
 	err := row.Scan(
 		&i.TenantID,
@@ -113,12 +113,12 @@ func (q *Queries) GetUser(ctx context.Context, db DBTX, id uuid.UUID) (User, err
 	return i, err
 }
 
-const listUsers = `-- name: ListUsers :many
+const ListUsers = `-- name: ListUsers :many
 SELECT tenant_id, id, email, name, role, is_active, created_at, identity_provider_id, subject FROM dbchat.users ORDER BY created_at, id
 `
 
 func (q *Queries) ListUsers(ctx context.Context, db DBTX) ([]User, error) {
-	rows, err := db.Query(ctx, listUsers)
+	rows, err := db.Query(ctx, ListUsers)
 	if err != nil {
 		return nil, err
 	}

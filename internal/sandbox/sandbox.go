@@ -117,11 +117,11 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 		}
 		return Result{}, withHistory(apperr.Errorf(apperr.SQLFailed, "%s", msg), hid, herr)
 	}
-	if res.Security, err = s.security(ctx, id, req.SQL, tree); err != nil {
-		return Result{}, err
-	}
+	// The receipt's policies are read in the history write's round trip.
+	sec, reads := s.security(id, req.SQL, tree)
 	n := int64(res.RowCount)
-	res.HistoryID, err = s.record(ctx, req, "success", "", &n, &res.ElapsedMS)
+	res.HistoryID, err = s.record(ctx, req, "success", "", &n, &res.ElapsedMS, reads)
+	res.Security = *sec
 	return res, err
 }
 
@@ -223,8 +223,9 @@ func (s *Service) execute(ctx context.Context, tenantID uuid.UUID, req Request) 
 }
 
 // record writes the statement's outcome to query_history (runtime role, the
-// caller's tenant transaction).
-func (s *Service) record(ctx context.Context, req Request, status, msg string, rows *int64, execMS *float64) (uuid.UUID, error) {
+// caller's tenant transaction), after the reads in also (nil: none) in the
+// same round trip.
+func (s *Service) record(ctx context.Context, req Request, status, msg string, rows *int64, execMS *float64, also ...*pgx.Batch) (uuid.UUID, error) {
 	var errText *string
 	if msg != "" {
 		errText = &msg
@@ -235,6 +236,11 @@ func (s *Service) record(ctx context.Context, req Request, status, msg string, r
 	}
 	var h dbsqlc.QueryHistory
 	err := s.db.Once(ctx, func(tx tenant.Conn) error {
+		for _, b := range also {
+			if b != nil {
+				tx.Defer(b)
+			}
+		}
 		var err error
 		h, err = dbsqlc.New().CreateQueryHistory(ctx, tx, dbsqlc.CreateQueryHistoryParams{
 			ModelID: req.ModelID, Question: req.Question, GeneratedSql: sql, Status: status,

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -119,10 +120,13 @@ LEFT JOIN pg_catalog.pg_policies p
 WHERE n.nspname = $1 AND c.relname = ANY ($2::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ORDER BY c.relname, p.policyname`
 
-// security builds the receipt of sql (parsed as tree, or nil), run for id.
-func (s *Service) security(ctx context.Context, id tenant.Identity, sql string, tree *pg_query.ParseResult) (Security, error) {
+// security builds the receipt of sql (parsed as tree, or nil), run for id:
+// what the identity says, and a batch that reads the policies of the
+// tables sql reads into it (nil when it reads none). The batch must run in
+// a tenant transaction, alone or deferred, before the receipt is used.
+func (s *Service) security(id tenant.Identity, sql string, tree *pg_query.ParseResult) (*Security, *pgx.Batch) {
 	schema := tenant.Schema(id.TenantID)
-	sec := Security{TenantID: id.TenantID, Role: string(id.Role), Claims: []string{},
+	sec := &Security{TenantID: id.TenantID, Role: string(id.Role), Claims: []string{},
 		DatabaseRole: tenant.ReadRole(id.TenantID, id), SessionRole: QueryRole, Tables: []TableSecurity{}}
 	if id.UserID != uuid.Nil {
 		u := id.UserID
@@ -136,12 +140,8 @@ func (s *Service) security(ctx context.Context, id tenant.Identity, sql string, 
 	if len(names) == 0 {
 		return sec, nil
 	}
-	err := s.db.Once(ctx, func(tx tenant.Conn) error {
-		rows, err := tx.Query(ctx, securityPolicies, schema, names)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
+	b := &pgx.Batch{}
+	b.Queue(securityPolicies, schema, names).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var table string
 			var enabled, forced bool
@@ -166,7 +166,7 @@ func (s *Service) security(ctx context.Context, id tenant.Identity, sql string, 
 		}
 		return rows.Err()
 	})
-	return sec, err
+	return sec, b
 }
 
 func deref(s *string) string {
@@ -195,5 +195,10 @@ func (s *Service) Receipt(ctx context.Context, sql string) (Security, error) {
 	if !ok {
 		return Security{}, apperr.Errorf(apperr.Internal, "sandbox without identity")
 	}
-	return s.security(ctx, id, sql, nil)
+	sec, reads := s.security(id, sql, nil)
+	if reads == nil {
+		return *sec, nil
+	}
+	err := s.db.Once(ctx, func(tx tenant.Conn) error { return tx.RunBatch(ctx, reads) })
+	return *sec, err
 }
