@@ -24,6 +24,7 @@ import (
 	"github.com/dbchat/dbchat/internal/interpret"
 	"github.com/dbchat/dbchat/internal/nlsql"
 	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/sqlguard"
 	"github.com/dbchat/dbchat/internal/tenant"
 	"github.com/dbchat/dbchat/internal/usage"
 )
@@ -215,10 +216,11 @@ func (s *Service) answer(ctx context.Context, req Request, want chart.Type) (Ans
 	a.Timings.EmbedMS = since(start)
 
 	start = time.Now()
-	in, modelID, pairs, err := s.context(ctx, req, vecs[0])
+	in, found, err := s.context(ctx, req, vecs[0])
 	if err != nil {
 		return Answer{}, err
 	}
+	modelID, pairs := found.modelID, found.pairs
 	a.Timings.RetrieveMS = since(start)
 	req.use.RetrieveMS = ptr(a.Timings.EmbedMS + a.Timings.RetrieveMS)
 	for _, m := range pairs {
@@ -248,7 +250,7 @@ func (s *Service) answer(ctx context.Context, req Request, want chart.Type) (Ans
 		a, err = s.validateOnly(ctx, a, req, modelID)
 	} else {
 		req.progress(Executing, a.SQL)
-		a, err = s.execute(ctx, a, in, req, modelID)
+		a, err = s.execute(ctx, a, in, req, modelID, &found.policy)
 	}
 	if err != nil {
 		return Answer{}, err
@@ -308,7 +310,7 @@ func textRows(rows [][]json.RawMessage) [][]string {
 
 // execute runs the SQL in the sandbox, giving the generator one (or
 // Corrections) chance to fix a statement the database refused.
-func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req Request, modelID uuid.UUID) (Answer, error) {
+func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req Request, modelID uuid.UUID, policy *sqlguard.Policy) (Answer, error) {
 	rounds := s.Corrections
 	if rounds == 0 {
 		rounds = 1
@@ -316,7 +318,7 @@ func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req 
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		gen := a.Timings.GenerateMS
-		res, err := s.SQL.Run(ctx, sandbox.Request{SQL: a.SQL, MaxRows: req.Limit, Question: &req.Question, ModelID: &modelID, GenTimeMS: &gen})
+		res, err := s.SQL.Run(ctx, sandbox.Request{SQL: a.SQL, MaxRows: req.Limit, Question: &req.Question, ModelID: &modelID, GenTimeMS: &gen, Policy: policy})
 		a.Timings.ExecuteMS = since(start)
 		req.use.ran(a.Timings.ExecuteMS, res.ElapsedMS, err, attempt)
 		if err == nil {
@@ -362,27 +364,36 @@ func (s *Service) validateOnly(ctx context.Context, a Answer, req Request, model
 	return a, err
 }
 
+// retrieved is what context found besides the generator's input.
+type retrieved struct {
+	modelID uuid.UUID
+	pairs   []nlsql.Match
+	policy  sqlguard.Policy // layer 1's, for the sandbox (sandbox.PolicyBatch)
+}
+
 // context resolves the model and gathers what the generator may see: the
 // retrieved pairs (also returned as retrieved, with their ids and
 // verification), DDL and documentation, and the catalog. Rows in
 // req.Exclude are left out; pairs trained with the question itself come
-// first (nlsql.Retriever.Question).
-func (s *Service) context(ctx context.Context, req Request, vec []float32) (generate.Input, uuid.UUID, []nlsql.Match, error) {
+// first (nlsql.Retriever.Question). The sandbox's policy is read in the same
+// transaction, so that running the answer costs no round trip for it.
+func (s *Service) context(ctx context.Context, req Request, vec []float32) (generate.Input, retrieved, error) {
 	in := generate.Input{Question: req.Question, FindValues: s.SQL.FindValues, Turns: req.Turns}
-	var modelID uuid.UUID
-	var pairs []nlsql.Match
+	var r retrieved
 	var rows []dbsqlc.ListActiveCatalogRow
 	catalog := activeCatalog(&rows)
 	err := s.DB.Tx(ctx, func(tx tenant.Conn) error {
 		var err error
-		if modelID, err = nlsql.ModelID(ctx, tx, req.Model); err != nil {
+		if r.modelID, err = nlsql.ModelID(ctx, tx, req.Model); err != nil {
 			return err
 		}
-		found, err := nlsql.Retriever{Exclude: req.Exclude, Question: req.Question}.Retrieve(ctx, tx, modelID, s.Embedder.Name(), vec, s.Ks)
+		id, _ := tenant.FromContext(ctx)
+		tx.Defer(sandbox.PolicyBatch(id.TenantID, &r.policy)) // read with the set sizes
+		found, err := nlsql.Retriever{Exclude: req.Exclude, Question: req.Question}.Retrieve(ctx, tx, r.modelID, s.Embedder.Name(), vec, s.Ks)
 		if err != nil {
 			return err
 		}
-		pairs = found.SQL
+		r.pairs = found.SQL
 		for _, m := range found.SQL {
 			in.Examples = append(in.Examples, generate.Example{Question: m.Question, SQL: m.Content, Distance: m.Distance})
 		}
@@ -396,7 +407,7 @@ func (s *Service) context(ctx context.Context, req Request, vec []float32) (gene
 		return nil
 	})
 	in.Tables = tables(rows)
-	return in, modelID, pairs, err
+	return in, r, err
 }
 
 // activeCatalog is a batch that reads the tenant's active catalog

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -320,4 +321,36 @@ func TestSampleIsBounded(t *testing.T) {
 	}
 	require.LessOrEqual(t, size, generate.MaxSampleBytes)
 	require.NotContains(t, generate.SummaryPrompt(s), strings.Repeat("v", generate.MaxSampleValue+1))
+}
+
+// An executed question costs six round trips on the runtime pool: the
+// model, the set sizes (with the sandbox's policy), the search, the
+// catalog (with COMMIT), the receipt with the history write, and the usage
+// rollup. Each fold (tenant.Conn.Defer) is pinned here.
+func TestAskRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	var writes atomic.Int64
+	db := tenant.New(d.CountingAppPool(t, &writes))
+	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(box.Close)
+	store := &nlsql.Store{DB: db, Embedder: embed.NewLocal()}
+	w := &world{db: db, store: store, svc: ask.New(db, sandbox.New(db, box), store, generate.NewOffline())}
+	a := dbtest.NewTenant(t, db, "A")
+	require.NoError(t, db.TxAs(ctx, a.Identity, func(tx tenant.Conn) error { return demo.Seed(ctx, tx) }))
+	w.train(t, a, "default", nlsql.NewItem{Kind: nlsql.KindSQL, Question: "How many customers do we have?", Content: "SELECT count(*) FROM customers"})
+	actx := tenant.NewContext(ctx, a.Identity)
+	svc := w.svc
+	for i := range 2 { // the first pass prepares the statements
+		writes.Store(0)
+		ans, err := svc.Ask(actx, ask.Request{Question: "How many customers do we have?", Execute: true})
+		require.NoError(t, err)
+		require.Equal(t, `"4"`, string(ans.Rows[0][0]))
+		require.Len(t, ans.Security.Tables, 1, "the receipt was read")
+		if i == 1 {
+			require.Equal(t, int64(6), writes.Load(), "round trips of one question")
+		}
+	}
 }

@@ -60,6 +60,10 @@ type Request struct {
 	Question  *string       // set by the NL→SQL path
 	ModelID   *uuid.UUID
 	GenTimeMS *float64
+	// Policy is layer 1's policy when the caller has read it already, in
+	// a tenant transaction of the same request (PolicyBatch), to spare
+	// Run the round trip; nil: Run reads it.
+	Policy *sqlguard.Policy
 }
 
 // Column describes a result column.
@@ -88,7 +92,7 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 		return Result{}, apperr.Errorf(apperr.Internal, "sandbox without identity")
 	}
 	req = withDefaults(req)
-	tree, err := s.validate(ctx, req.SQL)
+	tree, err := s.validate(ctx, req.SQL, req.Policy)
 	if err != nil {
 		var rej *sqlguard.Rejection
 		if !errors.As(err, &rej) {
@@ -137,23 +141,27 @@ func withDefaults(req Request) Request {
 	return req
 }
 
-// validate runs layer 1 against the tenant's current tables and returns
-// the accepted statement's parse tree (nil when the parser is skipped).
-func (s *Service) validate(ctx context.Context, sql string) (*pg_query.ParseResult, error) {
+// validate runs layer 1 against the tenant's current tables (p, or read
+// now when nil) and returns the accepted statement's parse tree (nil when
+// the parser is skipped).
+func (s *Service) validate(ctx context.Context, sql string, p *sqlguard.Policy) (*pg_query.ParseResult, error) {
 	if s.skipParser {
 		return nil, nil
 	}
-	id, _ := tenant.FromContext(ctx)
-	var p sqlguard.Policy
-	err := s.db.Once(ctx, func(tx tenant.Conn) error {
-		var err error
-		p, err = TenantPolicy(ctx, tx, id.TenantID)
-		return err
-	})
-	if err != nil {
-		return nil, err
+	if p == nil {
+		id, _ := tenant.FromContext(ctx)
+		var read sqlguard.Policy
+		err := s.db.Once(ctx, func(tx tenant.Conn) error {
+			var err error
+			read, err = TenantPolicy(ctx, tx, id.TenantID)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		p = &read
 	}
-	return sqlguard.Inspect(sql, p)
+	return sqlguard.Inspect(sql, *p)
 }
 
 // TenantPolicy is layer 1's policy for a tenant: its data schema and the
@@ -166,6 +174,23 @@ func TenantPolicy(ctx context.Context, tx dbsqlc.DBTX, tenantID uuid.UUID) (sqlg
 	if err != nil {
 		return sqlguard.Policy{}, err
 	}
+	return policyOf(tenantID, tables), nil
+}
+
+// PolicyBatch is a batch that reads TenantPolicy's policy into p, for a
+// caller that sends it along with its own statements (tenant.Conn.Defer)
+// and hands p to Run (Request.Policy).
+func PolicyBatch(tenantID uuid.UUID, p *sqlguard.Policy) *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(dbsqlc.ListTableColumns).Query(func(rows pgx.Rows) error {
+		tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dbsqlc.ListTableColumnsRow])
+		*p = policyOf(tenantID, tables)
+		return err
+	})
+	return b
+}
+
+func policyOf(tenantID uuid.UUID, tables []dbsqlc.ListTableColumnsRow) sqlguard.Policy {
 	p := sqlguard.Policy{
 		Schema:  tenant.Schema(tenantID),
 		Tables:  make(map[string]bool, len(tables)),
@@ -179,7 +204,7 @@ func TenantPolicy(ctx context.Context, tx dbsqlc.DBTX, tenantID uuid.UUID) (sqlg
 		}
 		p.Columns[t.Name] = cols
 	}
-	return p, nil
+	return p
 }
 
 // execute runs layer 2 and encodes rows as they stream in, within the row
@@ -297,7 +322,7 @@ func withHistory(e *apperr.Error, historyID uuid.UUID, herr error) error {
 // Validate runs layer 1 only: a *sqlguard.Rejection wrapped as an
 // apperr.SQLRejected error, or nil.
 func (s *Service) Validate(ctx context.Context, sql string) error {
-	_, err := s.validate(ctx, sql)
+	_, err := s.validate(ctx, sql, nil)
 	var rej *sqlguard.Rejection
 	if errors.As(err, &rej) {
 		return apperr.Errorf(apperr.SQLRejected, "%s", rej.Reason)
