@@ -151,6 +151,7 @@ func TestPipelinePhase(t *testing.T) {
 		{"BEGIN", "SELECT set_config('app.tenant_id', $1, true)", "-- name: ListTables :many\nSELECT 1"},
 		{"SAVEPOINT nlsql_retrieve", "SELECT set_config('hnsw.ef_search', $1, true)", "SELECT 'sql' AS kind FROM x ORDER BY embedding <=> $3", "ROLLBACK TO SAVEPOINT nlsql_retrieve", "RELEASE SAVEPOINT nlsql_retrieve"},
 		{"-- name: ListActiveCatalog :many\nSELECT 1", "COMMIT"},
+		{"-- name: ListTableColumns :many\nSELECT 1", "-- name: CountRetrievable :one\nSELECT current_setting('app.tenant_id')"},
 		{"SELECT set_config('app.tenant_id', $1, true)", "\nSELECT c.relname::text, c.relrowsecurity FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_policies p", "-- name: CreateQueryHistory :one\nINSERT 1"},
 	} {
 		tr.end(tr.start(context.Background(), sqls...))
@@ -160,7 +161,7 @@ func TestPipelinePhase(t *testing.T) {
 		names = append(names, p.Name)
 	}
 	want := []string{"BEGIN + tenant setting + ListTables", "HNSW retrieval pipeline (savepoint, settings, a search per ef_search, rollback)",
-		"ListActiveCatalog + COMMIT", "tenant setting + security receipt (policies of the tables read) + CreateQueryHistory"}
+		"ListActiveCatalog + COMMIT", "ListTableColumns + CountRetrievable", "tenant setting + security receipt (policies of the tables read) + CreateQueryHistory"}
 	if !slices.Equal(names, want) {
 		t.Errorf("got %q, want %q", names, want)
 	}

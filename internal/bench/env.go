@@ -543,7 +543,7 @@ func pipelinePhase(sqls []string) string {
 		switch {
 		case i == 0 && sql == "BEGIN" && len(sqls) > 1:
 			names = append(names, "BEGIN")
-		case i < 2 && len(sqls) > 1 && strings.Contains(sql, "app.tenant_id"):
+		case i < 2 && len(sqls) > 1 && strings.Contains(sql, "set_config('app.tenant_id'"):
 			names = append(names, "tenant setting")
 		default:
 			names = append(names, statementPhase(sql))
