@@ -39,7 +39,7 @@ DELETE FROM dbchat.conversations WHERE id = $1;
 -- What a new turn needs, in one statement: the conversation (one row even
 -- without turns) and its latest answered turns, oldest first. No row: not
 -- found (or another member's, which the policy hides alike).
-SELECT c.user_id, m.name AS model, c.archived, coalesce(x.resolved_question, '') AS resolved_question, x.sql
+SELECT c.user_id, m.name AS model, m.id AS model_id, c.archived, coalesce(x.resolved_question, '') AS resolved_question, x.sql
 FROM dbchat.conversations c
 JOIN dbchat.models m ON m.tenant_id = c.tenant_id AND m.id = c.model_id
 LEFT JOIN LATERAL (

@@ -62,8 +62,12 @@ func New(db *tenant.DB, sql *sandbox.Service, store *nlsql.Store, gen generate.G
 type Request struct {
 	Question string
 	Model    string // default "default"
-	Execute  bool
-	Limit    int
+	// ModelID is Model's id when the caller has looked it up already (a
+	// conversation's turn), to spare retrieval the lookup; it is read
+	// under the tenant's policies like the name.
+	ModelID uuid.UUID
+	Execute bool
+	Limit   int
 	// ChartType asks for a chart type (chart.Types); empty lets the rules
 	// of internal/chart choose.
 	ChartType string
@@ -384,8 +388,10 @@ func (s *Service) context(ctx context.Context, req Request, vec []float32) (gene
 	catalog := activeCatalog(&rows)
 	err := s.DB.Tx(ctx, func(tx tenant.Conn) error {
 		var err error
-		if r.modelID, err = nlsql.ModelID(ctx, tx, req.Model); err != nil {
-			return err
+		if r.modelID = req.ModelID; r.modelID == uuid.Nil {
+			if r.modelID, err = nlsql.ModelID(ctx, tx, req.Model); err != nil {
+				return err
+			}
 		}
 		id, _ := tenant.FromContext(ctx)
 		tx.Defer(sandbox.PolicyBatch(id.TenantID, &r.policy)) // read with the set sizes

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/ask"
+	"github.com/dbchat/dbchat/internal/conversation"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/demo"
@@ -351,6 +352,21 @@ func TestAskRoundTrips(t *testing.T) {
 		require.Len(t, ans.Security.Tables, 1, "the receipt was read")
 		if i == 1 {
 			require.Equal(t, int64(6), writes.Load(), "round trips of one question")
+		}
+	}
+
+	// A conversation's turn adds reading the conversation and recording
+	// the turn, and saves the model's lookup (the conversation names it).
+	conv := conversation.New(db, svc)
+	c, err := conv.Create(actx, "", "counted")
+	require.NoError(t, err)
+	for i := range 2 {
+		writes.Store(0)
+		turn, err := conv.Ask(actx, c.ID, ask.Request{Question: "How many customers do we have?"})
+		require.NoError(t, err)
+		require.Equal(t, `"4"`, string(turn.Answer.Rows[0][0]))
+		if i == 1 {
+			require.Equal(t, int64(7), writes.Load(), "round trips of one turn")
 		}
 	}
 }

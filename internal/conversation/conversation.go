@@ -257,7 +257,7 @@ func (s *Service) Ask(ctx context.Context, id uuid.UUID, req ask.Request) (Turn,
 		return Turn{}, err
 	}
 	turn := Turn{Question: strings.TrimSpace(req.Question)}
-	req.Model, req.Execute, req.Limit, req.Turns, req.Kind = c.Model, true, 0, prior, usage.Conversation
+	req.Model, req.ModelID, req.Execute, req.Limit, req.Turns, req.Kind = c.Model, c.ModelID, true, 0, prior, usage.Conversation
 	a, askErr := s.ask.Ask(ctx, req)
 	switch {
 	case askErr == nil:

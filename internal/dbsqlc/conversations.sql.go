@@ -13,7 +13,7 @@ import (
 )
 
 const ConversationForTurn = `-- name: ConversationForTurn :many
-SELECT c.user_id, m.name AS model, c.archived, coalesce(x.resolved_question, '') AS resolved_question, x.sql
+SELECT c.user_id, m.name AS model, m.id AS model_id, c.archived, coalesce(x.resolved_question, '') AS resolved_question, x.sql
 FROM dbchat.conversations c
 JOIN dbchat.models m ON m.tenant_id = c.tenant_id AND m.id = c.model_id
 LEFT JOIN LATERAL (
@@ -34,6 +34,7 @@ type ConversationForTurnParams struct {
 type ConversationForTurnRow struct {
 	UserID           uuid.UUID `json:"user_id"`
 	Model            string    `json:"model"`
+	ModelID          uuid.UUID `json:"model_id"`
 	Archived         bool      `json:"archived"`
 	ResolvedQuestion string    `json:"resolved_question"`
 	Sql              *string   `json:"sql"`
@@ -54,6 +55,7 @@ func (q *Queries) ConversationForTurn(ctx context.Context, db DBTX, arg Conversa
 		if err := rows.Scan(
 			&i.UserID,
 			&i.Model,
+			&i.ModelID,
 			&i.Archived,
 			&i.ResolvedQuestion,
 			&i.Sql,
