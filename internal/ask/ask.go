@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/chart"
@@ -160,7 +161,8 @@ type Answer struct {
 	// ResolvedQuestion is the standalone question the SQL answers: the
 	// question itself, or a follow-up merged with the turn it refines.
 	// History records it; a conversation turn shows it.
-	ResolvedQuestion string `json:"-"`
+	ResolvedQuestion string                `json:"-"`
+	tree             *pg_query.ParseResult // the sandbox's parse of SQL (nil: none)
 }
 
 // AnswerContext is what retrieval contributed, for the caller to inspect.
@@ -259,7 +261,13 @@ func (s *Service) answer(ctx context.Context, req Request, want chart.Type) (Ans
 	if err != nil {
 		return Answer{}, err
 	}
-	a.Interpretation = interpret.Describe(a.SQL) // the statement that ran (or was validated)
+	// The statement that ran (or was validated), from the sandbox's parse
+	// when it has one.
+	if a.tree != nil {
+		a.Interpretation = interpret.DescribeTree(a.tree)
+	} else {
+		a.Interpretation = interpret.Describe(a.SQL)
+	}
 	a, err = present(ctx, a, req.Execute, want, in)
 	if err != nil || !req.Execute {
 		return a, err
@@ -327,6 +335,7 @@ func (s *Service) execute(ctx context.Context, a Answer, in generate.Input, req 
 		req.use.ran(a.Timings.ExecuteMS, res.ElapsedMS, err, attempt)
 		if err == nil {
 			a.Columns, a.Rows, a.RowCount, a.Truncated, a.HistoryID, a.Security = res.Columns, res.Rows, res.RowCount, res.Truncated, res.HistoryID, res.Security
+			a.tree = res.Tree
 			return a, nil
 		}
 		code := apperr.CodeOf(err)

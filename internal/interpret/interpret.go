@@ -40,7 +40,17 @@ const maxLen = 1000
 
 // Describe returns a short English summary of what sql computes. It never
 // panics and never returns "".
-func Describe(sql string) (text string) {
+func Describe(sql string) string {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return capitalize(Undescribed)
+	}
+	return DescribeTree(tree)
+}
+
+// DescribeTree is Describe for a statement parsed already (the sandbox's
+// accepted tree), which it only reads.
+func DescribeTree(tree *pg_query.ParseResult) (text string) {
 	defer func() {
 		if p := recover(); p != nil && onPanic != nil {
 			onPanic(p)
@@ -49,8 +59,7 @@ func Describe(sql string) (text string) {
 			text = capitalize(Undescribed)
 		}
 	}()
-	tree, err := pg_query.Parse(sql)
-	if err != nil || len(tree.GetStmts()) != 1 {
+	if len(tree.GetStmts()) != 1 {
 		return capitalize(Undescribed)
 	}
 	sel := tree.GetStmts()[0].GetStmt().GetSelectStmt()

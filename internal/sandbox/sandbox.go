@@ -83,6 +83,10 @@ type Result struct {
 	// Security is the statement's receipt: who it ran for, as which
 	// database role, under which row policies.
 	Security Security `json:"security"`
+	// Tree is layer 1's parse of the statement (nil when the parser is
+	// skipped), for callers that read it too (interpret.DescribeTree);
+	// read it, never change it.
+	Tree *pg_query.ParseResult `json:"-"`
 }
 
 // Run validates and executes req for the tenant in ctx and records it.
@@ -125,7 +129,7 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 	sec, reads := s.security(id, req.SQL, tree)
 	n := int64(res.RowCount)
 	res.HistoryID, err = s.record(ctx, req, "success", "", &n, &res.ElapsedMS, reads)
-	res.Security = *sec
+	res.Security, res.Tree = *sec, tree
 	return res, err
 }
 
