@@ -315,6 +315,13 @@ func TestDeferRidesAlong(t *testing.T) {
 		b.Queue(seen).QueryRow(func(row pgx.Row) error { return row.Scan(into) })
 		tx.Defer(b)
 	}
+	withBatch := func(tx tenant.Conn, got *string) error {
+		deferSeen(tx, got)
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1`)
+		b.Queue(`SELECT 2`)
+		return tx.RunBatch(ctx, b)
+	}
 	cases := []struct {
 		name   string
 		once   bool
@@ -338,25 +345,13 @@ func TestDeferRidesAlong(t *testing.T) {
 			deferSeen(tx, got)
 			return nil
 		}, false},
-		{"Tx, ahead of a batch", false, 2, func(tx tenant.Conn, got *string) error {
-			deferSeen(tx, got)
-			b := &pgx.Batch{}
-			b.Queue(`SELECT 1`)
-			b.Queue(`SELECT 2`)
-			return tx.RunBatch(ctx, b)
-		}, true},
+		{"Tx, ahead of a batch", false, 2, withBatch, true},
 		{"Once, with its statement", true, 1, func(tx tenant.Conn, got *string) error {
 			deferSeen(tx, got)
 			var n int
 			return tx.QueryRow(ctx, `SELECT 1`).Scan(&n)
 		}, true},
-		{"Once, with a batch", true, 1, func(tx tenant.Conn, got *string) error {
-			deferSeen(tx, got)
-			b := &pgx.Batch{}
-			b.Queue(`SELECT 1`)
-			b.Queue(`SELECT 2`)
-			return tx.RunBatch(ctx, b)
-		}, true},
+		{"Once, with a batch", true, 1, withBatch, true},
 		{"Once, alone", true, 1, func(tx tenant.Conn, got *string) error {
 			deferSeen(tx, got)
 			return nil
