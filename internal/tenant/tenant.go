@@ -188,11 +188,7 @@ func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) 
 		tx.rollback()
 		return Translate(err)
 	}
-	if err := tx.commit(ctx); err != nil {
-		tx.rollback()
-		return Translate(err)
-	}
-	return nil
+	return Translate(tx.commit(ctx))
 }
 
 // acquire takes a pooled connection, waiting at most acquireTimeout. A wait
@@ -489,6 +485,7 @@ func (t *txConn) commit(ctx context.Context) error {
 	}
 	tag, err := t.Exec(ctx, "COMMIT")
 	if err != nil {
+		t.rollback() // a deferred statement ahead of it failed: COMMIT did not run
 		return err
 	}
 	if tag.String() == "ROLLBACK" {
