@@ -251,6 +251,7 @@ func (s *Service) answer(ctx context.Context, req Request, want chart.Type) (Ans
 		return Answer{}, err
 	}
 	a.SQL = out.SQL
+	suggested := suggestMeanwhile(ctx, a.SQL, in)
 	if !req.Execute {
 		req.progress(Validating, a.SQL)
 		a, err = s.validateOnly(ctx, a, req, modelID)
@@ -268,7 +269,8 @@ func (s *Service) answer(ctx context.Context, req Request, want chart.Type) (Ans
 	} else {
 		a.Interpretation = interpret.Describe(a.SQL)
 	}
-	a, err = present(ctx, a, req.Execute, want, in)
+	a.Suggestions = suggested(a.SQL)
+	a, err = present(a, req.Execute, want)
 	if err != nil || !req.Execute {
 		return a, err
 	}

@@ -28,11 +28,9 @@ func chartType(req Request) (chart.Type, error) {
 	return t, err
 }
 
-// present adds what is computed from the answer in hand: the chart and the
-// summary (in Go, from the rows) and the suggested next questions (from
-// the tenant's own retrieved pairs and catalog in in).
-func present(ctx context.Context, a Answer, executed bool, want chart.Type, in generate.Input) (Answer, error) {
-	a.Suggestions = Suggest(ctx, a.SQL, in)
+// present adds what is computed from the rows in hand: the chart and the
+// summary (in Go).
+func present(a Answer, executed bool, want chart.Type) (Answer, error) {
 	if !executed {
 		a.Summary = notRun
 		return a, nil
@@ -45,6 +43,36 @@ func present(ctx context.Context, a Answer, executed bool, want chart.Type, in g
 	var err error
 	a.Chart, err = chart.Choose(cols, a.Rows, want)
 	return a, err
+}
+
+// suggestMeanwhile works out Suggest for sql while the caller validates or
+// runs it (the database's round trips leave the CPU idle). The function it
+// returns waits for the result, or suggests afresh when the statement that
+// ran is another one (a correction round); a panic reaches its caller.
+func suggestMeanwhile(ctx context.Context, sql string, in generate.Input) func(ran string) []string {
+	type result struct {
+		out   []string
+		panic any
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{panic: p}
+			}
+		}()
+		done <- result{out: Suggest(ctx, sql, in)}
+	}()
+	return func(ran string) []string {
+		r := <-done
+		if r.panic != nil {
+			panic(r.panic)
+		}
+		if ran != sql {
+			return Suggest(ctx, ran, in)
+		}
+		return r.out
+	}
 }
 
 // Suggest returns up to MaxSuggestions next questions for in.Question,
