@@ -12,6 +12,7 @@ import (
 	"github.com/dbchat/dbchat/internal/catalog"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/sqlguard"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -116,4 +117,33 @@ func TestTimeoutEndsRunawayQueries(t *testing.T) {
 	// The pool is still usable afterwards.
 	_, err = f.run(t, f.a, `SELECT 1`)
 	require.NoError(t, err)
+}
+
+// A policy read earlier in the request (PolicyBatch, deferred into the
+// caller's transaction) is the one layer 1 checks against; without one, Run
+// reads the tenant's current tables.
+func TestRunUsesTheCallersPolicy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	actx := tenant.NewContext(ctx, f.a.Identity)
+	var read sqlguard.Policy
+	require.NoError(t, f.db.Tx(actx, func(tx tenant.Conn) error {
+		tx.Defer(sandbox.PolicyBatch(f.a.ID, &read))
+		return nil
+	}))
+	require.True(t, read.Tables["items"], "the deferred read ran: %+v", read)
+
+	res, err := f.svc.Run(actx, sandbox.Request{SQL: "SELECT label FROM items ORDER BY id", Policy: &read})
+	require.NoError(t, err)
+	require.Equal(t, 2, res.RowCount)
+	require.NotNil(t, res.Tree, "the accepted parse tree comes back")
+
+	without := read
+	without.Tables = map[string]bool{}
+	_, err = f.svc.Run(actx, sandbox.Request{SQL: "SELECT label FROM items", Policy: &without})
+	require.Equal(t, apperr.SQLRejected, apperr.CodeOf(err), "%v", err)
+
+	_, err = f.svc.Run(actx, sandbox.Request{SQL: "SELECT label FROM items"})
+	require.NoError(t, err, "nil: the current tables")
 }
