@@ -2,8 +2,10 @@ package limits
 
 import (
 	"context"
-	"github.com/google/uuid"
 	"math"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/auth"
@@ -106,10 +108,17 @@ func Exceeded(quota string, limit, used int64, what string) error {
 // Question counts a question (POST /v1/ask or a conversation turn) against
 // questions_per_day, in a statement of its own that commits whatever
 // becomes of the question, and refuses it when the day's questions are
-// spent or the month's LLM tokens are.
+// spent or the month's LLM tokens are. The month's tokens are read in the
+// same round trip (tenant.Conn.Defer).
 func (s *Service) Question(ctx context.Context) error {
 	var row dbsqlc.ConsumeQuotaRow
+	var tokens dbsqlc.QuotaUsedRow
 	err := s.db.Once(ctx, func(tx tenant.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue(dbsqlc.QuotaUsed, LLMTokensPerMonth, s.defaults.int64Of(LLMTokensPerMonth), "month").QueryRow(func(r pgx.Row) error {
+			return r.Scan(&tokens.QuotaLimit, &tokens.Used)
+		})
+		tx.Defer(b)
 		var err error
 		row, err = s.q.ConsumeQuota(ctx, tx, dbsqlc.ConsumeQuotaParams{
 			Quota: QuestionsPerDay, DefaultLimit: s.defaults.int64Of(QuestionsPerDay), Period: "day", N: 1})
@@ -120,23 +129,10 @@ func (s *Service) Question(ctx context.Context) error {
 		return err
 	case !row.Ok:
 		return Exceeded(QuestionsPerDay, row.QuotaLimit, row.Used, "asked today")
+	case tokens.QuotaLimit >= 0 && tokens.Used >= tokens.QuotaLimit:
+		return Exceeded(LLMTokensPerMonth, tokens.QuotaLimit, tokens.Used, "used this month")
 	}
-	return s.checkLLMTokens(ctx)
-}
-
-// checkLLMTokens refuses a question once the month's LLM tokens are spent.
-func (s *Service) checkLLMTokens(ctx context.Context) error {
-	var row dbsqlc.QuotaUsedRow
-	err := s.db.Once(ctx, func(tx tenant.Conn) error {
-		var err error
-		row, err = s.q.QuotaUsed(ctx, tx, dbsqlc.QuotaUsedParams{
-			Quota: LLMTokensPerMonth, DefaultLimit: s.defaults.int64Of(LLMTokensPerMonth), Period: "month"})
-		return err
-	})
-	if err == nil && row.QuotaLimit >= 0 && row.Used >= row.QuotaLimit {
-		return Exceeded(LLMTokensPerMonth, row.QuotaLimit, row.Used, "used this month")
-	}
-	return err
+	return nil
 }
 
 // AddLLMTokens records n tokens an LLM generator reported for the tenant
