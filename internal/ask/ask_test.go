@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -332,8 +331,7 @@ func TestAskRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := dbtest.New(t)
-	var writes atomic.Int64
-	db := tenant.New(d.CountingAppPool(t, &writes))
+	db, writes := d.CountingTenants(t)
 	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
 	require.NoError(t, err)
 	t.Cleanup(box.Close)

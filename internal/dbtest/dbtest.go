@@ -26,6 +26,7 @@ import (
 	"github.com/dbchat/dbchat/db"
 	"github.com/dbchat/dbchat/internal/migrate"
 	"github.com/dbchat/dbchat/internal/pguuid"
+	"github.com/dbchat/dbchat/internal/tenant"
 )
 
 // templateLock serialises template creation across test processes.
@@ -119,6 +120,13 @@ func (d *DB) CountingAppPool(t testing.TB, writes *atomic.Int64) *pgxpool.Pool {
 			return countingConn{Conn: conn, writes: writes}, nil
 		}
 	})
+}
+
+// CountingTenants is a tenant.DB over a CountingAppPool, with its count of
+// round trips.
+func (d *DB) CountingTenants(t testing.TB) (*tenant.DB, *atomic.Int64) {
+	writes := new(atomic.Int64)
+	return tenant.New(d.CountingAppPool(t, writes)), writes
 }
 
 // countingConn counts Write calls on a connection to PostgreSQL.

@@ -2,7 +2,6 @@ package limits_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -19,8 +18,7 @@ func TestQuestionIsOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := dbtest.New(t)
-	var writes atomic.Int64
-	db := tenant.New(d.CountingAppPool(t, &writes))
+	db, writes := d.CountingTenants(t)
 	a := dbtest.NewTenant(t, db, "A")
 	actx := tenant.NewContext(ctx, a.Identity)
 	day, tokens := 3.0, 100.0

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"slices"
 	"sort"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -489,8 +488,7 @@ func TestHistoryBadParameters(t *testing.T) {
 func TestHistoryRoundTrips(t *testing.T) {
 	t.Parallel()
 	d := dbtest.New(t)
-	var writes atomic.Int64
-	db := tenant.New(d.CountingAppPool(t, &writes))
+	db, writes := d.CountingTenants(t)
 	srv := httptest.NewServer(server.New(db, slog.New(slog.NewTextHandler(t.Output(), nil)), server.Config{}))
 	t.Cleanup(srv.Close)
 	a := dbtest.NewTenant(t, db, "History Round Trips")

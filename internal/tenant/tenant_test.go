@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -306,8 +305,7 @@ func TestDeferRidesAlong(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := dbtest.New(t)
-	var writes atomic.Int64
-	db := tenant.New(d.CountingAppPool(t, &writes))
+	db, writes := d.CountingTenants(t)
 	a := dbtest.NewTenant(t, db, "A")
 	const seen = `SELECT current_setting('app.tenant_id')`
 	deferSeen := func(tx tenant.Conn, into *string) {
