@@ -84,6 +84,17 @@ func New(t testing.TB) *DB {
 	return d
 }
 
+// SplitQueryLogins runs migrate with DBCHAT_QUERY_SHARDS=n: the database's
+// tenants, existing and new, are split across n query logins (migration
+// 00031), which share dbchat_query's password.
+func (d *DB) SplitQueryLogins(t testing.TB, n int) {
+	t.Helper()
+	opts := migrate.Options{AdminURL: d.AdminURL, Passwords: passwords(AdminURL(t)), QueryShards: n}
+	if err := migrate.Run(context.Background(), opts); err != nil {
+		t.Fatalf("dbtest: split %s's query logins: %v", d.Name, err)
+	}
+}
+
 // QueryPool opens a dbchat_query pool on the test database, closed at cleanup.
 func (d *DB) QueryPool(t testing.TB, maxConns int32) *pgxpool.Pool {
 	return d.pool(t, d.QueryURL, maxConns)

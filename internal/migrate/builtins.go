@@ -117,11 +117,14 @@ func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
 		DECLARE
 			r text;
 			g text;
+			login text;
+			other text;
 			tb record;
 		BEGIN
 			FOR r IN SELECT 't_' || replace(t.id::text, '-', '') FROM dbchat.tenants t
 			         UNION SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'
 			LOOP
+				login := dbchat.query_login(substr(r, 3, 32)::uuid);
 				IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
 					EXECUTE format('CREATE ROLE %I NOLOGIN INHERIT', r);
 				END IF;
@@ -134,9 +137,17 @@ func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
 						EXECUTE format('GRANT `+SandboxRole+` TO %I', g);
 					END IF;
 					IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members
-					               WHERE roleid = g::regrole AND member = '`+QueryRole+`'::regrole) THEN
-						EXECUTE format('GRANT %I TO `+QueryRole+`', g);
+					               WHERE roleid = g::regrole AND member = login::regrole) THEN
+						EXECUTE format('GRANT %I TO %I', g, login);
 					END IF;
+					-- Only the tenant's own login may become it (a change of
+					-- DBCHAT_QUERY_SHARDS moves tenants between logins).
+					FOR other IN SELECT u.rolname::text FROM pg_catalog.pg_auth_members am
+					             JOIN pg_catalog.pg_roles u ON u.oid = am.member
+					             WHERE am.roleid = g::regrole AND u.rolname ~ '^`+QueryRole+`(_[0-9]+)?$' AND u.rolname <> login
+					LOOP
+						EXECUTE format('REVOKE %I FROM %I', g, other);
+					END LOOP;
 				END LOOP;
 				IF to_regnamespace(r) IS NOT NULL AND NOT has_schema_privilege(r, r, 'USAGE') THEN
 					EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', r, r);

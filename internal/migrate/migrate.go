@@ -38,6 +38,11 @@ type Options struct {
 	Passwords map[string]string
 	// Log receives one line per applied migration; nil discards.
 	Log io.Writer
+	// QueryShards is how many query logins the database's tenants are split
+	// across (dbchat_query, dbchat_query_1, …; DBCHAT_QUERY_SHARDS); 0 keeps
+	// the database's current count (1 when new). Each login takes
+	// Passwords[QueryRole].
+	QueryShards int
 }
 
 // Run brings the database to the latest migration. Running it twice is a no-op.
@@ -84,7 +89,7 @@ func run(ctx context.Context, opts Options, fsys fs.FS) error {
 	if err != nil {
 		return upErr(ctx, provider, err)
 	}
-	return finish(ctx, cfg)
+	return finish(ctx, cfg, opts)
 }
 
 // upErr names the migration that failed and the version the database stays
@@ -207,12 +212,15 @@ var hardenFunctions = []string{
 // transaction: the runtime and auditor roles read the migration version (for
 // /readyz and audits), and built-in functions and catalogs are restricted
 // (restrictBuiltins), which must see the functions the migrations created.
-func finish(ctx context.Context, cfg *pgx.ConnConfig) error {
+func finish(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
+	if err := ensureQueryLogins(ctx, conn, opts.QueryShards, opts.Passwords[QueryRole]); err != nil {
+		return err
+	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		// Two migrate runs would update the same pg_proc and pg_class rows
 		// ("tuple concurrently updated"): one at a time.

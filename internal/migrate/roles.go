@@ -90,36 +90,15 @@ var appRoleSettings = []string{
 // and, when given, login passwords.
 func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]string) error {
 	for _, r := range roleAttributes {
-		var exists bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, r.name).Scan(&exists); err != nil {
+		if err := ensureRole(ctx, conn, r.name, r.attrs, passwords[r.name]); err != nil {
 			return err
-		}
-		verb := "ALTER"
-		if !exists {
-			verb = "CREATE"
-		}
-		stmt := fmt.Sprintf("%s ROLE %s %s", verb, pgx.Identifier{r.name}.Sanitize(), r.attrs)
-		if _, err := conn.Exec(ctx, stmt); err != nil && !isDuplicate(err) {
-			return fmt.Errorf("%s role %s: %w", verb, r.name, err)
-		}
-		if pw := passwords[r.name]; pw != "" && !loginWorks(ctx, conn.Config(), r.name, pw) {
-			// Utility statements take no bind parameters; format() quotes the literal.
-			var alter string
-			if err := conn.QueryRow(ctx, `SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)`, r.name, pw).Scan(&alter); err != nil {
-				return err
-			}
-			if _, err := conn.Exec(ctx, alter); err != nil {
-				return fmt.Errorf("set password of %s: %w", r.name, err)
-			}
 		}
 	}
 	// The query role's sessions are boxed by default, whatever the statement
 	// tries: read-only transactions, bounded time, memory and temp files.
 	// temp_file_limit can only be set by a superuser, hence here.
-	for _, set := range queryRoleSettings {
-		if _, err := conn.Exec(ctx, "ALTER ROLE "+QueryRole+" SET "+set); err != nil {
-			return fmt.Errorf("configure %s (%s): %w", QueryRole, set, err)
-		}
+	if err := configureQueryLogin(ctx, conn, QueryRole); err != nil {
+		return err
 	}
 	for _, set := range appRoleSettings {
 		if _, err := conn.Exec(ctx, "ALTER ROLE "+AppRole+" SET "+set); err != nil {
@@ -147,6 +126,44 @@ func ensureRoles(ctx context.Context, conn *pgx.Conn, passwords map[string]strin
 	if !super {
 		if _, err := conn.Exec(ctx, "GRANT "+OwnerRole+" TO CURRENT_USER"); err != nil {
 			return fmt.Errorf("grant %s to the admin user: %w", OwnerRole, err)
+		}
+	}
+	return nil
+}
+
+// ensureRole creates the role name if missing, (re)applies attrs and, when
+// pw is given and does not already work, sets its password.
+func ensureRole(ctx context.Context, conn *pgx.Conn, name, attrs, pw string) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, name).Scan(&exists); err != nil {
+		return err
+	}
+	verb := "ALTER"
+	if !exists {
+		verb = "CREATE"
+	}
+	stmt := fmt.Sprintf("%s ROLE %s %s", verb, pgx.Identifier{name}.Sanitize(), attrs)
+	if _, err := conn.Exec(ctx, stmt); err != nil && !isDuplicate(err) {
+		return fmt.Errorf("%s role %s: %w", verb, name, err)
+	}
+	if pw != "" && !loginWorks(ctx, conn.Config(), name, pw) {
+		// Utility statements take no bind parameters; format() quotes the literal.
+		var alter string
+		if err := conn.QueryRow(ctx, `SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)`, name, pw).Scan(&alter); err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, alter); err != nil {
+			return fmt.Errorf("set password of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// configureQueryLogin applies queryRoleSettings to a query login.
+func configureQueryLogin(ctx context.Context, conn *pgx.Conn, login string) error {
+	for _, set := range queryRoleSettings {
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+pgx.Identifier{login}.Sanitize()+" SET "+set); err != nil {
+			return fmt.Errorf("configure %s (%s): %w", login, set, err)
 		}
 	}
 	return nil

@@ -1,0 +1,82 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// MaxQueryShards bounds Options.QueryShards: a tenant's shard is one byte
+// of its id modulo the count (migration 00031).
+const MaxQueryShards = 256
+
+// QueryLogin is the login of query shard k: dbchat_query for shard 0,
+// dbchat_query_<k> for the others.
+func QueryLogin(k int) string {
+	if k == 0 {
+		return QueryRole
+	}
+	return QueryRole + "_" + strconv.Itoa(k)
+}
+
+// queryLoginAttrs are every query login's attributes: dbchat_query's.
+var queryLoginAttrs = func() string {
+	for _, r := range roleAttributes {
+		if r.name == QueryRole {
+			return r.attrs
+		}
+	}
+	panic("no " + QueryRole + " in roleAttributes")
+}()
+
+// ensureQueryLogins splits the database's tenants across n query logins
+// (migration 00031; 0 keeps the database's count): it creates the logins
+// dbchat_query_1 … dbchat_query_<n-1> with dbchat_query's attributes,
+// settings and password (pw, when given), lets them connect, and rewrites
+// dbchat.query_shards(). ensureTenantRoles then grants each tenant's roles to
+// its login. conn is the privileged connection to the database.
+func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) error {
+	if n < 0 || n > MaxQueryShards {
+		return fmt.Errorf("DBCHAT_QUERY_SHARDS must be between 1 and %d, got %d", MaxQueryShards, n)
+	}
+	var have int
+	if err := conn.QueryRow(ctx, `SELECT dbchat.query_shards()`).Scan(&have); err != nil {
+		return fmt.Errorf("query shards: %w", err)
+	}
+	if n == 0 {
+		n = have
+	}
+	for k := 1; k < n; k++ {
+		login := QueryLogin(k)
+		if err := ensureRole(ctx, conn, login, queryLoginAttrs, pw); err != nil {
+			return err
+		}
+		if err := configureQueryLogin(ctx, conn, login); err != nil {
+			return err
+		}
+		// A GRANT rewrites the database's catalog row even when it changes
+		// nothing; grant only what is missing.
+		var can bool
+		if err := conn.QueryRow(ctx, `SELECT has_database_privilege($1, current_database(), 'CONNECT')`, login).Scan(&can); err != nil {
+			return err
+		}
+		grant := fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s",
+			pgx.Identifier{conn.Config().Database}.Sanitize(), pgx.Identifier{login}.Sanitize())
+		if _, err := conn.Exec(ctx, grant); !can && err != nil {
+			return fmt.Errorf("%s: %w", grant, err)
+		}
+	}
+	if n == have {
+		return nil
+	}
+	// The function is the owner's, like every object of schema dbchat.
+	_, err := conn.Exec(ctx, fmt.Sprintf(`SET ROLE %s;
+		CREATE OR REPLACE FUNCTION dbchat.query_shards() RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT %d';
+		RESET ROLE`, OwnerRole, n))
+	if err != nil {
+		return fmt.Errorf("set the query shards to %d: %w", n, err)
+	}
+	return nil
+}

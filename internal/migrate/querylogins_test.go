@@ -1,0 +1,115 @@
+package migrate_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dbchat/dbchat/internal/catalog"
+	"github.com/dbchat/dbchat/internal/dbtest"
+	"github.com/dbchat/dbchat/internal/migrate"
+	"github.com/dbchat/dbchat/internal/tenant"
+)
+
+// TestQueryLoginsSplitTenants: with DBCHAT_QUERY_SHARDS=n each tenant's two
+// roles have exactly one query login as member, the one dbchat.query_login
+// and tenant.QueryLogin name, for tenants created before the split (by
+// migrate) and after it (by dbchat.create_tenant); a login cannot become
+// another shard's tenant role; the audit finds a role granted to the wrong
+// login and migrate takes it back; and n = 1 puts every tenant back on
+// dbchat_query.
+func TestQueryLoginsSplitTenants(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	admin := d.AdminPool(t)
+	first := dbtest.NewTenant(t, db, "Before 0")
+	ids := []uuid.UUID{first.ID}
+	for i := range 5 {
+		ids = append(ids, dbtest.NewTenant(t, db, fmt.Sprintf("Before %d", i+1)).ID)
+	}
+	d.SplitQueryLogins(t, 3)
+	// Tenants until every login has some (ids are random).
+	for i := 0; i < 6 || len(loginsOf(ids)) < 3; i++ {
+		require.Less(t, i, 100)
+		ids = append(ids, dbtest.NewTenant(t, db, fmt.Sprintf("After %d", i)).ID)
+	}
+
+	// members lists the query logins that may become the tenant's roles.
+	members := func(id uuid.UUID) []string {
+		return strings1(t, admin, `
+			SELECT DISTINCT u.rolname::text FROM pg_catalog.pg_auth_members am
+			JOIN pg_catalog.pg_roles g ON g.oid = am.roleid JOIN pg_catalog.pg_roles u ON u.oid = am.member
+			WHERE g.rolname IN ($1::text, $1::text || '_m') AND u.rolname LIKE 'dbchat\_query%'`, tenant.Schema(id))
+	}
+	for _, id := range ids {
+		want := tenant.QueryLogin(id, 3)
+		require.Equal(t, []string{want}, members(id), "tenant %s", id)
+		require.Equal(t, []string{want}, strings1(t, admin, `SELECT dbchat.query_login($1)`, id))
+	}
+
+	// A login becomes its own tenants' roles only.
+	a := ids[0]
+	var b uuid.UUID
+	for _, id := range ids {
+		if tenant.QueryLogin(id, 3) != tenant.QueryLogin(a, 3) {
+			b = id
+			break
+		}
+	}
+	conn := loginAs(t, d, tenant.QueryLogin(a, 3))
+	_, err := conn.Exec(ctx, "SET ROLE "+tenant.Schema(a))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "RESET ROLE")
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "SET ROLE "+tenant.Schema(b))
+	require.ErrorContains(t, err, "permission denied to set role")
+
+	// A drifted membership is a finding (the lint reads the roles of the
+	// tenants that have a schema), and migrate takes it back.
+	require.NoError(t, db.TxAs(ctx, first.Identity, func(tx tenant.Conn) error {
+		_, err := catalog.Create(ctx, tx, catalog.TableSpec{Name: "notes", Columns: []catalog.ColumnSpec{{Name: "body", Type: "text"}}})
+		return err
+	}))
+	wrong := tenant.QueryLogin(b, 3)
+	_, err = admin.Exec(ctx, "GRANT "+tenant.Schema(a)+" TO "+wrong)
+	require.NoError(t, err)
+	findings := strings1(t, admin, `SELECT detail FROM audit.findings WHERE lint = 'tenant_role_membership' AND object = $1`, tenant.Schema(a))
+	require.Equal(t, []string{"the tenant role " + tenant.Schema(a) + " has the member " + wrong +
+		": only its query login " + tenant.QueryLogin(a, 3) + " may become it"}, findings)
+	d.SplitQueryLogins(t, 0) // 0 keeps the count
+	require.Equal(t, []string{tenant.QueryLogin(a, 3)}, members(a))
+	require.Empty(t, strings1(t, admin, `SELECT lint || ': ' || detail FROM audit.findings WHERE level = 'ERROR'`))
+
+	d.SplitQueryLogins(t, 1)
+	for _, id := range ids {
+		require.Equal(t, []string{migrate.QueryRole}, members(id))
+	}
+}
+
+// loginsOf is the set of the tenants' query logins among three.
+func loginsOf(ids []uuid.UUID) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range ids {
+		out[tenant.QueryLogin(id, 3)] = true
+	}
+	return out
+}
+
+// loginAs connects to d as the query login, with dbchat_query's password.
+func loginAs(t *testing.T, d *dbtest.DB, login string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(d.QueryURL)
+	require.NoError(t, err)
+	cfg.ConnConfig.User = login
+	conn, err := pgx.ConnectConfig(context.Background(), cfg.ConnConfig)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
