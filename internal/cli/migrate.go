@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +29,13 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 	opts := migrate.Options{AdminURL: cfg.AdminDatabaseURL, Log: env.Stdout, Passwords: loginPasswords(cfg)}
 	if pw := env.Getenv("DBCHAT_AUDITOR_PASSWORD"); pw != "" {
 		opts.Passwords[migrate.AuditorRole] = pw
+	}
+	if v := strings.TrimSpace(env.Getenv("DBCHAT_QUERY_SHARDS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > migrate.MaxQueryShards {
+			return fmt.Errorf("DBCHAT_QUERY_SHARDS=%q: want a whole number from 1 to %d", v, migrate.MaxQueryShards)
+		}
+		opts.QueryShards = n
 	}
 	if err := migrate.Run(ctx, opts); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -132,6 +133,28 @@ func TestProbeOnAHealthyDatabaseBlocksEverythingAndLeavesNothing(t *testing.T) {
 			require.Equal(t, audit.StatusVerified, c.Status, "%s / %s: %s", row.Operation, c.Column, c.Note)
 		}
 	}
+}
+
+// TestProbeOnADatabaseSplitAcrossQueryLogins: with the tenants split across
+// query logins (DBCHAT_QUERY_SHARDS), the probe's sandbox and its plain
+// connections log in as each tenant's own login, and every attempt is
+// still blocked (a probe that kept dbchat_query would fail the attempts of
+// a tenant on another login: permission denied to set role).
+func TestProbeOnADatabaseSplitAcrossQueryLogins(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	d.SplitQueryLogins(t, 16)
+	res, err := probe.Run(t.Context(), probeConfig(d))
+	require.NoError(t, err)
+	require.Empty(t, probeFailures(res))
+	require.True(t, res.Cleanup.Done, res.Cleanup.Error)
+	logins := map[string]bool{}
+	for _, tn := range res.Tenants {
+		id, err := uuid.Parse(tn.ID)
+		require.NoError(t, err)
+		logins[tenant.QueryLogin(id, 16)] = true
+	}
+	t.Logf("the probe's tenants' query logins: %v", logins)
 }
 
 // TestProbeCatchesABrokenPolicy shows the probe bites: with a policy that

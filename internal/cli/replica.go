@@ -23,7 +23,7 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 		return nil, false, err
 	}
 	if !standby {
-		box, err := tenant.NewSandbox(ctx, cfg.QueryDatabaseURL, 8)
+		box, err := newSandbox(ctx, cfg.QueryDatabaseURL, db)
 		if err != nil {
 			return nil, false, fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
 		}
@@ -43,7 +43,7 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 	if err != nil {
 		return nil, false, fmt.Errorf("the standby's replay position (DATABASE_URL's login on DBCHAT_QUERY_DATABASE_URL's server): %w", err)
 	}
-	box, err = tenant.NewSandbox(ctx, primaryURL, 8)
+	box, err = newSandbox(ctx, primaryURL, db)
 	if err != nil {
 		return nil, false, fmt.Errorf("DBCHAT_QUERY_PRIMARY_DATABASE_URL (the sandbox on the primary): %w", err)
 	}
@@ -53,6 +53,24 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 	}
 	log.Info("the SQL sandbox reads on a hot standby", slog.Duration("max_wait", maxWait))
 	return box, true, nil
+}
+
+// newSandbox opens the sandbox on the primary with 8 connections, split
+// across the database's query logins (migration 00031).
+func newSandbox(ctx context.Context, queryURL string, db *tenant.DB) (*tenant.Sandbox, error) {
+	shards, err := tenant.QueryShards(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("the query logins (dbchat.query_shards()): %w", err)
+	}
+	box, err := tenant.NewSandbox(ctx, queryURL, 8)
+	if err != nil {
+		return nil, err
+	}
+	if err := box.SplitLogins(shards); err != nil {
+		box.Close()
+		return nil, err
+	}
+	return box, nil
 }
 
 // sandboxPrimary is the sandbox's dbchat_query login on the primary, and

@@ -88,7 +88,7 @@ type StandbyConfig struct {
 
 // standby is the sandbox's hot standby and what it knows of its progress.
 type standby struct {
-	pool    *pgxpool.Pool // dbchat_query on the standby
+	pools   *queryPools   // the query logins on the standby
 	monitor *pgxpool.Pool // the runtime login on the standby: replay position only
 	primary *DB           // the runtime DB on the primary: write positions only
 	maxWait time.Duration
@@ -134,11 +134,13 @@ func (s *Sandbox) UseStandby(ctx context.Context, primary *DB, cfg StandbyConfig
 	// The primary pool's settings (message cap, exec mode, DISCARD ALL on
 	// release); every connection is checked, from what the server reports
 	// at login, to be dbchat_query, no superuser, on a hot standby.
-	pcfg.MaxConns = s.pool.Config().MaxConns
+	if pcfg.ConnConfig.User != QueryRole {
+		return fmt.Errorf("the standby pool must log in as %s, not %q", QueryRole, pcfg.ConnConfig.User)
+	}
+	pcfg.MaxConns = s.pools.max
 	pcfg.ConnConfig.MaxProtocolMessageBodyLen = MaxMessageBytes
 	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	pcfg.AfterRelease = resetSession
-	pcfg.AfterConnect = checkStandbyLogin
 	// A standby that does not answer holds a statement about as long as a
 	// lagging one would (a second at least: a login takes a few round trips).
 	for _, c := range []*pgxpool.Config{pcfg, mcfg} {
@@ -151,30 +153,28 @@ func (s *Sandbox) UseStandby(ctx context.Context, primary *DB, cfg StandbyConfig
 	if err != nil {
 		return fmt.Errorf("the primary's WAL position: %w", err)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pools, err := newQueryPools(pcfg, len(s.pools.pools), checkStandbyLogin)
 	if err != nil {
 		return fmt.Errorf("standby URL: %w", err)
 	}
 	monitor, err := pgxpool.NewWithConfig(ctx, mcfg)
 	if err != nil {
-		pool.Close()
+		pools.close()
 		return fmt.Errorf("standby monitor URL: %w", err)
 	}
-	s.standby = &standby{pool: pool, monitor: monitor, primary: primary, maxWait: cfg.MaxWait, retry: cfg.Retry,
+	s.standby = &standby{pools: pools, monitor: monitor, primary: primary, maxWait: cfg.MaxWait, retry: cfg.Retry,
 		floor: floor, writes: map[uuid.UUID]noted{}}
 	return nil
 }
 
-// checkStandbyLogin refuses a standby connection that is not dbchat_query
+// checkStandbyLogin refuses a standby connection that is not login
 // without superuser on a server in hot standby, from the parameters the
-// server reports at login (dbchat_query may read no catalog).
-func checkStandbyLogin(_ context.Context, c *pgx.Conn) error {
-	pc := c.PgConn()
-	user, super, hot := pc.ParameterStatus("session_authorization"), pc.ParameterStatus("is_superuser"), pc.ParameterStatus("in_hot_standby")
-	switch {
-	case user != QueryRole || super != "off":
-		return fmt.Errorf("the standby pool must log in as %s without SUPERUSER, got %q", QueryRole, user)
-	case hot != "on":
+// server reports at login (a query login may read no catalog).
+func checkStandbyLogin(c *pgx.Conn, login string) error {
+	if err := checkLogin(c, login); err != nil {
+		return err
+	}
+	if c.PgConn().ParameterStatus("in_hot_standby") != "on" {
 		return errors.New("the standby URL names a server that is not in hot standby")
 	}
 	return nil
@@ -366,6 +366,6 @@ func (st *standby) failed(ctx context.Context, err error) bool {
 }
 
 func (st *standby) close() {
-	st.pool.Close()
+	st.pools.close()
 	st.monitor.Close()
 }

@@ -51,8 +51,9 @@ func Open(ctx context.Context, pool *pgxpool.Pool) (*DB, error) {
 // non-superuser role), no membership, direct or through other roles, in
 // another dbchat role (see platformRoles) or in any role with SUPERUSER,
 // BYPASSRLS or CREATEROLE (SET ROLE would reach it), and it owns no
-// relation; dbchat_query must have neither SUPERUSER nor BYPASSRLS (it reads
-// no catalog, so NewSandbox cannot check that itself). Without this check a
+// relation; dbchat_query and the query logins that may connect to the
+// database (dbchat_query_<k>, QueryLogin) must have neither SUPERUSER nor
+// BYPASSRLS (they read no catalog, so NewSandbox cannot check that itself). Without this check a
 // wrong login starts and fails every request (dbchat_auditor), starts with
 // the power to bypass isolation (a member of dbchat_owner), or is reported
 // as "not migrated" (dbchat_query).
@@ -73,12 +74,16 @@ func CheckRuntimeRole(ctx context.Context, pool *pgxpool.Pool) error {
 		                                      WHEN g.rolcreaterole THEN ' (CREATEROLE)' ELSE '' END
 		             FROM pg_roles g
 		             WHERE g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'MEMBER')
-		               AND (g.rolname = ANY ($2::text[]) OR g.rolsuper OR g.rolbypassrls OR g.rolcreaterole)
+		               AND (g.rolname = ANY ($2::text[]) OR g.rolname ~ '^dbchat_query_[0-9]+$'
+		                    OR g.rolsuper OR g.rolbypassrls OR g.rolcreaterole)
 		             ORDER BY g.rolname),
 		       (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid),
-		       coalesce((SELECT concat_ws(', ', CASE WHEN q.rolsuper THEN q.rolname || ' has SUPERUSER' END,
-		                                        CASE WHEN q.rolbypassrls THEN q.rolname || ' has BYPASSRLS' END)
-		                 FROM pg_roles q WHERE q.rolname = $3), '')
+		       coalesce((SELECT string_agg(concat_ws(', ', CASE WHEN q.rolsuper THEN q.rolname || ' has SUPERUSER' END,
+		                                                   CASE WHEN q.rolbypassrls THEN q.rolname || ' has BYPASSRLS' END), ', ' ORDER BY q.rolname)
+		                 FROM pg_roles q
+		                 WHERE (q.rolsuper OR q.rolbypassrls)
+		                   AND (q.rolname = $3 OR (q.rolname ~ '^dbchat_query_[0-9]+$'
+		                                           AND has_database_privilege(q.oid, current_database(), 'CONNECT')))), '')
 		FROM pg_roles r WHERE r.rolname = current_user`,
 		AppRole, platformRoles, QueryRole,
 	).Scan(&user, &super, &bypass, &createRole, &hasApp, &reachable, &owned, &queryProblem)

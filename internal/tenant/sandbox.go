@@ -37,7 +37,10 @@ import (
 // way, once it has replayed their tenant's last write, and on this pool
 // otherwise.
 type Sandbox struct {
-	pool  *pgxpool.Pool
+	// pools are the connections to the primary: one pool per query login
+	// (SplitLogins), dbchat_query's alone by default.
+	pools *queryPools
+	base  *pgxpool.Config
 	admit *admission
 	// standby, when set (UseStandby), is where statements run while it is
 	// up and has replayed their tenant's writes; pool is then the fallback.
@@ -110,28 +113,53 @@ func NewSandbox(ctx context.Context, connURL string, maxConns int32) (*Sandbox, 
 	cfg.ConnConfig.MaxProtocolMessageBodyLen = MaxMessageBytes
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	cfg.AfterRelease = resetSession
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if cfg.ConnConfig.User != QueryRole {
+		return nil, fmt.Errorf("sandbox pool must log in as %s, not %q", QueryRole, cfg.ConnConfig.User)
+	}
+	pools, err := newQueryPools(cfg, 1, checkLogin)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox database URL: %w", err)
 	}
-	// dbchat_query reads no catalog (not even pg_roles) and executes no
-	// function, so the role's attributes are checked from the runtime pool
-	// (CheckRuntimeRole, through Open) and by the audit; here, who we are and
-	// that we are no superuser.
-	var user, super string
-	err = pool.QueryRow(ctx, `SELECT current_user`).Scan(&user)
-	if err == nil {
-		err = pool.QueryRow(ctx, `SHOW is_superuser`).Scan(&super)
-	}
+	// Fail now, not at the first statement, when the login is wrong.
+	conn, err := pools.pools[0].Acquire(ctx)
 	if err != nil {
-		pool.Close()
+		pools.close()
 		return nil, fmt.Errorf("sandbox pool: %w", err)
 	}
-	if user != QueryRole || super != "off" {
-		pool.Close()
-		return nil, fmt.Errorf("sandbox pool must log in as dbchat_query without SUPERUSER or BYPASSRLS, got %s", user)
+	conn.Release()
+	return &Sandbox{pools: pools, base: cfg, admit: newAdmission("sandbox", int(maxConns), min(perTenant, int(maxConns)), queue, DefaultMaxWait)}, nil
+}
+
+// checkLogin refuses a sandbox connection that is not login without
+// superuser, from what the server reports at login: the login reads no
+// catalog (not even pg_roles) and executes no function, so its other
+// attributes are checked from the runtime pool (CheckRuntimeRole, through
+// Open) and by the audit.
+func checkLogin(c *pgx.Conn, login string) error {
+	pc := c.PgConn()
+	if user, super := pc.ParameterStatus("session_authorization"), pc.ParameterStatus("is_superuser"); user != login || super != "off" {
+		return fmt.Errorf("sandbox pool must log in as %s without SUPERUSER or BYPASSRLS, got %s", login, user)
 	}
-	return &Sandbox{pool: pool, admit: newAdmission("sandbox", int(maxConns), min(perTenant, int(maxConns)), queue, DefaultMaxWait)}, nil
+	return nil
+}
+
+// SplitLogins makes the sandbox log in, for each statement, as the query
+// login of its tenant (QueryLogin), the database's tenants being split
+// across shards of them (dbchat.query_shards(), QueryShards): each login is
+// the URL's user with its shard's suffix and the same password, and the
+// pool's size bounds the connections of all logins together. Call it
+// before the first Query and before UseStandby.
+func (s *Sandbox) SplitLogins(shards int) error {
+	if shards <= 1 {
+		return nil
+	}
+	pools, err := newQueryPools(s.base, shards, checkLogin)
+	if err != nil {
+		return fmt.Errorf("sandbox database URL: %w", err)
+	}
+	s.pools.close()
+	s.pools = pools
+	return nil
 }
 
 // SetTenantLimits changes how many statements of one tenant run at once and
@@ -155,6 +183,10 @@ func (s *Sandbox) Waiting(tenantID uuid.UUID) int { return s.admit.waiting(tenan
 // database (admitted Query calls), for budgets' tests.
 func (s *Sandbox) Statements() int64 { return s.statements.Load() }
 
+// Connections is the number of connections the sandbox has open on the
+// primary, across its query logins: at most the pool's size.
+func (s *Sandbox) Connections() int { return int(s.pools.established()) }
+
 // ValuesCut is the number of results the database ended early because a
 // value was larger than MaxValueBytes (capValues).
 func (s *Sandbox) ValuesCut() int64 { return s.cuts.Load() }
@@ -174,7 +206,7 @@ func resetSession(c *pgx.Conn) bool {
 
 // Close closes the sandbox's pools.
 func (s *Sandbox) Close() {
-	s.pool.Close()
+	s.pools.close()
 	if s.standby != nil {
 		s.standby.close()
 	}
@@ -238,7 +270,7 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	// the statement before any row was read.
 	if st := s.standby; st != nil {
 		if st.ready(ctx, tenantID) {
-			conn, err := st.pool.Acquire(ctx)
+			conn, err := st.pools.acquire(ctx, tenantID)
 			if err == nil {
 				reading := false
 				err = s.execute(ctx, conn, prelude, sql, fetch, func(rows pgx.Rows) error {
@@ -259,7 +291,7 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 		}
 		st.fellBack.Add(1)
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.pools.acquire(ctx, tenantID)
 	if err != nil {
 		return Translate(err)
 	}

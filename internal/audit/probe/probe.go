@@ -137,7 +137,8 @@ type prober struct {
 	appUser string
 	db      *tenant.DB
 	box     *tenant.Sandbox
-	query   *pgx.Conn
+	shards  int                  // the database's query logins (dbchat.query_shards())
+	queries map[string]*pgx.Conn // a plain connection per query login, opened when needed
 	svc     *sandbox.Service
 	store   *nlsql.Store
 	ask     *ask.Service
@@ -206,22 +207,46 @@ func (p *prober) connect(ctx context.Context) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	p.db = tenant.New(p.pool)
+	if p.shards, err = tenant.QueryShards(ctx, p.db); err != nil {
+		return fmt.Errorf("the query logins (dbchat.query_shards()): %w", err)
+	}
 	if p.box, err = tenant.NewSandbox(ctx, p.cfg.QueryURL, 2); err != nil {
+		return fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
+	}
+	if err := p.box.SplitLogins(p.shards); err != nil {
 		return fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
 	}
 	p.svc = sandbox.New(p.db, p.box)
 	p.newAsk()
-	if p.query, err = pgx.Connect(ctx, p.cfg.QueryURL); err != nil {
-		return fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
-	}
+	p.queries = map[string]*pgx.Conn{}
 	return nil
+}
+
+// queryConn is a plain connection as the query login of tenant id
+// (tenant.QueryLogin), the only one that may become its roles.
+func (p *prober) queryConn(ctx context.Context, id uuid.UUID) (*pgx.Conn, error) {
+	login := tenant.QueryLogin(id, p.shards)
+	if c := p.queries[login]; c != nil {
+		return c, nil
+	}
+	cfg, err := pgx.ParseConfig(p.cfg.QueryURL)
+	if err != nil {
+		return nil, fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
+	}
+	cfg.User = login
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("DBCHAT_QUERY_DATABASE_URL as %s: %w", login, err)
+	}
+	p.queries[login] = c
+	return c, nil
 }
 
 func (p *prober) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if p.query != nil {
-		_ = p.query.Close(ctx)
+	for _, c := range p.queries {
+		_ = c.Close(ctx)
 	}
 	if p.box != nil {
 		p.box.Close()
@@ -694,7 +719,11 @@ func (p *prober) asApp(ctx context.Context, actor *probeTenant) sqlLogin {
 // without the parser, to test the database layer alone).
 func (p *prober) asQuery(ctx context.Context, actor *probeTenant) sqlLogin {
 	return sqlLogin{channel: "sql as dbchat_query", query: true, run: func(sql string, read bool, args ...any) (int64, error) {
-		tx, err := p.query.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadWrite})
+		conn, err := p.queryConn(ctx, actor.id)
+		if err != nil {
+			return 0, err
+		}
+		tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadWrite})
 		if err != nil {
 			return 0, err
 		}
@@ -864,7 +893,11 @@ func (p *prober) attackQueryRole(ctx context.Context, actor, victim *probeTenant
 		p.add(a)
 	}
 	var pg *pgconn.PgError
-	tx, err := p.query.Begin(ctx)
+	conn, err := p.queryConn(ctx, actor.id)
+	if err != nil {
+		return err
+	}
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -979,7 +1012,11 @@ func (p *prober) reachAsQueryRole(ctx context.Context, actor, victim *probeTenan
 // queryAsRole runs sql read-only, as the sandbox would: the actor's tenant
 // and role set locally, a one-second timeout, rolled back.
 func (p *prober) queryAsRole(ctx context.Context, actor *probeTenant, sql string) error {
-	tx, err := p.query.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	conn, err := p.queryConn(ctx, actor.id)
+	if err != nil {
+		return err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
 	}
