@@ -51,6 +51,16 @@ var catalogTables = []string{"customers", "orders", "products", "invoices", "eve
 // catalogColumns is that shape (catalog.ColumnSpec: name and type).
 var catalogColumns = [][2]string{{"id", "bigint"}, {"name", "text"}, {"category", "text"}, {"amount", "numeric"}, {"created", "date"}}
 
+// catalogShards is the query logins the tenants are split across for the
+// figures of a split database (DBCHAT_QUERY_SHARDS; migration 00031), and
+// catalogShardConns the split sandbox's connections: serve's 8, one per
+// login, so that a warm statement finds its login's connection as it would
+// in serve once every login has one.
+const (
+	catalogShards     = 8
+	catalogShardConns = 8
+)
+
 // catalogQuery is the typical sandbox statement timed at every step.
 const catalogQuery = `SELECT category, count(*) AS n, sum(amount) AS total FROM orders WHERE created >= DATE '2024-03-01' GROUP BY category ORDER BY total DESC LIMIT 10`
 
@@ -69,6 +79,11 @@ type catalogStep struct {
 	CreateTable            []float64 // one more table through catalog.Create
 	SandboxWarm            []float64 // tenant.Sandbox.Query on a warm connection
 	SandboxCold            []float64 // a new dbchat_query connection and its first statement
+	AfterRoleChange        []float64 // a warm connection's statement after a role of the cluster changed
+	Split                  float64   // dbchat migrate with DBCHAT_QUERY_SHARDS=catalogShards
+	ShardWarm              []float64 // the same figures with the tenants split across catalogShards logins
+	ShardCold              []float64
+	ShardAfterRoleChange   []float64
 	Plan, Exec             []float64 // EXPLAIN (ANALYZE) planning and execution inside PostgreSQL
 	Migrate                []float64 // dbchat migrate, idempotent
 	Audit                  []float64 // audit.Collect as dbchat_auditor (dbchat audit without the probe)
@@ -241,11 +256,15 @@ func measureCatalogStep(ctx context.Context, e *Env, d *benchDB, db *tenant.DB, 
 		st.SandboxCold = append(st.SandboxCold, millis(time.Since(t0)))
 		conn.Close(ctx)
 	}
-	e.logf("catalog: %d tenants: sandbox warm p50 %.1f ms, cold %.1f ms, planning %.2f ms", st.Tenants, pq(st.SandboxWarm, 0.5), pq(st.SandboxCold, 0.5), pq(st.Plan, 0.5))
+	st.AfterRoleChange = afterRoleChange(ctx, d, box, tenants, c.Samples, rng)
+	e.logf("catalog: %d tenants: sandbox warm p50 %.1f ms, cold %.1f ms, after a role change %.1f ms, planning %.2f ms",
+		st.Tenants, pq(st.SandboxWarm, 0.5), pq(st.SandboxCold, 0.5), pq(st.AfterRoleChange, 0.5), pq(st.Plan, 0.5))
 
-	// dbchat migrate with nothing to apply: its privileged steps still run.
 	sum := sha256.Sum256([]byte("dbchat-test-app:" + e.cfg.AdminURL))
 	pw := hex.EncodeToString(sum[:16])
+	measureSplit(ctx, e, d, tenants, st, c.Samples, rng, pw)
+
+	// dbchat migrate with nothing to apply: its privileged steps still run.
 	for r := 0; r < min(3, e.cfg.Runs) && (r == 0 || st.Migrate[0] < catalogRepeatMS); r++ {
 		t0 := time.Now()
 		must(migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: map[string]string{migrate.AppRole: pw, migrate.QueryRole: pw}}))
@@ -317,6 +336,65 @@ func measureCatalogStep(ctx context.Context, e *Env, d *benchDB, db *tenant.DB, 
 	t0 := time.Now()
 	must1(d.admin.Exec(ctx, `VACUUM pg_catalog.pg_attribute`))
 	st.Vacuum = millis(time.Since(t0))
+}
+
+// afterRoleChange times box's statement for a random tenant right after a
+// role of the cluster changed (a role created and dropped, as a tenant's
+// creation elsewhere changes them): PostgreSQL 15 then rebuilds, in the
+// next SET ROLE, the list of the roles the session's login belongs to.
+func afterRoleChange(ctx context.Context, d *benchDB, box *tenant.Sandbox, tenants []catalogTenant, samples int, rng *rand.Rand) []float64 {
+	var out []float64
+	for range samples {
+		must1(d.admin.Exec(ctx, `CREATE ROLE dbchat_bench_churn NOLOGIN; DROP ROLE dbchat_bench_churn`))
+		t := tenants[rng.IntN(len(tenants))]
+		t0 := time.Now()
+		must(box.Query(ctx, t.id.TenantID, catalogQuery, tenant.Limits{MaxRows: 100, Timeout: 30 * time.Second}, func(rows pgx.Rows) error { return drain(rows, nil) }))
+		out = append(out, millis(time.Since(t0)))
+	}
+	return out
+}
+
+// measureSplit splits the tenants across catalogShards query logins (dbchat
+// migrate with DBCHAT_QUERY_SHARDS), takes the sandbox's figures again with
+// a sandbox that logs in as each tenant's login, and puts every tenant back
+// on dbchat_query for the rest of the part.
+func measureSplit(ctx context.Context, e *Env, d *benchDB, tenants []catalogTenant, st *catalogStep, samples int, rng *rand.Rand, pw string) {
+	pws := map[string]string{migrate.AppRole: pw, migrate.QueryRole: pw}
+	t0 := time.Now()
+	must(migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: pws, QueryShards: catalogShards}))
+	st.Split = millis(time.Since(t0))
+	box := must1(tenant.NewSandbox(ctx, d.QueryURL, catalogShardConns))
+	must(box.SplitLogins(catalogShards))
+	// Warm: one statement per login first (a tenant of each).
+	warmed := map[string]bool{}
+	for _, t := range tenants {
+		if login := tenant.QueryLogin(t.id.TenantID, catalogShards); !warmed[login] {
+			warmed[login] = true
+			must(box.Query(ctx, t.id.TenantID, catalogQuery, tenant.Limits{MaxRows: 100, Timeout: 30 * time.Second}, func(rows pgx.Rows) error { return drain(rows, nil) }))
+		}
+	}
+	for range samples {
+		t := tenants[rng.IntN(len(tenants))]
+		t0 := time.Now()
+		must(box.Query(ctx, t.id.TenantID, catalogQuery, tenant.Limits{MaxRows: 100, Timeout: 30 * time.Second}, func(rows pgx.Rows) error { return drain(rows, nil) }))
+		st.ShardWarm = append(st.ShardWarm, millis(time.Since(t0)))
+	}
+	cfg := must1(pgx.ParseConfig(d.QueryURL))
+	for range max(3, samples/4) {
+		t := tenants[rng.IntN(len(tenants))]
+		login := cfg.Copy()
+		login.User = tenant.QueryLogin(t.id.TenantID, catalogShards)
+		t0 := time.Now()
+		conn := must1(pgx.ConnectConfig(ctx, login))
+		must(sandboxTx(ctx, conn, t.id.TenantID, func() error { return drain(conn.Query(ctx, catalogQuery, pgx.QueryExecModeSimpleProtocol)) }))
+		st.ShardCold = append(st.ShardCold, millis(time.Since(t0)))
+		conn.Close(ctx)
+	}
+	st.ShardAfterRoleChange = afterRoleChange(ctx, d, box, tenants, samples, rng)
+	box.Close()
+	must(migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: pws, QueryShards: 1}))
+	e.logf("catalog: %d tenants split across %d query logins in %.0f ms: sandbox warm p50 %.1f ms, cold %.1f ms, after a role change %.1f ms",
+		st.Tenants, catalogShards, st.Split, pq(st.ShardWarm, 0.5), pq(st.ShardCold, 0.5), pq(st.ShardAfterRoleChange, 0.5))
 }
 
 // catalogRepeatMS: a figure that took longer once is not repeated.
@@ -427,6 +505,12 @@ func catalogSection(c CatalogConfig, preRoles int, steps []*catalogStep) *Sectio
 		catalogRow("planning time, EXPLAIN ANALYZE (ms, p50)", steps, "%.3f", func(s *catalogStep) (float64, string) { return med(s.Plan), "" }),
 		catalogRow("execution time, EXPLAIN ANALYZE (ms, p50)", steps, "%.3f", func(s *catalogStep) (float64, string) { return med(s.Exec), "" }),
 		catalogRow("new dbchat_query connection + first statement (ms, p50)", steps, "%.1f", func(s *catalogStep) (float64, string) { return med(s.SandboxCold), "" }),
+		catalogRow("sandbox statement after a role of the cluster changed (ms, p50)", steps, "%.1f", func(s *catalogStep) (float64, string) { return med(s.AfterRoleChange), "" }),
+		catalogRow(fmt.Sprintf("split across %d query logins: sandbox statement, warm connection (ms, p50)", catalogShards), steps, "%.2f", func(s *catalogStep) (float64, string) { return med(s.ShardWarm), "" }),
+		catalogRow(fmt.Sprintf("split across %d query logins: sandbox statement, warm connection (ms, p95)", catalogShards), steps, "%.2f", func(s *catalogStep) (float64, string) { return pq(s.ShardWarm, 0.95), "" }),
+		catalogRow(fmt.Sprintf("split across %d query logins: new connection as the tenant's login + first statement (ms, p50)", catalogShards), steps, "%.1f", func(s *catalogStep) (float64, string) { return med(s.ShardCold), "" }),
+		catalogRow(fmt.Sprintf("split across %d query logins: sandbox statement after a role of the cluster changed (ms, p50)", catalogShards), steps, "%.1f", func(s *catalogStep) (float64, string) { return med(s.ShardAfterRoleChange), "" }),
+		catalogRow(fmt.Sprintf("`dbchat migrate` with DBCHAT_QUERY_SHARDS=%d from 1 (ms)", catalogShards), steps, "%.0f", func(s *catalogStep) (float64, string) { return s.Split, "" }),
 		catalogRow("`dbchat migrate`, nothing to apply (ms)", steps, "%.0f", func(s *catalogStep) (float64, string) { return med(s.Migrate), "" }),
 		catalogRow("`dbchat audit` report, audit.Collect (ms)", steps, "%.0f", func(s *catalogStep) (float64, string) { return med(s.Audit), s.AuditErr }),
 	}
@@ -465,7 +549,7 @@ func catalogSection(c CatalogConfig, preRoles int, steps []*catalogStep) *Sectio
 	first, last := steps[0], steps[len(steps)-1]
 	tr := float64(last.Tenants) / float64(first.Tenants)
 	summary := slices.DeleteFunc(slices.Clone(timeRows), func(r []string) bool {
-		return !slices.ContainsFunc([]string{"catalog.Create (ms, p50)", "planning time", "new dbchat_query", "`dbchat migrate`", "`dbchat audit`", "audit.findings`", "before migration 00022"},
+		return !slices.ContainsFunc([]string{"catalog.Create (ms, p50)", "planning time", "new dbchat_query", "new connection as the tenant's login", "after a role of the cluster changed", "`dbchat migrate`, nothing", "`dbchat audit`", "audit.findings`", "before migration 00022"},
 			func(k string) bool { return strings.Contains(r[0], k) })
 	})
 	for _, r := range summary {
@@ -476,6 +560,6 @@ func catalogSection(c CatalogConfig, preRoles int, steps []*catalogStep) *Sectio
 	sec.Body = render("catalog", map[string]any{"C": c, "Steps": steps, "PreRoles": preRoles, "Query": catalogQuery,
 		"Times": mdTable(strings.Split(header, " | "), timeRows), "Sizes": mdTable(strings.Split(header, " | "), sizeRows),
 		"Vacuum": mdTable(strings.Split(strings.TrimSuffix(header, " | last / first | growth"), " | "), vacRows),
-		"Ratio":  tr, "Full": len(steps) > 0 && last.Tenants >= 10000})
+		"Ratio":  tr, "Full": len(steps) > 0 && last.Tenants >= 10000, "Shards": catalogShards, "ShardConns": catalogShardConns})
 	return sec
 }
