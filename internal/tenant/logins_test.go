@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
@@ -20,7 +21,8 @@ import (
 // and its role the tenant's; a sandbox of two connections serving tenants
 // of all three logins at once never has more than two open; and a sandbox
 // that was not told of the split refuses the tenants of the other logins
-// (the database, not the sandbox, decides which login may become whom).
+// (the database, not the sandbox, decides which login may become whom)
+// with 503, the service's fault, not the statement's.
 func TestSandboxLogsInAsTheTenantsQueryLogin(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -170,7 +172,9 @@ func TestSandboxLogsInAsTheTenantsQueryLogin(t *testing.T) {
 		if tenant.QueryLogin(id, 3) == tenant.QueryRole {
 			require.NoError(t, err)
 		} else {
+			// The prelude is the service's, so this is a 503, not an SQL error.
 			require.ErrorContains(t, err, "permission denied to set role")
+			require.Equal(t, apperr.Unavailable, apperr.CodeOf(err))
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dbchat/dbchat/internal/apperr"
 )
 
 // Sandbox runs untrusted SQL (generated or typed by a user) for one tenant.
@@ -310,7 +312,7 @@ func (s *Sandbox) execute(ctx context.Context, conn *pgxpool.Conn, prelude []str
 	// described, or the wrapper is refused, it runs as written, as below.
 	fields, err := describe(ctx, conn, prelude, sql)
 	if err != nil && !errors.Is(err, errNoDescription) {
-		return s.finish(conn, err)
+		return preludeFailed(s.finish(conn, err))
 	}
 	if err == nil {
 		if wrapped, ok := capValues(sql, fields); ok {
@@ -331,6 +333,20 @@ func (s *Sandbox) execute(ctx context.Context, conn *pgxpool.Conn, prelude []str
 	}
 	_, err = run(ctx, conn, prelude, sql, fetch, read)
 	return s.finish(conn, err)
+}
+
+// preludeFailed words a refusal of the transaction's prelude, which holds
+// no text of the caller's: the login may not become the tenant's role
+// (query logins out of step with the database) or a setting was refused.
+// It is the service's fault, not the statement's, so it is not answered
+// as an SQL error.
+func preludeFailed(err error) error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return apperr.Errorf(apperr.Unavailable, "the SQL sandbox could not open the tenant's transaction (%s %s): "+
+			"if DBCHAT_QUERY_SHARDS changed, run dbchat migrate and restart dbchat serve", pg.Code, pg.Message)
+	}
+	return err
 }
 
 // escapeLiteral quotes s as an escape string constant (E'...'), whose
