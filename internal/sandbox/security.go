@@ -13,8 +13,9 @@ import (
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
-// QueryRole is the login role of the sandbox's pool: it has no rights of
-// its own and becomes the tenant's role for each statement.
+// QueryRole is the login role of the sandbox's pool (of shard 0 when the
+// tenants are split across query logins): it has no rights of its own and
+// becomes the tenant's role for each statement.
 const QueryRole = "dbchat_query"
 
 // Security is the receipt of one statement: who it ran for, as which
@@ -32,7 +33,9 @@ type Security struct {
 	Claims []string `json:"claims"`
 	// DatabaseRole is the role the statement ran as: the tenant's t_<hex>
 	// for its admins, t_<hex>_m (no restricted columns) for its members,
-	// set by SessionRole (dbchat_query) for the statement's transaction.
+	// set by SessionRole (dbchat_query, or the tenant's query login when
+	// the tenants are split across several: tenant.QueryLogin) for the
+	// statement's transaction.
 	DatabaseRole string `json:"database_role"`
 	SessionRole  string `json:"session_role"`
 	// Tables are the tenant's tables the statement read, by name, each with
@@ -128,6 +131,9 @@ func (s *Service) security(id tenant.Identity, sql string, tree *pg_query.ParseR
 	schema := tenant.Schema(id.TenantID)
 	sec := &Security{TenantID: id.TenantID, Role: string(id.Role), Claims: []string{},
 		DatabaseRole: tenant.ReadRole(id.TenantID, id), SessionRole: QueryRole, Tables: []TableSecurity{}}
+	if s.box != nil {
+		sec.SessionRole = s.box.Login(id.TenantID)
+	}
 	if id.UserID != uuid.Nil {
 		u := id.UserID
 		sec.UserID = &u

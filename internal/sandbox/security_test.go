@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/dbchat/dbchat/internal/catalog"
 	"github.com/dbchat/dbchat/internal/dbsqlc"
+	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
@@ -113,4 +115,29 @@ func TestSecurityReceipt(t *testing.T) {
 	// Naming another tenant's schema is refused, and no receipt names it.
 	_, err = f.run(t, f.b, `SELECT label FROM `+tenant.Schema(f.a.ID)+`.items`)
 	require.Error(t, err)
+}
+
+// With the tenants split across query logins, the receipt names the login
+// the statement ran under: its tenant's own, not dbchat_query.
+func TestReceiptNamesTheTenantsQueryLogin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	var tn dbtest.Tenant
+	for i := 0; ; i++ {
+		require.Less(t, i, 100)
+		if tn = dbtest.NewTenant(t, db, fmt.Sprintf("Split %d", i)); tenant.QueryLogin(tn.ID, 4) != tenant.QueryRole {
+			break
+		}
+	}
+	d.SplitQueryLogins(t, 4)
+	box, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(box.Close)
+	require.NoError(t, box.SplitLogins(4))
+	res, err := sandbox.New(db, box).Run(tenant.NewContext(ctx, tn.Identity), sandbox.Request{SQL: `SELECT 1`, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	require.Equal(t, tenant.QueryLogin(tn.ID, 4), res.Security.SessionRole)
+	require.Equal(t, tenant.Schema(tn.ID), res.Security.DatabaseRole)
 }

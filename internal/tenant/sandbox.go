@@ -185,6 +185,10 @@ func (s *Sandbox) Waiting(tenantID uuid.UUID) int { return s.admit.waiting(tenan
 // database (admitted Query calls), for budgets' tests.
 func (s *Sandbox) Statements() int64 { return s.statements.Load() }
 
+// Login is the query login tenantID's statements run under (QueryLogin
+// with the sandbox's split, SplitLogins).
+func (s *Sandbox) Login(tenantID uuid.UUID) string { return QueryLogin(tenantID, len(s.pools.pools)) }
+
 // Connections is the number of connections the sandbox has open on the
 // primary, across its query logins: at most the pool's size.
 func (s *Sandbox) Connections() int { return int(s.pools.established()) }

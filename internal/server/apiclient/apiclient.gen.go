@@ -1378,7 +1378,7 @@ type Security struct {
 	// Role The user's role in its tenant (app.role): admin or member.
 	Role string `json:"role"`
 
-	// SessionRole The sandbox's login role (dbchat_query), which became database_role for the statement's transaction only.
+	// SessionRole The sandbox's login role (dbchat_query, or the tenant's query login dbchat_query_<k> when the tenants are split across query logins), which became database_role for the statement's transaction only.
 	SessionRole string `json:"session_role"`
 
 	// Tables The tenant's tables the statement names (from its parse tree) as the catalog has them, sorted by name, each with the policies a SELECT by database_role is subject to.
