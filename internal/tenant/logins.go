@@ -20,14 +20,17 @@ import (
 // login belongs to, built per backend in quadratic time and rebuilt after
 // any role change in the cluster; with one login in every tenant's roles
 // that took 1.4 s at 10,000 tenants (docs/BENCHMARKS.md part 9).
-func QueryLogin(tenantID uuid.UUID, shards int) string {
-	if shards <= 1 {
+func QueryLogin(tenantID uuid.UUID, shards int) string { return loginOf(shardOf(tenantID, shards)) }
+
+// shardOf is tenantID's shard among shards.
+func shardOf(tenantID uuid.UUID, shards int) int { return int(tenantID[15]) % max(shards, 1) }
+
+// loginOf is shard k's query login.
+func loginOf(k int) string {
+	if k == 0 {
 		return QueryRole
 	}
-	if k := int(tenantID[15]) % shards; k != 0 {
-		return QueryRole + "_" + strconv.Itoa(k)
-	}
-	return QueryRole
+	return QueryRole + "_" + strconv.Itoa(k)
 }
 
 // QueryShards is how many query logins the database's tenants are split
@@ -62,10 +65,7 @@ func newQueryPools(base *pgxpool.Config, shards int, check func(c *pgx.Conn, log
 	q := &queryPools{max: base.MaxConns, pools: make([]*pgxpool.Pool, max(shards, 1))}
 	for k := range q.pools {
 		cfg := base.Copy()
-		login := QueryRole
-		if k > 0 {
-			login += "_" + strconv.Itoa(k)
-		}
+		login := loginOf(k)
 		cfg.ConnConfig.User = login
 		if len(q.pools) > 1 {
 			cfg.BeforeConnect = func(ctx context.Context, _ *pgx.ConnConfig) error { return q.makeRoom(ctx) }
@@ -83,11 +83,7 @@ func newQueryPools(base *pgxpool.Config, shards int, check func(c *pgx.Conn, log
 
 // acquire takes a connection of tenantID's login.
 func (q *queryPools) acquire(ctx context.Context, tenantID uuid.UUID) (*pgxpool.Conn, error) {
-	k := 0
-	if len(q.pools) > 1 {
-		k = int(tenantID[15]) % len(q.pools)
-	}
-	return q.pools[k].Acquire(ctx)
+	return q.pools[shardOf(tenantID, len(q.pools))].Acquire(ctx)
 }
 
 // established is the number of connections open across the pools: the
