@@ -56,17 +56,14 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 }
 
 // newSandbox opens the sandbox on the primary with 8 connections, split
-// across the database's query logins (migration 00031).
+// across the database's query logins as it is now and later (migration
+// 00031, FollowQueryShards).
 func newSandbox(ctx context.Context, queryURL string, db *tenant.DB) (*tenant.Sandbox, error) {
-	shards, err := tenant.QueryShards(ctx, db)
-	if err != nil {
-		return nil, fmt.Errorf("the query logins (dbchat.query_shards()): %w", err)
-	}
 	box, err := tenant.NewSandbox(ctx, queryURL, 8)
 	if err != nil {
 		return nil, err
 	}
-	if err := box.SplitLogins(shards); err != nil {
+	if err := box.FollowQueryShards(ctx, db); err != nil {
 		box.Close()
 		return nil, err
 	}

@@ -22,7 +22,8 @@ import (
 // of all three logins at once never has more than two open; and a sandbox
 // that was not told of the split refuses the tenants of the other logins
 // (the database, not the sandbox, decides which login may become whom)
-// with 503, the service's fault, not the statement's.
+// with 503, the service's fault, not the statement's; one that follows the
+// database's count moves to its new logins without a restart.
 func TestSandboxLogsInAsTheTenantsQueryLogin(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -177,4 +178,31 @@ func TestSandboxLogsInAsTheTenantsQueryLogin(t *testing.T) {
 			require.Equal(t, apperr.Unavailable, apperr.CodeOf(err))
 		}
 	}
+
+	// A sandbox that follows the database's count moves to the new logins
+	// at the first refusal, without a restart; one with a fixed split
+	// refuses the moved tenants (503).
+	follower, err := tenant.NewSandbox(ctx, d.QueryURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(follower.Close)
+	require.NoError(t, follower.FollowQueryShards(ctx, db))
+	for _, id := range ids {
+		session, _, err := who(follower, id)
+		require.NoError(t, err)
+		require.Equal(t, tenant.QueryLogin(id, 3), session)
+	}
+	d.SplitQueryLogins(t, 4)
+	moved := 0
+	for _, id := range ids {
+		session, _, err := who(follower, id)
+		require.NoError(t, err)
+		require.Equal(t, tenant.QueryLogin(id, 4), session)
+		require.Equal(t, tenant.QueryLogin(id, 4), follower.Login(id))
+		if tenant.QueryLogin(id, 3) != tenant.QueryLogin(id, 4) {
+			moved++
+			_, _, err := who(box, id)
+			require.Equal(t, apperr.Unavailable, apperr.CodeOf(err), "tenant %s on a sandbox split in 3", id)
+		}
+	}
+	require.Positive(t, moved)
 }

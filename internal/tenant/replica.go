@@ -88,9 +88,10 @@ type StandbyConfig struct {
 
 // standby is the sandbox's hot standby and what it knows of its progress.
 type standby struct {
-	pools   *queryPools   // the query logins on the standby
-	monitor *pgxpool.Pool // the runtime login on the standby: replay position only
-	primary *DB           // the runtime DB on the primary: write positions only
+	pools   atomic.Pointer[queryPools] // the query logins on the standby
+	base    *pgxpool.Config            // their configuration, for reshard
+	monitor *pgxpool.Pool              // the runtime login on the standby: replay position only
+	primary *DB                        // the runtime DB on the primary: write positions only
 	maxWait time.Duration
 	retry   time.Duration
 
@@ -137,7 +138,7 @@ func (s *Sandbox) UseStandby(ctx context.Context, primary *DB, cfg StandbyConfig
 	if pcfg.ConnConfig.User != QueryRole {
 		return fmt.Errorf("the standby pool must log in as %s, not %q", QueryRole, pcfg.ConnConfig.User)
 	}
-	pcfg.MaxConns = s.pools.max
+	pcfg.MaxConns = s.pools.Load().max
 	pcfg.ConnConfig.MaxProtocolMessageBodyLen = MaxMessageBytes
 	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	pcfg.AfterRelease = resetSession
@@ -153,7 +154,7 @@ func (s *Sandbox) UseStandby(ctx context.Context, primary *DB, cfg StandbyConfig
 	if err != nil {
 		return fmt.Errorf("the primary's WAL position: %w", err)
 	}
-	pools, err := newQueryPools(pcfg, len(s.pools.pools), checkStandbyLogin)
+	pools, err := newQueryPools(pcfg, len(s.pools.Load().pools), checkStandbyLogin)
 	if err != nil {
 		return fmt.Errorf("standby URL: %w", err)
 	}
@@ -162,8 +163,9 @@ func (s *Sandbox) UseStandby(ctx context.Context, primary *DB, cfg StandbyConfig
 		pools.close()
 		return fmt.Errorf("standby monitor URL: %w", err)
 	}
-	s.standby = &standby{pools: pools, monitor: monitor, primary: primary, maxWait: cfg.MaxWait, retry: cfg.Retry,
+	s.standby = &standby{base: pcfg, monitor: monitor, primary: primary, maxWait: cfg.MaxWait, retry: cfg.Retry,
 		floor: floor, writes: map[uuid.UUID]noted{}}
+	s.standby.pools.Store(pools)
 	return nil
 }
 
@@ -366,6 +368,6 @@ func (st *standby) failed(ctx context.Context, err error) bool {
 }
 
 func (st *standby) close() {
-	st.pools.close()
+	st.pools.Load().close()
 	st.monitor.Close()
 }

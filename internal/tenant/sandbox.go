@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,10 +41,15 @@ import (
 // otherwise.
 type Sandbox struct {
 	// pools are the connections to the primary: one pool per query login
-	// (SplitLogins), dbchat_query's alone by default.
-	pools *queryPools
+	// (SplitLogins), dbchat_query's alone by default; replaced when the
+	// database's logins change (FollowQueryShards, reshard).
+	pools atomic.Pointer[queryPools]
 	base  *pgxpool.Config
-	admit *admission
+	// shards reads the database's query login count (FollowQueryShards);
+	// nil: the split is fixed. mu serialises reshard.
+	shards func(context.Context) (int, error)
+	mu     sync.Mutex
+	admit  *admission
 	// standby, when set (UseStandby), is where statements run while it is
 	// up and has replayed their tenant's writes; pool is then the fallback.
 	standby *standby
@@ -129,7 +135,9 @@ func NewSandbox(ctx context.Context, connURL string, maxConns int32) (*Sandbox, 
 		return nil, fmt.Errorf("sandbox pool: %w", err)
 	}
 	conn.Release()
-	return &Sandbox{pools: pools, base: cfg, admit: newAdmission("sandbox", int(maxConns), min(perTenant, int(maxConns)), queue, DefaultMaxWait)}, nil
+	s := &Sandbox{base: cfg, admit: newAdmission("sandbox", int(maxConns), min(perTenant, int(maxConns)), queue, DefaultMaxWait)}
+	s.pools.Store(pools)
+	return s, nil
 }
 
 // checkLogin refuses a sandbox connection that is not login without
@@ -159,9 +167,64 @@ func (s *Sandbox) SplitLogins(shards int) error {
 	if err != nil {
 		return fmt.Errorf("sandbox database URL: %w", err)
 	}
-	s.pools.close()
-	s.pools = pools
+	s.pools.Swap(pools).close()
 	return nil
+}
+
+// FollowQueryShards splits the sandbox's logins as the database does
+// (QueryShards on db, the runtime DB), and follows a later change: when a
+// login is refused its tenant's role, the count is read again and, if it
+// changed (dbchat migrate with another DBCHAT_QUERY_SHARDS), the sandbox
+// moves to the new logins and runs the statement again, so running servers
+// need no restart. Call it before the first Query and before UseStandby.
+func (s *Sandbox) FollowQueryShards(ctx context.Context, db *DB) error {
+	n, err := QueryShards(ctx, db)
+	if err != nil {
+		return fmt.Errorf("the query logins (dbchat.query_shards()): %w", err)
+	}
+	if err := s.SplitLogins(n); err != nil {
+		return err
+	}
+	s.shards = func(ctx context.Context) (int, error) { return QueryShards(ctx, db) }
+	return nil
+}
+
+// reshard runs after a statement on pools (split across used logins) was
+// refused its tenant's role. It reports whether running it again may
+// succeed: another statement already moved the sandbox to other logins,
+// or the database's count changed and the sandbox (and its standby) moved
+// now; statements on the old pools finish there.
+func (s *Sandbox) reshard(ctx context.Context, used *queryPools) bool {
+	if s.shards == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pools.Load() != used {
+		return true
+	}
+	n, err := s.shards(ctx)
+	if err != nil || n == len(used.pools) {
+		return false
+	}
+	pools, err := newQueryPools(s.base, n, checkLogin)
+	if err != nil {
+		return false
+	}
+	go s.pools.Swap(pools).close()
+	if st := s.standby; st != nil {
+		if pools, err := newQueryPools(st.base, n, checkStandbyLogin); err == nil {
+			go st.pools.Swap(pools).close()
+		}
+	}
+	return true
+}
+
+// refusedRole reports a prelude whose SET LOCAL ROLE was refused
+// (preludeFailed): the login may not become the tenant's role.
+func refusedRole(err error) bool {
+	var pg *pgconn.PgError
+	return apperr.CodeOf(err) == apperr.Unavailable && errors.As(err, &pg) && pg.Code == "42501"
 }
 
 // SetTenantLimits changes how many statements of one tenant run at once and
@@ -187,11 +250,13 @@ func (s *Sandbox) Statements() int64 { return s.statements.Load() }
 
 // Login is the query login tenantID's statements run under (QueryLogin
 // with the sandbox's split, SplitLogins).
-func (s *Sandbox) Login(tenantID uuid.UUID) string { return QueryLogin(tenantID, len(s.pools.pools)) }
+func (s *Sandbox) Login(tenantID uuid.UUID) string {
+	return QueryLogin(tenantID, len(s.pools.Load().pools))
+}
 
 // Connections is the number of connections the sandbox has open on the
 // primary, across its query logins: at most the pool's size.
-func (s *Sandbox) Connections() int { return int(s.pools.established()) }
+func (s *Sandbox) Connections() int { return int(s.pools.Load().established()) }
 
 // ValuesCut is the number of results the database ended early because a
 // value was larger than MaxValueBytes (capValues).
@@ -212,7 +277,7 @@ func resetSession(c *pgx.Conn) bool {
 
 // Close closes the sandbox's pools.
 func (s *Sandbox) Close() {
-	s.pools.close()
+	s.pools.Load().close()
 	if s.standby != nil {
 		s.standby.close()
 	}
@@ -276,14 +341,17 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	// the statement before any row was read.
 	if st := s.standby; st != nil {
 		if st.ready(ctx, tenantID) {
-			conn, err := st.pools.acquire(ctx, tenantID)
+			used := s.pools.Load()
+			conn, err := st.pools.Load().acquire(ctx, tenantID)
 			if err == nil {
 				reading := false
 				err = s.execute(ctx, conn, prelude, sql, fetch, func(rows pgx.Rows) error {
 					reading = true
 					return read(rows)
 				})
-				if reading || !st.failed(ctx, err) {
+				if refusedRole(err) && s.reshard(ctx, used) {
+					// Moved to other logins: on the primary, this once.
+				} else if reading || !st.failed(ctx, err) {
 					st.ran.Add(1)
 					return err
 				}
@@ -297,7 +365,17 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 		}
 		st.fellBack.Add(1)
 	}
-	conn, err := s.pools.acquire(ctx, tenantID)
+	used := s.pools.Load()
+	err = s.onPrimary(ctx, used, tenantID, prelude, sql, fetch, read)
+	if refusedRole(err) && s.reshard(ctx, used) {
+		err = s.onPrimary(ctx, s.pools.Load(), tenantID, prelude, sql, fetch, read)
+	}
+	return err
+}
+
+// onPrimary runs the statement on a connection of pools, the primary's.
+func (s *Sandbox) onPrimary(ctx context.Context, pools *queryPools, tenantID uuid.UUID, prelude []string, sql, fetch string, read func(pgx.Rows) error) error {
+	conn, err := pools.acquire(ctx, tenantID)
 	if err != nil {
 		return Translate(err)
 	}
@@ -347,8 +425,8 @@ func (s *Sandbox) execute(ctx context.Context, conn *pgxpool.Conn, prelude []str
 func preludeFailed(err error) error {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		return apperr.Errorf(apperr.Unavailable, "the SQL sandbox could not open the tenant's transaction (%s %s): "+
-			"if DBCHAT_QUERY_SHARDS changed, run dbchat migrate and restart dbchat serve", pg.Code, pg.Message)
+		return apperr.Wrap(apperr.Unavailable, pg, fmt.Sprintf("the SQL sandbox could not open the tenant's transaction (%s %s): "+
+			"if DBCHAT_QUERY_SHARDS changed, run dbchat migrate", pg.Code, pg.Message))
 	}
 	return err
 }
