@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,12 +19,16 @@ import (
 // then run there, and on the primary as dbchat_query when the standby lags
 // past DBCHAT_REPLICA_MAX_WAIT or is down. replica reports which.
 func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *slog.Logger) (box *tenant.Sandbox, replica bool, err error) {
+	conns, err := sandboxConns(env)
+	if err != nil {
+		return nil, false, err
+	}
 	primaryURL, standby, err := sandboxPrimary(ctx, env, cfg)
 	if err != nil {
 		return nil, false, err
 	}
 	if !standby {
-		box, err := newSandbox(ctx, cfg.QueryDatabaseURL, db)
+		box, err := newSandbox(ctx, cfg.QueryDatabaseURL, db, conns)
 		if err != nil {
 			return nil, false, fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
 		}
@@ -43,7 +48,7 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 	if err != nil {
 		return nil, false, fmt.Errorf("the standby's replay position (DATABASE_URL's login on DBCHAT_QUERY_DATABASE_URL's server): %w", err)
 	}
-	box, err = newSandbox(ctx, primaryURL, db)
+	box, err = newSandbox(ctx, primaryURL, db, conns)
 	if err != nil {
 		return nil, false, fmt.Errorf("DBCHAT_QUERY_PRIMARY_DATABASE_URL (the sandbox on the primary): %w", err)
 	}
@@ -55,11 +60,29 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 	return box, true, nil
 }
 
-// newSandbox opens the sandbox on the primary with 8 connections, split
-// across the database's query logins as it is now and later (migration
-// 00031, FollowQueryShards).
-func newSandbox(ctx context.Context, queryURL string, db *tenant.DB) (*tenant.Sandbox, error) {
-	box, err := tenant.NewSandbox(ctx, queryURL, 8)
+// DefaultSandboxConns is the SQL sandbox's connections in serve
+// (DBCHAT_SANDBOX_CONNS), shared by its query logins.
+const DefaultSandboxConns = 8
+
+// sandboxConns reads DBCHAT_SANDBOX_CONNS: a query login's CONNECTION
+// LIMIT is 64, for every server together.
+func sandboxConns(env *Env) (int32, error) {
+	v := strings.TrimSpace(env.Getenv("DBCHAT_SANDBOX_CONNS"))
+	if v == "" {
+		return DefaultSandboxConns, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 64 {
+		return 0, fmt.Errorf("DBCHAT_SANDBOX_CONNS=%q: want a whole number from 1 to 64 (a query login's connection limit)", v)
+	}
+	return int32(n), nil
+}
+
+// newSandbox opens the sandbox on the primary with conns connections,
+// split across the database's query logins as it is now and later
+// (migration 00031, FollowQueryShards).
+func newSandbox(ctx context.Context, queryURL string, db *tenant.DB, conns int32) (*tenant.Sandbox, error) {
+	box, err := tenant.NewSandbox(ctx, queryURL, conns)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -92,4 +93,59 @@ func TestOpenSandboxOnAStandby(t *testing.T) {
 
 	_, _, err = open(map[string]string{"DBCHAT_QUERY_DATABASE_URL": sb.QueryURL, "DBCHAT_REPLICA_MAX_WAIT": "soon"})
 	require.ErrorContains(t, err, "DBCHAT_REPLICA_MAX_WAIT")
+}
+
+// TestOpenSandboxFollowsTheQueryLogins: serve's sandbox reads the
+// database's query logins, on the primary and on a hot standby (which
+// replays the logins and their memberships), so every tenant's statement
+// runs on the standby as its own login; DBCHAT_SANDBOX_CONNS sizes the
+// pool and must be a sane number.
+func TestOpenSandboxFollowsTheQueryLogins(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	ctx := context.Background()
+	var tenants []dbtest.Tenant
+	logins := map[string]bool{}
+	for i := 0; len(logins) < 3; i++ {
+		require.Less(t, i, 100)
+		tn := dbtest.NewTenant(t, db, fmt.Sprintf("Login %d", i))
+		tenants = append(tenants, tn)
+		logins[tenant.QueryLogin(tn.ID, 3)] = true
+	}
+	d.SplitQueryLogins(t, 3)
+	sb := d.Standby(t)
+	open := func(vars map[string]string) (*tenant.Sandbox, error) {
+		vars["DATABASE_URL"] = d.AppURL
+		env := &Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(k string) string { return vars[k] }}
+		box, _, err := openSandbox(ctx, env, loadConfig(env), db, slog.New(slog.DiscardHandler))
+		if err == nil {
+			t.Cleanup(box.Close)
+		}
+		return box, err
+	}
+	for _, url := range []string{sb.QueryURL, d.QueryURL} {
+		box, err := open(map[string]string{"DBCHAT_QUERY_DATABASE_URL": url, "DBCHAT_SANDBOX_CONNS": "2"})
+		require.NoError(t, err)
+		for _, tn := range tenants {
+			var session string
+			err := box.Query(tenant.NewContext(ctx, tn.Identity), tn.ID, `SELECT session_user::text`, tenant.Limits{MaxRows: 1, Timeout: 5e9},
+				func(rows pgx.Rows) error {
+					for rows.Next() {
+						session = string(rows.RawValues()[0])
+					}
+					return rows.Err()
+				})
+			require.NoError(t, err)
+			require.Equal(t, tenant.QueryLogin(tn.ID, 3), session)
+		}
+		require.LessOrEqual(t, box.Connections(), 2)
+		if url == sb.QueryURL {
+			require.Equal(t, int64(len(tenants)), box.OnStandby(), "every statement ran on the standby")
+		}
+	}
+	for _, bad := range []string{"0", "65", "many"} {
+		_, err := open(map[string]string{"DBCHAT_QUERY_DATABASE_URL": d.QueryURL, "DBCHAT_SANDBOX_CONNS": bad})
+		require.ErrorContains(t, err, "DBCHAT_SANDBOX_CONNS")
+	}
 }
