@@ -51,15 +51,12 @@ var catalogTables = []string{"customers", "orders", "products", "invoices", "eve
 // catalogColumns is that shape (catalog.ColumnSpec: name and type).
 var catalogColumns = [][2]string{{"id", "bigint"}, {"name", "text"}, {"category", "text"}, {"amount", "numeric"}, {"created", "date"}}
 
-// catalogShards is the query logins the tenants are split across for the
-// figures of a split database (DBCHAT_QUERY_SHARDS; migration 00031), and
-// catalogShardConns the split sandbox's connections: serve's 8, one per
-// login, so that a warm statement finds its login's connection as it would
-// in serve once every login has one.
-const (
-	catalogShards     = 8
-	catalogShardConns = 8
-)
+// catalogShards are the query login counts the tenants are split across
+// for the figures of a split database (DBCHAT_QUERY_SHARDS; migration
+// 00031): serve's default pool (8) and twice it. The split sandbox has one
+// connection per login (DBCHAT_SANDBOX_CONNS), so that a warm statement
+// finds its login's connection once every login has one.
+var catalogShards = []int{8, 16}
 
 // catalogQuery is the typical sandbox statement timed at every step.
 const catalogQuery = `SELECT category, count(*) AS n, sum(amount) AS total FROM orders WHERE created >= DATE '2024-03-01' GROUP BY category ORDER BY total DESC LIMIT 10`
@@ -75,18 +72,15 @@ type catalogTenant struct{ id tenant.Identity }
 type catalogStep struct {
 	Tenants, Tables, Roles int
 	SeedTook               time.Duration
-	PerTenant              []float64 // one tenant + its tables + rows, during this step
-	CreateTable            []float64 // one more table through catalog.Create
-	SandboxWarm            []float64 // tenant.Sandbox.Query on a warm connection
-	SandboxCold            []float64 // a new dbchat_query connection and its first statement
-	AfterRoleChange        []float64 // a warm connection's statement after a role of the cluster changed
-	Split                  float64   // dbchat migrate with DBCHAT_QUERY_SHARDS=catalogShards
-	ShardWarm              []float64 // the same figures with the tenants split across catalogShards logins
-	ShardCold              []float64
-	ShardAfterRoleChange   []float64
-	Plan, Exec             []float64 // EXPLAIN (ANALYZE) planning and execution inside PostgreSQL
-	Migrate                []float64 // dbchat migrate, idempotent
-	Audit                  []float64 // audit.Collect as dbchat_auditor (dbchat audit without the probe)
+	PerTenant              []float64          // one tenant + its tables + rows, during this step
+	CreateTable            []float64          // one more table through catalog.Create
+	SandboxWarm            []float64          // tenant.Sandbox.Query on a warm connection
+	SandboxCold            []float64          // a new dbchat_query connection and its first statement
+	AfterRoleChange        []float64          // a warm connection's statement after a role of the cluster changed
+	Splits                 map[int]*splitStep // by query login count (catalogShards)
+	Plan, Exec             []float64          // EXPLAIN (ANALYZE) planning and execution inside PostgreSQL
+	Migrate                []float64          // dbchat migrate, idempotent
+	Audit                  []float64          // audit.Collect as dbchat_auditor (dbchat audit without the probe)
 	AuditErr               string
 	Views                  map[string][]float64 // SELECT count(*) FROM audit.<view>
 	ViewErr                map[string]string
@@ -262,7 +256,10 @@ func measureCatalogStep(ctx context.Context, e *Env, d *benchDB, db *tenant.DB, 
 
 	sum := sha256.Sum256([]byte("dbchat-test-app:" + e.cfg.AdminURL))
 	pw := hex.EncodeToString(sum[:16])
-	measureSplit(ctx, e, d, tenants, st, c.Samples, rng, pw)
+	st.Splits = map[int]*splitStep{}
+	for _, n := range catalogShards {
+		st.Splits[n] = measureSplit(ctx, e, d, tenants, st.Tenants, n, c.Samples, rng, pw)
+	}
 
 	// dbchat migrate with nothing to apply: its privileged steps still run.
 	for r := 0; r < min(3, e.cfg.Runs) && (r == 0 || st.Migrate[0] < catalogRepeatMS); r++ {
@@ -338,6 +335,27 @@ func measureCatalogStep(ctx context.Context, e *Env, d *benchDB, db *tenant.DB, 
 	st.Vacuum = millis(time.Since(t0))
 }
 
+// catalogShardsText is catalogShards in words: "8 and 16".
+func catalogShardsText() string {
+	var words []string
+	for _, n := range catalogShards {
+		words = append(words, strconv.Itoa(n))
+	}
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
+}
+
+// splitStep is what a step measured with the tenants split across n query
+// logins; times in ms.
+type splitStep struct {
+	Split           float64   // dbchat migrate with DBCHAT_QUERY_SHARDS=n, from 1
+	Warm            []float64 // the sandbox statement, warm connection
+	Cold            []float64 // a new connection as the tenant's login and its first statement
+	AfterRoleChange []float64 // a warm connection's statement after a role of the cluster changed
+}
+
 // afterRoleChange times box's statement for a random tenant right after a
 // role of the cluster changed (a role created and dropped, as a tenant's
 // creation elsewhere changes them): PostgreSQL 15 then rebuilds, in the
@@ -354,47 +372,52 @@ func afterRoleChange(ctx context.Context, d *benchDB, box *tenant.Sandbox, tenan
 	return out
 }
 
-// measureSplit splits the tenants across catalogShards query logins (dbchat
-// migrate with DBCHAT_QUERY_SHARDS), takes the sandbox's figures again with
-// a sandbox that logs in as each tenant's login, and puts every tenant back
-// on dbchat_query for the rest of the part.
-func measureSplit(ctx context.Context, e *Env, d *benchDB, tenants []catalogTenant, st *catalogStep, samples int, rng *rand.Rand, pw string) {
+// measureSplit splits the tenants across n query logins (dbchat migrate
+// with DBCHAT_QUERY_SHARDS), takes the sandbox's figures again with a
+// sandbox of n connections that logs in as each tenant's login, and puts
+// every tenant back on dbchat_query for the rest of the part.
+func measureSplit(ctx context.Context, e *Env, d *benchDB, tenants []catalogTenant, step, n, samples int, rng *rand.Rand, pw string) *splitStep {
+	sp := &splitStep{}
+	query := func(box *tenant.Sandbox, id uuid.UUID) {
+		must(box.Query(ctx, id, catalogQuery, tenant.Limits{MaxRows: 100, Timeout: 30 * time.Second}, func(rows pgx.Rows) error { return drain(rows, nil) }))
+	}
 	pws := map[string]string{migrate.AppRole: pw, migrate.QueryRole: pw}
 	t0 := time.Now()
-	must(migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: pws, QueryShards: catalogShards}))
-	st.Split = millis(time.Since(t0))
-	box := must1(tenant.NewSandbox(ctx, d.QueryURL, catalogShardConns))
-	must(box.SplitLogins(catalogShards))
+	must(migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: pws, QueryShards: n}))
+	sp.Split = millis(time.Since(t0))
+	box := must1(tenant.NewSandbox(ctx, d.QueryURL, int32(n)))
+	must(box.SplitLogins(n))
 	// Warm: one statement per login first (a tenant of each).
 	warmed := map[string]bool{}
 	for _, t := range tenants {
-		if login := tenant.QueryLogin(t.id.TenantID, catalogShards); !warmed[login] {
+		if login := tenant.QueryLogin(t.id.TenantID, n); !warmed[login] {
 			warmed[login] = true
-			must(box.Query(ctx, t.id.TenantID, catalogQuery, tenant.Limits{MaxRows: 100, Timeout: 30 * time.Second}, func(rows pgx.Rows) error { return drain(rows, nil) }))
+			query(box, t.id.TenantID)
 		}
 	}
 	for range samples {
 		t := tenants[rng.IntN(len(tenants))]
 		t0 := time.Now()
-		must(box.Query(ctx, t.id.TenantID, catalogQuery, tenant.Limits{MaxRows: 100, Timeout: 30 * time.Second}, func(rows pgx.Rows) error { return drain(rows, nil) }))
-		st.ShardWarm = append(st.ShardWarm, millis(time.Since(t0)))
+		query(box, t.id.TenantID)
+		sp.Warm = append(sp.Warm, millis(time.Since(t0)))
 	}
 	cfg := must1(pgx.ParseConfig(d.QueryURL))
 	for range max(3, samples/4) {
 		t := tenants[rng.IntN(len(tenants))]
 		login := cfg.Copy()
-		login.User = tenant.QueryLogin(t.id.TenantID, catalogShards)
+		login.User = tenant.QueryLogin(t.id.TenantID, n)
 		t0 := time.Now()
 		conn := must1(pgx.ConnectConfig(ctx, login))
 		must(sandboxTx(ctx, conn, t.id.TenantID, func() error { return drain(conn.Query(ctx, catalogQuery, pgx.QueryExecModeSimpleProtocol)) }))
-		st.ShardCold = append(st.ShardCold, millis(time.Since(t0)))
+		sp.Cold = append(sp.Cold, millis(time.Since(t0)))
 		conn.Close(ctx)
 	}
-	st.ShardAfterRoleChange = afterRoleChange(ctx, d, box, tenants, samples, rng)
+	sp.AfterRoleChange = afterRoleChange(ctx, d, box, tenants, samples, rng)
 	box.Close()
 	must(migrate.Run(ctx, migrate.Options{AdminURL: d.AdminURL, Passwords: pws, QueryShards: 1}))
 	e.logf("catalog: %d tenants split across %d query logins in %.0f ms: sandbox warm p50 %.1f ms, cold %.1f ms, after a role change %.1f ms",
-		st.Tenants, catalogShards, st.Split, pq(st.ShardWarm, 0.5), pq(st.ShardCold, 0.5), pq(st.ShardAfterRoleChange, 0.5))
+		step, n, sp.Split, pq(sp.Warm, 0.5), pq(sp.Cold, 0.5), pq(sp.AfterRoleChange, 0.5))
+	return sp
 }
 
 // catalogRepeatMS: a figure that took longer once is not repeated.
@@ -506,13 +529,24 @@ func catalogSection(c CatalogConfig, preRoles int, steps []*catalogStep) *Sectio
 		catalogRow("execution time, EXPLAIN ANALYZE (ms, p50)", steps, "%.3f", func(s *catalogStep) (float64, string) { return med(s.Exec), "" }),
 		catalogRow("new dbchat_query connection + first statement (ms, p50)", steps, "%.1f", func(s *catalogStep) (float64, string) { return med(s.SandboxCold), "" }),
 		catalogRow("sandbox statement after a role of the cluster changed (ms, p50)", steps, "%.1f", func(s *catalogStep) (float64, string) { return med(s.AfterRoleChange), "" }),
-		catalogRow(fmt.Sprintf("split across %d query logins: sandbox statement, warm connection (ms, p50)", catalogShards), steps, "%.2f", func(s *catalogStep) (float64, string) { return med(s.ShardWarm), "" }),
-		catalogRow(fmt.Sprintf("split across %d query logins: sandbox statement, warm connection (ms, p95)", catalogShards), steps, "%.2f", func(s *catalogStep) (float64, string) { return pq(s.ShardWarm, 0.95), "" }),
-		catalogRow(fmt.Sprintf("split across %d query logins: new connection as the tenant's login + first statement (ms, p50)", catalogShards), steps, "%.1f", func(s *catalogStep) (float64, string) { return med(s.ShardCold), "" }),
-		catalogRow(fmt.Sprintf("split across %d query logins: sandbox statement after a role of the cluster changed (ms, p50)", catalogShards), steps, "%.1f", func(s *catalogStep) (float64, string) { return med(s.ShardAfterRoleChange), "" }),
-		catalogRow(fmt.Sprintf("`dbchat migrate` with DBCHAT_QUERY_SHARDS=%d from 1 (ms)", catalogShards), steps, "%.0f", func(s *catalogStep) (float64, string) { return s.Split, "" }),
 		catalogRow("`dbchat migrate`, nothing to apply (ms)", steps, "%.0f", func(s *catalogStep) (float64, string) { return med(s.Migrate), "" }),
 		catalogRow("`dbchat audit` report, audit.Collect (ms)", steps, "%.0f", func(s *catalogStep) (float64, string) { return med(s.Audit), s.AuditErr }),
+	}
+	for _, n := range catalogShards {
+		split := func(f func(*splitStep) float64) func(*catalogStep) (float64, string) {
+			return func(s *catalogStep) (float64, string) { return f(s.Splits[n]), "" }
+		}
+		name := fmt.Sprintf("split across %d query logins: ", n)
+		rows := [][]string{
+			catalogRow(name+"sandbox statement, warm connection (ms, p50)", steps, "%.2f", split(func(s *splitStep) float64 { return med(s.Warm) })),
+			catalogRow(name+"sandbox statement, warm connection (ms, p95)", steps, "%.2f", split(func(s *splitStep) float64 { return pq(s.Warm, 0.95) })),
+			catalogRow(name+"new connection as the tenant's login + first statement (ms, p50)", steps, "%.1f", split(func(s *splitStep) float64 { return med(s.Cold) })),
+			catalogRow(name+"sandbox statement after a role of the cluster changed (ms, p50)", steps, "%.1f", split(func(s *splitStep) float64 { return med(s.AfterRoleChange) })),
+			catalogRow(fmt.Sprintf("`dbchat migrate` with DBCHAT_QUERY_SHARDS=%d from 1 (ms)", n), steps, "%.0f", split(func(s *splitStep) float64 { return s.Split })),
+		}
+		// After the one-login figures they repeat, before migrate's.
+		at := slices.IndexFunc(timeRows, func(r []string) bool { return strings.HasPrefix(r[0], "`dbchat migrate`, nothing") })
+		timeRows = slices.Insert(timeRows, at, rows...)
 	}
 	var views []string
 	for v := range steps[len(steps)-1].ViewRows {
@@ -560,6 +594,6 @@ func catalogSection(c CatalogConfig, preRoles int, steps []*catalogStep) *Sectio
 	sec.Body = render("catalog", map[string]any{"C": c, "Steps": steps, "PreRoles": preRoles, "Query": catalogQuery,
 		"Times": mdTable(strings.Split(header, " | "), timeRows), "Sizes": mdTable(strings.Split(header, " | "), sizeRows),
 		"Vacuum": mdTable(strings.Split(strings.TrimSuffix(header, " | last / first | growth"), " | "), vacRows),
-		"Ratio":  tr, "Full": len(steps) > 0 && last.Tenants >= 10000, "Shards": catalogShards, "ShardConns": catalogShardConns})
+		"Ratio":  tr, "Full": len(steps) > 0 && last.Tenants >= 10000, "Shards": catalogShardsText()})
 	return sec
 }
