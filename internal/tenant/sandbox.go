@@ -421,10 +421,11 @@ func (s *Sandbox) execute(ctx context.Context, conn *pgxpool.Conn, prelude []str
 // no text of the caller's: the login may not become the tenant's role
 // (query logins out of step with the database) or a setting was refused.
 // It is the service's fault, not the statement's, so it is not answered
-// as an SQL error.
+// as an SQL error. An error already worded (a lost connection) stays so.
 func preludeFailed(err error) error {
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
+	var known *apperr.Error
+	if !errors.As(err, &known) && errors.As(err, &pg) {
 		return apperr.Wrap(apperr.Unavailable, pg, fmt.Sprintf("the SQL sandbox could not open the tenant's transaction (%s %s): "+
 			"if DBCHAT_QUERY_SHARDS changed, run dbchat migrate", pg.Code, pg.Message))
 	}
