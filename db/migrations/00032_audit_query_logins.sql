@@ -1,11 +1,13 @@
--- The audit lints know the query logins (migration 00031): every login
--- dbchat_query_<k> is linted as dbchat_query is (what untrusted SQL's login
--- may read, execute and become), a tenant role's one allowed member is its
--- own tenant's query login (dbchat.query_login), and the remedies name the
--- login that holds the privilege. Policy expressions are stripped of their
--- subqueries once per distinct text, not once per policy (the same
--- findings; a third less time at 1,000 tenants). The rest of the query is
--- 00022's.
+-- The audit lints know the query logins (migration 00031): a tenant
+-- role's one allowed member is its own tenant's query login
+-- (dbchat.query_login), a query login may be a member of tenant roles only,
+-- and query_login_holds_privileges finds a login dbchat_query_<k> that owns
+-- or holds anything in this database (pg_shdepend: one index lookup per
+-- login, where checking each login's privilege on every relation, as the
+-- lints do for dbchat_query, would grow with logins × relations). Policy
+-- expressions are stripped of their subqueries once per distinct text, not
+-- once per policy (the same findings; a fifth less time at 1,000 tenants).
+-- The rest of the query is 00022's.
 
 -- +goose Up
 -- +goose StatementBegin
@@ -93,11 +95,15 @@ roles AS (
     FROM pg_catalog.pg_roles r WHERE r.rolname LIKE 'dbchat\_%'
 ),
 app AS (SELECT * FROM roles WHERE rolname = 'dbchat_app'),
--- The query logins of this database (00031): dbchat_query, and those
--- dbchat_query_<k> that may connect here (roles are cluster-wide; another
--- database's logins run nothing here).
-query AS (SELECT * FROM roles WHERE rolname IN ('dbchat_query', 'dbchat_sandbox')
-          OR (rolname ~ '^dbchat_query_[0-9]+$' AND has_database_privilege(oid, current_database(), 'CONNECT'))),
+query AS (SELECT * FROM roles WHERE rolname IN ('dbchat_query', 'dbchat_sandbox')),
+-- The other query logins of this database (00031): dbchat_query_<k> that
+-- may connect here (roles are cluster-wide; another database's logins run
+-- nothing here). They are dbchat_query's twins and hold nothing of their
+-- own, which pg_shdepend shows without a privilege check per relation.
+query_logins AS (
+    SELECT r.oid, r.rolname FROM roles r
+    WHERE r.rolname ~ '^dbchat_query_[0-9]+$' AND has_database_privilege(r.oid, current_database(), 'CONNECT')
+),
 -- The tenant roles of this database (named like their schema): what
 -- untrusted SQL runs as. They are linted by their grants, which are per
 -- database, and their memberships.
@@ -106,7 +112,7 @@ tenant_roles AS (
     FROM pg_catalog.pg_roles r JOIN pg_catalog.pg_namespace n ON n.nspname = left(r.rolname, 34)
     WHERE r.rolname ~ '^t_[0-9a-f]{32}(_m)?$'
 ),
--- Who runs untrusted SQL: PUBLIC (0), the query logins, dbchat_sandbox, and the
+-- Who runs untrusted SQL: PUBLIC (0), dbchat_query, dbchat_sandbox, and the
 -- tenant roles (their direct grants; the rest they inherit from dbchat_sandbox).
 untrusted (oid, rolname) AS (
     SELECT 0::oid, 'PUBLIC' UNION ALL SELECT oid, rolname FROM query UNION ALL SELECT oid, rolname FROM tenant_roles
@@ -157,10 +163,7 @@ catalog_read AS (
 -- Privilege lints skip a superuser, which holds every privilege: role_superuser
 -- or runtime_role_superuser already reports it.
 app_nosuper AS (SELECT * FROM app WHERE NOT rolsuper),
--- login names the query login in a finding: dbchat_sandbox's privileges are
--- dbchat_query's findings, as before 00031 (one row for both).
-query_nosuper AS (SELECT *, CASE WHEN rolname ~ '^dbchat_query_[0-9]+$' THEN rolname ELSE 'dbchat_query' END AS login
-                  FROM query WHERE NOT rolsuper),
+query_nosuper AS (SELECT * FROM query WHERE NOT rolsuper),
 -- Policy expressions with every scalar subquery cut out, innermost
 -- parentheses first: a current_setting left over is evaluated per row.
 exprs AS (
@@ -412,21 +415,30 @@ found (lint, level, object_type, object, detail, remedy) AS (
     JOIN user_relations r ON r.nspname IN ('dbchat', 'dbchat_ops', 'dbchat_migrations', 'audit')
      AND CASE WHEN r.relkind <> 'S' THEN has_any_column_privilege(q.oid, r.oid, 'SELECT') END
     UNION ALL
+    SELECT 'query_login_holds_privileges', 'ERROR', 'role', l.rolname,
+           format('the query login %s owns or holds privileges on %s object(s) of this database (%s): a query login holds nothing but CONNECT and membership in its tenants'' roles, like dbchat_query',
+                  l.rolname, count(*), string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), ', ')),
+           format('DROP OWNED BY %I; then run `dbchat migrate` (which grants CONNECT again)', l.rolname)
+    FROM query_logins l
+    JOIN pg_catalog.pg_shdepend d ON d.refclassid = 'pg_catalog.pg_authid'::regclass AND d.refobjid = l.oid
+     AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) AND d.deptype IN ('a', 'o')
+    GROUP BY l.rolname
+    UNION ALL
     SELECT 'query_role_can_set_config', 'ERROR', 'function', 'pg_catalog.set_config(text, text, boolean)',
-           format('the query role %s may execute set_config(): a SELECT could change app.tenant_id or role mid-statement', q.login),
-           format('REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC, %I; (or run `dbchat migrate`)', q.login)
+           'the query role dbchat_query may execute set_config(): a SELECT could change app.tenant_id or role mid-statement',
+           'REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC, dbchat_query; (or run `dbchat migrate`)'
     FROM query_nosuper q
     WHERE has_function_privilege(q.oid, 'pg_catalog.set_config(text,text,boolean)', 'EXECUTE')
     UNION ALL
     SELECT 'query_role_can_call_hardened_function', 'WARN', 'function', h.sig,
-           format('the query role %s may execute a function dbchat migrate revokes from PUBLIC (advisory locks outlive the statement, notify and signal other sessions, or show other sessions'' SQL)', q.login),
-           format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %I; (or run `dbchat migrate`)', h.sig, q.login)
+           'the query role dbchat_query may execute a function dbchat migrate revokes from PUBLIC (advisory locks outlive the statement, notify and signal other sessions, or show other sessions'' SQL)',
+           format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, dbchat_query; (or run `dbchat migrate`)', h.sig)
     FROM query_nosuper q
     JOIN hardened h ON to_regprocedure(h.sig) IS NOT NULL AND has_function_privilege(q.oid, to_regprocedure(h.sig), 'EXECUTE')
     UNION ALL
     SELECT 'query_role_can_call_hardened_function', 'WARN', 'view', 'pg_catalog.pg_stat_activity',
-           format('the query role %s may read pg_stat_activity: one tenant would see the SQL text of another''s concurrent statement', q.login),
-           format('REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC, %I; (or run `dbchat migrate`)', q.login)
+           'the query role dbchat_query may read pg_stat_activity: one tenant would see the SQL text of another''s concurrent statement',
+           'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC, dbchat_query; (or run `dbchat migrate`)'
     FROM query_nosuper q
     WHERE has_table_privilege(q.oid, 'pg_catalog.pg_stat_activity', 'SELECT')
     UNION ALL

@@ -34,8 +34,8 @@ var queryLoginAttrs = func() string {
 // ensureQueryLogins splits the database's tenants across n query logins
 // (migration 00031; 0 keeps the database's count): it creates the logins
 // dbchat_query_1 … dbchat_query_<n-1> with dbchat_query's attributes,
-// settings and password (pw, when given), lets them connect, and rewrites
-// dbchat.query_shards(). ensureTenantRoles then grants each tenant's roles to
+// settings and password (pw, when given), lets them connect (and logins
+// past n no more), and rewrites dbchat.query_shards(). ensureTenantRoles then grants each tenant's roles to
 // its login. conn is the privileged connection to the database.
 func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) error {
 	if n < 0 || n > MaxQueryShards {
@@ -68,11 +68,26 @@ func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) er
 			return fmt.Errorf("%s: %w", grant, err)
 		}
 	}
+	// Logins past n (a smaller count than before) keep no way into this
+	// database; ensureTenantRoles takes their tenants' roles back.
+	_, err := conn.Exec(ctx, `DO $$
+		DECLARE r text;
+		BEGIN
+			FOR r IN SELECT rolname FROM pg_catalog.pg_roles
+			         WHERE rolname ~ '^`+QueryRole+`_[0-9]+$' AND substr(rolname, `+strconv.Itoa(len(QueryRole)+2)+`)::int >= `+strconv.Itoa(n)+`
+			           AND has_database_privilege(oid, current_database(), 'CONNECT')
+			LOOP
+				EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM %I', current_database(), r);
+			END LOOP;
+		END $$`)
+	if err != nil {
+		return fmt.Errorf("revoke CONNECT from the query logins past %d: %w", n, err)
+	}
 	if n == have {
 		return nil
 	}
 	// The function is the owner's, like every object of schema dbchat.
-	_, err := conn.Exec(ctx, fmt.Sprintf(`SET ROLE %s;
+	_, err = conn.Exec(ctx, fmt.Sprintf(`SET ROLE %s;
 		CREATE OR REPLACE FUNCTION dbchat.query_shards() RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT %d';
 		RESET ROLE`, OwnerRole, n))
 	if err != nil {

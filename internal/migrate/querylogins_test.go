@@ -83,6 +83,17 @@ func TestQueryLoginsSplitTenants(t *testing.T) {
 	findings := strings1(t, admin, `SELECT detail FROM audit.findings WHERE lint = 'tenant_role_membership' AND object = $1`, tenant.Schema(a))
 	require.Equal(t, []string{"the tenant role " + tenant.Schema(a) + " has the member " + wrong +
 		": only its query login " + tenant.QueryLogin(a, 3) + " may become it"}, findings)
+	// A numbered query login that holds anything of its own is a finding
+	// too (dbchat_query has its own lints).
+	for _, login := range []string{migrate.QueryLogin(1), migrate.QueryLogin(2)} {
+		_, err = admin.Exec(ctx, "GRANT SELECT ON dbchat.tenants TO "+login)
+		require.NoError(t, err)
+		held := strings1(t, admin, `SELECT detail FROM audit.findings WHERE lint = 'query_login_holds_privileges' AND object = $1`, login)
+		require.Len(t, held, 1)
+		require.Contains(t, held[0], "table dbchat.tenants")
+		_, err = admin.Exec(ctx, "REVOKE SELECT ON dbchat.tenants FROM "+login)
+		require.NoError(t, err)
+	}
 	d.SplitQueryLogins(t, 0) // 0 keeps the count
 	require.Equal(t, []string{tenant.QueryLogin(a, 3)}, members(a))
 	require.Empty(t, strings1(t, admin, `SELECT lint || ': ' || detail FROM audit.findings WHERE level = 'ERROR'`))
@@ -91,6 +102,10 @@ func TestQueryLoginsSplitTenants(t *testing.T) {
 	for _, id := range ids {
 		require.Equal(t, []string{migrate.QueryRole}, members(id))
 	}
+	// The logins past the count may no longer connect to this database.
+	require.Equal(t, []string{"false", "false"}, strings1(t, admin,
+		`SELECT has_database_privilege(l, current_database(), 'CONNECT')::text FROM unnest($1::text[]) l`,
+		[]string{migrate.QueryLogin(1), migrate.QueryLogin(2)}))
 }
 
 // loginsOf is the set of the tenants' query logins among three.
