@@ -34,9 +34,10 @@ var queryLoginAttrs = func() string {
 // ensureQueryLogins splits the database's tenants across n query logins
 // (migration 00031; 0 keeps the database's count): it creates the logins
 // dbchat_query_1 … dbchat_query_<n-1> with dbchat_query's attributes,
-// settings and password (pw, when given), lets them connect (and logins
-// past n no more), and rewrites dbchat.query_shards(). ensureTenantRoles then grants each tenant's roles to
-// its login. conn is the privileged connection to the database.
+// settings and password (pw, when given), lets them connect (and the
+// logins past n no more), and rewrites dbchat.query_shards().
+// ensureTenantRoles then grants each tenant's roles to its login. conn is
+// the privileged connection to the database.
 func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) error {
 	if n < 0 || n > MaxQueryShards {
 		return fmt.Errorf("DBCHAT_QUERY_SHARDS must be between 1 and %d, got %d", MaxQueryShards, n)
@@ -56,20 +57,45 @@ func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) er
 		if err := configureQueryLogin(ctx, conn, login); err != nil {
 			return err
 		}
-		// A GRANT rewrites the database's catalog row even when it changes
-		// nothing; grant only what is missing.
-		var can bool
-		if err := conn.QueryRow(ctx, `SELECT has_database_privilege($1, current_database(), 'CONNECT')`, login).Scan(&can); err != nil {
+		if err := grantConnect(ctx, conn, login); err != nil {
 			return err
 		}
-		grant := fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s",
-			pgx.Identifier{conn.Config().Database}.Sanitize(), pgx.Identifier{login}.Sanitize())
-		if _, err := conn.Exec(ctx, grant); !can && err != nil {
-			return fmt.Errorf("%s: %w", grant, err)
-		}
 	}
-	// Logins past n (a smaller count than before) keep no way into this
-	// database; ensureTenantRoles takes their tenants' roles back.
+	if err := revokeConnectPast(ctx, conn, n); err != nil {
+		return err
+	}
+	if n == have {
+		return nil
+	}
+	// The function is the owner's, like every object of schema dbchat.
+	_, err := conn.Exec(ctx, fmt.Sprintf(`SET ROLE %s;
+		CREATE OR REPLACE FUNCTION dbchat.query_shards() RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT %d';
+		RESET ROLE`, OwnerRole, n))
+	if err != nil {
+		return fmt.Errorf("set the query shards to %d: %w", n, err)
+	}
+	return nil
+}
+
+// grantConnect lets login connect to conn's database. A GRANT rewrites the
+// database's catalog row even when it changes nothing, so only when missing.
+func grantConnect(ctx context.Context, conn *pgx.Conn, login string) error {
+	var can bool
+	if err := conn.QueryRow(ctx, `SELECT has_database_privilege($1, current_database(), 'CONNECT')`, login).Scan(&can); err != nil || can {
+		return err
+	}
+	grant := fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s",
+		pgx.Identifier{conn.Config().Database}.Sanitize(), pgx.Identifier{login}.Sanitize())
+	if _, err := conn.Exec(ctx, grant); err != nil {
+		return fmt.Errorf("%s: %w", grant, err)
+	}
+	return nil
+}
+
+// revokeConnectPast leaves the query logins past n (after a smaller count
+// than before) no way into conn's database; ensureTenantRoles takes their
+// tenants' roles back.
+func revokeConnectPast(ctx context.Context, conn *pgx.Conn, n int) error {
 	_, err := conn.Exec(ctx, `DO $$
 		DECLARE r text;
 		BEGIN
@@ -82,16 +108,6 @@ func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) er
 		END $$`)
 	if err != nil {
 		return fmt.Errorf("revoke CONNECT from the query logins past %d: %w", n, err)
-	}
-	if n == have {
-		return nil
-	}
-	// The function is the owner's, like every object of schema dbchat.
-	_, err = conn.Exec(ctx, fmt.Sprintf(`SET ROLE %s;
-		CREATE OR REPLACE FUNCTION dbchat.query_shards() RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT %d';
-		RESET ROLE`, OwnerRole, n))
-	if err != nil {
-		return fmt.Errorf("set the query shards to %d: %w", n, err)
 	}
 	return nil
 }
