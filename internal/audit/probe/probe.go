@@ -137,7 +137,6 @@ type prober struct {
 	appUser string
 	db      *tenant.DB
 	box     *tenant.Sandbox
-	shards  int                  // the database's query logins (dbchat.query_shards())
 	queries map[string]*pgx.Conn // a plain connection per query login, opened when needed
 	svc     *sandbox.Service
 	store   *nlsql.Store
@@ -207,13 +206,10 @@ func (p *prober) connect(ctx context.Context) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	p.db = tenant.New(p.pool)
-	if p.shards, err = tenant.QueryShards(ctx, p.db); err != nil {
-		return fmt.Errorf("the query logins (dbchat.query_shards()): %w", err)
-	}
 	if p.box, err = tenant.NewSandbox(ctx, p.cfg.QueryURL, 2); err != nil {
 		return fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
 	}
-	if err := p.box.SplitLogins(p.shards); err != nil {
+	if err := p.box.FollowQueryShards(ctx, p.db); err != nil {
 		return fmt.Errorf("DBCHAT_QUERY_DATABASE_URL: %w", err)
 	}
 	p.svc = sandbox.New(p.db, p.box)
@@ -223,9 +219,9 @@ func (p *prober) connect(ctx context.Context) error {
 }
 
 // queryConn is a plain connection as the query login of tenant id
-// (tenant.QueryLogin), the only one that may become its roles.
+// (the sandbox's split), the only one that may become its roles.
 func (p *prober) queryConn(ctx context.Context, id uuid.UUID) (*pgx.Conn, error) {
-	login := tenant.QueryLogin(id, p.shards)
+	login := p.box.Login(id)
 	if c := p.queries[login]; c != nil {
 		return c, nil
 	}
