@@ -2,7 +2,10 @@
 // (audit.findings, audit.rls_coverage, audit.policies, audit.roles,
 // audit.grants) and 00021's audit.distribution_key_findings into a Report and renders it as text, JSON, Markdown or one
 // self-contained HTML file. The lints themselves are SQL, in the view
-// audit.findings, so a DBA in psql and `dbchat audit` see the same thing.
+// audit.findings, so a DBA in psql and `dbchat audit` see the same thing;
+// the per-table coverage comes from audit.rls_coverage_rows(jsonb) given
+// the findings already read, which is the view's query without running
+// the lints a second time.
 // The live cross-tenant probe is in package audit/probe; its result is a
 // ProbeResult attached to the Report, which backs every cell of the
 // access-control matrix.
@@ -10,6 +13,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -204,14 +208,21 @@ func Collect(ctx context.Context, q Querier) (*Report, error) {
 		}); err != nil {
 		return nil, err
 	}
+	// audit.rls_coverage's rows from the findings just read: the view would
+	// run every lint again to find each table's verdict (migration 00033).
+	found, err := json.Marshal(r.Findings)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	if r.Coverage, err = collect(ctx, q, `SELECT schema, table_name, kind, rls_enabled, rls_forced, policies,
 			coalesce(tenant_column, ''), has_tenant_id, keys_include_tenant_id, foreign_keys_include_tenant_id, verdict, coalesce(reason, '')
-			FROM audit.rls_coverage`,
+			FROM audit.rls_coverage_rows($1::jsonb)
+			ORDER BY CASE WHEN schema = 'dbchat' THEN 0 ELSE 1 END, schema COLLATE "C", table_name COLLATE "C"`,
 		func(row pgx.Rows) (c Coverage, err error) {
 			err = row.Scan(&c.Schema, &c.Table, &c.Kind, &c.RLSEnabled, &c.RLSForced, &c.Policies, &c.TenantColumn,
 				&c.HasTenantID, &c.KeysIncludeTenantID, &c.ForeignKeysIncludeTenantID, &c.Verdict, &c.Reason)
 			return c, err
-		}); err != nil {
+		}, found); err != nil {
 		return nil, err
 	}
 	if r.Policies, err = collect(ctx, q, `SELECT schema, table_name, policy, kind, command, roles,
@@ -250,8 +261,8 @@ func Collect(ctx context.Context, q Querier) (*Report, error) {
 	return r, nil
 }
 
-func collect[T any](ctx context.Context, q Querier, sql string, scan func(pgx.Rows) (T, error)) ([]T, error) {
-	rows, err := q.Query(ctx, sql)
+func collect[T any](ctx context.Context, q Querier, sql string, scan func(pgx.Rows) (T, error), args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}

@@ -97,3 +97,120 @@ func TestAuditViewsKeepTheirFindings(t *testing.T) {
 		WHERE p.oid IN ('audit.findings_rows()'::regprocedure, 'audit.rls_coverage_rows()'::regprocedure) AND s LIKE 'jit=%'`).Scan(&settings))
 	require.Equal(t, []string{"jit=off", "jit=off"}, settings)
 }
+
+// functionBody is the body of the first function a migration's Up section
+// creates with the given header: the text between "AS $body$" and "$body$;".
+func functionBody(t *testing.T, file, header string) string {
+	t.Helper()
+	b, err := fs.ReadFile(db.Migrations, "migrations/"+file)
+	require.NoError(t, err)
+	s := string(b)
+	i := strings.Index(s, header)
+	require.GreaterOrEqual(t, i, 0, "%s: %q", file, header)
+	s = s[i:]
+	start := strings.Index(s, "AS $body$\n")
+	end := strings.Index(s, "\n$body$;")
+	require.True(t, start > 0 && end > start, file)
+	return s[start+len("AS $body$\n") : end]
+}
+
+// TestAuditAt10kKeepsItsFindings proves that migration 00033, which looks
+// up the tables of views by oid, compares the tenant roles' grants by oid
+// before naming them, and lets rls_coverage take findings already read,
+// changed no row: on a database with every deliberate breakage and more
+// tenant-role grants of each kind (schema, table, column, sequence,
+// database; in and out of the role's own schema), audit.findings returns
+// what 00032's query returns and audit.rls_coverage what 00022's coverage
+// over it returns. `dbchat audit`'s coverage (audit.Collect, which hands
+// the findings it read to rls_coverage_rows(jsonb)) is the view's.
+func TestAuditAt10kKeepsItsFindings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	tdb := tenant.New(d.AppPool(t, 2))
+	var schemas []string
+	for i, name := range []string{"Reach A", "Reach B"} {
+		tn := dbtest.NewTenant(t, tdb, name)
+		schemas = append(schemas, tenant.Schema(tn.ID))
+		// Column names differ between tenants: a breakage adds a global
+		// unique index on database_columns.name.
+		require.NoError(t, tdb.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error {
+			_, err := catalog.Create(ctx, tx, catalog.TableSpec{Name: "items", Columns: []catalog.ColumnSpec{
+				{Name: fmt.Sprintf("label_%d", i), Type: "text"}, {Name: fmt.Sprintf("secret_%d", i), Type: "text", Restricted: true}}})
+			return err
+		}))
+	}
+	a, b := pgx.Identifier{schemas[0]}.Sanitize(), pgx.Identifier{schemas[1]}.Sanitize()
+	am := pgx.Identifier{schemas[0] + "_m"}.Sanitize()
+	admin := d.AdminPool(t)
+	audittest.Break(t, admin)
+	for _, stmt := range []string{
+		// Views over a tenant's data table, in and out of its schema.
+		`CREATE VIEW public.items_everywhere AS SELECT * FROM ` + a + `.items`,
+		`CREATE VIEW ` + b + `.items_v AS SELECT label_1 FROM ` + b + `.items`,
+		`CREATE MATERIALIZED VIEW public.items_m AS SELECT label_0 FROM ` + a + `.items`,
+		// Tenant roles reaching further than their own schema's tables.
+		`GRANT INSERT ON ` + a + `.items TO ` + am,
+		`GRANT UPDATE (label_0) ON ` + a + `.items TO ` + am,
+		`GRANT SELECT (label_1) ON ` + b + `.items TO ` + am,
+		`GRANT SELECT ON ` + b + `.items TO ` + a,
+		`GRANT CREATE ON SCHEMA ` + a + ` TO ` + a,
+		`GRANT USAGE ON SCHEMA ` + b + ` TO ` + am,
+		`CREATE SEQUENCE ` + b + `.counter`,
+		`GRANT USAGE ON SEQUENCE ` + b + `.counter TO ` + am,
+		`GRANT TEMPORARY ON DATABASE ` + pgx.Identifier{d.Name}.Sanitize() + ` TO ` + a,
+	} {
+		_, err := admin.Exec(ctx, stmt)
+		require.NoError(t, err, stmt)
+	}
+
+	old := functionBody(t, "00032_audit_query_logins.sql", "CREATE OR REPLACE FUNCTION audit.findings_rows()")
+	oldCoverage := strings.Replace(functionBody(t, "00022_audit_at_scale.sql", "CREATE FUNCTION audit.rls_coverage_rows()"),
+		"audit.findings_rows()", "("+old+")", 1)
+	conn, err := pgx.Connect(ctx, audittest.AuditorURL(t, d))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+
+	got, want := rowsOf(t, conn, `SELECT * FROM audit.findings`), rowsOf(t, conn, old)
+	require.Equal(t, slices.Sorted(slices.Values(want)), slices.Sorted(slices.Values(got)))
+	reached := 0
+	for _, r := range got {
+		if strings.Contains(r, `"tenant_role_reaches_other_schema"`) {
+			reached++
+		}
+	}
+	require.Equal(t, 8, reached, "the eight grants above:\n%s", strings.Join(got, "\n"))
+	all := strings.Join(got, "\n")
+	for _, v := range []string{"public.items_everywhere", schemas[1] + ".items_v", "public.items_m"} {
+		require.Contains(t, all, fmt.Sprintf(`"%s"`, v), "a view over a tenant table is reported")
+	}
+
+	byTable := `SELECT * FROM (%s) r ORDER BY CASE WHEN schema = 'dbchat' THEN 0 ELSE 1 END, schema COLLATE "C", table_name COLLATE "C"`
+	require.Equal(t, rowsOf(t, conn, fmt.Sprintf(byTable, oldCoverage)), rowsOf(t, conn, `SELECT * FROM audit.rls_coverage`))
+
+	rep, err := audit.Collect(ctx, conn)
+	require.NoError(t, err)
+	view, err := pgx.CollectRows(must(conn.Query(ctx, `SELECT schema, table_name, kind, rls_enabled, rls_forced, policies,
+			coalesce(tenant_column, ''), has_tenant_id, keys_include_tenant_id, foreign_keys_include_tenant_id, verdict, coalesce(reason, '')
+			FROM audit.rls_coverage`)), func(row pgx.CollectableRow) (c audit.Coverage, err error) {
+		err = row.Scan(&c.Schema, &c.Table, &c.Kind, &c.RLSEnabled, &c.RLSForced, &c.Policies, &c.TenantColumn,
+			&c.HasTenantID, &c.KeysIncludeTenantID, &c.ForeignKeysIncludeTenantID, &c.Verdict, &c.Reason)
+		return c, err
+	})
+	require.NoError(t, err)
+	require.Equal(t, view, rep.Coverage)
+	failed := 0
+	for _, c := range rep.Coverage {
+		if c.Verdict == "fail" {
+			failed++
+		}
+	}
+	require.Positive(t, failed, "the breakages fail some tables")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
