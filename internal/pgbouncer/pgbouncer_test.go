@@ -21,18 +21,23 @@ import (
 // test database. A missing pgbouncer fails the test (skips under -short).
 func start(t *testing.T, poolSize int) (*dbtest.DB, *pgbouncer.Bouncer) {
 	t.Helper()
+	d := dbtest.New(t)
+	return d, bounce(t, d, poolSize, migrate.AppRole, migrate.QueryRole)
+}
+
+// bounce runs a bouncer with poolSize server connections in front of d for
+// the given users, stopped at cleanup.
+func bounce(t *testing.T, d *dbtest.DB, poolSize int, users ...string) *pgbouncer.Bouncer {
+	t.Helper()
 	if _, err := pgbouncer.Find(); err != nil {
 		if testing.Short() {
 			t.Skip(err)
 		}
 		t.Fatal(err)
 	}
-	d := dbtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := pgbouncer.Start(ctx, pgbouncer.Options{
-		ServerURL: d.AdminURL, Users: []string{migrate.AppRole, migrate.QueryRole}, PoolSize: poolSize,
-	})
+	b, err := pgbouncer.Start(ctx, pgbouncer.Options{ServerURL: d.AdminURL, Users: users, PoolSize: poolSize})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -40,7 +45,7 @@ func start(t *testing.T, poolSize int) (*dbtest.DB, *pgbouncer.Bouncer) {
 		}
 		require.NoError(t, b.Stop())
 	})
-	return d, b
+	return b
 }
 
 // connect opens a client connection through b as dbchat_app.
