@@ -12,9 +12,11 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,6 +108,23 @@ type Grant struct {
 	IsOwner    bool   `json:"is_owner"`
 }
 
+// GrantPattern is one kind of grant in the tenant data schemas (t_<32
+// hex>), counted instead of listed: every tenant's schema holds the same
+// grants, about a hundred per tenant, a million rows of audit.grants at
+// 10,000 tenants. Grantee names a tenant role by what it is to the schema:
+// t_<tenant> and t_<tenant>_m are the schema's own tenant's roles,
+// t_<other> and t_<other>_m another tenant's (which the lint
+// tenant_role_reaches_other_schema reports, object by object).
+type GrantPattern struct {
+	ObjectType string `json:"object_type"`
+	Grantee    string `json:"grantee"`
+	Privilege  string `json:"privilege"`
+	Grantable  bool   `json:"grantable"`
+	IsOwner    bool   `json:"is_owner"`
+	Grants     int64  `json:"grants"`
+	Example    string `json:"example"` // the first object, "schema.table (column)" for a column
+}
+
 // Database identifies the audited database.
 type Database struct {
 	Name          string    `json:"name"`
@@ -146,17 +165,20 @@ const ClaimDistributionKeys = "distribution_keys"
 
 // Report is everything `dbchat audit` and GET /v1/admin/audit show.
 type Report struct {
-	GeneratedAt time.Time    `json:"generated_at"`
-	Database    Database     `json:"database"`
-	Migration   int64        `json:"migration"`
-	Summary     Summary      `json:"summary"`
-	Findings    []Finding    `json:"findings"`
-	Coverage    []Coverage   `json:"coverage"`
-	Policies    []Policy     `json:"policies"`
-	Roles       []Role       `json:"roles"`
-	Grants      []Grant      `json:"grants"`
-	Matrix      []MatrixRow  `json:"access_matrix"`
-	Probe       *ProbeResult `json:"probe"`
+	GeneratedAt time.Time  `json:"generated_at"`
+	Database    Database   `json:"database"`
+	Migration   int64      `json:"migration"`
+	Summary     Summary    `json:"summary"`
+	Findings    []Finding  `json:"findings"`
+	Coverage    []Coverage `json:"coverage"`
+	Policies    []Policy   `json:"policies"`
+	Roles       []Role     `json:"roles"`
+	// Grants lists audit.grants outside the tenant data schemas;
+	// TenantSchemaGrants counts the grants inside them by kind.
+	Grants             []Grant        `json:"grants"`
+	TenantSchemaGrants []GrantPattern `json:"tenant_schema_grants"`
+	Matrix             []MatrixRow    `json:"access_matrix"`
+	Probe              *ProbeResult   `json:"probe"`
 	// DistributionKeys and Claims: what stops distribution by tenant_id
 	// (none on a clean schema), and the claims the views back.
 	DistributionKeys []DistributionKeyFinding `json:"distribution_key_findings"`
@@ -242,12 +264,7 @@ func Collect(ctx context.Context, q Querier) (*Report, error) {
 		}); err != nil {
 		return nil, err
 	}
-	if r.Grants, err = collect(ctx, q, `SELECT object_type, coalesce(schema, ''), object, coalesce(column_name, ''),
-			grantee, privilege, grantable, is_owner FROM audit.grants`,
-		func(row pgx.Rows) (g Grant, err error) {
-			err = row.Scan(&g.ObjectType, &g.Schema, &g.Object, &g.Column, &g.Grantee, &g.Privilege, &g.Grantable, &g.IsOwner)
-			return g, err
-		}); err != nil {
+	if r.Grants, r.TenantSchemaGrants, err = collectGrants(ctx, q); err != nil {
 		return nil, err
 	}
 	if r.DistributionKeys, err = collect(ctx, q, `SELECT lint, table_name, key_name, definition, detail FROM audit.distribution_key_findings`,
@@ -259,6 +276,79 @@ func Collect(ctx context.Context, q Querier) (*Report, error) {
 	}
 	r.Finalize()
 	return r, nil
+}
+
+// collectGrants reads audit.grants: the grants outside the tenant schemas
+// row by row, those inside counted by kind as they stream past, so a
+// report at 10,000 tenants holds a few hundred rows, not a million.
+func collectGrants(ctx context.Context, q Querier) (grants []Grant, patterns []GrantPattern, err error) {
+	rows, err := q.Query(ctx, `SELECT object_type, coalesce(schema, ''), object, coalesce(column_name, ''),
+			grantee, privilege, grantable, is_owner FROM audit.grants`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
+	defer rows.Close()
+	grants, patterns = []Grant{}, []GrantPattern{}
+	index := map[GrantPattern]int{} // a pattern, without count and example → its place in patterns
+	for rows.Next() {
+		var g Grant
+		if err := rows.Scan(&g.ObjectType, &g.Schema, &g.Object, &g.Column, &g.Grantee, &g.Privilege, &g.Grantable, &g.IsOwner); err != nil {
+			return nil, nil, fmt.Errorf("audit: %w", err)
+		}
+		if !isTenantName(g.Schema) {
+			grants = append(grants, g)
+			continue
+		}
+		key := GrantPattern{ObjectType: g.ObjectType, Grantee: tenantGrantee(g.Grantee, g.Schema), Privilege: g.Privilege,
+			Grantable: g.Grantable, IsOwner: g.IsOwner}
+		i, ok := index[key]
+		if !ok {
+			i, index[key] = len(patterns), len(patterns)
+			key.Example = g.Object
+			if g.Column != "" {
+				key.Example += " (" + g.Column + ")"
+			}
+			patterns = append(patterns, key)
+		}
+		patterns[i].Grants++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
+	slices.SortStableFunc(patterns, func(a, b GrantPattern) int { // ties keep the view's order
+		return cmp.Or(cmp.Compare(a.ObjectType, b.ObjectType), cmp.Compare(a.Grantee, b.Grantee), cmp.Compare(a.Privilege, b.Privilege))
+	})
+	return grants, patterns, nil
+}
+
+// isTenantName says whether name is a tenant's role or data schema,
+// t_<32 lowercase hex>, not its members' role.
+func isTenantName(name string) bool {
+	if len(name) != 34 || !strings.HasPrefix(name, "t_") {
+		return false
+	}
+	for _, c := range name[2:] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// tenantGrantee names a grantee in a tenant schema by what it is to the
+// schema: its own tenant's roles, another tenant's, or its own name.
+func tenantGrantee(grantee, schema string) string {
+	switch {
+	case grantee == schema:
+		return "t_<tenant>"
+	case grantee == schema+"_m":
+		return "t_<tenant>_m"
+	case isTenantName(grantee):
+		return "t_<other>"
+	case strings.HasSuffix(grantee, "_m") && isTenantName(strings.TrimSuffix(grantee, "_m")):
+		return "t_<other>_m"
+	}
+	return grantee
 }
 
 func collect[T any](ctx context.Context, q Querier, sql string, scan func(pgx.Rows) (T, error), args ...any) ([]T, error) {

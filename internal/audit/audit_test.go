@@ -129,27 +129,29 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 		require.Contains(t, p.Using, "current_setting('app.tenant_id'")
 	}
 
-	// Grants: each tenant's role has SELECT on its data tables, the query
-	// login nothing of its own but CONNECT, and nothing on the platform; the hardened
-	// set_config is listed.
-	var roleSelects, queryGrants int
+	// Grants: outside the tenant schemas row by row, the query login holding
+	// nothing of its own but CONNECT and the hardened set_config listed;
+	// inside them counted by kind: each tenant's role has SELECT on its data
+	// tables, and no tenant role reaches another tenant's schema.
 	setConfig := false
 	for _, g := range rep.Grants {
-		if g.Grantee == g.Schema && strings.HasPrefix(g.Schema, "t_") && g.Privilege == "SELECT" {
-			roleSelects++
-		}
-		// (t_<hex>_m, the members' role, reads the schema t_<hex>)
-		if g.Grantee == "dbchat_query" && g.ObjectType != "database" || strings.HasPrefix(g.Grantee, "t_") && g.Schema != strings.TrimSuffix(g.Grantee, "_m") {
-			queryGrants++
-		}
+		require.False(t, strings.HasPrefix(g.Schema, "t_"), "%+v is counted, not listed", g)
+		require.False(t, g.Grantee == "dbchat_query" && g.ObjectType != "database", "%+v", g)
 		if strings.HasPrefix(g.Object, "pg_catalog.set_config(") {
 			setConfig = true
 			require.NotEqual(t, "PUBLIC", g.Grantee, "set_config is revoked from PUBLIC")
 		}
 	}
-	require.Equal(t, data, roleSelects) // one per data table
-	require.Zero(t, queryGrants)
 	require.True(t, setConfig)
+	kinds := map[string]int64{}
+	for _, p := range rep.TenantSchemaGrants {
+		kinds[p.ObjectType+" "+p.Grantee+" "+p.Privilege] += p.Grants
+		require.NotContains(t, []string{"t_<other>", "t_<other>_m", "dbchat_query", "PUBLIC"}, p.Grantee, "%+v", p)
+		require.True(t, strings.HasPrefix(p.Example, "t_"), "%+v", p)
+	}
+	require.Equal(t, int64(data), kinds["table t_<tenant> SELECT"]) // one per data table
+	require.Equal(t, int64(2), kinds["schema t_<tenant> USAGE"])
+	require.Equal(t, int64(2), kinds["schema t_<tenant>_m USAGE"])
 
 	// Every view has a comment a DBA sees in \dv+.
 	var uncommented []string

@@ -155,10 +155,16 @@ const htmlTemplate = `<!DOCTYPE html>
 {{range .Roles}}<tr><td><code>{{.Role}}</code></td><td>{{.Superuser}}</td><td>{{.BypassRLS}}</td><td>{{.Login}}</td><td>{{.Inherit}}</td><td>{{join .MemberOf ", "}}</td><td>{{join .Members ", "}}</td><td><code>{{join .Settings ", "}}</code></td><td>{{.OwnedRelations}} / {{.OwnedFunctions}} / {{.OwnedSchemas}}</td></tr>
 {{end}}</table>
 
-<h2>Grants <span class="muted">(audit.grants, owners' implicit rights omitted)</span></h2>
+<h2>Grants <span class="muted">(audit.grants outside the tenant schemas, owners' implicit rights omitted)</span></h2>
 <table>
 <tr><th>Object</th><th>Grantee</th><th>Privilege</th></tr>
 {{range nonOwner .Grants}}<tr><td>{{.ObjectType}} <code>{{.Object}}{{if .Column}} ({{.Column}}){{end}}</code></td><td><code>{{.Grantee}}</code></td><td>{{.Privilege}}{{if .Grantable}} (grantable){{end}}</td></tr>
+{{end}}</table>
+
+<h3>In the tenant schemas <span class="muted">(t_&lt;32 hex&gt;, counted by kind; t_&lt;tenant&gt; is the schema's own tenant role, t_&lt;other&gt; another tenant's)</span></h3>
+<table>
+<tr><th>Object</th><th>Grantee</th><th>Privilege</th><th>Grants</th><th>For example</th></tr>
+{{range .TenantSchemaGrants}}<tr><td>{{.ObjectType}}</td><td><code>{{.Grantee}}</code></td><td>{{.Privilege}}{{if .Grantable}} (grantable){{end}}{{if .IsOwner}} <span class="muted">(owner)</span>{{end}}</td><td>{{.Grants}}</td><td><code>{{.Example}}</code></td></tr>
 {{end}}</table>
 
 <h2>Live probe</h2>

@@ -2439,7 +2439,9 @@ type ClientInterface interface {
 	// identity, migration version, summary, audit.findings (one row per
 	// problem the isolation lints find), audit.rls_coverage (every platform
 	// and tenant data table with a verdict), audit.policies, audit.roles,
-	// audit.grants, audit.distribution_key_findings (keys of tenant-scoped
+	// audit.grants (row by row outside the tenant schemas; inside them
+	// counted by kind in tenant_schema_grants, since every tenant's schema
+	// holds the same ones), audit.distribution_key_findings (keys of tenant-scoped
 	// tables that would keep them from being distributed by tenant_id; see
 	// docs/SCALING.md), the claims the report makes about the schema with
 	// their evidence, and the access-control matrix (every cell "not
@@ -3486,7 +3488,9 @@ func (c *Client) AdminAnalytics(ctx context.Context, params *AdminAnalyticsParam
 // identity, migration version, summary, audit.findings (one row per
 // problem the isolation lints find), audit.rls_coverage (every platform
 // and tenant data table with a verdict), audit.policies, audit.roles,
-// audit.grants, audit.distribution_key_findings (keys of tenant-scoped
+// audit.grants (row by row outside the tenant schemas; inside them
+// counted by kind in tenant_schema_grants, since every tenant's schema
+// holds the same ones), audit.distribution_key_findings (keys of tenant-scoped
 // tables that would keep them from being distributed by tenant_id; see
 // docs/SCALING.md), the claims the report makes about the schema with
 // their evidence, and the access-control matrix (every cell "not
@@ -8345,7 +8349,9 @@ type ClientWithResponsesInterface interface {
 	// identity, migration version, summary, audit.findings (one row per
 	// problem the isolation lints find), audit.rls_coverage (every platform
 	// and tenant data table with a verdict), audit.policies, audit.roles,
-	// audit.grants, audit.distribution_key_findings (keys of tenant-scoped
+	// audit.grants (row by row outside the tenant schemas; inside them
+	// counted by kind in tenant_schema_grants, since every tenant's schema
+	// holds the same ones), audit.distribution_key_findings (keys of tenant-scoped
 	// tables that would keep them from being distributed by tenant_id; see
 	// docs/SCALING.md), the claims the report makes about the schema with
 	// their evidence, and the access-control matrix (every cell "not
@@ -9674,10 +9680,12 @@ type AdminAuditResponse struct {
 			ObjectType string                                     `json:"object_type"`
 			Remedy     string                                     `json:"remedy"`
 		} `json:"findings"`
-		GeneratedAt time.Time                `json:"generated_at"`
-		Grants      []map[string]interface{} `json:"grants"`
-		Migration   int64                    `json:"migration"`
-		Policies    []map[string]interface{} `json:"policies"`
+		GeneratedAt time.Time `json:"generated_at"`
+
+		// Grants Rows of audit.grants outside the tenant data schemas (t_<32 hex>).
+		Grants    []map[string]interface{} `json:"grants"`
+		Migration int64                    `json:"migration"`
+		Policies  []map[string]interface{} `json:"policies"`
 
 		// Probe Always null here.
 		Probe   *map[string]interface{}  `json:"probe"`
@@ -9693,6 +9701,23 @@ type AdminAuditResponse struct {
 			Tables               int `json:"tables"`
 			Warnings             int `json:"warnings"`
 		} `json:"summary"`
+
+		// TenantSchemaGrants The grants inside the tenant data schemas, counted by kind.
+		// grantee names a tenant role by what it is to the schema:
+		// t_<tenant> and t_<tenant>_m are its own tenant's roles,
+		// t_<other> and t_<other>_m another tenant's.
+		TenantSchemaGrants []struct {
+			// Example One object holding it: schema.table, or schema.table (column).
+			Example   string `json:"example"`
+			Grantable bool   `json:"grantable"`
+			Grantee   string `json:"grantee"`
+
+			// Grants How many grants of this kind.
+			Grants     int64  `json:"grants"`
+			IsOwner    bool   `json:"is_owner"`
+			ObjectType string `json:"object_type"`
+			Privilege  string `json:"privilege"`
+		} `json:"tenant_schema_grants"`
 	}
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
@@ -9735,10 +9760,12 @@ func (r AdminAuditResponse) GetJSON200() *struct {
 		ObjectType string                                     `json:"object_type"`
 		Remedy     string                                     `json:"remedy"`
 	} `json:"findings"`
-	GeneratedAt time.Time                `json:"generated_at"`
-	Grants      []map[string]interface{} `json:"grants"`
-	Migration   int64                    `json:"migration"`
-	Policies    []map[string]interface{} `json:"policies"`
+	GeneratedAt time.Time `json:"generated_at"`
+
+	// Grants Rows of audit.grants outside the tenant data schemas (t_<32 hex>).
+	Grants    []map[string]interface{} `json:"grants"`
+	Migration int64                    `json:"migration"`
+	Policies  []map[string]interface{} `json:"policies"`
 
 	// Probe Always null here.
 	Probe   *map[string]interface{}  `json:"probe"`
@@ -9754,6 +9781,23 @@ func (r AdminAuditResponse) GetJSON200() *struct {
 		Tables               int `json:"tables"`
 		Warnings             int `json:"warnings"`
 	} `json:"summary"`
+
+	// TenantSchemaGrants The grants inside the tenant data schemas, counted by kind.
+	// grantee names a tenant role by what it is to the schema:
+	// t_<tenant> and t_<tenant>_m are its own tenant's roles,
+	// t_<other> and t_<other>_m another tenant's.
+	TenantSchemaGrants []struct {
+		// Example One object holding it: schema.table, or schema.table (column).
+		Example   string `json:"example"`
+		Grantable bool   `json:"grantable"`
+		Grantee   string `json:"grantee"`
+
+		// Grants How many grants of this kind.
+		Grants     int64  `json:"grants"`
+		IsOwner    bool   `json:"is_owner"`
+		ObjectType string `json:"object_type"`
+		Privilege  string `json:"privilege"`
+	} `json:"tenant_schema_grants"`
 } {
 	return r.JSON200
 }
@@ -14636,7 +14680,9 @@ func (c *ClientWithResponses) AdminAnalyticsWithResponse(ctx context.Context, pa
 // identity, migration version, summary, audit.findings (one row per
 // problem the isolation lints find), audit.rls_coverage (every platform
 // and tenant data table with a verdict), audit.policies, audit.roles,
-// audit.grants, audit.distribution_key_findings (keys of tenant-scoped
+// audit.grants (row by row outside the tenant schemas; inside them
+// counted by kind in tenant_schema_grants, since every tenant's schema
+// holds the same ones), audit.distribution_key_findings (keys of tenant-scoped
 // tables that would keep them from being distributed by tenant_id; see
 // docs/SCALING.md), the claims the report makes about the schema with
 // their evidence, and the access-control matrix (every cell "not
@@ -16423,10 +16469,12 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 				ObjectType string                                     `json:"object_type"`
 				Remedy     string                                     `json:"remedy"`
 			} `json:"findings"`
-			GeneratedAt time.Time                `json:"generated_at"`
-			Grants      []map[string]interface{} `json:"grants"`
-			Migration   int64                    `json:"migration"`
-			Policies    []map[string]interface{} `json:"policies"`
+			GeneratedAt time.Time `json:"generated_at"`
+
+			// Grants Rows of audit.grants outside the tenant data schemas (t_<32 hex>).
+			Grants    []map[string]interface{} `json:"grants"`
+			Migration int64                    `json:"migration"`
+			Policies  []map[string]interface{} `json:"policies"`
 
 			// Probe Always null here.
 			Probe   *map[string]interface{}  `json:"probe"`
@@ -16442,6 +16490,23 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 				Tables               int `json:"tables"`
 				Warnings             int `json:"warnings"`
 			} `json:"summary"`
+
+			// TenantSchemaGrants The grants inside the tenant data schemas, counted by kind.
+			// grantee names a tenant role by what it is to the schema:
+			// t_<tenant> and t_<tenant>_m are its own tenant's roles,
+			// t_<other> and t_<other>_m another tenant's.
+			TenantSchemaGrants []struct {
+				// Example One object holding it: schema.table, or schema.table (column).
+				Example   string `json:"example"`
+				Grantable bool   `json:"grantable"`
+				Grantee   string `json:"grantee"`
+
+				// Grants How many grants of this kind.
+				Grants     int64  `json:"grants"`
+				IsOwner    bool   `json:"is_owner"`
+				ObjectType string `json:"object_type"`
+				Privilege  string `json:"privilege"`
+			} `json:"tenant_schema_grants"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
