@@ -124,9 +124,12 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	require.Contains(t, r.stdout, "migrate: database is at version")
 	before := catalogFingerprint(t, d)
 
+	require.Contains(t, r.stdout, "migrate: 0 tenants on 1 query login (DBCHAT_QUERY_SHARDS)")
+	vars["DBCHAT_QUERY_SHARDS"] = "auto" // no tenants: still one login
 	r = run(t, vars, "migrate")
 	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 	require.NotContains(t, r.stdout, "applied", "a second migrate applies nothing")
+	require.Contains(t, r.stdout, "migrate: 0 tenants on 1 query login (DBCHAT_QUERY_SHARDS)")
 	require.Equal(t, before, catalogFingerprint(t, d))
 
 	r = run(t, vars, "migrate", "status")
@@ -142,6 +145,12 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		require.Equal(t, strings.TrimPrefix(files[i], "migrations/"), f[len(f)-1], line)
 	}
 	require.Equal(t, "all migrations applied", lines[len(lines)-1])
+
+	vars["DBCHAT_QUERY_SHARDS"] = "many"
+	r = run(t, vars, "migrate")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, `DBCHAT_QUERY_SHARDS="many": want auto or a whole number from 1 to 256`)
+	require.Equal(t, before, catalogFingerprint(t, d), "nothing changed")
 }
 
 // A database that does not exist yet is created and migrated from scratch,

@@ -30,10 +30,14 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 	if pw := env.Getenv("DBCHAT_AUDITOR_PASSWORD"); pw != "" {
 		opts.Passwords[migrate.AuditorRole] = pw
 	}
-	if v := strings.TrimSpace(env.Getenv("DBCHAT_QUERY_SHARDS")); v != "" {
+	switch v := strings.TrimSpace(env.Getenv("DBCHAT_QUERY_SHARDS")); v {
+	case "":
+	case "auto":
+		opts.TenantsPerLogin = migrate.TenantsPerQueryLogin
+	default:
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > migrate.MaxQueryShards {
-			return fmt.Errorf("DBCHAT_QUERY_SHARDS=%q: want a whole number from 1 to %d", v, migrate.MaxQueryShards)
+			return fmt.Errorf("DBCHAT_QUERY_SHARDS=%q: want auto or a whole number from 1 to %d", v, migrate.MaxQueryShards)
 		}
 		opts.QueryShards = n
 	}
@@ -42,7 +46,31 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 	}
 	v, _ := migrate.Latest()
 	fmt.Fprintf(env.Stdout, "migrate: database is at version %d\n", v)
+	if err := printQueryLogins(ctx, env, cfg.AdminDatabaseURL); err != nil {
+		return err
+	}
 	return tuneVectorIndexes(ctx, env, cfg.AdminDatabaseURL)
+}
+
+// printQueryLogins says how many query logins the tenants are split
+// across (serve opens a sandbox connection per login unless
+// DBCHAT_SANDBOX_CONNS says otherwise).
+func printQueryLogins(ctx context.Context, env *Env, adminURL string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	n, tenants, err := migrate.QueryLogins(ctx, conn)
+	if err != nil {
+		return err
+	}
+	logins := "1 query login"
+	if n > 1 {
+		logins = fmt.Sprintf("%d query logins", n)
+	}
+	fmt.Fprintf(env.Stdout, "migrate: %d tenants on %s (DBCHAT_QUERY_SHARDS)\n", tenants, logins)
+	return nil
 }
 
 // tuneVectorIndexes gives each very large tenant its own HNSW index and

@@ -19,7 +19,7 @@ import (
 // then run there, and on the primary as dbchat_query when the standby lags
 // past DBCHAT_REPLICA_MAX_WAIT or is down. replica reports which.
 func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *slog.Logger) (box *tenant.Sandbox, replica bool, err error) {
-	conns, err := sandboxConns(env)
+	conns, err := sandboxConns(ctx, env, db)
 	if err != nil {
 		return nil, false, err
 	}
@@ -61,15 +61,23 @@ func openSandbox(ctx context.Context, env *Env, cfg config, db *tenant.DB, log *
 }
 
 // DefaultSandboxConns is the SQL sandbox's connections in serve
-// (DBCHAT_SANDBOX_CONNS), shared by its query logins.
+// (DBCHAT_SANDBOX_CONNS), shared by its query logins, unless the tenants
+// are split across more logins.
 const DefaultSandboxConns = 8
 
 // sandboxConns reads DBCHAT_SANDBOX_CONNS: a query login's CONNECTION
-// LIMIT is 64, for every server together.
-func sandboxConns(env *Env) (int32, error) {
+// LIMIT is 64, for every server together. Unset, it is one connection per
+// query login of the database (dbchat.query_shards()), at least
+// DefaultSandboxConns: with fewer, a statement whose login has no idle
+// connection closes another login's and logs in anew.
+func sandboxConns(ctx context.Context, env *Env, db *tenant.DB) (int32, error) {
 	v := strings.TrimSpace(env.Getenv("DBCHAT_SANDBOX_CONNS"))
 	if v == "" {
-		return DefaultSandboxConns, nil
+		n, err := tenant.QueryShards(ctx, db)
+		if err != nil {
+			return 0, fmt.Errorf("the query logins (dbchat.query_shards()): %w", err)
+		}
+		return int32(max(DefaultSandboxConns, min(n, 64))), nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 64 {

@@ -149,3 +149,30 @@ func TestOpenSandboxFollowsTheQueryLogins(t *testing.T) {
 		require.ErrorContains(t, err, "DBCHAT_SANDBOX_CONNS")
 	}
 }
+
+// TestSandboxConnsFollowTheQueryLogins: unset, DBCHAT_SANDBOX_CONNS is one
+// connection per query login of the database, at least the default, so
+// serve after a DBCHAT_QUERY_SHARDS=auto migrate needs no second setting;
+// set, it is what it says (1 to 64).
+func TestSandboxConnsFollowTheQueryLogins(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	conns := func(v string) (int32, error) {
+		env := &Env{Getenv: func(k string) string { return map[string]string{"DBCHAT_SANDBOX_CONNS": v}[k] }}
+		return sandboxConns(ctx, env, db)
+	}
+	n, err := conns("")
+	require.NoError(t, err)
+	require.Equal(t, int32(DefaultSandboxConns), n)
+	d.SplitQueryLogins(t, 16)
+	n, err = conns("")
+	require.NoError(t, err)
+	require.Equal(t, int32(16), n)
+	n, err = conns("4")
+	require.NoError(t, err)
+	require.Equal(t, int32(4), n)
+	_, err = conns("65")
+	require.ErrorContains(t, err, "from 1 to 64")
+}

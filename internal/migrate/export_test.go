@@ -10,3 +10,6 @@ import (
 func RunMigrations(ctx context.Context, opts Options, fsys fs.FS) error {
 	return run(ctx, opts, fsys)
 }
+
+// AutoShards is autoShards.
+var AutoShards = autoShards

@@ -43,6 +43,11 @@ type Options struct {
 	// the database's current count (1 when new). Each login takes
 	// Passwords[QueryRole].
 	QueryShards int
+	// TenantsPerLogin, when positive, chooses the count instead
+	// (DBCHAT_QUERY_SHARDS=auto, TenantsPerQueryLogin): the smallest power
+	// of two that gives no login more tenants, never fewer logins than the
+	// database has.
+	TenantsPerLogin int
 }
 
 // Run brings the database to the latest migration. Running it twice is a no-op.
@@ -218,7 +223,7 @@ func finish(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if err := ensureQueryLogins(ctx, conn, opts.QueryShards, opts.Passwords[QueryRole]); err != nil {
+	if err := ensureQueryLogins(ctx, conn, opts.QueryShards, opts.TenantsPerLogin, opts.Passwords[QueryRole]); err != nil {
 		return err
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {

@@ -12,6 +12,13 @@ import (
 // of its id modulo the count (migration 00031).
 const MaxQueryShards = 256
 
+// TenantsPerQueryLogin is what DBCHAT_QUERY_SHARDS=auto aims each query
+// login at. A login's first statement after a role change costs time
+// quadratic in its tenants (BENCHMARKS.md part 9): at 10,000 tenants, 625
+// per login (16 logins) cost it 9 ms, 1,250 (8 logins) 39 ms, 10,000 (one)
+// 2.3 s.
+const TenantsPerQueryLogin = 625
+
 // QueryLogin is the login of query shard k: dbchat_query for shard 0,
 // dbchat_query_<k> for the others.
 func QueryLogin(k int) string {
@@ -32,13 +39,14 @@ var queryLoginAttrs = func() string {
 }()
 
 // ensureQueryLogins splits the database's tenants across n query logins
-// (migration 00031; 0 keeps the database's count): it creates the logins
+// (migration 00031; 0 keeps the database's count, or with perLogin > 0
+// chooses it, autoShards): it creates the logins
 // dbchat_query_1 … dbchat_query_<n-1> with dbchat_query's attributes,
 // settings and password (pw, when given), lets them connect (and the
 // logins past n no more), and rewrites dbchat.query_shards().
 // ensureTenantRoles then grants each tenant's roles to its login. conn is
 // the privileged connection to the database.
-func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) error {
+func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n, perLogin int, pw string) error {
 	if n < 0 || n > MaxQueryShards {
 		return fmt.Errorf("DBCHAT_QUERY_SHARDS must be between 1 and %d, got %d", MaxQueryShards, n)
 	}
@@ -48,6 +56,13 @@ func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) er
 	}
 	if n == 0 {
 		n = have
+	}
+	if perLogin > 0 {
+		_, tenants, err := QueryLogins(ctx, conn)
+		if err != nil {
+			return err
+		}
+		n = autoShards(tenants, perLogin, have)
 	}
 	for k := 1; k < n; k++ {
 		login := QueryLogin(k)
@@ -75,6 +90,34 @@ func ensureQueryLogins(ctx context.Context, conn *pgx.Conn, n int, pw string) er
 		return fmt.Errorf("set the query shards to %d: %w", n, err)
 	}
 	return nil
+}
+
+// QueryLogins reads how many query logins the database's tenants are split
+// across, and how many tenants it has (the ones ensureTenantRoles gives
+// roles: every row of dbchat.tenants, which conn must see whole, and every
+// tenant schema).
+func QueryLogins(ctx context.Context, conn *pgx.Conn) (logins, tenants int, err error) {
+	err = conn.QueryRow(ctx, `SELECT dbchat.query_shards(), (SELECT count(*) FROM (
+			SELECT 't_' || replace(t.id::text, '-', '') FROM dbchat.tenants t
+			UNION SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$') s)`).Scan(&logins, &tenants)
+	if err != nil {
+		return 0, 0, fmt.Errorf("query logins and tenants: %w", err)
+	}
+	return logins, tenants, nil
+}
+
+// autoShards is the query login count for tenants at perLogin each: the
+// smallest power of two that gives no login more, never fewer than have
+// (moving a tenant costs a grant and a revoke, so the count does not
+// shrink by itself) and at most MaxQueryShards. A power of two moves half
+// the tenants when it doubles (a tenant's shard is a byte of its id modulo
+// the count), and none of the rest.
+func autoShards(tenants, perLogin, have int) int {
+	n := 1
+	for n < MaxQueryShards && tenants > n*perLogin {
+		n *= 2
+	}
+	return max(n, have)
 }
 
 // grantConnect lets login connect to conn's database. A GRANT rewrites the

@@ -128,3 +128,56 @@ func loginAs(t *testing.T, d *dbtest.DB, login string) *pgx.Conn {
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// TestAutoShardsIsAPowerOfTwoThatNeverShrinks: DBCHAT_QUERY_SHARDS=auto
+// gives no login more than its share of tenants, with a power of two (so a
+// change moves half the tenants, not nearly all), never fewer logins than
+// the database has, and at most MaxQueryShards.
+func TestAutoShardsIsAPowerOfTwoThatNeverShrinks(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ tenants, perLogin, have, want int }{
+		{0, migrate.TenantsPerQueryLogin, 1, 1},
+		{625, migrate.TenantsPerQueryLogin, 1, 1},
+		{626, migrate.TenantsPerQueryLogin, 1, 2},
+		{5000, migrate.TenantsPerQueryLogin, 1, 8},
+		{10000, migrate.TenantsPerQueryLogin, 1, 16},
+		{10001, migrate.TenantsPerQueryLogin, 1, 32},
+		{100, migrate.TenantsPerQueryLogin, 12, 12},
+		{3, 1, 1, 4},
+		{1_000_000, 1, 1, migrate.MaxQueryShards},
+	} {
+		require.Equal(t, c.want, migrate.AutoShards(c.tenants, c.perLogin, c.have), "%+v", c)
+	}
+}
+
+// TestAutoQueryShardsSplitsByTheTenantCount: with TenantsPerLogin (what
+// DBCHAT_QUERY_SHARDS=auto sets) migrate counts the database's tenants and
+// splits them across the logins autoShards names; each tenant's roles go
+// to its own login; a later run with a larger share keeps the count.
+func TestAutoQueryShardsSplitsByTheTenantCount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.New(t)
+	db := tenant.New(d.AppPool(t, 2))
+	admin := d.AdminPool(t)
+	var ids []uuid.UUID
+	for i := range 3 {
+		ids = append(ids, dbtest.NewTenant(t, db, fmt.Sprintf("Auto %d", i)).ID)
+	}
+	split := func(perLogin int) {
+		t.Helper()
+		opts := migrate.Options{AdminURL: d.AdminURL, TenantsPerLogin: perLogin,
+			Passwords: map[string]string{migrate.QueryRole: dbtest.AppPassword(dbtest.AdminURL(t))}}
+		require.NoError(t, migrate.Run(ctx, opts))
+	}
+	split(1) // 3 tenants, one each: 4 logins
+	require.Equal(t, []string{"4"}, strings1(t, admin, `SELECT dbchat.query_shards()::text`))
+	for _, id := range ids {
+		require.Equal(t, []string{tenant.QueryLogin(id, 4)}, strings1(t, admin, `
+			SELECT u.rolname::text FROM pg_catalog.pg_auth_members am
+			JOIN pg_catalog.pg_roles u ON u.oid = am.member
+			WHERE am.roleid = $1::regrole AND u.rolname LIKE 'dbchat\_query%'`, tenant.Schema(id)))
+	}
+	split(2) // two each would need 2: the count does not shrink by itself
+	require.Equal(t, []string{"4"}, strings1(t, admin, `SELECT dbchat.query_shards()::text`))
+}
