@@ -78,6 +78,22 @@ type Policy struct {
 	Comment   string   `json:"comment"`
 }
 
+// PolicyPattern is one kind of policy in the tenant data schemas, counted
+// instead of listed like GrantPattern: every tenant table carries the same
+// tenant_isolation policy, 50,000 rows of audit.policies at 10,000 tenants.
+// A table whose policy differs in anything makes a kind of its own.
+type PolicyPattern struct {
+	Policy    string   `json:"policy"`
+	Kind      string   `json:"kind"`
+	Command   string   `json:"command"`
+	Roles     []string `json:"roles"`
+	Using     string   `json:"using"`
+	WithCheck string   `json:"with_check"`
+	Comment   string   `json:"comment"`
+	Tables    int64    `json:"tables"`
+	Example   string   `json:"example"` // the first table, schema.table
+}
+
 // Role is one row of audit.roles.
 type Role struct {
 	Role            string   `json:"role"`
@@ -171,8 +187,11 @@ type Report struct {
 	Summary     Summary    `json:"summary"`
 	Findings    []Finding  `json:"findings"`
 	Coverage    []Coverage `json:"coverage"`
-	Policies    []Policy   `json:"policies"`
-	Roles       []Role     `json:"roles"`
+	// Policies lists audit.policies outside the tenant schemas;
+	// TenantSchemaPolicies counts the policies inside them by kind.
+	Policies             []Policy        `json:"policies"`
+	TenantSchemaPolicies []PolicyPattern `json:"tenant_schema_policies"`
+	Roles                []Role          `json:"roles"`
 	// Grants lists audit.grants outside the tenant data schemas;
 	// TenantSchemaGrants counts the grants inside them by kind.
 	Grants             []Grant        `json:"grants"`
@@ -247,12 +266,7 @@ func Collect(ctx context.Context, q Querier) (*Report, error) {
 		}, found); err != nil {
 		return nil, err
 	}
-	if r.Policies, err = collect(ctx, q, `SELECT schema, table_name, policy, kind, command, roles,
-			coalesce(using_expr, ''), coalesce(with_check_expr, ''), coalesce(comment, '') FROM audit.policies`,
-		func(row pgx.Rows) (p Policy, err error) {
-			err = row.Scan(&p.Schema, &p.Table, &p.Policy, &p.Kind, &p.Command, &p.Roles, &p.Using, &p.WithCheck, &p.Comment)
-			return p, err
-		}); err != nil {
+	if r.Policies, r.TenantSchemaPolicies, err = collectPolicies(ctx, q); err != nil {
 		return nil, err
 	}
 	if r.Roles, err = collect(ctx, q, `SELECT role, superuser, bypassrls, login, inherit, createrole, createdb,
@@ -319,6 +333,42 @@ func collectGrants(ctx context.Context, q Querier) (grants []Grant, patterns []G
 		return cmp.Or(cmp.Compare(a.ObjectType, b.ObjectType), cmp.Compare(a.Grantee, b.Grantee), cmp.Compare(a.Privilege, b.Privilege))
 	})
 	return grants, patterns, nil
+}
+
+// collectPolicies reads audit.policies: outside the tenant schemas row by
+// row, inside them counted by kind as they stream past.
+func collectPolicies(ctx context.Context, q Querier) (policies []Policy, patterns []PolicyPattern, err error) {
+	rows, err := q.Query(ctx, `SELECT schema, table_name, policy, kind, command, roles,
+			coalesce(using_expr, ''), coalesce(with_check_expr, ''), coalesce(comment, '') FROM audit.policies`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
+	defer rows.Close()
+	type kind struct{ policy, kind, command, roles, using, check, comment string }
+	policies, patterns = []Policy{}, []PolicyPattern{}
+	index := map[kind]int{}
+	for rows.Next() {
+		var p Policy
+		if err := rows.Scan(&p.Schema, &p.Table, &p.Policy, &p.Kind, &p.Command, &p.Roles, &p.Using, &p.WithCheck, &p.Comment); err != nil {
+			return nil, nil, fmt.Errorf("audit: %w", err)
+		}
+		if !isTenantName(p.Schema) {
+			policies = append(policies, p)
+			continue
+		}
+		k := kind{p.Policy, p.Kind, p.Command, strings.Join(p.Roles, "\x00"), p.Using, p.WithCheck, p.Comment}
+		i, ok := index[k]
+		if !ok {
+			i, index[k] = len(patterns), len(patterns)
+			patterns = append(patterns, PolicyPattern{Policy: p.Policy, Kind: p.Kind, Command: p.Command, Roles: p.Roles,
+				Using: p.Using, WithCheck: p.WithCheck, Comment: p.Comment, Example: p.Schema + "." + p.Table})
+		}
+		patterns[i].Tables++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
+	return policies, patterns, nil
 }
 
 // isTenantName says whether name is a tenant's role or data schema,

@@ -109,24 +109,40 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 	require.Zero(t, roles["dbchat_app"].OwnedRelations)
 	require.Contains(t, roles["dbchat_operator"].Members, "dbchat_owner")
 
-	// and owner_or_admin on conversations, messages and query_history, and
-	// the seeded claim policies of the two tenants
-	require.Len(t, rep.Policies, platform+data+3+2)
+	// Policies: tenant_isolation on every platform table, and owner_or_admin
+	// on conversations, messages and query_history; in the tenant schemas,
+	// counted by kind, tenant_isolation on every data table and the seeded
+	// claim policy of each of the two tenants.
+	require.Len(t, rep.Policies, platform+3)
+	check := func(policy, kind, command, using string) {
+		t.Helper()
+		switch {
+		case policy == "owner_or_admin":
+			require.Equal(t, "RESTRICTIVE", kind)
+			require.Contains(t, using, "current_setting('app.user_id'")
+		case strings.HasPrefix(policy, "claim_"):
+			require.Equal(t, "RESTRICTIVE", kind)
+			require.Equal(t, "SELECT", command)
+			require.Contains(t, using, "dbchat.claim(")
+		default:
+			require.Equal(t, "PERMISSIVE", kind)
+			require.Equal(t, "ALL", command)
+			require.Contains(t, using, "current_setting('app.tenant_id'")
+		}
+	}
 	for _, p := range rep.Policies {
-		if p.Policy == "owner_or_admin" {
-			require.Equal(t, "RESTRICTIVE", p.Kind)
-			require.Contains(t, p.Using, "current_setting('app.user_id'")
-			continue
+		require.Equal(t, "dbchat", p.Schema)
+		check(p.Policy, p.Kind, p.Command, p.Using)
+	}
+	require.Len(t, rep.TenantSchemaPolicies, 1+2)
+	for _, p := range rep.TenantSchemaPolicies {
+		check(p.Policy, p.Kind, p.Command, p.Using)
+		require.True(t, strings.HasPrefix(p.Example, "t_"), p.Example)
+		if p.Policy == "tenant_isolation" {
+			require.Equal(t, int64(data), p.Tables, "one kind for every data table's policy")
+		} else {
+			require.Equal(t, int64(1), p.Tables)
 		}
-		if strings.HasPrefix(p.Policy, "claim_") {
-			require.Equal(t, "RESTRICTIVE", p.Kind)
-			require.Equal(t, "SELECT", p.Command)
-			require.Contains(t, p.Using, "dbchat.claim(")
-			continue
-		}
-		require.Equal(t, "PERMISSIVE", p.Kind)
-		require.Equal(t, "ALL", p.Command)
-		require.Contains(t, p.Using, "current_setting('app.tenant_id'")
 	}
 
 	// Grants: outside the tenant schemas row by row, the query login holding

@@ -143,10 +143,16 @@ const htmlTemplate = `<!DOCTYPE html>
 {{range .Coverage}}<tr><td><code>{{.Schema}}.{{.Table}}</code></td><td>{{.Kind}}</td><td class="{{yesno .RLSEnabled}}">{{yesno .RLSEnabled}}</td><td class="{{yesno .RLSForced}}">{{yesno .RLSForced}}</td><td><code>{{join .Policies ", "}}</code></td><td><code>{{.TenantColumn}}</code></td><td class="{{yesno .KeysIncludeTenantID}}">{{yesno .KeysIncludeTenantID}}</td><td class="{{yesno .ForeignKeysIncludeTenantID}}">{{yesno .ForeignKeysIncludeTenantID}}</td><td class="{{.Verdict}}">{{.Verdict}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>
 
-<h2>Policies <span class="muted">(audit.policies)</span></h2>
+<h2>Policies <span class="muted">(audit.policies outside the tenant schemas)</span></h2>
 <table>
 <tr><th>Table</th><th>Policy</th><th>Kind</th><th>Command</th><th>Roles</th><th>USING</th><th>WITH CHECK</th></tr>
 {{range .Policies}}<tr><td><code>{{.Schema}}.{{.Table}}</code></td><td>{{.Policy}}</td><td>{{.Kind}}</td><td>{{.Command}}</td><td>{{join .Roles ", "}}</td><td><code>{{.Using}}</code></td><td><code>{{.WithCheck}}</code></td></tr>
+{{end}}</table>
+
+<h3>In the tenant schemas <span class="muted">(counted by kind: a table whose policy differs in anything is a kind of its own)</span></h3>
+<table>
+<tr><th>Policy</th><th>Kind</th><th>Command</th><th>Roles</th><th>USING</th><th>WITH CHECK</th><th>Tables</th><th>For example</th></tr>
+{{range .TenantSchemaPolicies}}<tr><td>{{.Policy}}</td><td>{{.Kind}}</td><td>{{.Command}}</td><td>{{join .Roles ", "}}</td><td><code>{{.Using}}</code></td><td><code>{{.WithCheck}}</code></td><td>{{.Tables}}</td><td><code>{{.Example}}</code></td></tr>
 {{end}}</table>
 
 <h2>Roles <span class="muted">(audit.roles)</span></h2>

@@ -252,6 +252,10 @@ func renderMarkdown(w io.Writer, r *Report) error {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", mdCode(p.Schema+"."+p.Table), md(p.Policy), p.Kind, p.Command,
 			md(strings.Join(p.Roles, ", ")), mdCode(p.Using), mdCode(p.WithCheck))
 	}
+	for _, p := range r.TenantSchemaPolicies {
+		fmt.Fprintf(b, "| %d tenant tables, e.g. %s | %s | %s | %s | %s | %s | %s |\n", p.Tables, mdCode(p.Example), md(p.Policy), p.Kind, p.Command,
+			md(strings.Join(p.Roles, ", ")), mdCode(p.Using), mdCode(p.WithCheck))
+	}
 
 	if p := r.Probe; p != nil {
 		fmt.Fprintf(b, "\n## Probe\n\n%s to %s.\n\n", p.StartedAt.Format(time.RFC3339), p.FinishedAt.Format(time.RFC3339))

@@ -232,6 +232,23 @@ func TestAuditAt10kKeepsItsFindings(t *testing.T) {
 		}
 	}
 	require.Equal(t, int64(2), kinds["table t_<tenant> SELECT"].Grants)
+
+	// Likewise the policies: a tenant table whose policy differs is a kind
+	// of its own, with that table as its example.
+	_, err = admin.Exec(ctx, `ALTER POLICY tenant_isolation ON `+b+`.items USING (true)`)
+	require.NoError(t, err)
+	rep, err = audit.Collect(ctx, conn)
+	require.NoError(t, err)
+	tables := map[string]int64{}
+	for _, p := range rep.TenantSchemaPolicies {
+		if p.Policy == "tenant_isolation" {
+			tables[p.Using] += p.Tables
+			if p.Using == "true" {
+				require.Equal(t, schemas[1]+".items", p.Example)
+			}
+		}
+	}
+	require.Equal(t, map[string]int64{"true": 1, "(tenant_id = ( SELECT (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid AS \"nullif\"))": 1}, tables)
 	for _, g := range rep.Grants {
 		require.NotRegexp(t, `^t_[0-9a-f]{32}$`, g.Schema)
 	}

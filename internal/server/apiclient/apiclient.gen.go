@@ -476,6 +476,24 @@ func (e AdminAudit200JSONResponseBodyFindingsLevel) Valid() bool {
 	}
 }
 
+// Defines values for AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind.
+const (
+	PERMISSIVE  AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind = "PERMISSIVE"
+	RESTRICTIVE AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind = "RESTRICTIVE"
+)
+
+// Valid indicates whether the value is a known member of the AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind enum.
+func (e AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind) Valid() bool {
+	switch e {
+	case PERMISSIVE:
+		return true
+	case RESTRICTIVE:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AnalyticsParamsGranularity.
 const (
 	AnalyticsParamsGranularityDay  AnalyticsParamsGranularity = "day"
@@ -1835,6 +1853,9 @@ type AdminAnalyticsParamsSort string
 // AdminAudit200JSONResponseBodyFindingsLevel defines parameters for AdminAudit.
 type AdminAudit200JSONResponseBodyFindingsLevel string
 
+// AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind defines parameters for AdminAudit.
+type AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind string
+
 // AnalyticsParams defines parameters for Analytics.
 type AnalyticsParams struct {
 	// From First UTC day (YYYY-MM-DD); default 29 days before to. A range spans at most 366 days.
@@ -2438,10 +2459,11 @@ type ClientInterface interface {
 	// What `dbchat audit --format json` prints without --probe: database
 	// identity, migration version, summary, audit.findings (one row per
 	// problem the isolation lints find), audit.rls_coverage (every platform
-	// and tenant data table with a verdict), audit.policies, audit.roles,
-	// audit.grants (row by row outside the tenant schemas; inside them
-	// counted by kind in tenant_schema_grants, since every tenant's schema
-	// holds the same ones), audit.distribution_key_findings (keys of tenant-scoped
+	// and tenant data table with a verdict), audit.policies, audit.roles and
+	// audit.grants (policies and grants row by row outside the tenant
+	// schemas; inside them counted by kind in tenant_schema_policies and
+	// tenant_schema_grants, since every tenant's schema holds the same
+	// ones), audit.distribution_key_findings (keys of tenant-scoped
 	// tables that would keep them from being distributed by tenant_id; see
 	// docs/SCALING.md), the claims the report makes about the schema with
 	// their evidence, and the access-control matrix (every cell "not
@@ -3487,10 +3509,11 @@ func (c *Client) AdminAnalytics(ctx context.Context, params *AdminAnalyticsParam
 // What `dbchat audit --format json` prints without --probe: database
 // identity, migration version, summary, audit.findings (one row per
 // problem the isolation lints find), audit.rls_coverage (every platform
-// and tenant data table with a verdict), audit.policies, audit.roles,
-// audit.grants (row by row outside the tenant schemas; inside them
-// counted by kind in tenant_schema_grants, since every tenant's schema
-// holds the same ones), audit.distribution_key_findings (keys of tenant-scoped
+// and tenant data table with a verdict), audit.policies, audit.roles and
+// audit.grants (policies and grants row by row outside the tenant
+// schemas; inside them counted by kind in tenant_schema_policies and
+// tenant_schema_grants, since every tenant's schema holds the same
+// ones), audit.distribution_key_findings (keys of tenant-scoped
 // tables that would keep them from being distributed by tenant_id; see
 // docs/SCALING.md), the claims the report makes about the schema with
 // their evidence, and the access-control matrix (every cell "not
@@ -8348,10 +8371,11 @@ type ClientWithResponsesInterface interface {
 	// What `dbchat audit --format json` prints without --probe: database
 	// identity, migration version, summary, audit.findings (one row per
 	// problem the isolation lints find), audit.rls_coverage (every platform
-	// and tenant data table with a verdict), audit.policies, audit.roles,
-	// audit.grants (row by row outside the tenant schemas; inside them
-	// counted by kind in tenant_schema_grants, since every tenant's schema
-	// holds the same ones), audit.distribution_key_findings (keys of tenant-scoped
+	// and tenant data table with a verdict), audit.policies, audit.roles and
+	// audit.grants (policies and grants row by row outside the tenant
+	// schemas; inside them counted by kind in tenant_schema_policies and
+	// tenant_schema_grants, since every tenant's schema holds the same
+	// ones), audit.distribution_key_findings (keys of tenant-scoped
 	// tables that would keep them from being distributed by tenant_id; see
 	// docs/SCALING.md), the claims the report makes about the schema with
 	// their evidence, and the access-control matrix (every cell "not
@@ -9685,7 +9709,9 @@ type AdminAuditResponse struct {
 		// Grants Rows of audit.grants outside the tenant data schemas (t_<32 hex>).
 		Grants    []map[string]interface{} `json:"grants"`
 		Migration int64                    `json:"migration"`
-		Policies  []map[string]interface{} `json:"policies"`
+
+		// Policies Rows of audit.policies outside the tenant data schemas (t_<32 hex>).
+		Policies []map[string]interface{} `json:"policies"`
 
 		// Probe Always null here.
 		Probe   *map[string]interface{}  `json:"probe"`
@@ -9718,6 +9744,23 @@ type AdminAuditResponse struct {
 			ObjectType string `json:"object_type"`
 			Privilege  string `json:"privilege"`
 		} `json:"tenant_schema_grants"`
+
+		// TenantSchemaPolicies The policies of the tenant data schemas' tables, counted by kind; a table whose policy differs in anything is a kind of its own.
+		TenantSchemaPolicies []struct {
+			Command string `json:"command"`
+			Comment string `json:"comment"`
+
+			// Example One of them: schema.table.
+			Example string                                                `json:"example"`
+			Kind    AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind `json:"kind"`
+			Policy  string                                                `json:"policy"`
+			Roles   []string                                              `json:"roles"`
+
+			// Tables How many tables carry this policy.
+			Tables    int64  `json:"tables"`
+			Using     string `json:"using"`
+			WithCheck string `json:"with_check"`
+		} `json:"tenant_schema_policies"`
 	}
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
@@ -9765,7 +9808,9 @@ func (r AdminAuditResponse) GetJSON200() *struct {
 	// Grants Rows of audit.grants outside the tenant data schemas (t_<32 hex>).
 	Grants    []map[string]interface{} `json:"grants"`
 	Migration int64                    `json:"migration"`
-	Policies  []map[string]interface{} `json:"policies"`
+
+	// Policies Rows of audit.policies outside the tenant data schemas (t_<32 hex>).
+	Policies []map[string]interface{} `json:"policies"`
 
 	// Probe Always null here.
 	Probe   *map[string]interface{}  `json:"probe"`
@@ -9798,6 +9843,23 @@ func (r AdminAuditResponse) GetJSON200() *struct {
 		ObjectType string `json:"object_type"`
 		Privilege  string `json:"privilege"`
 	} `json:"tenant_schema_grants"`
+
+	// TenantSchemaPolicies The policies of the tenant data schemas' tables, counted by kind; a table whose policy differs in anything is a kind of its own.
+	TenantSchemaPolicies []struct {
+		Command string `json:"command"`
+		Comment string `json:"comment"`
+
+		// Example One of them: schema.table.
+		Example string                                                `json:"example"`
+		Kind    AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind `json:"kind"`
+		Policy  string                                                `json:"policy"`
+		Roles   []string                                              `json:"roles"`
+
+		// Tables How many tables carry this policy.
+		Tables    int64  `json:"tables"`
+		Using     string `json:"using"`
+		WithCheck string `json:"with_check"`
+	} `json:"tenant_schema_policies"`
 } {
 	return r.JSON200
 }
@@ -14679,10 +14741,11 @@ func (c *ClientWithResponses) AdminAnalyticsWithResponse(ctx context.Context, pa
 // What `dbchat audit --format json` prints without --probe: database
 // identity, migration version, summary, audit.findings (one row per
 // problem the isolation lints find), audit.rls_coverage (every platform
-// and tenant data table with a verdict), audit.policies, audit.roles,
-// audit.grants (row by row outside the tenant schemas; inside them
-// counted by kind in tenant_schema_grants, since every tenant's schema
-// holds the same ones), audit.distribution_key_findings (keys of tenant-scoped
+// and tenant data table with a verdict), audit.policies, audit.roles and
+// audit.grants (policies and grants row by row outside the tenant
+// schemas; inside them counted by kind in tenant_schema_policies and
+// tenant_schema_grants, since every tenant's schema holds the same
+// ones), audit.distribution_key_findings (keys of tenant-scoped
 // tables that would keep them from being distributed by tenant_id; see
 // docs/SCALING.md), the claims the report makes about the schema with
 // their evidence, and the access-control matrix (every cell "not
@@ -16474,7 +16537,9 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 			// Grants Rows of audit.grants outside the tenant data schemas (t_<32 hex>).
 			Grants    []map[string]interface{} `json:"grants"`
 			Migration int64                    `json:"migration"`
-			Policies  []map[string]interface{} `json:"policies"`
+
+			// Policies Rows of audit.policies outside the tenant data schemas (t_<32 hex>).
+			Policies []map[string]interface{} `json:"policies"`
 
 			// Probe Always null here.
 			Probe   *map[string]interface{}  `json:"probe"`
@@ -16507,6 +16572,23 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 				ObjectType string `json:"object_type"`
 				Privilege  string `json:"privilege"`
 			} `json:"tenant_schema_grants"`
+
+			// TenantSchemaPolicies The policies of the tenant data schemas' tables, counted by kind; a table whose policy differs in anything is a kind of its own.
+			TenantSchemaPolicies []struct {
+				Command string `json:"command"`
+				Comment string `json:"comment"`
+
+				// Example One of them: schema.table.
+				Example string                                                `json:"example"`
+				Kind    AdminAudit200JSONResponseBodyTenantSchemaPoliciesKind `json:"kind"`
+				Policy  string                                                `json:"policy"`
+				Roles   []string                                              `json:"roles"`
+
+				// Tables How many tables carry this policy.
+				Tables    int64  `json:"tables"`
+				Using     string `json:"using"`
+				WithCheck string `json:"with_check"`
+			} `json:"tenant_schema_policies"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
