@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dbchat/dbchat/internal/apperr"
@@ -42,15 +40,7 @@ func TestSandboxThroughPgBouncerUsesEachQueryLogin(t *testing.T) {
 	logins := []string{migrate.QueryRole, migrate.QueryLogin(1), migrate.QueryLogin(2)}
 
 	who := func(box *tenant.Sandbox, id uuid.UUID) (session, current string, err error) {
-		err = box.Query(ctx, id, `SELECT session_user::text, current_user::text`, tenant.Limits{MaxRows: 1, Timeout: 5 * time.Second},
-			func(rows pgx.Rows) error {
-				for rows.Next() { // the sandbox hands out raw text values
-					raw := rows.RawValues()
-					session, current = string(raw[0]), string(raw[1])
-				}
-				return rows.Err()
-			})
-		return session, current, err
+		return dbtest.WhoRuns(ctx, box, id)
 	}
 	open := func(users ...string) *tenant.Sandbox {
 		b := bounce(t, d, 1, users...)

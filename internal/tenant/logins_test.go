@@ -48,15 +48,7 @@ func TestSandboxLogsInAsTheTenantsQueryLogin(t *testing.T) {
 	t.Cleanup(box.Close)
 	require.NoError(t, box.SplitLogins(n))
 	who := func(box *tenant.Sandbox, id uuid.UUID) (session, current string, err error) {
-		err = box.Query(ctx, id, `SELECT session_user::text, current_user::text`, tenant.Limits{MaxRows: 1, Timeout: 5 * time.Second},
-			func(rows pgx.Rows) error {
-				for rows.Next() { // the sandbox hands out raw text values
-					raw := rows.RawValues()
-					session, current = string(raw[0]), string(raw[1])
-				}
-				return rows.Err()
-			})
-		return session, current, err
+		return dbtest.WhoRuns(ctx, box, id)
 	}
 	logins := map[string]bool{}
 	for _, id := range ids {
