@@ -5,7 +5,10 @@
 // audit.findings, so a DBA in psql and `dbchat audit` see the same thing;
 // the per-table coverage comes from audit.rls_coverage_rows(jsonb) given
 // the findings already read, which is the view's query without running
-// the lints a second time.
+// the lints a second time. The policies and grants of the tenant data
+// schemas, the same in every tenant's schema, are counted by kind
+// (PolicyPattern, GrantPattern), so the report grows with what differs,
+// not with the tenants.
 // The live cross-tenant probe is in package audit/probe; its result is a
 // ProbeResult attached to the Report, which backs every cell of the
 // access-control matrix.
