@@ -15,8 +15,8 @@ const MaxQueryShards = 256
 // TenantsPerQueryLogin is what DBCHAT_QUERY_SHARDS=auto aims each query
 // login at. A login's first statement after a role change costs time
 // quadratic in its tenants (BENCHMARKS.md part 9): at 10,000 tenants, 625
-// per login (16 logins) cost it 9 ms, 1,250 (8 logins) 39 ms, 10,000 (one)
-// 2.3 s.
+// per login (16 logins) cost it 10 ms, 1,250 (8 logins) 36 ms, 10,000 (one)
+// 2.7 s.
 const TenantsPerQueryLogin = 625
 
 // QueryLogin is the login of query shard k: dbchat_query for shard 0,
