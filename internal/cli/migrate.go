@@ -46,21 +46,21 @@ func cmdMigrate(ctx context.Context, env *Env, args []string) error {
 	}
 	v, _ := migrate.Latest()
 	fmt.Fprintf(env.Stdout, "migrate: database is at version %d\n", v)
-	if err := printQueryLogins(ctx, env, cfg.AdminDatabaseURL); err != nil {
+	conn, err := pgx.Connect(ctx, cfg.AdminDatabaseURL)
+	if err != nil {
 		return err
 	}
-	return tuneVectorIndexes(ctx, env, cfg.AdminDatabaseURL)
+	defer conn.Close(context.Background())
+	if err := printQueryLogins(ctx, env, conn); err != nil {
+		return err
+	}
+	return tuneVectorIndexes(ctx, env, conn)
 }
 
 // printQueryLogins says how many query logins the tenants are split
 // across (serve opens a sandbox connection per login unless
 // DBCHAT_SANDBOX_CONNS says otherwise).
-func printQueryLogins(ctx context.Context, env *Env, adminURL string) error {
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
+func printQueryLogins(ctx context.Context, env *Env, conn *pgx.Conn) error {
 	n, tenants, err := migrate.QueryLogins(ctx, conn)
 	if err != nil {
 		return err
@@ -76,12 +76,7 @@ func printQueryLogins(ctx context.Context, env *Env, adminURL string) error {
 // tuneVectorIndexes gives each very large tenant its own HNSW index and
 // drops those no longer needed (nlsql.TuneVectorIndexes); an admin login
 // that cannot count every tenant's rows skips it with a note.
-func tuneVectorIndexes(ctx context.Context, env *Env, adminURL string) error {
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
+func tuneVectorIndexes(ctx context.Context, env *Env, conn *pgx.Conn) error {
 	if _, err := nlsql.TuneVectorIndexes(ctx, conn, nlsql.DefaultVectorIndexTuning, env.Stdout); errors.Is(err, nlsql.ErrCannotCountTenants) {
 		fmt.Fprintf(env.Stdout, "migrate: tenant vector indexes not tuned: %v\n", err)
 	} else if err != nil {
