@@ -99,20 +99,25 @@ type PolicyPattern struct {
 
 // Role is one row of audit.roles.
 type Role struct {
-	Role            string   `json:"role"`
-	Superuser       bool     `json:"superuser"`
-	BypassRLS       bool     `json:"bypassrls"`
-	Login           bool     `json:"login"`
-	Inherit         bool     `json:"inherit"`
-	CreateRole      bool     `json:"createrole"`
-	CreateDB        bool     `json:"createdb"`
-	ConnectionLimit int      `json:"connection_limit"`
-	MemberOf        []string `json:"member_of"`
-	Members         []string `json:"members"`
-	Settings        []string `json:"settings"`
-	OwnedRelations  int64    `json:"owned_relations"`
-	OwnedFunctions  int64    `json:"owned_functions"`
-	OwnedSchemas    int64    `json:"owned_schemas"`
+	Role            string `json:"role"`
+	Superuser       bool   `json:"superuser"`
+	BypassRLS       bool   `json:"bypassrls"`
+	Login           bool   `json:"login"`
+	Inherit         bool   `json:"inherit"`
+	CreateRole      bool   `json:"createrole"`
+	CreateDB        bool   `json:"createdb"`
+	ConnectionLimit int    `json:"connection_limit"`
+	// MemberOf and Members name the roles other than tenant roles
+	// (t_<32 hex>, t_<32 hex>_m), which TenantMemberOf and TenantMembers
+	// count: dbchat_sandbox has two tenant roles per tenant as members.
+	MemberOf       []string `json:"member_of"`
+	Members        []string `json:"members"`
+	TenantMemberOf int      `json:"tenant_member_of"`
+	TenantMembers  int      `json:"tenant_members"`
+	Settings       []string `json:"settings"`
+	OwnedRelations int64    `json:"owned_relations"`
+	OwnedFunctions int64    `json:"owned_functions"`
+	OwnedSchemas   int64    `json:"owned_schemas"`
 }
 
 // Grant is one row of audit.grants.
@@ -277,6 +282,8 @@ func Collect(ctx context.Context, q Querier) (*Report, error) {
 		func(row pgx.Rows) (x Role, err error) {
 			err = row.Scan(&x.Role, &x.Superuser, &x.BypassRLS, &x.Login, &x.Inherit, &x.CreateRole, &x.CreateDB,
 				&x.ConnectionLimit, &x.MemberOf, &x.Members, &x.Settings, &x.OwnedRelations, &x.OwnedFunctions, &x.OwnedSchemas)
+			x.MemberOf, x.TenantMemberOf = withoutTenantRoles(x.MemberOf)
+			x.Members, x.TenantMembers = withoutTenantRoles(x.Members)
 			return x, err
 		}); err != nil {
 		return nil, err
@@ -386,6 +393,18 @@ func isTenantName(name string) bool {
 		}
 	}
 	return true
+}
+
+// withoutTenantRoles returns names without the tenant roles, and how many
+// there were.
+func withoutTenantRoles(names []string) ([]string, int) {
+	kept := names[:0:0]
+	for _, n := range names {
+		if !isTenantName(strings.TrimSuffix(n, "_m")) {
+			kept = append(kept, n)
+		}
+	}
+	return kept, len(names) - len(kept)
 }
 
 // tenantGrantee names a grantee in a tenant schema by what it is to the

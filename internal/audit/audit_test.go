@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"slices"
 	"errors"
 	"fmt"
 	"strings"
@@ -108,6 +109,20 @@ func TestMigratedDatabaseHasNoFindings(t *testing.T) {
 	require.False(t, roles["dbchat_app"].BypassRLS || roles["dbchat_app"].Superuser)
 	require.Zero(t, roles["dbchat_app"].OwnedRelations)
 	require.Contains(t, roles["dbchat_operator"].Members, "dbchat_owner")
+	// Tenant roles are counted, not named: every tenant's two roles are
+	// members of dbchat_sandbox (this database's and, roles being
+	// cluster-wide, other tests' databases').
+	for _, r := range rep.Roles {
+		for _, n := range append(slices.Clone(r.MemberOf), r.Members...) {
+			require.NotRegexp(t, `^t_[0-9a-f]{32}(_m)?$`, n, r.Role)
+		}
+	}
+	var tenantRoles int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_roles r JOIN pg_namespace n ON n.nspname = left(r.rolname, 34)
+		WHERE r.rolname ~ '^t_[0-9a-f]{32}(_m)?$'`).Scan(&tenantRoles))
+	require.Positive(t, tenantRoles)
+	require.GreaterOrEqual(t, roles["dbchat_sandbox"].TenantMembers, tenantRoles)
+	require.Positive(t, roles["dbchat_query"].TenantMemberOf)
 
 	// Policies: tenant_isolation on every platform table, and owner_or_admin
 	// on conversations, messages and query_history; in the tenant schemas,

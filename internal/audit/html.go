@@ -158,7 +158,7 @@ const htmlTemplate = `<!DOCTYPE html>
 <h2>Roles <span class="muted">(audit.roles)</span></h2>
 <table>
 <tr><th>Role</th><th>Superuser</th><th>BYPASSRLS</th><th>Login</th><th>Inherit</th><th>Member of</th><th>Members</th><th>Settings</th><th>Owns (relations / functions / schemas)</th></tr>
-{{range .Roles}}<tr><td><code>{{.Role}}</code></td><td>{{.Superuser}}</td><td>{{.BypassRLS}}</td><td>{{.Login}}</td><td>{{.Inherit}}</td><td>{{join .MemberOf ", "}}</td><td>{{join .Members ", "}}</td><td><code>{{join .Settings ", "}}</code></td><td>{{.OwnedRelations}} / {{.OwnedFunctions}} / {{.OwnedSchemas}}</td></tr>
+{{range .Roles}}<tr><td><code>{{.Role}}</code></td><td>{{.Superuser}}</td><td>{{.BypassRLS}}</td><td>{{.Login}}</td><td>{{.Inherit}}</td><td>{{join .MemberOf ", "}}{{if .TenantMemberOf}} <span class="muted">and {{.TenantMemberOf}} tenant roles</span>{{end}}</td><td>{{join .Members ", "}}{{if .TenantMembers}} <span class="muted">and {{.TenantMembers}} tenant roles</span>{{end}}</td><td><code>{{join .Settings ", "}}</code></td><td>{{.OwnedRelations}} / {{.OwnedFunctions}} / {{.OwnedSchemas}}</td></tr>
 {{end}}</table>
 
 <h2>Grants <span class="muted">(audit.grants outside the tenant schemas, owners' implicit rights omitted)</span></h2>

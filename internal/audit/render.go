@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -244,7 +245,7 @@ func renderMarkdown(w io.Writer, r *Report) error {
 	fmt.Fprintf(b, "\n## Roles (`audit.roles`)\n\n| Role | Superuser | BYPASSRLS | Login | Inherit | Member of | Members | Owns (rel/fn/schema) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.Roles {
 		fmt.Fprintf(b, "| %s | %v | %v | %v | %v | %s | %s | %d/%d/%d |\n", x.Role, x.Superuser, x.BypassRLS, x.Login, x.Inherit,
-			md(strings.Join(x.MemberOf, ", ")), md(strings.Join(x.Members, ", ")), x.OwnedRelations, x.OwnedFunctions, x.OwnedSchemas)
+			md(withTenantRoles(x.MemberOf, x.TenantMemberOf)), md(withTenantRoles(x.Members, x.TenantMembers)), x.OwnedRelations, x.OwnedFunctions, x.OwnedSchemas)
 	}
 
 	fmt.Fprintf(b, "\n## Policies (`audit.policies`)\n\n| Table | Policy | Kind | Command | Roles | USING | WITH CHECK |\n|---|---|---|---|---|---|---|\n")
@@ -274,4 +275,12 @@ func renderMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// withTenantRoles lists names and then the tenant roles by count.
+func withTenantRoles(names []string, tenantRoles int) string {
+	if tenantRoles > 0 {
+		names = append(slices.Clip(names), fmt.Sprintf("%d tenant roles", tenantRoles))
+	}
+	return strings.Join(names, ", ")
 }

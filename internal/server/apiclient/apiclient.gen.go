@@ -9714,7 +9714,9 @@ type AdminAuditResponse struct {
 		Policies []map[string]interface{} `json:"policies"`
 
 		// Probe Always null here.
-		Probe   *map[string]interface{}  `json:"probe"`
+		Probe *map[string]interface{} `json:"probe"`
+
+		// Roles Rows of audit.roles; member_of and members name the roles other than tenant roles (t_<32 hex>, t_<32 hex>_m), which tenant_member_of and tenant_members count.
 		Roles   []map[string]interface{} `json:"roles"`
 		Summary struct {
 			// Clean No finding, no distribution key finding, every claim verified (and, when probed, every attempt as expected and no residue).
@@ -9813,7 +9815,9 @@ func (r AdminAuditResponse) GetJSON200() *struct {
 	Policies []map[string]interface{} `json:"policies"`
 
 	// Probe Always null here.
-	Probe   *map[string]interface{}  `json:"probe"`
+	Probe *map[string]interface{} `json:"probe"`
+
+	// Roles Rows of audit.roles; member_of and members name the roles other than tenant roles (t_<32 hex>, t_<32 hex>_m), which tenant_member_of and tenant_members count.
 	Roles   []map[string]interface{} `json:"roles"`
 	Summary struct {
 		// Clean No finding, no distribution key finding, every claim verified (and, when probed, every attempt as expected and no residue).
@@ -16542,7 +16546,9 @@ func ParseAdminAuditResponse(rsp *http.Response) (*AdminAuditResponse, error) {
 			Policies []map[string]interface{} `json:"policies"`
 
 			// Probe Always null here.
-			Probe   *map[string]interface{}  `json:"probe"`
+			Probe *map[string]interface{} `json:"probe"`
+
+			// Roles Rows of audit.roles; member_of and members name the roles other than tenant roles (t_<32 hex>, t_<32 hex>_m), which tenant_member_of and tenant_members count.
 			Roles   []map[string]interface{} `json:"roles"`
 			Summary struct {
 				// Clean No finding, no distribution key finding, every claim verified (and, when probed, every attempt as expected and no residue).
