@@ -2,9 +2,9 @@ package audit_test
 
 import (
 	"context"
-	"slices"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
