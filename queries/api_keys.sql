@@ -8,9 +8,12 @@ RETURNING id, tenant_id, user_id, name, prefix, created_at;
 -- names its tenant; the policy does the rest). Deactivated tenants and users
 -- and revoked keys match nothing. A plain read: stale says last_used_at is
 -- over a minute old, and only then does the caller write (TouchAPIKey), so
--- requests do not turn into a write each.
+-- requests do not turn into a write each. epoch is the tenant's credential
+-- epoch in the same snapshot (-1: none), which a server that remembers the
+-- key confirms on later requests (migration 00034).
 SELECT a.id AS key_id, a.user_id, u.role,
-       (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale
+       (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale,
+       coalesce((SELECT e.epoch FROM dbchat.credential_epochs e WHERE e.tenant_id = a.tenant_id), -1)::bigint AS epoch
 FROM dbchat.api_keys a
 JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
 JOIN dbchat.tenants t ON t.id = a.tenant_id

@@ -28,8 +28,11 @@ FROM dbchat_ops.identity_provider_by_issuer(sqlc.arg(issuer)::text) p;
 -- The user a provider's subject was provisioned as, in the provider's tenant,
 -- while that provider is still registered and the tenant active: a cached
 -- provider (see identity.Verifier) is checked again on every sign-in by this
--- one statement.
-SELECT u.id, u.role, u.is_active
+-- one statement. epoch is the tenant's credential epoch in the same
+-- snapshot (-1: none), which a server that remembers the sign-in confirms
+-- on later requests (migration 00034).
+SELECT u.id, u.role, u.is_active,
+       coalesce((SELECT e.epoch FROM dbchat.credential_epochs e WHERE e.tenant_id = u.tenant_id), -1)::bigint AS epoch
 FROM dbchat.users u
 JOIN dbchat.identity_providers p ON p.tenant_id = u.tenant_id AND p.id = u.identity_provider_id
 JOIN dbchat.tenants t ON t.id = u.tenant_id
@@ -45,7 +48,8 @@ SELECT CASE WHEN EXISTS (SELECT FROM dbchat.users u WHERE u.email = sqlc.arg(ema
             THEN sqlc.arg(fallback_email)::text ELSE sqlc.arg(email)::text END,
        sqlc.arg(name)::text, sqlc.arg(role)::text, sqlc.arg(identity_provider_id)::uuid, sqlc.arg(subject)::text
 ON CONFLICT (tenant_id, identity_provider_id, subject) DO NOTHING
-RETURNING id, role, is_active;
+RETURNING id, role, is_active,
+          coalesce((SELECT e.epoch FROM dbchat.credential_epochs e WHERE e.tenant_id = users.tenant_id), -1)::bigint AS epoch;
 
 -- name: SetUserRole :exec
 -- The provider's role claim decides: a user it no longer marks admin is a

@@ -90,13 +90,14 @@ WHERE u.tenant_id = excluded.tenant_id;
 -- spends none of its requests (no row, 401).
 WITH k AS (
     SELECT a.id AS key_id, a.user_id, u.role,
-           (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale
+           (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale,
+           coalesce((SELECT e.epoch FROM dbchat.credential_epochs e WHERE e.tenant_id = a.tenant_id), -1)::bigint AS epoch
     FROM dbchat.api_keys a
     JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
     JOIN dbchat.tenants t ON t.id = a.tenant_id
     WHERE a.key_hash = sqlc.arg(key_hash) AND a.revoked_at IS NULL AND u.is_active AND t.is_active
 )
-SELECT k.key_id, k.user_id, k.role, k.stale,
+SELECT k.key_id, k.user_id, k.role, k.stale, k.epoch,
        tk.rate::float8 AS rate, tk.burst::float8 AS burst, tk.tokens::float8 AS tokens, tk.allowed::boolean AS allowed
 FROM k CROSS JOIN LATERAL dbchat.take_request_tokens(sqlc.narg(default_rate)::float8, sqlc.narg(default_burst)::float8,
                                                      (k.key_id IS NOT NULL)::int) tk;

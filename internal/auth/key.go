@@ -102,7 +102,7 @@ func AuthenticateBy(ctx context.Context, db *tenant.DB, plain string, lookup Loo
 	if err != nil {
 		return tenant.Identity{}, err
 	}
-	id := tenant.Identity{TenantID: tenantID, UserID: row.UserID, Role: tenant.Role(row.Role), KeyID: row.KeyID}
+	id := tenant.Identity{TenantID: tenantID, UserID: row.UserID, Role: tenant.Role(row.Role), KeyID: row.KeyID, Epoch: row.Epoch}
 	if row.Stale {
 		// At most once a minute per key; a failure to record use is not a
 		// reason to refuse the request.

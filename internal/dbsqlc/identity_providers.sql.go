@@ -175,7 +175,8 @@ SELECT CASE WHEN EXISTS (SELECT FROM dbchat.users u WHERE u.email = $1::text)
             THEN $2::text ELSE $1::text END,
        $3::text, $4::text, $5::uuid, $6::text
 ON CONFLICT (tenant_id, identity_provider_id, subject) DO NOTHING
-RETURNING id, role, is_active
+RETURNING id, role, is_active,
+          coalesce((SELECT e.epoch FROM dbchat.credential_epochs e WHERE e.tenant_id = users.tenant_id), -1)::bigint AS epoch
 `
 
 type ProvisionUserParams struct {
@@ -191,6 +192,7 @@ type ProvisionUserRow struct {
 	ID       uuid.UUID `json:"id"`
 	Role     string    `json:"role"`
 	IsActive bool      `json:"is_active"`
+	Epoch    int64     `json:"epoch"`
 }
 
 // First sight of a subject: a user just in time. A concurrent first sight
@@ -207,7 +209,12 @@ func (q *Queries) ProvisionUser(ctx context.Context, db DBTX, arg ProvisionUserP
 		arg.Subject,
 	)
 	var i ProvisionUserRow
-	err := row.Scan(&i.ID, &i.Role, &i.IsActive)
+	err := row.Scan(
+		&i.ID,
+		&i.Role,
+		&i.IsActive,
+		&i.Epoch,
+	)
 	return i, err
 }
 
@@ -228,7 +235,8 @@ func (q *Queries) SetUserRole(ctx context.Context, db DBTX, arg SetUserRoleParam
 }
 
 const UserBySubject = `-- name: UserBySubject :one
-SELECT u.id, u.role, u.is_active
+SELECT u.id, u.role, u.is_active,
+       coalesce((SELECT e.epoch FROM dbchat.credential_epochs e WHERE e.tenant_id = u.tenant_id), -1)::bigint AS epoch
 FROM dbchat.users u
 JOIN dbchat.identity_providers p ON p.tenant_id = u.tenant_id AND p.id = u.identity_provider_id
 JOIN dbchat.tenants t ON t.id = u.tenant_id
@@ -244,15 +252,23 @@ type UserBySubjectRow struct {
 	ID       uuid.UUID `json:"id"`
 	Role     string    `json:"role"`
 	IsActive bool      `json:"is_active"`
+	Epoch    int64     `json:"epoch"`
 }
 
 // The user a provider's subject was provisioned as, in the provider's tenant,
 // while that provider is still registered and the tenant active: a cached
 // provider (see identity.Verifier) is checked again on every sign-in by this
-// one statement.
+// one statement. epoch is the tenant's credential epoch in the same
+// snapshot (-1: none), which a server that remembers the sign-in confirms
+// on later requests (migration 00034).
 func (q *Queries) UserBySubject(ctx context.Context, db DBTX, arg UserBySubjectParams) (UserBySubjectRow, error) {
 	row := db.QueryRow(ctx, UserBySubject, arg.IdentityProviderID, arg.Subject)
 	var i UserBySubjectRow
-	err := row.Scan(&i.ID, &i.Role, &i.IsActive)
+	err := row.Scan(
+		&i.ID,
+		&i.Role,
+		&i.IsActive,
+		&i.Epoch,
+	)
 	return i, err
 }

@@ -34,13 +34,14 @@ func (q *Queries) AddQuotaUsage(ctx context.Context, db DBTX, arg AddQuotaUsageP
 const AuthenticateKeyTakeToken = `-- name: AuthenticateKeyTakeToken :one
 WITH k AS (
     SELECT a.id AS key_id, a.user_id, u.role,
-           (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale
+           (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute')::boolean AS stale,
+           coalesce((SELECT e.epoch FROM dbchat.credential_epochs e WHERE e.tenant_id = a.tenant_id), -1)::bigint AS epoch
     FROM dbchat.api_keys a
     JOIN dbchat.users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
     JOIN dbchat.tenants t ON t.id = a.tenant_id
     WHERE a.key_hash = $3 AND a.revoked_at IS NULL AND u.is_active AND t.is_active
 )
-SELECT k.key_id, k.user_id, k.role, k.stale,
+SELECT k.key_id, k.user_id, k.role, k.stale, k.epoch,
        tk.rate::float8 AS rate, tk.burst::float8 AS burst, tk.tokens::float8 AS tokens, tk.allowed::boolean AS allowed
 FROM k CROSS JOIN LATERAL dbchat.take_request_tokens($1::float8, $2::float8,
                                                      (k.key_id IS NOT NULL)::int) tk
@@ -57,6 +58,7 @@ type AuthenticateKeyTakeTokenRow struct {
 	UserID  uuid.UUID `json:"user_id"`
 	Role    string    `json:"role"`
 	Stale   bool      `json:"stale"`
+	Epoch   int64     `json:"epoch"`
 	Rate    float64   `json:"rate"`
 	Burst   float64   `json:"burst"`
 	Tokens  float64   `json:"tokens"`
@@ -76,6 +78,7 @@ func (q *Queries) AuthenticateKeyTakeToken(ctx context.Context, db DBTX, arg Aut
 		&i.UserID,
 		&i.Role,
 		&i.Stale,
+		&i.Epoch,
 		&i.Rate,
 		&i.Burst,
 		&i.Tokens,

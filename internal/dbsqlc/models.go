@@ -161,6 +161,12 @@ type DbchatClaimPolicy struct {
 	CreatedAt    time.Time  `json:"created_at"`
 }
 
+// Per tenant, a counter raised by trigger (00034) whenever a key, user or tenant change could make a remembered credential no longer good; each request with a remembered credential checks, in the statement that sets its context, that it still holds the value the server read when it looked the credential up.
+type DbchatCredentialEpoch struct {
+	TenantID uuid.UUID `json:"tenant_id"`
+	Epoch    int64     `json:"epoch"`
+}
+
 // One evaluation run of a model over its verified pairs (leave-one-out), with the leakage canary's report.
 type DbchatEvaluation struct {
 	TenantID      uuid.UUID  `json:"tenant_id"`

@@ -46,13 +46,14 @@ func NewTenant(t testing.TB, db *tenant.DB, name string) Tenant {
 var SeededTables = []string{
 	"tenants", "users", "api_keys", "database_tables", "database_columns", "claim_policies",
 	"models", "training_data", "training_counts", "query_history", "conversations", "messages",
-	"rate_buckets", "quota_usage",
+	"rate_buckets", "quota_usage", "credential_epochs",
 	"identity_providers", "usage_events", "usage_daily", "evaluations", "evaluation_results",
 	"sessions",
 }
 
 // SeedEveryTable gives tn at least one row in every platform table (tenant,
-// admin, key and default model exist already), each marked with marker.
+// admin, key, default model and credential epoch exist already), each
+// marked with marker.
 func SeedEveryTable(t testing.TB, db *tenant.DB, tn Tenant, marker string) {
 	t.Helper()
 	ctx := context.Background()

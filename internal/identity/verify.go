@@ -169,11 +169,12 @@ func LooksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
 
 // AuthenticateWith is Authenticate for a request: a token that signed in
 // lately is neither verified nor signed in again. Its identity carries a
-// tenant.Check instead (dbchat.confirm_user, through auth.Confirmation:
-// the user still active, with the same role, linked to the same provider,
-// in an active tenant; with tokens, the request's rate token too), which
-// the request's first statement sends in the same round trip; a refusal
-// forgets the token, so the next request signs in afresh.
+// tenant.Check instead (auth.Confirm: the tenant's credential epoch has not
+// moved since the sign-in read it, so the user is still active, with the
+// same role, linked to the same provider, in an active tenant; with
+// tokens, the request's rate token too), which the request's first
+// statement sends in the same round trip; a refusal forgets the token, and
+// the server signs in afresh.
 func (v *Verifier) AuthenticateWith(ctx context.Context, raw string, tokens auth.TokensFor) (tenant.Identity, error) {
 	key := sha256.Sum256([]byte(raw))
 	if t, ok := v.wasVerified(key); ok && t.signedIn != nil {
@@ -182,7 +183,7 @@ func (v *Verifier) AuthenticateWith(ctx context.Context, raw string, tokens auth
 		if tokens != nil {
 			take = tokens(id.TenantID)
 		}
-		id.Check = auth.Confirmation("dbchat.confirm_user", []any{t.provider}, take, func(reason string) error {
+		id.Check = auth.Confirm(id, take, func(reason string) error {
 			v.forgetToken(key)
 			if Reason(reason) == ReasonIssuer {
 				v.forget(t.iss)
@@ -536,7 +537,9 @@ func (v *Verifier) user(ctx context.Context, p dbsqlc.IdentityProviderByIssuerRo
 			return tenant.Identity{}, err
 		}
 	}
-	return tenant.Identity{TenantID: p.TenantID, UserID: u.ID, Role: role}, nil
+	// After SetUserRole the epoch read with the user has moved: the first
+	// confirmation refuses it as changed and the next sign-in reads it anew.
+	return tenant.Identity{TenantID: p.TenantID, UserID: u.ID, Role: role, Epoch: u.Epoch}, nil
 }
 
 // bySubject reads the user a provider's subject signed in as before.

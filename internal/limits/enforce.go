@@ -57,7 +57,7 @@ func (s *Service) KeyLookup(r *Rate) func(ctx context.Context, tx tenant.Conn, h
 		row, err := s.q.AuthenticateKeyTakeToken(ctx, tx, dbsqlc.AuthenticateKeyTakeTokenParams{
 			KeyHash: hash, DefaultRate: s.defaults[RequestsPerSecond], DefaultBurst: s.defaults[Burst]})
 		*r = rateOf(row.Rate, row.Burst, row.Tokens, row.Allowed)
-		return dbsqlc.AuthenticateKeyRow{KeyID: row.KeyID, UserID: row.UserID, Role: row.Role, Stale: row.Stale}, err
+		return dbsqlc.AuthenticateKeyRow{KeyID: row.KeyID, UserID: row.UserID, Role: row.Role, Stale: row.Stale, Epoch: row.Epoch}, err
 	}
 }
 

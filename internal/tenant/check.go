@@ -20,12 +20,17 @@ import (
 // Func names a function that takes the four context settings (tenant, user,
 // role, claims) as its first arguments, as set_config's results, so they are
 // set before its body runs, then Args; it returns one row, which Scan reads
-// (Scan may also turn the function's error into the caller's). A request
-// that answers without any tenant statement calls DB.Verify first.
+// (Scan may also turn the function's error into the caller's). Or, with
+// Select set instead of Func, the statement selects the four set_config
+// calls and then Select, a select list whose parameters are Args from $5 on
+// (the tenant setting is $1): a check that holds whichever of them
+// PostgreSQL evaluates first. A request that answers without any tenant
+// statement calls DB.Verify first.
 type Check struct {
-	Func string
-	Args []any
-	Scan func(row pgx.Row) error
+	Func   string
+	Select string
+	Args   []any
+	Scan   func(row pgx.Row) error
 
 	mu   sync.Mutex
 	done bool
@@ -69,19 +74,27 @@ func (c *Check) Pending() bool {
 // cache sees one text per function.
 var checkSQL sync.Map
 
-// statement calls c.Func with the context settings first.
+// settingCalls set the four context settings from $1 to $4.
+const settingCalls = `set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),
+	set_config('app.role', $3, true), set_config('app.claims', $4, true)`
+
+// statement calls c.Func with the context settings first, or selects them
+// and c.Select.
 func (c *Check) statement() string {
-	key := c.Func + "/" + strconv.Itoa(len(c.Args))
+	key := c.Func + "/" + c.Select + "/" + strconv.Itoa(len(c.Args))
 	if s, ok := checkSQL.Load(key); ok {
 		return s.(string)
 	}
 	var b strings.Builder
-	b.WriteString(`SELECT * FROM ` + c.Func + `(set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),
-	set_config('app.role', $3, true), set_config('app.claims', $4, true)`)
-	for i := range c.Args {
-		b.WriteString(", $" + strconv.Itoa(i+5))
+	if c.Func == "" {
+		b.WriteString("SELECT " + settingCalls + ", " + c.Select)
+	} else {
+		b.WriteString("SELECT * FROM " + c.Func + "(" + settingCalls)
+		for i := range c.Args {
+			b.WriteString(", $" + strconv.Itoa(i+5))
+		}
+		b.WriteString(")")
 	}
-	b.WriteString(")")
 	s, _ := checkSQL.LoadOrStore(key, b.String())
 	return s.(string)
 }

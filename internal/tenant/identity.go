@@ -26,6 +26,11 @@ type Identity struct {
 	UserID   uuid.UUID
 	Role     Role
 	KeyID    uuid.UUID
+	// Epoch is the tenant's credential epoch, read in the statement that
+	// looked the credential up (dbchat.credential_epochs, migration 00034;
+	// -1: none): a server that remembers the credential confirms that it
+	// has not moved (internal/auth).
+	Epoch int64
 	// Claims are the end user's verified claims (from the identity
 	// provider's token, mapped by the tenant's claim mapping); nil for API
 	// keys. Every tenant transaction carries them as the transaction-local

@@ -113,9 +113,10 @@ type relation struct {
 }
 
 // unmarked are the platform tables whose rows have no column free text can
-// go in (counters: a rate bucket, a quota's use): a tenant's rows there
-// are marked by its id, which every row carries, instead of its marker.
-var unmarked = map[string]bool{"rate_buckets": true, "quota_usage": true}
+// go in (counters: a rate bucket, a quota's use, a credential epoch): a
+// tenant's rows there are marked by its id, which every row carries,
+// instead of its marker.
+var unmarked = map[string]bool{"rate_buckets": true, "quota_usage": true, "credential_epochs": true}
 
 // markOf is what marks t's rows in r.
 func markOf(t *probeTenant, r relation) string {
