@@ -183,12 +183,10 @@ func (v *Verifier) AuthenticateWith(ctx context.Context, raw string, tokens auth
 		if tokens != nil {
 			take = tokens(id.TenantID)
 		}
-		id.Check = auth.Confirm(id, take, func(reason string) error {
+		// Refused, the token is forgotten and signed in afresh, which
+		// gives the reason (a removed provider, a disabled user).
+		id.Check = auth.Confirm(id, take, func(string) error {
 			v.forgetToken(key)
-			if Reason(reason) == ReasonIssuer {
-				v.forget(t.iss)
-				return refuse(ReasonIssuer, "unknown issuer")
-			}
 			return refuse(ReasonUserDisabled, "user disabled")
 		})
 		return id, nil
