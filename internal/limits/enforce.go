@@ -74,14 +74,33 @@ func (s *Service) Tokens(r *Rate) auth.TokensFor {
 
 func (s *Service) tokens(tenantID uuid.UUID, r *Rate) *auth.Tokens {
 	l := s.lease(tenantID)
-	if snap, ok := l.spend(); ok {
+	snap, spent, renew := l.spend()
+	if spent {
 		*r = snap
-		return nil
 	}
-	n := l.size()
+	switch {
+	case renew:
+		return s.take(l, r, l.size(), spent, true)
+	case spent:
+		return nil
+	default: // dry while another request takes the next lease
+		return s.take(l, r, 1, false, false)
+	}
+}
+
+// take asks a confirmation for n tokens into l. A request that spent a
+// leased token (spent) is admitted whatever the take gets; renew marks the
+// take of the next lease, which ends when the tokens land.
+func (s *Service) take(l *lease, r *Rate, n int, spent, renew bool) *auth.Tokens {
 	return &auth.Tokens{Take: n, DefaultRate: s.defaults[RequestsPerSecond], DefaultBurst: s.defaults[Burst],
 		Taken: func(rate, burst, tokens float64, allowed bool, taken int) error {
-			l.fill(rate, burst, tokens, taken)
+			l.fill(rate, burst, tokens, taken, spent)
+			if renew {
+				l.renewed()
+			}
+			if spent {
+				return nil
+			}
 			*r = rateOf(rate, burst, tokens+float64(max(0, taken-1)), allowed)
 			if !r.Allowed {
 				return r.Err()

@@ -12,15 +12,21 @@ import (
 // the requests that spend them. Its size is at most a hundredth of the
 // burst and 10 ms of the rate, so a limit small enough to notice (a burst
 // under 200) is still taken one token per request, exactly as one shared
-// bucket, and what a lease can overdraw (leases taken by instances that
-// then see no requests) is at most 10 ms of the rate per instance. A lease
-// lasts leaseTTL: tokens not spent by then are lost, which only makes the
-// limit stricter.
+// bucket. One request at a time takes the next lease, while a quarter of
+// the last one is still left: the requests in flight when a lease runs out
+// would otherwise each take a lease of their own, queue on the tenant's
+// bucket row and throw all but one away, holding a busy tenant well under
+// its limit. A request that finds the lease dry while the next one is being
+// taken takes a token of its own. What a server can overdraw (tokens it
+// leased and then had no request for) is at most 1.25 leases, 12.5 ms of
+// the rate. Leased tokens last leaseTTL from the latest take: tokens not
+// spent by then are lost, which only makes the limit stricter.
 type lease struct {
 	mu                     sync.Mutex
 	left                   int     // tokens taken and not yet spent
 	rate, burst, remaining float64 // the bucket as last taken
 	until                  time.Time
+	renewing               time.Time // when the take of the next lease began (zero: none)
 }
 
 // leaseTTL bounds how long leased tokens stay spendable.
@@ -39,15 +45,23 @@ func (s *Service) lease(tenantID uuid.UUID) *lease {
 }
 
 // spend takes one leased token, if a live one is left, and says what the
-// RateLimit headers show: the bucket as last seen plus the lease.
-func (l *lease) spend() (Rate, bool) {
+// RateLimit headers show: the bucket as last seen plus the lease. renew
+// asks the caller to take the next lease (and nobody else until it lands
+// or leaseTTL passes): the lease is dry or down to its last quarter.
+func (l *lease) spend() (r Rate, spent, renew bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.left <= 0 || time.Now().After(l.until) {
-		return Rate{}, false
+	now := time.Now()
+	live := l.left > 0 && now.Before(l.until)
+	low := !live || l.left <= l.sizeLocked()/4
+	if low && (l.renewing.IsZero() || now.Sub(l.renewing) > leaseTTL) {
+		l.renewing, renew = now, true
+	}
+	if !live {
+		return Rate{}, false, renew
 	}
 	l.left--
-	return rateOf(l.rate, l.burst, l.remaining+float64(l.left), true), true
+	return rateOf(l.rate, l.burst, l.remaining+float64(l.left), true), true, renew
 }
 
 // size is how many tokens the next take asks for: one until the limit is
@@ -56,17 +70,37 @@ func (l *lease) spend() (Rate, bool) {
 func (l *lease) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.sizeLocked()
+}
+
+func (l *lease) sizeLocked() int {
 	n := math.Floor(math.Min(l.burst/100, l.rate/100))
 	return int(math.Max(1, math.Min(n, maxLease)))
 }
 
 // fill records a take: the bucket as left and the tokens beyond the
-// request's own, spendable for leaseTTL.
-func (l *lease) fill(rate, burst, tokens float64, taken int) {
+// request's own (all of them when the request spent a leased token, own),
+// added to what is left and spendable for leaseTTL. A take of one token
+// (a request that found the lease dry) leaves the lease as it is.
+func (l *lease) fill(rate, burst, tokens float64, taken int, own bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rate, l.burst, l.remaining = rate, burst, tokens
-	if taken > 1 {
-		l.left, l.until = taken-1, time.Now().Add(leaseTTL)
+	extra := taken
+	if !own {
+		extra-- // the request's own token
 	}
+	if extra > 0 {
+		if !time.Now().Before(l.until) {
+			l.left = 0 // expired tokens are lost
+		}
+		l.left, l.until = l.left+extra, time.Now().Add(leaseTTL)
+	}
+}
+
+// renewed ends a take of the next lease, landed or not.
+func (l *lease) renewed() {
+	l.mu.Lock()
+	l.renewing = time.Time{}
+	l.mu.Unlock()
 }
