@@ -79,15 +79,15 @@ func (l *lease) sizeLocked() int {
 }
 
 // fill records a take: the bucket as left and the tokens beyond the
-// request's own (all of them when the request spent a leased token, own),
+// request's own (all of them when the request had spent a leased token),
 // added to what is left and spendable for leaseTTL. A take of one token
 // (a request that found the lease dry) leaves the lease as it is.
-func (l *lease) fill(rate, burst, tokens float64, taken int, own bool) {
+func (l *lease) fill(rate, burst, tokens float64, taken int, spent bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rate, l.burst, l.remaining = rate, burst, tokens
 	extra := taken
-	if !own {
+	if !spent {
 		extra-- // the request's own token
 	}
 	if extra > 0 {
