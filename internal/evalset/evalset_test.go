@@ -38,3 +38,29 @@ func TestOfflineOnUnseenSchemas(t *testing.T) {
 		require.Zero(t, score.Wrong)
 	}
 }
+
+// TestOfflineNeverAnswersWrongOnBlindSchemas asks every question of the
+// blind schemas (written without reading the generator): the offline
+// generator may refuse any of them, but no answer may be wrong.
+func TestOfflineNeverAnswersWrongOnBlindSchemas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	box := dbtest.NewSandboxed(t, 2)
+	answered := 0
+	for _, s := range evalset.Blind {
+		tn := dbtest.NewTenant(t, box.Tenants, "Blind "+s.Name)
+		require.NoError(t, box.Tenants.TxAs(ctx, tn.Identity, func(tx tenant.Conn) error { return evalset.Load(ctx, tx, s) }))
+		score, err := evalset.Run(tenant.NewContext(ctx, tn.Identity), generate.NewOffline(), box.SQL, s)
+		require.NoError(t, err)
+		for _, o := range score.Outcomes {
+			t.Logf("%s %-8s %q → %s %s", s.Name, o.Verdict, o.Question, o.SQL, o.Detail)
+			if o.Verdict == evalset.Wrong {
+				t.Errorf("%s: wrong answer to %q: %s (%s)", s.Name, o.Question, o.SQL, o.Detail)
+			}
+		}
+		t.Logf("%s: %d correct, %d refused, %d wrong", s.Name, score.Correct, score.Refused, score.Wrong)
+		answered += score.Correct
+	}
+	// Refusing everything would pass the rule above; it must not be how.
+	require.GreaterOrEqual(t, answered, 40, "the offline generator answered too few of the blind questions")
+}

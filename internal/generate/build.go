@@ -29,7 +29,14 @@ type builder struct {
 	conds  []cond
 	cols   []Column // columns named for the select list
 
-	whereSQL string // set by finish
+	whereSQL string      // set by finish
+	loose    []looseDate // see looseDate
+}
+
+// looseDate is the word before a date bound whose column was not named.
+type looseDate struct {
+	at  int
+	col string
 }
 
 type cond struct {
@@ -69,7 +76,7 @@ func newBuilder(q *question, tables []Table) (*builder, error) {
 				break
 			}
 		}
-		b := &builder{q: q, t: t}
+		b := &builder{q: q, t: t, tables: tables}
 		for i := range q.toks {
 			if c, _, ok := b.columnAt(i); ok && !isID(c.Name) {
 				score += 2
@@ -181,6 +188,11 @@ func (b *builder) sole(k string) (Column, []string) {
 // named, the table's only column of that kind.
 func (b *builder) subject(i int, k, what string) (Column, error) {
 	if c, j, n, ok := b.mention(i, 4, 0, k); ok {
+		if isID(c.Name) && !b.namesID(j, j+n) {
+			// "customers with more than 3 orders" is no bound on
+			// customer_id: an identifier is compared only when named as one.
+			return Column{}, ErrNoSQL(fmt.Sprintf("I could not use %q: %s identifies rows and is not a quantity", what, c.Name))
+		}
 		b.q.use(j, j+n)
 		return c, nil
 	}
@@ -203,6 +215,17 @@ func (b *builder) subject(i int, k, what string) (Column, error) {
 		return Column{}, ErrNoSQL(fmt.Sprintf("I could not use %q: %s has no %s column", word, b.t.Name, kindName(k)))
 	}
 	return Column{}, ErrNoSQL(fmt.Sprintf("I could not tell which column %q is about: name one of %s", word, strings.Join(names, ", ")))
+}
+
+// namesID reports whether tokens from..to-1 say "id" ("customer id",
+// "customer_id"), not only the thing identified ("customers").
+func (b *builder) namesID(from, to int) bool {
+	for k := from; k < to; k++ {
+		if w := b.q.word(k); w == "id" || strings.HasSuffix(w, "_id") {
+			return true
+		}
+	}
+	return false
 }
 
 // isVerb reports whether token i can be the verb of a comparison or bound

@@ -32,6 +32,10 @@ func (b *builder) shape() {
 	q := b.q
 	for i := 0; i < len(q.toks); i++ {
 		if b.namedColumnAt(i) {
+			if c, n, ok := b.totalOf(i); ok && b.agg == "" { // "the total of cancelled orders"
+				b.agg, b.aggAt, b.aggCol = "sum", i, c
+				q.use(i, i+n)
+			}
 			continue // "first_name", "last_login", "total": a column, not a shape
 		}
 		if n, ok := q.phrase(i, "how many", "number of", "count of", "count"); ok && b.agg == "" {
@@ -63,6 +67,20 @@ func (b *builder) shape() {
 	}
 }
 
+// totalOf reads "total of" at i where total names a number column: the
+// sum of that column ("the total of cancelled orders"), not its values.
+func (b *builder) totalOf(i int) (Column, int, bool) {
+	if b.q.word(i) != "total" && b.q.word(i) != "sum" {
+		return Column{}, 0, false
+	}
+	for _, c := range b.t.Columns {
+		if n, ok := b.q.nameAt(i, c.Name); ok && kind(c.Type) == "numeric" && b.q.word(i+n) == "of" {
+			return c, n + 1, true
+		}
+	}
+	return Column{}, 0, false
+}
+
 // namedColumnAt reports whether token i starts a column's name.
 func (b *builder) namedColumnAt(i int) bool {
 	for _, c := range b.t.Columns {
@@ -76,7 +94,7 @@ func (b *builder) namedColumnAt(i int) bool {
 // relative reports whether "last" at i starts a relative period ("last 30
 // days"), which dates handles.
 func (b *builder) relative(i int) bool {
-	_, _, ok := b.period(i)
+	_, _, _, ok := b.period(i)
 	return ok
 }
 
@@ -144,6 +162,12 @@ func (b *builder) comparisons() error {
 			if !ok || !isNumber(q.word(i+n)) || !q.free(i+n) {
 				continue
 			}
+			if w := q.word(i + n + 1); b.namesTable(w) || b.countsTable(i+n+1) {
+				// "authors with more than 2 books": a count of rows per
+				// something, which is a grouping with a HAVING, not a
+				// comparison of a column.
+				return ErrNoSQL(fmt.Sprintf("I could not compare with %q %s: counting %s per %s needs a grouping I cannot write", q.toks[i].raw+" "+q.word(i+n), w, w, "row"))
+			}
 			col, err := b.subject(i, "numeric", q.toks[i].raw)
 			if err != nil {
 				return err
@@ -194,11 +218,17 @@ func (b *builder) dateRange(i int) (lo, hi time.Time, n int, ok bool) {
 	return lo, hi, 0, false
 }
 
-// period reads "last 30 days", "past 2 weeks", "last 6 months" at i.
-func (b *builder) period(i int) (interval string, n int, ok bool) {
+// period reads "last 30 days", "past 2 weeks", "the last month" at i: a
+// span that ends at the latest date. "last month" and "last year" with
+// neither a number nor "the" name the calendar period before the latest
+// date's instead (calendar is its unit), as people mean them: orders
+// placed last year are last calendar year's, not those of the past twelve
+// months.
+func (b *builder) period(i int) (interval string, n int, calendar string, ok bool) {
 	q := b.q
-	if w := q.word(i); (w != "last" && w != "past") || !q.free(i) {
-		return "", 0, false
+	w := q.word(i)
+	if (w != "last" && w != "past") || !q.free(i) {
+		return "", 0, "", false
 	}
 	num, unitAt := 1, i+1
 	if v, err := strconv.Atoi(q.word(i + 1)); err == nil && v > 0 && v <= 10000 {
@@ -208,9 +238,36 @@ func (b *builder) period(i int) (interval string, n int, ok bool) {
 	}
 	unit := singular(q.word(unitAt))
 	if unit != "day" && unit != "week" && unit != "month" && unit != "year" {
-		return "", 0, false
+		return "", 0, "", false
 	}
-	return fmt.Sprintf("%d %ss", num, unit), unitAt + 1 - i, true
+	if w == "last" && unitAt == i+1 && q.word(i-1) != "the" {
+		calendar = unit
+	}
+	return fmt.Sprintf("%d %ss", num, unit), unitAt + 1 - i, calendar, true
+}
+
+// looseDate notes the word before a date bound at i ("shipped in
+// January") when the bound's column was not named and no verb accounted for
+// the word: if that word turns out to be a value ("shipped" as a status),
+// the date is some event's other than the column's (datedValue).
+func (b *builder) looseDate(i int, col Column) {
+	if j := i - 1; j >= 0 && b.q.free(j) && !b.q.isStop(j) {
+		b.loose = append(b.loose, looseDate{at: j, col: col.Name})
+	}
+}
+
+// datedValue refuses a date bound on a value's word: "orders shipped in
+// January" with a status 'shipped' and one date column, the order's, asks
+// when they were shipped, which that column does not say.
+func (b *builder) datedValue() error {
+	for _, l := range b.loose {
+		for _, c := range b.conds {
+			if c.eq && c.at == l.at {
+				return ErrNoSQL(fmt.Sprintf("I could not tell which date %q refers to: %s is %s's only date, which need not be when it was %s", b.q.toks[l.at].raw, l.col, b.t.Name, b.q.toks[l.at].raw))
+			}
+		}
+	}
+	return nil
 }
 
 // dates: "hired before 2020", "in March 2026", "after 2024-03-01", "since
@@ -219,14 +276,21 @@ func (b *builder) period(i int) (interval string, n int, ok bool) {
 func (b *builder) dates() error {
 	q := b.q
 	for i := range q.toks {
-		if interval, n, ok := b.period(i); ok {
+		if interval, n, calendar, ok := b.period(i); ok {
 			col, err := b.subject(i, "date", q.toks[i].raw)
 			if err != nil {
 				return err
 			}
 			q.use(i, i+n)
+			b.looseDate(i, col)
 			c := ident(col.Name)
-			b.where(i, col.Name, c+" > (SELECT max("+c+") FROM "+ident(b.t.Name)+") - interval '"+interval+"'")
+			latest := "(SELECT max(" + c + ") FROM " + ident(b.t.Name) + ")"
+			if calendar != "" {
+				start := "date_trunc(" + literal(calendar) + ", " + latest + ")"
+				b.where(i, col.Name, c+" >= "+start+" - interval '1 "+calendar+"' AND "+c+" < "+start)
+				continue
+			}
+			b.where(i, col.Name, c+" > "+latest+" - interval '"+interval+"'")
 			continue
 		}
 		w := q.word(i)
@@ -243,6 +307,7 @@ func (b *builder) dates() error {
 			return err
 		}
 		q.use(i, i+1+n)
+		b.looseDate(i, col)
 		c, l, h := ident(col.Name), literal(lo.Format(time.DateOnly)), literal(hi.Format(time.DateOnly))
 		switch {
 		case op == "in":

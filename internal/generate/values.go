@@ -163,7 +163,7 @@ func (b *builder) negated(at int) bool {
 // ranking and aggregate columns, the select list, "or"), then refuses if a
 // word is left unaccounted for.
 func (b *builder) finish() error {
-	for _, step := range []func() error{b.resolveSuperlative, b.rankColumn, b.aggColumn, b.coherent} {
+	for _, step := range []func() error{b.datedValue, b.resolveSuperlative, b.rankColumn, b.aggColumn, b.coherent} {
 		if err := step(); err != nil {
 			return err
 		}
