@@ -615,7 +615,7 @@ func runNoisy(ctx context.Context, e *Env) (*Section, error) {
 		{fmt.Sprintf("(b) 8 × GET rows at offset 900,000,000,000 (%s-row table)", thousands(c.Rows)), http.MethodGet, rows + "?limit=1&offset=900000000000", "", 8},
 		{"(c) 10 × POST /v1/sql count(*) of generate_series(1, 1e11), timeout_ms 6000", http.MethodPost, "/v1/sql", `{"sql":"SELECT count(*) FROM generate_series(1,1e11)","timeout_ms":6000}`, 10},
 		{"(d) 8 × POST /v1/ask naming 40 capitalised or quoted words, 120 text columns", http.MethodPost, "/v1/ask", string(must1(json.Marshal(map[string]string{"question": question + "?"}))), 8},
-		{"(e) 3 × POST /v1/sql SELECT repeat('x', 200000000)", http.MethodPost, "/v1/sql", `{"sql":"SELECT repeat('x', 200000000)"}`, 3}}
+		{"(e) 3 × POST /v1/sql of a 200 MB value (string_agg of 1 MiB repeats)", http.MethodPost, "/v1/sql", `{"sql":"SELECT string_agg(repeat('x', 1048576), '') FROM generate_series(1, 191)"}`, 3}}
 	ch := e.startServer(ctx, d.AppURL, d.QueryURL)
 	for _, q := range quietRequests {
 		doJSON(ctx, http.DefaultClient, q.method, ch.url+q.path, "Authorization: Bearer "+quiet.APIKey, strings.NewReader(q.body), nil)

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/dbchat/dbchat/internal/sqlguard"
 )
 
 // Match is how a generated result compares with the gold one.
@@ -35,7 +35,7 @@ func Compare(gold, got [][]json.RawMessage, ordered bool) Match {
 // row order is part of its answer); SQL that does not parse counts as
 // unordered.
 func Ordered(sql string) bool {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqlguard.Parse(sql)
 	if err != nil || len(tree.Stmts) == 0 {
 		return false
 	}

@@ -8,6 +8,8 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/dbchat/dbchat/internal/sqlguard"
 )
 
 // followUp answers a follow-up ("and only for 2024?", "what about
@@ -51,7 +53,7 @@ func (o *Offline) followUp(ctx context.Context, in Input) (Output, error) {
 // lift parses the last turn's SQL: one plain SELECT over one catalog table.
 func lift(sql string, tables []Table) (*pg_query.ParseResult, *pg_query.SelectStmt, Table, error) {
 	refuse := ErrNoSQL("I can refine only a single-table statement; ask the whole question instead")
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqlguard.Parse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return nil, nil, Table{}, refuse
 	}

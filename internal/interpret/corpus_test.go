@@ -130,6 +130,8 @@ var redTeam = []string{
 	`SELECT string_agg(repeat('x', 1000000), '') FROM generate_series(1, 3000)`,
 	`SELECT * FROM generate_series(1, 50000000)`,
 	`SELECT repeat('x', 5000000) FROM generate_series(1, 100)`,
+	`SELECT string_agg(repeat('x', 1048576), '') FROM generate_series(1, 900)`,
+	`SELECT (SELECT string_agg(repeat('x', 1048576), '') FROM generate_series(1, 5)) FROM generate_series(1, 100)`,
 	`SELECT 1 /* nested /* comment */ ; DELETE FROM items */`,
 	`SELECT $$; DELETE FROM items; $$`,
 	`SELECT $q$ $$ $q$; DELETE FROM items`,

@@ -28,6 +28,8 @@ import (
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/dbchat/dbchat/internal/sqlguard"
 )
 
 // Undescribed is the whole summary of a statement the renderer cannot read,
@@ -41,7 +43,7 @@ const maxLen = 1000
 // Describe returns a short English summary of what sql computes. It never
 // panics and never returns "".
 func Describe(sql string) string {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqlguard.Parse(sql)
 	if err != nil {
 		return capitalize(Undescribed)
 	}

@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/dbchat/dbchat/internal/catalog"
 	"github.com/dbchat/dbchat/internal/dbtest"
 	"github.com/dbchat/dbchat/internal/sandbox"
+	"github.com/dbchat/dbchat/internal/sqlguard"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -203,6 +205,14 @@ func TestFreedConnectionGoesToTheQuieterTenant(t *testing.T) {
 	}
 }
 
+// xs is an SQL expression of n x's that the guard admits: repeat() builds at
+// most sqlguard.MaxBuiltBytes a call, so larger values are aggregated from
+// such pieces, as a statement that wants one still can.
+func xs(n int) string {
+	const piece = sqlguard.MaxBuiltBytes
+	return fmt.Sprintf(`((SELECT coalesce(string_agg(repeat('x', %d), ''), '') FROM generate_series(1, %d)) || repeat('x', %d))`, piece, n/piece, n%piece)
+}
+
 // TestHugeValueIsNotReadIntoMemory: a value far larger than the response cap
 // is replaced by the database before it is sent (the sandbox's per-value cap,
 // tenant.MaxValueBytes), so the service allocates a fraction of it, and the
@@ -216,7 +226,7 @@ func TestHugeValueIsNotReadIntoMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	res, err := n.svc.Run(ctx, sandbox.Request{SQL: `SELECT 1 AS n, repeat('x', 67108864) AS big`, Timeout: sandbox.MaxTimeout})
+	res, err := n.svc.Run(ctx, sandbox.Request{SQL: `SELECT 1 AS n, ` + xs(67108864) + ` AS big`, Timeout: sandbox.MaxTimeout})
 	runtime.ReadMemStats(&after)
 	require.NoError(t, err)
 	require.True(t, res.Truncated)
@@ -228,7 +238,7 @@ func TestHugeValueIsNotReadIntoMemory(t *testing.T) {
 
 	// The rows before an oversized one are kept, in the statement's order;
 	// a value under the cap is untouched.
-	for _, big := range []string{`repeat('x', 4194305)`, `CAST(repeat('x', 4194305) AS varchar)`} {
+	for _, big := range []string{xs(4194305), `CAST(` + xs(4194305) + ` AS varchar)`} {
 		res, err = n.svc.Run(ctx, sandbox.Request{SQL: `SELECT n, CASE WHEN n = 3 THEN ` + big + ` END AS v
 			FROM generate_series(1, 5) AS n ORDER BY n DESC`})
 		require.NoError(t, err, big)
@@ -253,7 +263,7 @@ func TestOversizedRowIsNotReadIntoMemory(t *testing.T) {
 	ctx := tenant.NewContext(context.Background(), n.quiet.Identity)
 	var cols []string
 	for range 12 {
-		cols = append(cols, `repeat('x', 4000000)`)
+		cols = append(cols, xs(4000000))
 	}
 	var before, after runtime.MemStats
 	runtime.GC()

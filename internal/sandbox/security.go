@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/dbchat/dbchat/internal/apperr"
+	"github.com/dbchat/dbchat/internal/sqlguard"
 	"github.com/dbchat/dbchat/internal/tenant"
 )
 
@@ -74,7 +75,7 @@ type PolicyInfo struct {
 func readRelations(sql string, tree *pg_query.ParseResult, schema string) []string {
 	if tree == nil {
 		var err error
-		if tree, err = pg_query.Parse(sql); err != nil {
+		if tree, err = sqlguard.Parse(sql); err != nil {
 			return nil
 		}
 	}

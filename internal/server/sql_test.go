@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -64,6 +65,16 @@ func TestRunSQL(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status, body)
 	require.Contains(t, body, `"code":"sql_rejected"`)
 	require.Contains(t, body, `"history_id"`)
+	// So is a statement nested too deep to parse safely, which used to
+	// crash the server (SIGSEGV in libpg_query's C code): the server
+	// answers, and answers the next request too.
+	deep := "SELECT " + strings.Repeat("1+", 25_000) + "1"
+	status, body = e.send(t, http.MethodPost, "/v1/sql", member, map[string]any{"sql": deep})
+	require.Equal(t, http.StatusBadRequest, status, body)
+	require.Contains(t, body, `"code":"sql_rejected"`)
+	require.Contains(t, body, "too complex to parse safely")
+	status, body = e.send(t, http.MethodPost, "/v1/sql", member, map[string]any{"sql": "SELECT 1 AS one"})
+	require.Equal(t, http.StatusOK, status, body)
 	// Database errors are 400 sql_error with the database's message.
 	status, body = e.send(t, http.MethodPost, "/v1/sql", a.APIKey, map[string]any{"sql": "SELECT 1/0 FROM orders"})
 	require.Equal(t, http.StatusBadRequest, status, body)

@@ -70,6 +70,14 @@ func (b bindings) provides(name, field string) bool {
 	return len(sets) > 0
 }
 
+// systemColumns are the columns PostgreSQL gives every table besides its
+// own (no table may have a column of these names). They are refused: xmin
+// and xmax are transaction ids, which count every tenant's writes between
+// two of a tenant's own (a tenant could count another's questions), and
+// tableoid is an object id, which counts every tenant's new tables; ctid,
+// cmin and cmax go with them, as nothing a question asks needs them.
+var systemColumns = map[string]bool{"tableoid": true, "xmin": true, "cmin": true, "xmax": true, "cmax": true, "ctid": true}
+
 // columnRef checks a.b, schema.table.column and their star forms.
 func (w walker) columnRef(c *pg_query.ColumnRef) error {
 	var names []string
@@ -79,6 +87,9 @@ func (w walker) columnRef(c *pg_query.ColumnRef) error {
 		} else {
 			names = append(names, "*")
 		}
+	}
+	if last := names[len(names)-1]; systemColumns[last] {
+		return reject("the system column %s is not allowed: it reads the cluster's transaction and object counters, which other tenants move", last)
 	}
 	switch {
 	case len(names) < 2:

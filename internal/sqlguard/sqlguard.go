@@ -52,7 +52,7 @@ func Inspect(sql string, p Policy) (*pg_query.ParseResult, error) {
 	if err := plainText(sql); err != nil {
 		return nil, err
 	}
-	tree, err := pg_query.Parse(sql)
+	tree, err := Parse(sql)
 	if err != nil {
 		return nil, reject("not valid SQL: %v", err)
 	}
@@ -241,7 +241,7 @@ func function(f *pg_query.FuncCall) error {
 	if !functions[name] {
 		return reject("function %s() is not on the allowlist", name)
 	}
-	return nil
+	return sized(name, f.GetArgs())
 }
 
 func typeName(t *pg_query.TypeName) error {

@@ -35,6 +35,8 @@ func TestAllowsPlainQueries(t *testing.T) {
 		`SELECT jsonb_build_object('id', id), to_char(now(), 'YYYY') FROM orders WHERE id IN (SELECT id FROM customers)`,
 		`SELECT * FROM generate_series(1, 3)`,
 		`SELECT greatest(1, 2), nullif(1, 1), current_date`,
+		`SELECT lpad(id::text, 6, '0'), rpad(name, 20), repeat('-', 40), repeat(name, 3) FROM customers`,
+		`SELECT format('%s: %5s', name, country), format('%-10s|', name) FROM customers`,
 	} {
 		require.NoError(t, sqlguard.Check(sql, policy), sql)
 	}
@@ -88,6 +90,14 @@ func TestRejects(t *testing.T) {
 		`SELECT xmlelement(name foo)`,
 		`SELECT * FROM orders ORDER BY (SELECT set_config('app.tenant_id', 'x', true))`,
 		`SELECT * FROM orders, LATERAL (SELECT pg_sleep(1)) s`,
+		// System columns count other tenants' transactions and tables.
+		`SELECT xmin FROM orders`, `SELECT o.xmax FROM orders o`, `SELECT tableoid FROM orders`,
+		`SELECT ctid, cmin, cmax FROM orders`, `SELECT * FROM orders WHERE xmin::text <> ''`,
+		`SELECT count(*) FROM orders GROUP BY t_aaaa.orders.tableoid`,
+		// Values built whole in memory, beyond what the text bounds.
+		`SELECT length(repeat('a', 1000000000))`, `SELECT repeat('a', 1e9)`, `SELECT repeat('ab', amount::int) FROM orders`,
+		`SELECT repeat(name, 100000) FROM customers`, `SELECT lpad('x', 500000000)`, `SELECT rpad(name, id::int, 'x') FROM customers`,
+		`SELECT format('%500000000s', 'x')`, `SELECT format('%*s', 500000000, 'x')`, `SELECT format(name, 1) FROM customers`,
 	} {
 		err := sqlguard.Check(sql, policy)
 		var r *sqlguard.Rejection
