@@ -22,7 +22,7 @@ TSCHECK   := $(APICLIENT)/testdata/ts
 LIGHTHOUSE := internal/web/lighthouse
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build generate verify lint bench pgvector pgbouncer chromium web-vendor screenshots lighthouse fuzz clean chart-schema
+.PHONY: help run test build generate verify lint bench pgvector pgbouncer chromium tools web-vendor screenshots lighthouse fuzz clean chart-schema
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,7 +35,7 @@ run: $(LOCAL_PG) build ## start a private PostgreSQL, migrate, create the demo t
 # that on a 2-core machine busy with other work. A hang still ends the run.
 TESTTIMEOUT ?= 30m
 
-test: $(LOCAL_PG) pgbouncer chromium build verify ## vet, sqlc checks, go test -race (the web app's in headless Chromium) and a bounded sandbox fuzz run, against a private cluster
+test: $(LOCAL_PG) pgbouncer chromium tools build verify ## vet, sqlc checks, go test -race (the web app's in headless Chromium) and a bounded sandbox fuzz run, against a private cluster
 	./$(BIN) cluster exec --dir .dbchat/test -- sh -c '$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) ./... && \
 		$(GO) test -run "^$$" -fuzz FuzzSandbox -fuzztime $(FUZZTIME) ./internal/sandbox/'
 
@@ -95,6 +95,9 @@ pgbouncer: ## install PgBouncer (the tests run the service behind it) if missing
 
 chromium: ## install Debian's chromium (the web app's end-to-end tests drive it headless) if missing
 	@./db/scripts/install-chromium.sh
+
+tools: ## install curl and jq (the README's walkthroughs, which make test runs) if missing
+	@./db/scripts/install-walkthrough-tools.sh
 
 clean: ## remove build output, the private clusters and the TypeScript check's node_modules
 	rm -rf bin .dbchat $(TSCHECK)/node_modules $(TSCHECK)/schema.gen.ts internal/web/vendor-src/node_modules $(LIGHTHOUSE)/node_modules
