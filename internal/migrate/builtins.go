@@ -156,25 +156,35 @@ func ensureTenantRoles(ctx context.Context, tx pgx.Tx) error {
 			-- Each tenant role reads every table of its schema: what GRANT
 			-- ... ON ALL TABLES IN SCHEMA grants, from one pass over pg_class
 			-- (that statement scans all of pg_class per schema, so migrate
-			-- grew with tenants × tables), for the tables it cannot read yet.
+			-- grew with tenants × tables), for the tables it cannot read at
+			-- all yet; the catalog's tables are then read by column (below).
 			FOR tb IN SELECT n.nspname::text AS s, string_agg(c.oid::regclass::text, ', ') AS rels
 			         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			         WHERE n.nspname ~ '^t_[0-9a-f]{32}$' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-			           AND NOT has_table_privilege(n.nspname, c.oid, 'SELECT')
+			           AND NOT has_any_column_privilege(n.nspname, c.oid, 'SELECT')
 			         GROUP BY n.nspname
 			LOOP
 				EXECUTE format('GRANT SELECT ON %s TO %I', tb.rels, tb.s);
 			END LOOP;
-			-- The members' column grants, made from the catalog as the tenant
-			-- (dbchat.grant_member_columns), for the tables whose grants
-			-- differ from what it makes: SELECT on each column that is not
-			-- restricted, nothing else, and USAGE on the schema.
+			-- The column grants, made from the catalog as the tenant
+			-- (dbchat.grant_member_columns, migration 00035), for the tables
+			-- whose grants differ from what it makes: the admins' role
+			-- SELECT on every column and nothing on the table (a grant on
+			-- the table reads the system columns too); the members' SELECT
+			-- on each column that is not restricted, nothing else, and
+			-- USAGE on the schema.
 			FOR tb IN SELECT dt.tenant_id, dt.id FROM dbchat.database_tables dt
 			         CROSS JOIN LATERAL (SELECT 't_' || replace(dt.tenant_id::text, '-', '') AS s) n
 			         CROSS JOIN LATERAL (SELECT to_regclass(format('%I.%I', n.s, dt.name)) AS rel,
-			                                    to_regrole(n.s || '_m') AS m) x
+			                                    to_regrole(n.s) AS r, to_regrole(n.s || '_m') AS m) x
 			         WHERE x.rel IS NOT NULL
-			           AND (NOT has_schema_privilege(x.m, n.s, 'USAGE')
+			           AND (EXISTS (SELECT FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) p
+			                        WHERE c.oid = x.rel AND p.grantee = x.r)
+			             OR EXISTS (SELECT FROM pg_catalog.pg_attribute a
+			                        WHERE a.attrelid = x.rel AND a.attnum > 0 AND NOT a.attisdropped
+			                          AND NOT EXISTS (SELECT FROM pg_catalog.aclexplode(a.attacl) p
+			                                          WHERE p.grantee = x.r AND p.privilege_type = 'SELECT'))
+			             OR NOT has_schema_privilege(x.m, n.s, 'USAGE')
 			             OR EXISTS (SELECT FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) p
 			                        WHERE c.oid = x.rel AND p.grantee = x.m)
 			             OR EXISTS (SELECT FROM pg_catalog.pg_attribute a
