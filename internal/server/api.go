@@ -11,6 +11,7 @@ package server
 // and openapi.yaml describes exactly these types.
 
 import (
+	"encoding/json"
 	"math"
 	"time"
 
@@ -147,7 +148,9 @@ type rowsPage struct {
 	Columns []catalog.RowsColumn `json:"columns"`
 	Limit   int                  `json:"limit"`
 	Offset  int                  `json:"offset"`
-	Rows    [][]any              `json:"rows"`
+	Rows    [][]json.RawMessage  `json:"rows"`
+	// Truncated: the byte cap ended the page before limit rows.
+	Truncated bool `json:"truncated"`
 }
 
 // historyItem is one query history entry.

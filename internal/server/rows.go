@@ -14,6 +14,7 @@ import (
 	"github.com/dbchat/dbchat/internal/apperr"
 	"github.com/dbchat/dbchat/internal/catalog"
 	"github.com/dbchat/dbchat/internal/importer"
+	"github.com/dbchat/dbchat/internal/sandbox"
 	"github.com/dbchat/dbchat/internal/tenant"
 	"github.com/dbchat/dbchat/internal/usage"
 )
@@ -114,7 +115,10 @@ func importTooLarge(limit int64) error {
 const maxPreviewOffset = 100_000
 
 // listRows pages through a table's rows in import order; catalog.Preview
-// documents how each type's values are encoded.
+// documents how each type's values are encoded. A page holds at most
+// /v1/sql's byte cap of values (sandbox.DefaultMaxBytes): any member may
+// preview, and without a cap one page of large values took the server's
+// memory (and every tenant's requests) with it.
 func (s *Server) listRows(c *gin.Context) (int, any, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
@@ -129,7 +133,7 @@ func (s *Server) listRows(c *gin.Context) (int, any, error) {
 		return 0, nil, err
 	}
 	page, err := query(c, s.db.Tx, func(ctx context.Context, tx tenant.Conn) (catalog.Rows, error) {
-		return catalog.Preview(ctx, tx, id, limit, offset)
+		return catalog.Preview(ctx, tx, id, limit, offset, sandbox.DefaultMaxBytes)
 	})
-	return reply(http.StatusOK, rowsPage{Columns: page.Columns, Rows: page.Rows, Limit: limit, Offset: offset}, err)
+	return reply(http.StatusOK, rowsPage{Columns: page.Columns, Rows: page.Rows, Truncated: page.Truncated, Limit: limit, Offset: offset}, err)
 }

@@ -384,10 +384,13 @@ func (s *Server) adminOnly(c *gin.Context) error {
 // adminRouteKey marks, in the gin context, a route behind adminOnly.
 type adminRouteKey struct{}
 
+// bearer is the credential of an "Authorization: Bearer <credential>"
+// header. The scheme's name is case-insensitive (RFC 9110 section 11.1), so
+// "bearer" and "BEARER" are Bearer too; the credential is taken as sent.
 func bearer(c *gin.Context) (string, bool) {
-	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	scheme, key, ok := strings.Cut(c.GetHeader("Authorization"), " ")
 	key = strings.TrimSpace(key)
-	return key, ok && key != ""
+	return key, ok && strings.EqualFold(scheme, "Bearer") && key != ""
 }
 
 // callerIdentity is the caller behind the request's key (set by authenticate).

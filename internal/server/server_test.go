@@ -153,6 +153,15 @@ func TestMeAuthentication(t *testing.T) {
 
 	require.Equal(t, b.ID, e.me(t, b.APIKey).Tenant.ID)
 
+	// The scheme's name is case-insensitive (RFC 9110 section 11.1).
+	for _, scheme := range []string{"bearer", "BEARER", "bEaReR"} {
+		status, body := getAuth(t, e.url+"/v1/me", scheme+" "+a.APIKey)
+		require.Equal(t, http.StatusOK, status, "%s: %s", scheme, body)
+		var me meResponse
+		require.NoError(t, json.Unmarshal([]byte(body), &me), body)
+		require.Equal(t, a.ID, me.Tenant.ID, scheme)
+	}
+
 	// A well-formed key for A's tenant whose secret was never issued.
 	guessed, err := auth.Generate(a.ID)
 	require.NoError(t, err)
@@ -166,6 +175,8 @@ func TestMeAuthentication(t *testing.T) {
 		"garbage":         "Bearer garbage",
 		"empty bearer":    "Bearer ",
 		"not bearer":      "Basic " + a.APIKey,
+		"no space":        "Bearer" + a.APIKey,
+		"bearer prefix":   "Bearerx " + a.APIKey,
 		"random secret":   bearer(guessed.Plain),
 		"spliced tenant":  bearer(spliced),
 		"truncated key":   bearer(a.APIKey[:len(a.APIKey)-1]),

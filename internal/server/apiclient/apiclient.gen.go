@@ -1350,6 +1350,9 @@ type RowsPage struct {
 	Limit  int   `json:"limit"`
 	Offset int   `json:"offset"`
 	Rows   []Row `json:"rows"`
+
+	// Truncated True when the byte cap ended the page before limit rows.
+	Truncated bool `json:"truncated"`
 }
 
 // SQLColumn defines model for SQLColumn.
@@ -3260,6 +3263,12 @@ type ClientInterface interface {
 	// "NaN", "Infinity" or "-Infinity"; date is "YYYY-MM-DD"; timestamptz is
 	// RFC 3339 in UTC; infinite dates and timestamps are "infinity" or
 	// "-infinity"; uuid is its canonical string; jsonb is the JSON value.
+	// A page holds at most 4 MiB of values, POST /v1/sql's byte cap, counted
+	// the same way (each value's JSON plus one byte): the rows that fit, whole
+	// and in order, and truncated = true when the cap ended the page before
+	// limit rows (the next page starts at offset plus the rows returned). A
+	// value is never cut short: a row that does not fit ends the page, even
+	// the first one; read such a value with POST /v1/sql (e.g. left(col, n)).
 	//
 	// Corresponds with GET /v1/tables/{id}/rows (the `ListRows` operationId).
 	ListRows(ctx context.Context, id ID, params *ListRowsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -5040,6 +5049,12 @@ func (c *Client) DeletePolicy(ctx context.Context, id ID, policyId openapi_types
 // "NaN", "Infinity" or "-Infinity"; date is "YYYY-MM-DD"; timestamptz is
 // RFC 3339 in UTC; infinite dates and timestamps are "infinity" or
 // "-infinity"; uuid is its canonical string; jsonb is the JSON value.
+// A page holds at most 4 MiB of values, POST /v1/sql's byte cap, counted
+// the same way (each value's JSON plus one byte): the rows that fit, whole
+// and in order, and truncated = true when the cap ended the page before
+// limit rows (the next page starts at offset plus the rows returned). A
+// value is never cut short: a row that does not fit ends the page, even
+// the first one; read such a value with POST /v1/sql (e.g. left(col, n)).
 //
 // Corresponds with GET /v1/tables/{id}/rows (the `ListRows` operationId).
 func (c *Client) ListRows(ctx context.Context, id ID, params *ListRowsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -9234,6 +9249,12 @@ type ClientWithResponsesInterface interface {
 	// "NaN", "Infinity" or "-Infinity"; date is "YYYY-MM-DD"; timestamptz is
 	// RFC 3339 in UTC; infinite dates and timestamps are "infinity" or
 	// "-infinity"; uuid is its canonical string; jsonb is the JSON value.
+	// A page holds at most 4 MiB of values, POST /v1/sql's byte cap, counted
+	// the same way (each value's JSON plus one byte): the rows that fit, whole
+	// and in order, and truncated = true when the cap ended the page before
+	// limit rows (the next page starts at offset plus the rows returned). A
+	// value is never cut short: a row that does not fit ends the page, even
+	// the first one; read such a value with POST /v1/sql (e.g. left(col, n)).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -16046,6 +16067,12 @@ func (c *ClientWithResponses) DeletePolicyWithResponse(ctx context.Context, id I
 // "NaN", "Infinity" or "-Infinity"; date is "YYYY-MM-DD"; timestamptz is
 // RFC 3339 in UTC; infinite dates and timestamps are "infinity" or
 // "-infinity"; uuid is its canonical string; jsonb is the JSON value.
+// A page holds at most 4 MiB of values, POST /v1/sql's byte cap, counted
+// the same way (each value's JSON plus one byte): the rows that fit, whole
+// and in order, and truncated = true when the cap ended the page before
+// limit rows (the next page starts at offset plus the rows returned). A
+// value is never cut short: a row that does not fit ends the page, even
+// the first one; read such a value with POST /v1/sql (e.g. left(col, n)).
 //
 // Returns a wrapper object for the known response body format(s).
 //

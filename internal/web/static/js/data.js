@@ -175,7 +175,11 @@ function uploadForm(t, refresh) {
 async function showPreview(el, id) {
   try {
     const page = await api('GET', `/v1/tables/${id}/rows?limit=100`);
-    replace(el, page.rows.length ? grid(page.columns, page.rows, { filename: 'rows.csv' }) : h('p', { class: 'muted', text: 'No rows yet.' }));
+    // A page holds at most 4 MiB of values; truncated says the cap ended it.
+    const cut = page.truncated && h('p', { class: 'muted', text: page.rows.length
+      ? `Only the first ${page.rows.length} rows fit in the preview (4 MiB at most); read the rest with SQL.`
+      : 'The first row is too large for the preview (4 MiB at most); read it with SQL.' });
+    replace(el, page.rows.length ? grid(page.columns, page.rows, { filename: 'rows.csv' }) : !cut && h('p', { class: 'muted', text: 'No rows yet.' }), cut);
   } catch (err) {
     replace(el, h('p', { class: 'error', text: errorText(err) }));
   }
