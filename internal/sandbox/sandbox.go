@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -118,7 +119,9 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 			hid, herr := s.record(ctx, req, "error", box.Message, nil, &res.ElapsedMS)
 			return Result{}, withHistory(box, hid, herr)
 		}
-		msg := hideSchemas(err, dbMessage(err), tenant.Schema(id.TenantID))
+		// Cut after hiding: a cut through another tenant's schema name
+		// would leave a prefix the pattern no longer finds.
+		msg := cut(hideSchemas(err, dbMessage(err), tenant.Schema(id.TenantID)), MaxMessageBytes)
 		hid, herr := s.record(ctx, req, "error", msg, nil, &res.ElapsedMS)
 		if msg == "" {
 			return Result{}, errors.Join(err, herr)
@@ -279,6 +282,14 @@ func (s *Service) record(ctx context.Context, req Request, status, msg string, r
 	return h.ID, err
 }
 
+// MaxMessageBytes bounds a database message the sandbox passes on: in the
+// error answered, and in the history entry, conversation turn and
+// evaluation result that keep it. A message may quote a value ("invalid
+// input syntax for type integer: "…""), and a value may be megabytes: a
+// member's statement casting a 2 MB text made a 2 MB answer and a 2 MB
+// history entry, 800 MB for a page of 200.
+const MaxMessageBytes = 2048
+
 // dbMessage is the database's message for a failed statement ("" if the
 // failure was not the statement's, e.g. a lost connection).
 func dbMessage(err error) string {
@@ -290,6 +301,20 @@ func dbMessage(err error) string {
 		return pg.Message
 	}
 	return ""
+}
+
+// cut shortens s to at most max bytes, at a character boundary, marking the
+// cut with an ellipsis.
+func cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const mark = "…"
+	end := max - len(mark)
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + mark
 }
 
 // tenantSchema matches the name of any tenant's data schema.
