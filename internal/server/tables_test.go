@@ -98,17 +98,21 @@ func TestCreateTableMakesAnRLSProtectedTable(t *testing.T) {
 	require.Contains(t, qual, "current_setting('app.tenant_id'")
 	require.Contains(t, check, "current_setting('app.tenant_id'")
 
-	// The tenant's role (what its untrusted SQL runs as) may read it, the
-	// query login itself may not, the runtime role may write it, and none
-	// owns it.
+	// The tenant's role (what its untrusted SQL runs as) may read every
+	// column of it, by column (not the table: that would read the system
+	// columns too), the query login itself may not, the runtime role may
+	// write it, and none owns it.
 	var owner string
-	var roleSelect, roleInsert, querySelect, appInsert bool
+	var roleSelect, roleTable, roleInsert, querySelect, appInsert bool
 	require.NoError(t, admin.QueryRow(ctx, `SELECT pg_get_userbyid(c.relowner),
+			NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+			            AND NOT has_column_privilege($2, c.oid, a.attnum, 'SELECT')),
 			has_table_privilege($2, c.oid, 'SELECT'), has_table_privilege($2, c.oid, 'INSERT'),
 			has_table_privilege('dbchat_query', c.oid, 'SELECT'), has_table_privilege('dbchat_app', c.oid, 'INSERT')
-		FROM pg_class c WHERE c.oid = to_regclass($1)`, tenant.Schema(a.ID)+".orders", tenant.Schema(a.ID)).Scan(&owner, &roleSelect, &roleInsert, &querySelect, &appInsert))
+		FROM pg_class c WHERE c.oid = to_regclass($1)`, tenant.Schema(a.ID)+".orders", tenant.Schema(a.ID)).Scan(&owner, &roleSelect, &roleTable, &roleInsert, &querySelect, &appInsert))
 	require.Equal(t, "dbchat_owner", owner)
 	require.True(t, roleSelect)
+	require.False(t, roleTable)
 	require.False(t, roleInsert)
 	require.False(t, querySelect)
 	require.True(t, appInsert)
