@@ -2,6 +2,9 @@
 // its tenant, so the lookup itself runs inside that tenant's transaction,
 // under the same RLS policy as everything else: there is no privileged
 // "find any key" path. Keys are random, shown once and stored as SHA-256.
+// The tenant a key names is no secret, so until the key is found the lookup
+// is admitted as a sign-in (tenant.DB.LookupAs), not in the tenant's share
+// of the pool: forged keys naming a tenant do not crowd out its requests.
 package auth
 
 import (
@@ -91,7 +94,9 @@ func AuthenticateBy(ctx context.Context, db *tenant.DB, plain string, lookup Loo
 		return tenant.Identity{}, errUnauthorized
 	}
 	var row dbsqlc.AuthenticateKeyRow
-	err := db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, func(tx tenant.Conn) error {
+	// Not verified yet: a sign-in, not a request of tenantID's (whose
+	// share a flood of forged keys naming it would otherwise spend).
+	err := db.LookupAs(ctx, tenantID, func(tx tenant.Conn) error {
 		var err error
 		row, err = lookup(ctx, tx, Hash(plain))
 		return err

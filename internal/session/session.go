@@ -186,7 +186,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 		return Session{}, errUnauthorized
 	}
 	var row dbsqlc.AuthenticateSessionRow
-	err := s.db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, func(tx tenant.Conn) error {
+	// The cookie names its tenant and is not verified yet: a sign-in (see
+	// tenant.DB.LookupAs), not in the tenant's share of the pool.
+	err := s.db.LookupAs(ctx, tenantID, func(tx tenant.Conn) error {
 		var err error
 		row, err = s.q.AuthenticateSession(ctx, tx, dbsqlc.AuthenticateSessionParams{IdleSeconds: s.opts.Idle.Seconds(), TokenHash: Hash(token)})
 		return err
