@@ -25,6 +25,12 @@ import (
 // in psql, stops working on every instance at the next request, with no
 // invalidation to miss. An entry lives a minute, which also paces the
 // key's last_used_at (the lookup records use at most once a minute).
+//
+// An entry outlives its minute as a known key: its next lookup runs in its
+// tenant's share of the pool, like its confirmations, not among the
+// sign-ins (tenant.DB.LookupAs), where forged keys naming the tenant may
+// crowd it out. Only the key's holder can send a known key's hash, so no
+// flood reaches that path; a lookup that refuses the key forgets it.
 type Cache struct {
 	mu      sync.Mutex
 	entries map[[32]byte]cached
@@ -68,9 +74,12 @@ func (c *Cache) Authenticate(ctx context.Context, db *tenant.DB, plain string, l
 	e, ok := c.entries[hash]
 	c.mu.Unlock()
 	if !ok || now.After(e.expires) {
-		id, err := AuthenticateBy(ctx, db, plain, lookup)
-		if err == nil {
+		id, err := authenticateBy(ctx, db, plain, lookup, ok)
+		switch {
+		case err == nil:
 			c.put(hash, cached{id: id, expires: now.Add(c.ttl)})
+		case ok && apperr.CodeOf(err) == apperr.Unauthorized:
+			c.forget(hash) // no longer good: its next lookup is a sign-in again
 		}
 		return id, false, err
 	}

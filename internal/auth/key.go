@@ -2,6 +2,9 @@
 // its tenant, so the lookup itself runs inside that tenant's transaction,
 // under the same RLS policy as everything else: there is no privileged
 // "find any key" path. Keys are random, shown once and stored as SHA-256.
+// The tenant a key names is no secret, so until the key is found the lookup
+// is admitted as a sign-in (tenant.DB.LookupAs), not in the tenant's share
+// of the pool: forged keys naming a tenant do not crowd out its requests.
 package auth
 
 import (
@@ -86,16 +89,30 @@ type Lookup func(ctx context.Context, tx tenant.Conn, hash []byte) (dbsqlc.Authe
 
 // AuthenticateBy is Authenticate with the key's row found by lookup.
 func AuthenticateBy(ctx context.Context, db *tenant.DB, plain string, lookup Lookup) (tenant.Identity, error) {
+	return authenticateBy(ctx, db, plain, lookup, false)
+}
+
+// authenticateBy looks plain up. Not verified yet, the lookup is a sign-in
+// (tenant.DB.LookupAs), not a request of the tenant it names, whose share
+// a flood of forged keys naming it would otherwise spend; known (the key
+// was found before, see Cache) it is the tenant's own request.
+func authenticateBy(ctx context.Context, db *tenant.DB, plain string, lookup Lookup, known bool) (tenant.Identity, error) {
 	tenantID, ok := ParseTenant(plain)
 	if !ok {
 		return tenant.Identity{}, errUnauthorized
 	}
 	var row dbsqlc.AuthenticateKeyRow
-	err := db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, func(tx tenant.Conn) error {
+	find := func(tx tenant.Conn) error {
 		var err error
 		row, err = lookup(ctx, tx, Hash(plain))
 		return err
-	})
+	}
+	var err error
+	if known {
+		err = db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, find)
+	} else {
+		err = db.LookupAs(ctx, tenantID, find)
+	}
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return tenant.Identity{}, errUnauthorized
 	}

@@ -332,7 +332,9 @@ func (v *Verifier) provider(ctx context.Context, iss string, fresh bool) (p dbsq
 			return e.row, true, nil
 		}
 	}
-	err = v.db.OnceAs(ctx, tenant.Identity{}, func(tx tenant.Conn) error {
+	// The token is not verified yet (its issuer's keys are what this finds):
+	// a sign-in, not in the share of the zero identity's (operator) requests.
+	err = v.db.LookupAs(ctx, uuid.Nil, func(tx tenant.Conn) error {
 		var err error
 		p, err = dbsqlc.New().IdentityProviderByIssuer(ctx, tx, iss)
 		return err

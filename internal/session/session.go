@@ -69,6 +69,7 @@ type Service struct {
 
 	mu         sync.Mutex
 	remembered map[[32]byte]rememberedSession // see AuthenticateWith
+	remember   time.Duration                  // how long (a minute; tests change it)
 }
 
 // rememberedSession is a session looked up lately, until when it may be
@@ -90,7 +91,7 @@ func New(db *tenant.DB, opts Options) *Service {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
 	}
-	return &Service{db: db, opts: opts, q: dbsqlc.New()}
+	return &Service{db: db, opts: opts, q: dbsqlc.New(), remember: time.Minute}
 }
 
 // Session is a resolved session: who it acts as and its CSRF token.
@@ -181,16 +182,31 @@ func (s *Service) Start(ctx context.Context, id tenant.Identity, userAgent strin
 // Authenticate resolves a cookie's token to its session. Last use is
 // written at most once a minute, so requests do not each become a write.
 func (s *Service) Authenticate(ctx context.Context, token string) (Session, error) {
+	return s.authenticate(ctx, token, false)
+}
+
+// authenticate looks token up. The cookie names its tenant and is not
+// verified yet, so the lookup is a sign-in (tenant.DB.LookupAs), not in the
+// tenant's share of the pool, which forged cookies naming it would
+// otherwise spend; known (found before, see AuthenticateWith) it is the
+// tenant's own request.
+func (s *Service) authenticate(ctx context.Context, token string, known bool) (Session, error) {
 	tenantID, ok := ParseTenant(token)
 	if !ok {
 		return Session{}, errUnauthorized
 	}
 	var row dbsqlc.AuthenticateSessionRow
-	err := s.db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, func(tx tenant.Conn) error {
+	find := func(tx tenant.Conn) error {
 		var err error
 		row, err = s.q.AuthenticateSession(ctx, tx, dbsqlc.AuthenticateSessionParams{IdleSeconds: s.opts.Idle.Seconds(), TokenHash: Hash(token)})
 		return err
-	})
+	}
+	var err error
+	if known {
+		err = s.db.OnceAs(ctx, tenant.Identity{TenantID: tenantID}, find)
+	} else {
+		err = s.db.LookupAs(ctx, tenantID, find)
+	}
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return Session{}, errUnauthorized
 	}
@@ -219,7 +235,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 // signed out, expired or idle, its user, tenant and key still good; with
 // tokens, the request's rate token too) that the request's first statement
 // sends in the same round trip. A refusal forgets it. The lookup a minute
-// later also records the session's use, as Authenticate does.
+// later also records the session's use, as Authenticate does; it runs in
+// the session's tenant's share of the pool, not among the sign-ins, since
+// only the cookie's holder can send a token found before (a lookup that
+// refuses it forgets it).
 func (s *Service) AuthenticateWith(ctx context.Context, token string, tokens auth.TokensFor) (Session, error) {
 	key := sha256.Sum256([]byte(token))
 	now := time.Now()
@@ -239,14 +258,17 @@ func (s *Service) AuthenticateWith(ctx context.Context, token string, tokens aut
 			})
 		return sess, nil
 	}
-	sess, err := s.Authenticate(ctx, token)
-	if err == nil {
+	sess, err := s.authenticate(ctx, token, ok)
+	switch {
+	case err == nil:
 		s.mu.Lock()
 		if s.remembered == nil || len(s.remembered) >= maxRemembered {
 			s.remembered = map[[32]byte]rememberedSession{}
 		}
-		s.remembered[key] = rememberedSession{sess: sess, until: now.Add(time.Minute)}
+		s.remembered[key] = rememberedSession{sess: sess, until: now.Add(s.remember)}
 		s.mu.Unlock()
+	case ok && apperr.CodeOf(err) == apperr.Unauthorized:
+		s.forget(key) // no longer good: its next lookup is a sign-in again
 	}
 	return sess, err
 }

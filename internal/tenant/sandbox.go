@@ -239,10 +239,10 @@ func (s *Sandbox) SetTenantLimits(conns, queue int) {
 
 // Running is the number of the tenant's statements holding a connection,
 // Waiting the number in its queue.
-func (s *Sandbox) Running(tenantID uuid.UUID) int { return s.admit.running(tenantID) }
+func (s *Sandbox) Running(tenantID uuid.UUID) int { return s.admit.running(tenantSlot(tenantID)) }
 
 // Waiting is the number of the tenant's statements waiting for a connection.
-func (s *Sandbox) Waiting(tenantID uuid.UUID) int { return s.admit.waiting(tenantID) }
+func (s *Sandbox) Waiting(tenantID uuid.UUID) int { return s.admit.waiting(tenantSlot(tenantID)) }
 
 // Statements is the number of statements this sandbox has sent to the
 // database (admitted Query calls), for budgets' tests.
@@ -308,10 +308,10 @@ func (s *Sandbox) Query(ctx context.Context, tenantID uuid.UUID, sql string, lim
 	if err != nil {
 		return err
 	}
-	if err := s.admit.acquire(ctx, tenantID); err != nil {
+	if err := s.admit.acquire(ctx, tenantSlot(tenantID)); err != nil {
 		return err
 	}
-	defer s.admit.release(tenantID)
+	defer s.admit.release(tenantSlot(tenantID))
 	// SET takes no bind parameters. The values are formatted uuids, a
 	// quoted identifier, one of two role names, integers and the claims'
 	// JSON as an escaped string literal (E'...': the same whatever

@@ -25,6 +25,15 @@
 // batch: it confirms the credential in the database and raises otherwise,
 // so the statement behind it never runs for a revoked credential, and an
 // authenticated read is still one round trip.
+//
+// With the pool shared among tenants (ShareAmongTenants), each tenant's
+// transactions hold at most its share of the connections and wait in its
+// own queue. The lookup of a credential not verified yet (an API key or a
+// session cookie, which name their tenant in plain text; LookupAs) runs in
+// that tenant's transaction, so RLS still confines it to the tenant's rows,
+// but it is admitted apart, among the sign-ins, not in the tenant's share:
+// anyone can send keys naming any tenant, and forged ones must not spend the
+// share that the tenant's verified requests run in.
 package tenant
 
 import (
@@ -34,6 +43,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -70,8 +80,8 @@ type DB struct {
 
 // ShareFromEnv calls ShareAmongTenants with DBCHAT_TENANT_CONNS (default:
 // all but one of the pool's connections, so one tenant alone keeps most of
-// the pool and another always finds one) and DBCHAT_TENANT_QUEUE (default
-// DefaultTenantQueue).
+// the pool and another always finds one), DBCHAT_TENANT_QUEUE (default
+// DefaultTenantQueue) and DBCHAT_SIGNIN_CONNS (default DefaultSignInConns).
 func (db *DB) ShareFromEnv() error {
 	perTenant, err := envInt("DBCHAT_TENANT_CONNS", max(1, db.MaxConns()-1))
 	if err != nil {
@@ -81,9 +91,18 @@ func (db *DB) ShareFromEnv() error {
 	if err != nil {
 		return err
 	}
-	db.ShareAmongTenants(perTenant, queue)
+	signIns, err := envInt("DBCHAT_SIGNIN_CONNS", DefaultSignInConns(db.MaxConns()))
+	if err != nil {
+		return err
+	}
+	db.ShareAmongTenants(perTenant, queue, signIns)
 	return nil
 }
+
+// DefaultSignInConns is how many of a pool of n connections sign-ins
+// (LookupAs) hold at most by default: a quarter, at least 2 (so sign-ins
+// naming one tenant leave another tenant's one), but never the whole pool.
+func DefaultSignInConns(n int) int { return max(1, min(max(2, n/4), n-1)) }
 
 // ShareAmongTenants caps how many of the pool's connections one tenant's
 // transactions hold at once (perTenant, at most the pool's size) and queues
@@ -91,15 +110,24 @@ func (db *DB) ShareFromEnv() error {
 // the waiting tenant that holds the fewest: one tenant's slow requests then
 // always leave the others a connection. A transaction waits at most the
 // acquire timeout (3 s when none is set) before 503 overloaded. The zero
-// identity (operator requests) counts as one tenant. Call it before the DB
-// is used.
-func (db *DB) ShareAmongTenants(perTenant, queue int) {
+// identity (operator requests) counts as one tenant.
+//
+// Sign-ins (LookupAs) are shared apart: all of them hold at most signIns
+// connections (at least 1, at most the pool's size), those naming one
+// tenant at most all but one of these, and each named tenant's wait in a
+// queue of their own (at most queue). So however many forged credentials
+// name a tenant, its verified requests keep its share, and the other
+// tenants' keep the pool less signIns. Call it before the DB is used.
+func (db *DB) ShareAmongTenants(perTenant, queue, signIns int) {
 	wait := db.acquireTimeout
 	if wait <= 0 {
 		wait = 3 * time.Second
 	}
 	n := db.MaxConns()
-	db.admit = newAdmission("database", n, max(1, min(perTenant, n)), queue, wait)
+	a := newAdmission("database", n, max(1, min(perTenant, n)), queue, wait)
+	a.lookupConns = max(1, min(signIns, n))
+	a.perLookup = max(1, a.lookupConns-1)
+	db.admit = a
 }
 
 // SetAcquireTimeout bounds how long a transaction waits for a pooled
@@ -138,7 +166,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx Conn) error) error {
 // fn's error (or a failed COMMIT) rolls everything back; errors come back
 // translated into apperr codes.
 func (db *DB) TxAs(ctx context.Context, id Identity, fn func(tx Conn) error) error {
-	return db.run(ctx, id, false, fn)
+	return db.run(ctx, id, tenantSlot(id.TenantID), false, fn)
 }
 
 // Once runs exactly one statement (or one RunBatch, and what fn deferred)
@@ -159,19 +187,32 @@ func (db *DB) Once(ctx context.Context, fn func(tx Conn) error) error {
 
 // OnceAs is Once for an explicit identity.
 func (db *DB) OnceAs(ctx context.Context, id Identity, fn func(tx Conn) error) error {
-	return db.run(ctx, id, true, fn)
+	return db.run(ctx, id, tenantSlot(id.TenantID), true, fn)
 }
 
-func (db *DB) run(ctx context.Context, id Identity, once bool, fn func(tx Conn) error) error {
+// LookupAs is OnceAs(ctx, Identity{TenantID: claimed}, fn) for the lookup
+// of a credential that names claimed but is not verified yet (an API key's
+// or a session's hash; the zero tenant for a lookup across tenants). The
+// statement runs with claimed's tenant setting, so RLS confines it to
+// claimed's rows exactly as OnceAs would; only its admission differs: it
+// waits among the sign-ins naming claimed (see ShareAmongTenants), never in
+// claimed's own share or queue, which stay for requests whose credential
+// was verified. Without sharing it is OnceAs.
+func (db *DB) LookupAs(ctx context.Context, claimed uuid.UUID, fn func(tx Conn) error) error {
+	return db.run(ctx, Identity{TenantID: claimed}, lookupSlot(claimed), true, fn)
+}
+
+// run runs fn as id, admitted (when the pool is shared) as s.
+func (db *DB) run(ctx context.Context, id Identity, s slot, once bool, fn func(tx Conn) error) error {
 	claims, err := claimsSetting(id.Claims)
 	if err != nil {
 		return err
 	}
 	if db.admit != nil {
-		if err := db.admit.acquire(ctx, id.TenantID); err != nil {
+		if err := db.admit.acquire(ctx, s); err != nil {
 			return err
 		}
-		defer db.admit.release(id.TenantID)
+		defer db.admit.release(s)
 	}
 	conn, err := db.acquire(ctx)
 	if err != nil {
