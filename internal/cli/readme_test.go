@@ -1,4 +1,4 @@
-package cli
+package cli_test
 
 import (
 	"bufio"
@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -250,7 +249,7 @@ func startDev(t *testing.T, dir, bin string) (addr, key string) {
 	dev.Dir = dir
 	dev.Env = append(os.Environ(), "DBCHAT_ADDR="+addr, "DBCHAT_ADMIN_TOKEN=ops-secret",
 		"DATABASE_URL=", "DBCHAT_ADMIN_DATABASE_URL=", "DBCHAT_QUERY_DATABASE_URL=", "GEMINI_API_KEY=", "DBCHAT_LLM=")
-	log := &lockedBuffer{}
+	log := &syncBuffer{}
 	dev.Stderr = log
 	stdout, err := dev.StdoutPipe()
 	if err != nil {
@@ -289,22 +288,4 @@ func startDev(t *testing.T, dir, bin string) (addr, key string) {
 		t.Fatalf("dbchat dev printed no demo key within 3 minutes\n%s", log.String())
 	}
 	return "", ""
-}
-
-// lockedBuffer is dev's stderr: written by exec's copier, read on failure.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
