@@ -52,6 +52,7 @@ type superlative struct {
 	at    int
 	desc  bool
 	count bool // "most employees": a count per group
+	limit int  // "the 3 largest": how many rows (0: not said)
 }
 
 type ranking struct {

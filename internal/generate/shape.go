@@ -54,14 +54,18 @@ func (b *builder) shape() {
 		} else if n, ok := q.phrase(i, "top"); ok {
 			b.rank = &ranking{desc: true, limit: b.count(i+1, 1)}
 			q.use(i, i+n)
+		} else if n, ok := q.phrase(i, "most common", "most frequent", "least common", "least frequent"); ok {
+			// "which type is most common": the group with the most rows.
+			b.sup = &superlative{at: i, desc: q.word(i) == "most", count: true}
+			q.use(i, i+n)
 		} else if n, ok := q.phrase(i, "most", "fewest", "least"); ok && b.countsTable(i+n) {
 			b.sup = &superlative{at: i, desc: q.word(i) == "most", count: true}
 			q.use(i, i+n)
 		} else if n, ok := q.phrase(i, "highest", "largest", "biggest", "maximum", "max", "greatest", "most"); ok {
-			b.sup = &superlative{at: i, desc: true}
+			b.sup = &superlative{at: i, desc: true, limit: b.count(i-1, 0)}
 			q.use(i, i+n)
 		} else if n, ok := q.phrase(i, "lowest", "smallest", "minimum", "min", "least", "fewest"); ok {
-			b.sup = &superlative{at: i, desc: false}
+			b.sup = &superlative{at: i, desc: false, limit: b.count(i-1, 0)}
 			q.use(i, i+n)
 		}
 	}
@@ -125,6 +129,12 @@ func (b *builder) count(i, def int) int {
 		return v
 	}
 	return def
+}
+
+// countsTableWord reports whether token i names the table, in the singular
+// or the plural ("appointment type": the type of an appointment).
+func (b *builder) countsTableWord(i int) bool {
+	return i < len(b.q.toks) && !b.q.toks[i].quoted && stem(singular(b.q.word(i))) == stem(singular(b.t.Name))
 }
 
 // countsTable reports whether token i names the table's rows ("most
@@ -302,6 +312,9 @@ func (b *builder) dates() error {
 		if !ok {
 			continue
 		}
+		if b.yearBound(i, w, n, lo, hi) {
+			continue
+		}
 		col, err := b.subject(i, "date", q.toks[i].raw)
 		if err != nil {
 			return err
@@ -321,6 +334,51 @@ func (b *builder) dates() error {
 		}
 	}
 	return nil
+}
+
+// yearBound: "published in 2020", "books after 2018" on a table with no date
+// column but one number column of years (its name ends in "year": a
+// books.published_year), as a comparison with the year. Only a whole year
+// qualifies (a month or a day is not a year's number), and only when the
+// word before names that column ("published"): "books lost in 2020" is no
+// bound on the year they were published.
+func (b *builder) yearBound(i int, w string, n int, lo, hi time.Time) bool {
+	if n != 1 || !hi.Equal(lo.AddDate(1, 0, 0)) || lo.Month() != time.January || lo.Day() != 1 {
+		return false
+	}
+	if _, dates := b.sole("date"); len(dates) > 0 {
+		return false // a date column says when; a year number may not
+	}
+	var year Column
+	for _, c := range b.t.Columns {
+		if kind(c.Type) == "numeric" && !isID(c.Name) && (c.Name == "year" || strings.HasSuffix(c.Name, "_year")) {
+			if year.Name != "" {
+				return false // two year columns: which one?
+			}
+			year = c
+		}
+	}
+	if year.Name == "" {
+		return false
+	}
+	op, ok := map[string]string{"in": "=", "during": "=", "of": "=", "for": "=", "before": "<", "after": ">", "since": ">=", "until": "<=", "by": "<="}[w]
+	if !ok {
+		return false
+	}
+	j := i - 1
+	if j < 0 || !b.q.free(j) {
+		return false
+	}
+	if c, m, ok := b.columnAt(j); ok && c.Name == year.Name {
+		b.q.use(j, j+m)
+	} else if prefix, ok := strings.CutSuffix(year.Name, "_year"); ok && stem(b.q.word(j)) == stem(prefix) {
+		b.q.use(j, j+1) // "published" of published_year
+	} else {
+		return false
+	}
+	b.q.use(i, i+1+n)
+	b.where(i, year.Name, ident(year.Name)+" "+op+" "+strconv.Itoa(lo.Year()))
+	return true
 }
 
 var emptyWords = []string{"empty", "missing", "unknown", "null", "blank", "not set"}
@@ -458,6 +516,14 @@ func (b *builder) grouping() error {
 			b.group = &c
 			q.use(i, i+1+m)
 			return nil
+		}
+		// "which appointment type": the table's word, then its column.
+		if b.countsTableWord(i + 1) {
+			if c, m, ok := b.columnAt(i + 2); ok && kind(c.Type) != "numeric" {
+				b.group = &c
+				q.use(i, i+2+m)
+				return nil
+			}
 		}
 	}
 	return nil

@@ -195,6 +195,9 @@ func (b *builder) resolveSuperlative() error {
 		b.rank = &ranking{desc: s.desc, limit: b.limitOr(1)}
 	case b.agg == "" && b.tableNamed && b.wantsRows():
 		b.rank = &ranking{desc: s.desc, limit: b.limitOr(1), col: &Column{Type: "numeric"}}
+	case s.limit > 1:
+		// "the 3 largest amounts" is three rows, not one maximum.
+		return ErrNoSQL(fmt.Sprintf("I could not tell which %d rows %q asks for: name the table and the column to rank by", s.limit, b.q.toks[s.at].raw))
 	case b.agg == "":
 		b.agg, b.aggAt = map[bool]string{true: "max", false: "min"}[s.desc], s.at
 	}
@@ -204,6 +207,9 @@ func (b *builder) resolveSuperlative() error {
 func (b *builder) limitOr(def int) int {
 	if b.rank != nil {
 		return b.rank.limit
+	}
+	if b.sup != nil && b.sup.limit > 0 {
+		return b.sup.limit
 	}
 	return def
 }
