@@ -93,3 +93,18 @@ func stringConst(n *pg_query.Node) (string, bool) {
 	}
 	return c.GetSval().GetSval(), true
 }
+
+// paddedType refuses a char(n) longer than MaxBuiltBytes allows: a cast to
+// it pads its value with spaces to n characters, so 'x'::char(10485760)
+// builds 10 MB, as often as the statement writes it.
+func paddedType(name string, typmods []*pg_query.Node) error {
+	if name != "bpchar" && name != "char" && name != "character" {
+		return nil
+	}
+	for _, m := range typmods {
+		if n, ok := intConst(m); ok && n*4 > MaxBuiltBytes {
+			return reject("%s(%d) would build over %d bytes", name, n, MaxBuiltBytes)
+		}
+	}
+	return nil
+}

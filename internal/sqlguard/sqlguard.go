@@ -249,7 +249,7 @@ func typeName(t *pg_query.TypeName) error {
 	if schema != "" && schema != "pg_catalog" || !types[name] {
 		return reject("type %s is not allowed", strings.TrimPrefix(schema+"."+name, "."))
 	}
-	return nil
+	return paddedType(name, t.GetTypmods())
 }
 
 // operator refuses operators qualified with a schema other than pg_catalog,

@@ -37,6 +37,7 @@ func TestAllowsPlainQueries(t *testing.T) {
 		`SELECT greatest(1, 2), nullif(1, 1), current_date`,
 		`SELECT lpad(id::text, 6, '0'), rpad(name, 20), repeat('-', 40), repeat(name, 3) FROM customers`,
 		`SELECT format('%s: %5s', name, country), format('%-10s|', name) FROM customers`,
+		`SELECT name::char(20), CAST(country AS character(2)) FROM customers`,
 	} {
 		require.NoError(t, sqlguard.Check(sql, policy), sql)
 	}
@@ -98,6 +99,7 @@ func TestRejects(t *testing.T) {
 		`SELECT length(repeat('a', 1000000000))`, `SELECT repeat('a', 1e9)`, `SELECT repeat('ab', amount::int) FROM orders`,
 		`SELECT repeat(name, 100000) FROM customers`, `SELECT lpad('x', 500000000)`, `SELECT rpad(name, id::int, 'x') FROM customers`,
 		`SELECT format('%500000000s', 'x')`, `SELECT format('%*s', 500000000, 'x')`, `SELECT format(name, 1) FROM customers`,
+		`SELECT 'x'::char(10485760)`, `SELECT CAST(name AS character(1000000)) FROM customers`, `SELECT repeat(str => 'a', number => 1000000000)`,
 	} {
 		err := sqlguard.Check(sql, policy)
 		var r *sqlguard.Rejection
